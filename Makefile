@@ -1,0 +1,90 @@
+# tapegrad: build, test, install. Run `make help` for the targets.
+CC       ?= cc
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+BLIS_INC ?= /usr/include/$(MULTIARCH)/blis-openmp
+BLIS_LIB ?= /usr/lib/$(MULTIARCH)/blis-openmp
+PREFIX   ?= /usr/local
+OPT      ?= -O2
+WARN      = -Wall -Wextra -Wpedantic -Wshadow -Wvla -Wdouble-promotion
+CFLAGS   ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+             -Iinclude -isystem $(BLIS_INC) $(EXTRA_CFLAGS)
+LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lz -lm -lpthread $(EXTRA_LDFLAGS)
+B        ?= build
+
+LIB_SRC  := $(wildcard autograd/*.c ops/*.c nn/*.c optim/*.c data/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+TEST_SRC := $(wildcard test/test_*.c)
+TESTS    := $(TEST_SRC:test/%.c=$(B)/%)
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
+HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops/*.def nn/*.h \
+                       optim/*.h data/*.h cli/*.h test/*.h)
+DEPS_OK  := $(B)/.deps-ok
+
+.PHONY: all lib test asan valgrind install clean deps help
+all: lib $(TESTS)
+lib: $(B)/libtapegrad.a $(B)/libtapegrad.so
+
+help:
+	@echo "make          build build/libtapegrad.{a,so} and the tests"
+	@echo "make test     build and run every test (ends with 'N passed, M failed')"
+	@echo "make asan     the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make valgrind the tests under valgrind memcheck"
+	@echo "make install PREFIX=/usr/local   headers, libraries and tapegrad.pc"
+
+# BLIS (Debian's OpenMP build) is the matrix engine. Installed here when missing and we are
+# root with apt-get; otherwise one sentence says what to install.
+$(DEPS_OK):
+	@mkdir -p $(B)
+	@if [ ! -f $(BLIS_INC)/blis.h ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "BLIS is missing: installing Debian's libblis-openmp-dev"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libblis-openmp-dev zlib1g-dev) >/dev/null || exit 1; \
+	  else \
+	    echo "tapegrad needs BLIS: run 'sudo apt-get install libblis-openmp-dev zlib1g-dev' (or set BLIS_INC and BLIS_LIB)." >&2; exit 1; \
+	  fi; \
+	fi
+	@if [ ! -f /usr/include/zlib.h ] && [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zlib1g-dev >/dev/null || exit 1; fi
+	@touch $@
+deps: $(DEPS_OK)
+
+$(B)/obj/%.o: %.c $(HEADERS) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libtapegrad.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libtapegrad.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+# Tests link the objects directly (not the archive), so every kernel is in the link.
+$(B)/test_%: test/test_%.c $(LIB_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -fvisibility=default $< $(LIB_OBJ) -o $@ $(LDLIBS)
+
+test: $(TESTS)
+	@sh test/run.sh $(TESTS)
+
+asan:
+	$(MAKE) --no-print-directory B=build/asan OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
+
+valgrind: $(TESTS)
+	@VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --suppressions=test/valgrind.supp" \
+	  sh test/run.sh $(TESTS)
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include/tapegrad $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/tapegrad.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/tapegrad/*.h $(DESTDIR)$(PREFIX)/include/tapegrad/
+	install -m 644 $(B)/libtapegrad.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libtapegrad.so $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLIS_LIB@|$(BLIS_LIB)|' tapegrad.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
+
+clean:
+	rm -rf build

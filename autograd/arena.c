@@ -1,0 +1,66 @@
+/* autograd/arena.c: the tape's bump allocator. Blocks are kept across tg_tape_reset and
+ * reused in the same order, so a step that repeats the previous one allocates nothing. */
+#include <string.h>
+
+#include "internal.h"
+
+#define FIRST_BLOCK ((size_t)64 << 10)
+
+static size_t round_up(size_t n) { return (n + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1); }
+
+static tg_block *block_new(tg_tape *tp, size_t size)
+{
+    if (size > SIZE_MAX / 2) return NULL;
+    tg_block *b = tp->alloc(tp->alloc_ctx, NULL, sizeof(tg_block) + size);
+    tp->n_allocs++;
+    if (!b) return NULL;
+    b->next = NULL;
+    b->size = size;
+    b->used = 0;
+    tp->reserved += size;
+    return b;
+}
+
+void *tg_arena_alloc(tg_tape *tp, size_t bytes)
+{
+    bytes = round_up(bytes ? bytes : 1);
+    if (bytes == 0) return NULL; /* rounding overflowed */
+    tg_block *b = tp->cur;
+    /* Blocks after cur are empty (rewound); take the first one large enough. */
+    while (b && b->size - b->used < bytes) b = b->next;
+    if (!b) {
+        /* Grow geometrically: each new block at least doubles what is reserved. */
+        size_t size = tp->reserved > FIRST_BLOCK ? tp->reserved : FIRST_BLOCK;
+        if (size < bytes) size = bytes;
+        b = block_new(tp, size);
+        if (!b) return NULL;
+        tg_block **link = &tp->first;
+        while (*link) link = &(*link)->next;
+        *link = b;
+    }
+    tp->cur = b;
+    void *p = b->data + b->used;
+    b->used += bytes;
+    tp->used += bytes;
+    if (tp->used > tp->high) tp->high = tp->used;
+    return p;
+}
+
+void tg_arena_rewind(tg_tape *tp)
+{
+    for (tg_block *b = tp->first; b; b = b->next) b->used = 0;
+    tp->cur = tp->first;
+    tp->used = 0;
+}
+
+void tg_arena_release(tg_tape *tp)
+{
+    tg_block *b = tp->first;
+    while (b) {
+        tg_block *next = b->next;
+        tp->alloc(tp->alloc_ctx, b, 0);
+        b = next;
+    }
+    tp->first = tp->cur = NULL;
+    tp->used = tp->reserved = 0;
+}

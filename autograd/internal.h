@@ -1,0 +1,119 @@
+/* autograd/internal.h: the structures behind tensors, nodes and tapes, shared by autograd/
+ * and ops/. Not installed. */
+#ifndef TAPEGRAD_AUTOGRAD_INTERNAL_H
+#define TAPEGRAD_AUTOGRAD_INTERNAL_H
+
+#include "tapegrad.h"
+
+#define TG_ALIGN 64 /* arena and leaf data alignment: a cache line, and room for AVX-512 */
+
+struct tg_tensor {
+    void *data;            /* numel elements of dtype, contiguous, row-major */
+    tg_tensor *grad;       /* same shape and dtype; NULL until a sweep reaches it */
+    tg_tape *tape;         /* owning tape for arena tensors, NULL for leaves */
+    tg_node *node;         /* the node that produced it, if recorded */
+    int64_t numel;
+    int64_t shape[TG_MAX_DIMS];
+    uint64_t grad_sweep;   /* arena tensors: the sweep in which grad was last zeroed */
+    uint32_t gen;          /* arena tensors: the tape generation they were made in */
+    int8_t ndim;
+    uint8_t dtype;         /* tg_dtype */
+    bool requires_grad;    /* leaves: set by the caller; outputs: some input requires it */
+    bool leaf;             /* owned by the caller (heap), not by a tape */
+};
+
+/* Scalar attributes of a node: axes, alphas, probabilities. Their meaning is the op's. */
+struct tg_node {
+    uint16_t op;           /* index into tg_op_table */
+    uint16_t n_in;
+    tg_tensor *out;
+    tg_node *prev, *next;  /* recording order */
+    void *saved;           /* op context in the arena (masks, statistics), or NULL */
+    double f[4];
+    int64_t i[4];
+    tg_tensor *in[];       /* n_in inputs, borrowed */
+};
+
+typedef struct tg_block {
+    struct tg_block *next;
+    size_t size, used;     /* bytes of data[] and bytes handed out */
+    _Alignas(TG_ALIGN) unsigned char data[];
+} tg_block;
+
+struct tg_tape {
+    tg_alloc_fn alloc;
+    void *alloc_ctx;
+    tg_block *first, *cur;   /* blocks kept across resets; cur serves allocations */
+    size_t used, high, reserved;
+    uint64_t n_allocs;
+    tg_node *head, *tail;
+    int64_t n_nodes;
+    uint64_t sweep;          /* incremented by every tg_backward */
+    uint32_t gen;            /* incremented by every tg_tape_reset */
+    bool grad_mode;
+    int err;
+    char msg[256];
+    tg_rng rng;
+};
+
+/* One row of the op table (ops/ops.def generates it). */
+typedef struct tg_op {
+    const char *name;                /* "tanh": for errors, DOT export, profiles */
+    int arity;                       /* number of tensor inputs; -1 for variadic (concat) */
+    void (*forward)(tg_node *);      /* writes n->out from n->in[] and the attributes */
+    void (*backward)(tg_node *);     /* adds into n->in[i]->grad from n->out->grad */
+} tg_op;
+
+#define TG_OP(nm, ar) TG_OP_##nm,
+typedef enum {
+#include "../ops/ops.def"
+    TG_OP_COUNT
+} tg_op_id;
+#undef TG_OP
+extern const tg_op tg_op_table[TG_OP_COUNT];
+
+/* record.c: what every op does. An op wrapper calls tg_op_check on its inputs, then checks
+ * its own shape rule, then tg_op_begin to get a node with its output allocated, fills
+ * attributes and saved context, and returns tg_op_finish(tp, n), which runs the forward
+ * kernel and links the node onto the tape if recording. */
+/* 0 if every input is usable: tp non-NULL without an error, inputs non-NULL, one dtype,
+ * arena inputs from this tape and generation. Otherwise records the error (unless one is
+ * already there) and returns nonzero. */
+int tg_op_check(tg_tape *tp, int op, int n_in, tg_tensor *const *in);
+/* A node for op with its output (dtype of in[0]) allocated; NULL when out of memory. */
+tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
+                     const int64_t *shape);
+/* saved context of bytes (zeroed), in the arena; NULL with an error when out of memory. */
+void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes);
+tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n);
+/* Shortcut for ops whose output has the shape of in[0]: check, begin, finish. */
+tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x);
+/* Formats the shapes of n tensors as "[2,3] and [4]" for messages. */
+const char *tg_shapes_str(char *buf, size_t size, int n, tg_tensor *const *t);
+
+/* arena.c */
+void *tg_arena_alloc(tg_tape *tp, size_t bytes); /* TG_ALIGN-aligned; NULL when out of memory */
+void tg_arena_rewind(tg_tape *tp);
+void tg_arena_release(tg_tape *tp);
+
+/* tape.c */
+int tg_fail(tg_tape *tp, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* A new arena tensor of the given dtype and shape, uninitialised. NULL (and an error naming
+ * who) when out of memory. */
+tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
+                           const int64_t *shape);
+
+/* tensor.c */
+int tg_leaf_grad_alloc(tg_tensor *t); /* allocates t->grad zeroed; TG_ENOMEM */
+int64_t tg_shape_numel(int ndim, const int64_t *shape);
+/* Writes "[2,3]" of a raw shape into buf. */
+char *tg_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t size);
+
+static inline float *tg_f32(const tg_tensor *t) { return (float *)t->data; }
+static inline double *tg_f64(const tg_tensor *t) { return (double *)t->data; }
+
+#endif

@@ -1,0 +1,96 @@
+/* autograd/record.c: what every op does once: validate inputs, take the output and the
+ * node from the arena, run the forward kernel, and link the node when recording. */
+#include <string.h>
+
+#include "internal.h"
+
+const char *tg_shapes_str(char *buf, size_t size, int n, tg_tensor *const *t)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && k + 1 < size; i++) {
+        char one[96];
+        k += (size_t)snprintf(buf + k, size - k, "%s%s", i ? (i + 1 == n ? " and " : ", ") : "",
+                              tg_shape_str(t[i], one, sizeof one));
+    }
+    return buf;
+}
+
+int tg_op_check(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
+{
+    const char *name = tg_op_table[op].name;
+    if (!tp) return TG_EARG;
+    if (tp->err) return tp->err; /* an earlier op failed: stay quiet, return NULL */
+    for (int i = 0; i < n_in; i++) {
+        if (!in[i]) return tg_fail(tp, TG_EARG, "tg_%s: input %d is NULL", name, i);
+        if (!in[i]->leaf && (in[i]->tape != tp || in[i]->gen != tp->gen))
+            return tg_fail(tp, TG_ESTATE,
+                           "tg_%s: input %d belongs to another tape or was made before "
+                           "tg_tape_reset",
+                           name, i);
+    }
+    for (int i = 1; i < n_in; i++) {
+        if (in[i]->dtype != in[0]->dtype)
+            return tg_fail(tp, TG_EDTYPE, "tg_%s: dtypes %s and %s differ", name,
+                           tg_dtype_name((tg_dtype)in[0]->dtype),
+                           tg_dtype_name((tg_dtype)in[i]->dtype));
+    }
+    return TG_OK;
+}
+
+tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
+                     const int64_t *shape)
+{
+    char who[48];
+    snprintf(who, sizeof who, "tg_%s", tg_op_table[op].name);
+    tg_node *n = tg_arena_alloc(tp, sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *));
+    if (!n) {
+        tg_fail(tp, TG_ENOMEM, "%s: out of memory for its node", who);
+        return NULL;
+    }
+    memset(n, 0, sizeof *n);
+    n->op = (uint16_t)op;
+    n->n_in = (uint16_t)n_in;
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    n->out = tg_arena_tensor(tp, who, (tg_dtype)in[0]->dtype, ndim, shape);
+    return n->out ? n : NULL;
+}
+
+void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes)
+{
+    void *p = tg_arena_alloc(tp, bytes);
+    if (!p) {
+        tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory for saved context (%zu bytes)",
+                tg_op_table[n->op].name, bytes);
+        return NULL;
+    }
+    memset(p, 0, bytes);
+    n->saved = p;
+    return p;
+}
+
+tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
+{
+    bool record = false;
+    if (tp->grad_mode)
+        for (int i = 0; i < n->n_in; i++) record |= n->in[i]->requires_grad;
+    tg_op_table[n->op].forward(n);
+    if (tp->err) return NULL; /* a forward kernel may reject values (e.g. bad labels) */
+    if (record) {
+        n->prev = tp->tail;
+        if (tp->tail) tp->tail->next = n;
+        else tp->head = n;
+        tp->tail = n;
+        tp->n_nodes++;
+        n->out->node = n;
+        n->out->requires_grad = true;
+    }
+    return n->out;
+}
+
+tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x)
+{
+    if (tg_op_check(tp, op, 1, &x)) return NULL;
+    tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
+    return n ? tg_op_finish(tp, n) : NULL;
+}

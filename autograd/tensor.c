@@ -1,0 +1,276 @@
+/* autograd/tensor.c: leaves (caller-owned tensors), accessors, fills, printing, the RNG. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *tg_strerror(int code)
+{
+    switch (code) {
+    case TG_OK: return "ok";
+    case TG_ENOMEM: return "out of memory";
+    case TG_ESHAPE: return "shape mismatch";
+    case TG_EDTYPE: return "dtype mismatch";
+    case TG_EARG: return "bad argument";
+    case TG_EIO: return "input/output error";
+    case TG_EFORMAT: return "malformed file";
+    case TG_ESTATE: return "bad state";
+    default: return "unknown error";
+    }
+}
+
+size_t tg_dtype_size(tg_dtype dt) { return dt == TG_F64 ? sizeof(double) : sizeof(float); }
+const char *tg_dtype_name(tg_dtype dt) { return dt == TG_F64 ? "f64" : "f32"; }
+
+int64_t tg_shape_numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
+
+char *tg_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t k = 0;
+    if (size == 0) return buf;
+    buf[0] = '\0';
+    k += (size_t)snprintf(buf + k, size - k, "[");
+    for (int i = 0; i < ndim && k < size; i++)
+        k += (size_t)snprintf(buf + k, size - k, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (k < size) snprintf(buf + k, size - k, "]");
+    return buf;
+}
+
+char *tg_shape_str(const tg_tensor *t, char *buf, size_t size)
+{
+    if (!t) {
+        snprintf(buf, size, "NULL");
+        return buf;
+    }
+    return tg_shape_fmt(t->ndim, t->shape, buf, size);
+}
+
+/* Valid shape: 0..TG_MAX_DIMS dims, sizes >= 0, and numel*8 does not overflow. */
+static bool shape_ok(int ndim, const int64_t *shape)
+{
+    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) return false;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return false;
+        if (shape[i] > 0 && n > (INT64_MAX / 16) / shape[i]) return false;
+        n *= shape[i];
+    }
+    return true;
+}
+
+static tg_tensor *leaf_new(tg_dtype dt, int ndim, const int64_t *shape)
+{
+    if ((dt != TG_F32 && dt != TG_F64) || !shape_ok(ndim, shape)) return NULL;
+    tg_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->numel = tg_shape_numel(ndim, shape);
+    size_t bytes = (size_t)t->numel * tg_dtype_size(dt);
+    bytes = (bytes + TG_ALIGN - 1) / TG_ALIGN * TG_ALIGN; /* aligned_alloc wants a multiple */
+    t->data = aligned_alloc(TG_ALIGN, bytes ? bytes : TG_ALIGN);
+    if (!t->data) {
+        free(t);
+        return NULL;
+    }
+    memset(t->data, 0, bytes ? bytes : TG_ALIGN);
+    t->ndim = (int8_t)ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->dtype = (uint8_t)dt;
+    t->leaf = true;
+    return t;
+}
+
+tg_tensor *tg_tensor_new(tg_dtype dt, int ndim, const int64_t *shape)
+{
+    return leaf_new(dt, ndim, shape);
+}
+
+tg_tensor *tg_tensor_from(tg_dtype dt, int ndim, const int64_t *shape, const void *data)
+{
+    if (!data) return NULL;
+    tg_tensor *t = leaf_new(dt, ndim, shape);
+    if (t && t->numel) memcpy(t->data, data, (size_t)t->numel * tg_dtype_size(dt));
+    return t;
+}
+
+tg_tensor *tg_tensor_clone(const tg_tensor *src)
+{
+    if (!src) return NULL;
+    return tg_tensor_from((tg_dtype)src->dtype, src->ndim, src->shape, src->data);
+}
+
+int tg_tensor_free(tg_tensor *t)
+{
+    if (!t) return TG_OK;
+    if (!t->leaf) return TG_EARG; /* arena tensors die with tg_tape_reset */
+    if (t->grad) {
+        free(t->grad->data);
+        free(t->grad);
+    }
+    free(t->data);
+    free(t);
+    return TG_OK;
+}
+
+tg_dtype tg_tensor_dtype(const tg_tensor *t) { return (tg_dtype)t->dtype; }
+int tg_tensor_ndim(const tg_tensor *t) { return t ? t->ndim : 0; }
+const int64_t *tg_tensor_shape(const tg_tensor *t) { return t ? t->shape : NULL; }
+int64_t tg_tensor_numel(const tg_tensor *t) { return t ? t->numel : 0; }
+bool tg_tensor_is_leaf(const tg_tensor *t) { return t && t->leaf; }
+void *tg_data(tg_tensor *t) { return t ? t->data : NULL; }
+const void *tg_data_const(const tg_tensor *t) { return t ? t->data : NULL; }
+
+int64_t tg_tensor_dim(const tg_tensor *t, int axis)
+{
+    if (!t) return -1;
+    if (axis < 0) axis += t->ndim;
+    if (axis < 0 || axis >= t->ndim) return -1;
+    return t->shape[axis];
+}
+
+double tg_get(const tg_tensor *t, int64_t i)
+{
+    return t->dtype == TG_F32 ? (double)tg_f32(t)[i] : tg_f64(t)[i];
+}
+
+void tg_set(tg_tensor *t, int64_t i, double v)
+{
+    if (t->dtype == TG_F32) tg_f32(t)[i] = (float)v;
+    else tg_f64(t)[i] = v;
+}
+
+tg_tensor *tg_grad(const tg_tensor *t)
+{
+    if (!t || !t->grad) return NULL;
+    /* an intermediate's grad is only meaningful in the sweep that zeroed it */
+    if (!t->leaf && (!t->tape || t->grad_sweep != t->tape->sweep)) return NULL;
+    return t->grad;
+}
+
+int tg_set_requires_grad(tg_tensor *t, bool on)
+{
+    if (!t || !t->leaf) return TG_EARG;
+    t->requires_grad = on;
+    return TG_OK;
+}
+
+bool tg_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
+
+/* A leaf's gradient is a zeroed tensor owned by the leaf; it is marked non-leaf so that
+ * tg_tensor_free refuses it and tg_set_requires_grad cannot be set on it. */
+int tg_leaf_grad_alloc(tg_tensor *t)
+{
+    t->grad = leaf_new((tg_dtype)t->dtype, t->ndim, t->shape);
+    if (!t->grad) return TG_ENOMEM;
+    t->grad->leaf = false;
+    return TG_OK;
+}
+
+int tg_zero_grad(tg_tensor *t)
+{
+    if (!t) return TG_EARG;
+    if (!t->leaf) return TG_EARG;
+    if (!t->grad) return tg_leaf_grad_alloc(t);
+    memset(t->grad->data, 0, (size_t)t->numel * tg_dtype_size((tg_dtype)t->dtype));
+    return TG_OK;
+}
+
+int tg_tensor_fill(tg_tensor *t, double v)
+{
+    if (!t) return TG_EARG;
+    for (int64_t i = 0; i < t->numel; i++) tg_set(t, i, v);
+    return TG_OK;
+}
+
+int tg_tensor_copy(tg_tensor *dst, const tg_tensor *src)
+{
+    if (!dst || !src || dst->numel != src->numel || dst->dtype != src->dtype) return TG_EARG;
+    if (dst->numel) memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
+    return TG_OK;
+}
+
+int tg_tensor_rand_uniform(tg_tensor *t, double lo, double hi, tg_rng *r)
+{
+    if (!t || !r || !(lo <= hi)) return TG_EARG;
+    for (int64_t i = 0; i < t->numel; i++) tg_set(t, i, lo + (hi - lo) * tg_rng_uniform(r));
+    return TG_OK;
+}
+
+int tg_tensor_rand_normal(tg_tensor *t, double mean, double std, tg_rng *r)
+{
+    if (!t || !r || !(std >= 0)) return TG_EARG;
+    for (int64_t i = 0; i < t->numel; i++) tg_set(t, i, mean + std * tg_rng_normal(r));
+    return TG_OK;
+}
+
+void tg_tensor_print(const tg_tensor *t, FILE *f, int64_t max_elems)
+{
+    char buf[96];
+    if (!t) {
+        fprintf(f, "tensor(NULL)\n");
+        return;
+    }
+    fprintf(f, "tensor(%s, %s", tg_dtype_name((tg_dtype)t->dtype), tg_shape_str(t, buf, sizeof buf));
+    int64_t n = max_elems > 0 && max_elems < t->numel ? max_elems : t->numel;
+    int64_t row = t->ndim ? t->shape[t->ndim - 1] : 1;
+    fprintf(f, ")\n");
+    for (int64_t i = 0; i < n; i++) {
+        fprintf(f, "%s% .6g", i % (row ? row : 1) == 0 ? (i ? "\n  " : "  ") : " ", tg_get(t, i));
+    }
+    if (n < t->numel) fprintf(f, " ... (%lld more)", (long long)(t->numel - n));
+    fprintf(f, "\n");
+}
+
+/* ---- xoshiro256** seeded through splitmix64 (Vigna and Blackman). ---- */
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void tg_rng_seed(tg_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t tg_rng_next(tg_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double tg_rng_uniform(tg_rng *r) { return (double)(tg_rng_next(r) >> 11) * 0x1.0p-53; }
+
+double tg_rng_normal(tg_rng *r)
+{
+    /* Box-Muller; 1 - u keeps the log argument in (0, 1]. Uses one pair per value so the
+     * stream does not depend on hidden state. */
+    double u = 1.0 - tg_rng_uniform(r), v = tg_rng_uniform(r);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+uint64_t tg_rng_below(tg_rng *r, uint64_t n)
+{
+    if (n == 0) return 0;
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n; /* reject the short last bucket */
+    uint64_t x;
+    do x = tg_rng_next(r);
+    while (x >= limit);
+    return x % n;
+}

@@ -1,0 +1,125 @@
+/* tapegrad/ops.h: every differentiable op. Each takes the tape first, returns a tensor
+ * owned by the tape (valid until tg_tape_reset), and returns NULL on error with the first
+ * error kept on the tape (tg_tape_error). An op given a NULL input returns NULL. Inputs of
+ * one op share one dtype (TG_EDTYPE otherwise). The op reference with formulas and
+ * gradients is docs/ops.md. Axes may be negative (counting from the end). */
+#ifndef TAPEGRAD_OPS_H
+#define TAPEGRAD_OPS_H
+
+#include "core.h"
+#include "tape.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TG_ALL_AXES (-1000) /* reduce over every element */
+
+/* ---- matrix products (BLIS) ---- */
+/* y = a · b. a [m,k] or [B,m,k]; b [k,n] or [B,k,n]; y [m,n] or [B,m,n].
+ * da += dy · bᵀ, db += aᵀ · dy: GEMMs with transposition flags, no copies. */
+TG_API tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b);
+/* y = x · w + b (a fully connected layer in one op). x [m,k], w [k,n], b [n]; y [m,n].
+ * dx += dy · wᵀ, dw += xᵀ · dy, db += column sums of dy. */
+TG_API tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b);
+
+/* ---- elementwise, with NumPy broadcasting; gradients are summed over broadcast axes ---- */
+TG_API tg_tensor *tg_add(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a + b */
+TG_API tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a - b */
+TG_API tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a * b */
+TG_API tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a / b */
+
+/* ---- unary math, same shape as x ---- */
+TG_API tg_tensor *tg_neg(tg_tape *tp, tg_tensor *x);                  /* -x */
+TG_API tg_tensor *tg_add_scalar(tg_tape *tp, tg_tensor *x, double c); /* x + c */
+TG_API tg_tensor *tg_mul_scalar(tg_tape *tp, tg_tensor *x, double c); /* c * x */
+TG_API tg_tensor *tg_pow_scalar(tg_tape *tp, tg_tensor *x, double p); /* x^p; dx = p x^(p-1) */
+TG_API tg_tensor *tg_exp(tg_tape *tp, tg_tensor *x);
+TG_API tg_tensor *tg_log(tg_tape *tp, tg_tensor *x);    /* natural log */
+TG_API tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x);
+TG_API tg_tensor *tg_abs(tg_tape *tp, tg_tensor *x);    /* dx = sign(x), 0 at 0 */
+TG_API tg_tensor *tg_square(tg_tape *tp, tg_tensor *x); /* x*x */
+
+/* ---- reductions: along one axis (removed unless keepdim) or over all (TG_ALL_AXES,
+ * giving a scalar of shape [] or all-ones dims with keepdim) ---- */
+TG_API tg_tensor *tg_sum(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
+TG_API tg_tensor *tg_mean(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
+/* The gradient goes to the first maximal element of each reduced slice. */
+TG_API tg_tensor *tg_max(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
+
+/* ---- shape ops (outputs are contiguous copies) ---- */
+/* Same elements, new shape; one entry may be -1 (inferred). */
+TG_API tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape);
+/* Swaps axes a0 and a1. */
+TG_API tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int a0, int a1);
+/* Elements start..end-1 (step 1) along axis; negative start/end count from the end. */
+TG_API tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t end);
+/* Joins n tensors along axis; all other dimensions must agree. */
+TG_API tg_tensor *tg_concat(tg_tape *tp, int n, tg_tensor *const *xs, int axis);
+
+/* ---- activations ---- */
+TG_API tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x); /* 1/(1+e^-x) */
+TG_API tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x);
+TG_API tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x);    /* max(0,x); dx = [x > 0] */
+TG_API tg_tensor *tg_leaky_relu(tg_tape *tp, tg_tensor *x, double alpha); /* x>0 ? x : αx */
+TG_API tg_tensor *tg_elu(tg_tape *tp, tg_tensor *x, double alpha);        /* x>0 ? x : α(e^x-1) */
+TG_API tg_tensor *tg_softplus(tg_tape *tp, tg_tensor *x);                 /* ln(1+e^x), stable */
+/* x>0 ? x : α·x with a learnable α broadcast against x ([1] or the last dimension). */
+TG_API tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha);
+/* [x > 0] and sign(x) (sign(0) = 0), exact forward. Backward is their true derivative, 0
+ * everywhere (taken as 0 at the jump too, as PyTorch does), so gradients stay honest and a
+ * finite-difference check agrees; to train through a threshold, use sigmoid or tanh as a
+ * smooth surrogate (docs/ops.md). */
+TG_API tg_tensor *tg_step(tg_tape *tp, tg_tensor *x);
+TG_API tg_tensor *tg_sign(tg_tape *tp, tg_tensor *x);
+/* exp(x - max) / sum exp(x - max) along axis; log_softmax = x - max - log sum exp. */
+TG_API tg_tensor *tg_softmax(tg_tape *tp, tg_tensor *x, int axis);
+TG_API tg_tensor *tg_log_softmax(tg_tape *tp, tg_tensor *x, int axis);
+
+/* ---- losses: scalar results (shape []), mean over elements unless said otherwise.
+ * Targets get gradients where the loss is differentiable in them. ---- */
+TG_API tg_tensor *tg_mse_loss(tg_tape *tp, tg_tensor *pred, tg_tensor *target);
+/* ½ Σ (pred - target)²: the lectures' squared error, whose output error is pred - target. */
+TG_API tg_tensor *tg_half_sse_loss(tg_tape *tp, tg_tensor *pred, tg_tensor *target);
+TG_API tg_tensor *tg_l1_loss(tg_tape *tp, tg_tensor *pred, tg_tensor *target);
+/* mean (|pred - target| - c)₊, the ε-insensitive loss. */
+TG_API tg_tensor *tg_eps_insensitive_loss(tg_tape *tp, tg_tensor *pred, tg_tensor *target,
+                                          double c);
+/* Binary cross-entropy on probabilities p in (0,1): -mean(y log p + (1-y) log(1-p)).
+ * p is clamped to [1e-12, 1-1e-12] inside the logs (f32: [1e-7, 1-1e-7]). */
+TG_API tg_tensor *tg_bce_loss(tg_tape *tp, tg_tensor *p, tg_tensor *y);
+/* The same from logits z, stable: mean(max(z,0) - z y + log(1 + e^-|z|)). */
+TG_API tg_tensor *tg_bce_with_logits_loss(tg_tape *tp, tg_tensor *z, tg_tensor *y);
+/* Fused log_softmax + negative log-likelihood, mean over the batch. logits [N,C]; labels
+ * [N] holding class indices 0..C-1 as values of the logits' dtype (TG_EARG otherwise).
+ * Labels get no gradient. */
+TG_API tg_tensor *tg_cross_entropy(tg_tape *tp, tg_tensor *logits, tg_tensor *labels);
+/* Cross-entropy with probability targets q [N,C]: -1/N Σ q log softmax(logits). */
+TG_API tg_tensor *tg_cross_entropy_soft(tg_tape *tp, tg_tensor *logits, tg_tensor *q);
+/* KL(p ‖ q) from log q and p, as PyTorch's kl_div(log_q, p, 'batchmean'):
+ * 1/N Σ p (log p - log q), with 0 log 0 = 0; N is the first dimension (1 for scalars). */
+TG_API tg_tensor *tg_kl_div_loss(tg_tape *tp, tg_tensor *log_q, tg_tensor *p);
+/* Margin losses for labels y in {-1,+1} and scores g, margin M = g y:
+ * hinge mean (1 - M)₊ and logistic mean ln(1 + e^-M) (stable). */
+TG_API tg_tensor *tg_hinge_loss(tg_tape *tp, tg_tensor *score, tg_tensor *y);
+TG_API tg_tensor *tg_logistic_loss(tg_tape *tp, tg_tensor *score, tg_tensor *y);
+
+/* ---- regularisation and normalisation ---- */
+/* Inverted dropout: while training, each element is zeroed with probability p and the rest
+ * scaled by 1/(1-p), using the tape's generator (tg_tape_seed); identity when not training
+ * or p == 0. 0 <= p < 1 (TG_EARG otherwise). */
+TG_API tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training);
+/* Batch normalisation over the first dimension of x [N,C] (or [N,C,...] with features on
+ * axis 1): x̂ = (x - μ)/sqrt(σ² + eps), y = γ x̂ + β, γ and β [C]. Training uses the
+ * batch statistics (biased variance) and, when running_mean/running_var ([C], may be NULL)
+ * are given, updates them: r = (1-momentum) r + momentum · stat, with the unbiased
+ * variance, as PyTorch does. Eval uses the running statistics (required then). */
+TG_API tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta,
+                                tg_tensor *running_mean, tg_tensor *running_var,
+                                double momentum, double eps, bool training);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

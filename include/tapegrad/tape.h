@@ -1,0 +1,123 @@
+/* tapegrad/tape.h: the tape, the reverse sweep, grad mode, the graph API and gradcheck.
+ *
+ * A tape records one node per op call while some input requires a gradient. Op outputs,
+ * intermediate gradients, nodes and saved context live in the tape's arena until
+ * tg_tape_reset, which rewinds the arena and keeps its memory, so a training step in
+ * steady state allocates nothing. The first error of a step stays on the tape
+ * (tg_tape_error) until the reset. */
+#ifndef TAPEGRAD_TAPE_H
+#define TAPEGRAD_TAPE_H
+
+#include <stdio.h>
+
+#include "core.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tg_tape tg_tape;
+typedef struct tg_node tg_node;
+
+/* Allocation hook: behaves as realloc(ptr, size) when size > 0 and as free(ptr) when
+ * size == 0 (returning NULL). Every tape allocation goes through it. */
+typedef void *(*tg_alloc_fn)(void *ctx, void *ptr, size_t size);
+
+TG_API tg_tape *tg_tape_new(void);
+/* A tape whose memory comes from alloc (ctx is passed back to it). */
+TG_API tg_tape *tg_tape_new_with(tg_alloc_fn alloc, void *ctx);
+/* Frees the tape and everything in its arena. NULL does nothing. */
+TG_API void tg_tape_free(tg_tape *tp);
+/* Forgets every node, output and intermediate gradient, clears the error, and rewinds the
+ * arena, keeping its memory for the next step. Tensors from before the reset are invalid. */
+TG_API void tg_tape_reset(tg_tape *tp);
+
+/* The first error since the last reset: its message ("" if none) and its code. */
+TG_API const char *tg_tape_error(const tg_tape *tp);
+TG_API int tg_tape_errcode(const tg_tape *tp);
+/* Records an error on the tape (kept only if it is the first); returns code. For layers
+ * and user ops built on the public API. */
+TG_API int tg_tape_fail(tg_tape *tp, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Grad mode: while off, ops compute in the arena but record nothing (inference).
+ * Returns the previous setting. */
+TG_API bool tg_tape_set_grad_mode(tg_tape *tp, bool on);
+TG_API bool tg_tape_grad_mode(const tg_tape *tp);
+
+/* The generator used by random ops (dropout) on this tape. */
+TG_API tg_rng *tg_tape_rng(tg_tape *tp);
+TG_API void tg_tape_seed(tg_tape *tp, uint64_t seed);
+
+/* Memory figures: bytes in use in the arena now, the most ever in use since the tape was
+ * made, bytes reserved from the allocator, and the number of allocator calls so far. */
+typedef struct tg_tape_stats {
+    size_t arena_used, arena_high, arena_reserved;
+    uint64_t n_allocs;
+    int64_t n_nodes;
+} tg_tape_stats;
+TG_API void tg_tape_get_stats(const tg_tape *tp, tg_tape_stats *st);
+
+/* The reverse sweep. loss must be a scalar (numel 1) recorded on this tape since its last
+ * reset, or a scalar leaf. Seeds d loss/d loss = 1, walks the nodes from the loss's node
+ * back to the first, and calls each node's backward, which adds into its inputs'
+ * gradients. Nodes recorded after the loss are skipped. Gradients of tensors that do not
+ * require one are never computed.
+ * A second call on the same tape sweeps again from fresh intermediate gradients (each
+ * sweep zeroes them on first use), while leaf gradients keep accumulating until
+ * tg_zero_grad. Returns 0, or TG_ESHAPE (loss not scalar), TG_ESTATE (loss not on this
+ * tape, or the tape was reset), TG_EARG (NULL), TG_ENOMEM; the error is kept on the tape. */
+TG_API int tg_backward(tg_tape *tp, tg_tensor *loss);
+
+/* ---- Graph API: walk the recorded nodes in recording order. ---- */
+TG_API int64_t tg_tape_n_nodes(const tg_tape *tp);
+TG_API const tg_node *tg_tape_first(const tg_tape *tp);   /* NULL if none */
+TG_API const tg_node *tg_node_next(const tg_node *n);     /* NULL after the last */
+TG_API const char *tg_node_op(const tg_node *n);           /* op name, e.g. "matmul" */
+TG_API int tg_node_n_inputs(const tg_node *n);
+TG_API const tg_tensor *tg_node_input(const tg_node *n, int i);
+TG_API const tg_tensor *tg_node_output(const tg_node *n);
+/* True if a gradient reached this node's output in the last sweep. */
+TG_API bool tg_node_has_grad(const tg_node *n);
+/* Writes the tape as a Graphviz digraph: a box per op node, an ellipse per leaf, edges
+ * labelled with shapes; nodes a gradient flowed through are drawn bold. */
+TG_API int tg_export_dot_file(const tg_tape *tp, FILE *f);
+/* Same, to path (written to a temporary file, then renamed). TG_EIO on failure. */
+TG_API int tg_export_dot(const tg_tape *tp, const char *path);
+
+/* ---- Gradient checking against central finite differences, in f64. ---- */
+/* Builds a scalar from inputs on tp; returns NULL on error. */
+typedef tg_tensor *(*tg_scalar_fn)(tg_tape *tp, tg_tensor *const *inputs, void *ctx);
+
+typedef struct tg_gradcheck_opts {
+    double step;      /* finite-difference step h, scaled by max(1,|x|) (default 1e-4) */
+    double rel_floor; /* relative error is |a-n| / max(|a|, |n|, rel_floor) (default 1e-3) */
+    uint64_t seed;    /* tape seed restored before every evaluation (random ops) */
+} tg_gradcheck_opts;
+
+typedef struct tg_gradcheck_result {
+    double max_abs_err;  /* largest |analytic - numeric| */
+    double max_rel_err;  /* largest relative error, as defined in the options */
+    int worst_input;     /* which input and element gave max_rel_err (-1 if none) */
+    int64_t worst_index;
+    double worst_analytic, worst_numeric;
+    int64_t n_checked;   /* elements compared */
+    char msg[256];       /* the tape's error if the function failed */
+} tg_gradcheck_result;
+
+/* Compares every analytic gradient element of f with the 4-point central difference
+ * (f(x-2h) - 8f(x-h) + 8f(x+h) - f(x+2h)) / 12h, computed in f64: inputs are copied to
+ * f64 first (the caller's tensors are never modified). Only inputs with requires_grad set
+ * are checked. opts may be NULL for the defaults. Returns 0 and fills res, or a negative
+ * code (the function failed, or did not return a scalar) with res->msg saying why. */
+TG_API int tg_gradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inputs, void *ctx,
+                        const tg_gradcheck_opts *opts, tg_gradcheck_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,34 @@
+/* ops/internal.h: what op kernels share. Kernels serve TG_F32 and TG_F64; write the loop
+ * once (a static helper or macro per type) and dispatch on n->out->dtype. */
+#ifndef TAPEGRAD_OPS_INTERNAL_H
+#define TAPEGRAD_OPS_INTERNAL_H
+
+#include <math.h>
+#include <string.h>
+
+#include "../autograd/internal.h"
+
+#define TG_OP(nm, ar) void tg_##nm##_fwd(tg_node *); void tg_##nm##_bwd(tg_node *);
+#include "ops.def"
+#undef TG_OP
+
+/* Calls fn##_f32(n) or fn##_f64(n) by the output's dtype. */
+#define TG_DISPATCH(n, fn)                                                                 \
+    do {                                                                                   \
+        if ((n)->out->dtype == TG_F32) fn##_f32(n);                                        \
+        else fn##_f64(n);                                                                  \
+    } while (0)
+
+/* Normalises axis (negative counts from the end) into [0, ndim); -1 if out of range. */
+static inline int tg_axis(int axis, int ndim)
+{
+    if (axis < 0) axis += ndim;
+    return axis >= 0 && axis < ndim ? axis : -1;
+}
+
+/* NumPy broadcasting of shapes a and b into out (ndim returned in *nd). false if they do
+ * not broadcast. Defined in elementwise.c, used by every op that broadcasts. */
+bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd,
+                        int64_t *out);
+
+#endif

@@ -1,0 +1,204 @@
+/* ops/matmul.c: matrix products on BLIS (the only file that includes blis.h). Transposed
+ * operands are read through BLIS's transposition flags, never copied. */
+#include <blis.h>
+
+#include "internal.h"
+
+void tg_set_num_threads(int n) { bli_thread_set_num_threads((dim_t)(n > 0 ? n : 1)); }
+
+int tg_get_num_threads(void)
+{
+    dim_t n = bli_thread_get_num_threads();
+    return n > 0 ? (int)n : 1;
+}
+
+/* C := beta C + A·B with op flags, row-major operands as stored: A is (ta ? k×m : m×k). */
+static void gemm_f32(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                     const float *b, float beta, float *c)
+{
+    float one = 1.0f;
+    bli_sgemm(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+              (dim_t)m, (dim_t)n, (dim_t)k, &one, (float *)a, (inc_t)(ta ? m : k), 1,
+              (float *)b, (inc_t)(tb ? k : n), 1, &beta, c, (inc_t)n, 1);
+}
+
+static void gemm_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
+                     const double *b, double beta, double *c)
+{
+    double one = 1.0;
+    bli_dgemm(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+              (dim_t)m, (dim_t)n, (dim_t)k, &one, (double *)a, (inc_t)(ta ? m : k), 1,
+              (double *)b, (inc_t)(tb ? k : n), 1, &beta, c, (inc_t)n, 1);
+}
+
+/* BLIS handles empty products itself, but some versions read alpha/beta only when all
+ * sizes are positive: with k == 0 the output must still be written (zeros). */
+static void gemm(tg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *a,
+                 const void *b, double beta, void *c)
+{
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        if (beta == 0.0) memset(c, 0, (size_t)(m * n) * tg_dtype_size(dt));
+        return;
+    }
+    if (dt == TG_F32) gemm_f32(ta, tb, m, n, k, a, b, (float)beta, c);
+    else gemm_f64(ta, tb, m, n, k, a, b, beta, c);
+}
+
+/* ---- matmul: y = a · b, batched over a leading dimension ----
+ * Saved in attributes: i[0]=B, i[1]=m, i[2]=k, i[3]=n; f[0] = 1 if a is batched,
+ * f[1] = 1 if b is batched. A batched a with a shared b is one GEMM of B·m rows. */
+static void mm_dims(const tg_node *n, int64_t *B, int64_t *m, int64_t *k, int64_t *nn,
+                    bool *ab, bool *bb)
+{
+    *B = n->i[0], *m = n->i[1], *k = n->i[2], *nn = n->i[3];
+    *ab = n->f[0] != 0, *bb = n->f[1] != 0;
+}
+
+void tg_matmul_fwd(tg_node *n)
+{
+    int64_t B, m, k, nn;
+    bool ab, bb;
+    mm_dims(n, &B, &m, &k, &nn, &ab, &bb);
+    tg_dtype dt = (tg_dtype)n->out->dtype;
+    size_t es = tg_dtype_size(dt);
+    const char *a = n->in[0]->data, *b = n->in[1]->data;
+    char *y = n->out->data;
+    if (!bb) { /* shared b: fold the batch into the rows */
+        gemm(dt, false, false, (ab ? B : 1) * m, nn, k, a, b, 0.0, y);
+        return;
+    }
+    for (int64_t t = 0; t < B; t++)
+        gemm(dt, false, false, m, nn, k, a + (ab ? (size_t)(t * m * k) * es : 0),
+             b + (size_t)(t * k * nn) * es, 0.0, y + (size_t)(t * m * nn) * es);
+}
+
+void tg_matmul_bwd(tg_node *n)
+{
+    int64_t B, m, k, nn;
+    bool ab, bb;
+    mm_dims(n, &B, &m, &k, &nn, &ab, &bb);
+    tg_tensor *A = n->in[0], *Bt = n->in[1];
+    tg_dtype dt = (tg_dtype)n->out->dtype;
+    size_t es = tg_dtype_size(dt);
+    const char *dy = n->out->grad->data;
+    if (!bb) {
+        int64_t rows = (ab ? B : 1) * m;
+        if (A->requires_grad) /* da += dy · bᵀ */
+            gemm(dt, false, true, rows, k, nn, dy, Bt->data, 1.0, A->grad->data);
+        if (Bt->requires_grad) /* db += aᵀ · dy, summed over the batch by the GEMM itself */
+            gemm(dt, true, false, k, nn, rows, A->data, dy, 1.0, Bt->grad->data);
+        return;
+    }
+    for (int64_t t = 0; t < B; t++) {
+        size_t oa = ab ? (size_t)(t * m * k) * es : 0, ob = (size_t)(t * k * nn) * es;
+        const char *dyt = dy + (size_t)(t * m * nn) * es;
+        if (A->requires_grad)
+            gemm(dt, false, true, m, k, nn, dyt, (char *)Bt->data + ob, 1.0,
+                 (char *)A->grad->data + oa);
+        if (Bt->requires_grad)
+            gemm(dt, true, false, k, nn, m, (char *)A->data + oa, dyt, 1.0,
+                 (char *)Bt->grad->data + ob);
+    }
+}
+
+tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *in[2] = {a, b};
+    char buf[160];
+    if (tg_op_check(tp, TG_OP_matmul, 2, in)) return NULL;
+    if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3) {
+        tg_fail(tp, TG_ESHAPE, "tg_matmul: %s: operands must be 2-D or 3-D (batched)",
+                tg_shapes_str(buf, sizeof buf, 2, in));
+        return NULL;
+    }
+    bool ab = a->ndim == 3, bb = b->ndim == 3;
+    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1];
+    int64_t kb = b->shape[b->ndim - 2], nn = b->shape[b->ndim - 1];
+    int64_t B = ab ? a->shape[0] : bb ? b->shape[0] : 1;
+    if (k != kb) {
+        char sa[64], sb[64];
+        tg_fail(tp, TG_ESHAPE, "tg_matmul: %s x %s: inner dimensions %lld and %lld differ",
+                tg_shape_str(a, sa, sizeof sa), tg_shape_str(b, sb, sizeof sb), (long long)k,
+                (long long)kb);
+        return NULL;
+    }
+    if (ab && bb && a->shape[0] != b->shape[0]) {
+        char sa[64], sb[64];
+        tg_fail(tp, TG_ESHAPE, "tg_matmul: %s x %s: batch sizes %lld and %lld differ",
+                tg_shape_str(a, sa, sizeof sa), tg_shape_str(b, sb, sizeof sb),
+                (long long)a->shape[0], (long long)b->shape[0]);
+        return NULL;
+    }
+    int64_t shape3[3] = {B, m, nn};
+    bool batched = ab || bb;
+    tg_node *n = tg_op_begin(tp, TG_OP_matmul, 2, in, batched ? 3 : 2, batched ? shape3 : shape3 + 1);
+    if (!n) return NULL;
+    n->i[0] = B, n->i[1] = m, n->i[2] = k, n->i[3] = nn;
+    n->f[0] = ab, n->f[1] = bb;
+    return tg_op_finish(tp, n);
+}
+
+/* ---- linear: y = x · w + b, x [..., k] (leading dimensions folded into rows) ----
+ * The bias is copied into every row of y, then one GEMM adds x · w (beta = 1). */
+#define LINEAR_KERNELS(T, SFX)                                                              \
+    static void linear_bias_##SFX(tg_node *n, int64_t rows, int64_t cols)                  \
+    {                                                                                       \
+        const T *b = n->in[2]->data;                                                        \
+        T *y = n->out->data;                                                                \
+        for (int64_t r = 0; r < rows; r++) memcpy(y + r * cols, b, (size_t)cols * sizeof(T)); \
+    }                                                                                       \
+    static void linear_dbias_##SFX(tg_node *n, int64_t rows, int64_t cols)                 \
+    {                                                                                       \
+        const T *dy = n->out->grad->data;                                                   \
+        T *db = n->in[2]->grad->data;                                                       \
+        for (int64_t r = 0; r < rows; r++)                                                  \
+            for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];                   \
+    }
+LINEAR_KERNELS(float, f32)
+LINEAR_KERNELS(double, f64)
+
+void tg_linear_fwd(tg_node *n)
+{
+    int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
+    tg_dtype dt = (tg_dtype)n->out->dtype;
+    if (dt == TG_F32) linear_bias_f32(n, rows, cols);
+    else linear_bias_f64(n, rows, cols);
+    gemm(dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 1.0, n->out->data);
+}
+
+void tg_linear_bwd(tg_node *n)
+{
+    int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
+    tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    tg_dtype dt = (tg_dtype)n->out->dtype;
+    const void *dy = n->out->grad->data;
+    if (x->requires_grad) gemm(dt, false, true, rows, k, cols, dy, w->data, 1.0, x->grad->data);
+    if (w->requires_grad) gemm(dt, true, false, k, cols, rows, x->data, dy, 1.0, w->grad->data);
+    if (b->requires_grad) {
+        if (dt == TG_F32) linear_dbias_f32(n, rows, cols);
+        else linear_dbias_f64(n, rows, cols);
+    }
+}
+
+tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b)
+{
+    tg_tensor *in[3] = {x, w, b};
+    char buf[200];
+    if (tg_op_check(tp, TG_OP_linear, 3, in)) return NULL;
+    if (x->ndim < 1 || w->ndim != 2 || b->ndim != 1 || x->shape[x->ndim - 1] != w->shape[0] ||
+        b->shape[0] != w->shape[1]) {
+        tg_fail(tp, TG_ESHAPE,
+                "tg_linear: %s: want x [...,k], w [k,n], b [n]", tg_shapes_str(buf, sizeof buf, 3, in));
+        return NULL;
+    }
+    int64_t k = w->shape[0], cols = w->shape[1], rows = k ? x->numel / k : 0;
+    if (k == 0) rows = tg_shape_numel(x->ndim - 1, x->shape);
+    int64_t shape[TG_MAX_DIMS];
+    for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
+    shape[x->ndim - 1] = cols;
+    tg_node *n = tg_op_begin(tp, TG_OP_linear, 3, in, x->ndim, shape);
+    if (!n) return NULL;
+    n->i[0] = rows, n->i[1] = k, n->i[2] = cols;
+    return tg_op_finish(tp, n);
+}
