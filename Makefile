@@ -12,7 +12,8 @@ ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibi
 LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lz -lm -lpthread $(EXTRA_LDFLAGS)
 B        ?= build
 
-LIB_SRC  := $(wildcard autograd/*.c ops/*.c nn/*.c optim/*.c data/*.c)
+DIRS     ?= autograd ops nn optim data
+LIB_SRC  := $(foreach d,$(DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard test/test_*.c)
 TESTS    := $(TEST_SRC:test/%.c=$(B)/%)

@@ -7,7 +7,11 @@
 int64_t tg_tape_n_nodes(const tg_tape *tp) { return tp ? tp->n_nodes : 0; }
 const tg_node *tg_tape_first(const tg_tape *tp) { return tp ? tp->head : NULL; }
 const tg_node *tg_node_next(const tg_node *n) { return n ? n->next : NULL; }
-const char *tg_node_op(const tg_node *n) { return n ? tg_op_table[n->op].name : NULL; }
+const char *tg_node_op(const tg_node *n)
+{
+    if (!n) return NULL;
+    return n->op == TG_OP_custom ? tg_custom_name(n) : tg_op_table[n->op].name;
+}
 int tg_node_n_inputs(const tg_node *n) { return n ? n->n_in : 0; }
 const tg_tensor *tg_node_output(const tg_node *n) { return n ? n->out : NULL; }
 
@@ -38,7 +42,7 @@ int tg_export_dot_file(const tg_tape *tp, FILE *f)
                     t->requires_grad ? ", style=bold" : ", color=gray50");
         }
         fprintf(f, "  t%p [shape=box, label=\"%s\\n%s %s\"%s];\n", (const void *)n->out,
-                tg_op_table[n->op].name, tg_shape_str(n->out, buf, sizeof buf),
+                tg_node_op(n), tg_shape_str(n->out, buf, sizeof buf),
                 tg_dtype_name((tg_dtype)n->out->dtype),
                 tg_node_has_grad(n) ? ", style=bold" : "");
     }

@@ -91,6 +91,9 @@ tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x);
 /* Formats the shapes of n tensors as "[2,3] and [4]" for messages. */
 const char *tg_shapes_str(char *buf, size_t size, int n, tg_tensor *const *t);
 
+/* ops/custom.c: the user's name for a custom node. */
+const char *tg_custom_name(const tg_node *n);
+
 /* arena.c */
 void *tg_arena_alloc(tg_tape *tp, size_t bytes); /* TG_ALIGN-aligned; NULL when out of memory */
 void tg_arena_rewind(tg_tape *tp);

@@ -7,5 +7,6 @@
 #include "tapegrad/tensor.h"
 #include "tapegrad/tape.h"
 #include "tapegrad/ops.h"
+#include "tapegrad/optim.h"
 
 #endif

@@ -119,6 +119,23 @@ TG_API tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_
                                 tg_tensor *running_mean, tg_tensor *running_var,
                                 double momentum, double eps, bool training);
 
+/* ---- user-defined ops ---- */
+/* An op written outside the library: a forward and a backward over plain tensors. Inputs
+ * and the output are contiguous, of one dtype. backward must ADD into din[i] (zeroed or
+ * holding other contributions) for every i where din[i] is not NULL; din[i] is NULL for
+ * inputs that need no gradient. The descriptor must outlive the tape's use of it. */
+typedef struct tg_custom_op {
+    const char *name; /* shown in errors, tg_node_op and DOT export */
+    void (*forward)(void *ctx, int n_in, const tg_tensor *const *in, tg_tensor *out);
+    void (*backward)(void *ctx, int n_in, const tg_tensor *const *in, const tg_tensor *out,
+                     const tg_tensor *dout, tg_tensor *const *din);
+} tg_custom_op;
+
+/* Runs op on n_in inputs (1..16) into a new output of the given shape, recording it like any
+ * built-in op. ctx is passed to both callbacks. */
+TG_API tg_tensor *tg_custom(tg_tape *tp, const tg_custom_op *op, void *ctx, int n_in,
+                            tg_tensor *const *in, int ndim, const int64_t *shape);
+
 #ifdef __cplusplus
 }
 #endif

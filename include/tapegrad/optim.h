@@ -1,0 +1,147 @@
+/* tapegrad/optim.h: optimisers behind one interface, gradient clipping and learning-rate
+ * schedules.
+ *
+ * An optimiser updates a list of parameters from their gradients. The parameters are
+ * caller-owned leaves (tg_tensor_new) of one dtype with requires_grad set; the optimiser
+ * borrows them, so they must outlive it, and owns only its state (the moments), which it
+ * allocates once in tg_optim_new: a step never allocates. A training step is
+ *
+ *     tg_optim *opt = tg_optim_new("adam", n, params, NULL, &st);   // defaults
+ *     for (...) {
+ *         tg_optim_zero_grad(opt);
+ *         tg_tensor *loss = ...ops on params...;
+ *         tg_backward(tp, loss);
+ *         tg_optim_step(opt);
+ *         tg_tape_reset(tp);
+ *     }
+ *     tg_optim_free(opt);
+ *
+ * A parameter whose gradient is NULL (no sweep reached it and it was never zeroed) or whose
+ * requires_grad is off is skipped by a step: not moved, its moments unchanged, no weight
+ * decay. Functions return 0 (TG_OK) or a negative TG_E... code; they never abort. The exact
+ * update of every method is in docs/optim.md. */
+#ifndef TAPEGRAD_OPTIM_H
+#define TAPEGRAD_OPTIM_H
+
+#include "core.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tg_optim tg_optim;
+
+/* ---- learning-rate schedules ---- */
+
+typedef enum {
+    TG_LR_CONSTANT = 0, /* lr_k = lr */
+    TG_LR_STEP,         /* lr_k = lr * gamma^floor(k / step_size) */
+    TG_LR_EXP,          /* lr_k = lr * gamma^k */
+    TG_LR_COSINE        /* lr_k = lr_min + (lr - lr_min) (1 + cos(pi k / t_max)) / 2, k <= t_max;
+                           lr_min after t_max */
+} tg_lr_kind;
+
+typedef struct tg_lr_schedule {
+    tg_lr_kind kind;
+    int64_t step_size; /* TG_LR_STEP: steps between two decays (>= 1) */
+    double gamma;      /* TG_LR_STEP, TG_LR_EXP: factor per decay (> 0) */
+    int64_t t_max;     /* TG_LR_COSINE: steps from lr down to lr_min (>= 1) */
+    double lr_min;     /* TG_LR_COSINE: the floor (>= 0) */
+} tg_lr_schedule;
+
+/* The learning rate at step k (k = 0 for the first step) of schedule s starting from lr.
+ * s == NULL means constant. Returns a negative TG_EARG for a bad schedule, k < 0 or lr < 0. */
+TG_API double tg_lr_at(const tg_lr_schedule *s, double lr, int64_t k);
+
+/* ---- options ---- */
+
+/* Hyper-parameters of every method; each method reads the fields it uses. Always start from
+ * tg_optim_defaults(name, &opts), which fills the method's constants, then change fields:
+ * a zero-filled struct would mean eps = 0 and no momentum. Symbols are the lectures'. */
+typedef struct tg_optim_opts {
+    double lr;           /* eta: base learning rate (>= 0); the schedule scales it */
+    double momentum;     /* alpha of momentum/nesterov, gamma of momentum_ema, in [0, 1) */
+    double beta1;        /* gamma of adam/nadam/adamw: first-moment decay, in [0, 1) */
+    double beta2;        /* alpha of rmsprop/adadelta/adam/nadam/adamw: decay of the
+                            squared-gradient average, in [0, 1) */
+    double eps;          /* epsilon added to the denominator (>= 0) */
+    double l2;           /* rho: adds rho * w to the gradient (L2, coupled; Borisov) */
+    double weight_decay; /* lambda: w := w (1 - lr lambda) before the update (decoupled) */
+    double clip_norm;    /* theta > 0: rescale the gradients so their global L2 norm <= theta */
+    double clip_value;   /* c > 0: clamp every gradient element to [-c, c] */
+    tg_lr_schedule schedule; /* applied at each step; TG_LR_CONSTANT by default */
+} tg_optim_opts;
+
+/* Fills opts with the defaults of method name. 0, or TG_EARG for an unknown name or NULL. */
+TG_API int tg_optim_defaults(const char *name, tg_optim_opts *opts);
+/* The i-th method name ("sgd", "momentum", ...), NULL past the last: for listings. */
+TG_API const char *tg_optim_method(int i);
+
+/* ---- the optimiser ---- */
+
+/* A closure for methods that re-evaluate the objective (line searches, full-batch methods).
+ * It must recompute the loss and ADD the gradients into the parameters' grads (run the
+ * forward pass and tg_backward; over several batches to accumulate), store the loss in
+ * *loss and return 0, or return a negative code to stop the step. The optimiser zeroes the
+ * gradients before each call, so the closure must not. ctx is passed back unchanged. */
+typedef int (*tg_loss_fn)(void *ctx, double *loss);
+
+/* A new optimiser of method name ("sgd", "momentum", "momentum_ema", "nesterov", "adagrad",
+ * "rmsprop", "adadelta", "adam", "nadam", "adamw") over n_params parameters. params are
+ * borrowed: distinct leaves of one dtype (f32 or f64) with requires_grad on, alive while the
+ * optimiser is. opts is copied; NULL means tg_optim_defaults(name). The state (moments) is
+ * allocated here, zeroed, and owned by the optimiser.
+ * Returns NULL on error, with the code and a message in *st if st is non-NULL: TG_EARG
+ * (NULL, unknown name, n_params < 1, a NULL or non-leaf parameter, one given twice, no
+ * requires_grad, a bad option value), TG_EDTYPE (parameters of different dtypes),
+ * TG_ENOMEM. */
+TG_API tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
+                              const tg_optim_opts *opts, tg_status *st);
+/* Frees the optimiser and its state, not the parameters. NULL does nothing. */
+TG_API void tg_optim_free(tg_optim *opt);
+
+/* One update of every parameter from its current gradient: clip (value, then norm), then the
+ * method's rule with the scheduled lr; the step count goes up by one. Returns 0, TG_EARG for
+ * NULL, or TG_ESTATE for a method that needs a closure (use tg_optim_step_closure). */
+TG_API int tg_optim_step(tg_optim *opt);
+/* One update that may re-evaluate the objective through fn (see tg_loss_fn). First-order
+ * methods zero the gradients, call fn once, then do tg_optim_step. *loss (if non-NULL)
+ * gets the loss of the first evaluation, at the parameters before the step. Returns 0,
+ * TG_EARG (NULL opt or fn), or fn's negative code (then nothing was updated). */
+TG_API int tg_optim_step_closure(tg_optim *opt, tg_loss_fn fn, void *ctx, double *loss);
+/* Zeroes every parameter's gradient (allocating it if absent). 0, TG_EARG or TG_ENOMEM. */
+TG_API int tg_optim_zero_grad(tg_optim *opt);
+/* Zeroes the state (moments) and the step count: the optimiser starts afresh. */
+TG_API int tg_optim_reset(tg_optim *opt);
+
+/* The learning rate the next step will use (the schedule applied to the base lr); -1 for
+ * NULL. */
+TG_API double tg_optim_lr(const tg_optim *opt);
+/* Sets the base lr (>= 0) that the schedule scales. 0, or TG_EARG. */
+TG_API int tg_optim_set_lr(tg_optim *opt, double lr);
+/* Steps taken so far (drives the schedule and Adam's bias correction); -1 for NULL. */
+TG_API int64_t tg_optim_step_count(const tg_optim *opt);
+/* Sets the step count (>= 0), e.g. when resuming with restored moments. 0, or TG_EARG. */
+TG_API int tg_optim_set_step_count(tg_optim *opt, int64_t k);
+/* The method's name, and the options in use (base lr included); NULL for NULL. */
+TG_API const char *tg_optim_name(const tg_optim *opt);
+TG_API const tg_optim_opts *tg_optim_options(const tg_optim *opt);
+
+/* ---- gradient clipping over a parameter list (parameters with a NULL grad are skipped) ---- */
+
+/* The global L2 norm of the gradients, sqrt(sum over all elements of g^2); a negative
+ * TG_EARG if params is NULL or holds NULL. */
+TG_API double tg_grad_norm(int n_params, tg_tensor *const *params);
+/* If the global norm exceeds max_norm (> 0), scales every gradient by max_norm / norm.
+ * Returns the norm before clipping, or a negative TG_EARG. A non-finite norm is returned
+ * as is and the gradients are left unchanged (check isfinite on the result). */
+TG_API double tg_clip_grad_norm(int n_params, tg_tensor *const *params, double max_norm);
+/* Clamps every gradient element to [-clip, clip] (clip > 0). Returns the global norm
+ * before clipping, or a negative TG_EARG. */
+TG_API double tg_clip_grad_value(int n_params, tg_tensor *const *params, double clip);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,299 @@
+/* optim/optim.c: the optimiser interface: method table, creation and checks, the generic
+ * first-order step, zeroing, getters and setters. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define X(nm) &tg_##nm##_class,
+static const tg_optim_class *const methods[] = {TG_OPTIM_LIST(X)};
+#undef X
+#define N_METHODS ((int)(sizeof methods / sizeof methods[0]))
+
+static const tg_optim_class *find_method(const char *name)
+{
+    if (!name) return NULL;
+    for (int i = 0; i < N_METHODS; i++)
+        if (strcmp(methods[i]->name, name) == 0) return methods[i];
+    return NULL;
+}
+
+const char *tg_optim_method(int i) { return i >= 0 && i < N_METHODS ? methods[i]->name : NULL; }
+
+/* Fills *st (if any) and returns code, so that callers can `return status(...)`. */
+static int status(tg_status *st, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int status(tg_status *st, int code, const char *fmt, ...)
+{
+    if (!st) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->msg, sizeof st->msg, fmt, ap);
+    va_end(ap);
+    st->code = code;
+    return code;
+}
+
+int tg_optim_defaults(const char *name, tg_optim_opts *opts)
+{
+    const tg_optim_class *m = find_method(name);
+    if (!m || !opts) return TG_EARG;
+    /* common defaults: every extra off, constant schedule; the method sets the rest */
+    *opts = (tg_optim_opts){.lr = 0.01, .eps = 1e-8, .schedule = {.kind = TG_LR_CONSTANT}};
+    m->defaults(opts);
+    return TG_OK;
+}
+
+/* Option ranges. Messages name the field and its value. */
+static int check_opts(const char *name, const tg_optim_opts *o, tg_status *st)
+{
+    const struct { const char *field; double v, lo, hi; } r[] = { /* lo <= v < hi */
+        {"lr", o->lr, 0, HUGE_VAL},
+        {"momentum", o->momentum, 0, 1},
+        {"beta1", o->beta1, 0, 1},
+        {"beta2", o->beta2, 0, 1},
+        {"eps", o->eps, 0, HUGE_VAL},
+        {"l2", o->l2, 0, HUGE_VAL},
+        {"weight_decay", o->weight_decay, 0, HUGE_VAL},
+        {"clip_norm", o->clip_norm, 0, HUGE_VAL},
+        {"clip_value", o->clip_value, 0, HUGE_VAL},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        if (!(r[i].v >= r[i].lo && r[i].v < r[i].hi)) /* also catches NaN */
+            return status(st, TG_EARG, "tg_optim_new: %s: %s = %g is outside [%g, %g)", name,
+                          r[i].field, r[i].v, r[i].lo, r[i].hi);
+    }
+    char why[160];
+    if (tg_lr_schedule_check(&o->schedule, why, sizeof why) != TG_OK)
+        return status(st, TG_EARG, "tg_optim_new: %s: schedule: %s", name, why);
+    return TG_OK;
+}
+
+static int check_params(const char *name, int n, tg_tensor *const *params, tg_status *st)
+{
+    if (n < 1 || !params)
+        return status(st, TG_EARG, "tg_optim_new: %s: no parameters (n_params = %d%s)", name,
+                      n, params ? "" : ", params = NULL");
+    for (int i = 0; i < n; i++) {
+        const tg_tensor *p = params[i];
+        if (!p) return status(st, TG_EARG, "tg_optim_new: %s: parameter %d is NULL", name, i);
+        if (!tg_tensor_is_leaf(p))
+            return status(st, TG_EARG,
+                          "tg_optim_new: %s: parameter %d is an op output, not a leaf", name, i);
+        if (!tg_requires_grad(p))
+            return status(st, TG_EARG,
+                          "tg_optim_new: %s: parameter %d does not require grad "
+                          "(tg_set_requires_grad)", name, i);
+        if (tg_tensor_dtype(p) != tg_tensor_dtype(params[0]))
+            return status(st, TG_EDTYPE,
+                          "tg_optim_new: %s: parameter %d is %s but parameter 0 is %s", name,
+                          i, tg_dtype_name(tg_tensor_dtype(p)),
+                          tg_dtype_name(tg_tensor_dtype(params[0])));
+        for (int j = 0; j < i; j++) /* a parameter given twice would be updated twice */
+            if (params[j] == p)
+                return status(st, TG_EARG,
+                              "tg_optim_new: %s: parameter %d is parameter %d again", name, i,
+                              j);
+    }
+    return TG_OK;
+}
+
+/* Bytes of one slot of parameter p, rounded up to a cache line so every slot is aligned. */
+static size_t slot_bytes(const tg_optim *o, int p)
+{
+    size_t b = (size_t)tg_tensor_numel(o->params[p]) * tg_dtype_size(o->dtype);
+    return (b + 63) / 64 * 64;
+}
+
+/* Allocates and zeroes every slot of every parameter in one block. */
+static int alloc_state(tg_optim *o)
+{
+    int k = o->cls->n_slots;
+    if (k == 0) return TG_OK;
+    for (int p = 0; p < o->n_params; p++) o->state_bytes += (size_t)k * slot_bytes(o, p);
+    size_t n_ptr = (size_t)o->n_params * (size_t)k;
+    if (o->dtype == TG_F32) o->s32 = calloc(n_ptr, sizeof *o->s32);
+    else o->s64 = calloc(n_ptr, sizeof *o->s64);
+    o->state_mem = aligned_alloc(64, o->state_bytes ? o->state_bytes : 64);
+    if ((!o->s32 && !o->s64) || !o->state_mem) return TG_ENOMEM;
+    memset(o->state_mem, 0, o->state_bytes);
+    unsigned char *at = o->state_mem;
+    for (int p = 0; p < o->n_params; p++) {
+        for (int s = 0; s < k; s++) {
+            if (o->s32) o->s32[p * k + s] = (float *)(void *)at;
+            else o->s64[p * k + s] = (double *)(void *)at;
+            at += slot_bytes(o, p);
+        }
+    }
+    return TG_OK;
+}
+
+tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
+                       const tg_optim_opts *opts, tg_status *st)
+{
+    if (st) *st = (tg_status){0};
+    const tg_optim_class *cls = find_method(name);
+    if (!cls) {
+        char known[200] = "";
+        for (int i = 0; i < N_METHODS; i++) {
+            size_t len = strlen(known);
+            snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", methods[i]->name);
+        }
+        status(st, TG_EARG, "tg_optim_new: unknown method \"%s\" (known: %s)",
+               name ? name : "(null)", known);
+        return NULL;
+    }
+    tg_optim_opts o_def;
+    if (!opts) {
+        tg_optim_defaults(name, &o_def);
+        opts = &o_def;
+    }
+    if (check_opts(cls->name, opts, st) != TG_OK) return NULL;
+    if (check_params(cls->name, n_params, params, st) != TG_OK) return NULL;
+
+    tg_optim *o = calloc(1, sizeof *o);
+    if (!o) {
+        status(st, TG_ENOMEM, "tg_optim_new: %s: out of memory", cls->name);
+        return NULL;
+    }
+    o->cls = cls;
+    o->opts = *opts;
+    o->dtype = tg_tensor_dtype(params[0]);
+    o->n_params = n_params;
+    o->params = malloc((size_t)n_params * sizeof *o->params);
+    if (o->params) memcpy(o->params, params, (size_t)n_params * sizeof *o->params);
+    if (!o->params || alloc_state(o) != TG_OK) {
+        tg_optim_free(o);
+        status(st, TG_ENOMEM, "tg_optim_new: %s: out of memory for the state", cls->name);
+        return NULL;
+    }
+    if (cls->init) {
+        int rc = cls->init(o, st);
+        if (rc != TG_OK) {
+            tg_optim_free(o);
+            if (st && st->code == TG_OK) status(st, rc, "tg_optim_new: %s: init failed", cls->name);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+void tg_optim_free(tg_optim *o)
+{
+    if (!o) return;
+    if (o->cls->destroy) o->cls->destroy(o);
+    free(o->state_mem);
+    free(o->s32);
+    free(o->s64);
+    free(o->params);
+    free(o);
+}
+
+tg_tensor *tg_optim_active_grad(const tg_tensor *p)
+{
+    return tg_requires_grad(p) ? tg_grad(p) : NULL;
+}
+
+void tg_optim_begin_step(tg_optim *o)
+{
+    /* the k-th step (k from 0) uses the schedule at k, so the first uses the base lr */
+    o->lr = tg_lr_at(&o->opts.schedule, o->opts.lr, o->t);
+    if (o->lr < 0) o->lr = 0; /* unreachable: the options were checked at creation */
+    o->t++;
+    o->keep = 1.0 - o->lr * o->opts.weight_decay;
+    /* the library's own clip functions skip the same parameters as the step does */
+    if (o->opts.clip_value > 0) tg_clip_grad_value(o->n_params, o->params, o->opts.clip_value);
+    if (o->opts.clip_norm > 0) tg_clip_grad_norm(o->n_params, o->params, o->opts.clip_norm);
+}
+
+/* The generic step of per-element methods: one kernel call per parameter with a gradient. */
+static int first_order_step(tg_optim *o)
+{
+    tg_optim_begin_step(o);
+    int k = o->cls->n_slots;
+    for (int p = 0; p < o->n_params; p++) {
+        tg_tensor *w = o->params[p], *g = tg_optim_active_grad(w);
+        if (!g) continue; /* no gradient reached it: leave it and its moments alone */
+        int64_t n = tg_tensor_numel(w);
+        if (o->dtype == TG_F32)
+            o->cls->update_f32(o, tg_data(w), tg_data_const(g), k ? o->s32 + p * k : NULL, n);
+        else
+            o->cls->update_f64(o, tg_data(w), tg_data_const(g), k ? o->s64 + p * k : NULL, n);
+    }
+    return TG_OK;
+}
+
+int tg_optim_step(tg_optim *o)
+{
+    if (!o) return TG_EARG;
+    if (o->cls->needs_closure) return TG_ESTATE;
+    if (o->cls->step) return o->cls->step(o, NULL, NULL, NULL);
+    return first_order_step(o);
+}
+
+int tg_optim_eval(tg_optim *o, tg_loss_fn fn, void *ctx, double *loss)
+{
+    int rc = tg_optim_zero_grad(o);
+    if (rc != TG_OK) return rc;
+    double l = (double)NAN; /* stays NaN if fn forgets to set it */
+    rc = fn(ctx, &l);
+    if (rc != TG_OK) return rc < 0 ? rc : TG_EARG;
+    if (loss) *loss = l;
+    return TG_OK;
+}
+
+int tg_optim_step_closure(tg_optim *o, tg_loss_fn fn, void *ctx, double *loss)
+{
+    if (!o || !fn) return TG_EARG;
+    if (o->cls->step) return o->cls->step(o, fn, ctx, loss);
+    int rc = tg_optim_eval(o, fn, ctx, loss); /* first-order: one evaluation, one step */
+    return rc != TG_OK ? rc : first_order_step(o);
+}
+
+int tg_optim_zero_grad(tg_optim *o)
+{
+    if (!o) return TG_EARG;
+    for (int p = 0; p < o->n_params; p++) {
+        int rc = tg_zero_grad(o->params[p]);
+        if (rc != TG_OK) return rc;
+    }
+    return TG_OK;
+}
+
+int tg_optim_reset(tg_optim *o)
+{
+    if (!o) return TG_EARG;
+    if (o->state_mem) memset(o->state_mem, 0, o->state_bytes);
+    if (o->cls->reset) o->cls->reset(o);
+    o->t = 0;
+    return TG_OK;
+}
+
+double tg_optim_lr(const tg_optim *o)
+{
+    return o ? tg_lr_at(&o->opts.schedule, o->opts.lr, o->t) : -1;
+}
+
+int tg_optim_set_lr(tg_optim *o, double lr)
+{
+    if (!o || !(lr >= 0 && isfinite(lr))) return TG_EARG;
+    o->opts.lr = lr;
+    return TG_OK;
+}
+
+int64_t tg_optim_step_count(const tg_optim *o) { return o ? o->t : -1; }
+
+int tg_optim_set_step_count(tg_optim *o, int64_t k)
+{
+    if (!o || k < 0) return TG_EARG;
+    o->t = k;
+    return TG_OK;
+}
+
+const char *tg_optim_name(const tg_optim *o) { return o ? o->cls->name : NULL; }
+const tg_optim_opts *tg_optim_options(const tg_optim *o) { return o ? &o->opts : NULL; }

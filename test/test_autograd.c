@@ -1,0 +1,658 @@
+/* test/test_autograd.c: tensors, the tape and its arena, the reverse sweep, grad mode,
+ * sticky errors, allocation failure, gradcheck, custom ops and the graph API. Uses only
+ * tanh, matmul, linear and custom ops, so it tests the engine, not the op families. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tapegrad.h"
+
+static tg_tensor *vec(tg_dtype dt, int ndim, const int64_t *shape, const double *v)
+{
+    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
+    for (int64_t i = 0; i < tg_tensor_numel(t); i++) tg_set(t, i, v[i]);
+    return t;
+}
+
+static void test_tensor_basics(void)
+{
+    int64_t s[4] = {2, 3, 4, 5};
+    tg_tensor *t = tg_tensor_new(TG_F32, 4, s);
+    CHECK(t && tg_tensor_ndim(t) == 4 && tg_tensor_numel(t) == 120);
+    CHECK(tg_tensor_dim(t, -1) == 5 && tg_tensor_dim(t, 0) == 2 && tg_tensor_dim(t, 4) == -1);
+    double sum = 0;
+    for (int64_t i = 0; i < 120; i++) sum += fabs(tg_get(t, i));
+    CHECK(sum == 0);
+    CHECK(tg_tensor_fill(t, 2.5) == TG_OK && tg_get(t, 119) == 2.5);
+    char buf[64];
+    CHECK(strcmp(tg_shape_str(t, buf, sizeof buf), "[2,3,4,5]") == 0);
+    tg_tensor *c = tg_tensor_clone(t);
+    CHECK(c && tg_get(c, 7) == 2.5 && tg_tensor_is_leaf(c));
+    tg_tensor_free(c);
+    tg_tensor_free(t);
+
+    double d[6] = {1, 2, 3, 4, 5, 6};
+    int64_t s2[2] = {2, 3};
+    tg_tensor *f = tg_tensor_from(TG_F64, 2, s2, d);
+    CHECK(f && tg_get(f, 5) == 6 && ((double *)tg_data(f))[1] == 2);
+    tg_tensor_free(f);
+
+    int64_t bad[7] = {1, 1, 1, 1, 1, 1, 1}, neg[2] = {2, -1};
+    CHECK(tg_tensor_new(TG_F32, 7, bad) == NULL);
+    CHECK(tg_tensor_new(TG_F32, 2, neg) == NULL);
+    CHECK(tg_tensor_new((tg_dtype)7, 1, s) == NULL);
+    CHECK(tg_tensor_from(TG_F32, 2, s2, NULL) == NULL);
+    CHECK(tg_tensor_free(NULL) == TG_OK);
+    tg_tensor *scalar = tg_tensor_new(TG_F64, 0, NULL);
+    CHECK(scalar && tg_tensor_numel(scalar) == 1);
+    tg_tensor_free(scalar);
+    int64_t zero[2] = {0, 3};
+    tg_tensor *empty = tg_tensor_new(TG_F32, 2, zero);
+    CHECK(empty && tg_tensor_numel(empty) == 0);
+    tg_tensor_free(empty);
+}
+
+static void test_tensor_random(void)
+{
+    int64_t s[1] = {1000};
+    tg_tensor *a = tg_tensor_new(TG_F64, 1, s), *b = tg_tensor_new(TG_F64, 1, s);
+    tg_tensor *c = tg_tensor_new(TG_F32, 1, s);
+    tg_rng r1, r2, r3;
+    tg_rng_seed(&r1, 42), tg_rng_seed(&r2, 42), tg_rng_seed(&r3, 42);
+    tg_tensor_rand_normal(a, 1.0, 2.0, &r1);
+    tg_tensor_rand_normal(b, 1.0, 2.0, &r2);
+    tg_tensor_rand_normal(c, 1.0, 2.0, &r3);
+    double mean = 0, var = 0, maxdiff = 0, f32diff = 0;
+    for (int i = 0; i < 1000; i++) {
+        mean += tg_get(a, i) / 1000;
+        maxdiff = fmax(maxdiff, fabs(tg_get(a, i) - tg_get(b, i)));
+        f32diff = fmax(f32diff, fabs(tg_get(a, i) - tg_get(c, i)) / (1 + fabs(tg_get(a, i))));
+    }
+    for (int i = 0; i < 1000; i++) var += (tg_get(a, i) - mean) * (tg_get(a, i) - mean) / 999;
+    CHECK(maxdiff == 0);      /* same seed, same stream */
+    CHECK(f32diff < 1e-6);    /* f32 gets the same values, rounded */
+    CHECK_NEAR(mean, 1.0, 0.2); /* 4 standard errors of the mean */
+    CHECK_NEAR(sqrt(var), 2.0, 0.2);
+    tg_tensor_rand_uniform(a, -1, 3, &r1);
+    double lo = 1e9, hi = -1e9;
+    for (int i = 0; i < 1000; i++) lo = fmin(lo, tg_get(a, i)), hi = fmax(hi, tg_get(a, i));
+    CHECK(lo >= -1 && hi < 3 && lo < -0.9 && hi > 2.9);
+    CHECK(tg_tensor_rand_uniform(a, 1, 0, &r1) == TG_EARG);
+    tg_rng_seed(&r1, 7);
+    int counts[3] = {0, 0, 0};
+    for (int i = 0; i < 3000; i++) counts[tg_rng_below(&r1, 3)]++;
+    CHECK(counts[0] > 900 && counts[1] > 900 && counts[2] > 900);
+    tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(c);
+}
+
+static void test_tensor_print(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    double d[4] = {1, 2, 3, 4.5};
+    int64_t s[2] = {2, 2};
+    tg_tensor *t = tg_tensor_from(TG_F64, 2, s, d);
+    tg_tensor_print(t, f, 0);
+    fclose(f);
+    CHECK_STR_HAS(buf, "tensor(f64, [2,2])");
+    CHECK_STR_HAS(buf, "4.5");
+    free(buf);
+    tg_tensor_free(t);
+}
+
+/* loss = tanh(x · W) · v with x [1,k], W [k,n], v [n,1]: a [1,1] scalar. Checked against the
+ * chain rule written out by hand: dW[i][j] = x[i] (1 - h[j]²) v[j]. */
+static void test_backward_by_hand(void)
+{
+    int64_t sx[2] = {1, 3}, sw[2] = {3, 2}, sv[2] = {2, 1};
+    double xd[3] = {0.5, -1.0, 2.0}, wd[6] = {0.1, -0.2, 0.3, 0.4, -0.5, 0.6}, vd[2] = {1.5, -2.0};
+    tg_tensor *x = vec(TG_F64, 2, sx, xd), *w = vec(TG_F64, 2, sw, wd), *v = vec(TG_F64, 2, sv, vd);
+    tg_set_requires_grad(w, true);
+    tg_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *loss = tg_matmul(tp, tg_tanh(tp, tg_matmul(tp, x, w)), v);
+    CHECK(loss && tg_tensor_numel(loss) == 1);
+    CHECK(tg_backward(tp, loss) == TG_OK);
+    double h[2], expect = 0;
+    for (int j = 0; j < 2; j++) {
+        double s = 0;
+        for (int i = 0; i < 3; i++) s += xd[i] * wd[i * 2 + j];
+        h[j] = tanh(s);
+        expect += h[j] * vd[j];
+    }
+    CHECK_NEAR(tg_get(loss, 0), expect, 1e-15);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++)
+            CHECK_NEAR(tg_get(tg_grad(w), i * 2 + j), xd[i] * (1 - h[j] * h[j]) * vd[j], 1e-15);
+    for (int i = 0; i < 3; i++) {
+        double g = 0;
+        for (int j = 0; j < 2; j++) g += wd[i * 2 + j] * (1 - h[j] * h[j]) * vd[j];
+        CHECK_NEAR(tg_get(tg_grad(x), i), g, 1e-15);
+    }
+    CHECK(tg_grad(v) == NULL); /* v does not require a gradient: none computed */
+    CHECK(tg_tape_n_nodes(tp) == 3);
+    tg_tape_free(tp);
+    tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(v);
+}
+
+/* A second sweep: leaf gradients accumulate, intermediates start fresh. */
+static void test_backward_twice(void)
+{
+    int64_t sx[2] = {1, 2}, sw[2] = {2, 1};
+    double xd[2] = {0.3, -0.7}, wd[2] = {1.1, 0.4};
+    tg_tensor *x = vec(TG_F64, 2, sx, xd), *w = vec(TG_F64, 2, sw, wd);
+    tg_set_requires_grad(w, true);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *h = tg_tanh(tp, x);
+    tg_tensor *loss = tg_tanh(tp, tg_matmul(tp, h, w));
+    tg_backward(tp, loss);
+    double g1 = tg_get(tg_grad(w), 0);
+    tg_tensor *gl = tg_grad(loss);
+    CHECK(gl && tg_get(gl, 0) == 1.0);
+    tg_backward(tp, loss);
+    CHECK_NEAR(tg_get(tg_grad(w), 0), 2 * g1, 1e-15); /* accumulated */
+    CHECK(tg_get(tg_grad(loss), 0) == 1.0);            /* re-seeded, not 2 */
+    CHECK(tg_grad(h) == NULL); /* x does not require grad, so h is not even recorded */
+    tg_zero_grad(w);
+    tg_backward(tp, loss);
+    CHECK_NEAR(tg_get(tg_grad(w), 0), g1, 1e-15);
+    tg_tape_free(tp);
+    tg_tensor_free(x), tg_tensor_free(w);
+}
+
+static void test_grad_mode_and_recording(void)
+{
+    int64_t s[2] = {2, 2};
+    double d[4] = {0.1, 0.2, 0.3, 0.4};
+    tg_tensor *a = vec(TG_F32, 2, s, d), *b = vec(TG_F32, 2, s, d);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *y = tg_matmul(tp, a, b); /* nothing requires grad: computed, not recorded */
+    CHECK(y && tg_tape_n_nodes(tp) == 0 && !tg_requires_grad(y));
+    CHECK_NEAR(tg_get(y, 0), 0.1 * 0.1 + 0.2 * 0.3, 1e-7);
+    tg_set_requires_grad(b, true);
+    CHECK(tg_tape_set_grad_mode(tp, false) == true);
+    y = tg_matmul(tp, a, b);
+    CHECK(y && tg_tape_n_nodes(tp) == 0 && !tg_requires_grad(y));
+    tg_tape_set_grad_mode(tp, true);
+    y = tg_matmul(tp, a, b);
+    CHECK(y && tg_tape_n_nodes(tp) == 1 && tg_requires_grad(y));
+    CHECK(tg_set_requires_grad(y, false) == TG_EARG); /* only leaves */
+    CHECK(tg_tensor_free(y) == TG_EARG);              /* arena tensors are the tape's */
+    tg_tape_free(tp);
+    tg_tensor_free(a), tg_tensor_free(b);
+}
+
+/* The sweep starts at the loss's own node: later nodes are skipped. */
+static void test_sweep_starts_at_loss(void)
+{
+    int64_t s[2] = {1, 1};
+    double one = 0.5;
+    tg_tensor *x = vec(TG_F64, 2, s, &one);
+    tg_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *loss = tg_tanh(tp, x);
+    tg_tensor *later = tg_tanh(tp, tg_tanh(tp, loss));
+    CHECK(later != NULL);
+    CHECK(tg_backward(tp, loss) == TG_OK);
+    CHECK_NEAR(tg_get(tg_grad(x), 0), 1 - tanh(0.5) * tanh(0.5), 1e-15);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+
+static void test_leaf_loss(void)
+{
+    tg_tensor *x = tg_tensor_new(TG_F64, 0, NULL);
+    tg_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    CHECK(tg_backward(tp, x) == TG_OK && tg_get(tg_grad(x), 0) == 1.0);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+
+static void test_errors(void)
+{
+    int64_t s34[2] = {3, 4}, s56[2] = {5, 6}, s44[2] = {4, 4};
+    tg_tensor *a = tg_tensor_new(TG_F32, 2, s34), *b = tg_tensor_new(TG_F32, 2, s56);
+    tg_tensor *c = tg_tensor_new(TG_F64, 2, s44), *d = tg_tensor_new(TG_F32, 2, s44);
+    tg_set_requires_grad(a, true);
+    tg_tape *tp = tg_tape_new();
+    CHECK(tg_tape_errcode(tp) == TG_OK && strcmp(tg_tape_error(tp), "") == 0);
+    /* shape mismatch: message names op and shapes */
+    CHECK(tg_matmul(tp, a, b) == NULL);
+    CHECK(tg_tape_errcode(tp) == TG_ESHAPE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_matmul: [3,4] x [5,6]: inner dimensions 4 and 5 differ");
+    /* sticky: the first error stays, later ops return NULL */
+    CHECK(tg_matmul(tp, a, c) == NULL);
+    CHECK(tg_tanh(tp, a) == NULL);
+    CHECK(tg_tape_errcode(tp) == TG_ESHAPE);
+    CHECK_STR_HAS(tg_tape_error(tp), "inner dimensions");
+    tg_tape_reset(tp);
+    CHECK(tg_tape_errcode(tp) == TG_OK);
+    /* dtype mismatch */
+    CHECK(tg_matmul(tp, a, c) == NULL && tg_tape_errcode(tp) == TG_EDTYPE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_matmul: dtypes f32 and f64 differ");
+    tg_tape_reset(tp);
+    /* NULL input, and NULL flowing through an expression */
+    CHECK(tg_tanh(tp, tg_matmul(tp, a, NULL)) == NULL);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_matmul: input 1 is NULL");
+    CHECK(tg_tape_errcode(tp) == TG_EARG);
+    tg_tape_reset(tp);
+    /* 1-D operand */
+    int64_t s4[1] = {4};
+    tg_tensor *v = tg_tensor_new(TG_F32, 1, s4);
+    CHECK(tg_matmul(tp, a, v) == NULL && tg_tape_errcode(tp) == TG_ESHAPE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_matmul: [3,4] and [4]");
+    tg_tape_reset(tp);
+    /* non-scalar backward */
+    tg_tensor *y = tg_matmul(tp, a, d);
+    CHECK(tg_backward(tp, y) == TG_ESHAPE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_backward: loss must be a scalar, got shape [3,4]");
+    tg_tape_reset(tp);
+    /* backward on a reset tape, and stale tensors given to ops */
+    int64_t s41[2] = {4, 1};
+    tg_tensor *w = tg_tensor_new(TG_F32, 2, s41);
+    tg_tensor *loss;
+    int64_t s13[2] = {1, 3}, s31[2] = {3, 1};
+    tg_tensor *p = tg_tensor_new(TG_F32, 2, s13), *q = tg_tensor_new(TG_F32, 2, s31);
+    tg_set_requires_grad(p, true);
+    loss = tg_matmul(tp, p, q);
+    CHECK(loss != NULL);
+    tg_tape_reset(tp);
+    CHECK(tg_backward(tp, loss) == TG_ESTATE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_backward: the loss was not recorded on this tape");
+    tg_tape_reset(tp);
+    CHECK(tg_tanh(tp, loss) == NULL && tg_tape_errcode(tp) == TG_ESTATE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_tanh: input 0 belongs to another tape or was made before");
+    tg_tape_reset(tp);
+    /* a loss from another tape */
+    tg_tape *other = tg_tape_new();
+    loss = tg_matmul(other, p, q);
+    CHECK(tg_backward(tp, loss) == TG_ESTATE);
+    tg_tape_free(other);
+    tg_tape_reset(tp);
+    /* backward with NULL, and a loss that needs no gradient */
+    CHECK(tg_backward(tp, NULL) == TG_EARG);
+    tg_tape_reset(tp);
+    loss = tg_matmul(tp, q, tg_tanh(tp, w)); /* [3,1] x [4,1] */
+    CHECK(loss == NULL && tg_tape_errcode(tp) == TG_ESHAPE);
+    tg_tape_reset(tp);
+    tg_tensor *c11 = tg_matmul(tp, q, p); /* nothing requires grad: not recorded */
+    tg_set_requires_grad(p, false);
+    loss = tg_matmul(tp, p, q);
+    CHECK(tg_backward(tp, loss) == TG_EARG);
+    CHECK_STR_HAS(tg_tape_error(tp), "does not require a gradient");
+    (void)c11;
+    tg_tape_reset(tp);
+    /* NULL tape */
+    CHECK(tg_tanh(NULL, a) == NULL);
+    CHECK(tg_backward(NULL, a) == TG_EARG);
+    CHECK(strcmp(tg_tape_error(NULL), "no tape (NULL)") == 0);
+    tg_tape_free(tp);
+    tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(c), tg_tensor_free(d);
+    tg_tensor_free(v), tg_tensor_free(w), tg_tensor_free(p), tg_tensor_free(q);
+}
+
+/* ---- allocation hooks ---- */
+typedef struct counting_alloc {
+    long calls, fail_at; /* fail the fail_at-th call (1-based); 0 = never */
+    long live;
+} counting_alloc;
+
+static void *counting(void *ctx, void *ptr, size_t size)
+{
+    counting_alloc *c = ctx;
+    if (size == 0) {
+        if (ptr) c->live--;
+        free(ptr);
+        return NULL;
+    }
+    c->calls++;
+    if (c->fail_at && c->calls == c->fail_at) return NULL;
+    void *p = realloc(ptr, size);
+    if (p && !ptr) c->live++;
+    return p;
+}
+
+/* A training-like step: a tanh layer, a product to one output per row, an average over the
+ * rows as a [1,64] x [64,1] product, and the sweep. Large enough to need several blocks. */
+static int train_step(tg_tape *tp, tg_tensor *x, tg_tensor *w1, tg_tensor *b1, tg_tensor *w2,
+                      tg_tensor *avg)
+{
+    tg_tensor *h = tg_tanh(tp, tg_linear(tp, x, w1, b1));
+    tg_tensor *out = tg_tanh(tp, tg_matmul(tp, h, w2));
+    tg_tensor *loss = tg_matmul(tp, avg, out);
+    if (!loss) return tg_tape_errcode(tp);
+    return tg_backward(tp, loss);
+}
+
+typedef struct mlp {
+    tg_tensor *x, *w1, *b1, *w2, *avg;
+} mlp;
+
+static mlp mlp_new(tg_dtype dt)
+{
+    int64_t sx[2] = {64, 100}, sw1[2] = {100, 200}, sb1[1] = {200}, sw2[2] = {200, 1},
+            savg[2] = {1, 64};
+    mlp m = {tg_tensor_new(dt, 2, sx), tg_tensor_new(dt, 2, sw1), tg_tensor_new(dt, 1, sb1),
+             tg_tensor_new(dt, 2, sw2), tg_tensor_new(dt, 2, savg)};
+    tg_rng r;
+    tg_rng_seed(&r, 1);
+    tg_tensor_rand_normal(m.x, 0, 1, &r);
+    tg_tensor_rand_uniform(m.w1, -0.1, 0.1, &r);
+    tg_tensor_rand_uniform(m.w2, -0.1, 0.1, &r);
+    tg_tensor_fill(m.avg, 1.0 / 64);
+    tg_set_requires_grad(m.w1, true);
+    tg_set_requires_grad(m.b1, true);
+    tg_set_requires_grad(m.w2, true);
+    return m;
+}
+
+static void mlp_free(mlp *m)
+{
+    tg_tensor_free(m->x), tg_tensor_free(m->w1), tg_tensor_free(m->b1);
+    tg_tensor_free(m->w2), tg_tensor_free(m->avg);
+}
+
+/* 1000 steps: after the first few, no allocation at all and a flat arena. */
+static void test_arena_flat(void)
+{
+    mlp m = mlp_new(TG_F64);
+    counting_alloc ca = {0, 0, 0};
+    tg_tape *tp = tg_tape_new_with(counting, &ca);
+    tg_tape_stats st3 = {0}, st;
+    int bad = 0;
+    for (int step = 0; step < 1000; step++) {
+        tg_tape_reset(tp);
+        bad += train_step(tp, m.x, m.w1, m.b1, m.w2, m.avg) != TG_OK;
+        if (step == 2) tg_tape_get_stats(tp, &st3);
+    }
+    tg_tape_get_stats(tp, &st);
+    CHECK(bad == 0);
+    CHECK(st.n_allocs == st3.n_allocs && ca.calls == (long)st.n_allocs);
+    CHECK(st.arena_high == st3.arena_high && st.arena_reserved == st3.arena_reserved);
+    CHECK(st.arena_reserved >= st.arena_high && st.n_nodes == 5);
+    CHECK(st.arena_high > (size_t)64 * 200 * 8 * 2); /* outputs and their grads live there */
+    tg_tape_free(tp);
+    CHECK(ca.live == 0);
+    mlp_free(&m);
+}
+
+/* Fail the k-th allocation of a fresh tape's first step, for every k: the step fails with a
+ * clean TG_ENOMEM (or the tape cannot be made), nothing leaks, and after a reset the same
+ * tape runs the step. */
+static void test_alloc_failure(void)
+{
+    mlp m = mlp_new(TG_F32);
+    counting_alloc probe = {0, 0, 0};
+    tg_tape *tp = tg_tape_new_with(counting, &probe);
+    CHECK(train_step(tp, m.x, m.w1, m.b1, m.w2, m.avg) == TG_OK);
+    tg_tape_free(tp);
+    long total = probe.calls;
+    CHECK(total >= 3); /* the tape and at least two arena blocks */
+    int clean = 0;
+    for (long k = 1; k <= total; k++) {
+        counting_alloc ca = {0, k, 0};
+        tp = tg_tape_new_with(counting, &ca);
+        if (!tp) {
+            clean += k == 1 && ca.live == 0;
+            continue;
+        }
+        int rc = train_step(tp, m.x, m.w1, m.b1, m.w2, m.avg);
+        bool ok = rc == TG_ENOMEM && tg_tape_errcode(tp) == TG_ENOMEM &&
+                  strstr(tg_tape_error(tp), "out of memory") != NULL;
+        tg_tape_reset(tp);
+        ok = ok && train_step(tp, m.x, m.w1, m.b1, m.w2, m.avg) == TG_OK;
+        tg_tape_free(tp);
+        clean += ok && ca.live == 0;
+    }
+    CHECK(clean == total);
+    mlp_free(&m);
+}
+
+/* ---- gradcheck ---- */
+static tg_tensor *fn_two_layer(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx; /* in: x [2,3], w [3,4], b [4], v [4,1], avg [1,2] */
+    tg_tensor *h = tg_tanh(tp, tg_linear(tp, in[0], in[1], in[2]));
+    return tg_matmul(tp, in[4], tg_tanh(tp, tg_matmul(tp, h, in[3])));
+}
+
+/* fan-out: w feeds three products, so its gradient is the sum of three paths */
+static tg_tensor *fn_fanout(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx; /* x [1,3], w [3,3], v [3,1] */
+    tg_tensor *h = tg_tanh(tp, tg_matmul(tp, in[0], in[1]));
+    tg_tensor *h2 = tg_tanh(tp, tg_matmul(tp, h, in[1]));
+    return tg_matmul(tp, tg_matmul(tp, h2, in[1]), in[2]);
+}
+
+static tg_tensor *rand_leaf(tg_dtype dt, int ndim, const int64_t *s, tg_rng *r, bool grad)
+{
+    tg_tensor *t = tg_tensor_new(dt, ndim, s);
+    tg_tensor_rand_uniform(t, -1, 1, r);
+    tg_set_requires_grad(t, grad);
+    return t;
+}
+
+static void test_gradcheck_models(void)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 3);
+    int64_t sx[2] = {2, 3}, sw[2] = {3, 4}, sb[1] = {4}, sv[2] = {4, 1}, sa[2] = {1, 2};
+    tg_tensor *in[5] = {rand_leaf(TG_F64, 2, sx, &r, true), rand_leaf(TG_F64, 2, sw, &r, true),
+                        rand_leaf(TG_F64, 1, sb, &r, true), rand_leaf(TG_F64, 2, sv, &r, true),
+                        rand_leaf(TG_F64, 2, sa, &r, true)};
+    tg_gradcheck_result res;
+    CHECK(tg_gradcheck(fn_two_layer, 5, in, NULL, NULL, &res) == TG_OK);
+    CHECK(res.n_checked == 6 + 12 + 4 + 4 + 2);
+    CHECK(res.max_rel_err <= 1e-6);
+    /* the caller's tensors are untouched: f32 inputs are checked in f64 copies */
+    tg_tensor *in32[5];
+    for (int i = 0; i < 5; i++) {
+        in32[i] = tg_tensor_new(TG_F32, tg_tensor_ndim(in[i]), tg_tensor_shape(in[i]));
+        for (int64_t j = 0; j < tg_tensor_numel(in[i]); j++) tg_set(in32[i], j, tg_get(in[i], j));
+        tg_set_requires_grad(in32[i], i != 2); /* b is not checked */
+    }
+    CHECK(tg_gradcheck(fn_two_layer, 5, in32, NULL, NULL, &res) == TG_OK);
+    CHECK(res.n_checked == 6 + 12 + 4 + 2 && res.max_rel_err <= 1e-6);
+    CHECK(tg_grad(in32[0]) == NULL);
+    for (int i = 0; i < 5; i++) tg_tensor_free(in[i]), tg_tensor_free(in32[i]);
+
+    int64_t s13[2] = {1, 3}, s33[2] = {3, 3}, s31[2] = {3, 1};
+    tg_tensor *f[3] = {rand_leaf(TG_F64, 2, s13, &r, true), rand_leaf(TG_F64, 2, s33, &r, true),
+                       rand_leaf(TG_F64, 2, s31, &r, true)};
+    CHECK(tg_gradcheck(fn_fanout, 3, f, NULL, NULL, &res) == TG_OK);
+    CHECK(res.n_checked == 15 && res.max_rel_err <= 1e-6);
+    for (int i = 0; i < 3; i++) tg_tensor_free(f[i]);
+}
+
+/* A user op y = x³ whose backward is deliberately wrong (2x² instead of 3x²): gradcheck must
+ * catch it, and pass the same op with the right backward. */
+static void cube_fwd(void *ctx, int n_in, const tg_tensor *const *in, tg_tensor *out)
+{
+    (void)ctx, (void)n_in;
+    for (int64_t i = 0; i < tg_tensor_numel(out); i++) {
+        double x = tg_get(in[0], i);
+        tg_set(out, i, x * x * x);
+    }
+}
+
+static void cube_bwd(void *ctx, int n_in, const tg_tensor *const *in, const tg_tensor *out,
+                     const tg_tensor *dout, tg_tensor *const *din)
+{
+    (void)n_in, (void)out;
+    double k = *(const double *)ctx;
+    if (!din[0]) return;
+    for (int64_t i = 0; i < tg_tensor_numel(out); i++) {
+        double x = tg_get(in[0], i);
+        tg_set(din[0], i, tg_get(din[0], i) + tg_get(dout, i) * k * x * x);
+    }
+}
+
+static const tg_custom_op cube_op = {"cube", cube_fwd, cube_bwd};
+
+static tg_tensor *fn_cube(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    /* in: x [1,4], v [4,1]; loss = cube(x) · v */
+    tg_tensor *y = tg_custom(tp, &cube_op, ctx, 1, in, 2, tg_tensor_shape(in[0]));
+    return tg_matmul(tp, y, in[1]);
+}
+
+static void test_gradcheck_catches_wrong_backward(void)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 5);
+    int64_t sx[2] = {1, 4}, sv[2] = {4, 1};
+    tg_tensor *in[2] = {rand_leaf(TG_F64, 2, sx, &r, true), rand_leaf(TG_F64, 2, sv, &r, true)};
+    tg_gradcheck_result res;
+    double right = 3.0, wrong = 2.0;
+    CHECK(tg_gradcheck(fn_cube, 2, in, &right, NULL, &res) == TG_OK);
+    CHECK(res.max_rel_err <= 1e-6);
+    CHECK(tg_gradcheck(fn_cube, 2, in, &wrong, NULL, &res) == TG_OK);
+    CHECK(res.max_rel_err > 0.3); /* 2x² against 3x²: a third off wherever x² v is not tiny */
+    CHECK(res.worst_input == 0);
+    double x = tg_get(in[0], res.worst_index), v = tg_get(in[1], res.worst_index);
+    CHECK_NEAR(res.worst_analytic, 2 * x * x * v, 1e-12);
+    CHECK_NEAR(res.worst_numeric, 3 * x * x * v, 1e-8);
+    /* a function that fails, or returns no scalar, is reported */
+    tg_tensor *with_null[2] = {in[0], NULL};
+    CHECK(tg_gradcheck(fn_cube, 2, with_null, &right, NULL, &res) == TG_EARG);
+    CHECK_STR_HAS(res.msg, "tg_matmul: input 1 is NULL");
+    CHECK(tg_gradcheck(NULL, 2, in, &right, NULL, &res) == TG_EARG);
+    for (int i = 0; i < 2; i++) tg_tensor_free(in[i]);
+}
+
+static tg_tensor *fn_not_scalar(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx;
+    return tg_tanh(tp, in[0]);
+}
+
+static void test_gradcheck_not_scalar(void)
+{
+    int64_t s[1] = {3};
+    tg_tensor *x = tg_tensor_new(TG_F64, 1, s);
+    tg_set_requires_grad(x, true);
+    tg_gradcheck_result res;
+    CHECK(tg_gradcheck(fn_not_scalar, 1, &x, NULL, NULL, &res) == TG_ESHAPE);
+    CHECK_STR_HAS(res.msg, "did not return a scalar");
+    tg_tensor_free(x);
+}
+
+/* f32 and f64 agree within f32 tolerance, values and gradients. */
+static void test_f32_matches_f64(void)
+{
+    mlp a = mlp_new(TG_F32), b = mlp_new(TG_F64);
+    tg_tape *ta = tg_tape_new(), *tb = tg_tape_new();
+    CHECK(train_step(ta, a.x, a.w1, a.b1, a.w2, a.avg) == TG_OK);
+    CHECK(train_step(tb, b.x, b.w1, b.b1, b.w2, b.avg) == TG_OK);
+    double worst = 0;
+    tg_tensor *pa[3] = {a.w1, a.b1, a.w2}, *pb[3] = {b.w1, b.b1, b.w2};
+    for (int p = 0; p < 3; p++)
+        for (int64_t i = 0; i < tg_tensor_numel(pa[p]); i++)
+            worst = fmax(worst, fabs(tg_get(tg_grad(pa[p]), i) - tg_get(tg_grad(pb[p]), i)));
+    CHECK(worst < 1e-5);
+    tg_tape_free(ta), tg_tape_free(tb);
+    mlp_free(&a), mlp_free(&b);
+}
+
+/* A chain of 20000 tiny ops, swept back: the gradient is the product of the local
+ * derivatives, and a second identical step allocates nothing. */
+static void test_long_chain(void)
+{
+    int64_t s[2] = {1, 1};
+    double x0 = 0.9;
+    tg_tensor *x = vec(TG_F64, 2, s, &x0);
+    tg_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_stats st1, st2;
+    for (int rep = 0; rep < 2; rep++) {
+        tg_tape_reset(tp);
+        tg_zero_grad(x);
+        tg_tensor *y = x;
+        double v = x0, d = 1;
+        for (int i = 0; i < 20000; i++) {
+            y = tg_tanh(tp, y);
+            v = tanh(v);
+            d *= 1 - v * v;
+        }
+        CHECK(tg_backward(tp, y) == TG_OK);
+        CHECK_NEAR(tg_get(y, 0), v, 1e-12);
+        CHECK_NEAR(tg_get(tg_grad(x), 0), d, 1e-12 * fabs(d) + 1e-300);
+        tg_tape_get_stats(tp, rep ? &st2 : &st1);
+    }
+    CHECK(st1.n_nodes == 20000 && st2.n_allocs == st1.n_allocs);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+
+static void test_graph_api(void)
+{
+    int64_t sx[2] = {2, 3}, sw[2] = {3, 4}, sb[1] = {4}, sv[2] = {4, 1}, sa[2] = {1, 2};
+    tg_rng r;
+    tg_rng_seed(&r, 9);
+    tg_tensor *in[5] = {rand_leaf(TG_F32, 2, sx, &r, false), rand_leaf(TG_F32, 2, sw, &r, true),
+                        rand_leaf(TG_F32, 1, sb, &r, true), rand_leaf(TG_F32, 2, sv, &r, true),
+                        rand_leaf(TG_F32, 2, sa, &r, false)};
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *loss = fn_two_layer(tp, in, NULL);
+    const char *want[5] = {"linear", "tanh", "matmul", "tanh", "matmul"};
+    int i = 0, ok = 0;
+    for (const tg_node *n = tg_tape_first(tp); n; n = tg_node_next(n), i++)
+        ok += i < 5 && strcmp(tg_node_op(n), want[i]) == 0 && !tg_node_has_grad(n);
+    CHECK(i == 5 && ok == 5);
+    const tg_node *first = tg_tape_first(tp);
+    CHECK(tg_node_n_inputs(first) == 3 && tg_node_input(first, 1) == in[1]);
+    CHECK(tg_node_input(first, 3) == NULL);
+    CHECK(tg_tensor_dim(tg_node_output(first), 1) == 4);
+    tg_backward(tp, loss);
+    ok = 0;
+    for (const tg_node *n = tg_tape_first(tp); n; n = tg_node_next(n)) ok += tg_node_has_grad(n);
+    CHECK(ok == 5);
+    char dir[] = "/tmp/tg_graph_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[64], svg[64], cmd[256];
+    snprintf(path, sizeof path, "%s/g.dot", dir);
+    snprintf(svg, sizeof svg, "%s/g.svg", dir);
+    CHECK(tg_export_dot(tp, path) == TG_OK);
+    FILE *f = fopen(path, "r");
+    char text[8192] = {0};
+    size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    CHECK(len > 0);
+    CHECK_STR_HAS(text, "digraph tape");
+    CHECK_STR_HAS(text, "linear\\n[2,4] f32");
+    CHECK_STR_HAS(text, "leaf [3,4]\\nrequires grad");
+    if (system("command -v dot >/dev/null 2>&1") == 0) { /* Graphviz installed: render it */
+        snprintf(cmd, sizeof cmd, "dot -Tsvg %s -o %s 2>/dev/null", path, svg);
+        CHECK(system(cmd) == 0);
+        remove(svg);
+    }
+    CHECK(tg_export_dot(tp, "/nonexistent-dir/g.dot") == TG_EIO);
+    remove(path);
+    rmdir(dir);
+    tg_tape_free(tp);
+    for (int k = 0; k < 5; k++) tg_tensor_free(in[k]);
+}
+
+static const check_case cases[] = {
+    TEST(test_tensor_basics),
+    TEST(test_tensor_random),
+    TEST(test_tensor_print),
+    TEST(test_backward_by_hand),
+    TEST(test_backward_twice),
+    TEST(test_grad_mode_and_recording),
+    TEST(test_sweep_starts_at_loss),
+    TEST(test_leaf_loss),
+    TEST(test_errors),
+    TEST(test_arena_flat),
+    TEST(test_alloc_failure),
+    TEST(test_gradcheck_models),
+    TEST(test_gradcheck_catches_wrong_backward),
+    TEST(test_gradcheck_not_scalar),
+    TEST(test_f32_matches_f64),
+    TEST(test_long_chain),
+    TEST(test_graph_api),
+};
+TEST_MAIN("test_autograd", cases)
