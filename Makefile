@@ -13,7 +13,8 @@ LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lz -lm -lpthread $(EXTR
 B        ?= build
 
 DIRS     ?= autograd ops nn optim data
-LIB_SRC  := $(foreach d,$(DIRS),$(wildcard $(d)/*.c))
+SKIP     ?=
+LIB_SRC  := $(filter-out $(SKIP),$(foreach d,$(DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard test/test_*.c)
 TESTS    := $(TEST_SRC:test/%.c=$(B)/%)

@@ -189,8 +189,14 @@ int tg_tensor_fill(tg_tensor *t, double v)
 
 int tg_tensor_copy(tg_tensor *dst, const tg_tensor *src)
 {
-    if (!dst || !src || dst->numel != src->numel || dst->dtype != src->dtype) return TG_EARG;
-    if (dst->numel) memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
+    if (!dst || !src || dst->numel != src->numel) return TG_EARG;
+    if (dst->dtype == src->dtype) {
+        if (dst->numel) memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
+    } else if (dst->dtype == TG_F32) {
+        for (int64_t i = 0; i < src->numel; i++) tg_f32(dst)[i] = (float)tg_f64(src)[i];
+    } else {
+        for (int64_t i = 0; i < src->numel; i++) tg_f64(dst)[i] = (double)tg_f32(src)[i];
+    }
     return TG_OK;
 }
 

@@ -117,6 +117,27 @@ typedef struct tg_gradcheck_result {
 TG_API int tg_gradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inputs, void *ctx,
                         const tg_gradcheck_opts *opts, tg_gradcheck_result *res);
 
+/* ---- The built-in op self-check: every op at several shapes (broadcasting, non-square,
+ * every axis), gradchecked in f64 and compared between f32 and f64. `tapegrad gradcheck`
+ * prints it as a table; the test suite requires max_rel_err <= 1e-6 for every case. ---- */
+typedef struct tg_selfcheck_result {
+    const char *op;            /* the op under test */
+    const char *what;          /* what the case covers */
+    tg_gradcheck_result grad;  /* f64 analytic gradients against finite differences */
+    double f32_err;            /* largest |f32 - f64| over the value and every gradient
+                                  element, relative to max(1, |f64|) */
+} tg_selfcheck_result;
+
+TG_API int tg_selfcheck_count(void);
+/* Runs case i (0 <= i < tg_selfcheck_count()): 0, or a negative code with grad.msg. */
+TG_API int tg_selfcheck_run(int i, tg_selfcheck_result *res);
+/* The op case i tests (NULL if no such case); *what (if not NULL) gets its description. */
+TG_API const char *tg_selfcheck_op(int i, const char **what);
+/* The op table: tg_op_count() ops named tg_op_name(0..count-1) ("custom" stands for every
+ * user-defined op). */
+TG_API int tg_op_count(void);
+TG_API const char *tg_op_name(int i);
+
 #ifdef __cplusplus
 }
 #endif

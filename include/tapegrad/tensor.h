@@ -53,7 +53,7 @@ TG_API int tg_zero_grad(tg_tensor *t);
 
 /* Fill helpers for leaves (and arena tensors outside a sweep). Return 0 or TG_EARG. */
 TG_API int tg_tensor_fill(tg_tensor *t, double v);
-/* Copies values from src into dst: same numel and dtype. */
+/* Copies values from src into dst (same numel), converting between f32 and f64. */
 TG_API int tg_tensor_copy(tg_tensor *dst, const tg_tensor *src);
 /* Seeded random fills: uniform on [lo, hi), normal with mean and std. The same seed gives
  * the same values for f32 and f64 (up to rounding). */

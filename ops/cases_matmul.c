@@ -1,0 +1,42 @@
+/* ops/cases_matmul.c: self-check cases of matmul and linear (ops/cases.h). */
+#include "cases.h"
+
+static tg_tensor *f_matmul(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx;
+    return tg_case_dot(tp, tg_matmul(tp, in[0], in[1]));
+}
+
+/* a used on both sides: a · aᵀ-like fan-out through one node (a [3,3]). */
+static tg_tensor *f_matmul_self(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx;
+    return tg_case_dot(tp, tg_matmul(tp, in[0], in[0]));
+}
+
+static tg_tensor *f_linear(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx;
+    return tg_case_dot(tp, tg_linear(tp, in[0], in[1], in[2]));
+}
+
+const tg_op_case tg_cases_matmul[] = {
+    {"matmul", "[3,4] x [4,5]", f_matmul, 2, {2, 2}, {{3, 4}, {4, 5}}, 0, 0, 0, NULL, {0}},
+    {"matmul", "[1,7] x [7,1]", f_matmul, 2, {2, 2}, {{1, 7}, {7, 1}}, 0, 0, 0, NULL, {0}},
+    {"matmul", "[5,2] x [2,3], b needs no grad", f_matmul, 2, {2, 2}, {{5, 2}, {2, 3}}, 0, 0,
+     2, NULL, {0}},
+    {"matmul", "a x a, [3,3]", f_matmul_self, 1, {2}, {{3, 3}}, 0, 0, 0, NULL, {0}},
+    {"matmul", "batched [2,3,4] x [2,4,2]", f_matmul, 2, {3, 3}, {{2, 3, 4}, {2, 4, 2}}, 0, 0,
+     0, NULL, {0}},
+    {"matmul", "batched [3,2,4] x shared [4,3]", f_matmul, 2, {3, 2}, {{3, 2, 4}, {4, 3}}, 0,
+     0, 0, NULL, {0}},
+    {"matmul", "shared [2,3] x batched [2,3,4]", f_matmul, 2, {2, 3}, {{2, 3}, {2, 3, 4}}, 0,
+     0, 0, NULL, {0}},
+    {"linear", "[4,3] x [3,5] + [5]", f_linear, 3, {2, 2, 1}, {{4, 3}, {3, 5}, {5}}, 0, 0, 0,
+     NULL, {0}},
+    {"linear", "[2,3,4] x [4,2] + [2] (leading dims folded)", f_linear, 3, {3, 2, 1},
+     {{2, 3, 4}, {4, 2}, {2}}, 0, 0, 0, NULL, {0}},
+    {"linear", "[1,6] x [6,1] + [1], x needs no grad", f_linear, 3, {2, 2, 1},
+     {{1, 6}, {6, 1}, {1}}, 0, 0, 1, NULL, {0}},
+};
+const int tg_n_cases_matmul = sizeof tg_cases_matmul / sizeof tg_cases_matmul[0];
