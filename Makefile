@@ -20,20 +20,28 @@ TEST_SRC := $(wildcard test/test_*.c)
 TESTS    := $(TEST_SRC:test/%.c=$(B)/%)
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
+# examples/: each demo file defines demo_<name>() for `tapegrad demo` and, built alone with
+# -DTG_EXAMPLE_MAIN, is a program of its own. readme.c is only a program.
+DEMO_SRC := $(filter-out examples/readme.c,$(wildcard examples/*.c))
+DEMO_OBJ := $(DEMO_SRC:%.c=$(B)/obj/%.o)
+EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+FASHION  := /usr/share/datasets/fashion-mnist
 HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops/*.def nn/*.h \
                        optim/*.h data/*.h cli/*.h test/*.h)
 DEPS_OK  := $(B)/.deps-ok
 
-.PHONY: all lib test asan valgrind install clean deps help
-all: lib $(TESTS)
+.PHONY: all lib test asan valgrind install clean deps help run examples cli data-deps
+all: lib $(TESTS) $(B)/tapegrad
 lib: $(B)/libtapegrad.a $(B)/libtapegrad.so
 
 help:
-	@echo "make          build build/libtapegrad.{a,so} and the tests"
+	@echo "make run      install what is missing, build, train the default MLP on Fashion-MNIST"
+	@echo "make          build build/libtapegrad.{a,so}, build/tapegrad and the tests"
 	@echo "make test     build and run every test (ends with 'N passed, M failed')"
 	@echo "make asan     the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make valgrind the tests under valgrind memcheck"
-	@echo "make install PREFIX=/usr/local   headers, libraries and tapegrad.pc"
+	@echo "make examples build/examples/* (the README example and every demo as a program)"
+	@echo "make install PREFIX=/usr/local   headers, libraries, tapegrad.pc and the tapegrad command"
 
 # BLIS (Debian's OpenMP build) is the matrix engine. Installed here when missing and we are
 # root with apt-get; otherwise one sentence says what to install.
@@ -67,6 +75,35 @@ $(B)/libtapegrad.so: $(LIB_OBJ)
 $(B)/test_%: test/test_%.c $(LIB_OBJ) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -fvisibility=default $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
+# The command: cli/ and the demos in examples/.
+cli: $(B)/tapegrad
+$(B)/tapegrad: $(CLI_OBJ) $(DEMO_OBJ) $(LIB_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(B)/obj/examples/%.o: examples/%.c $(HEADERS) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icli -c $< -o $@
+
+examples: $(EXAMPLES)
+$(B)/examples/%: examples/%.c $(B)/libtapegrad.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DTG_EXAMPLE_MAIN $< -o $@ $(B)/libtapegrad.a $(LDLIBS)
+
+# The main job: Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
+data-deps:
+	@if [ ! -d $(FASHION) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Fashion-MNIST is missing: installing Debian's dataset-fashion-mnist"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) >/dev/null || exit 1; \
+	  else \
+	    echo "make run needs Fashion-MNIST: run 'sudo apt-get install dataset-fashion-mnist'." >&2; exit 1; \
+	  fi; \
+	fi
+
+run: data-deps $(B)/tapegrad
+	@mkdir -p $(B)/run
+	$(B)/tapegrad train --data fashion-mnist --log $(B)/run/curves.csv --save $(B)/run/model.tg $(ARGS)
+
 test: $(TESTS)
 	@sh test/run.sh $(TESTS)
 
@@ -79,12 +116,14 @@ valgrind: $(TESTS)
 	@VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --suppressions=test/valgrind.supp" \
 	  sh test/run.sh $(TESTS)
 
-install: lib
+install: lib $(B)/tapegrad
 	install -d $(DESTDIR)$(PREFIX)/include/tapegrad $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/tapegrad.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/tapegrad/*.h $(DESTDIR)$(PREFIX)/include/tapegrad/
 	install -m 644 $(B)/libtapegrad.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(B)/libtapegrad.so $(DESTDIR)$(PREFIX)/lib/
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(B)/tapegrad $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLIS_LIB@|$(BLIS_LIB)|' tapegrad.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
 

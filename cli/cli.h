@@ -1,0 +1,50 @@
+/* cli/cli.h: what the `tapegrad` subcommands share: option parsing and output helpers. */
+#ifndef TAPEGRAD_CLI_H
+#define TAPEGRAD_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tapegrad.h"
+
+/* Options are "--name value" pairs or "--flag". An option table lists what a command
+ * accepts; parsing stores the raw strings, and typed getters convert and check them. */
+typedef struct cli_opt {
+    const char *name; /* without the dashes */
+    bool flag;        /* takes no value */
+    const char *def;  /* default value (NULL: unset) */
+    const char *help;
+    const char *val;  /* filled by cli_parse */
+} cli_opt;
+
+/* Fills opts[i].val from argv; prints the problem and returns nonzero on an unknown option
+ * or a missing value. Positional arguments go to *pos (at most max_pos). */
+int cli_parse(int argc, char **argv, cli_opt *opts, int n_opts, const char **pos, int max_pos,
+              int *n_pos);
+const char *cli_str(const cli_opt *opts, int n, const char *name);
+bool cli_flag(const cli_opt *opts, int n, const char *name);
+/* Numeric getters: nonzero (and a message naming the option) when the value is not a
+ * number in [lo, hi]. */
+int cli_double(const cli_opt *opts, int n, const char *name, double lo, double hi, double *out);
+int cli_int(const cli_opt *opts, int n, const char *name, long long lo, long long hi,
+            long long *out);
+/* A comma-separated list of positive integers ("784,256,10"); count in *n_out. */
+int cli_int_list(const char *s, long long *out, int max, int *n_out);
+void cli_usage_opts(FILE *f, const cli_opt *opts, int n);
+
+/* The commands. Each returns the process exit status: 0, 1 on a failure, 2 on bad usage. */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_gradcheck(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* Plots with gnuplot when it is installed: columns ycols (1-based, of a CSV with a header
+ * line) against column xcol, one line each, into png. Returns 0 when the PNG was written,
+ * 1 when gnuplot is missing (a note is printed), -1 on failure. */
+int cli_plot_csv(const char *csv, const char *png, const char *title, const char *xlabel,
+                 const char *ylabel, int xcol, const int *ycols, int n_y, bool logy);
+bool cli_have_program(const char *name);
+double cli_now(void); /* seconds, monotonic */
+
+#endif

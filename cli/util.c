@@ -1,0 +1,181 @@
+/* cli/util.c: option parsing, plotting through gnuplot, timing. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static cli_opt *find(cli_opt *opts, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(opts[i].name, name) == 0) return &opts[i];
+    return NULL;
+}
+
+int cli_parse(int argc, char **argv, cli_opt *opts, int n_opts, const char **pos, int max_pos,
+              int *n_pos)
+{
+    int np = 0;
+    for (int i = 0; i < n_opts; i++) opts[i].val = opts[i].def;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            if (np >= max_pos) {
+                fprintf(stderr, "tapegrad: unexpected argument '%s'\n", a);
+                return 2;
+            }
+            pos[np++] = a;
+            continue;
+        }
+        const char *eq = strchr(a + 2, '=');
+        char name[64];
+        size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, a + 2, len);
+        name[len] = '\0';
+        cli_opt *o = find(opts, n_opts, name);
+        if (!o) {
+            fprintf(stderr, "tapegrad: unknown option '--%s'\n", name);
+            return 2;
+        }
+        if (o->flag) {
+            if (eq) {
+                fprintf(stderr, "tapegrad: --%s takes no value\n", name);
+                return 2;
+            }
+            o->val = "1";
+        } else if (eq) {
+            o->val = eq + 1;
+        } else if (i + 1 < argc) {
+            o->val = argv[++i];
+        } else {
+            fprintf(stderr, "tapegrad: --%s needs a value\n", name);
+            return 2;
+        }
+    }
+    if (n_pos) *n_pos = np;
+    return 0;
+}
+
+const char *cli_str(const cli_opt *opts, int n, const char *name)
+{
+    const cli_opt *o = find((cli_opt *)opts, n, name);
+    return o ? o->val : NULL;
+}
+
+bool cli_flag(const cli_opt *opts, int n, const char *name)
+{
+    const char *v = cli_str(opts, n, name);
+    return v && strcmp(v, "0") != 0;
+}
+
+int cli_double(const cli_opt *opts, int n, const char *name, double lo, double hi, double *out)
+{
+    const char *v = cli_str(opts, n, name);
+    if (!v) return 0; /* unset: keep *out */
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "tapegrad: --%s %s: want a number in [%g, %g]\n", name, v, lo, hi);
+        return 2;
+    }
+    *out = d;
+    return 0;
+}
+
+int cli_int(const cli_opt *opts, int n, const char *name, long long lo, long long hi,
+            long long *out)
+{
+    const char *v = cli_str(opts, n, name);
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    long long d = strtoll(v, &end, 10);
+    if (errno || end == v || *end || d < lo || d > hi) {
+        fprintf(stderr, "tapegrad: --%s %s: want an integer in [%lld, %lld]\n", name, v, lo, hi);
+        return 2;
+    }
+    *out = d;
+    return 0;
+}
+
+int cli_int_list(const char *s, long long *out, int max, int *n_out)
+{
+    int n = 0;
+    const char *p = s;
+    while (p && *p) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (errno || end == p || v <= 0 || v > (1LL << 31) || n >= max) return -1;
+        out[n++] = v;
+        if (*end == ',') p = end + 1;
+        else if (*end == '\0') p = end;
+        else return -1;
+        if (*end == ',' && !*p) return -1;
+    }
+    *n_out = n;
+    return n ? 0 : -1;
+}
+
+void cli_usage_opts(FILE *f, const cli_opt *opts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char left[48];
+        snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].flag ? "" : " V");
+        fprintf(f, "  %-22s %s", left, opts[i].help);
+        if (opts[i].def) fprintf(f, " (default %s)", opts[i].def);
+        fputc('\n', f);
+    }
+}
+
+bool cli_have_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path) return false;
+    char buf[4096];
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        if (len && len + strlen(name) + 2 < sizeof buf) {
+            memcpy(buf, path, len);
+            buf[len] = '/';
+            strcpy(buf + len + 1, name);
+            if (access(buf, X_OK) == 0) return true;
+        }
+        path += len + (colon ? 1 : 0);
+    }
+    return false;
+}
+
+int cli_plot_csv(const char *csv, const char *png, const char *title, const char *xlabel,
+                 const char *ylabel, int xcol, const int *ycols, int n_y, bool logy)
+{
+    if (!cli_have_program("gnuplot")) {
+        printf("note: gnuplot is not installed, so no plot (apt-get install gnuplot-nox)\n");
+        return 1;
+    }
+    FILE *g = popen("gnuplot 2>/dev/null", "w");
+    if (!g) return -1;
+    fprintf(g, "set terminal pngcairo size 900,560 noenhanced\n");
+    fprintf(g, "set output '%s'\nset datafile separator ','\nset key autotitle columnhead\n", png);
+    fprintf(g, "set title '%s'\nset xlabel '%s'\nset ylabel '%s'\nset grid\n", title, xlabel,
+            ylabel);
+    if (logy) fprintf(g, "set logscale y\n");
+    fprintf(g, "plot ");
+    for (int i = 0; i < n_y; i++)
+        fprintf(g, "%s'%s' using %d:%d with lines lw 2", i ? ", " : "", csv, xcol, ycols[i]);
+    fprintf(g, "\n");
+    int rc = pclose(g);
+    return rc == 0 ? 0 : -1;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
