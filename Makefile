@@ -85,9 +85,9 @@ $(B)/obj/examples/%.o: examples/%.c $(HEADERS) | $(DEPS_OK)
 	$(CC) $(ALL_CFLAGS) -Icli -c $< -o $@
 
 examples: $(EXAMPLES)
-$(B)/examples/%: examples/%.c $(B)/libtapegrad.a $(HEADERS)
+$(B)/examples/%: examples/%.c $(B)/libtapegrad.a $(B)/obj/cli/util.o $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DTG_EXAMPLE_MAIN $< -o $@ $(B)/libtapegrad.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Icli -DTG_EXAMPLE_MAIN $< -o $@ $(B)/obj/cli/util.o $(B)/libtapegrad.a $(LDLIBS)
 
 # The main job: Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
 data-deps:

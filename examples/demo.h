@@ -1,0 +1,32 @@
+/* examples/demo.h: the lecture demos. Each examples/<name>.c defines demo_<name>(outdir),
+ * run by `tapegrad demo <name>`; built alone with -DTG_EXAMPLE_MAIN (make examples) it is a
+ * program of its own taking the output directory as its argument. Each returns 0 when the
+ * demo showed what it is meant to show. */
+#ifndef TAPEGRAD_EXAMPLES_DEMO_H
+#define TAPEGRAD_EXAMPLES_DEMO_H
+
+#include <stdio.h>
+
+#include "tapegrad.h"
+
+#define DEMOS(X)                                                                            \
+    X(boolean, "AND, OR and NOT as threshold neurons with fixed weights")                   \
+    X(xor, "XOR: with the extra feature x1*x2, with fixed two layers, and trained")         \
+    X(collapse, "a deep linear network is one linear map; a nonlinearity breaks it")        \
+    X(approx, "one hidden layer of sigmoids fits 0.2+0.4x^2+0.3x sin(15x)+0.1cos(50x)")     \
+    X(symmetry, "constant initialisation: hidden units stay identical and learn less")      \
+    X(optimizers, "every first-order optimiser on one task, loss curves on one plot")
+
+#define X(name, what) int demo_##name(const char *outdir);
+DEMOS(X)
+#undef X
+
+/* From cli/util.c: a gnuplot PNG of CSV columns (0 written, 1 gnuplot missing, -1 error). */
+#include <stdbool.h>
+int cli_plot_csv(const char *csv, const char *png, const char *title, const char *xlabel,
+                 const char *ylabel, int xcol, const int *ycols, int n_y, bool logy);
+
+#define DEMO_MAIN(name)                                                                     \
+    int main(int argc, char **argv) { return demo_##name(argc > 1 ? argv[1] : "."); }
+
+#endif
