@@ -30,7 +30,7 @@ HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops
                        optim/*.h data/*.h cli/*.h test/*.h)
 DEPS_OK  := $(B)/.deps-ok
 
-.PHONY: all lib test asan valgrind install clean deps help run examples cli data-deps
+.PHONY: all lib test asan valgrind install clean deps help run examples cli data-deps bench
 all: lib $(TESTS) $(B)/tapegrad
 lib: $(B)/libtapegrad.a $(B)/libtapegrad.so
 
@@ -40,6 +40,7 @@ help:
 	@echo "make test     build and run every test (ends with 'N passed, M failed')"
 	@echo "make asan     the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make valgrind the tests under valgrind memcheck"
+	@echo "make bench    tape overhead, MLP throughput, GEMM efficiency, memory; PyTorch side by side"
 	@echo "make examples build/examples/* (the README example and every demo as a program)"
 	@echo "make install PREFIX=/usr/local   headers, libraries, tapegrad.pc and the tapegrad command"
 
@@ -103,6 +104,12 @@ data-deps:
 run: data-deps $(B)/tapegrad
 	@mkdir -p $(B)/run
 	$(B)/tapegrad train --data fashion-mnist --log $(B)/run/curves.csv --save $(B)/run/model.tg $(ARGS)
+
+# Benchmarks (bench/): tapegrad and, when python3-torch is installed, PyTorch in one table.
+bench: $(B)/bench $(B)/tapegrad data-deps
+	$(B)/bench --cli $(B)/tapegrad --json $(B)/bench.json $(ARGS)
+$(B)/bench: bench/bench.c $(LIB_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -O3 $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 test: $(TESTS)
 	@sh test/run.sh $(TESTS)

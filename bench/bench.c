@@ -1,0 +1,462 @@
+/* bench/bench.c: `make bench`. Measures tape overhead, training throughput, GEMM efficiency
+ * and memory, runs the same workloads in PyTorch (bench/torch/bench.py) when it is
+ * installed, and prints one table with tapegrad/PyTorch ratios plus a JSON file with every
+ * figure. Each figure is the median (and range) of repeated runs. */
+#include <blis.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tapegrad.h"
+
+#define MAX_FIG 256
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct stat3 {
+    double med, lo, hi;
+} stat3;
+
+static stat3 summarise(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return (stat3){n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
+}
+
+/* ---- every figure, for the table and the JSON ---- */
+typedef struct figure {
+    char key[96];   /* e.g. "overhead.f32.n1.fwd_rec_ns" */
+    char unit[16];
+    stat3 v;
+    double torch;   /* NAN when not measured */
+    bool higher_better;
+} figure;
+
+static figure figs[MAX_FIG];
+static int n_figs;
+
+static figure *fig(const char *key, const char *unit, stat3 v, bool higher_better)
+{
+    if (n_figs >= MAX_FIG) return NULL;
+    figure *f = &figs[n_figs++];
+    snprintf(f->key, sizeof f->key, "%s", key);
+    snprintf(f->unit, sizeof f->unit, "%s", unit);
+    f->v = v, f->torch = NAN, f->higher_better = higher_better;
+    return f;
+}
+
+static figure *find_fig(const char *key)
+{
+    for (int i = 0; i < n_figs; i++)
+        if (strcmp(figs[i].key, key) == 0) return &figs[i];
+    return NULL;
+}
+
+/* ---- 1. tape overhead: chains of K elementwise ops ----
+ * The chain repeats (mul_scalar 0.5, add_scalar 0.1, tanh, add x): values stay bounded. */
+static tg_tensor *chain(tg_tape *tp, tg_tensor *x, int64_t k)
+{
+    tg_tensor *y = x;
+    for (int64_t i = 0; i < k; i++) {
+        switch (i & 3) {
+        case 0: y = tg_mul_scalar(tp, y, 0.5); break;
+        case 1: y = tg_add_scalar(tp, y, 0.1); break;
+        case 2: y = tg_tanh(tp, y); break;
+        default: y = tg_add(tp, y, x); break;
+        }
+    }
+    return y;
+}
+
+/* The same arithmetic as plain loops over two preallocated buffers. */
+#define RAW_CHAIN(T, SFX, TANH)                                                             \
+    static void raw_chain_##SFX(const T *restrict x, T *restrict a, T *restrict b, int64_t n, \
+                                int64_t k)                                                  \
+    {                                                                                       \
+        const T *src = x;                                                                   \
+        for (int64_t i = 0; i < k; i++) {                                                   \
+            T *dst = (i & 1) ? b : a;                                                       \
+            switch (i & 3) {                                                                \
+            case 0: for (int64_t j = 0; j < n; j++) dst[j] = (T)0.5 * src[j]; break;        \
+            case 1: for (int64_t j = 0; j < n; j++) dst[j] = src[j] + (T)0.1; break;        \
+            case 2: for (int64_t j = 0; j < n; j++) dst[j] = TANH(src[j]); break;           \
+            default: for (int64_t j = 0; j < n; j++) dst[j] = src[j] + x[j]; break;         \
+            }                                                                               \
+            src = dst;                                                                      \
+        }                                                                                   \
+        __asm__ volatile("" : : "r"(src) : "memory");                                      \
+    }
+RAW_CHAIN(float, f32, tanhf)
+RAW_CHAIN(double, f64, tanh)
+
+static volatile double sink;
+
+static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw, const char *tag)
+{
+    int64_t shape[1] = {n};
+    tg_tensor *x = tg_tensor_new(dt, 1, shape);
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_tensor_rand_uniform(x, -1, 1, &rng);
+    tg_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    double *fwd = calloc((size_t)reps, sizeof *fwd), *bwd = calloc((size_t)reps, sizeof *bwd);
+    double *nog = calloc((size_t)reps, sizeof *nog), *rw = calloc((size_t)reps, sizeof *rw);
+    for (int r = -1; r < reps; r++) { /* r = -1 warms the arena and the caches */
+        tg_tape_reset(tp);
+        double t0 = now();
+        tg_tensor *y = chain(tp, x, k);
+        tg_tensor *s = tg_sum(tp, y, TG_ALL_AXES, false);
+        double t1 = now();
+        tg_zero_grad(x);
+        double t2 = now();
+        if (tg_backward(tp, s)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+        double t3 = now();
+        tg_tape_reset(tp);
+        tg_tape_set_grad_mode(tp, false);
+        double t4 = now();
+        y = chain(tp, x, k);
+        double t5 = now();
+        tg_tape_set_grad_mode(tp, true);
+        sink = y ? tg_get(y, 0) : 0;
+        if (r >= 0) {
+            fwd[r] = (t1 - t0) / (double)k * 1e9;
+            bwd[r] = (t3 - t2) / (double)k * 1e9;
+            nog[r] = (t5 - t4) / (double)k * 1e9;
+        }
+    }
+    if (raw) {
+        size_t es = tg_dtype_size(dt);
+        void *a = aligned_alloc(64, ((size_t)n * es + 63) / 64 * 64), *b = aligned_alloc(64, ((size_t)n * es + 63) / 64 * 64);
+        for (int r = -1; r < reps; r++) {
+            double t0 = now();
+            if (dt == TG_F32) raw_chain_f32(tg_data(x), a, b, n, k);
+            else raw_chain_f64(tg_data(x), a, b, n, k);
+            double t1 = now();
+            if (r >= 0) rw[r] = (t1 - t0) / (double)k * 1e9;
+        }
+        free(a), free(b);
+    }
+    char key[96];
+    const char *d = tg_dtype_name(dt);
+    snprintf(key, sizeof key, "overhead.%s.%s.fwd_recorded", d, tag);
+    stat3 f = summarise(fwd, reps);
+    fig(key, "ns/op", f, false);
+    snprintf(key, sizeof key, "overhead.%s.%s.backward", d, tag);
+    stat3 b = summarise(bwd, reps);
+    fig(key, "ns/op", b, false);
+    snprintf(key, sizeof key, "overhead.%s.%s.fwd_nograd", d, tag);
+    fig(key, "ns/op", summarise(nog, reps), false);
+    snprintf(key, sizeof key, "overhead.%s.%s.fwd_bwd", d, tag);
+    fig(key, "ns/op", (stat3){f.med + b.med, f.lo + b.lo, f.hi + b.hi}, false);
+    if (raw) {
+        stat3 rs = summarise(rw, reps);
+        snprintf(key, sizeof key, "overhead.%s.%s.raw_kernels", d, tag);
+        fig(key, "ns/op", rs, false);
+        snprintf(key, sizeof key, "overhead.%s.%s.overhead", d, tag);
+        fig(key, "ns/op", (stat3){f.med - rs.med, f.lo - rs.hi, f.hi - rs.lo}, false);
+    }
+    tg_tape_stats st;
+    tg_tape_get_stats(tp, &st);
+    if (n == 1 && dt == TG_F32 && strcmp(tag, "n1") == 0) {
+        tg_tape_reset(tp);
+        tg_tensor *y = chain(tp, x, k);
+        (void)y;
+        tg_tape_get_stats(tp, &st);
+        fig("memory.tape_bytes_per_node_n1", "bytes", (stat3){(double)st.arena_used / (double)st.n_nodes, 0, 0}, false);
+    }
+    free(fwd), free(bwd), free(nog), free(rw);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+
+/* ---- 2-3. MLP training step and raw GEMM limits ---- */
+typedef struct mlp {
+    tg_tensor *w[3], *b[3], *x, *y;
+    tg_optim *opt;
+} mlp;
+
+static const int64_t MLP_SIZES[4] = {784, 256, 256, 10};
+#define MLP_BATCH 128
+
+static void mlp_new(mlp *m)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_tensor *params[6];
+    for (int l = 0; l < 3; l++) {
+        int64_t ws[2] = {MLP_SIZES[l], MLP_SIZES[l + 1]}, bs[1] = {MLP_SIZES[l + 1]};
+        m->w[l] = tg_tensor_new(TG_F32, 2, ws);
+        m->b[l] = tg_tensor_new(TG_F32, 1, bs);
+        double a = sqrt(6.0 / (double)MLP_SIZES[l]);
+        tg_tensor_rand_uniform(m->w[l], -a, a, &rng);
+        tg_set_requires_grad(m->w[l], true), tg_set_requires_grad(m->b[l], true);
+        params[2 * l] = m->w[l], params[2 * l + 1] = m->b[l];
+    }
+    int64_t xs[2] = {MLP_BATCH, 784}, ys[1] = {MLP_BATCH};
+    m->x = tg_tensor_new(TG_F32, 2, xs);
+    m->y = tg_tensor_new(TG_F32, 1, ys);
+    tg_tensor_rand_uniform(m->x, 0, 1, &rng);
+    for (int i = 0; i < MLP_BATCH; i++) tg_set(m->y, i, (double)tg_rng_below(&rng, 10));
+    tg_optim_opts oo;
+    tg_optim_defaults("momentum", &oo);
+    oo.lr = 0.01, oo.momentum = 0.9;
+    tg_status st;
+    m->opt = tg_optim_new("momentum", 6, params, &oo, &st);
+}
+
+static void mlp_free(mlp *m)
+{
+    tg_optim_free(m->opt);
+    for (int l = 0; l < 3; l++) tg_tensor_free(m->w[l]), tg_tensor_free(m->b[l]);
+    tg_tensor_free(m->x), tg_tensor_free(m->y);
+}
+
+static int mlp_step(mlp *m, tg_tape *tp)
+{
+    tg_tape_reset(tp);
+    tg_tensor *h = tg_relu(tp, tg_linear(tp, m->x, m->w[0], m->b[0]));
+    h = tg_relu(tp, tg_linear(tp, h, m->w[1], m->b[1]));
+    tg_tensor *loss = tg_cross_entropy(tp, tg_linear(tp, h, m->w[2], m->b[2]), m->y);
+    tg_optim_zero_grad(m->opt);
+    if (!loss || tg_backward(tp, loss) || tg_optim_step(m->opt)) return -1;
+    return 0;
+}
+
+/* The GEMMs of one step: forward x·W (3), backward dY·Wᵀ (2: no gradient for the input) and
+ * Xᵀ·dY (3), as (transA, transB, m, n, k). */
+static const struct {
+    bool ta, tb;
+    int64_t m, n, k;
+} GEMMS[8] = {{0, 0, 128, 256, 784}, {0, 0, 128, 256, 256}, {0, 0, 128, 10, 256},
+              {0, 1, 128, 256, 10},  {0, 1, 128, 256, 256}, {1, 0, 784, 256, 128},
+              {1, 0, 256, 256, 128}, {1, 0, 256, 10, 128}};
+
+static double step_flops(void)
+{
+    double f = 0;
+    for (int i = 0; i < 8; i++) f += 2.0 * (double)(GEMMS[i].m * GEMMS[i].n * GEMMS[i].k);
+    return f;
+}
+
+/* Seconds for the 8 GEMMs of one step as raw bli_sgemm calls (median of reps). */
+static stat3 raw_gemm_time(int reps)
+{
+    float *a = aligned_alloc(64, 784 * 256 * 4), *b = aligned_alloc(64, 784 * 256 * 4);
+    float *c = aligned_alloc(64, 784 * 256 * 4);
+    for (int i = 0; i < 784 * 256; i++) a[i] = b[i] = 0.001f * (float)(i % 97), c[i] = 0;
+    double *t = calloc((size_t)reps, sizeof *t);
+    float one = 1, zero = 0;
+    for (int r = -3; r < reps; r++) {
+        double t0 = now();
+        for (int rep = 0; rep < 20; rep++)
+            for (int i = 0; i < 8; i++) {
+                int64_t m = GEMMS[i].m, n = GEMMS[i].n, k = GEMMS[i].k;
+                bli_sgemm(GEMMS[i].ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                          GEMMS[i].tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &one, a,
+                          GEMMS[i].ta ? m : k, 1, b, GEMMS[i].tb ? k : n, 1, &zero, c, n, 1);
+            }
+        if (r >= 0) t[r] = (now() - t0) / 20;
+    }
+    stat3 s = summarise(t, reps);
+    free(a), free(b), free(c), free(t);
+    return s;
+}
+
+static void bench_mlp(int threads, int reps)
+{
+    tg_set_num_threads(threads);
+    mlp m;
+    mlp_new(&m);
+    tg_tape *tp = tg_tape_new();
+    double *sps = calloc((size_t)reps, sizeof *sps), *st = calloc((size_t)reps, sizeof *st);
+    const int steps = 30;
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        for (int s = 0; s < steps; s++)
+            if (mlp_step(&m, tp)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+        double dt = (now() - t0) / steps;
+        if (r >= 0) sps[r] = MLP_BATCH / dt, st[r] = dt;
+    }
+    tg_tape_stats ts;
+    tg_tape_get_stats(tp, &ts);
+    char key[96];
+    stat3 step = summarise(st, reps);
+    snprintf(key, sizeof key, "mlp.t%d.samples_per_s", threads);
+    fig(key, "samples/s", summarise(sps, reps), true);
+    stat3 g = raw_gemm_time(reps);
+    snprintf(key, sizeof key, "mlp.t%d.gemm_share", threads);
+    fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
+    snprintf(key, sizeof key, "gemm.t%d.raw_sgemm_gflops", threads);
+    fig(key, "GFLOP/s", (stat3){step_flops() / g.med * 1e-9, step_flops() / g.hi * 1e-9, step_flops() / g.lo * 1e-9}, true);
+    snprintf(key, sizeof key, "gemm.t%d.step_gflops", threads);
+    fig(key, "GFLOP/s", (stat3){step_flops() / step.med * 1e-9, step_flops() / step.hi * 1e-9, step_flops() / step.lo * 1e-9}, true);
+    snprintf(key, sizeof key, "gemm.t%d.step_fraction_of_raw", threads);
+    fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
+    if (threads == 1)
+        fig("memory.arena_high_water_per_step", "bytes", (stat3){(double)ts.arena_high, 0, 0}, false);
+    free(sps), free(st);
+    tg_tape_free(tp);
+    mlp_free(&m);
+}
+
+/* ---- 4. peak RSS of a training run of the tapegrad command ---- */
+static double child_peak_rss_mb(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0) return NAN;
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout)) _exit(127);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) return NAN;
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* ---- PyTorch: bench/torch/bench.py prints "key value" lines ---- */
+static bool run_torch(const char *script, int reps, bool quick)
+{
+    if (access("/usr/bin/python3", X_OK) != 0) return false;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --reps %d%s 2>/dev/null", script, reps,
+             quick ? " --quick" : "");
+    FILE *p = popen(cmd, "r");
+    if (!p) return false;
+    char key[128];
+    double v;
+    int got = 0;
+    while (fscanf(p, "%127s %lf", key, &v) == 2) {
+        figure *f = find_fig(key);
+        if (f) f->torch = v, got++;
+        else if (strncmp(key, "version", 7) == 0) continue;
+    }
+    pclose(p);
+    return got > 0;
+}
+
+static void cpu_model(char *buf, size_t size)
+{
+    snprintf(buf, size, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            char *c = strchr(line, ':');
+            if (c) snprintf(buf, size, "%s", c + 2);
+            buf[strcspn(buf, "\n")] = 0;
+            break;
+        }
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = false;
+    const char *json = "build/bench.json", *cli = "build/tapegrad", *torch = "bench/torch/bench.py";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) quick = true;
+        else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json = argv[++i];
+        else if (strcmp(argv[i], "--cli") == 0 && i + 1 < argc) cli = argv[++i];
+        else if (strcmp(argv[i], "--torch") == 0 && i + 1 < argc) torch = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT]\n");
+            return 2;
+        }
+    }
+    int reps = quick ? 3 : 7;
+    fprintf(stderr, "bench: tape overhead...\n");
+    tg_set_num_threads(1);
+    int64_t sizes[3] = {1, 64, 4096};
+    for (int d = 0; d < 2; d++)
+        for (int s = 0; s < 3; s++) {
+            char tag[16];
+            snprintf(tag, sizeof tag, "n%lld", (long long)sizes[s]);
+            bench_overhead(d ? TG_F64 : TG_F32, sizes[s], 1000, reps, true, tag);
+        }
+    for (int64_t k = 1000; k <= (quick ? 100000 : 1000000); k *= 10) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "k%lld", (long long)k);
+        bench_overhead(TG_F32, 1, k, k >= 100000 ? 3 : reps, false, tag);
+    }
+    figure *k3 = find_fig("overhead.f32.k1000.fwd_bwd");
+    figure *k6 = find_fig(quick ? "overhead.f32.k100000.fwd_bwd" : "overhead.f32.k1000000.fwd_bwd");
+    if (k3 && k6) fig("overhead.flatness_kmax_over_k1000", "x", (stat3){k6->v.med / k3->v.med, 0, 0}, false);
+
+    fprintf(stderr, "bench: MLP training step...\n");
+    bench_mlp(1, reps);
+    bench_mlp(2, reps);
+    tg_set_num_threads(1);
+
+    double rss = NAN;
+    if (access(cli, X_OK) == 0 && access("/usr/share/datasets/fashion-mnist", R_OK) == 0) {
+        fprintf(stderr, "bench: peak RSS of 'tapegrad train --epochs 1'...\n");
+        char *args[] = {(char *)cli, "train", "--epochs", "1", "--log", "", NULL};
+        rss = child_peak_rss_mb(args);
+        fig("memory.peak_rss_fashion_mnist_1_epoch", "MB", (stat3){rss, 0, 0}, false);
+    }
+
+    fprintf(stderr, "bench: PyTorch...\n");
+    bool have_torch = run_torch(torch, reps, quick);
+
+    char cpu[256];
+    cpu_model(cpu, sizeof cpu);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    time_t t = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
+    printf("tapegrad benchmarks, %s, %s, %ld cores, BLIS %s\n", date, cpu, cores, bli_info_get_version_str());
+    printf("%-44s %10s %10s %10s %9s %12s %8s\n", "figure", "unit", "median", "min", "max", "PyTorch", "ratio");
+    for (int i = 0; i < n_figs; i++) {
+        figure *f = &figs[i];
+        printf("%-44s %10s %10.4g %10.4g %9.4g", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
+        if (!isnan(f->torch)) {
+            /* ratio > 1 means tapegrad is better */
+            double ratio = f->higher_better ? f->v.med / f->torch : f->torch / f->v.med;
+            printf(" %12.4g %7.2fx", f->torch, ratio);
+        }
+        printf("\n");
+    }
+    if (!have_torch)
+        printf("PyTorch comparison skipped: /usr/bin/python3 with torch is not installed "
+               "(apt-get install python3-torch)\n");
+    else
+        printf("ratio: how many times better tapegrad is (PyTorch time / tapegrad time, or "
+               "tapegrad rate / PyTorch rate)\n");
+
+    FILE *jf = fopen(json, "w");
+    if (jf) {
+        fprintf(jf, "{\n  \"date\": \"%s\",\n  \"cpu\": \"%s\",\n  \"cores\": %ld,\n", date, cpu, cores);
+        fprintf(jf, "  \"blis\": \"%s\",\n  \"pytorch\": %s,\n  \"figures\": {\n", bli_info_get_version_str(),
+                have_torch ? "true" : "false");
+        for (int i = 0; i < n_figs; i++) {
+            figure *f = &figs[i];
+            fprintf(jf, "    \"%s\": {\"unit\": \"%s\", \"median\": %.6g, \"min\": %.6g, \"max\": %.6g", f->key,
+                    f->unit, f->v.med, f->v.lo, f->v.hi);
+            if (!isnan(f->torch)) fprintf(jf, ", \"pytorch\": %.6g", f->torch);
+            fprintf(jf, "}%s\n", i + 1 < n_figs ? "," : "");
+        }
+        fprintf(jf, "  }\n}\n");
+        fclose(jf);
+        printf("json: %s\n", json);
+    }
+    return 0;
+}

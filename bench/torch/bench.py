@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""The PyTorch side of `make bench`: the same workloads as bench/bench.c, printed as
+"key value" lines with the same keys (bench.c reads them and prints the ratios).
+Thread counts are applied both through torch.set_num_threads and BLIS_NUM_THREADS, since
+Debian's PyTorch runs its GEMMs on BLIS and torch.set_num_threads does not reach it."""
+import argparse, gzip, os, resource, statistics, subprocess, sys, time
+
+def overhead(torch, dtype, n, k, reps):
+    x = torch.rand(n, dtype=dtype) * 2 - 1
+    x.requires_grad_(True)
+    def chain(y):
+        for i in range(k):
+            r = i & 3
+            if r == 0: y = y * 0.5
+            elif r == 1: y = y + 0.1
+            elif r == 2: y = torch.tanh(y)
+            else: y = y + x
+        return y
+    fwd, bwd, nog = [], [], []
+    for r in range(reps + 1):
+        t0 = time.perf_counter(); s = chain(x).sum(); t1 = time.perf_counter()
+        x.grad = None
+        t2 = time.perf_counter(); s.backward(); t3 = time.perf_counter()
+        with torch.no_grad():
+            t4 = time.perf_counter(); chain(x); t5 = time.perf_counter()
+        if r:
+            fwd.append((t1 - t0) / k * 1e9); bwd.append((t3 - t2) / k * 1e9); nog.append((t5 - t4) / k * 1e9)
+    f, b = statistics.median(fwd), statistics.median(bwd)
+    return f, b, statistics.median(nog), f + b
+
+def mlp(torch, reps):
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                              torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x = torch.rand(128, 784); y = torch.randint(0, 10, (128,))
+    lossf = torch.nn.CrossEntropyLoss()
+    rates = []
+    for r in range(reps + 1):
+        t0 = time.perf_counter()
+        for _ in range(30):
+            opt.zero_grad(); loss = lossf(net(x), y); loss.backward(); opt.step()
+        dt = (time.perf_counter() - t0) / 30
+        if r: rates.append(128 / dt)
+    return statistics.median(rates)
+
+def load_idx(path):
+    import numpy as np
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    nd = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+def train_fashion(torch):
+    """One epoch of the default `tapegrad train` run, for peak RSS."""
+    d = "/usr/share/datasets/fashion-mnist"
+    x = torch.tensor(load_idx(d + "/train-images-idx3-ubyte.gz").reshape(-1, 784), dtype=torch.float32) / 255
+    y = torch.tensor(load_idx(d + "/train-labels-idx1-ubyte.gz"), dtype=torch.long)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                              torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    perm = torch.randperm(x.shape[0])
+    for i in range(0, x.shape[0], 128):
+        idx = perm[i:i + 128]
+        opt.zero_grad(); torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward(); opt.step()
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--part", default="all")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    if a.part == "all":
+        # Each part in its own process: thread settings must precede the import of torch.
+        env = dict(os.environ)
+        for part, th in (("overhead", 1), ("mlp", 1), ("mlp", 2)):
+            env["BLIS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(th)
+            out = subprocess.run([sys.executable, __file__, "--part", part, "--threads", str(th),
+                                  "--reps", str(a.reps)] + (["--quick"] if a.quick else []),
+                                 env=env, capture_output=True, text=True)
+            sys.stdout.write(out.stdout)
+        if os.path.isdir("/usr/share/datasets/fashion-mnist"):
+            env["BLIS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = "1"
+            out = subprocess.run([sys.executable, __file__, "--part", "rss"], env=env,
+                                 capture_output=True, text=True)
+            sys.stdout.write(out.stdout)
+        return
+    if a.part == "rss":  # a process whose only child is the training run
+        subprocess.run([sys.executable, __file__, "--part", "fashion"], capture_output=True)
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"memory.peak_rss_fashion_mnist_1_epoch {rss:.6g}")
+        return
+    import torch
+    torch.set_num_threads(a.threads)
+    if a.part == "overhead":
+        for dname, dt in (("f32", torch.float32), ("f64", torch.float64)):
+            for n in (1, 64, 4096):
+                f, b, ng, fb = overhead(torch, dt, n, 1000, a.reps)
+                for key, v in (("fwd_recorded", f), ("backward", b), ("fwd_nograd", ng), ("fwd_bwd", fb)):
+                    print(f"overhead.{dname}.n{n}.{key} {v:.6g}")
+        for k in (1000, 10000, 100000) if a.quick else (1000, 10000, 100000, 1000000):
+            f, b, ng, fb = overhead(torch, torch.float32, 1, k, 3 if k >= 100000 else a.reps)
+            for key, v in (("fwd_recorded", f), ("backward", b), ("fwd_nograd", ng), ("fwd_bwd", fb)):
+                print(f"overhead.f32.k{k}.{key} {v:.6g}")
+    elif a.part == "mlp":
+        print(f"mlp.t{a.threads}.samples_per_s {mlp(torch, a.reps):.6g}")
+    elif a.part == "fashion":
+        train_fashion(torch)
+
+if __name__ == "__main__":
+    main()
