@@ -4,6 +4,8 @@
 
 #include "internal.h"
 
+const char *tg_blis_kernels(void) { return bli_arch_string(bli_arch_query_id()); }
+
 void tg_set_num_threads(int n) { bli_thread_set_num_threads((dim_t)(n > 0 ? n : 1)); }
 
 int tg_get_num_threads(void)

@@ -66,6 +66,8 @@ TG_API uint64_t tg_rng_below(tg_rng *r, uint64_t n); /* uniform in [0, n), unbia
 /* Number of threads BLIS uses for matrix products (process-wide; default 1). */
 TG_API void tg_set_num_threads(int n);
 TG_API int tg_get_num_threads(void);
+/* The BLIS kernel set in use, e.g. "skx" or "haswell" (as BLIS detected it). */
+TG_API const char *tg_blis_kernels(void);
 
 #ifdef __cplusplus
 }
