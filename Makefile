@@ -111,6 +111,10 @@ bench: $(B)/bench $(B)/tapegrad data-deps
 $(B)/bench: bench/bench.c $(LIB_OBJ) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -O3 $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
+# The command's test runs the binary.
+$(B)/test_cli: test/test_cli.c $(B)/tapegrad test/check.h
+	$(CC) $(ALL_CFLAGS) -DTG_CLI='"$(B)/tapegrad"' $< -o $@
+
 test: $(TESTS)
 	@sh test/run.sh $(TESTS)
 
