@@ -71,13 +71,15 @@ static tg_tensor *leaf_new(tg_dtype dt, int ndim, const int64_t *shape)
     if (!t) return NULL;
     t->numel = tg_shape_numel(ndim, shape);
     size_t bytes = (size_t)t->numel * tg_dtype_size(dt);
-    bytes = (bytes + TG_ALIGN - 1) / TG_ALIGN * TG_ALIGN; /* aligned_alloc wants a multiple */
-    t->data = aligned_alloc(TG_ALIGN, bytes ? bytes : TG_ALIGN);
+    /* aligned_alloc wants a multiple of the alignment. One spare line at the end: BLIS's
+     * AVX2 kernels may read a few bytes past the end of a small C operand. */
+    bytes = (bytes + TG_ALIGN - 1) / TG_ALIGN * TG_ALIGN + TG_ALIGN;
+    t->data = aligned_alloc(TG_ALIGN, bytes);
     if (!t->data) {
         free(t);
         return NULL;
     }
-    memset(t->data, 0, bytes ? bytes : TG_ALIGN);
+    memset(t->data, 0, bytes);
     t->ndim = (int8_t)ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->dtype = (uint8_t)dt;

@@ -1,5 +1,118 @@
-/* ops/cases_loss.c: self-check cases of the loss ops (ops/cases.h). */
+/* ops/cases_loss.c: self-check cases of the losses (ops/cases.h). */
 #include "cases.h"
 
-const tg_op_case tg_cases_loss[] = {{0}};
-const int tg_n_cases_loss = 0;
+#define LOSS(NAME)                                                                           \
+    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                 \
+    {                                                                                        \
+        (void)ctx;                                                                           \
+        return tg_##NAME(tp, in[0], in[1]);                                                  \
+    }
+LOSS(mse_loss)
+LOSS(half_sse_loss)
+LOSS(l1_loss)
+LOSS(bce_loss)
+LOSS(bce_with_logits_loss)
+LOSS(cross_entropy)
+LOSS(cross_entropy_soft)
+LOSS(kl_div_loss)
+LOSS(hinge_loss)
+LOSS(logistic_loss)
+
+static tg_tensor *f_eps(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    return tg_eps_insensitive_loss(tp, in[0], in[1], ((const double *)ctx)[0]);
+}
+
+/* |pred - target| away from the kinks at 0 (l1) and at c (ε-insensitive). */
+static void kink_free(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    (void)rng;
+    for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) {
+        double d = tg_get(in[0], i) - tg_get(in[1], i), c = arg[0];
+        double a = fabs(d);
+        if (fabs(a - c) < 0.1 || a < 0.1) tg_set(in[0], i, tg_get(in[1], i) + (d < 0 ? -1 : 1) * (c + 0.3));
+    }
+}
+
+/* Targets in [0,1] (bce): the second input. Probabilities in (0.05, 0.95) (first input). */
+static void probs(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    (void)arg;
+    for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) {
+        tg_set(in[0], i, 0.05 + 0.9 * tg_rng_uniform(rng));
+        tg_set(in[1], i, tg_rng_uniform(rng));
+    }
+}
+
+static void targets01(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    (void)arg;
+    for (int64_t i = 0; i < tg_tensor_numel(in[1]); i++) tg_set(in[1], i, tg_rng_uniform(rng));
+}
+
+/* Labels as class indices (in[1] [N]) for logits [N,C]. */
+static void labels(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    (void)arg;
+    int64_t c = tg_tensor_dim(in[0], 1);
+    for (int64_t i = 0; i < tg_tensor_numel(in[1]); i++)
+        tg_set(in[1], i, (double)tg_rng_below(rng, (uint64_t)c));
+}
+
+/* Rows of in[1] normalised to probabilities; for kl_div, in[0] is log of a distribution. */
+static void rows_to_probs(tg_tensor *t, int64_t c)
+{
+    for (int64_t r = 0; r < tg_tensor_numel(t) / c; r++) {
+        double s = 0;
+        for (int64_t j = 0; j < c; j++) s += tg_get(t, r * c + j);
+        for (int64_t j = 0; j < c; j++) tg_set(t, r * c + j, tg_get(t, r * c + j) / s);
+    }
+}
+static void soft_targets(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    (void)arg;
+    for (int64_t i = 0; i < tg_tensor_numel(in[1]); i++) tg_set(in[1], i, 0.1 + tg_rng_uniform(rng));
+    rows_to_probs(in[1], tg_tensor_dim(in[1], -1));
+}
+static void kl_inputs(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    soft_targets(in, arg, rng);
+    int64_t c = tg_tensor_dim(in[0], -1);
+    for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) tg_set(in[0], i, 0.1 + tg_rng_uniform(rng));
+    rows_to_probs(in[0], c);
+    for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) tg_set(in[0], i, log(tg_get(in[0], i)));
+}
+
+/* ±1 labels; hinge also keeps the margin g y away from 1. */
+static void pm1(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    for (int64_t i = 0; i < tg_tensor_numel(in[1]); i++) {
+        double y = tg_rng_uniform(rng) < 0.5 ? -1 : 1;
+        tg_set(in[1], i, y);
+        if (arg[0] != 0 && fabs(tg_get(in[0], i) * y - 1) < 0.1) tg_set(in[0], i, tg_get(in[0], i) + 0.3);
+    }
+}
+
+const tg_op_case tg_cases_loss[] = {
+    {"mse_loss", "[4,3]", f_mse_loss, 2, {2, 2}, {{4, 3}, {4, 3}}, 0, 0, 0, NULL, {0}},
+    {"mse_loss", "[5], target needs no grad", f_mse_loss, 2, {1, 1}, {{5}, {5}}, 0, 0, 2, NULL, {0}},
+    {"half_sse_loss", "[2,3,2]", f_half_sse_loss, 2, {3, 3}, {{2, 3, 2}, {2, 3, 2}}, 0, 0, 0, NULL, {0}},
+    {"l1_loss", "[3,4]", f_l1_loss, 2, {2, 2}, {{3, 4}, {3, 4}}, 0, 0, 0, kink_free, {0}},
+    {"eps_insensitive_loss", "[4,3] c 0.3", f_eps, 2, {2, 2}, {{4, 3}, {4, 3}}, -2, 2, 0, kink_free, {0.3}},
+    {"bce_loss", "[6]", f_bce_loss, 2, {1, 1}, {{6}, {6}}, 0, 0, 0, probs, {0}},
+    {"bce_loss", "[3,2]", f_bce_loss, 2, {2, 2}, {{3, 2}, {3, 2}}, 0, 0, 0, probs, {0}},
+    {"bce_with_logits_loss", "[4,2]", f_bce_with_logits_loss, 2, {2, 2}, {{4, 2}, {4, 2}}, -6, 6, 0, targets01, {0}},
+    {"bce_with_logits_loss", "[5] large logits", f_bce_with_logits_loss, 2, {1, 1}, {{5}, {5}}, -40, 40, 0, targets01, {0}},
+    {"cross_entropy", "[4,3], labels [4]", f_cross_entropy, 2, {2, 1}, {{4, 3}, {4}}, -3, 3, 2, labels, {0}},
+    {"cross_entropy", "[1,5]", f_cross_entropy, 2, {2, 1}, {{1, 5}, {1}}, -3, 3, 2, labels, {0}},
+    {"cross_entropy", "[6,2] large logits", f_cross_entropy, 2, {2, 1}, {{6, 2}, {6}}, -50, 50, 2, labels, {0}},
+    {"cross_entropy_soft", "[3,4]", f_cross_entropy_soft, 2, {2, 2}, {{3, 4}, {3, 4}}, -3, 3, 0, soft_targets, {0}},
+    {"cross_entropy_soft", "[2,3], targets need no grad", f_cross_entropy_soft, 2, {2, 2}, {{2, 3}, {2, 3}}, -3, 3, 2, soft_targets, {0}},
+    {"kl_div_loss", "[3,4]", f_kl_div_loss, 2, {2, 2}, {{3, 4}, {3, 4}}, 0, 0, 0, kl_inputs, {0}},
+    {"kl_div_loss", "[2,2,3]", f_kl_div_loss, 2, {3, 3}, {{2, 2, 3}, {2, 2, 3}}, 0, 0, 0, kl_inputs, {0}},
+    {"hinge_loss", "[8]", f_hinge_loss, 2, {1, 1}, {{8}, {8}}, -2, 2, 0, pm1, {1}},
+    {"hinge_loss", "[3,2], labels need no grad", f_hinge_loss, 2, {2, 2}, {{3, 2}, {3, 2}}, -2, 2, 2, pm1, {1}},
+    {"logistic_loss", "[8]", f_logistic_loss, 2, {1, 1}, {{8}, {8}}, -3, 3, 0, pm1, {0}},
+    {"logistic_loss", "[2,3] large scores", f_logistic_loss, 2, {2, 2}, {{2, 3}, {2, 3}}, -40, 40, 0, pm1, {0}},
+};
+const int tg_n_cases_loss = sizeof tg_cases_loss / sizeof tg_cases_loss[0];

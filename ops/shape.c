@@ -1,0 +1,260 @@
+/* ops/shape.c: reshape, transpose, slice and concat. Outputs are contiguous copies; the
+ * backward of each moves the gradient back the same way. */
+#include "internal.h"
+
+/* ---- reshape: the same elements in a new shape ---- */
+void tg_reshape_fwd(tg_node *n)
+{
+    memcpy(n->out->data, n->in[0]->data,
+           (size_t)n->out->numel * tg_dtype_size((tg_dtype)n->out->dtype));
+}
+
+#define ADD_KERNEL(T, SFX)                                                                   \
+    static void add_into_##SFX(T *restrict d, const T *restrict s, int64_t len)              \
+    {                                                                                        \
+        for (int64_t i = 0; i < len; i++) d[i] += s[i];                                      \
+    }
+ADD_KERNEL(float, f32)
+ADD_KERNEL(double, f64)
+
+static void add_into(tg_dtype dt, void *d, const void *s, int64_t len)
+{
+    if (dt == TG_F32) add_into_f32(d, s, len);
+    else add_into_f64(d, s, len);
+}
+
+void tg_reshape_bwd(tg_node *n)
+{
+    if (n->in[0]->requires_grad)
+        add_into((tg_dtype)n->out->dtype, n->in[0]->grad->data, n->out->grad->data, n->out->numel);
+}
+
+tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
+{
+    char buf[64], want[96];
+    if (tg_op_check(tp, TG_OP_reshape, 1, &x)) return NULL;
+    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) {
+        tg_fail(tp, TG_EARG, "tg_reshape: %s: bad target rank %d", tg_shape_str(x, buf, sizeof buf), ndim);
+        return NULL;
+    }
+    int64_t s[TG_MAX_DIMS], known = 1;
+    int infer = -1;
+    for (int i = 0; i < ndim; i++) {
+        s[i] = shape[i];
+        if (s[i] == -1 && infer < 0) infer = i;
+        else if (s[i] < 0) {
+            tg_fail(tp, TG_EARG, "tg_reshape: %s: bad target dimension %lld",
+                    tg_shape_str(x, buf, sizeof buf), (long long)s[i]);
+            return NULL;
+        } else known *= s[i];
+    }
+    if (infer >= 0) s[infer] = known ? x->numel / known : 0;
+    if (tg_shape_numel(ndim, s) != x->numel || (infer >= 0 && known == 0)) {
+        tg_fail(tp, TG_ESHAPE, "tg_reshape: %s to %s: element counts differ",
+                tg_shape_str(x, buf, sizeof buf), tg_shape_fmt(ndim, shape, want, sizeof want));
+        return NULL;
+    }
+    tg_node *n = tg_op_begin(tp, TG_OP_reshape, 1, &x, ndim, s);
+    return n ? tg_op_finish(tp, n) : NULL;
+}
+
+/* ---- transpose: swap axes a0 < a1. Viewed as [A, n0, B, n1, C] -> [A, n1, B, n0, C].
+ * Attributes: i[0] A, i[1] n0, i[2] B, i[3] n1; f[0] C. ---- */
+#define TRANSPOSE_KERNEL(T, SFX)                                                             \
+    static void transpose_##SFX(const tg_node *n, const T *restrict src, T *restrict dst,    \
+                                bool back)                                                   \
+    {                                                                                        \
+        int64_t A = n->i[0], n0 = n->i[1], B = n->i[2], n1 = n->i[3], C = (int64_t)n->f[0];  \
+        for (int64_t a = 0; a < A; a++)                                                      \
+            for (int64_t i = 0; i < n0; i++)                                                 \
+                for (int64_t b = 0; b < B; b++)                                              \
+                    for (int64_t j = 0; j < n1; j++) {                                       \
+                        int64_t xi = (((a * n0 + i) * B + b) * n1 + j) * C;                  \
+                        int64_t yi = (((a * n1 + j) * B + b) * n0 + i) * C;                  \
+                        if (back)                                                            \
+                            for (int64_t c = 0; c < C; c++) dst[xi + c] += src[yi + c];      \
+                        else                                                                 \
+                            for (int64_t c = 0; c < C; c++) dst[yi + c] = src[xi + c];       \
+                    }                                                                        \
+    }
+TRANSPOSE_KERNEL(float, f32)
+TRANSPOSE_KERNEL(double, f64)
+
+void tg_transpose_fwd(tg_node *n)
+{
+    if (n->out->dtype == TG_F32) transpose_f32(n, n->in[0]->data, n->out->data, false);
+    else transpose_f64(n, n->in[0]->data, n->out->data, false);
+}
+
+void tg_transpose_bwd(tg_node *n)
+{
+    if (!n->in[0]->requires_grad) return;
+    if (n->out->dtype == TG_F32) transpose_f32(n, n->out->grad->data, n->in[0]->grad->data, true);
+    else transpose_f64(n, n->out->grad->data, n->in[0]->grad->data, true);
+}
+
+tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int a0, int a1)
+{
+    char buf[64];
+    if (tg_op_check(tp, TG_OP_transpose, 1, &x)) return NULL;
+    int p = tg_axis(a0, x->ndim), q = tg_axis(a1, x->ndim);
+    if (p < 0 || q < 0) {
+        tg_fail(tp, TG_EARG, "tg_transpose: axes %d and %d: out of range for %s", a0, a1,
+                tg_shape_str(x, buf, sizeof buf));
+        return NULL;
+    }
+    if (p > q) {
+        int t = p;
+        p = q, q = t;
+    }
+    int64_t shape[TG_MAX_DIMS], A = 1, B = 1, C = 1;
+    for (int i = 0; i < x->ndim; i++) {
+        shape[i] = x->shape[i];
+        if (i < p) A *= x->shape[i];
+        else if (i > p && i < q) B *= x->shape[i];
+        else if (i > q) C *= x->shape[i];
+    }
+    shape[p] = x->shape[q], shape[q] = x->shape[p];
+    tg_node *n = tg_op_begin(tp, TG_OP_transpose, 1, &x, x->ndim, shape);
+    if (!n) return NULL;
+    n->i[0] = A, n->i[1] = x->shape[p], n->i[2] = B, n->i[3] = p == q ? 1 : x->shape[q];
+    n->f[0] = (double)C;
+    return tg_op_finish(tp, n);
+}
+
+/* ---- slice and concat: copies of [outer, len, inner] blocks along an axis ----
+ * Slice attributes: i[0] outer, i[1] input length, i[2] inner, i[3] start. */
+static void copy_block(size_t es, char *dst, const char *src, int64_t outer, int64_t rows,
+                       int64_t inner, int64_t dst_len, int64_t dst_off, int64_t src_len,
+                       int64_t src_off)
+{
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(dst + (size_t)((o * dst_len + dst_off) * inner) * es,
+               src + (size_t)((o * src_len + src_off) * inner) * es, (size_t)(rows * inner) * es);
+}
+
+static void add_block(tg_dtype dt, void *dst, const void *src, int64_t outer, int64_t rows,
+                      int64_t inner, int64_t dst_len, int64_t dst_off, int64_t src_len,
+                      int64_t src_off)
+{
+    size_t es = tg_dtype_size(dt);
+    for (int64_t o = 0; o < outer; o++)
+        add_into(dt, (char *)dst + (size_t)((o * dst_len + dst_off) * inner) * es,
+                 (const char *)src + (size_t)((o * src_len + src_off) * inner) * es, rows * inner);
+}
+
+static int64_t axis_extent(const tg_tensor *x, int ax, int64_t *outer, int64_t *inner)
+{
+    *outer = *inner = 1;
+    for (int i = 0; i < x->ndim; i++) {
+        if (i < ax) *outer *= x->shape[i];
+        if (i > ax) *inner *= x->shape[i];
+    }
+    return x->shape[ax];
+}
+
+void tg_slice_fwd(tg_node *n)
+{
+    int64_t outer = n->i[0], len = n->i[1], inner = n->i[2], start = n->i[3];
+    if (n->out->numel == 0) return;
+    int64_t rows = n->out->numel / (outer * inner);
+    copy_block(tg_dtype_size((tg_dtype)n->out->dtype), n->out->data, n->in[0]->data, outer, rows,
+               inner, rows, 0, len, start);
+}
+
+void tg_slice_bwd(tg_node *n)
+{
+    if (!n->in[0]->requires_grad || n->out->numel == 0) return;
+    int64_t outer = n->i[0], len = n->i[1], inner = n->i[2], start = n->i[3];
+    int64_t rows = n->out->numel / (outer * inner);
+    add_block((tg_dtype)n->out->dtype, n->in[0]->grad->data, n->out->grad->data, outer, rows,
+              inner, len, start, rows, 0);
+}
+
+tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t end)
+{
+    char buf[64];
+    if (tg_op_check(tp, TG_OP_slice, 1, &x)) return NULL;
+    int ax = tg_axis(axis, x->ndim);
+    if (ax < 0) {
+        tg_fail(tp, TG_EARG, "tg_slice: axis %d out of range for %s", axis,
+                tg_shape_str(x, buf, sizeof buf));
+        return NULL;
+    }
+    int64_t outer, inner, len = axis_extent(x, ax, &outer, &inner);
+    int64_t s = start < 0 ? start + len : start, e = end < 0 ? end + len : end;
+    if (s < 0 || e > len || s > e) {
+        tg_fail(tp, TG_EARG, "tg_slice: [%lld, %lld) out of range for axis %d of %s",
+                (long long)start, (long long)end, axis, tg_shape_str(x, buf, sizeof buf));
+        return NULL;
+    }
+    int64_t shape[TG_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) shape[i] = i == ax ? e - s : x->shape[i];
+    tg_node *n = tg_op_begin(tp, TG_OP_slice, 1, &x, x->ndim, shape);
+    if (!n) return NULL;
+    n->i[0] = outer, n->i[1] = len, n->i[2] = inner, n->i[3] = s;
+    return tg_op_finish(tp, n);
+}
+
+/* Concat attributes: i[0] outer, i[1] output length, i[2] inner, i[3] axis. */
+void tg_concat_fwd(tg_node *n)
+{
+    int64_t outer = n->i[0], len = n->i[1], inner = n->i[2], off = 0;
+    int ax = (int)n->i[3];
+    size_t es = tg_dtype_size((tg_dtype)n->out->dtype);
+    for (int k = 0; k < n->n_in; k++) {
+        int64_t rows = n->in[k]->shape[ax];
+        if (rows && outer && inner)
+            copy_block(es, n->out->data, n->in[k]->data, outer, rows, inner, len, off, rows, 0);
+        off += rows;
+    }
+}
+
+void tg_concat_bwd(tg_node *n)
+{
+    int64_t outer = n->i[0], len = n->i[1], inner = n->i[2], off = 0;
+    int ax = (int)n->i[3];
+    for (int k = 0; k < n->n_in; k++) {
+        int64_t rows = n->in[k]->shape[ax];
+        if (n->in[k]->requires_grad && rows && outer && inner)
+            add_block((tg_dtype)n->out->dtype, n->in[k]->grad->data, n->out->grad->data, outer,
+                      rows, inner, rows, 0, len, off);
+        off += rows;
+    }
+}
+
+tg_tensor *tg_concat(tg_tape *tp, int n_in, tg_tensor *const *xs, int axis)
+{
+    char buf[256];
+    if (!tp || tp->err) return NULL;
+    if (n_in < 1 || n_in > 65535 || !xs) {
+        tg_fail(tp, TG_EARG, "tg_concat: want at least one input, got %d", n_in);
+        return NULL;
+    }
+    if (tg_op_check(tp, TG_OP_concat, n_in, xs)) return NULL;
+    const tg_tensor *x0 = xs[0];
+    int ax = tg_axis(axis, x0->ndim);
+    if (ax < 0) {
+        tg_fail(tp, TG_EARG, "tg_concat: axis %d out of range for %s", axis,
+                tg_shape_str(x0, buf, sizeof buf));
+        return NULL;
+    }
+    int64_t shape[TG_MAX_DIMS], total = 0;
+    for (int k = 0; k < n_in; k++) {
+        bool ok = xs[k]->ndim == x0->ndim;
+        for (int i = 0; ok && i < x0->ndim; i++) ok = i == ax || xs[k]->shape[i] == x0->shape[i];
+        if (!ok) {
+            tg_fail(tp, TG_ESHAPE, "tg_concat: %s: shapes differ outside axis %d",
+                    tg_shapes_str(buf, sizeof buf, n_in < 8 ? n_in : 8, xs), axis);
+            return NULL;
+        }
+        total += xs[k]->shape[ax];
+    }
+    for (int i = 0; i < x0->ndim; i++) shape[i] = i == ax ? total : x0->shape[i];
+    int64_t outer, inner;
+    axis_extent(x0, ax, &outer, &inner);
+    tg_node *n = tg_op_begin(tp, TG_OP_concat, n_in, xs, x0->ndim, shape);
+    if (!n) return NULL;
+    n->i[0] = outer, n->i[1] = total, n->i[2] = inner, n->i[3] = ax;
+    return tg_op_finish(tp, n);
+}
