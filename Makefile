@@ -9,7 +9,7 @@ WARN      = -Wall -Wextra -Wpedantic -Wshadow -Wvla -Wdouble-promotion
 CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
              -Iinclude -isystem $(BLIS_INC) $(EXTRA_CFLAGS)
-LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lz -lm -lpthread $(EXTRA_LDFLAGS)
+LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -llapack -lz -lm -lpthread $(EXTRA_LDFLAGS)
 B        ?= build
 
 DIRS     ?= autograd ops nn optim data
@@ -51,13 +51,19 @@ $(DEPS_OK):
 	@if [ ! -f $(BLIS_INC)/blis.h ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "BLIS is missing: installing Debian's libblis-openmp-dev"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libblis-openmp-dev zlib1g-dev) >/dev/null || exit 1; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libblis-openmp-dev zlib1g-dev liblapack-dev) >/dev/null || exit 1; \
 	  else \
-	    echo "tapegrad needs BLIS: run 'sudo apt-get install libblis-openmp-dev zlib1g-dev' (or set BLIS_INC and BLIS_LIB)." >&2; exit 1; \
+	    echo "tapegrad needs BLIS: run 'sudo apt-get install libblis-openmp-dev zlib1g-dev liblapack-dev' (or set BLIS_INC and BLIS_LIB)." >&2; exit 1; \
 	  fi; \
 	fi
-	@if [ ! -f /usr/include/zlib.h ] && [ "$$(id -u)" = 0 ]; then \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zlib1g-dev >/dev/null || exit 1; fi
+	@if [ ! -f /usr/include/zlib.h ] || ! ls /usr/lib/$(MULTIARCH)/liblapack.so >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "zlib or LAPACK is missing: installing Debian's zlib1g-dev and liblapack-dev"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zlib1g-dev liblapack-dev) >/dev/null || exit 1; \
+	  else \
+	    echo "tapegrad needs zlib and LAPACK: run 'sudo apt-get install zlib1g-dev liblapack-dev'." >&2; exit 1; \
+	  fi; \
+	fi
 	@touch $@
 deps: $(DEPS_OK)
 

@@ -3,7 +3,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "internal.h"
+
+int tg_status_set(tg_status *st, int code, const char *fmt, ...)
+{
+    if (!st) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->msg, sizeof st->msg, fmt, ap);
+    va_end(ap);
+    st->code = code;
+    return code;
+}
 
 const char *tg_strerror(int code)
 {

@@ -8,5 +8,6 @@
 #include "tapegrad/tape.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/optim.h"
+#include "tapegrad/nn.h"
 
 #endif

@@ -52,6 +52,14 @@ typedef struct tg_status {
     char msg[256];
 } tg_status;
 
+/* Fills *st (when st is not NULL) with code and the formatted message; returns code, so a
+ * function can `return tg_status_set(st, TG_EARG, "...", ...)`. */
+TG_API int tg_status_set(tg_status *st, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* A small, fast, seeded generator (xoshiro256**). Same seed, same stream, on every machine. */
 typedef struct tg_rng {
     uint64_t s[4];

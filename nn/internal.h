@@ -1,0 +1,34 @@
+/* nn/internal.h: the module struct, shared by nn/. Not installed. */
+#ifndef TAPEGRAD_NN_INTERNAL_H
+#define TAPEGRAD_NN_INTERNAL_H
+
+#include <math.h>
+
+#include "tapegrad.h"
+
+#define NN_MAX_P 2
+
+enum { NN_LINEAR, NN_ACT, NN_PRELU, NN_DROPOUT, NN_BATCHNORM, NN_SEQUENTIAL };
+
+struct tg_module {
+    int kind;
+    tg_dtype dtype;
+    bool training;
+    tg_tensor *p[NN_MAX_P];     /* owned parameters: weight, bias / alpha / gamma, beta */
+    tg_tensor *bound[NN_MAX_P]; /* borrowed stand-ins from tg_nn_bind_params, or NULL */
+    tg_tensor *buf[NN_MAX_P];   /* owned buffers: running mean, running variance */
+    int n_p, n_buf;
+    int act;                    /* NN_ACT: index into the activation names */
+    double alpha;               /* NN_ACT: leaky/elu alpha; NN_DROPOUT: p */
+    double momentum, eps;       /* NN_BATCHNORM */
+    tg_module **children;       /* NN_SEQUENTIAL, owned */
+    int n_children, cap;
+};
+
+/* module.c */
+int tg_nn_act_id(const char *name); /* -1 if unknown */
+/* Depth-first over parameters (and buffers when with_buf); returns how many. */
+int tg_nn_walk(const tg_module *m, bool with_buf, void (*fn)(tg_tensor *t, void *ctx), void *ctx);
+int tg_nn_collect(const tg_module *m, bool with_buf, tg_tensor **out, int max);
+
+#endif
