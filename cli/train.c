@@ -127,7 +127,7 @@ static int model_from_opts(const cli_opt *o, int n, const run_data *d, model_des
         fprintf(stderr, "tapegrad: --layers %s: want at least two sizes like 784,128,10\n", layers);
         return 2;
     }
-    int64_t out = d->classify ? d->train.n_classes : (d->train.y->ndim > 1 ? tg_tensor_dim(d->train.y, 1) : 1);
+    int64_t out = d->classify ? d->train.n_classes : (tg_tensor_ndim(d->train.y) > 1 ? tg_tensor_dim(d->train.y, 1) : 1);
     bool default_layers = strcmp(layers, "784,256,128,10") == 0;
     if (default_layers && (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out)) {
         /* The default sizes were meant for Fashion-MNIST: fit the ends to this data. */
@@ -211,8 +211,8 @@ static int evaluate(tg_module *net, tg_tape *tp, const tg_dataset *ds, bool clas
     tg_tape_reset(tp);
     tg_tape_set_grad_mode(tp, true);
     tg_batcher_free(b);
-    r->loss = seen ? loss / (double)seen : NAN;
-    r->metric = seen ? metric / (double)seen : NAN;
+    r->loss = seen ? loss / (double)seen : (double)NAN;
+    r->metric = seen ? metric / (double)seen : (double)NAN;
     return rc;
 }
 
@@ -263,8 +263,8 @@ int cmd_train(int argc, char **argv)
         {"weight-decay", false, "0", "decoupled weight decay", NULL},
         {"l2", false, "0", "L2 regularisation added to the gradient", NULL},
         {"clip-norm", false, "0", "clip gradients to this global norm (0: off)", NULL},
-        {"schedule", false, "constant", "learning-rate schedule: constant, step, exp, cosine", NULL},
-        {"batch", false, "128", "mini-batch size (1: stochastic; 0: full batch)", NULL},
+        {"schedule", false, "cosine", "learning-rate schedule over the run: constant, step, exp, cosine", NULL},
+        {"batch", false, "64", "mini-batch size (1: stochastic; 0: full batch)", NULL},
         {"epochs", false, "5", "passes over the training set", NULL},
         {"init", false, "auto", "weight init (auto: he-uniform for relu-like, else xavier-uniform)", NULL},
         {"save", false, NULL, "save the trained model to this file", NULL},

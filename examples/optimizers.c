@@ -31,7 +31,7 @@ static void spirals(tg_tensor *x, tg_tensor *y)
     for (int i = 0; i < N; i++) {
         int c = i % 2;
         double t = 0.25 + 3.0 * (double)(i / 2) / (N / 2), r = t / 3.25;
-        double a = t * 2.2 + c * M_PI;
+        double a = t * 2.2 + c * 3.14159265358979323846;
         tg_set(x, 2 * i, r * cos(a)), tg_set(x, 2 * i + 1, r * sin(a)), tg_set(y, i, c);
     }
 }
@@ -82,7 +82,7 @@ int demo_optimizers(const char *outdir)
             tg_tape_set_grad_mode(tp, false);
             tg_tensor *out = tg_nn_forward(net, tp, x);
             tg_tensor *l = tg_cross_entropy(tp, out, y);
-            curve[nm][e] = l ? tg_get(l, 0) : NAN;
+            curve[nm][e] = l ? tg_get(l, 0) : (double)NAN;
             acc[nm] = out ? tg_accuracy(out, y) : 0;
             tg_tape_set_grad_mode(tp, true);
         }

@@ -9,5 +9,6 @@
 #include "tapegrad/ops.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/nn.h"
+#include "tapegrad/data.h"
 
 #endif

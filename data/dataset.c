@@ -1,0 +1,244 @@
+/* data/dataset.c: splits, standardisation, batch iteration and metrics. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tapegrad.h"
+
+void tg_dataset_free(tg_dataset *ds)
+{
+    if (!ds) return;
+    tg_tensor_free(ds->x);
+    tg_tensor_free(ds->y);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* Bytes of one row of t (its first dimension indexes rows). */
+static size_t row_bytes(const tg_tensor *t)
+{
+    int64_t n = tg_tensor_dim(t, 0);
+    return n ? (size_t)(tg_tensor_numel(t) / n) * tg_dtype_size(tg_tensor_dtype(t)) : 0;
+}
+
+/* dst row i := src row idx[i], for i < rows. */
+static void gather(tg_tensor *dst, const tg_tensor *src, const int64_t *idx, int64_t rows)
+{
+    size_t rb = row_bytes(src);
+    char *d = tg_data(dst);
+    const char *s = tg_data((tg_tensor *)src);
+    for (int64_t i = 0; i < rows; i++) memcpy(d + (size_t)i * rb, s + (size_t)idx[i] * rb, rb);
+}
+
+/* A new tensor like t with `rows` rows. */
+static tg_tensor *like(const tg_tensor *t, int64_t rows)
+{
+    int64_t shape[TG_MAX_DIMS];
+    for (int i = 0; i < tg_tensor_ndim(t); i++) shape[i] = tg_tensor_dim(t, i);
+    shape[0] = rows;
+    return tg_tensor_new(tg_tensor_dtype(t), tg_tensor_ndim(t), shape);
+}
+
+static void shuffle(int64_t *idx, int64_t n, tg_rng *r)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)tg_rng_below(r, (uint64_t)i + 1), t = idx[i];
+        idx[i] = idx[j], idx[j] = t;
+    }
+}
+
+static bool valid(const tg_dataset *ds)
+{
+    return ds && ds->x && ds->y && tg_tensor_ndim(ds->x) == 2 && tg_tensor_dim(ds->x, 0) == ds->n &&
+           tg_tensor_dim(ds->y, 0) == ds->n && tg_tensor_dtype(ds->x) == tg_tensor_dtype(ds->y);
+}
+
+int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed,
+                     tg_dataset *train, tg_dataset *test, tg_status *st)
+{
+    if (!valid(all) || !train || !test)
+        return tg_status_set(st, TG_EARG, "tg_dataset_split: bad data set or NULL output");
+    if (!(test_fraction > 0 && test_fraction < 1))
+        return tg_status_set(st, TG_EARG, "tg_dataset_split: test fraction %g, want 0 < f < 1",
+                             test_fraction);
+    int64_t n = all->n, n_test = (int64_t)llround((double)n * test_fraction), n_train = n - n_test;
+    if (n_train < 1 || n_test < 1)
+        return tg_status_set(st, TG_EARG, "tg_dataset_split: %lld rows cannot be split %g/%g",
+                             (long long)n, 1 - test_fraction, test_fraction);
+    int64_t *idx = malloc(sizeof *idx * (size_t)n);
+    tg_dataset a = *all, b = *all;
+    a.x = like(all->x, n_train), a.y = like(all->y, n_train), a.n = n_train;
+    b.x = like(all->x, n_test), b.y = like(all->y, n_test), b.n = n_test;
+    if (!idx || !a.x || !a.y || !b.x || !b.y) {
+        free(idx);
+        tg_dataset_free(&a), tg_dataset_free(&b);
+        return tg_status_set(st, TG_ENOMEM, "tg_dataset_split: out of memory");
+    }
+    tg_rng r;
+    tg_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) idx[i] = i;
+    shuffle(idx, n, &r);
+    gather(a.x, all->x, idx, n_train), gather(a.y, all->y, idx, n_train);
+    gather(b.x, all->x, idx + n_train, n_test), gather(b.y, all->y, idx + n_train, n_test);
+    free(idx);
+    *train = a, *test = b;
+    return TG_OK;
+}
+
+int tg_dataset_standardize(tg_dataset *fit, tg_dataset *other)
+{
+    if (!valid(fit) || (other && (!valid(other) || other->d != fit->d))) return TG_EARG;
+    int64_t n = fit->n, d = fit->d;
+    for (int64_t c = 0; c < d; c++) {
+        double mean = 0, var = 0;
+        for (int64_t i = 0; i < n; i++) mean += tg_get(fit->x, i * d + c);
+        mean /= (double)n;
+        for (int64_t i = 0; i < n; i++) {
+            double v = tg_get(fit->x, i * d + c) - mean;
+            var += v * v;
+        }
+        double sd = sqrt(var / (double)n), k = sd > 0 ? 1 / sd : 1;
+        tg_dataset *sets[2] = {fit, other};
+        for (int s = 0; s < 2 && sets[s]; s++)
+            for (int64_t i = 0; i < sets[s]->n; i++)
+                tg_set(sets[s]->x, i * d + c, (tg_get(sets[s]->x, i * d + c) - mean) * k);
+    }
+    return TG_OK;
+}
+
+/* ---- batches ---- */
+struct tg_batcher {
+    const tg_dataset *ds;
+    int64_t batch, pos, *perm;
+    bool shuffle;
+    tg_rng rng;
+    tg_tensor *x, *y;           /* full batches */
+    tg_tensor *x_last, *y_last; /* the shorter last batch, if any */
+};
+
+tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle, uint64_t seed,
+                           tg_status *st)
+{
+    if (!valid(ds) || ds->n < 1) {
+        tg_status_set(st, TG_EARG, "tg_batcher_new: empty or malformed data set");
+        return NULL;
+    }
+    if (batch < 1) {
+        tg_status_set(st, TG_EARG, "tg_batcher_new: batch size %lld, want >= 1", (long long)batch);
+        return NULL;
+    }
+    if (batch > ds->n) batch = ds->n;
+    tg_batcher *b = calloc(1, sizeof *b);
+    int64_t rest = ds->n % batch;
+    if (b) {
+        b->ds = ds, b->batch = batch, b->shuffle = shuffle;
+        b->perm = malloc(sizeof *b->perm * (size_t)ds->n);
+        b->x = like(ds->x, batch), b->y = like(ds->y, batch);
+        if (rest) b->x_last = like(ds->x, rest), b->y_last = like(ds->y, rest);
+    }
+    if (!b || !b->perm || !b->x || !b->y || (rest && (!b->x_last || !b->y_last))) {
+        tg_batcher_free(b);
+        tg_status_set(st, TG_ENOMEM, "tg_batcher_new: out of memory");
+        return NULL;
+    }
+    tg_rng_seed(&b->rng, seed);
+    for (int64_t i = 0; i < ds->n; i++) b->perm[i] = i;
+    tg_batcher_reset(b);
+    return b;
+}
+
+void tg_batcher_free(tg_batcher *b)
+{
+    if (!b) return;
+    free(b->perm);
+    tg_tensor_free(b->x), tg_tensor_free(b->y), tg_tensor_free(b->x_last), tg_tensor_free(b->y_last);
+    free(b);
+}
+
+void tg_batcher_reset(tg_batcher *b)
+{
+    if (!b) return;
+    b->pos = 0;
+    if (b->shuffle) shuffle(b->perm, b->ds->n, &b->rng);
+}
+
+bool tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y)
+{
+    if (!b || b->pos >= b->ds->n) return false;
+    int64_t rows = b->ds->n - b->pos < b->batch ? b->ds->n - b->pos : b->batch;
+    tg_tensor *bx = rows == b->batch ? b->x : b->x_last, *by = rows == b->batch ? b->y : b->y_last;
+    gather(bx, b->ds->x, b->perm + b->pos, rows);
+    gather(by, b->ds->y, b->perm + b->pos, rows);
+    b->pos += rows;
+    if (x) *x = bx;
+    if (y) *y = by;
+    return true;
+}
+
+int64_t tg_batcher_count(const tg_batcher *b)
+{
+    return b ? (b->ds->n + b->batch - 1) / b->batch : 0;
+}
+
+/* ---- metrics ---- */
+static int64_t argmax_row(const tg_tensor *s, int64_t r, int64_t c)
+{
+    int64_t best = 0;
+    for (int64_t j = 1; j < c; j++)
+        if (tg_get(s, r * c + j) > tg_get(s, r * c + best)) best = j;
+    return best;
+}
+
+double tg_accuracy(const tg_tensor *scores, const tg_tensor *labels)
+{
+    if (!scores || !labels || tg_tensor_ndim(scores) != 2 ||
+        tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 0) == 0)
+        return NAN;
+    int64_t n = tg_tensor_dim(scores, 0), c = tg_tensor_dim(scores, 1), right = 0;
+    for (int64_t r = 0; r < n; r++) right += (double)argmax_row(scores, r, c) == tg_get(labels, r);
+    return (double)right / (double)n;
+}
+
+double tg_mse(const tg_tensor *pred, const tg_tensor *target)
+{
+    if (!pred || !target || tg_tensor_numel(pred) != tg_tensor_numel(target) || !tg_tensor_numel(pred))
+        return NAN;
+    double s = 0;
+    for (int64_t i = 0; i < tg_tensor_numel(pred); i++) {
+        double d = tg_get(pred, i) - tg_get(target, i);
+        s += d * d;
+    }
+    return s / (double)tg_tensor_numel(pred);
+}
+
+int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_classes, int64_t *out)
+{
+    if (!scores || !labels || !out || n_classes < 1 || tg_tensor_ndim(scores) != 2 ||
+        tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 1) > n_classes)
+        return TG_EARG;
+    int64_t n = tg_tensor_dim(scores, 0), c = tg_tensor_dim(scores, 1);
+    for (int64_t r = 0; r < n; r++) {
+        double t = tg_get(labels, r);
+        if (!(t >= 0 && t < n_classes)) return TG_EARG;
+    }
+    memset(out, 0, sizeof *out * (size_t)n_classes * (size_t)n_classes);
+    for (int64_t r = 0; r < n; r++)
+        out[(int64_t)tg_get(labels, r) * n_classes + argmax_row(scores, r, c)]++;
+    return TG_OK;
+}
+
+int tg_confusion_print(FILE *f, const int64_t *m, int n_classes, const char *const *names)
+{
+    if (!f || !m || n_classes < 1) return TG_EARG;
+    fprintf(f, "confusion matrix (rows: true class, columns: predicted)\n%14s", "");
+    for (int j = 0; j < n_classes; j++) fprintf(f, " %6d", j);
+    fprintf(f, "  recall\n");
+    for (int i = 0; i < n_classes; i++) {
+        int64_t row = 0;
+        for (int j = 0; j < n_classes; j++) row += m[i * n_classes + j];
+        if (names) fprintf(f, "%2d %-11.11s", i, names[i]);
+        else fprintf(f, "%14d", i);
+        for (int j = 0; j < n_classes; j++) fprintf(f, " %6lld", (long long)m[i * n_classes + j]);
+        fprintf(f, "  %5.1f%%\n", row ? 100.0 * (double)m[i * n_classes + i] / (double)row : 0.0);
+    }
+    return TG_OK;
+}

@@ -1,0 +1,92 @@
+/* tapegrad/data.h: data sets in, batches out. IDX files (plain or gzip; MNIST and
+ * Fashion-MNIST), numeric CSV files, seeded shuffling and splits, standardisation,
+ * mini-batch iteration without allocation per batch, and metrics.
+ *
+ * Readers reject malformed files with the file name, the line or byte offset and the
+ * reason in the tg_status, return a negative TG_E... code, and leave their outputs
+ * untouched. Nothing here aborts. */
+#ifndef TAPEGRAD_DATA_H
+#define TAPEGRAD_DATA_H
+
+#include <stdio.h>
+
+#include "core.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tg_dataset {
+    tg_tensor *x;  /* [n, d] features */
+    tg_tensor *y;  /* [n] class indices stored as numbers, or [n, k] regression targets */
+    int64_t n, d;
+    int n_classes; /* 0 for regression targets */
+} tg_dataset;
+
+/* Frees x and y and zeroes the struct; NULL-safe. */
+TG_API void tg_dataset_free(tg_dataset *ds);
+
+/* An IDX file (plain, or gzip detected by its magic): any of the format's element types
+ * (ubyte, byte, short, int, float, double; big-endian). A file of ndim >= 2 gives [n, rest]
+ * flattened; ndim 1 gives [n]. Unsigned bytes of ndim >= 2 (images) are scaled to [0, 1]. */
+TG_API int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st);
+/* MNIST-style directory: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images...,
+ * t10k-labels... (each plain or with .gz). dir NULL means /usr/share/datasets/fashion-mnist,
+ * where Debian's dataset-fashion-mnist package puts Fashion-MNIST. */
+TG_API int tg_load_mnist_dir(const char *dir, tg_dtype dt, tg_dataset *train, tg_dataset *test,
+                             tg_status *st);
+/* Class names of Fashion-MNIST, in label order. */
+TG_API extern const char *const tg_fashion_mnist_classes[10];
+
+typedef struct tg_csv_opts {
+    int header;      /* -1: detect (a first line with a non-numeric field), 0: none, 1: yes */
+    int label_col;   /* label column; negative counts from the end (-1: the last) */
+    bool regression; /* real-valued target; otherwise integer labels 0..K-1 (K = max + 1) */
+    char delim;      /* field separator (',' when 0) */
+} tg_csv_opts;
+
+/* A numeric CSV file: every row the same number of fields; one label column, the rest are
+ * features. opts NULL means {-1, -1, false, ','}. */
+TG_API int tg_csv_load(const char *path, tg_dtype dt, const tg_csv_opts *opts, tg_dataset *out,
+                       tg_status *st);
+
+/* Shuffles the rows with a generator seeded by seed and copies the first
+ * round(n · (1 - test_fraction)) into train and the rest into test. 0 < test_fraction < 1. */
+TG_API int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed,
+                            tg_dataset *train, tg_dataset *test, tg_status *st);
+/* Standardises every feature column with the mean and standard deviation of fit (the
+ * training set), applied to fit and to other (may be NULL). Constant columns are centred. */
+TG_API int tg_dataset_standardize(tg_dataset *fit, tg_dataset *other);
+
+/* ---- batches: full (batch = n), mini-batch, or stochastic (batch = 1) ---- */
+typedef struct tg_batcher tg_batcher;
+/* Iterates over ds in batches of `batch` rows, reshuffled each epoch when shuffle is set
+ * (a generator seeded by seed). The batch tensors are allocated here, once: the last,
+ * shorter batch of an epoch has its own pair. ds must outlive the batcher. */
+TG_API tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle,
+                                  uint64_t seed, tg_status *st);
+TG_API void tg_batcher_free(tg_batcher *b);
+/* Starts a new epoch (reshuffling if asked). A new batcher starts at an epoch's start. */
+TG_API void tg_batcher_reset(tg_batcher *b);
+/* The next batch of the epoch in *x, *y (owned by the batcher, overwritten by the next
+ * call); false at the end of the epoch. */
+TG_API bool tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y);
+TG_API int64_t tg_batcher_count(const tg_batcher *b); /* batches per epoch */
+
+/* ---- metrics ---- */
+/* Share of rows of scores [n, C] whose largest score is at the label's index; NAN on bad
+ * shapes. */
+TG_API double tg_accuracy(const tg_tensor *scores, const tg_tensor *labels);
+/* Mean squared difference of two tensors with the same number of elements; NAN otherwise. */
+TG_API double tg_mse(const tg_tensor *pred, const tg_tensor *target);
+/* Adds counts to out[true * n_classes + predicted] (n_classes² entries, zeroed first). */
+TG_API int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_classes,
+                               int64_t *out);
+TG_API int tg_confusion_print(FILE *f, const int64_t *m, int n_classes,
+                              const char *const *names);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
