@@ -164,10 +164,11 @@ int cli_plot_csv(const char *csv, const char *png, const char *title, const char
     fprintf(g, "set output '%s'\nset datafile separator ','\nset key autotitle columnhead\n", png);
     fprintf(g, "set title '%s'\nset xlabel '%s'\nset ylabel '%s'\nset grid\n", title, xlabel,
             ylabel);
-    if (logy) fprintf(g, "set logscale y\n");
+    if (logy) fprintf(g, "set logscale y\nset key bottom left\n");
     fprintf(g, "plot ");
     for (int i = 0; i < n_y; i++)
-        fprintf(g, "%s'%s' using %d:%d with lines lw 2", i ? ", " : "", csv, xcol, ycols[i]);
+        fprintf(g, "%s'%s' using %d:%d with lines lw 2 lt %d dt %d", i ? ", " : "", csv, xcol,
+                ycols[i], i % 8 + 1, i / 8 + 1); /* past 8 colours, dashes tell lines apart */
     fprintf(g, "\n");
     int rc = pclose(g);
     return rc == 0 ? 0 : -1;
