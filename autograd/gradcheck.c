@@ -36,7 +36,7 @@ static double eval(tg_tape *tp, tg_scalar_fn f, tg_tensor *const *in, void *ctx,
     if (!y || y->numel != 1) {
         snprintf(res->msg, sizeof res->msg, "%s", y ? "function did not return a scalar"
                                                     : tg_tape_error(tp));
-        return NAN;
+        return (double)NAN;
     }
     return tg_get(y, 0);
 }

@@ -43,7 +43,7 @@ typedef struct figure {
     char key[96];   /* e.g. "overhead.f32.n1.fwd_rec_ns" */
     char unit[16];
     stat3 v;
-    double torch;   /* NAN when not measured */
+    double torch;   /* (double)NAN when not measured */
     bool higher_better;
 } figure;
 
@@ -56,7 +56,7 @@ static figure *fig(const char *key, const char *unit, stat3 v, bool higher_bette
     figure *f = &figs[n_figs++];
     snprintf(f->key, sizeof f->key, "%s", key);
     snprintf(f->unit, sizeof f->unit, "%s", unit);
-    f->v = v, f->torch = NAN, f->higher_better = higher_better;
+    f->v = v, f->torch = (double)NAN, f->higher_better = higher_better;
     return f;
 }
 
@@ -319,7 +319,7 @@ static void bench_mlp(int threads, int reps)
 static double child_peak_rss_mb(char *const argv[])
 {
     pid_t pid = fork();
-    if (pid < 0) return NAN;
+    if (pid < 0) return (double)NAN;
     if (pid == 0) {
         if (!freopen("/dev/null", "w", stdout)) _exit(127);
         execv(argv[0], argv);
@@ -327,7 +327,7 @@ static double child_peak_rss_mb(char *const argv[])
     }
     int status;
     struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) return NAN;
+    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) return (double)NAN;
     return (double)ru.ru_maxrss / 1024.0;
 }
 
@@ -406,7 +406,7 @@ int main(int argc, char **argv)
     bench_mlp(2, reps);
     tg_set_num_threads(1);
 
-    double rss = NAN;
+    double rss = (double)NAN;
     if (access(cli, X_OK) == 0 && access("/usr/share/datasets/fashion-mnist", R_OK) == 0) {
         fprintf(stderr, "bench: peak RSS of 'tapegrad train --epochs 1'...\n");
         char *args[] = {(char *)cli, "train", "--epochs", "1", "--log", "", NULL};

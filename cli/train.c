@@ -358,7 +358,7 @@ int cmd_train(int argc, char **argv)
     printf("training: %s lr %g, batch %lld, %lld epochs, %lld thread%s, seed %lld\n", opt_name,
            oo.lr, batch, epochs, threads, threads > 1 ? "s" : "", seed);
     bool tty = isatty(2);
-    eval_result ev = {NAN, NAN};
+    eval_result ev = {(double)NAN, (double)NAN};
     for (int e = 1; e <= epochs; e++) {
         double t0 = cli_now(), sum = 0, last = t0;
         int64_t seen = 0, k = 0;

@@ -192,7 +192,7 @@ double tg_accuracy(const tg_tensor *scores, const tg_tensor *labels)
 {
     if (!scores || !labels || tg_tensor_ndim(scores) != 2 ||
         tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 0) == 0)
-        return NAN;
+        return (double)NAN;
     int64_t n = tg_tensor_dim(scores, 0), c = tg_tensor_dim(scores, 1), right = 0;
     for (int64_t r = 0; r < n; r++) right += (double)argmax_row(scores, r, c) == tg_get(labels, r);
     return (double)right / (double)n;
@@ -201,7 +201,7 @@ double tg_accuracy(const tg_tensor *scores, const tg_tensor *labels)
 double tg_mse(const tg_tensor *pred, const tg_tensor *target)
 {
     if (!pred || !target || tg_tensor_numel(pred) != tg_tensor_numel(target) || !tg_tensor_numel(pred))
-        return NAN;
+        return (double)NAN;
     double s = 0;
     for (int64_t i = 0; i < tg_tensor_numel(pred); i++) {
         double d = tg_get(pred, i) - tg_get(target, i);

@@ -43,7 +43,7 @@ int demo_approx(const char *outdir)
     oo.schedule = (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = 20000, .lr_min = 1e-4};
     tg_optim *opt = tg_optim_new("adam", np, params, &oo, &st);
     tg_tape *tp = tg_tape_new();
-    double mse = NAN;
+    double mse = (double)NAN;
     for (int s = 0; s < 20000; s++) {
         tg_tape_reset(tp);
         tg_tensor *l = tg_mse_loss(tp, tg_nn_forward(net, tp, x), y);

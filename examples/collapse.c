@@ -18,7 +18,7 @@ static double train(tg_module *net, tg_tape *tp, tg_tensor *x, tg_tensor *y, int
     oo.lr = 0.01;
     tg_status st;
     tg_optim *opt = tg_optim_new("adam", np, params, &oo, &st);
-    double mse = NAN;
+    double mse = (double)NAN;
     for (int s = 0; s < steps && opt; s++) {
         tg_tape_reset(tp);
         tg_tensor *l = tg_mse_loss(tp, tg_nn_forward(net, tp, x), y);

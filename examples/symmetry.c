@@ -35,7 +35,7 @@ static double run(const char *what, tg_init init, tg_tensor *x, tg_tensor *y, do
     oo.lr = 0.02;
     tg_optim *opt = tg_optim_new("adam", np, params, &oo, &st);
     tg_tape *tp = tg_tape_new();
-    double loss = NAN;
+    double loss = (double)NAN;
     for (int s = 0; s < 1500; s++) {
         tg_tape_reset(tp);
         tg_tensor *l = tg_bce_with_logits_loss(tp, tg_nn_forward(net, tp, x), y);

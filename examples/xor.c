@@ -62,7 +62,7 @@ int demo_xor(const char *outdir)
     oo.lr = 0.05;
     tg_optim *opt = tg_optim_new("adam", np, params, &oo, &st);
     tg_tensor *y = tg_tensor_from(TG_F64, 2, s41, XOR);
-    double loss = NAN;
+    double loss = (double)NAN;
     for (int step = 0; step < 500; step++) {
         tg_tape_reset(tp);
         tg_tensor *l = tg_bce_with_logits_loss(tp, tg_nn_forward(net, tp, x), y);
