@@ -22,23 +22,6 @@ static const tg_optim_class *find_method(const char *name)
 
 const char *tg_optim_method(int i) { return i >= 0 && i < N_METHODS ? methods[i]->name : NULL; }
 
-/* Fills *st (if any) and returns code, so that callers can `return status(...)`. */
-static int status(tg_status *st, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int status(tg_status *st, int code, const char *fmt, ...)
-{
-    if (!st) return code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st->msg, sizeof st->msg, fmt, ap);
-    va_end(ap);
-    st->code = code;
-    return code;
-}
-
 int tg_optim_defaults(const char *name, tg_optim_opts *opts)
 {
     const tg_optim_class *m = find_method(name);
@@ -65,38 +48,38 @@ static int check_opts(const char *name, const tg_optim_opts *o, tg_status *st)
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
         if (!(r[i].v >= r[i].lo && r[i].v < r[i].hi)) /* also catches NaN */
-            return status(st, TG_EARG, "tg_optim_new: %s: %s = %g is outside [%g, %g)", name,
+            return tg_status_set(st, TG_EARG, "tg_optim_new: %s: %s = %g is outside [%g, %g)", name,
                           r[i].field, r[i].v, r[i].lo, r[i].hi);
     }
     char why[160];
     if (tg_lr_schedule_check(&o->schedule, why, sizeof why) != TG_OK)
-        return status(st, TG_EARG, "tg_optim_new: %s: schedule: %s", name, why);
+        return tg_status_set(st, TG_EARG, "tg_optim_new: %s: schedule: %s", name, why);
     return TG_OK;
 }
 
 static int check_params(const char *name, int n, tg_tensor *const *params, tg_status *st)
 {
     if (n < 1 || !params)
-        return status(st, TG_EARG, "tg_optim_new: %s: no parameters (n_params = %d%s)", name,
+        return tg_status_set(st, TG_EARG, "tg_optim_new: %s: no parameters (n_params = %d%s)", name,
                       n, params ? "" : ", params = NULL");
     for (int i = 0; i < n; i++) {
         const tg_tensor *p = params[i];
-        if (!p) return status(st, TG_EARG, "tg_optim_new: %s: parameter %d is NULL", name, i);
+        if (!p) return tg_status_set(st, TG_EARG, "tg_optim_new: %s: parameter %d is NULL", name, i);
         if (!tg_tensor_is_leaf(p))
-            return status(st, TG_EARG,
+            return tg_status_set(st, TG_EARG,
                           "tg_optim_new: %s: parameter %d is an op output, not a leaf", name, i);
         if (!tg_requires_grad(p))
-            return status(st, TG_EARG,
+            return tg_status_set(st, TG_EARG,
                           "tg_optim_new: %s: parameter %d does not require grad "
                           "(tg_set_requires_grad)", name, i);
         if (tg_tensor_dtype(p) != tg_tensor_dtype(params[0]))
-            return status(st, TG_EDTYPE,
+            return tg_status_set(st, TG_EDTYPE,
                           "tg_optim_new: %s: parameter %d is %s but parameter 0 is %s", name,
                           i, tg_dtype_name(tg_tensor_dtype(p)),
                           tg_dtype_name(tg_tensor_dtype(params[0])));
         for (int j = 0; j < i; j++) /* a parameter given twice would be updated twice */
             if (params[j] == p)
-                return status(st, TG_EARG,
+                return tg_status_set(st, TG_EARG,
                               "tg_optim_new: %s: parameter %d is parameter %d again", name, i,
                               j);
     }
@@ -144,7 +127,7 @@ tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
             size_t len = strlen(known);
             snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", methods[i]->name);
         }
-        status(st, TG_EARG, "tg_optim_new: unknown method \"%s\" (known: %s)",
+        tg_status_set(st, TG_EARG, "tg_optim_new: unknown method \"%s\" (known: %s)",
                name ? name : "(null)", known);
         return NULL;
     }
@@ -158,7 +141,7 @@ tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
 
     tg_optim *o = calloc(1, sizeof *o);
     if (!o) {
-        status(st, TG_ENOMEM, "tg_optim_new: %s: out of memory", cls->name);
+        tg_status_set(st, TG_ENOMEM, "tg_optim_new: %s: out of memory", cls->name);
         return NULL;
     }
     o->cls = cls;
@@ -169,14 +152,14 @@ tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
     if (o->params) memcpy(o->params, params, (size_t)n_params * sizeof *o->params);
     if (!o->params || alloc_state(o) != TG_OK) {
         tg_optim_free(o);
-        status(st, TG_ENOMEM, "tg_optim_new: %s: out of memory for the state", cls->name);
+        tg_status_set(st, TG_ENOMEM, "tg_optim_new: %s: out of memory for the state", cls->name);
         return NULL;
     }
     if (cls->init) {
         int rc = cls->init(o, st);
         if (rc != TG_OK) {
             tg_optim_free(o);
-            if (st && st->code == TG_OK) status(st, rc, "tg_optim_new: %s: init failed", cls->name);
+            if (st && st->code == TG_OK) tg_status_set(st, rc, "tg_optim_new: %s: init failed", cls->name);
             return NULL;
         }
     }

@@ -1,0 +1,327 @@
+/* test/test_optim.c: every optimiser against its lecture formula computed here
+ * independently for the first three steps, convergence on a convex quadratic and on
+ * Rosenbrock, the options (L2, weight decay, clipping, schedules) and bad arguments.
+ * Gradients are written straight into the parameters' gradient buffers: no tape needed. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "tapegrad.h"
+
+static const double W0[2] = {0.5, -1.5};
+static const double G[3][2] = {{0.2, -0.4}, {0.1, 0.3}, {-0.5, 0.05}};
+
+/* Three steps of method m (lr and momentum given; other options the defaults) in f64 and
+ * f32; returns the f64 parameters in w and the f32 ones in w32. */
+static void run3(const char *m, const tg_optim_opts *opts, double *w, double *w32)
+{
+    for (int d = 0; d < 2; d++) {
+        int64_t s[1] = {2};
+        tg_tensor *p = tg_tensor_from(TG_F64, 1, s, W0);
+        if (d) {
+            tg_tensor *q = tg_tensor_new(TG_F32, 1, s);
+            tg_tensor_copy(q, p);
+            tg_tensor_free(p);
+            p = q;
+        }
+        tg_set_requires_grad(p, true);
+        tg_status st;
+        tg_optim *o = tg_optim_new(m, 1, &p, opts, &st);
+        CHECK(o != NULL);
+        for (int t = 0; o && t < 3; t++) {
+            tg_optim_zero_grad(o);
+            for (int i = 0; i < 2; i++) tg_set(tg_grad(p), i, G[t][i]);
+            CHECK(tg_optim_step(o) == TG_OK);
+        }
+        for (int i = 0; i < 2; i++) (d ? w32 : w)[i] = tg_get(p, i);
+        tg_optim_free(o);
+        tg_tensor_free(p);
+    }
+}
+
+static void expect3(const char *m, const tg_optim_opts *o, const double *want, int line)
+{
+    double w[2], w32[2];
+    run3(m, o, w, w32);
+    for (int i = 0; i < 2; i++) {
+        if (fabs(w[i] - want[i]) > 1e-12 || fabs(w32[i] - want[i]) > 1e-5) {
+            printf("test_optim.c:%d: %s: w[%d] = %.15g (f32 %.9g), want %.15g\n", line, m, i, w[i],
+                   w32[i], want[i]);
+            check_failed++;
+            return;
+        }
+    }
+    check_passed++;
+}
+
+static tg_optim_opts defaults(const char *m)
+{
+    tg_optim_opts o;
+    CHECK(tg_optim_defaults(m, &o) == TG_OK);
+    return o;
+}
+
+/* The lecture formulas, written out per method over the three gradients. */
+static void test_first_steps(void)
+{
+    double w[2], h[2] = {0}, v[2] = {0}, S[2] = {0}, D[2] = {0};
+    tg_optim_opts o;
+
+    o = defaults("sgd"), o.lr = 0.1;
+    for (int i = 0; i < 2; i++) w[i] = W0[i] - 0.1 * (G[0][i] + G[1][i] + G[2][i]);
+    expect3("sgd", &o, w, __LINE__);
+
+    /* Polyak: h = a h + lr g; w -= h. */
+    o = defaults("momentum"), o.lr = 0.1, o.momentum = 0.9;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], h[i] = 0;
+        for (int t = 0; t < 3; t++) h[i] = 0.9 * h[i] + 0.1 * G[t][i], w[i] -= h[i];
+    }
+    expect3("momentum", &o, w, __LINE__);
+
+    /* EMA form: v = g v + (1-g) grad; w -= lr v. */
+    o = defaults("momentum_ema"), o.lr = 0.1, o.momentum = 0.8;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], v[i] = 0;
+        for (int t = 0; t < 3; t++) v[i] = 0.8 * v[i] + 0.2 * G[t][i], w[i] -= 0.1 * v[i];
+    }
+    expect3("momentum_ema", &o, w, __LINE__);
+
+    /* Nesterov: the parameters hold the look-ahead point u = w - a h; with the given
+     * gradients taken there: h = a h + lr g; w -= h; u = w - a h. */
+    o = defaults("nesterov"), o.lr = 0.1, o.momentum = 0.9;
+    for (int i = 0; i < 2; i++) {
+        double ww = W0[i];
+        h[i] = 0;
+        for (int t = 0; t < 3; t++) h[i] = 0.9 * h[i] + 0.1 * G[t][i], ww -= h[i];
+        w[i] = ww - 0.9 * h[i];
+    }
+    expect3("nesterov", &o, w, __LINE__);
+
+    /* AdaGrad: S += g²; w -= lr g / (sqrt(S) + eps). */
+    o = defaults("adagrad"), o.lr = 0.1;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], S[i] = 0;
+        for (int t = 0; t < 3; t++) S[i] += G[t][i] * G[t][i], w[i] -= 0.1 * G[t][i] / (sqrt(S[i]) + o.eps);
+    }
+    expect3("adagrad", &o, w, __LINE__);
+
+    /* RMSProp: S = a S + (1-a) g²; w -= lr g / (sqrt(S) + eps). */
+    o = defaults("rmsprop"), o.lr = 0.01, o.beta2 = 0.9;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], S[i] = 0;
+        for (int t = 0; t < 3; t++)
+            S[i] = 0.9 * S[i] + 0.1 * G[t][i] * G[t][i], w[i] -= 0.01 * G[t][i] / (sqrt(S[i]) + o.eps);
+    }
+    expect3("rmsprop", &o, w, __LINE__);
+
+    /* AdaDelta: S = a S + (1-a) g²; d = g (sqrt(D)+eps)/(sqrt(S)+eps); D = a D + (1-a) d²; w -= lr d. */
+    o = defaults("adadelta"), o.lr = 1, o.beta2 = 0.95, o.eps = 1e-3;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], S[i] = D[i] = 0;
+        for (int t = 0; t < 3; t++) {
+            S[i] = 0.95 * S[i] + 0.05 * G[t][i] * G[t][i];
+            double d = G[t][i] * (sqrt(D[i]) + 1e-3) / (sqrt(S[i]) + 1e-3);
+            D[i] = 0.95 * D[i] + 0.05 * d * d;
+            w[i] -= d;
+        }
+    }
+    expect3("adadelta", &o, w, __LINE__);
+
+    /* Adam: v = g1 v + (1-g1) g; S = a S + (1-a) g²; w -= lr v̂ / (sqrt(Ŝ) + eps). */
+    o = defaults("adam"), o.lr = 0.01;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], v[i] = S[i] = 0;
+        for (int t = 1; t <= 3; t++) {
+            double g = G[t - 1][i];
+            v[i] = 0.9 * v[i] + 0.1 * g, S[i] = 0.999 * S[i] + 0.001 * g * g;
+            w[i] -= 0.01 * (v[i] / (1 - pow(0.9, t))) / (sqrt(S[i] / (1 - pow(0.999, t))) + 1e-8);
+        }
+    }
+    expect3("adam", &o, w, __LINE__);
+
+    /* AdamW: Adam plus w *= (1 - lr λ) before the update, λ = 0.01. */
+    o = defaults("adamw"), o.lr = 0.01;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], v[i] = S[i] = 0;
+        for (int t = 1; t <= 3; t++) {
+            double g = G[t - 1][i];
+            v[i] = 0.9 * v[i] + 0.1 * g, S[i] = 0.999 * S[i] + 0.001 * g * g;
+            w[i] = w[i] * (1 - 0.01 * 0.01) -
+                   0.01 * (v[i] / (1 - pow(0.9, t))) / (sqrt(S[i] / (1 - pow(0.999, t))) + 1e-8);
+        }
+    }
+    expect3("adamw", &o, w, __LINE__);
+
+    /* Nadam (Dozat, constant μ): m = μ v/(1-μ^(t+1)) + (1-μ) g/(1-μ^t). */
+    o = defaults("nadam"), o.lr = 0.01;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], v[i] = S[i] = 0;
+        for (int t = 1; t <= 3; t++) {
+            double g = G[t - 1][i];
+            v[i] = 0.9 * v[i] + 0.1 * g, S[i] = 0.999 * S[i] + 0.001 * g * g;
+            double m = 0.9 * v[i] / (1 - pow(0.9, t + 1)) + 0.1 * g / (1 - pow(0.9, t));
+            w[i] -= 0.01 * m / (sqrt(S[i] / (1 - pow(0.999, t))) + 1e-8);
+        }
+    }
+    expect3("nadam", &o, w, __LINE__);
+
+    /* Borisov's momentum with L2: ΔW_t = η(∇E + ρW_{t-1}) + μΔW_{t-1}. */
+    o = defaults("momentum"), o.lr = 0.1, o.momentum = 0.5, o.l2 = 0.2;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i], h[i] = 0;
+        for (int t = 0; t < 3; t++) h[i] = 0.1 * (G[t][i] + 0.2 * w[i]) + 0.5 * h[i], w[i] -= h[i];
+    }
+    expect3("momentum", &o, w, __LINE__);
+
+    /* Weight decay: w := w(1 - ηλ) - η∇L. */
+    o = defaults("sgd"), o.lr = 0.1, o.weight_decay = 0.5;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i];
+        for (int t = 0; t < 3; t++) w[i] = w[i] * (1 - 0.05) - 0.1 * G[t][i];
+    }
+    expect3("sgd", &o, w, __LINE__);
+
+    /* Clipping by value, then by global norm (θ = 0.1). */
+    o = defaults("sgd"), o.lr = 1, o.clip_value = 0.15;
+    for (int i = 0; i < 2; i++) {
+        w[i] = W0[i];
+        for (int t = 0; t < 3; t++) w[i] -= fmax(-0.15, fmin(0.15, G[t][i]));
+    }
+    expect3("sgd", &o, w, __LINE__);
+    o = defaults("sgd"), o.lr = 1, o.clip_norm = 0.1;
+    for (int i = 0; i < 2; i++) w[i] = W0[i];
+    for (int t = 0; t < 3; t++) {
+        double nrm = hypot(G[t][0], G[t][1]), k = nrm > 0.1 ? 0.1 / nrm : 1;
+        for (int i = 0; i < 2; i++) w[i] -= k * G[t][i];
+    }
+    expect3("sgd", &o, w, __LINE__);
+
+    /* A step schedule: lr 0.1 for steps 0 and 1, then 0.05. */
+    o = defaults("sgd"), o.lr = 0.1;
+    o.schedule = (tg_lr_schedule){.kind = TG_LR_STEP, .step_size = 2, .gamma = 0.5};
+    for (int i = 0; i < 2; i++) w[i] = W0[i] - 0.1 * (G[0][i] + G[1][i]) - 0.05 * G[2][i];
+    expect3("sgd", &o, w, __LINE__);
+}
+
+static void test_schedules(void)
+{
+    tg_lr_schedule st = {.kind = TG_LR_STEP, .step_size = 10, .gamma = 0.1};
+    CHECK_NEAR(tg_lr_at(&st, 1, 9), 1, 1e-15);
+    CHECK_NEAR(tg_lr_at(&st, 1, 10), 0.1, 1e-15);
+    CHECK_NEAR(tg_lr_at(&st, 1, 25), 0.01, 1e-15);
+    tg_lr_schedule ex = {.kind = TG_LR_EXP, .gamma = 0.9};
+    CHECK_NEAR(tg_lr_at(&ex, 2, 3), 2 * 0.729, 1e-15);
+    tg_lr_schedule co = {.kind = TG_LR_COSINE, .t_max = 100, .lr_min = 0.1};
+    CHECK_NEAR(tg_lr_at(&co, 1, 0), 1, 1e-15);
+    CHECK_NEAR(tg_lr_at(&co, 1, 50), 0.55, 1e-15);
+    CHECK_NEAR(tg_lr_at(&co, 1, 100), 0.1, 1e-15);
+    CHECK_NEAR(tg_lr_at(&co, 1, 500), 0.1, 1e-15);
+    CHECK_NEAR(tg_lr_at(NULL, 0.3, 7), 0.3, 0);
+    tg_lr_schedule bad = {.kind = TG_LR_STEP, .step_size = 0, .gamma = 0.5};
+    CHECK(tg_lr_at(&bad, 1, 1) < 0);
+    CHECK(tg_lr_at(&st, 1, -1) < 0);
+}
+
+/* f(w) and its gradient written into the parameter's gradient. */
+static double quadratic(tg_tensor *p)
+{
+    static const double c[2] = {1, 10}, a[2] = {3, -2};
+    double f = 0;
+    for (int i = 0; i < 2; i++) {
+        double d = tg_get(p, i) - a[i];
+        f += c[i] * d * d;
+        tg_set(tg_grad(p), i, 2 * c[i] * d);
+    }
+    return f;
+}
+
+static double rosenbrock(tg_tensor *p)
+{
+    double x = tg_get(p, 0), y = tg_get(p, 1);
+    tg_set(tg_grad(p), 0, -2 * (1 - x) - 400 * x * (y - x * x));
+    tg_set(tg_grad(p), 1, 200 * (y - x * x));
+    return (1 - x) * (1 - x) + 100 * (y - x * x) * (y - x * x);
+}
+
+/* Runs steps of m with learning rate lr on f from start; returns the final f. */
+static double minimise(const char *m, double lr, double eps, double (*f)(tg_tensor *),
+                       const double *start, int steps)
+{
+    int64_t s[1] = {2};
+    tg_tensor *p = tg_tensor_from(TG_F64, 1, s, start);
+    tg_set_requires_grad(p, true);
+    tg_zero_grad(p);
+    tg_optim_opts o = defaults(m);
+    o.lr = lr;
+    if (eps > 0) o.eps = eps;
+    tg_status st;
+    tg_optim *opt = tg_optim_new(m, 1, &p, &o, &st);
+    double v = f(p);
+    for (int k = 0; k < steps && opt; k++) {
+        tg_optim_step(opt);
+        v = f(p);
+    }
+    tg_optim_free(opt);
+    tg_tensor_free(p);
+    return v;
+}
+
+static void test_convergence(void)
+{
+    static const struct {
+        const char *m;
+        double lr_quad, lr_rosen, eps_rosen; /* eps 0: the method's default */
+    } t[] = {{"sgd", 0.04, 1e-3, 0},      {"momentum", 0.01, 2e-4, 0}, {"momentum_ema", 0.04, 1e-3, 0},
+             {"nesterov", 0.01, 2e-4, 0}, {"adagrad", 0.5, 0.3, 0},    {"rmsprop", 0.01, 1e-3, 0},
+             {"adadelta", 1, 0.3, 1e-6},       {"adam", 0.05, 0.02, 0},     {"nadam", 0.05, 0.02, 0},
+             {"adamw", 0.05, 0.02, 0}};
+    const double q0[2] = {0, 0}, r0[2] = {-1.2, 1};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        double fq = minimise(t[i].m, t[i].lr_quad, 0, quadratic, q0, 3000);
+        double fr = minimise(t[i].m, t[i].lr_rosen, t[i].eps_rosen, rosenbrock, r0, 30000);
+        bool ok = fq < 1e-6 && fr < 1e-3;
+        if (!ok) printf("  %s: quadratic %.3g, rosenbrock %.3g (from 24.2)\n", t[i].m, fq, fr);
+        CHECK(fq < (strcmp(t[i].m, "adamw") ? 1e-6 : 1e-2)); /* AdamW decays towards 0, off the optimum */
+        CHECK(fr < (strcmp(t[i].m, "adamw") ? 1e-3 : 1e-1));
+    }
+}
+
+static void test_errors(void)
+{
+    int64_t s[1] = {2};
+    tg_tensor *a = tg_tensor_new(TG_F64, 1, s), *b = tg_tensor_new(TG_F32, 1, s);
+    tg_set_requires_grad(a, true), tg_set_requires_grad(b, true);
+    tg_tensor *ab[2] = {a, b}, *aa[2] = {a, a};
+    tg_status st;
+    CHECK(tg_optim_new("nosuch", 1, &a, NULL, &st) == NULL);
+    CHECK_STR_HAS(st.msg, "unknown method \"nosuch\"");
+    CHECK(tg_optim_new("adam", 2, ab, NULL, &st) == NULL && st.code == TG_EDTYPE);
+    CHECK_STR_HAS(st.msg, "parameter 1 is f32 but parameter 0 is f64");
+    CHECK(tg_optim_new("adam", 2, aa, NULL, &st) == NULL);
+    CHECK_STR_HAS(st.msg, "parameter 1 is parameter 0 again");
+    CHECK(tg_optim_new("adam", 0, NULL, NULL, &st) == NULL && st.code == TG_EARG);
+    tg_optim_opts o = defaults("sgd");
+    o.lr = -1;
+    CHECK(tg_optim_new("sgd", 1, &a, &o, &st) == NULL && st.code == TG_EARG);
+    o = defaults("sgd");
+    o.schedule = (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = 0};
+    CHECK(tg_optim_new("sgd", 1, &a, &o, &st) == NULL && st.code == TG_EARG);
+    tg_tensor *c = tg_tensor_new(TG_F64, 1, s);
+    CHECK(tg_optim_new("sgd", 1, &c, NULL, &st) == NULL);
+    CHECK_STR_HAS(st.msg, "does not require grad");
+    CHECK(tg_optim_step(NULL) == TG_EARG);
+    /* A parameter no gradient reached is left alone. */
+    tg_optim *opt = tg_optim_new("sgd", 1, &a, NULL, &st);
+    tg_tensor_fill(a, 1);
+    CHECK(opt && tg_optim_step(opt) == TG_OK && tg_get(a, 0) == 1);
+    tg_optim_free(opt);
+    tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(c);
+}
+
+static const check_case cases[] = {
+    TEST(test_first_steps),
+    TEST(test_schedules),
+    TEST(test_convergence),
+    TEST(test_errors),
+};
+TEST_MAIN("test_optim", cases)
