@@ -279,10 +279,10 @@ static void test_convergence(void)
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         double fq = minimise(t[i].m, t[i].lr_quad, 0, quadratic, q0, 3000);
         double fr = minimise(t[i].m, t[i].lr_rosen, t[i].eps_rosen, rosenbrock, r0, 30000);
-        bool ok = fq < 1e-6 && fr < 1e-3;
+        bool adamw = strcmp(t[i].m, "adamw") == 0; /* decays towards 0, so ends off the optimum */
+        bool ok = fq < (adamw ? 1e-2 : 1e-6) && fr < (adamw ? 1e-1 : 1e-3);
         if (!ok) printf("  %s: quadratic %.3g, rosenbrock %.3g (from 24.2)\n", t[i].m, fq, fr);
-        CHECK(fq < (strcmp(t[i].m, "adamw") ? 1e-6 : 1e-2)); /* AdamW decays towards 0, off the optimum */
-        CHECK(fr < (strcmp(t[i].m, "adamw") ? 1e-3 : 1e-1));
+        CHECK(ok);
     }
 }
 

@@ -1,0 +1,322 @@
+/* test/test_nn.c: layers (forward by hand, train/eval), parameter listing and binding,
+ * initialisers (statistics, orthogonality), a whole-model gradient check, and save/load:
+ * round trip, truncated, corrupted and mismatched files, unwritable places. */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tapegrad.h"
+
+static void test_mlp_forward_by_hand(void)
+{
+    int64_t sizes[3] = {2, 2, 1};
+    tg_status st;
+    tg_module *net = tg_nn_mlp(3, sizes, "relu", 0, false, TG_F64, &st);
+    CHECK(net && tg_nn_n_params(net) == 4 && tg_nn_n_weights(net) == 4 + 2 + 2 + 1);
+    tg_tensor *p[4];
+    CHECK(tg_nn_params(net, p, 4) == 4);
+    const double w1[4] = {1, -1, 2, 1}, b1[2] = {0.5, -3}, w2[2] = {2, -1}, b2[1] = {0.25};
+    for (int i = 0; i < 4; i++) tg_set(p[0], i, w1[i]);
+    for (int i = 0; i < 2; i++) tg_set(p[1], i, b1[i]), tg_set(p[2], i, w2[i]);
+    tg_set(p[3], 0, b2[0]);
+    int64_t xs[2] = {1, 2};
+    tg_tensor *x = tg_tensor_from(TG_F64, 2, xs, (double[]){1, 2});
+    tg_tape *tp = tg_tape_new();
+    /* h = relu([1·1 + 2·2 + 0.5, 1·-1 + 2·1 - 3]) = relu([5.5, -2]) = [5.5, 0]; y = 11.25. */
+    tg_tensor *y = tg_nn_forward(net, tp, x);
+    CHECK(y && fabs(tg_get(y, 0) - 11.25) < 1e-12);
+    CHECK(tg_backward(tp, tg_sum(tp, y, TG_ALL_AXES, false)) == TG_OK);
+    CHECK(fabs(tg_get(tg_grad(p[2]), 0) - 5.5) < 1e-12 && tg_get(tg_grad(p[2]), 1) == 0);
+    CHECK(tg_get(tg_grad(p[0]), 1) == 0); /* the dead unit passes no gradient */
+    CHECK(fabs(tg_get(tg_grad(p[0]), 2) - 4) < 1e-12); /* x2 · w2[0] = 2 · 2 */
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    tg_nn_free(net);
+}
+
+/* Whole-model gradient check: the parameters are the inputs, bound into the module. */
+typedef struct model {
+    tg_module *net;
+    tg_tensor *x, *y;
+    int n;
+} model;
+
+static tg_tensor *model_loss(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    model *m = ctx;
+    if (tg_nn_bind_params(m->net, in, m->n)) return NULL;
+    return tg_cross_entropy(tp, tg_nn_forward(m->net, tp, m->x), m->y);
+}
+
+static void test_whole_model_gradcheck(void)
+{
+    int64_t sizes[4] = {4, 5, 3, 3};
+    const char *acts[4] = {"tanh", "sigmoid", "elu", "softplus"};
+    for (int a = 0; a < 4; a++) {
+        tg_status st;
+        model m = {0};
+        m.net = tg_nn_mlp(4, sizes, acts[a], a == 0 ? 0.2 : 0, a == 2, TG_F64, &st);
+        tg_rng r;
+        tg_rng_seed(&r, 3);
+        tg_nn_init(m.net, TG_INIT_XAVIER_NORMAL, 0, &r);
+        tg_tensor *params[16];
+        m.n = tg_nn_params(m.net, params, 16);
+        int64_t xs[2] = {5, 4}, ys[1] = {5};
+        m.x = tg_tensor_new(TG_F64, 2, xs);
+        m.y = tg_tensor_from(TG_F64, 1, ys, (double[]){0, 2, 1, 1, 0});
+        tg_tensor_rand_normal(m.x, 0, 1, &r);
+        tg_gradcheck_result res;
+        tg_gradcheck_opts go = {.seed = 9};
+        CHECK(tg_gradcheck(model_loss, m.n, params, &m, &go, &res) == TG_OK);
+        CHECK(res.n_checked == tg_nn_n_weights(m.net));
+        if (res.max_rel_err > 1e-6) printf("  %s: max rel err %g\n", acts[a], res.max_rel_err);
+        CHECK(res.max_rel_err <= 1e-6);
+        CHECK(tg_nn_bind_params(m.net, params, m.n) == TG_OK);
+        tg_tensor_free(m.x), tg_tensor_free(m.y);
+        tg_nn_free(m.net);
+    }
+}
+
+static void test_train_eval_modes(void)
+{
+    tg_module *seq = tg_nn_sequential();
+    CHECK(tg_nn_append(seq, tg_nn_batchnorm1d(2, 0.5, 1e-5, TG_F64)) == TG_OK);
+    CHECK(tg_nn_append(seq, tg_nn_dropout(0.5)) == TG_OK);
+    int64_t xs[2] = {4, 2};
+    tg_tensor *x = tg_tensor_from(TG_F64, 2, xs, (double[]){1, 10, 2, 20, 3, 30, 4, 40});
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *y = tg_nn_forward(seq, tp, x);
+    int zeros = 0;
+    for (int i = 0; y && i < 8; i++) zeros += tg_get(y, i) == 0;
+    CHECK(zeros > 0); /* dropout is on in training (seeded tape: deterministic) */
+    tg_nn_set_training(seq, false);
+    CHECK(!tg_nn_training(seq));
+    tg_tape_reset(tp);
+    y = tg_nn_forward(seq, tp, x);
+    /* eval: running mean = 0.5·2.5 = 1.25 and 0.5·25 = 12.5; running var = 0.5 + 0.5·(5/3)
+     * and 0.5 + 0.5·(500/3); no dropout. */
+    CHECK(y && fabs(tg_get(y, 0) - (1 - 1.25) / sqrt(0.5 + 0.5 * 5.0 / 3 + 1e-5)) < 1e-9);
+    CHECK(y && fabs(tg_get(y, 1) - (10 - 12.5) / sqrt(0.5 + 0.5 * 500.0 / 3 + 1e-5)) < 1e-9);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    tg_nn_free(seq);
+}
+
+static double mean_of(const tg_tensor *t, double *sd)
+{
+    double m = 0, v = 0;
+    int64_t n = tg_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) m += tg_get(t, i) / (double)n;
+    for (int64_t i = 0; i < n; i++) v += (tg_get(t, i) - m) * (tg_get(t, i) - m) / (double)n;
+    *sd = sqrt(v);
+    return m;
+}
+
+static void test_initialisers(void)
+{
+    const int64_t in = 400, out = 300;
+    const struct {
+        tg_init kind;
+        double sd;
+    } k[] = {{TG_INIT_UNIFORM, 1 / sqrt(400.0) / sqrt(3.0)},
+             {TG_INIT_XAVIER_NORMAL, sqrt(2.0 / 700)},
+             {TG_INIT_XAVIER_UNIFORM, sqrt(6.0 / 700) / sqrt(3.0)},
+             {TG_INIT_HE_NORMAL, sqrt(2.0 / 400)},
+             {TG_INIT_HE_UNIFORM, sqrt(6.0 / 400) / sqrt(3.0)}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        tg_module *l = tg_nn_linear(in, out, TG_F64);
+        tg_rng r;
+        tg_rng_seed(&r, 1 + i);
+        CHECK(tg_nn_init(l, k[i].kind, 0, &r) == TG_OK);
+        tg_tensor *p[2];
+        tg_nn_params(l, p, 2);
+        double sd, m = mean_of(p[0], &sd);
+        /* 120000 draws: the mean is within 5 standard errors, the std within 2%. */
+        CHECK(fabs(m) < 5 * k[i].sd / sqrt(120000.0));
+        CHECK(fabs(sd / k[i].sd - 1) < 0.02);
+        double bs;
+        CHECK(mean_of(p[1], &bs) == 0 && bs == 0);
+        tg_nn_free(l);
+    }
+    /* Orthogonal: WᵀW = I (tall), WWᵀ = I (wide), and square. */
+    const int64_t shapes[3][2] = {{8, 5}, {5, 8}, {6, 6}};
+    for (int s = 0; s < 3; s++) {
+        tg_module *l = tg_nn_linear(shapes[s][0], shapes[s][1], TG_F64);
+        tg_rng r;
+        tg_rng_seed(&r, 4);
+        CHECK(tg_nn_init(l, TG_INIT_ORTHOGONAL, 0, &r) == TG_OK);
+        tg_tensor *p[2];
+        tg_nn_params(l, p, 2);
+        int64_t a = shapes[s][0], b = shapes[s][1];
+        bool tall = a >= b;
+        double worst = 0;
+        int64_t n = tall ? b : a;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double d = 0;
+                for (int64_t q = 0; q < (tall ? a : b); q++)
+                    d += tall ? tg_get(p[0], q * b + i) * tg_get(p[0], q * b + j)
+                              : tg_get(p[0], i * b + q) * tg_get(p[0], j * b + q);
+                worst = fmax(worst, fabs(d - (i == j)));
+            }
+        CHECK(worst < 1e-12);
+        tg_nn_free(l);
+    }
+    tg_module *c = tg_nn_linear(3, 2, TG_F32);
+    tg_rng r;
+    tg_rng_seed(&r, 1);
+    CHECK(tg_nn_init(c, TG_INIT_CONSTANT, 0.5, &r) == TG_OK);
+    tg_tensor *p[2];
+    tg_nn_params(c, p, 2);
+    CHECK(tg_get(p[0], 5) == 0.5 && tg_get(p[1], 1) == 0.5);
+    CHECK(tg_nn_init(c, (tg_init)99, 0, &r) == TG_EARG);
+    CHECK(tg_nn_init(c, TG_INIT_UNIFORM, 0, NULL) == TG_EARG);
+    tg_nn_free(c);
+}
+
+static void test_errors(void)
+{
+    tg_status st;
+    int64_t bad[2] = {3, 0};
+    CHECK(tg_nn_mlp(2, bad, "relu", 0, false, TG_F32, &st) == NULL);
+    CHECK_STR_HAS(st.msg, "layer size 1 is 0");
+    int64_t ok[2] = {3, 2};
+    CHECK(tg_nn_mlp(2, ok, "nosuch", 0, false, TG_F32, &st) == NULL);
+    CHECK_STR_HAS(st.msg, "unknown activation 'nosuch'");
+    CHECK(tg_nn_mlp(1, ok, "relu", 0, false, TG_F32, &st) == NULL);
+    CHECK(tg_nn_mlp(2, ok, "relu", 1.0, false, TG_F32, &st) == NULL);
+    CHECK(tg_nn_linear(0, 3, TG_F32) == NULL);
+    CHECK(tg_nn_activation("nosuch", 0, TG_F32) == NULL);
+    CHECK(tg_nn_dropout(-0.1) == NULL);
+    CHECK(tg_nn_append(NULL, tg_nn_dropout(0.1)) == TG_EARG); /* frees the layer: valgrind */
+    tg_module *net = tg_nn_mlp(2, ok, "relu", 0, false, TG_F32, &st);
+    tg_tape *tp = tg_tape_new();
+    int64_t xs[2] = {4, 5};
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, xs);
+    CHECK(tg_nn_forward(net, tp, x) == NULL);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_linear: [4,5], [3,2] and [2]");
+    tg_tensor *p[2];
+    tg_nn_params(net, p, 2);
+    tg_tensor *swapped[2] = {p[1], p[0]};
+    CHECK(tg_nn_bind_params(net, swapped, 2) == TG_ESHAPE);
+    CHECK(tg_nn_bind_params(net, p, 1) == TG_EARG);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    tg_nn_free(net);
+}
+
+/* ---- save and load ---- */
+static char dir[64];
+
+static tg_module *small(tg_dtype dt, uint64_t seed)
+{
+    int64_t sizes[3] = {3, 4, 2};
+    tg_status st;
+    tg_module *m = tg_nn_mlp(3, sizes, "tanh", 0, true, dt, &st);
+    tg_rng r;
+    tg_rng_seed(&r, seed);
+    tg_nn_init(m, TG_INIT_HE_NORMAL, 0, &r);
+    return m;
+}
+
+/* True when every parameter and buffer of a and b is bitwise equal. */
+static bool same(tg_module *a, tg_module *b)
+{
+    tg_tensor *pa[16], *pb[16];
+    int n = tg_nn_params(a, pa, 16);
+    if (tg_nn_params(b, pb, 16) != n) return false;
+    for (int i = 0; i < n; i++)
+        if (memcmp(tg_data(pa[i]), tg_data(pb[i]), (size_t)tg_tensor_numel(pa[i]) * tg_dtype_size(tg_tensor_dtype(pa[i]))))
+            return false;
+    return true;
+}
+
+static long file_size(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) ? -1 : (long)sb.st_size;
+}
+
+static void test_save_load(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/tg_nn_XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128], bad[128];
+    snprintf(path, sizeof path, "%s/m.tg", dir);
+    snprintf(bad, sizeof bad, "%s/bad.tg", dir);
+    tg_module *a = small(TG_F32, 1), *b = small(TG_F32, 2);
+    tg_status st;
+    CHECK(!same(a, b));
+    CHECK(tg_nn_save_meta(a, path, "hello model", &st) == TG_OK);
+    char meta[64];
+    CHECK(tg_nn_read_meta(path, meta, sizeof meta, &st) == TG_OK && strcmp(meta, "hello model") == 0);
+    CHECK(tg_nn_load(b, path, &st) == TG_OK);
+    CHECK(same(a, b));
+    long size = file_size(path);
+    CHECK(size > 40);
+
+    /* Truncated, corrupted and mismatched files: clear errors, the model untouched. */
+    FILE *in = fopen(path, "rb");
+    unsigned char *bytes = malloc((size_t)size);
+    CHECK(fread(bytes, 1, (size_t)size, in) == (size_t)size);
+    fclose(in);
+    tg_module *c = small(TG_F32, 3), *c0 = small(TG_F32, 3);
+    for (long cut = 0; cut < size; cut += 7) {
+        FILE *o = fopen(bad, "wb");
+        fwrite(bytes, 1, (size_t)cut, o);
+        fclose(o);
+        CHECK(tg_nn_load(c, bad, &st) < 0);
+    }
+    CHECK_STR_HAS(st.msg, bad);
+    CHECK(same(c, c0));
+    for (long at = 0; at < size; at += 5) {
+        bytes[at] ^= 0x10;
+        FILE *o = fopen(bad, "wb");
+        fwrite(bytes, 1, (size_t)size, o);
+        fclose(o);
+        bytes[at] ^= 0x10;
+        CHECK(tg_nn_load(c, bad, &st) < 0);
+    }
+    CHECK(same(c, c0));
+    CHECK_STR_HAS(st.msg, "checksum");
+    int64_t other_sizes[3] = {3, 5, 2};
+    tg_module *d = tg_nn_mlp(3, other_sizes, "tanh", 0, true, TG_F32, &st);
+    CHECK(tg_nn_load(d, path, &st) == TG_ESHAPE);
+    CHECK_STR_HAS(st.msg, "dimension 1 is 4");
+    tg_module *e = small(TG_F64, 1);
+    CHECK(tg_nn_load(e, path, &st) == TG_EDTYPE);
+    CHECK_STR_HAS(st.msg, "holds f32 tensors, the model is f64");
+    CHECK(tg_nn_load(c, "/nonexistent/m.tg", &st) == TG_EIO);
+    CHECK_STR_HAS(st.msg, "/nonexistent/m.tg: cannot open");
+
+    /* Saving where it cannot: an error, no temporary file left, the old file intact. */
+    CHECK(tg_nn_save(a, "/nonexistent/dir/m.tg", &st) == TG_EIO);
+    char ro[128], ro_file[160];
+    snprintf(ro, sizeof ro, "%s/ro", dir);
+    mkdir(ro, 0555);
+    snprintf(ro_file, sizeof ro_file, "%s/m.tg", ro);
+    if (geteuid() != 0) { /* root writes anywhere */
+        CHECK(tg_nn_save(a, ro_file, &st) == TG_EIO);
+        CHECK(access(ro_file, F_OK) != 0);
+    }
+    CHECK(tg_nn_save_meta(b, path, "hello model", &st) == TG_OK && file_size(path) == size);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp > /dev/null", dir);
+    CHECK(system(cmd) != 0); /* no m.tg.tmp.* left behind */
+
+    free(bytes);
+    tg_nn_free(a), tg_nn_free(b), tg_nn_free(c), tg_nn_free(c0), tg_nn_free(d), tg_nn_free(e);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static const check_case cases[] = {
+    TEST(test_mlp_forward_by_hand),
+    TEST(test_whole_model_gradcheck),
+    TEST(test_train_eval_modes),
+    TEST(test_initialisers),
+    TEST(test_errors),
+    TEST(test_save_load),
+};
+TEST_MAIN("test_nn", cases)
