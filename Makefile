@@ -30,7 +30,7 @@ HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops
                        optim/*.h data/*.h cli/*.h test/*.h)
 DEPS_OK  := $(B)/.deps-ok
 
-.PHONY: all lib test asan valgrind install clean deps help run examples cli data-deps bench
+.PHONY: all lib test asan valgrind install clean deps help run examples cli data-deps bench fuzz
 all: lib $(TESTS) $(B)/tapegrad
 lib: $(B)/libtapegrad.a $(B)/libtapegrad.so
 
@@ -41,6 +41,7 @@ help:
 	@echo "make asan     the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make valgrind the tests under valgrind memcheck"
 	@echo "make bench    tape overhead, MLP throughput, GEMM efficiency, memory; PyTorch side by side"
+	@echo "make fuzz     fuzz the IDX and CSV readers with libFuzzer (FUZZ_TIME=60 s each)"
 	@echo "make examples build/examples/* (the README example and every demo as a program)"
 	@echo "make install PREFIX=/usr/local   headers, libraries, tapegrad.pc and the tapegrad command"
 
@@ -146,3 +147,17 @@ install: lib $(B)/tapegrad
 
 clean:
 	rm -rf build
+
+# Fuzzing the file readers with libFuzzer (clang; Debian's libclang-rt-14-dev provides it).
+# FUZZ_TIME seconds per harness; corpora grow in build/fuzz/<name>/.
+FUZZ_TIME ?= 60
+FUZZ_SRC  := $(filter-out cli/%,$(LIB_SRC))
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang libclang-rt-14-dev" >&2; exit 1; }
+	@mkdir -p build/fuzz/idx build/fuzz/csv
+	clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -Iinclude \
+	  -isystem $(BLIS_INC) test/fuzz_idx.c $(FUZZ_SRC) -o build/fuzz/fuzz_idx $(LDLIBS)
+	clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -Iinclude \
+	  -isystem $(BLIS_INC) test/fuzz_csv.c $(FUZZ_SRC) -o build/fuzz/fuzz_csv $(LDLIBS)
+	build/fuzz/fuzz_idx -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz/idx
+	build/fuzz/fuzz_csv -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz/csv

@@ -122,9 +122,15 @@ int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st)
                            4 + 4 * (size_t)nd + bytes);
         goto done;
     }
-    int64_t shape[2] = {dims[0], dims[0] ? (int64_t)(count / (uint64_t)dims[0]) : 0};
-    if (nd >= 2 && dims[0] == 0)
-        for (int i = 1; i < nd; i++) shape[1] = i == 1 ? dims[1] : shape[1] * dims[i];
+    /* [n, rest]: the rest's product can overflow when n == 0 (no data bounds it). */
+    int64_t shape[2] = {dims[0], 1};
+    for (int i = 1; i < nd; i++) {
+        if (dims[i] && shape[1] > INT32_MAX / dims[i]) {
+            rc = tg_status_set(st, TG_EFORMAT, "%s: offset 4: dimension sizes overflow", path);
+            goto done;
+        }
+        shape[1] *= dims[i];
+    }
     t = tg_tensor_new(dt, nd == 1 ? 1 : 2, shape);
     if (!t) {
         rc = tg_status_set(st, TG_ENOMEM, "%s: out of memory", path);
