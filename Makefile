@@ -4,7 +4,7 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu
 BLIS_INC ?= /usr/include/$(MULTIARCH)/blis-openmp
 BLIS_LIB ?= /usr/lib/$(MULTIARCH)/blis-openmp
 PREFIX   ?= /usr/local
-OPT      ?= -O2
+OPT      ?= -O3 -fno-math-errno
 WARN      = -Wall -Wextra -Wpedantic -Wshadow -Wvla -Wdouble-promotion
 CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \

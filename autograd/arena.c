@@ -22,30 +22,39 @@ static tg_block *block_new(tg_tape *tp, size_t size)
     return b;
 }
 
-void *tg_arena_alloc(tg_tape *tp, size_t bytes)
+/* bytes (rounded up to 16) at an offset that is a multiple of align (16 or 64). */
+void *tg_arena_alloc_align(tg_tape *tp, size_t bytes, size_t align)
 {
-    bytes = round_up(bytes ? bytes : 1);
-    if (bytes == 0) return NULL; /* rounding overflowed */
+    size_t need = (bytes + 15) & ~(size_t)15;
+    if (need < bytes) return NULL; /* rounding overflowed */
+    if (!need) need = 16;
     tg_block *b = tp->cur;
+    size_t off = 0;
     /* Blocks after cur are empty (rewound); take the first one large enough. */
-    while (b && b->size - b->used < bytes) b = b->next;
+    for (; b; b = b->next) {
+        off = (b->used + align - 1) & ~(align - 1);
+        if (off <= b->size && b->size - off >= need) break;
+    }
     if (!b) {
         /* Grow geometrically: each new block at least doubles what is reserved. */
         size_t size = tp->reserved > FIRST_BLOCK ? tp->reserved : FIRST_BLOCK;
-        if (size < bytes) size = bytes;
+        if (size < need) size = round_up(need);
         b = block_new(tp, size);
         if (!b) return NULL;
         tg_block **link = &tp->first;
         while (*link) link = &(*link)->next;
         *link = b;
+        off = 0;
     }
     tp->cur = b;
-    void *p = b->data + b->used;
-    b->used += bytes;
-    tp->used += bytes;
+    void *p = b->data + off;
+    tp->used += off - b->used + need;
+    b->used = off + need;
     if (tp->used > tp->high) tp->high = tp->used;
     return p;
 }
+
+void *tg_arena_alloc(tg_tape *tp, size_t bytes) { return tg_arena_alloc_align(tp, bytes, TG_ALIGN); }
 
 void tg_arena_rewind(tg_tape *tp)
 {

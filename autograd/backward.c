@@ -16,7 +16,7 @@ static int ensure_grad(tg_tape *tp, tg_tensor *t)
     }
     if (t->grad_sweep == tp->sweep) return TG_OK;
     if (!t->grad) {
-        t->grad = tg_arena_tensor(tp, "tg_backward", (tg_dtype)t->dtype, t->ndim, t->shape);
+        t->grad = tg_arena_tensor(tp, "backward", (tg_dtype)t->dtype, t->ndim, t->shape);
         if (!t->grad) return TG_ENOMEM;
     }
     memset(t->grad->data, 0, (size_t)t->numel * tg_dtype_size((tg_dtype)t->dtype));

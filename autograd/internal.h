@@ -96,6 +96,7 @@ const char *tg_custom_name(const tg_node *n);
 
 /* arena.c */
 void *tg_arena_alloc(tg_tape *tp, size_t bytes); /* TG_ALIGN-aligned; NULL when out of memory */
+void *tg_arena_alloc_align(tg_tape *tp, size_t bytes, size_t align); /* align 16 or 64 */
 void tg_arena_rewind(tg_tape *tp);
 void tg_arena_release(tg_tape *tp);
 
@@ -106,7 +107,7 @@ int tg_fail(tg_tape *tp, int code, const char *fmt, ...)
 #endif
     ;
 /* A new arena tensor of the given dtype and shape, uninitialised. NULL (and an error naming
- * who) when out of memory. */
+ * "tg_<who>") when out of memory. */
 tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
                            const int64_t *shape);
 

@@ -41,11 +41,10 @@ int tg_op_check(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
 tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
                      const int64_t *shape)
 {
-    char who[48];
-    snprintf(who, sizeof who, "tg_%s", tg_op_table[op].name);
-    tg_node *n = tg_arena_alloc(tp, sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *));
+    const char *who = tg_op_table[op].name; /* formatted only if something fails */
+    tg_node *n = tg_arena_alloc_align(tp, sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *), 16);
     if (!n) {
-        tg_fail(tp, TG_ENOMEM, "%s: out of memory for its node", who);
+        tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory for its node", who);
         return NULL;
     }
     memset(n, 0, sizeof *n);

@@ -2,6 +2,7 @@
  * and memory, runs the same workloads in PyTorch (bench/torch/bench.py) when it is
  * installed, and prints one table with tapegrad/PyTorch ratios plus a JSON file with every
  * figure. Each figure is the median (and range) of repeated runs. */
+#define _DEFAULT_SOURCE /* wait4 */
 #include <blis.h>
 #include <math.h>
 #include <stdlib.h>
