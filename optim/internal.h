@@ -17,7 +17,7 @@
 /* Every method, in listing order. X(name): "name" for tg_optim_new, tg_<name>_class. */
 #define TG_OPTIM_LIST(X)                                                                   \
     X(sgd) X(momentum) X(momentum_ema) X(nesterov) X(adagrad) X(rmsprop) X(adadelta)       \
-    X(adam) X(nadam) X(adamw)
+    X(adam) X(nadam) X(adamw) X(rprop) X(irprop) X(quickprop)
 
 #define TG_OPTIM_SLOTS_MAX 4 /* state buffers per parameter a per-element method may ask for */
 

@@ -165,6 +165,41 @@ static void test_first_steps(void)
     }
     expect3("nadam", &o, w, __LINE__);
 
+    /* RProp: η(t) = min(50, 1.2η) if g(t-1)g(t) > 0, max(1e-6, 0.5η) if < 0; w -= η sign(g).
+     * iRprop-: where the sign changed, the weight stays and the gradient is forgotten. */
+    for (int irp = 0; irp < 2; irp++) {
+        o = defaults(irp ? "irprop" : "rprop"), o.lr = 0.1;
+        for (int i = 0; i < 2; i++) {
+            double eta = 0.1, prev = 0;
+            w[i] = W0[i];
+            for (int t = 0; t < 3; t++) {
+                double g = G[t][i], sg = prev * g;
+                if (sg > 0) eta = fmin(50, 1.2 * eta);
+                else if (sg < 0) eta = fmax(1e-6, 0.5 * eta);
+                if (irp && sg < 0) g = 0;
+                w[i] -= eta * ((g > 0) - (g < 0));
+                prev = g;
+            }
+        }
+        expect3(irp ? "irprop" : "rprop", &o, w, __LINE__);
+    }
+
+    /* QuickProp, the lectures' rules with η0 = 0.1, μmax = 1.75. */
+    o = defaults("quickprop"), o.lr = 0.1;
+    for (int i = 0; i < 2; i++) {
+        double prev = 0, dw = 0;
+        w[i] = W0[i];
+        for (int t = 0; t < 3; t++) {
+            double sl = G[t][i], eta = (dw == 0 || -dw * sl > 0) ? 0.1 : 0;
+            double beta = sl / (prev - sl), gamma = sl * -dw * beta;
+            double mu = (beta > 1.75 || gamma < 0) ? 1.75 : beta;
+            double step = -eta * sl + mu * dw;
+            w[i] += step;
+            prev = sl, dw = step;
+        }
+    }
+    expect3("quickprop", &o, w, __LINE__);
+
     /* Borisov's momentum with L2: ΔW_t = η(∇E + ρW_{t-1}) + μΔW_{t-1}. */
     o = defaults("momentum"), o.lr = 0.1, o.momentum = 0.5, o.l2 = 0.2;
     for (int i = 0; i < 2; i++) {
@@ -274,11 +309,13 @@ static void test_convergence(void)
     } t[] = {{"sgd", 0.04, 1e-3, 0},      {"momentum", 0.01, 2e-4, 0}, {"momentum_ema", 0.04, 1e-3, 0},
              {"nesterov", 0.01, 2e-4, 0}, {"adagrad", 0.5, 0.3, 0},    {"rmsprop", 0.01, 1e-3, 0},
              {"adadelta", 1, 0.3, 1e-6},       {"adam", 0.05, 0.02, 0},     {"nadam", 0.05, 0.02, 0},
-             {"adamw", 0.05, 0.02, 0}};
+             {"adamw", 0.05, 0.02, 0},      {"rprop", 0.1, 0.01, 0},
+             {"irprop", 0.1, 0.01, 0},      {"quickprop", 0.05, 0, 0}};
     const double q0[2] = {0, 0}, r0[2] = {-1.2, 1};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         double fq = minimise(t[i].m, t[i].lr_quad, 0, quadratic, q0, 3000);
-        double fr = minimise(t[i].m, t[i].lr_rosen, t[i].eps_rosen, rosenbrock, r0, 30000);
+        /* QuickProp's parabola steps are for convex valleys: checked on the quadratic. */
+        double fr = t[i].lr_rosen > 0 ? minimise(t[i].m, t[i].lr_rosen, t[i].eps_rosen, rosenbrock, r0, 30000) : 0;
         bool adamw = strcmp(t[i].m, "adamw") == 0; /* decays towards 0, so ends off the optimum */
         bool ok = fq < (adamw ? 1e-2 : 1e-6) && fr < (adamw ? 1e-1 : 1e-3);
         if (!ok) printf("  %s: quadratic %.3g, rosenbrock %.3g (from 24.2)\n", t[i].m, fq, fr);

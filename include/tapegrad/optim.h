@@ -70,6 +70,11 @@ typedef struct tg_optim_opts {
     double weight_decay; /* lambda: w := w (1 - lr lambda) before the update (decoupled) */
     double clip_norm;    /* theta > 0: rescale the gradients so their global L2 norm <= theta */
     double clip_value;   /* c > 0: clamp every gradient element to [-c, c] */
+    double step_up;      /* a of RProp: step growth while the gradient keeps its sign (>= 1) */
+    double step_down;    /* b of RProp: step shrink when it changes sign, in (0, 1] */
+    double step_min;     /* eta_min of RProp (> 0) */
+    double step_max;     /* eta_max of RProp (>= step_min) */
+    double mu_max;       /* QuickProp's largest step growth factor (> 0) */
     tg_lr_schedule schedule; /* applied at each step; TG_LR_CONSTANT by default */
 } tg_optim_opts;
 
