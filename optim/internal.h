@@ -17,7 +17,8 @@
 /* Every method, in listing order. X(name): "name" for tg_optim_new, tg_<name>_class. */
 #define TG_OPTIM_LIST(X)                                                                   \
     X(sgd) X(momentum) X(momentum_ema) X(nesterov) X(adagrad) X(rmsprop) X(adadelta)       \
-    X(adam) X(nadam) X(adamw) X(rprop) X(irprop) X(quickprop)
+    X(adam) X(nadam) X(adamw) X(rprop) X(irprop) X(quickprop) \
+    X(cg_fr) X(cg_pr) X(bfgs) X(lbfgs)
 
 #define TG_OPTIM_SLOTS_MAX 4 /* state buffers per parameter a per-element method may ask for */
 

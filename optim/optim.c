@@ -56,6 +56,9 @@ static int check_opts(const char *name, const tg_optim_opts *o, tg_status *st)
             return tg_status_set(st, TG_EARG, "tg_optim_new: %s: %s = %g is outside [%g, %g)", name,
                           r[i].field, r[i].v, r[i].lo, r[i].hi);
     }
+    if (o->history < 0 || o->restart < 0)
+        return tg_status_set(st, TG_EARG, "tg_optim_new: %s: history and restart must be >= 0",
+                             name);
     char why[160];
     if (tg_lr_schedule_check(&o->schedule, why, sizeof why) != TG_OK)
         return tg_status_set(st, TG_EARG, "tg_optim_new: %s: schedule: %s", name, why);

@@ -75,6 +75,9 @@ typedef struct tg_optim_opts {
     double step_min;     /* eta_min of RProp (> 0) */
     double step_max;     /* eta_max of RProp (>= step_min) */
     double mu_max;       /* QuickProp's largest step growth factor (> 0) */
+    int64_t history;     /* L-BFGS: pairs kept (default 10) */
+    int64_t restart;     /* CG: restart from steepest descent every this many steps
+                            (default: the number of weights) */
     tg_lr_schedule schedule; /* applied at each step; TG_LR_CONSTANT by default */
 } tg_optim_opts;
 
