@@ -58,14 +58,16 @@ TG_API tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, i
 /* Joins n tensors along axis; all other dimensions must agree. */
 TG_API tg_tensor *tg_concat(tg_tape *tp, int n, tg_tensor *const *xs, int axis);
 
-/* ---- activations ---- */
-TG_API tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x); /* 1/(1+e^-x) */
+/* ---- activations: same shape as x; NaN inputs stay NaN (step excepted) ---- */
+TG_API tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x); /* 1/(1+e^-x), stable for any x */
 TG_API tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x);    /* max(0,x); dx = [x > 0] */
-TG_API tg_tensor *tg_leaky_relu(tg_tape *tp, tg_tensor *x, double alpha); /* x>0 ? x : αx */
-TG_API tg_tensor *tg_elu(tg_tape *tp, tg_tensor *x, double alpha);        /* x>0 ? x : α(e^x-1) */
+/* x>0 ? x : αx and x>0 ? x : α(e^x-1); at x = 0 the slope is α. α finite (TG_EARG). */
+TG_API tg_tensor *tg_leaky_relu(tg_tape *tp, tg_tensor *x, double alpha);
+TG_API tg_tensor *tg_elu(tg_tape *tp, tg_tensor *x, double alpha);
 TG_API tg_tensor *tg_softplus(tg_tape *tp, tg_tensor *x);                 /* ln(1+e^x), stable */
-/* x>0 ? x : α·x with a learnable α broadcast against x ([1] or the last dimension). */
+/* x>0 ? x : α·x with a learnable α broadcast against x ([1] or the last dimension,
+ * TG_ESHAPE otherwise). dα sums min(0,x)·dy over the elements each α entry covers. */
 TG_API tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha);
 /* [x > 0] and sign(x) (sign(0) = 0), exact forward. Backward is their true derivative, 0
  * everywhere (taken as 0 at the jump too, as PyTorch does), so gradients stay honest and a
@@ -73,7 +75,8 @@ TG_API tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha);
  * smooth surrogate (docs/ops.md). */
 TG_API tg_tensor *tg_step(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_sign(tg_tape *tp, tg_tensor *x);
-/* exp(x - max) / sum exp(x - max) along axis; log_softmax = x - max - log sum exp. */
+/* exp(x - max) / sum exp(x - max) along axis; log_softmax = (x - max) - log sum exp.
+ * The max shift keeps logits of any size finite. Axis out of range (or 0-d x): TG_EARG. */
 TG_API tg_tensor *tg_softmax(tg_tape *tp, tg_tensor *x, int axis);
 TG_API tg_tensor *tg_log_softmax(tg_tape *tp, tg_tensor *x, int axis);
 
