@@ -24,31 +24,47 @@ static int ensure_grad(tg_tape *tp, tg_tensor *t)
     return TG_OK;
 }
 
-int tg_backward(tg_tape *tp, tg_tensor *loss)
+/* The sweep from y with dy = seed (NULL: dy = 1, y scalar). */
+static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *who)
 {
-    char buf[96];
+    char buf[96], sb[96];
     if (!tp) return TG_EARG;
     if (tp->err) return tp->err;
-    if (!loss) return tg_fail(tp, TG_EARG, "tg_backward: loss is NULL");
-    if (!loss->leaf && (loss->tape != tp || loss->gen != tp->gen))
+    if (!y) return tg_fail(tp, TG_EARG, "%s: %s is NULL", who, seed ? "output" : "loss");
+    if (!y->leaf && (y->tape != tp || y->gen != tp->gen))
         return tg_fail(tp, TG_ESTATE,
-                       "tg_backward: the loss was not recorded on this tape since its last "
-                       "reset");
-    if (loss->numel != 1)
-        return tg_fail(tp, TG_ESHAPE, "tg_backward: loss must be a scalar, got shape %s",
-                       tg_shape_str(loss, buf, sizeof buf));
-    if (!loss->requires_grad)
+                       "%s: the %s was not recorded on this tape since its last reset", who,
+                       seed ? "output" : "loss");
+    if (!seed && y->numel != 1)
+        return tg_fail(tp, TG_ESHAPE, "%s: loss must be a scalar, got shape %s", who,
+                       tg_shape_str(y, buf, sizeof buf));
+    if (seed && (seed->numel != y->numel || seed->ndim != y->ndim ||
+                 memcmp(seed->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim) != 0))
+        return tg_fail(tp, TG_ESHAPE, "%s: seed %s for output %s: shapes differ", who,
+                       tg_shape_str(seed, sb, sizeof sb), tg_shape_str(y, buf, sizeof buf));
+    if (!y->requires_grad)
         return tg_fail(tp, TG_EARG,
-                       "tg_backward: the loss does not require a gradient (no input of it "
-                       "requires one, or grad mode was off)");
+                       "%s: the %s does not require a gradient (no input of it requires one, "
+                       "or grad mode was off)", who, seed ? "output" : "loss");
     tp->sweep++;
-    if (ensure_grad(tp, loss)) return tp->err;
-    tg_set(loss->grad, 0, tg_get(loss->grad, 0) + 1.0); /* d loss / d loss */
-    for (tg_node *n = loss->node; n; n = n->prev) {
+    if (ensure_grad(tp, y)) return tp->err;
+    if (seed)
+        for (int64_t i = 0; i < y->numel; i++) tg_set(y->grad, i, tg_get(y->grad, i) + tg_get(seed, i));
+    else
+        tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
+    for (tg_node *n = y->node; n; n = n->prev) {
         if (!n->out->grad || n->out->grad_sweep != tp->sweep) continue; /* no gradient here */
         for (int i = 0; i < n->n_in; i++)
             if (n->in[i]->requires_grad && ensure_grad(tp, n->in[i])) return tp->err;
         tg_op_table[n->op].backward(n);
     }
     return TG_OK;
+}
+
+int tg_backward(tg_tape *tp, tg_tensor *loss) { return sweep(tp, loss, NULL, "tg_backward"); }
+
+int tg_backward_seed(tg_tape *tp, tg_tensor *y, const tg_tensor *seed)
+{
+    if (tp && !tp->err && !seed) return tg_fail(tp, TG_EARG, "tg_backward_seed: seed is NULL");
+    return sweep(tp, y, seed, "tg_backward_seed");
 }

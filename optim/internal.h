@@ -18,7 +18,7 @@
 #define TG_OPTIM_LIST(X)                                                                   \
     X(sgd) X(momentum) X(momentum_ema) X(nesterov) X(adagrad) X(rmsprop) X(adadelta)       \
     X(adam) X(nadam) X(adamw) X(rprop) X(irprop) X(quickprop) \
-    X(cg_fr) X(cg_pr) X(bfgs) X(lbfgs)
+    X(cg_fr) X(cg_pr) X(bfgs) X(lbfgs) X(lm)
 
 #define TG_OPTIM_SLOTS_MAX 4 /* state buffers per parameter a per-element method may ask for */
 

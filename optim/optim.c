@@ -50,6 +50,7 @@ static int check_opts(const char *name, const tg_optim_opts *o, tg_status *st)
         {"step_min", o->step_min, 0, HUGE_VAL},
         {"step_max", o->step_max, 0, HUGE_VAL},
         {"mu_max", o->mu_max, 0, HUGE_VAL},
+        {"damping", o->damping, 0, HUGE_VAL},
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
         if (!(r[i].v >= r[i].lo && r[i].v < r[i].hi)) /* also catches NaN */

@@ -75,6 +75,7 @@ typedef struct tg_optim_opts {
     double step_min;     /* eta_min of RProp (> 0) */
     double step_max;     /* eta_max of RProp (>= step_min) */
     double mu_max;       /* QuickProp's largest step growth factor (> 0) */
+    double damping;      /* Levenberg-Marquardt's initial mu (default 1e-3) */
     int64_t history;     /* L-BFGS: pairs kept (default 10) */
     int64_t restart;     /* CG: restart from steepest descent every this many steps
                             (default: the number of weights) */
@@ -118,6 +119,19 @@ TG_API int tg_optim_step(tg_optim *opt);
  * gets the loss of the first evaluation, at the parameters before the step. Returns 0,
  * TG_EARG (NULL opt or fn), or fn's negative code (then nothing was updated). */
 TG_API int tg_optim_step_closure(tg_optim *opt, tg_loss_fn fn, void *ctx, double *loss);
+/* Residuals for Levenberg-Marquardt: records e(w) on tp from the optimiser's parameters
+ * (any shape, m elements: every example and output) and returns it, or NULL with the error
+ * on the tape. */
+typedef tg_tensor *(*tg_residual_fn)(tg_tape *tp, void *ctx);
+/* One Levenberg-Marquardt iteration of an "lm" optimiser: the Jacobian J = de/dw from m
+ * reverse sweeps (one per residual, tg_backward_seed), then w := w - dw with
+ * (JᵀJ + mu diag(JᵀJ)) dw = Jᵀe solved by Cholesky (LAPACK dpotrf/dpotrs); a step that
+ * lowers Σe² is taken and mu divided by 10, otherwise mu is multiplied by 10 and the
+ * system solved again (up to 30 times). *loss gets Σe² at the new point. Dense in the
+ * number of weights n (n² doubles; refused above 4096). 0, TG_ESTATE for another method,
+ * TG_EARG when fn fails (the message in *st when st is not NULL). */
+TG_API int tg_optim_step_lm(tg_optim *opt, tg_residual_fn fn, void *ctx, double *loss,
+                            tg_status *st);
 /* Zeroes every parameter's gradient (allocating it if absent). 0, TG_EARG or TG_ENOMEM. */
 TG_API int tg_optim_zero_grad(tg_optim *opt);
 /* Zeroes the state (moments) and the step count: the optimiser starts afresh. */

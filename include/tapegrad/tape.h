@@ -72,6 +72,10 @@ TG_API void tg_tape_get_stats(const tg_tape *tp, tg_tape_stats *st);
  * tg_zero_grad. Returns 0, or TG_ESHAPE (loss not scalar), TG_ESTATE (loss not on this
  * tape, or the tape was reset), TG_EARG (NULL), TG_ENOMEM; the error is kept on the tape. */
 TG_API int tg_backward(tg_tape *tp, tg_tensor *loss);
+/* The sweep from any recorded output y with its gradient seeded by seed (same shape as y):
+ * adds seedᵀ·∂y/∂x into every leaf x that requires a gradient (a vector-Jacobian product).
+ * With a one-hot seed it gives one row of the Jacobian (Levenberg-Marquardt uses it). */
+TG_API int tg_backward_seed(tg_tape *tp, tg_tensor *y, const tg_tensor *seed);
 
 /* ---- Graph API: walk the recorded nodes in recording order. ---- */
 TG_API int64_t tg_tape_n_nodes(const tg_tape *tp);
