@@ -311,7 +311,103 @@ static void test_save_load(void)
     CHECK(system(cmd) == 0);
 }
 
+/* ---- Optimal Brain Damage ---- */
+typedef struct obd_ctx {
+    tg_module *net;
+    tg_tensor *x, *y;
+    tg_tape *tp;
+} obd_ctx;
+
+static int obd_loss(void *ctx, double *loss)
+{
+    obd_ctx *c = ctx;
+    tg_tape_reset(c->tp);
+    tg_tensor *l = tg_mse_loss(c->tp, tg_nn_forward(c->net, c->tp, c->x), c->y);
+    if (!l || tg_backward(c->tp, l)) return TG_EARG;
+    *loss = tg_get(l, 0);
+    return TG_OK;
+}
+
+static void test_obd(void)
+{
+    int64_t sizes[3] = {3, 4, 1};
+    tg_status st;
+    obd_ctx c = {tg_nn_mlp(3, sizes, "tanh", 0, false, TG_F64, &st), NULL, NULL, tg_tape_new()};
+    tg_rng r;
+    tg_rng_seed(&r, 5);
+    tg_nn_init(c.net, TG_INIT_XAVIER_NORMAL, 0, &r);
+    int64_t xs[2] = {8, 3}, ys[2] = {8, 1};
+    c.x = tg_tensor_new(TG_F64, 2, xs), c.y = tg_tensor_new(TG_F64, 2, ys);
+    tg_tensor_rand_normal(c.x, 0, 1, &r), tg_tensor_rand_normal(c.y, 0, 1, &r);
+    tg_tensor *p[4], *h[4], *s[4];
+    int n = tg_nn_params(c.net, p, 4);
+    tg_tensor_rand_uniform(p[1], 0.1, 0.5, &r), tg_tensor_rand_uniform(p[3], 0.1, 0.5, &r);
+    for (int i = 0; i < n; i++) {
+        int64_t shape[2] = {tg_tensor_dim(p[i], 0), tg_tensor_ndim(p[i]) > 1 ? tg_tensor_dim(p[i], 1) : 1};
+        h[i] = tg_tensor_new(TG_F64, tg_tensor_ndim(p[i]), shape);
+        s[i] = tg_tensor_new(TG_F64, tg_tensor_ndim(p[i]), shape);
+    }
+    double before = tg_get(p[0], 3);
+    CHECK(tg_hessian_diag(obd_loss, &c, n, p, h) == TG_OK);
+    CHECK(tg_get(p[0], 3) == before); /* restored exactly */
+    /* Independent check: second differences of the loss itself. */
+    double worst = 0;
+    for (int i = 0; i < n; i++)
+        for (int64_t k = 0; k < tg_tensor_numel(p[i]); k++) {
+            double w = tg_get(p[i], k), e = 1e-3, fp = 0, f0 = 0, fm = 0;
+            tg_set(p[i], k, w + e), obd_loss(&c, &fp);
+            tg_set(p[i], k, w), obd_loss(&c, &f0);
+            tg_set(p[i], k, w - e), obd_loss(&c, &fm);
+            tg_set(p[i], k, w);
+            double second = (fp - 2 * f0 + fm) / (e * e);
+            worst = fmax(worst, fabs(second - tg_get(h[i], k)) / fmax(1e-2, fabs(second)));
+        }
+    if (worst > 1e-4) printf("  hessian diagonal: worst relative error %g\n", worst);
+    CHECK(worst <= 1e-4);
+    /* The last layer's bias: Q = mean (y - z)², so ∂²Q/∂b² = 2 exactly. */
+    CHECK(fabs(tg_get(h[3], 0) - 2) < 1e-6);
+    CHECK(tg_saliency(n, p, h, s) == TG_OK);
+    CHECK(fabs(tg_get(s[0], 2) - tg_get(p[0], 2) * tg_get(p[0], 2) * tg_get(h[0], 2)) < 1e-15);
+    double feat[3];
+    CHECK(tg_feature_saliency(s[0], feat) == TG_OK);
+    CHECK(fabs(feat[1] - (tg_get(s[0], 4) + tg_get(s[0], 5) + tg_get(s[0], 6) + tg_get(s[0], 7))) < 1e-15);
+
+    /* Prune the 5 least salient weights: zero, masked through a step, undoable. */
+    tg_pruner *pr = tg_pruner_new(n, p, &st);
+    int64_t total = tg_nn_n_weights(c.net);
+    double min_alive = INFINITY, max_pruned = -INFINITY;
+    CHECK(tg_pruner_prune(pr, s, 5) == 5 && tg_pruner_alive(pr) == total - 5);
+    int zeros = 0;
+    for (int i = 0; i < n; i++)
+        for (int64_t k = 0; k < tg_tensor_numel(p[i]); k++) {
+            bool z = tg_get(p[i], k) == 0;
+            zeros += z;
+            if (z) max_pruned = fmax(max_pruned, tg_get(s[i], k));
+            else min_alive = fmin(min_alive, tg_get(s[i], k));
+        }
+    CHECK(zeros == 5 && max_pruned <= min_alive);
+    tg_optim *o = tg_optim_new("sgd", n, p, NULL, &st);
+    double loss;
+    obd_loss(&c, &loss);
+    tg_optim_step(o);
+    tg_pruner_apply(pr);
+    zeros = 0;
+    for (int i = 0; i < n; i++)
+        for (int64_t k = 0; k < tg_tensor_numel(p[i]); k++) zeros += tg_get(p[i], k) == 0;
+    CHECK(zeros == 5);
+    CHECK(tg_pruner_undo(pr) == TG_OK && tg_pruner_alive(pr) == total);
+    CHECK(tg_pruner_prune(pr, s, 1000) == total); /* never more than are alive */
+    CHECK(tg_pruner_new(0, p, &st) == NULL);
+    tg_optim_free(o);
+    tg_pruner_free(pr);
+    for (int i = 0; i < n; i++) tg_tensor_free(h[i]), tg_tensor_free(s[i]);
+    tg_tensor_free(c.x), tg_tensor_free(c.y);
+    tg_tape_free(c.tp);
+    tg_nn_free(c.net);
+}
+
 static const check_case cases[] = {
+    TEST(test_obd),
     TEST(test_mlp_forward_by_hand),
     TEST(test_whole_model_gradcheck),
     TEST(test_train_eval_modes),

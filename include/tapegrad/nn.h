@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "core.h"
+#include "optim.h"
 #include "tape.h"
 #include "tensor.h"
 
@@ -87,6 +88,35 @@ TG_API int tg_nn_save_meta(const tg_module *m, const char *path, const char *met
 TG_API int tg_nn_load(tg_module *m, const char *path, tg_status *st);
 /* The description stored by tg_nn_save_meta ("" if none), after the same checks. */
 TG_API int tg_nn_read_meta(const char *path, char *buf, size_t size, tg_status *st);
+
+/* ---- Optimal Brain Damage (LeCun, Denker and Solla 1989) ---- */
+/* The diagonal of the loss's Hessian with respect to every parameter element, by central
+ * differences of the analytic gradient: H_kk = (g_k(w + h e_k) - g_k(w - h e_k)) / 2h with
+ * h = 1e-4 max(1, |w_k|). fn computes the loss and its gradients (tg_loss_fn: the
+ * gradients are zeroed before each call). Cost: 2 evaluations of fn (a forward pass and a
+ * sweep) per weight; error O(h²). diag[i] has params[i]'s shape and dtype (f64 advised).
+ * The parameters are restored exactly. */
+TG_API int tg_hessian_diag(tg_loss_fn fn, void *ctx, int n, tg_tensor *const *params,
+                           tg_tensor *const *diag);
+/* Saliency of each weight, the lectures' S = w² ∂²Q/∂w²: out[i] = params[i]² · diag[i]. */
+TG_API int tg_saliency(int n, tg_tensor *const *params, tg_tensor *const *diag,
+                       tg_tensor *const *out);
+/* Saliency of each input feature: the sum over its outgoing weights, row sums of the
+ * first layer's saliency [in, out] into out [in]. */
+TG_API int tg_feature_saliency(const tg_tensor *first_layer, double *out);
+
+/* A pruner keeps a mask per parameter: pruned weights stay 0 through retraining. */
+typedef struct tg_pruner tg_pruner;
+TG_API tg_pruner *tg_pruner_new(int n, tg_tensor *const *params, tg_status *st);
+TG_API void tg_pruner_free(tg_pruner *p);
+/* Prunes the count least salient weights still alive (saliency shaped like params): sets
+ * them to 0 and masks them. Returns how many were pruned (fewer if fewer are alive). */
+TG_API int64_t tg_pruner_prune(tg_pruner *p, tg_tensor *const *saliency, int64_t count);
+/* Sets pruned weights (and their gradients) to 0 again: call after every optimiser step. */
+TG_API void tg_pruner_apply(tg_pruner *p);
+TG_API int64_t tg_pruner_alive(const tg_pruner *p);
+/* Restores the values and mask saved by the last tg_pruner_prune (undo a prune). */
+TG_API int tg_pruner_undo(tg_pruner *p);
 
 #ifdef __cplusplus
 }
