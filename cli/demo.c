@@ -28,12 +28,22 @@ int cmd_demo(int argc, char **argv)
         FILE *f = np == 0 && !cli_flag(o, n, "help") ? stderr : stdout;
         fprintf(f, "usage: tapegrad demo NAME [--out DIR]\n\ndemos:\n");
         for (size_t i = 0; i < sizeof demos / sizeof demos[0]; i++)
-            fprintf(f, "  %-12s %s\n", demos[i].name, demos[i].what);
+        {
+            char nm[64];
+            snprintf(nm, sizeof nm, "%s", demos[i].name);
+            for (char *c = nm; *c; c++)
+                if (*c == '_') *c = '-';
+            fprintf(f, "  %-20s %s\n", nm, demos[i].what);
+        }
         cli_usage_opts(f, o, n);
         return f == stderr ? 2 : 0;
     }
+    char name[64]; /* optimizers-classic and optimizers_classic both name one demo */
+    snprintf(name, sizeof name, "%s", pos[0]);
+    for (char *c = name; *c; c++)
+        if (*c == '-') *c = '_';
     for (size_t i = 0; i < sizeof demos / sizeof demos[0]; i++) {
-        if (strcmp(pos[0], demos[i].name) != 0) continue;
+        if (strcmp(name, demos[i].name) != 0) continue;
         const char *out = cli_str(o, n, "out");
         if (mkdir(out, 0777) != 0 && errno != EEXIST) {
             fprintf(stderr, "tapegrad: cannot create --out %s: %s\n", out, strerror(errno));

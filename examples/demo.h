@@ -15,7 +15,9 @@
     X(collapse, "a deep linear network is one linear map; a nonlinearity breaks it")        \
     X(approx, "one hidden layer of sigmoids fits 0.2+0.4x^2+0.3x sin(15x)+0.1cos(50x)")     \
     X(symmetry, "constant initialisation: hidden units stay identical and learn less")      \
-    X(optimizers, "every first-order optimiser on one task, loss curves on one plot")
+    X(optimizers, "every first-order optimiser on one task, loss curves on one plot")         \
+    X(optimizers_classic, "RProp, QuickProp, CG, BFGS, L-BFGS, LM: error curves and test error") \
+    X(obd, "Optimal Brain Damage: prune the least salient weights of a trained MLP")
 
 #define X(name, what) int demo_##name(const char *outdir);
 DEMOS(X)
