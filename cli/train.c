@@ -218,6 +218,24 @@ static int evaluate(tg_module *net, tg_tape *tp, const tg_dataset *ds, bool clas
 
 /* ---- train ---- */
 
+/* The full-batch closure of line-search methods: loss and gradients over one batch. */
+typedef struct closure_ctx {
+    tg_module *net;
+    tg_tape *tp;
+    tg_tensor *x, *y;
+    bool classify;
+} closure_ctx;
+
+static int train_closure(void *ctx, double *loss)
+{
+    closure_ctx *c = ctx;
+    tg_tape_reset(c->tp);
+    tg_tensor *l = batch_loss(c->tp, tg_nn_forward(c->net, c->tp, c->x), c->y, c->classify);
+    if (!l || tg_backward(c->tp, l)) return TG_EARG;
+    *loss = tg_get(l, 0);
+    return TG_OK;
+}
+
 static void progress(bool tty, int epoch, int epochs, int64_t done, int64_t total, double loss,
                      double rate)
 {
@@ -264,7 +282,7 @@ int cmd_train(int argc, char **argv)
         {"l2", false, "0", "L2 regularisation added to the gradient", NULL},
         {"clip-norm", false, "0", "clip gradients to this global norm (0: off)", NULL},
         {"schedule", false, "cosine", "learning-rate schedule over the run: constant, step, exp, cosine", NULL},
-        {"batch", false, "64", "mini-batch size (1: stochastic; 0: full batch)", NULL},
+        {"batch", false, "64", "mini-batch size (1: stochastic; 0: full batch; line-search methods: full)", NULL},
         {"epochs", false, "5", "passes over the training set", NULL},
         {"init", false, "auto", "weight init (auto: he-uniform for relu-like, else xavier-uniform)", NULL},
         {"save", false, NULL, "save the trained model to this file", NULL},
@@ -336,8 +354,19 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     tg_status st = {0};
-    if (!(opt = tg_optim_new(opt_name, np, params, &oo, &st)) ||
-        !(bt = tg_batcher_new(&d.train, batch, true, (uint64_t)seed, &st))) {
+    if (!(opt = tg_optim_new(opt_name, np, params, &oo, &st))) {
+        fprintf(stderr, "tapegrad: %s\n", st.msg);
+        goto done;
+    }
+    bool full = tg_optim_needs_closure(opt);
+    if (full && strcmp(opt_name, "lm") == 0) {
+        fprintf(stderr, "tapegrad: --opt lm fits residuals of a least-squares model; use it from C "
+                        "(tg_optim_step_lm) or 'tapegrad demo optimizers-classic'\n");
+        rc = 2;
+        goto done;
+    }
+    if (full) batch = d.train.n; /* line searches compare values of one objective */
+    if (!(bt = tg_batcher_new(&d.train, batch, true, (uint64_t)seed, &st))) {
         fprintf(stderr, "tapegrad: %s\n", st.msg);
         goto done;
     }
@@ -366,16 +395,26 @@ int cmd_train(int argc, char **argv)
         tg_nn_set_training(net, true);
         tg_batcher_reset(bt);
         while (tg_batcher_next(bt, &x, &y)) {
-            tg_tape_reset(tp);
-            tg_tensor *loss = batch_loss(tp, tg_nn_forward(net, tp, x), y, d.classify);
-            tg_optim_zero_grad(opt);
-            if (!loss || tg_backward(tp, loss) || tg_optim_step(opt)) {
-                if (tty) fputc('\n', stderr);
-                fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
-                goto done;
+            double lv;
+            if (full) { /* one iteration of the method over the whole training set */
+                closure_ctx cc = {net, tp, x, y, d.classify};
+                if (tg_optim_step_closure(opt, train_closure, &cc, &lv)) {
+                    fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
+                    goto done;
+                }
+            } else {
+                tg_tape_reset(tp);
+                tg_tensor *loss = batch_loss(tp, tg_nn_forward(net, tp, x), y, d.classify);
+                tg_optim_zero_grad(opt);
+                if (!loss || tg_backward(tp, loss) || tg_optim_step(opt)) {
+                    if (tty) fputc('\n', stderr);
+                    fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
+                    goto done;
+                }
+                lv = tg_get(loss, 0);
             }
             int64_t rows = tg_tensor_dim(x, 0);
-            sum += tg_get(loss, 0) * (double)rows;
+            sum += lv * (double)rows;
             seen += rows, k++;
             double now = cli_now();
             if (now - last > 0.1 || k == steps_per_epoch) {

@@ -288,4 +288,5 @@ int tg_optim_set_step_count(tg_optim *o, int64_t k)
 }
 
 const char *tg_optim_name(const tg_optim *o) { return o ? o->cls->name : NULL; }
+bool tg_optim_needs_closure(const tg_optim *o) { return o && o->cls->needs_closure; }
 const tg_optim_opts *tg_optim_options(const tg_optim *o) { return o ? &o->opts : NULL; }

@@ -97,6 +97,10 @@ static void test_train_eval_csv(void)
     snprintf(args, sizeof args, "train --data %s --layers 4,8,2 --epochs 1 --log ''", csv);
     CHECK(run(args) == 2);
     CHECK_STR_HAS(out, "the data has 3 features");
+    /* A line-search method trains full batch through the closure. */
+    snprintf(args, sizeof args, "train --data %s --layers 3,4,2 --opt bfgs --epochs 5 --log ''", csv);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "batch 160");
     snprintf(args, sizeof args, "eval --model %s --data %s", model, csv);
     CHECK(run(args) == 0);
     CHECK_STR_HAS(out, "test accuracy");

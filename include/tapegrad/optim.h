@@ -148,6 +148,8 @@ TG_API int64_t tg_optim_step_count(const tg_optim *opt);
 TG_API int tg_optim_set_step_count(tg_optim *opt, int64_t k);
 /* The method's name, and the options in use (base lr included); NULL for NULL. */
 TG_API const char *tg_optim_name(const tg_optim *opt);
+/* True for methods that need tg_optim_step_closure (line searches) or tg_optim_step_lm. */
+TG_API bool tg_optim_needs_closure(const tg_optim *opt);
 TG_API const tg_optim_opts *tg_optim_options(const tg_optim *opt);
 
 /* ---- gradient clipping over a parameter list (parameters with a NULL grad are skipped) ---- */
