@@ -513,7 +513,74 @@ static void test_levenberg_marquardt(void)
     tg_tensor_free(w);
 }
 
+/* First steps by hand. LM on linear residuals e = A w - t (J = A): one step is
+ * w - (AᵀA + μ diag(AᵀA))⁻¹ Aᵀe, a 2 x 2 solve written out here. */
+typedef struct linres {
+    tg_tensor *w, *A, *t;
+} linres;
+
+static tg_tensor *lin_residuals(tg_tape *tp, void *ctx)
+{
+    linres *l = ctx;
+    int64_t s[2] = {2, 1};
+    return tg_sub(tp, tg_reshape(tp, tg_matmul(tp, l->A, tg_reshape(tp, l->w, 2, s)), 1, (int64_t[]){3}), l->t);
+}
+
+static void test_first_step_lm_and_line_search(void)
+{
+    linres l;
+    l.w = tg_tensor_from(TG_F64, 1, (int64_t[]){2}, (double[]){0.5, -1});
+    l.A = tg_tensor_from(TG_F64, 2, (int64_t[]){3, 2}, (double[]){1, 2, 0, 1, 3, -1});
+    l.t = tg_tensor_from(TG_F64, 1, (int64_t[]){3}, (double[]){1, 2, 0.5});
+    tg_set_requires_grad(l.w, true);
+    double A[3][2] = {{1, 2}, {0, 1}, {3, -1}}, w[2] = {0.5, -1}, t[3] = {1, 2, 0.5}, e[3];
+    double M[2][2] = {{0}}, b[2] = {0}, mu = 1e-3;
+    for (int i = 0; i < 3; i++) e[i] = A[i][0] * w[0] + A[i][1] * w[1] - t[i];
+    for (int i = 0; i < 3; i++)
+        for (int a = 0; a < 2; a++) {
+            b[a] += A[i][a] * e[i];
+            for (int c = 0; c < 2; c++) M[a][c] += A[i][a] * A[i][c];
+        }
+    M[0][0] *= 1 + mu, M[1][1] *= 1 + mu;
+    double det = M[0][0] * M[1][1] - M[0][1] * M[1][0];
+    double d0 = (M[1][1] * b[0] - M[0][1] * b[1]) / det, d1 = (M[0][0] * b[1] - M[1][0] * b[0]) / det;
+    tg_status st;
+    tg_optim *o = tg_optim_new("lm", 1, &l.w, NULL, &st);
+    double sse;
+    CHECK(tg_optim_step_lm(o, lin_residuals, &l, &sse, &st) == TG_OK);
+    CHECK_NEAR(tg_get(l.w, 0), w[0] - d0, 1e-12);
+    CHECK_NEAR(tg_get(l.w, 1), w[1] - d1, 1e-12);
+    tg_optim_free(o);
+    tg_tensor_free(l.w), tg_tensor_free(l.A), tg_tensor_free(l.t);
+
+    /* The first iteration of CG and BFGS: a step along -g that satisfies the strong Wolfe
+     * conditions (c1 = 1e-4; c2 = 0.1 for CG, 0.9 for BFGS). */
+    const char *ms[2] = {"cg_pr", "bfgs"};
+    double c2s[2] = {0.1, 0.9};
+    for (int k = 0; k < 2; k++) {
+        int64_t s2[1] = {2};
+        problem pb = {tg_tensor_from(TG_F64, 1, s2, (double[]){-1.2, 1}), rosenbrock, 0};
+        tg_set_requires_grad(pb.p, true);
+        tg_zero_grad(pb.p);
+        double f0 = rosenbrock(pb.p), g0[2] = {tg_get(tg_grad(pb.p), 0), tg_get(tg_grad(pb.p), 1)};
+        tg_optim *q = tg_optim_new(ms[k], 1, &pb.p, NULL, &st);
+        double f1;
+        CHECK(tg_optim_step_closure(q, closure, &pb, &f1) == TG_OK);
+        double d[2] = {tg_get(pb.p, 0) + 1.2, tg_get(pb.p, 1) - 1};
+        double a = -d[0] / g0[0]; /* w1 = w0 - a g0 */
+        CHECK(a > 0 && fabs(d[1] + a * g0[1]) < 1e-12 * (1 + fabs(d[1])));
+        tg_zero_grad(pb.p);
+        double f = rosenbrock(pb.p), g1[2] = {tg_get(tg_grad(pb.p), 0), tg_get(tg_grad(pb.p), 1)};
+        double gp0 = -(g0[0] * g0[0] + g0[1] * g0[1]), gp1 = -(g1[0] * g0[0] + g1[1] * g0[1]);
+        CHECK(f <= f0 + 1e-4 * a * gp0 && fabs(f - f1) < 1e-12);
+        CHECK(fabs(gp1) <= c2s[k] * fabs(gp0));
+        tg_optim_free(q);
+        tg_tensor_free(pb.p);
+    }
+}
+
 static const check_case cases[] = {
+    TEST(test_first_step_lm_and_line_search),
     TEST(test_levenberg_marquardt),
     TEST(test_line_search_methods),
     TEST(test_first_steps),
