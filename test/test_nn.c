@@ -375,7 +375,7 @@ static void test_obd(void)
     /* Prune the 5 least salient weights: zero, masked through a step, undoable. */
     tg_pruner *pr = tg_pruner_new(n, p, &st);
     int64_t total = tg_nn_n_weights(c.net);
-    double min_alive = INFINITY, max_pruned = -INFINITY;
+    double min_alive = (double)INFINITY, max_pruned = -(double)INFINITY;
     CHECK(tg_pruner_prune(pr, s, 5) == 5 && tg_pruner_alive(pr) == total - 5);
     int zeros = 0;
     for (int i = 0; i < n; i++)

@@ -139,7 +139,7 @@ static void test_unary(void)
     sweep_weighted(y);
     EXPECT(tg_grad(z), 3, V(-1, 0, 3));
     release();
-    CHECK(tg_mul_scalar(tp, x, INFINITY) == NULL);
+    CHECK(tg_mul_scalar(tp, x, (double)INFINITY) == NULL);
     CHECK_STR_HAS(tg_tape_error(tp), "tg_mul_scalar: the scalar inf is not finite");
     release();
 }
