@@ -156,8 +156,8 @@ fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang libclang-rt-14-dev" >&2; exit 1; }
 	@mkdir -p build/fuzz/idx build/fuzz/csv
 	clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -Iinclude \
-	  -isystem $(BLIS_INC) test/fuzz_idx.c $(FUZZ_SRC) -o build/fuzz/fuzz_idx $(LDLIBS)
+	  -DTG_IDX_READ_STEP=16 -isystem $(BLIS_INC) test/fuzz_idx.c $(FUZZ_SRC) -o build/fuzz/fuzz_idx $(LDLIBS)
 	clang -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -Iinclude \
 	  -isystem $(BLIS_INC) test/fuzz_csv.c $(FUZZ_SRC) -o build/fuzz/fuzz_csv $(LDLIBS)
-	build/fuzz/fuzz_idx -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz/idx
-	build/fuzz/fuzz_csv -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz/csv
+	build/fuzz/fuzz_idx -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz/idx test/data/fuzz_idx
+	build/fuzz/fuzz_csv -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz/csv test/data/fuzz_csv

@@ -49,6 +49,7 @@ static void shuffle(int64_t *idx, int64_t n, tg_rng *r)
 static bool valid(const tg_dataset *ds)
 {
     return ds && ds->x && ds->y && tg_tensor_ndim(ds->x) == 2 && tg_tensor_dim(ds->x, 0) == ds->n &&
+           tg_tensor_dim(ds->x, 1) == ds->d && tg_tensor_ndim(ds->y) >= 1 &&
            tg_tensor_dim(ds->y, 0) == ds->n && tg_tensor_dtype(ds->x) == tg_tensor_dtype(ds->y);
 }
 
@@ -57,6 +58,7 @@ int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed,
 {
     if (!valid(all) || !train || !test)
         return tg_status_set(st, TG_EARG, "tg_dataset_split: bad data set or NULL output");
+    if (st) st->code = TG_OK, st->msg[0] = '\0';
     if (!(test_fraction > 0 && test_fraction < 1))
         return tg_status_set(st, TG_EARG, "tg_dataset_split: test fraction %g, want 0 < f < 1",
                              test_fraction);
@@ -84,24 +86,53 @@ int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed,
     return TG_OK;
 }
 
+/* Column statistics and their use, row by row so the walk is sequential in memory. */
+#define STANDARDIZE(T)                                                                       \
+    static void col_sums_##T(const T *x, int64_t n, int64_t d, const double *shift,          \
+                             double *acc)                                                    \
+    {                                                                                        \
+        for (int64_t i = 0; i < n; i++)                                                      \
+            for (int64_t c = 0; c < d; c++) {                                                \
+                double v = (double)x[i * d + c] - (shift ? shift[c] : 0.0);                  \
+                acc[c] += shift ? v * v : v;                                                 \
+            }                                                                                \
+    }                                                                                        \
+    static void apply_##T(T *x, int64_t n, int64_t d, const double *mean, const double *k)  \
+    {                                                                                        \
+        for (int64_t i = 0; i < n; i++)                                                      \
+            for (int64_t c = 0; c < d; c++)                                                  \
+                x[i * d + c] = (T)(((double)x[i * d + c] - mean[c]) * k[c]);                 \
+    }
+STANDARDIZE(float)
+STANDARDIZE(double)
+#undef STANDARDIZE
+
 int tg_dataset_standardize(tg_dataset *fit, tg_dataset *other)
 {
-    if (!valid(fit) || (other && (!valid(other) || other->d != fit->d))) return TG_EARG;
+    if (!valid(fit) || fit->n < 1) return TG_EARG;
+    if (other && (!valid(other) || other->d != fit->d ||
+                  tg_tensor_dtype(other->x) != tg_tensor_dtype(fit->x)))
+        return TG_EARG;
     int64_t n = fit->n, d = fit->d;
+    bool f32 = tg_tensor_dtype(fit->x) == TG_F32;
+    double *mean = calloc(2 * (size_t)d + 1, sizeof *mean), *k = mean + d;
+    if (!mean) return TG_ENOMEM;
+    /* Two passes (mean, then squared deviations): no cancellation in the variance. */
+    if (f32) col_sums_float(tg_data(fit->x), n, d, NULL, mean);
+    else col_sums_double(tg_data(fit->x), n, d, NULL, mean);
+    for (int64_t c = 0; c < d; c++) mean[c] /= (double)n;
+    if (f32) col_sums_float(tg_data(fit->x), n, d, mean, k);
+    else col_sums_double(tg_data(fit->x), n, d, mean, k);
     for (int64_t c = 0; c < d; c++) {
-        double mean = 0, var = 0;
-        for (int64_t i = 0; i < n; i++) mean += tg_get(fit->x, i * d + c);
-        mean /= (double)n;
-        for (int64_t i = 0; i < n; i++) {
-            double v = tg_get(fit->x, i * d + c) - mean;
-            var += v * v;
-        }
-        double sd = sqrt(var / (double)n), k = sd > 0 ? 1 / sd : 1;
-        tg_dataset *sets[2] = {fit, other};
-        for (int s = 0; s < 2 && sets[s]; s++)
-            for (int64_t i = 0; i < sets[s]->n; i++)
-                tg_set(sets[s]->x, i * d + c, (tg_get(sets[s]->x, i * d + c) - mean) * k);
+        double sd = sqrt(k[c] / (double)n);
+        k[c] = sd > 0 ? 1 / sd : 1; /* a constant column is only centred */
     }
+    tg_dataset *sets[2] = {fit, other};
+    for (int s = 0; s < 2 && sets[s]; s++) {
+        if (f32) apply_float(tg_data(sets[s]->x), sets[s]->n, d, mean, k);
+        else apply_double(tg_data(sets[s]->x), sets[s]->n, d, mean, k);
+    }
+    free(mean);
     return TG_OK;
 }
 
@@ -143,6 +174,7 @@ tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle, ui
     tg_rng_seed(&b->rng, seed);
     for (int64_t i = 0; i < ds->n; i++) b->perm[i] = i;
     tg_batcher_reset(b);
+    if (st) st->code = TG_OK, st->msg[0] = '\0';
     return b;
 }
 
@@ -150,7 +182,8 @@ void tg_batcher_free(tg_batcher *b)
 {
     if (!b) return;
     free(b->perm);
-    tg_tensor_free(b->x), tg_tensor_free(b->y), tg_tensor_free(b->x_last), tg_tensor_free(b->y_last);
+    tg_tensor_free(b->x), tg_tensor_free(b->y), tg_tensor_free(b->x_last),
+        tg_tensor_free(b->y_last);
     free(b);
 }
 
@@ -200,7 +233,8 @@ double tg_accuracy(const tg_tensor *scores, const tg_tensor *labels)
 
 double tg_mse(const tg_tensor *pred, const tg_tensor *target)
 {
-    if (!pred || !target || tg_tensor_numel(pred) != tg_tensor_numel(target) || !tg_tensor_numel(pred))
+    if (!pred || !target || tg_tensor_numel(pred) != tg_tensor_numel(target) ||
+        !tg_tensor_numel(pred))
         return (double)NAN;
     double s = 0;
     for (int64_t i = 0; i < tg_tensor_numel(pred); i++) {
@@ -210,7 +244,8 @@ double tg_mse(const tg_tensor *pred, const tg_tensor *target)
     return s / (double)tg_tensor_numel(pred);
 }
 
-int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_classes, int64_t *out)
+int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_classes,
+                        int64_t *out)
 {
     if (!scores || !labels || !out || n_classes < 1 || tg_tensor_ndim(scores) != 2 ||
         tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 1) > n_classes)
@@ -235,7 +270,7 @@ int tg_confusion_print(FILE *f, const int64_t *m, int n_classes, const char *con
     for (int i = 0; i < n_classes; i++) {
         int64_t row = 0;
         for (int j = 0; j < n_classes; j++) row += m[i * n_classes + j];
-        if (names) fprintf(f, "%2d %-11.11s", i, names[i]);
+        if (names && names[i]) fprintf(f, "%2d %-11.11s", i, names[i]);
         else fprintf(f, "%14d", i);
         for (int j = 0; j < n_classes; j++) fprintf(f, " %6lld", (long long)m[i * n_classes + j]);
         fprintf(f, "  %5.1f%%\n", row ? 100.0 * (double)m[i * n_classes + i] / (double)row : 0.0);

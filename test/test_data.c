@@ -2,6 +2,7 @@
  * errors (with file, offset or line, and reason), Fashion-MNIST when installed, splits,
  * standardisation, batching and metrics. */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -10,7 +11,10 @@
 
 static char dir[64];
 
-static void path_of(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", dir, name); }
+static void path_of(char *buf, size_t size, const char *name)
+{
+    snprintf(buf, size, "%s/%s", dir, name);
+}
 
 static void write_bytes(const char *p, const void *b, size_t n, bool gz)
 {
@@ -70,7 +74,7 @@ static void test_idx(void)
     write_bytes(p, img, sizeof img - 3, false);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
     CHECK_STR_HAS(st.msg, p);
-    CHECK_STR_HAS(st.msg, "offset 16: truncated");
+    CHECK_STR_HAS(st.msg, "offset 25: truncated");
     write_bytes(p, img, sizeof img - 3, true);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
     const unsigned char magic[] = {1, 0, 8, 1, 0, 0, 0, 0};
@@ -78,7 +82,8 @@ static void test_idx(void)
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT);
     CHECK_STR_HAS(st.msg, "bad IDX magic 01 00 08 01");
     /* A header promising 2^32-1 × 2^32-1 bytes must not allocate them. */
-    const unsigned char huge[] = {0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3};
+    const unsigned char huge[] = {0,    0,    8,    2,    0xff, 0xff, 0xff, 0xff,
+                                  0xff, 0xff, 0xff, 0xff, 1,    2,    3};
     write_bytes(p, huge, sizeof huge, false);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT);
     CHECK_STR_HAS(st.msg, "promises more data than the file can hold");
@@ -175,7 +180,8 @@ static void test_split_batches_metrics(void)
 {
     int64_t xs[2] = {10, 2}, ys[1] = {10};
     tg_dataset all = {tg_tensor_new(TG_F64, 2, xs), tg_tensor_new(TG_F64, 1, ys), 10, 2, 10};
-    for (int i = 0; i < 10; i++) tg_set(all.x, 2 * i, i), tg_set(all.x, 2 * i + 1, 100 + i), tg_set(all.y, i, i);
+    for (int i = 0; i < 10; i++)
+        tg_set(all.x, 2 * i, i), tg_set(all.x, 2 * i + 1, 100 + i), tg_set(all.y, i, i);
     tg_dataset tr, te;
     tg_status st;
     CHECK(tg_dataset_split(&all, 0.3, 7, &tr, &te, &st) == TG_OK);
@@ -185,7 +191,8 @@ static void test_split_batches_metrics(void)
     for (int s = 0; s < 2; s++)
         for (int64_t i = 0; i < sets[s]->n; i++) {
             int k = (int)tg_get(sets[s]->y, i);
-            rows_ok &= !seen[k] && tg_get(sets[s]->x, 2 * i) == k && tg_get(sets[s]->x, 2 * i + 1) == 100 + k;
+            rows_ok &= !seen[k] && tg_get(sets[s]->x, 2 * i) == k &&
+                       tg_get(sets[s]->x, 2 * i + 1) == 100 + k;
             seen[k] = true;
         }
     CHECK(rows_ok); /* a permutation: every row once, x and y kept together */
@@ -232,7 +239,8 @@ static void test_split_batches_metrics(void)
     CHECK(tg_batcher_new(&all, 0, false, 0, &st) == NULL && st.code == TG_EARG);
 
     int64_t ss[2] = {3, 3};
-    tg_tensor *scores = tg_tensor_from(TG_F64, 2, ss, (double[]){0.1, 0.8, 0.1, 0.9, 0, 0.1, 0.2, 0.3, 0.5});
+    tg_tensor *scores =
+        tg_tensor_from(TG_F64, 2, ss, (double[]){0.1, 0.8, 0.1, 0.9, 0, 0.1, 0.2, 0.3, 0.5});
     tg_tensor *lab = tg_tensor_from(TG_F64, 1, ss, (double[]){1, 2, 2});
     CHECK_NEAR(tg_accuracy(scores, lab), 2.0 / 3, 1e-15);
     int64_t cm[9];
@@ -242,6 +250,372 @@ static void test_split_batches_metrics(void)
     CHECK(isnan(tg_accuracy(scores, scores)));
     tg_tensor_free(scores), tg_tensor_free(lab);
     tg_dataset_free(&tr), tg_dataset_free(&te), tg_dataset_free(&all);
+}
+
+/* An IDX file: magic for type code and the dims, then the payload. */
+static void write_idx(const char *p, int code, int nd, const uint32_t *dims, const void *payload,
+                      size_t n, bool gz)
+{
+    unsigned char buf[1024] = {0, 0, (unsigned char)code, (unsigned char)nd};
+    size_t k = 4;
+    for (int i = 0; i < nd; i++, k += 4)
+        for (int b = 0; b < 4; b++) buf[k + (size_t)b] = (unsigned char)(dims[i] >> (24 - 8 * b));
+    memcpy(buf + k, payload, n);
+    write_bytes(p, buf, k + n, gz);
+}
+
+static void test_idx_types(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "types");
+    tg_tensor *t = NULL;
+    tg_status st;
+    /* signed bytes: not scaled, even as a matrix (only unsigned bytes are pixels) */
+    const unsigned char sb[] = {0xff, 0x7f, 0x80, 0x00};
+    write_idx(p, 0x09, 2, (uint32_t[]){2, 2}, sb, sizeof sb, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_OK && st.code == TG_OK);
+    CHECK(t && tg_get(t, 0) == -1 && tg_get(t, 1) == 127 && tg_get(t, 2) == -128 &&
+          tg_get(t, 3) == 0);
+    tg_tensor_free(t);
+    /* shorts, big-endian */
+    const unsigned char sh[] = {0xff, 0xfe, 0x01, 0x2c};
+    write_idx(p, 0x0B, 1, (uint32_t[]){2}, sh, sizeof sh, true);
+    CHECK(tg_idx_load(p, TG_F64, &t, &st) == TG_OK);
+    CHECK(t && tg_tensor_ndim(t) == 1 && tg_get(t, 0) == -2 && tg_get(t, 1) == 300);
+    tg_tensor_free(t);
+    /* floats: 1.5 = 3fc00000, -0.25 = be800000; [1, 2] */
+    const unsigned char fl[] = {0x3f, 0xc0, 0, 0, 0xbe, 0x80, 0, 0};
+    write_idx(p, 0x0D, 2, (uint32_t[]){1, 2}, fl, sizeof fl, false);
+    CHECK(tg_idx_load(p, TG_F64, &t, &st) == TG_OK);
+    CHECK(t && tg_tensor_dim(t, 0) == 1 && tg_tensor_dim(t, 1) == 2);
+    CHECK(t && tg_get(t, 0) == 1.5 && tg_get(t, 1) == -0.25);
+    tg_tensor_free(t);
+    /* unsigned byte labels (1-D): not scaled */
+    const unsigned char lb[] = {0, 9, 255};
+    write_idx(p, 0x08, 1, (uint32_t[]){3}, lb, sizeof lb, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_OK);
+    CHECK(t && tg_get(t, 0) == 0 && tg_get(t, 1) == 9 && tg_get(t, 2) == 255);
+    tg_tensor_free(t);
+    /* 4-D ubyte [2, 1, 1, 2] flattens to [2, 2] */
+    const unsigned char four[] = {255, 0, 0, 255};
+    write_idx(p, 0x08, 4, (uint32_t[]){2, 1, 1, 2}, four, sizeof four, true);
+    CHECK(tg_idx_load(p, TG_F64, &t, &st) == TG_OK);
+    CHECK(t && tg_tensor_dim(t, 0) == 2 && tg_tensor_dim(t, 1) == 2 && tg_get(t, 3) == 1);
+    tg_tensor_free(t);
+    /* no rows at all: [0, 3, 3] gives [0, 9] */
+    write_idx(p, 0x08, 3, (uint32_t[]){0, 3, 3}, "", 0, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_OK);
+    CHECK(t && tg_tensor_dim(t, 0) == 0 && tg_tensor_dim(t, 1) == 9);
+    tg_tensor_free(t);
+}
+
+static void test_idx_errors(void)
+{
+    char p[160];
+    path_of(p, sizeof p, "bad");
+    tg_status st;
+    tg_tensor *keep = (tg_tensor *)&st, *t = keep; /* a sentinel: must not be overwritten */
+    write_bytes(p, "\0\0", 2, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && st.code == TG_EFORMAT && t == keep);
+    CHECK_STR_HAS(st.msg, "offset 0: shorter than the 4-byte IDX magic");
+    write_bytes(p, "\0\0\x0a\x01\0\0\0\0", 8, false); /* 0x0a is no type */
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+    CHECK_STR_HAS(st.msg, "bad IDX magic 00 00 0a 01");
+    write_bytes(p, "\0\0\x08\0", 4, false); /* no dimensions */
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+    write_bytes(p, "\0\0\x08\x03\0\0\0\x01\0\0", 10, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+    CHECK_STR_HAS(st.msg, "offset 4: truncated in the 3 dimension sizes");
+    /* sizes whose product overflows 64 bits, plain and gzip: refused before allocating */
+    uint32_t big[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
+    for (int gz = 0; gz < 2; gz++) {
+        write_idx(p, 0x0E, 4, big, "abcdefgh", 8, gz);
+        CHECK(tg_idx_load(p, TG_F64, &t, &st) == TG_EFORMAT && t == keep);
+        CHECK_STR_HAS(st.msg, "promises more data than the file can hold");
+    }
+    /* a gzip file whose header asks for 20000 bytes (within gzip's ratio) but holds 5 */
+    write_idx(p, 0x08, 2, (uint32_t[]){200, 100}, "12345", 5, true);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+    CHECK_STR_HAS(st.msg, "offset 12: truncated (the header wants 20000 bytes");
+    /* a huge dimension next to a zero one: no data, but [n, rest] does not fit */
+    write_idx(p, 0x08, 3, (uint32_t[]){0, 0xffffffffu, 0xffffffffu}, "", 0, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+    CHECK_STR_HAS(st.msg, "dimension sizes overflow");
+
+    /* gzip damage: a flipped CRC in the trailer, a cut stream, a corrupted deflate block */
+    unsigned char payload[600];
+    for (int i = 0; i < 600; i++) payload[i] = (unsigned char)(i * 7);
+    write_idx(p, 0x08, 2, (uint32_t[]){20, 30}, payload, sizeof payload, true);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_OK && t != keep);
+    tg_tensor_free(t);
+    t = keep;
+    FILE *f = fopen(p, "rb");
+    unsigned char gzb[2048];
+    size_t n = fread(gzb, 1, sizeof gzb, f);
+    fclose(f);
+    gzb[n - 8] ^= 0x01; /* CRC32 */
+    write_bytes(p, gzb, n, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+    CHECK_STR_HAS(st.msg, p);
+    CHECK_STR_HAS(st.msg, "of the gzip file: corrupt gzip data: incorrect data check");
+    CHECK(strstr(st.msg + 1, p) == NULL); /* zlib's copy of the path is dropped */
+    gzb[n - 8] ^= 0x01;
+    write_bytes(p, gzb, n - 12, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+    CHECK_STR_HAS(st.msg, "corrupt gzip data: unexpected end of file");
+    for (size_t i = 12; i < n - 8; i++) gzb[i] ^= 0x5a;
+    write_bytes(p, gzb, n, false);
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+
+    CHECK(tg_idx_load("/nonexistent/x", TG_F32, &t, &st) == TG_EIO && t == keep);
+    CHECK_STR_HAS(st.msg, "/nonexistent/x: cannot open: No such file");
+    CHECK(tg_idx_load(p, (tg_dtype)7, &t, &st) == TG_EDTYPE);
+    CHECK(tg_idx_load(NULL, TG_F32, &t, &st) == TG_EARG);
+    CHECK(tg_idx_load(p, TG_F32, NULL, NULL) == TG_EARG);
+}
+
+/* A small MNIST-style directory: train 3 images of 2x2, t10k 2; one file gzipped. */
+static void test_mnist_fixture(void)
+{
+    char sub[96], p[160];
+    path_of(sub, sizeof sub, "mnist");
+    CHECK(mkdir(sub, 0700) == 0);
+    const unsigned char tri[12] = {0, 255, 51, 0, 1, 2, 3, 4, 255, 255, 255, 255};
+    const unsigned char trl[3] = {2, 0, 1}, tei[8] = {9, 9, 9, 9, 0, 0, 0, 0}, tel[2] = {4, 1};
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", sub);
+    write_idx(p, 0x08, 3, (uint32_t[]){3, 2, 2}, tri, sizeof tri, true);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", sub);
+    write_idx(p, 0x08, 1, (uint32_t[]){3}, trl, sizeof trl, false);
+    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", sub);
+    write_idx(p, 0x08, 3, (uint32_t[]){2, 2, 2}, tei, sizeof tei, false);
+    snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte", sub);
+    write_idx(p, 0x08, 1, (uint32_t[]){2}, tel, sizeof tel, false);
+    tg_dataset tr, te;
+    tg_status st;
+    CHECK(tg_load_mnist_dir(sub, TG_F64, &tr, &te, &st) == TG_OK);
+    CHECK(tr.n == 3 && tr.d == 4 && te.n == 2 && te.d == 4);
+    CHECK(tr.n_classes == 5 && te.n_classes == 5); /* the larger of the two splits */
+    CHECK(tg_get(tr.x, 1) == 1 && tg_get(tr.x, 2) == 0.2 && tg_get(tr.y, 0) == 2);
+    CHECK(tg_get(te.x, 0) == 9.0 / 255 && tg_get(te.y, 0) == 4);
+    tg_dataset_free(&tr), tg_dataset_free(&te);
+    CHECK(tr.x == NULL && tr.n == 0 && te.n_classes == 0);
+    tg_dataset_free(NULL);
+
+    /* 2 test labels for 3 test images; then a missing file: outputs untouched */
+    snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte", sub);
+    write_idx(p, 0x08, 1, (uint32_t[]){1}, tel, 1, false);
+    tr.n = te.n = -7;
+    CHECK(tg_load_mnist_dir(sub, TG_F32, &tr, &te, &st) == TG_EFORMAT && tr.n == -7 && te.n == -7);
+    CHECK_STR_HAS(st.msg, "2 images but 1 labels");
+    /* labels that are not classes (an int file with 300) */
+    write_idx(p, 0x0C, 1, (uint32_t[]){2}, (unsigned char[]){0, 0, 1, 44, 0, 0, 0, 1}, 8, false);
+    CHECK(tg_load_mnist_dir(sub, TG_F32, &tr, &te, &st) == TG_EFORMAT && tr.n == -7);
+    CHECK_STR_HAS(st.msg, "label 0 is 300");
+    unlink(p);
+    CHECK(tg_load_mnist_dir(sub, TG_F32, &tr, &te, &st) == TG_EIO && tr.n == -7);
+    CHECK_STR_HAS(st.msg, "t10k-labels-idx1-ubyte: cannot open");
+}
+
+static void test_csv_more(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "b.csv");
+    tg_dataset ds, sentinel = {.n = -5};
+    tg_status st;
+    /* BOM, tabs, label in the middle (-2), blank lines counted in line numbers */
+    write_text(p, "\xEF\xBB\xBF" "1\t7\t2\n\n 3 \t0\t4\n");
+    tg_csv_opts o = {.header = -1, .label_col = -2, .delim = '\t'};
+    CHECK(tg_csv_load(p, TG_F32, &o, &ds, &st) == TG_OK && st.code == TG_OK);
+    CHECK(ds.n == 2 && ds.d == 2 && ds.n_classes == 8 && tg_tensor_ndim(ds.y) == 1);
+    CHECK(tg_get(ds.y, 0) == 7 && tg_get(ds.y, 1) == 0);
+    CHECK(tg_get(ds.x, 0) == 1 && tg_get(ds.x, 1) == 2 && tg_get(ds.x, 2) == 3 &&
+          tg_get(ds.x, 3) == 4);
+    tg_dataset_free(&ds);
+    /* a forced header skips a numeric first line; forced none refuses a text one */
+    write_text(p, "9,9,9\n1,2,1\n");
+    o = (tg_csv_opts){.header = 1, .label_col = -1};
+    CHECK(tg_csv_load(p, TG_F64, &o, &ds, &st) == TG_OK && ds.n == 1 && tg_get(ds.x, 0) == 1);
+    tg_dataset_free(&ds);
+    write_text(p, "a,b,c\n1,2,1\n");
+    o = (tg_csv_opts){.header = 0, .label_col = -1};
+    ds = sentinel;
+    CHECK(tg_csv_load(p, TG_F64, &o, &ds, &st) == TG_EFORMAT && ds.n == -5);
+    CHECK_STR_HAS(st.msg, ":1: field 1 'a' is not a number");
+    /* regression targets are [n, 1] and may be anything finite */
+    write_text(p, "h1,h2\n1,-2.5\n2,1e-3\n");
+    o = (tg_csv_opts){.header = -1, .label_col = -1, .regression = true};
+    CHECK(tg_csv_load(p, TG_F64, &o, &ds, &st) == TG_OK && ds.n == 2 && ds.d == 1);
+    CHECK(tg_tensor_ndim(ds.y) == 2 && tg_tensor_dim(ds.y, 1) == 1 && tg_get(ds.y, 0) == -2.5);
+    CHECK(ds.n_classes == 0 && tg_get(ds.y, 1) == 1e-3);
+    tg_dataset_free(&ds);
+
+    /* errors, each with the file, the line and the reason; ds untouched */
+    struct {
+        const char *text, *msg;
+        int code;
+    } bad[] = {
+        {"1,2,0\n\n3,4,1,5\n", ":3: 4 fields, line 1 has 3", TG_EFORMAT},
+        {"x,y\n1,2\n3\n", ":3: 1 fields, line 1 has 2", TG_EFORMAT},
+        {"1,2,-1\n", ":1: label -1 is not a class index", TG_EFORMAT},
+        {"1,2,10000\n", ":1: label 10000 is not a class index", TG_EFORMAT},
+        {"1,2,1\n1,nan,1\n", ":2: field 2 'nan' is not a number", TG_EFORMAT},
+        {"1,inf,1\n", ":1: field 2 'inf' is not a number", TG_EFORMAT},
+        {"1,2x,0\n1,2,0\n", ":1: field 2 '2x' is not a number", TG_EFORMAT}, /* not a header */
+        {"1,1e999,1\n", "field 2 '1e999' is not a number", TG_EFORMAT},
+        {"1,,1\n", ":1: field 2 '' is not a number", TG_EFORMAT},
+        {"\"1\",2,1\n", "field 1 '\"1\"' is not a number", TG_EFORMAT},
+        {"1,2 3,1\r\n", "field 2 '2 3' is not a number", TG_EFORMAT},
+        {"a,b,c\n", "no data rows after the header", TG_EFORMAT},
+        {"\n \n\r\n", "no data rows", TG_EFORMAT},
+        {"1\n2\n", ":1: one field", TG_EFORMAT},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(p, bad[i].text);
+        ds = sentinel;
+        st.code = 0;
+        CHECK(tg_csv_load(p, TG_F32, NULL, &ds, &st) == bad[i].code && st.code == bad[i].code);
+        CHECK(ds.n == -5 && ds.x == NULL);
+        CHECK_STR_HAS(st.msg, bad[i].msg);
+        CHECK_STR_HAS(st.msg, p);
+    }
+    o = (tg_csv_opts){.header = -1, .label_col = -1, .delim = '.'};
+    CHECK(tg_csv_load(p, TG_F32, &o, &ds, &st) == TG_EARG && ds.n == -5);
+    o = (tg_csv_opts){.header = 2, .label_col = -1};
+    CHECK(tg_csv_load(p, TG_F32, &o, &ds, &st) == TG_EARG);
+    write_text(p, "1,2\n");
+    o = (tg_csv_opts){.header = 0, .label_col = -3};
+    CHECK(tg_csv_load(p, TG_F32, &o, &ds, &st) == TG_EARG && ds.n == -5);
+    CHECK(tg_csv_load(dir, TG_F32, NULL, &ds, &st) == TG_EIO && ds.n == -5);
+    CHECK(tg_csv_load(NULL, TG_F32, NULL, &ds, &st) == TG_EARG);
+}
+
+static void test_standardize_values(void)
+{
+    /* column 0: 1, 2, 3 (mean 2, population sd sqrt(2/3)); column 1 constant 4 */
+    int64_t xs[2] = {3, 2}, ys[1] = {3}, os[2] = {1, 2}, o1[1] = {1};
+    for (int f64 = 0; f64 < 2; f64++) {
+        tg_dtype dt = f64 ? TG_F64 : TG_F32;
+        tg_dataset fit = {tg_tensor_from(TG_F64, 2, xs, (double[]){1, 4, 2, 4, 3, 4}),
+                          tg_tensor_new(dt, 1, ys), 3, 2, 2};
+        tg_dataset other = {tg_tensor_from(TG_F64, 2, os, (double[]){5, 7}),
+                            tg_tensor_new(dt, 1, o1), 1, 2, 2};
+        if (!f64) { /* f32 copies of the same values */
+            tg_tensor *a = tg_tensor_new(TG_F32, 2, xs), *b = tg_tensor_new(TG_F32, 2, os);
+            tg_tensor_copy(a, fit.x), tg_tensor_copy(b, other.x);
+            tg_tensor_free(fit.x), tg_tensor_free(other.x);
+            fit.x = a, other.x = b;
+        }
+        CHECK(tg_dataset_standardize(&fit, &other) == TG_OK);
+        double sd = sqrt(2.0 / 3), tol = f64 ? 1e-15 : 1e-6;
+        CHECK_NEAR(tg_get(fit.x, 0), -1 / sd, tol);
+        CHECK_NEAR(tg_get(fit.x, 2), 0, tol);
+        CHECK_NEAR(tg_get(fit.x, 4), 1 / sd, tol);
+        CHECK(tg_get(fit.x, 1) == 0 && tg_get(fit.x, 5) == 0); /* constant: only centred */
+        CHECK_NEAR(tg_get(other.x, 0), 3 / sd, 4 * tol);         /* the training set's statistics */
+        CHECK(tg_get(other.x, 1) == 3);
+        tg_dataset narrow = {other.x, other.y, 1, 1, 2};
+        CHECK(tg_dataset_standardize(&fit, &narrow) == TG_EARG); /* d does not match x */
+        tg_dataset empty = {0};
+        CHECK(tg_dataset_standardize(&empty, NULL) == TG_EARG);
+        CHECK(tg_dataset_standardize(NULL, NULL) == TG_EARG);
+        tg_dataset_free(&fit), tg_dataset_free(&other);
+    }
+}
+
+static void test_batches_more(void)
+{
+    /* regression y [5, 2]; rows stay together; full batch and batch > n */
+    int64_t xs[2] = {5, 1}, ys[2] = {5, 2};
+    tg_dataset ds = {tg_tensor_new(TG_F32, 2, xs), tg_tensor_new(TG_F32, 2, ys), 5, 1, 0};
+    for (int i = 0; i < 5; i++)
+        tg_set(ds.x, i, i), tg_set(ds.y, 2 * i, 10 * i), tg_set(ds.y, 2 * i + 1, -i);
+    tg_status st;
+    for (int64_t bs = 5; bs <= 9; bs += 4) {
+        tg_batcher *b = tg_batcher_new(&ds, bs, true, 11, &st);
+        tg_tensor *x, *y;
+        CHECK(b && tg_batcher_count(b) == 1 && tg_batcher_next(b, &x, &y));
+        CHECK(tg_tensor_dim(x, 0) == 5 && tg_tensor_dim(y, 0) == 5 && tg_tensor_dim(y, 1) == 2);
+        bool ok = true;
+        for (int i = 0; i < 5; i++)
+            ok &= tg_get(y, 2 * i) == 10 * tg_get(x, i) && tg_get(y, 2 * i + 1) == -tg_get(x, i);
+        CHECK(ok);
+        CHECK(!tg_batcher_next(b, &x, &y) && !tg_batcher_next(b, &x, &y)); /* stays at the end */
+        tg_batcher_free(b);
+    }
+    /* batches of 2: [2, 2, 1]; the same tensors come back every epoch (no allocation) */
+    tg_batcher *b = tg_batcher_new(&ds, 2, true, 5, &st),
+               *b2 = tg_batcher_new(&ds, 2, true, 5, &st);
+    tg_tensor *x, *y, *first[3], *x2, *y2;
+    int k = 0;
+    bool same = true;
+    while (tg_batcher_next(b, &x, &y)) {
+        CHECK(tg_batcher_next(b2, &x2, &y2));
+        same &= memcmp(tg_data(x), tg_data(x2), (size_t)tg_tensor_numel(x) * sizeof(float)) == 0;
+        if (k < 3) first[k] = x;
+        k++;
+    }
+    CHECK(k == 3 && same); /* the same seed, the same order */
+    CHECK(tg_tensor_dim(first[0], 0) == 2 && tg_tensor_dim(first[2], 0) == 1);
+    tg_batcher_reset(b);
+    k = 0;
+    while (tg_batcher_next(b, &x, &y)) CHECK(k < 3 && x == first[k++]);
+    CHECK(tg_batcher_next(NULL, &x, &y) == false && tg_batcher_count(NULL) == 0);
+    tg_batcher_reset(NULL);
+    tg_batcher_free(b), tg_batcher_free(b2), tg_batcher_free(NULL);
+    /* in order without shuffle, stochastic */
+    b = tg_batcher_new(&ds, 1, false, 0, &st);
+    k = 0;
+    while (tg_batcher_next(b, &x, NULL)) CHECK(tg_get(x, 0) == k++);
+    CHECK(k == 5);
+    tg_batcher_free(b);
+    tg_dataset bad = ds;
+    bad.n = 4;
+    CHECK(tg_batcher_new(&bad, 2, false, 0, &st) == NULL && st.code == TG_EARG);
+    CHECK(tg_batcher_new(NULL, 2, false, 0, NULL) == NULL);
+
+    /* a split keeps n_classes and d, leaves outputs alone on error */
+    tg_dataset tr = {.n = -3}, te = {.n = -3};
+    CHECK(tg_dataset_split(&ds, 0.01, 1, &tr, &te, &st) == TG_EARG && tr.n == -3 && te.n == -3);
+    CHECK_STR_HAS(st.msg, "5 rows cannot be split");
+    CHECK(tg_dataset_split(&ds, (double)NAN, 1, &tr, &te, &st) == TG_EARG && tr.n == -3);
+    CHECK(tg_dataset_split(&ds, 0.4, 1, &tr, &te, &st) == TG_OK);
+    CHECK(tr.n == 3 && te.n == 2 && tr.d == 1 && tg_tensor_dim(te.y, 1) == 2 && tr.n_classes == 0);
+    CHECK(tg_get(ds.x, 3) == 3); /* the source is not changed */
+    tg_dataset_free(&tr), tg_dataset_free(&te), tg_dataset_free(&ds);
+}
+
+static void test_metrics_more(void)
+{
+    int64_t s3[1] = {3}, s22[2] = {2, 2};
+    tg_tensor *a = tg_tensor_from(TG_F64, 1, s3, (double[]){1, 2, 3});
+    tg_tensor *b = tg_tensor_from(TG_F32, 1, s3, (float[]){1, 0, 0});
+    CHECK_NEAR(tg_mse(a, b), 13.0 / 3, 1e-15);
+    tg_tensor *sc = tg_tensor_from(TG_F32, 2, s22, (float[]){1, 0, 0, 1});
+    CHECK(isnan(tg_mse(a, sc)) && isnan(tg_mse(NULL, a)) && isnan(tg_accuracy(NULL, a)));
+    int64_t s2[1] = {2};
+    tg_tensor *lab = tg_tensor_from(TG_F32, 1, s2, (float[]){0, 5});
+    CHECK_NEAR(tg_accuracy(sc, lab), 0.5, 0);
+    int64_t cm[4] = {-1, -1, -1, -1};
+    CHECK(tg_confusion_matrix(sc, lab, 2, cm) == TG_EARG && cm[0] == -1); /* label 5 of 2 */
+    tg_set(lab, 1, 0);
+    CHECK(tg_confusion_matrix(sc, lab, 2, cm) == TG_OK);
+    CHECK(cm[0] == 1 && cm[1] == 1 && cm[2] == 0 && cm[3] == 0);
+    CHECK(tg_confusion_matrix(sc, lab, 1, cm) == TG_EARG); /* more scores than classes */
+    FILE *f = tmpfile();
+    const char *names[2] = {"cat", "dog"};
+    CHECK(tg_confusion_print(f, cm, 2, names) == TG_OK);
+    CHECK(tg_confusion_print(f, cm, 2, NULL) == TG_OK);
+    CHECK(tg_confusion_print(NULL, cm, 2, NULL) == TG_EARG);
+    char text[1024] = {0};
+    rewind(f);
+    CHECK(fread(text, 1, sizeof text - 1, f) > 0);
+    fclose(f);
+    CHECK_STR_HAS(text, "rows: true class");
+    CHECK_STR_HAS(text, " 0 cat              1      1   50.0%");
+    CHECK_STR_HAS(text, " 1 dog              0      0    0.0%");
+    CHECK_STR_HAS(text, "             1      0      0    0.0%");
+    CHECK(strcmp(tg_fashion_mnist_classes[9], "Ankle boot") == 0);
+    tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(sc), tg_tensor_free(lab);
 }
 
 static void test_setup(void)
@@ -260,9 +634,16 @@ static void test_cleanup(void)
 static const check_case cases[] = {
     TEST(test_setup),
     TEST(test_idx),
+    TEST(test_idx_types),
+    TEST(test_idx_errors),
+    TEST(test_mnist_fixture),
     TEST(test_fashion_mnist),
     TEST(test_csv),
+    TEST(test_csv_more),
+    TEST(test_standardize_values),
+    TEST(test_batches_more),
     TEST(test_split_batches_metrics),
+    TEST(test_metrics_more),
     TEST(test_cleanup),
 };
 TEST_MAIN("test_data", cases)

@@ -29,7 +29,11 @@ TG_API void tg_dataset_free(tg_dataset *ds);
 
 /* An IDX file (plain, or gzip detected by its magic): any of the format's element types
  * (ubyte, byte, short, int, float, double; big-endian). A file of ndim >= 2 gives [n, rest]
- * flattened; ndim 1 gives [n]. Unsigned bytes of ndim >= 2 (images) are scaled to [0, 1]. */
+ * flattened; ndim 1 gives [n]. Unsigned bytes of ndim >= 2 (images) are scaled to [0, 1].
+ * On success *out is a new leaf owned by the caller. Errors: TG_EIO (missing or unreadable),
+ * TG_EFORMAT (bad magic, truncated, trailing data, sizes the file cannot hold, corrupt gzip),
+ * TG_ENOMEM; *out is then untouched. The header's sizes are checked against the file size
+ * before anything is allocated. */
 TG_API int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st);
 /* MNIST-style directory: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images...,
  * t10k-labels... (each plain or with .gz). dir NULL means /usr/share/datasets/fashion-mnist,
@@ -40,30 +44,39 @@ TG_API int tg_load_mnist_dir(const char *dir, tg_dtype dt, tg_dataset *train, tg
 TG_API extern const char *const tg_fashion_mnist_classes[10];
 
 typedef struct tg_csv_opts {
-    int header;      /* -1: detect (a first line with a non-numeric field), 0: none, 1: yes */
+    int header;      /* -1: detect (a first line with no numeric field), 0: none, 1: yes */
     int label_col;   /* label column; negative counts from the end (-1: the last) */
     bool regression; /* real-valued target; otherwise integer labels 0..K-1 (K = max + 1) */
     char delim;      /* field separator (',' when 0) */
 } tg_csv_opts;
 
 /* A numeric CSV file: every row the same number of fields; one label column, the rest are
- * features. opts NULL means {-1, -1, false, ','}. */
+ * features. Blank lines, spaces around fields, CRLF line ends and a UTF-8 byte order mark are
+ * accepted. Class labels must be integers 0..9999 (n_classes = largest + 1, y is [n]);
+ * regression targets give y [n, 1]. opts NULL means {-1, -1, false, ','}. Errors (st names
+ * the file, the line and the reason; *out untouched): TG_EIO, TG_EFORMAT (ragged rows,
+ * non-numeric fields, bad labels, no data rows), TG_EARG (label column out of range, a
+ * delimiter that can be part of a number), TG_ENOMEM. */
 TG_API int tg_csv_load(const char *path, tg_dtype dt, const tg_csv_opts *opts, tg_dataset *out,
                        tg_status *st);
 
-/* Shuffles the rows with a generator seeded by seed and copies the first
- * round(n · (1 - test_fraction)) into train and the rest into test. 0 < test_fraction < 1. */
+/* Shuffles the rows with a generator seeded by seed and copies n - round(n · test_fraction)
+ * of them into train and the rest into test (new tensors owned by the caller; all is not
+ * changed). 0 < test_fraction < 1 and both parts non-empty, else TG_EARG. */
 TG_API int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed,
                             tg_dataset *train, tg_dataset *test, tg_status *st);
-/* Standardises every feature column with the mean and standard deviation of fit (the
- * training set), applied to fit and to other (may be NULL). Constant columns are centred. */
+/* Standardises every feature column with the mean and (population) standard deviation of
+ * fit (the training set), applied in place to fit and to other (may be NULL). Constant
+ * columns are only centred. TG_EARG for a malformed or empty set or a different width or
+ * dtype, TG_ENOMEM. */
 TG_API int tg_dataset_standardize(tg_dataset *fit, tg_dataset *other);
 
 /* ---- batches: full (batch = n), mini-batch, or stochastic (batch = 1) ---- */
 typedef struct tg_batcher tg_batcher;
-/* Iterates over ds in batches of `batch` rows, reshuffled each epoch when shuffle is set
- * (a generator seeded by seed). The batch tensors are allocated here, once: the last,
- * shorter batch of an epoch has its own pair. ds must outlive the batcher. */
+/* Iterates over ds in batches of `batch` rows (clamped to n), reshuffled each epoch when
+ * shuffle is set (a generator seeded by seed; otherwise in order). The batch tensors are
+ * allocated here, once: the last, shorter batch of an epoch has its own pair, so iterating
+ * allocates nothing. ds must outlive the batcher. NULL (TG_EARG, TG_ENOMEM in st) on error. */
 TG_API tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle,
                                   uint64_t seed, tg_status *st);
 TG_API void tg_batcher_free(tg_batcher *b);
@@ -80,9 +93,12 @@ TG_API int64_t tg_batcher_count(const tg_batcher *b); /* batches per epoch */
 TG_API double tg_accuracy(const tg_tensor *scores, const tg_tensor *labels);
 /* Mean squared difference of two tensors with the same number of elements; NAN otherwise. */
 TG_API double tg_mse(const tg_tensor *pred, const tg_tensor *target);
-/* Adds counts to out[true * n_classes + predicted] (n_classes² entries, zeroed first). */
+/* Counts into out[true * n_classes + predicted] (n_classes² entries, zeroed first), the
+ * prediction being each row's argmax. TG_EARG on bad shapes or a label outside 0..n_classes-1
+ * (out untouched). */
 TG_API int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_classes,
                                int64_t *out);
+/* Prints the matrix with per-class recall; names (n_classes entries) may be NULL. */
 TG_API int tg_confusion_print(FILE *f, const int64_t *m, int n_classes,
                               const char *const *names);
 
