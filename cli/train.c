@@ -38,7 +38,7 @@ static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uin
     size_t len = strlen(spec);
     if (strcmp(spec, "fashion-mnist") == 0 || strncmp(spec, "mnist:", 6) == 0) {
         const char *dir = spec[0] == 'f' ? NULL : spec + 6;
-        rc = tg_load_mnist_dir(dir, dt, &d->train, &d->test, &st);
+        rc = tg_load_mnist_bytes(dir, dt, &d->train, &d->test, &st); /* 4x less memory */
         if (rc && !dir)
             fprintf(stderr, "tapegrad: %s\n(install Debian's dataset-fashion-mnist package, or "
                             "run 'make run' which installs it)\n", st.msg);

@@ -10,6 +10,7 @@ void tg_dataset_free(tg_dataset *ds)
     if (!ds) return;
     tg_tensor_free(ds->x);
     tg_tensor_free(ds->y);
+    free(ds->x_bytes);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -44,6 +45,34 @@ static void shuffle(int64_t *idx, int64_t n, tg_rng *r)
         int64_t j = (int64_t)tg_rng_below(r, (uint64_t)i + 1), t = idx[i];
         idx[i] = idx[j], idx[j] = t;
     }
+}
+
+/* dst row i := byte row idx[i] of d features, each worth byte · (1/255), rounded as the
+ * IDX reader rounds it (so byte and f32 data sets give identical batches). */
+static void gather_bytes(tg_tensor *dst, const unsigned char *src, int64_t d, const int64_t *idx,
+                         int64_t rows)
+{
+    if (tg_tensor_dtype(dst) == TG_F32) {
+        float lut[256], *o = tg_data(dst);
+        for (int k = 0; k < 256; k++) lut[k] = (float)((double)k * (1.0 / 255.0));
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < d; j++) o[i * d + j] = lut[src[idx[i] * d + j]];
+    } else {
+        double lut[256], *o = tg_data(dst);
+        for (int k = 0; k < 256; k++) lut[k] = (double)k * (1.0 / 255.0);
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < d; j++) o[i * d + j] = lut[src[idx[i] * d + j]];
+    }
+}
+
+/* A batcher also takes byte features (x NULL, x_bytes set). */
+static bool valid_for_batches(const tg_dataset *ds)
+{
+    if (ds && !ds->x && ds->x_bytes && ds->y)
+        return ds->d > 0 && tg_tensor_ndim(ds->y) >= 1 && tg_tensor_dim(ds->y, 0) == ds->n;
+    return ds && ds->x && ds->y && tg_tensor_ndim(ds->x) == 2 && tg_tensor_dim(ds->x, 0) == ds->n &&
+           tg_tensor_dim(ds->x, 1) == ds->d && tg_tensor_dim(ds->y, 0) == ds->n &&
+           tg_tensor_dtype(ds->x) == tg_tensor_dtype(ds->y);
 }
 
 static bool valid(const tg_dataset *ds)
@@ -149,7 +178,7 @@ struct tg_batcher {
 tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle, uint64_t seed,
                            tg_status *st)
 {
-    if (!valid(ds) || ds->n < 1) {
+    if (!valid_for_batches(ds) || ds->n < 1) {
         tg_status_set(st, TG_EARG, "tg_batcher_new: empty or malformed data set");
         return NULL;
     }
@@ -163,8 +192,12 @@ tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle, ui
     if (b) {
         b->ds = ds, b->batch = batch, b->shuffle = shuffle;
         b->perm = malloc(sizeof *b->perm * (size_t)ds->n);
-        b->x = like(ds->x, batch), b->y = like(ds->y, batch);
-        if (rest) b->x_last = like(ds->x, rest), b->y_last = like(ds->y, rest);
+        int64_t xs[2] = {batch, ds->d}, xr[2] = {rest, ds->d};
+        tg_dtype dt = tg_tensor_dtype(ds->y);
+        b->x = ds->x ? like(ds->x, batch) : tg_tensor_new(dt, 2, xs), b->y = like(ds->y, batch);
+        if (rest)
+            b->x_last = ds->x ? like(ds->x, rest) : tg_tensor_new(dt, 2, xr),
+            b->y_last = like(ds->y, rest);
     }
     if (!b || !b->perm || !b->x || !b->y || (rest && (!b->x_last || !b->y_last))) {
         tg_batcher_free(b);
@@ -199,7 +232,8 @@ bool tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y)
     if (!b || b->pos >= b->ds->n) return false;
     int64_t rows = b->ds->n - b->pos < b->batch ? b->ds->n - b->pos : b->batch;
     tg_tensor *bx = rows == b->batch ? b->x : b->x_last, *by = rows == b->batch ? b->y : b->y_last;
-    gather(bx, b->ds->x, b->perm + b->pos, rows);
+    if (b->ds->x) gather(bx, b->ds->x, b->perm + b->pos, rows);
+    else gather_bytes(bx, b->ds->x_bytes, b->ds->d, b->perm + b->pos, rows);
     gather(by, b->ds->y, b->perm + b->pos, rows);
     b->pos += rows;
     if (x) *x = bx;

@@ -120,11 +120,11 @@ static int gz_failed(gzFile g, const char *path, tg_status *st)
                          (long long)gzoffset(g), why);
 }
 
-int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st)
+/* The raw big-endian elements of an IDX file (malloc'd, *data), its type, rank and
+ * [n, rest] shape; every check of the format done. */
+static int idx_read(const char *path, const idx_type **type_out, int *nd_out, int64_t *shape_out,
+                    unsigned char **data_out, tg_status *st)
 {
-    if (!path || !out) return tg_status_set(st, TG_EARG, "tg_idx_load: NULL path or output");
-    if (dt != TG_F32 && dt != TG_F64) return tg_status_set(st, TG_EDTYPE, "tg_idx_load: bad dtype");
-    if (st) st->code = TG_OK, st->msg[0] = '\0';
     struct stat sb;
     if (stat(path, &sb))
         return tg_status_set(st, TG_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -134,7 +134,6 @@ int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st)
     gzbuffer(g, 1 << 18);
     int rc = TG_OK, why = 0;
     unsigned char head[4 + 4 * 255], *data = NULL;
-    tg_tensor *t = NULL;
     const idx_type *type = NULL;
     int r = gzread(g, head, 4);
     if (r != 4) {
@@ -212,21 +211,38 @@ int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st)
                                     path, head_bytes + bytes);
         goto done;
     }
-    t = tg_tensor_new(dt, nd == 1 ? 1 : 2, shape);
-    if (!t) {
-        rc = tg_status_set(st, TG_ENOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    double scale = nd >= 2 && type->code == 0x08 ? 1.0 / 255.0 : 1.0;
-    if (dt == TG_F32) convert_float(tg_data(t), data, type, (int64_t)count, scale);
-    else convert_double(tg_data(t), data, type, (int64_t)count, scale);
-    *out = t;
-    t = NULL;
+    *type_out = type, *nd_out = nd, *data_out = data;
+    shape_out[0] = shape[0], shape_out[1] = shape[1];
+    data = NULL;
 done:
     free(data);
-    tg_tensor_free(t);
     gzclose(g);
     return rc;
+}
+
+int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st)
+{
+    if (!path || !out) return tg_status_set(st, TG_EARG, "tg_idx_load: NULL path or output");
+    if (dt != TG_F32 && dt != TG_F64) return tg_status_set(st, TG_EDTYPE, "tg_idx_load: bad dtype");
+    if (st) st->code = TG_OK, st->msg[0] = '\0';
+    const idx_type *type;
+    int nd;
+    int64_t shape[2];
+    unsigned char *data;
+    int rc = idx_read(path, &type, &nd, shape, &data, st);
+    if (rc) return rc;
+    tg_tensor *t = tg_tensor_new(dt, nd == 1 ? 1 : 2, shape);
+    if (!t) {
+        free(data);
+        return tg_status_set(st, TG_ENOMEM, "%s: out of memory", path);
+    }
+    double scale = nd >= 2 && type->code == 0x08 ? 1.0 / 255.0 : 1.0;
+    int64_t count = tg_tensor_numel(t);
+    if (dt == TG_F32) convert_float(tg_data(t), data, type, count, scale);
+    else convert_double(tg_data(t), data, type, count, scale);
+    free(data);
+    *out = t;
+    return TG_OK;
 }
 
 const char *const tg_fashion_mnist_classes[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
@@ -245,8 +261,8 @@ static void find(const char *dir, const char *name, char *path, size_t size)
 }
 
 /* Images and labels of one split into ds; checks counts and label values. */
-static int load_split(const char *dir, const char *prefix, tg_dtype dt, tg_dataset *ds,
-                      tg_status *st)
+static int load_split(const char *dir, const char *prefix, tg_dtype dt, bool bytes,
+                      tg_dataset *ds, tg_status *st)
 {
     char ip[4096], lp[4096], name[64];
     snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
@@ -254,15 +270,28 @@ static int load_split(const char *dir, const char *prefix, tg_dtype dt, tg_datas
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
     find(dir, name, lp, sizeof lp);
     tg_tensor *x = NULL, *y = NULL;
-    int rc = tg_idx_load(ip, dt, &x, st);
+    unsigned char *xb = NULL;
+    int64_t xshape[2] = {0, 0};
+    int xnd = 0, rc;
+    if (bytes) {
+        const idx_type *type;
+        rc = idx_read(ip, &type, &xnd, xshape, &xb, st);
+        if (!rc && type->code != 0x08)
+            rc = tg_status_set(st, TG_EFORMAT, "%s: images must be unsigned bytes to be kept as "
+                               "bytes (type %s)", ip, type->name);
+    } else {
+        rc = tg_idx_load(ip, dt, &x, st);
+        if (!rc) xnd = tg_tensor_ndim(x) == 2 ? 2 : 1, xshape[0] = tg_tensor_dim(x, 0),
+                 xshape[1] = xnd == 2 ? tg_tensor_dim(x, 1) : 0;
+    }
     if (!rc) rc = tg_idx_load(lp, dt, &y, st);
-    if (!rc && tg_tensor_ndim(x) != 2)
+    if (!rc && xnd < 2)
         rc = tg_status_set(st, TG_EFORMAT, "%s: images must have at least 2 dimensions", ip);
     if (!rc && tg_tensor_ndim(y) != 1)
         rc = tg_status_set(st, TG_EFORMAT, "%s: labels must have 1 dimension", lp);
-    if (!rc && tg_tensor_dim(x, 0) != tg_tensor_dim(y, 0))
+    if (!rc && xshape[0] != tg_tensor_dim(y, 0))
         rc = tg_status_set(st, TG_EFORMAT, "%s and %s: %lld images but %lld labels", ip, lp,
-                           (long long)tg_tensor_dim(x, 0), (long long)tg_tensor_dim(y, 0));
+                           (long long)xshape[0], (long long)tg_tensor_dim(y, 0));
     int classes = 0;
     for (int64_t i = 0; !rc && i < tg_tensor_numel(y); i++) {
         double v = tg_get(y, i);
@@ -272,22 +301,22 @@ static int load_split(const char *dir, const char *prefix, tg_dtype dt, tg_datas
         else if ((int)v + 1 > classes) classes = (int)v + 1;
     }
     if (rc) {
-        tg_tensor_free(x), tg_tensor_free(y);
+        tg_tensor_free(x), tg_tensor_free(y), free(xb);
         return rc;
     }
-    ds->x = x, ds->y = y, ds->n = tg_tensor_dim(x, 0), ds->d = tg_tensor_dim(x, 1);
+    ds->x = x, ds->x_bytes = xb, ds->y = y, ds->n = xshape[0], ds->d = xshape[1];
     ds->n_classes = classes;
     return TG_OK;
 }
 
-int tg_load_mnist_dir(const char *dir, tg_dtype dt, tg_dataset *train, tg_dataset *test,
-                      tg_status *st)
+static int load_mnist(const char *dir, tg_dtype dt, bool bytes, tg_dataset *train,
+                      tg_dataset *test, tg_status *st)
 {
     if (!train || !test) return tg_status_set(st, TG_EARG, "tg_load_mnist_dir: NULL output");
     if (!dir) dir = "/usr/share/datasets/fashion-mnist";
     tg_dataset a = {0}, b = {0};
-    int rc = load_split(dir, "train", dt, &a, st);
-    if (!rc) rc = load_split(dir, "t10k", dt, &b, st);
+    int rc = load_split(dir, "train", dt, bytes, &a, st);
+    if (!rc) rc = load_split(dir, "t10k", dt, bytes, &b, st);
     if (!rc && a.d != b.d)
         rc = tg_status_set(st, TG_EFORMAT, "%s: training images have %lld pixels, test images %lld",
                            dir, (long long)a.d, (long long)b.d);
@@ -299,4 +328,16 @@ int tg_load_mnist_dir(const char *dir, tg_dtype dt, tg_dataset *train, tg_datase
     else a.n_classes = b.n_classes;
     *train = a, *test = b;
     return TG_OK;
+}
+
+int tg_load_mnist_dir(const char *dir, tg_dtype dt, tg_dataset *train, tg_dataset *test,
+                      tg_status *st)
+{
+    return load_mnist(dir, dt, false, train, test, st);
+}
+
+int tg_load_mnist_bytes(const char *dir, tg_dtype dt, tg_dataset *train, tg_dataset *test,
+                        tg_status *st)
+{
+    return load_mnist(dir, dt, true, train, test, st);
 }

@@ -107,6 +107,23 @@ static void test_idx(void)
     CHECK(tg_idx_load(dir, TG_F32, &t, &st) == TG_EIO); /* a directory */
 }
 
+/* Images kept as bytes give the same batches as images loaded as f32. */
+static void check_bytes_loader(const tg_dataset *tr)
+{
+    tg_dataset b, bt;
+    tg_status st;
+    CHECK(tg_load_mnist_bytes(NULL, TG_F32, &b, &bt, &st) == TG_OK);
+    CHECK(b.x == NULL && b.x_bytes && b.n == tr->n && b.d == tr->d && b.n_classes == tr->n_classes);
+    tg_batcher *p = tg_batcher_new(tr, 100, true, 5, &st), *q = tg_batcher_new(&b, 100, true, 5, &st);
+    tg_tensor *px, *py, *qx, *qy;
+    CHECK(p && q && tg_batcher_next(p, &px, &py) && tg_batcher_next(q, &qx, &qy));
+    CHECK(memcmp(tg_data(px), tg_data(qx), 100 * 784 * sizeof(float)) == 0);
+    CHECK(memcmp(tg_data(py), tg_data(qy), 100 * sizeof(float)) == 0);
+    CHECK(tg_dataset_split(&b, 0.5, 1, &bt, &bt, &st) == TG_EARG); /* needs x */
+    tg_batcher_free(p), tg_batcher_free(q);
+    tg_dataset_free(&b);
+}
+
 static void test_fashion_mnist(void)
 {
     if (access("/usr/share/datasets/fashion-mnist", R_OK) != 0) {
@@ -117,6 +134,7 @@ static void test_fashion_mnist(void)
     tg_status st;
     CHECK(tg_load_mnist_dir(NULL, TG_F32, &tr, &te, &st) == TG_OK);
     CHECK(tr.n == 60000 && te.n == 10000 && tr.d == 784 && tr.n_classes == 10);
+    check_bytes_loader(&tr);
     double lo = 1, hi = 0, sum = 0;
     for (int64_t i = 0; i < 784 * 100; i++) {
         double v = tg_get(tr.x, i);
@@ -179,7 +197,7 @@ static void test_csv(void)
 static void test_split_batches_metrics(void)
 {
     int64_t xs[2] = {10, 2}, ys[1] = {10};
-    tg_dataset all = {tg_tensor_new(TG_F64, 2, xs), tg_tensor_new(TG_F64, 1, ys), 10, 2, 10};
+    tg_dataset all = {tg_tensor_new(TG_F64, 2, xs), tg_tensor_new(TG_F64, 1, ys), 10, 2, 10, NULL};
     for (int i = 0; i < 10; i++)
         tg_set(all.x, 2 * i, i), tg_set(all.x, 2 * i + 1, 100 + i), tg_set(all.y, i, i);
     tg_dataset tr, te;
@@ -496,9 +514,9 @@ static void test_standardize_values(void)
     for (int f64 = 0; f64 < 2; f64++) {
         tg_dtype dt = f64 ? TG_F64 : TG_F32;
         tg_dataset fit = {tg_tensor_from(TG_F64, 2, xs, (double[]){1, 4, 2, 4, 3, 4}),
-                          tg_tensor_new(dt, 1, ys), 3, 2, 2};
+                          tg_tensor_new(dt, 1, ys), 3, 2, 2, NULL};
         tg_dataset other = {tg_tensor_from(TG_F64, 2, os, (double[]){5, 7}),
-                            tg_tensor_new(dt, 1, o1), 1, 2, 2};
+                            tg_tensor_new(dt, 1, o1), 1, 2, 2, NULL};
         if (!f64) { /* f32 copies of the same values */
             tg_tensor *a = tg_tensor_new(TG_F32, 2, xs), *b = tg_tensor_new(TG_F32, 2, os);
             tg_tensor_copy(a, fit.x), tg_tensor_copy(b, other.x);
@@ -513,7 +531,7 @@ static void test_standardize_values(void)
         CHECK(tg_get(fit.x, 1) == 0 && tg_get(fit.x, 5) == 0); /* constant: only centred */
         CHECK_NEAR(tg_get(other.x, 0), 3 / sd, 4 * tol);         /* the training set's statistics */
         CHECK(tg_get(other.x, 1) == 3);
-        tg_dataset narrow = {other.x, other.y, 1, 1, 2};
+        tg_dataset narrow = {other.x, other.y, 1, 1, 2, NULL};
         CHECK(tg_dataset_standardize(&fit, &narrow) == TG_EARG); /* d does not match x */
         tg_dataset empty = {0};
         CHECK(tg_dataset_standardize(&empty, NULL) == TG_EARG);
@@ -526,7 +544,7 @@ static void test_batches_more(void)
 {
     /* regression y [5, 2]; rows stay together; full batch and batch > n */
     int64_t xs[2] = {5, 1}, ys[2] = {5, 2};
-    tg_dataset ds = {tg_tensor_new(TG_F32, 2, xs), tg_tensor_new(TG_F32, 2, ys), 5, 1, 0};
+    tg_dataset ds = {tg_tensor_new(TG_F32, 2, xs), tg_tensor_new(TG_F32, 2, ys), 5, 1, 0, NULL};
     for (int i = 0; i < 5; i++)
         tg_set(ds.x, i, i), tg_set(ds.y, 2 * i, 10 * i), tg_set(ds.y, 2 * i + 1, -i);
     tg_status st;
