@@ -213,7 +213,7 @@ int tg_csv_load(const char *path, tg_dtype dt, const tg_csv_opts *opts, tg_datas
         tg_tensor_free(x), tg_tensor_free(y);
         return rc;
     }
-    out->x = x, out->y = y, out->n = rows, out->d = cols - 1;
+    out->x = x, out->y = y, out->x_bytes = NULL, out->n = rows, out->d = cols - 1;
     out->n_classes = o.regression ? 0 : (int)(max_label + 1);
     return TG_OK;
 }

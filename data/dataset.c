@@ -97,6 +97,7 @@ int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed,
                              (long long)n, 1 - test_fraction, test_fraction);
     int64_t *idx = malloc(sizeof *idx * (size_t)n);
     tg_dataset a = *all, b = *all;
+    a.x_bytes = b.x_bytes = NULL;
     a.x = like(all->x, n_train), a.y = like(all->y, n_train), a.n = n_train;
     b.x = like(all->x, n_test), b.y = like(all->y, n_test), b.n = n_test;
     if (!idx || !a.x || !a.y || !b.x || !b.y) {
