@@ -23,7 +23,8 @@ typedef struct lm {
 static void flat_get(const tg_optim *o, double *x)
 {
     for (int i = 0, k = 0; i < o->n_params; i++)
-        for (int64_t j = 0; j < tg_tensor_numel(o->params[i]); j++) x[k++] = tg_get(o->params[i], j);
+        for (int64_t j = 0; j < tg_tensor_numel(o->params[i]); j++)
+            x[k++] = tg_get(o->params[i], j);
 }
 
 static void flat_set(tg_optim *o, const double *x)
@@ -47,9 +48,11 @@ static double sum_sq(lm *s, tg_residual_fn fn, void *ctx)
 
 int tg_optim_step_lm(tg_optim *o, tg_residual_fn fn, void *ctx, double *loss, tg_status *st)
 {
-    if (!o || !fn) return tg_status_set(st, TG_EARG, "tg_optim_step_lm: NULL optimiser or function");
+    if (!o || !fn)
+        return tg_status_set(st, TG_EARG, "tg_optim_step_lm: NULL optimiser or function");
     if (o->cls != &tg_lm_class)
-        return tg_status_set(st, TG_ESTATE, "tg_optim_step_lm: the optimiser is %s, not lm", o->cls->name);
+        return tg_status_set(st, TG_ESTATE, "tg_optim_step_lm: the optimiser is %s, not lm",
+                             o->cls->name);
     lm *s = o->extra;
     int64_t n = s->n;
     tg_tape_reset(s->tp);

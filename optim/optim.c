@@ -73,7 +73,8 @@ static int check_params(const char *name, int n, tg_tensor *const *params, tg_st
                       n, params ? "" : ", params = NULL");
     for (int i = 0; i < n; i++) {
         const tg_tensor *p = params[i];
-        if (!p) return tg_status_set(st, TG_EARG, "tg_optim_new: %s: parameter %d is NULL", name, i);
+        if (!p)
+            return tg_status_set(st, TG_EARG, "tg_optim_new: %s: parameter %d is NULL", name, i);
         if (!tg_tensor_is_leaf(p))
             return tg_status_set(st, TG_EARG,
                           "tg_optim_new: %s: parameter %d is an op output, not a leaf", name, i);
@@ -168,7 +169,8 @@ tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
         int rc = cls->init(o, st);
         if (rc != TG_OK) {
             tg_optim_free(o);
-            if (st && st->code == TG_OK) tg_status_set(st, rc, "tg_optim_new: %s: init failed", cls->name);
+            if (st && st->code == TG_OK)
+                tg_status_set(st, rc, "tg_optim_new: %s: init failed", cls->name);
             return NULL;
         }
     }

@@ -50,7 +50,8 @@ static int64_t n_weights(const tg_optim *o)
 static void get_x(const tg_optim *o, double *x)
 {
     for (int i = 0, k = 0; i < o->n_params; i++)
-        for (int64_t j = 0; j < tg_tensor_numel(o->params[i]); j++) x[k++] = tg_get(o->params[i], j);
+        for (int64_t j = 0; j < tg_tensor_numel(o->params[i]); j++)
+            x[k++] = tg_get(o->params[i], j);
 }
 
 static void set_x(tg_optim *o, const double *x)
@@ -108,7 +109,7 @@ static double line_search(tg_optim *o, quasi *q, tg_loss_fn fn, void *ctx, doubl
         for (int64_t i = 0; i < q->n; i++) q->xn[i] = q->x[i] + a * q->p[i];
         double f;
         *rc = evaluate(o, fn, ctx, q->xn, &f, q->gn);
-        if (*rc == TG_EARG) f = (double)INFINITY, *rc = TG_OK; /* a non-finite loss: step too long */
+        if (*rc == TG_EARG) f = (double)INFINITY, *rc = TG_OK; /* non-finite loss: too long */
         if (*rc) return 0;
         double d = isfinite(f) ? dot(q->gn, q->p, q->n) : (double)INFINITY;
         if (f < best_f) best_f = f, best_a = a;
@@ -137,7 +138,8 @@ static double line_search(tg_optim *o, quasi *q, tg_loss_fn fn, void *ctx, doubl
                 lo = a, flo = f, dlo = d;
             }
         }
-        a = isfinite(fhi) && isfinite(dhi) ? cubic_min(lo, flo, dlo, hi, fhi, dhi) : 0.5 * (lo + hi);
+        a = isfinite(fhi) && isfinite(dhi) ? cubic_min(lo, flo, dlo, hi, fhi, dhi)
+                                           : 0.5 * (lo + hi);
     }
     if (best_a <= 0) return 0;
     /* No Wolfe point: take the best decrease seen (re-evaluated for its gradient). */

@@ -96,8 +96,11 @@ TG_API const char *tg_optim_method(int i);
  * gradients before each call, so the closure must not. ctx is passed back unchanged. */
 typedef int (*tg_loss_fn)(void *ctx, double *loss);
 
-/* A new optimiser of method name ("sgd", "momentum", "momentum_ema", "nesterov", "adagrad",
- * "rmsprop", "adadelta", "adam", "nadam", "adamw") over n_params parameters. params are
+/* A new optimiser of method name over n_params parameters. First-order methods, for
+ * tg_optim_step: "sgd", "momentum", "momentum_ema", "nesterov", "adagrad", "rmsprop",
+ * "adadelta", "adam", "nadam", "adamw", and the full-batch "rprop", "irprop", "quickprop";
+ * through tg_optim_step_closure only: "cg_fr", "cg_pr", "bfgs", "lbfgs"; through
+ * tg_optim_step_lm only: "lm". tg_optim_method lists them. params are
  * borrowed: distinct leaves of one dtype (f32 or f64) with requires_grad on, alive while the
  * optimiser is. opts is copied; NULL means tg_optim_defaults(name). The state (moments) is
  * allocated here, zeroed, and owned by the optimiser.
