@@ -31,17 +31,28 @@
         if (n->in[0]->requires_grad) TG_DISPATCH(n, NAME##_bwd);                             \
     }
 
+/* y = -x;  dx -= dy. */
 UNARY(neg, -x[i], -dy[i], -x[i], -dy[i])
+/* y = x + c;  dx += dy. */
 UNARY(add_scalar, x[i] + c, dy[i], x[i] + c, dy[i])
+/* y = c x;  dx += c dy. */
 UNARY(mul_scalar, c * x[i], c * dy[i], c * x[i], c * dy[i])
-/* d/dx x^p = p x^(p-1); for p = 0 the derivative is 0 even at x = 0. */
+/* y = x^p;  dx += dy p x^(p-1). For p = 0 the derivative is 0 even at x = 0 (where C's
+ * pow would give 0 · 0^-1 = NaN). C's pow throughout: x < 0 with a non-integer p gives
+ * NaN, 0 to a negative p gives inf, as in PyTorch. */
 UNARY(pow_scalar, powf(x[i], c), c == 0.0f ? 0.0f : dy[i] * c * powf(x[i], c - 1.0f),
       pow(x[i], c), c == 0.0 ? 0.0 : dy[i] * c * pow(x[i], c - 1.0))
+/* y = e^x;  dx += dy y (the output, no second exp). */
 UNARY(exp, expf(x[i]), dy[i] * y[i], exp(x[i]), dy[i] * y[i])
+/* y = ln x;  dx += dy / x. ln 0 = -inf with dx = ±inf, ln of x < 0 is NaN. */
 UNARY(log, logf(x[i]), dy[i] / x[i], log(x[i]), dy[i] / x[i])
+/* y = √x;  dx += dy / (2y), inf at x = 0 (the true slope), NaN for x < 0. */
 UNARY(sqrt, sqrtf(x[i]), dy[i] * 0.5f / y[i], sqrt(x[i]), dy[i] * 0.5 / y[i])
-UNARY(abs, fabsf(x[i]), x[i] > 0.0f ? dy[i] : x[i] < 0.0f ? -dy[i] : 0.0f, fabs(x[i]),
-      x[i] > 0.0 ? dy[i] : x[i] < 0.0 ? -dy[i] : 0.0)
+/* y = |x|;  dx += dy sign(x), with sign(0) = 0 and, as PyTorch, sign(NaN) = 0. A product with a
+ * selected constant (rather than selecting dy or -dy) keeps the loop branch-free. */
+UNARY(abs, fabsf(x[i]), dy[i] * (x[i] > 0.0f ? 1.0f : x[i] < 0.0f ? -1.0f : 0.0f), fabs(x[i]),
+      dy[i] * (x[i] > 0.0 ? 1.0 : x[i] < 0.0 ? -1.0 : 0.0))
+/* y = x²;  dx += 2x dy. */
 UNARY(square, x[i] * x[i], 2.0f * x[i] * dy[i], x[i] * x[i], 2.0 * x[i] * dy[i])
 
 static tg_tensor *with_scalar(tg_tape *tp, int op, tg_tensor *x, double c)

@@ -115,10 +115,10 @@ static void check_bytes_loader(const tg_dataset *tr)
     CHECK(tg_load_mnist_bytes(NULL, TG_F32, &b, &bt, &st) == TG_OK);
     CHECK(b.x == NULL && b.x_bytes && b.n == tr->n && b.d == tr->d && b.n_classes == tr->n_classes);
     tg_batcher *p = tg_batcher_new(tr, 100, true, 5, &st), *q = tg_batcher_new(&b, 100, true, 5, &st);
-    tg_tensor *px, *py, *qx, *qy;
+    tg_tensor *px = NULL, *py = NULL, *qx = NULL, *qy = NULL;
     CHECK(p && q && tg_batcher_next(p, &px, &py) && tg_batcher_next(q, &qx, &qy));
-    CHECK(memcmp(tg_data(px), tg_data(qx), 100 * 784 * sizeof(float)) == 0);
-    CHECK(memcmp(tg_data(py), tg_data(qy), 100 * sizeof(float)) == 0);
+    CHECK(px && qx && memcmp(tg_data(px), tg_data(qx), 100 * 784 * sizeof(float)) == 0);
+    CHECK(py && qy && memcmp(tg_data(py), tg_data(qy), 100 * sizeof(float)) == 0);
     CHECK(tg_dataset_split(&b, 0.5, 1, &s1, &s2, &st) == TG_EARG); /* needs x */
     tg_batcher_free(p), tg_batcher_free(q);
     tg_dataset_free(&b), tg_dataset_free(&bt);

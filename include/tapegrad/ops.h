@@ -24,17 +24,21 @@ TG_API tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b);
  * dx += dy · wᵀ, dw += xᵀ · dy, db += column sums of dy. */
 TG_API tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b);
 
-/* ---- elementwise, with NumPy broadcasting; gradients are summed over broadcast axes ---- */
+/* ---- elementwise, with NumPy broadcasting; gradients are summed over broadcast axes ----
+ * Shapes align from the right; each dimension pair is equal or has a 1 (either operand
+ * may broadcast, up to TG_MAX_DIMS); y has the broadcast shape. TG_ESHAPE otherwise:
+ * "tg_add: [2,3] and [4]: shapes do not broadcast". Division: da += dy/b, db -= dy a/b². */
 TG_API tg_tensor *tg_add(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a + b */
 TG_API tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a - b */
 TG_API tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a * b */
 TG_API tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a / b */
 
-/* ---- unary math, same shape as x ---- */
+/* ---- unary math, same shape as x; the scalar c or p must be finite (TG_EARG) ---- */
 TG_API tg_tensor *tg_neg(tg_tape *tp, tg_tensor *x);                  /* -x */
 TG_API tg_tensor *tg_add_scalar(tg_tape *tp, tg_tensor *x, double c); /* x + c */
 TG_API tg_tensor *tg_mul_scalar(tg_tape *tp, tg_tensor *x, double c); /* c * x */
-TG_API tg_tensor *tg_pow_scalar(tg_tape *tp, tg_tensor *x, double p); /* x^p; dx = p x^(p-1) */
+/* x^p with C's pow: NaN for x < 0 and a non-integer p. dx = p x^(p-1), and 0 for p = 0. */
+TG_API tg_tensor *tg_pow_scalar(tg_tape *tp, tg_tensor *x, double p);
 TG_API tg_tensor *tg_exp(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_log(tg_tape *tp, tg_tensor *x);    /* natural log */
 TG_API tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x);
