@@ -1,4 +1,5 @@
 /* nn/init.c: weight initialisers of linear layers. */
+#include <limits.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -14,13 +15,14 @@ void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda
  * the result is uniformly distributed (Mezzadri 2007). */
 static int orthogonal(tg_tensor *w, tg_rng *rng)
 {
+    if (tg_tensor_numel(w) > INT_MAX) return TG_EARG; /* LAPACK's int indices */
     int in = (int)tg_tensor_dim(w, 0), out = (int)tg_tensor_dim(w, 1);
     int m = in >= out ? in : out, n = in >= out ? out : in; /* tall m×n, column-major */
     double *a = malloc(sizeof(double) * (size_t)m * (size_t)n), *tau = malloc(sizeof(double) * (size_t)n);
     double *sign = malloc(sizeof(double) * (size_t)n), q;
     int info = 0, lwork = -1, rc = TG_OK;
     if (!a || !tau || !sign) rc = TG_ENOMEM;
-    for (int i = 0; !rc && i < m * n; i++) a[i] = tg_rng_normal(rng);
+    for (size_t i = 0; !rc && i < (size_t)m * (size_t)n; i++) a[i] = tg_rng_normal(rng);
     if (!rc) dgeqrf_(&m, &n, a, &m, tau, &q, &lwork, &info);
     double *work = NULL;
     if (!rc && !info) {

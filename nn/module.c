@@ -118,6 +118,13 @@ int tg_nn_append(tg_module *seq, tg_module *m)
         if (m != seq) tg_nn_free(m);
         return TG_EARG;
     }
+    /* A container takes the dtype of its first layer with tensors (dropout and activations
+     * have none), so one saved file has one dtype; ops refuse mixed dtypes anyway. */
+    bool m_has = tg_nn_collect(m, true, NULL, 0) > 0, seq_has = tg_nn_collect(seq, true, NULL, 0) > 0;
+    if (m_has && seq_has && m->dtype != seq->dtype) {
+        tg_nn_free(m);
+        return TG_EDTYPE;
+    }
     if (seq->n_children == seq->cap) {
         int cap = seq->cap ? 2 * seq->cap : 8;
         tg_module **c = realloc(seq->children, (size_t)cap * sizeof *c);
@@ -128,7 +135,8 @@ int tg_nn_append(tg_module *seq, tg_module *m)
         seq->children = c, seq->cap = cap;
     }
     seq->children[seq->n_children++] = m;
-    m->training = seq->training;
+    if (m_has && !seq_has) seq->dtype = m->dtype;
+    tg_nn_set_training(m, seq->training);
     return TG_OK;
 }
 
@@ -171,7 +179,10 @@ tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropou
         tg_status_set(st, TG_ENOMEM, "tg_nn_mlp: out of memory");
         return NULL;
     }
-    if (seq) seq->dtype = dt;
+    /* One generator for the whole model: layers of equal shape must not start equal. */
+    tg_rng rng;
+    tg_rng_seed(&rng, 0);
+    tg_nn_init(seq, TG_INIT_UNIFORM, 0, &rng);
     return seq;
 }
 
@@ -192,6 +203,10 @@ tg_tensor *tg_nn_forward(tg_module *m, tg_tape *tp, tg_tensor *x)
     if (!tp) return NULL;
     if (!m) {
         tg_tape_fail(tp, TG_EARG, "tg_nn_forward: module is NULL");
+        return NULL;
+    }
+    if (!x) { /* an earlier failure in the caller's graph, or a NULL input */
+        tg_tape_fail(tp, TG_EARG, "tg_nn_forward: input is NULL");
         return NULL;
     }
     switch (m->kind) {

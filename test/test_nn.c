@@ -1,9 +1,14 @@
-/* test/test_nn.c: layers (forward by hand, train/eval), parameter listing and binding,
- * initialisers (statistics, orthogonality), a whole-model gradient check, and save/load:
- * round trip, truncated, corrupted and mismatched files, unwritable places. */
+/* test/test_nn.c: layers (forward by hand, every activation, PReLU, dropout, train/eval),
+ * parameter listing order and binding, describe, initialisers (statistics, orthogonality),
+ * whole-model gradient checks, and save/load: round trip with buffers, truncated, corrupted
+ * and mismatched files, failed saves leaving the old file intact. */
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include "check.h"
 #include "tapegrad.h"
@@ -76,6 +81,35 @@ static void test_whole_model_gradcheck(void)
         tg_tensor_free(m.x), tg_tensor_free(m.y);
         tg_nn_free(m.net);
     }
+    /* Every layer with parameters at once: linear, batch norm, per-channel PReLU. */
+    model m = {tg_nn_sequential(), NULL, NULL, 0};
+    tg_nn_append(m.net, tg_nn_linear(4, 3, TG_F64));
+    tg_nn_append(m.net, tg_nn_batchnorm1d(3, 0.1, 1e-5, TG_F64));
+    tg_nn_append(m.net, tg_nn_prelu(3, 0.2, TG_F64));
+    tg_nn_append(m.net, tg_nn_linear(3, 3, TG_F64));
+    tg_nn_append(m.net, tg_nn_activation("log_softmax", 0, TG_F64));
+    tg_rng r;
+    tg_rng_seed(&r, 5);
+    tg_nn_init(m.net, TG_INIT_ORTHOGONAL, 0, &r);
+    tg_tensor *params[8];
+    m.n = tg_nn_params(m.net, params, 8);
+    CHECK(m.n == 7);
+    tg_tensor_rand_uniform(params[1], -0.3, 0.3, &r);
+    tg_tensor_rand_uniform(params[2], 0.5, 1.5, &r); /* gamma */
+    tg_tensor_rand_uniform(params[3], -0.3, 0.3, &r); /* beta */
+    int64_t xs[2] = {6, 4}, ys[1] = {6};
+    m.x = tg_tensor_new(TG_F64, 2, xs);
+    m.y = tg_tensor_from(TG_F64, 1, ys, (double[]){0, 2, 1, 1, 0, 2});
+    tg_tensor_rand_normal(m.x, 0, 1, &r);
+    tg_gradcheck_result res;
+    tg_gradcheck_opts go = {.seed = 4};
+    CHECK(tg_gradcheck(model_loss, m.n, params, &m, &go, &res) == TG_OK);
+    CHECK(res.n_checked == tg_nn_n_weights(m.net));
+    if (res.max_rel_err > 1e-6) printf("  linear/batchnorm/prelu: max rel err %g\n", res.max_rel_err);
+    CHECK(res.max_rel_err <= 1e-6);
+    tg_nn_bind_params(m.net, params, m.n);
+    tg_tensor_free(m.x), tg_tensor_free(m.y);
+    tg_nn_free(m.net);
 }
 
 static void test_train_eval_modes(void)
@@ -101,6 +135,195 @@ static void test_train_eval_modes(void)
     tg_tape_free(tp);
     tg_tensor_free(x);
     tg_nn_free(seq);
+}
+
+/* Every activation name as a layer gives what its op gives; PReLU with 1 or C channels. */
+static void test_activation_layers(void)
+{
+    const char *names[] = {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus",
+                           "step", "sign", "softmax", "log_softmax", "identity"};
+    int64_t xs[2] = {2, 3};
+    tg_tensor *x = tg_tensor_from(TG_F64, 2, xs, (double[]){-2, -0.5, 0.25, 1, 3, -1});
+    tg_tape *tp = tg_tape_new();
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        double alpha = i == 3 ? 0.2 : i == 4 ? 0.5 : 0;
+        tg_module *a = tg_nn_activation(names[i], alpha, TG_F64);
+        CHECK(a != NULL && tg_nn_n_params(a) == 0);
+        tg_tensor *y = tg_nn_forward(a, tp, x), *want;
+        switch (i) {
+        case 0: want = tg_sigmoid(tp, x); break;
+        case 1: want = tg_tanh(tp, x); break;
+        case 2: want = tg_relu(tp, x); break;
+        case 3: want = tg_leaky_relu(tp, x, 0.2); break;
+        case 4: want = tg_elu(tp, x, 0.5); break;
+        case 5: want = tg_softplus(tp, x); break;
+        case 6: want = tg_step(tp, x); break;
+        case 7: want = tg_sign(tp, x); break;
+        case 8: want = tg_softmax(tp, x, 1); break;
+        case 9: want = tg_log_softmax(tp, x, 1); break;
+        default: want = x;
+        }
+        bool eq = y && want;
+        for (int k = 0; eq && k < 6; k++) eq = tg_get(y, k) == tg_get(want, k);
+        if (!eq) printf("  activation layer %s differs from its op\n", names[i]);
+        CHECK(eq);
+        tg_nn_free(a);
+    }
+    /* Defaults when alpha is 0: leaky 0.01, elu 1. */
+    tg_module *lk = tg_nn_activation("leaky_relu", 0, TG_F64), *el = tg_nn_activation("elu", 0, TG_F64);
+    tg_tensor *yl = tg_nn_forward(lk, tp, x), *ye = tg_nn_forward(el, tp, x);
+    CHECK(yl && fabs(tg_get(yl, 0) - -0.02) < 1e-15);
+    CHECK(ye && fabs(tg_get(ye, 0) - expm1(-2.0)) < 1e-15);
+    tg_nn_free(lk), tg_nn_free(el);
+    CHECK(tg_nn_activation(NULL, 0, TG_F64) == NULL);
+    CHECK(tg_nn_activation("Relu", 0, TG_F64) == NULL);
+    CHECK(tg_nn_activation("relu", 0, (tg_dtype)42) == NULL);
+
+    /* PReLU: one alpha, or one per channel (x's last dimension), learnable. */
+    tg_module *p1 = tg_nn_prelu(1, 0.25, TG_F64), *p3 = tg_nn_prelu(3, 0.1, TG_F64);
+    tg_tensor *pa[1];
+    CHECK(tg_nn_params(p3, pa, 1) == 1 && tg_tensor_numel(pa[0]) == 3 && tg_get(pa[0], 2) == 0.1);
+    tg_set(pa[0], 1, 0.5);
+    tg_tensor *y1 = tg_nn_forward(p1, tp, x), *y3 = tg_nn_forward(p3, tp, x);
+    CHECK(y1 && tg_get(y1, 0) == -0.5 && tg_get(y1, 2) == 0.25);
+    CHECK(y3 && tg_get(y3, 1) == -0.25 && tg_get(y3, 5) == -0.1 && tg_get(y3, 4) == 3);
+    CHECK(tg_backward(tp, tg_sum(tp, y3, TG_ALL_AXES, false)) == TG_OK);
+    /* d/dalpha_c = sum of the negative inputs of channel c: -2, -0.5, -1. */
+    CHECK(tg_get(tg_grad(pa[0]), 0) == -2 && tg_get(tg_grad(pa[0]), 1) == -0.5 &&
+          tg_get(tg_grad(pa[0]), 2) == -1);
+    CHECK(tg_nn_prelu(0, 0.25, TG_F64) == NULL && tg_nn_prelu(2, (double)NAN, TG_F64) == NULL);
+    tg_nn_free(p1), tg_nn_free(p3);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+
+/* Parameter order: depth first, weight before bias, gamma before beta; buffers excluded. */
+static void test_param_order(void)
+{
+    tg_module *seq = tg_nn_sequential(), *inner = tg_nn_sequential();
+    CHECK(tg_nn_append(seq, tg_nn_linear(3, 4, TG_F32)) == TG_OK);
+    CHECK(tg_nn_append(seq, tg_nn_batchnorm1d(4, 0.1, 1e-5, TG_F32)) == TG_OK);
+    CHECK(tg_nn_append(inner, tg_nn_prelu(4, 0.25, TG_F32)) == TG_OK);
+    CHECK(tg_nn_append(inner, tg_nn_activation("relu", 0, TG_F32)) == TG_OK);
+    CHECK(tg_nn_append(inner, tg_nn_dropout(0.5)) == TG_OK);
+    CHECK(tg_nn_append(seq, inner) == TG_OK);
+    CHECK(tg_nn_append(seq, tg_nn_linear(4, 2, TG_F32)) == TG_OK);
+    const int64_t want[7][2] = {{3, 4}, {4, 0}, {4, 0}, {4, 0}, {4, 0}, {4, 2}, {2, 0}};
+    const double first[7] = {(double)NAN, 0, 1, 0, 0.25, (double)NAN, 0}; /* fill values where known */
+    tg_tensor *p[8] = {0};
+    CHECK(tg_nn_n_params(seq) == 7 && tg_nn_params(seq, p, 8) == 7 && p[7] == NULL);
+    for (int i = 0; i < 7; i++) {
+        bool ok = p[i] && tg_tensor_ndim(p[i]) == (want[i][1] ? 2 : 1) &&
+                  tg_tensor_dim(p[i], 0) == want[i][0] &&
+                  (!want[i][1] || tg_tensor_dim(p[i], 1) == want[i][1]) && tg_requires_grad(p[i]);
+        if (ok && !isnan(first[i])) ok = tg_get(p[i], 0) == first[i];
+        if (!ok) printf("  parameter %d is not the expected one\n", i);
+        CHECK(ok);
+    }
+    /* gamma is 1, beta 0 (index 1 is the first linear's bias, 0) */
+    CHECK(tg_get(p[2], 3) == 1 && tg_get(p[3], 3) == 0);
+    CHECK(tg_nn_n_weights(seq) == 12 + 4 + 4 + 4 + 4 + 8 + 2);
+    /* A short array gets the first max; the count is still the total. */
+    tg_tensor *r[4] = {0, 0, 0, p[6]};
+    CHECK(tg_nn_params(seq, r, 3) == 7 && r[0] == p[0] && r[2] == p[2] && r[3] == p[6]);
+    CHECK(tg_nn_params(seq, NULL, 0) == 7);
+    tg_tensor *again[8];
+    tg_nn_params(seq, again, 8);
+    CHECK(memcmp(again, p, 7 * sizeof p[0]) == 0); /* stable */
+
+    /* Training mode reaches nested containers, also those appended later. */
+    tg_nn_set_training(seq, false);
+    tg_module *late = tg_nn_sequential();
+    CHECK(tg_nn_append(late, tg_nn_dropout(0.5)) == TG_OK);
+    CHECK(tg_nn_training(late));
+    CHECK(tg_nn_append(seq, late) == TG_OK && !tg_nn_training(late));
+    int64_t xs[2] = {2, 3};
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, xs);
+    tg_tensor_fill(x, 1);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *y = tg_nn_forward(seq, tp, x), *y2 = tg_nn_forward(seq, tp, x);
+    CHECK(y && y2 && tg_get(y, 1) == tg_get(y2, 1)); /* eval: no dropout anywhere */
+
+    /* describe: one line per layer, nested containers indented. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK(tg_nn_describe(seq, f) == TG_OK);
+    fclose(f);
+    CHECK_STR_HAS(text, "sequential (5 layers)\n  linear 3 -> 4 (weight [3,4], bias [4])\n"
+                        "  batchnorm1d 4 (momentum 0.1, eps 1e-05)\n  sequential (3 layers)\n"
+                        "    prelu (alpha [4])\n    relu\n    dropout p=0.5\n"
+                        "  linear 4 -> 2 (weight [4,2], bias [2])\n");
+    free(text);
+    CHECK(tg_nn_describe(NULL, stdout) == TG_EARG && tg_nn_describe(seq, NULL) == TG_EARG);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    tg_nn_free(seq);
+}
+
+/* tg_nn_mlp's layout, and the default initialisation: one generator for the whole model. */
+static void test_mlp_layout(void)
+{
+    int64_t sizes[4] = {5, 5, 5, 2};
+    tg_status st;
+    tg_module *net = tg_nn_mlp(4, sizes, "elu", 0.25, true, TG_F32, &st);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    tg_nn_describe(net, f);
+    fclose(f);
+    CHECK_STR_HAS(text, "sequential (9 layers)\n  linear 5 -> 5 (weight [5,5], bias [5])\n"
+                        "  batchnorm1d 5 (momentum 0.1, eps 1e-05)\n  elu\n  dropout p=0.25\n"
+                        "  linear 5 -> 5 (weight [5,5], bias [5])\n  batchnorm1d 5 (momentum 0.1, eps 1e-05)\n"
+                        "  elu\n  dropout p=0.25\n  linear 5 -> 2 (weight [5,2], bias [2])\n");
+    free(text);
+    tg_tensor *p[10];
+    CHECK(tg_nn_params(net, p, 10) == 10);
+    /* The two [5,5] weights are different draws, within ±1/sqrt(5); biases 0. */
+    CHECK(memcmp(tg_data(p[0]), tg_data(p[4]), 25 * sizeof(float)) != 0);
+    double lim = 1 / sqrt(5.0), worst = 0;
+    for (int k = 0; k < 25; k++) worst = fmax(worst, fabs(tg_get(p[4], k)));
+    CHECK(worst > 0 && worst <= lim && tg_get(p[1], 4) == 0);
+    /* Deterministic: the same model twice. */
+    tg_module *again = tg_nn_mlp(4, sizes, "elu", 0.25, true, TG_F32, &st);
+    tg_tensor *q[10];
+    tg_nn_params(again, q, 10);
+    CHECK(memcmp(tg_data(p[8]), tg_data(q[8]), 10 * sizeof(float)) == 0);
+    tg_nn_free(again);
+    tg_nn_free(net);
+}
+
+/* Dropout as a layer: about p of the elements zeroed, the rest scaled by 1/(1-p) while
+ * training; exactly the input in eval. */
+static void test_dropout_layer(void)
+{
+    tg_module *d = tg_nn_dropout(0.3);
+    int64_t xs[2] = {200, 100};
+    tg_tensor *x = tg_tensor_new(TG_F64, 2, xs);
+    tg_tensor_fill(x, 2);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_seed(tp, 11);
+    tg_tensor *y = tg_nn_forward(d, tp, x);
+    int64_t zeros = 0, scaled = 0;
+    for (int64_t i = 0; y && i < 20000; i++) {
+        zeros += tg_get(y, i) == 0;
+        scaled += fabs(tg_get(y, i) - 2 / 0.7) < 1e-12;
+    }
+    /* Binomial(20000, 0.3): sd 64.8; 5 sd. */
+    CHECK(y && llabs(zeros - 6000) < 325 && zeros + scaled == 20000);
+    tg_nn_set_training(d, false);
+    y = tg_nn_forward(d, tp, x);
+    bool same_values = y != NULL;
+    for (int64_t i = 0; same_values && i < 20000; i++) same_values = tg_get(y, i) == 2;
+    CHECK(same_values);
+    tg_nn_free(d);
+    CHECK(tg_nn_dropout(1) == NULL && tg_nn_dropout((double)NAN) == NULL);
+    tg_module *z = tg_nn_dropout(0); /* p = 0: identity even in training */
+    y = tg_nn_forward(z, tp, x);
+    CHECK(y && tg_get(y, 123) == 2);
+    tg_nn_free(z);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
 }
 
 static double mean_of(const tg_tensor *t, double *sd)
@@ -311,6 +534,178 @@ static void test_save_load(void)
     CHECK(system(cmd) == 0);
 }
 
+/* The whole file as bytes (NULL if unreadable). */
+static unsigned char *slurp(const char *path, long *size)
+{
+    *size = file_size(path);
+    FILE *in = fopen(path, "rb");
+    if (!in || *size < 0) {
+        if (in) fclose(in);
+        return NULL;
+    }
+    unsigned char *b = malloc((size_t)*size + 1);
+    if (b && fread(b, 1, (size_t)*size, in) != (size_t)*size) free(b), b = NULL;
+    fclose(in);
+    return b;
+}
+
+static void spill(const char *path, const unsigned char *b, size_t n)
+{
+    FILE *o = fopen(path, "wb");
+    if (o) fwrite(b, 1, n, o), fclose(o);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A file with a valid checksum but a wrong field: the reason is named, not "checksum". */
+static void check_patched(tg_module *m, tg_module *m0, const char *bad, const unsigned char *b,
+                          long size, long at, uint32_t v, const char *want)
+{
+    unsigned char *c = malloc((size_t)size);
+    memcpy(c, b, (size_t)size);
+    put32(c + at, v);
+    put32(c + size - 4, (uint32_t)crc32(0L, c, (uInt)(size - 4)));
+    spill(bad, c, (size_t)size);
+    tg_status st;
+    CHECK(tg_nn_load(m, bad, &st) < 0);
+    CHECK_STR_HAS(st.msg, want);
+    CHECK_STR_HAS(st.msg, bad);
+    CHECK(same(m, m0));
+    free(c);
+}
+
+static bool no_temp_left(const char *d)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q tmp", d);
+    return system(cmd) != 0;
+}
+
+/* Buffers travel with the parameters; f64 containers built by hand; every way a save can
+ * fail leaves the old file as it was and no temporary file; fields with a valid checksum
+ * but wrong values are named. */
+static void test_save_load_more(void)
+{
+    char d[64], path[128], bad[128];
+    snprintf(d, sizeof d, "/tmp/tg_nn2_XXXXXX");
+    CHECK(mkdtemp(d) != NULL);
+    snprintf(path, sizeof path, "%s/m.tg", d);
+    snprintf(bad, sizeof bad, "%s/bad.tg", d);
+    tg_status st;
+
+    /* Running statistics: a training step moves them; the loaded model then evaluates
+     * bitwise like the saved one. */
+    tg_module *a = small(TG_F64, 1), *b = small(TG_F64, 1);
+    int64_t xs[2] = {6, 3};
+    tg_tensor *x = tg_tensor_new(TG_F64, 2, xs);
+    tg_rng r;
+    tg_rng_seed(&r, 8);
+    tg_tensor_rand_normal(x, 1, 2, &r);
+    tg_tape *tp = tg_tape_new();
+    CHECK(tg_nn_forward(a, tp, x) != NULL);
+    tg_nn_set_training(a, false), tg_nn_set_training(b, false);
+    tg_tape_reset(tp);
+    tg_tensor *ya = tg_nn_forward(a, tp, x), *yb = tg_nn_forward(b, tp, x);
+    CHECK(ya && yb && tg_get(ya, 0) != tg_get(yb, 0)); /* same parameters, other statistics */
+    CHECK(tg_nn_save(a, path, &st) == TG_OK && tg_nn_load(b, path, &st) == TG_OK);
+    tg_tape_reset(tp);
+    ya = tg_nn_forward(a, tp, x), yb = tg_nn_forward(b, tp, x);
+    CHECK(ya && yb && memcmp(tg_data(ya), tg_data(yb), 12 * sizeof(double)) == 0);
+
+    /* An f64 Sequential built by hand saves as f64; a layer of another dtype is refused. */
+    tg_module *seq = tg_nn_sequential();
+    CHECK(tg_nn_append(seq, tg_nn_dropout(0.1)) == TG_OK);
+    CHECK(tg_nn_append(seq, tg_nn_linear(2, 3, TG_F64)) == TG_OK);
+    CHECK(tg_nn_append(seq, tg_nn_linear(3, 1, TG_F32)) == TG_EDTYPE); /* and freed: valgrind */
+    CHECK(tg_nn_append(seq, tg_nn_activation("tanh", 0, TG_F32)) == TG_OK); /* no tensors */
+    char hand[160];
+    snprintf(hand, sizeof hand, "%s/hand.tg", d);
+    CHECK(tg_nn_save(seq, hand, &st) == TG_OK);
+    tg_module *lin = tg_nn_linear(2, 3, TG_F64);
+    tg_rng_seed(&r, 2);
+    tg_nn_init(lin, TG_INIT_HE_UNIFORM, 0, &r);
+    CHECK(tg_nn_load(lin, hand, &st) == TG_OK && same(lin, seq));
+    tg_nn_free(lin), tg_nn_free(seq);
+
+    /* Fields with a valid checksum but wrong values. */
+    long size;
+    unsigned char *bytes = slurp(path, &size);
+    CHECK(bytes && size > 100);
+    tg_module *c = small(TG_F64, 3), *c0 = small(TG_F64, 3);
+    check_patched(c, c0, bad, bytes, size, 8, 2, "format version 2, this tapegrad reads 1");
+    check_patched(c, c0, bad, bytes, size, 12, 7, "unknown dtype code 7");
+    check_patched(c, c0, bad, bytes, size, 16, 9, "holds 9 tensors, the model has 8");
+    check_patched(c, c0, bad, bytes, size, 20, 100000, "bad description length");
+    check_patched(c, c0, bad, bytes, size, 24, 1, "tensor 0 has 1 dimensions, the model's has 2");
+    memcpy(bytes, "TGMODEX", 8);
+    spill(bad, bytes, (size_t)size);
+    CHECK(tg_nn_load(c, bad, &st) == TG_EFORMAT);
+    CHECK_STR_HAS(st.msg, "not a tapegrad model (bad magic)");
+    memcpy(bytes, "TGMODEL", 8);
+    spill(bad, bytes, 0);
+    CHECK(tg_nn_load(c, bad, &st) == TG_EFORMAT); /* empty */
+    CHECK(tg_nn_load(c, d, &st) < 0);             /* a directory */
+    CHECK_STR_HAS(st.msg, d);
+    CHECK(same(c, c0));
+    tg_module *extra = tg_nn_mlp(3, (int64_t[]){3, 4, 2}, "tanh", 0, false, TG_F64, &st);
+    CHECK(tg_nn_load(extra, path, &st) == TG_ESHAPE); /* no batch norm: fewer tensors */
+    CHECK_STR_HAS(st.msg, "holds 8 tensors, the model has 4");
+    tg_nn_free(extra);
+
+    /* Failed saves: TG_EIO naming the path, the old file bitwise intact, no temp file. */
+    const char *fails[3] = {"/proc/tg_nn_test.tg", NULL, NULL}; /* even root cannot create there */
+    char under_file[200], onto_dir[200];
+    snprintf(under_file, sizeof under_file, "%s/m.tg/x.tg", d); /* parent is a file */
+    snprintf(onto_dir, sizeof onto_dir, "%s/full", d);           /* rename onto a directory */
+    mkdir(onto_dir, 0755);
+    char inside[260];
+    snprintf(inside, sizeof inside, "%s/keep", onto_dir);
+    spill(inside, (const unsigned char *)"x", 1);
+    fails[1] = under_file, fails[2] = onto_dir;
+    for (int i = 0; i < 3; i++) {
+        CHECK(tg_nn_save(a, fails[i], &st) == TG_EIO);
+        CHECK_STR_HAS(st.msg, fails[i]);
+    }
+    CHECK(no_temp_left(d) && access(inside, F_OK) == 0);
+    /* A write that fails half way (a full disk, here a file size limit): the old file stays. */
+    tg_module *big = tg_nn_mlp(2, (int64_t[]){64, 64}, "tanh", 0, false, TG_F64, &st);
+    struct rlimit old_lim, lim;
+    getrlimit(RLIMIT_FSIZE, &old_lim);
+    lim = old_lim;
+    lim.rlim_cur = 4096;
+    void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    int rc = tg_nn_save(big, path, &st);
+    setrlimit(RLIMIT_FSIZE, &old_lim);
+    signal(SIGXFSZ, old_sig);
+    CHECK(rc == TG_EIO);
+    CHECK_STR_HAS(st.msg, "cannot write");
+    long size2;
+    unsigned char *now = slurp(path, &size2);
+    CHECK(now && size2 == size && memcmp(now, bytes, (size_t)size) == 0);
+    CHECK(no_temp_left(d));
+    CHECK(tg_nn_load(b, path, &st) == TG_OK); /* still a good model */
+    free(now);
+    tg_nn_free(big);
+
+    /* NULL arguments. */
+    CHECK(tg_nn_save(NULL, path, &st) == TG_EARG && tg_nn_save(a, NULL, &st) == TG_EARG);
+    CHECK(tg_nn_save(a, "", &st) == TG_EARG);
+    CHECK(tg_nn_load(NULL, path, &st) == TG_EARG && tg_nn_load(a, NULL, &st) == TG_EARG);
+    CHECK(tg_nn_save(a, path, NULL) == TG_OK && tg_nn_load(a, bad, NULL) < 0); /* st optional */
+
+    free(bytes);
+    tg_nn_free(a), tg_nn_free(b), tg_nn_free(c), tg_nn_free(c0);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    CHECK(system(cmd) == 0);
+}
+
 /* ---- Optimal Brain Damage ---- */
 typedef struct obd_ctx {
     tg_module *net;
@@ -411,8 +806,13 @@ static const check_case cases[] = {
     TEST(test_mlp_forward_by_hand),
     TEST(test_whole_model_gradcheck),
     TEST(test_train_eval_modes),
+    TEST(test_activation_layers),
+    TEST(test_param_order),
+    TEST(test_mlp_layout),
+    TEST(test_dropout_layer),
     TEST(test_initialisers),
     TEST(test_errors),
     TEST(test_save_load),
+    TEST(test_save_load_more),
 };
 TEST_MAIN("test_nn", cases)

@@ -47,10 +47,12 @@ TG_API tg_module *tg_nn_dropout(double p);
 TG_API tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps,
                                     tg_dtype dt);
 TG_API tg_module *tg_nn_sequential(void);
-/* Appends m to seq and takes ownership of m (also on failure, when m is freed). */
+/* Appends m to seq and takes ownership of m (also on failure, when m is freed). seq takes
+ * the dtype of its first layer with tensors; a layer of another dtype is TG_EDTYPE. */
 TG_API int tg_nn_append(tg_module *seq, tg_module *m);
 /* An MLP: linear layers sizes[0]→sizes[1]→…→sizes[n-1] (n >= 2), and between them
- * [batch norm] → activation act → [dropout p]; the last layer has none (logits). */
+ * [batch norm] → activation act → [dropout p]; the last layer has none (logits). The
+ * linear layers are initialised TG_INIT_UNIFORM from one generator seeded 0. */
 TG_API tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropout,
                             bool batchnorm, tg_dtype dt, tg_status *st);
 TG_API void tg_nn_free(tg_module *m);
