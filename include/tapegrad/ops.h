@@ -85,7 +85,9 @@ TG_API tg_tensor *tg_softmax(tg_tape *tp, tg_tensor *x, int axis);
 TG_API tg_tensor *tg_log_softmax(tg_tape *tp, tg_tensor *x, int axis);
 
 /* ---- losses: scalar results (shape []), mean over elements unless said otherwise.
- * Targets get gradients where the loss is differentiable in them. ---- */
+ * Prediction and target have the same shape, with at least one element (TG_ESHAPE
+ * otherwise), except for the cross-entropies. Targets get gradients where the loss is
+ * differentiable in them. ---- */
 TG_API tg_tensor *tg_mse_loss(tg_tape *tp, tg_tensor *pred, tg_tensor *target);
 /* ½ Σ (pred - target)²: the lectures' squared error, whose output error is pred - target. */
 TG_API tg_tensor *tg_half_sse_loss(tg_tape *tp, tg_tensor *pred, tg_tensor *target);
