@@ -1,25 +1,32 @@
 /* ops/norm.c: inverted dropout and batch normalisation. */
 #include "internal.h"
 
-/* ---- dropout: y = x · mask, mask_i = 0 with probability p, else 1/(1-p). The mask is
- * drawn from the tape's generator and kept in the arena (in the output's dtype). ---- */
+/* ---- dropout: y = x · m / (1-p), m_i = 0 with probability p, else 1 ----
+ * dx += dy · m / (1-p): the gradient flows only through the kept elements, scaled like
+ * them. The mask is drawn from the tape's generator (one uniform draw per element, in
+ * order, so a seed fixes it whatever the dtype) and saved as one byte per element in the
+ * arena. f[0] = p. */
 #define DROPOUT_KERNELS(T, SFX)                                                              \
     static void dropout_fwd_##SFX(tg_node *n)                                                \
     {                                                                                        \
         const T *restrict x = n->in[0]->data;                                                \
-        T *restrict y = n->out->data, *restrict mask = n->saved;                             \
+        T *restrict y = n->out->data;                                                        \
+        uint8_t *restrict keep = n->saved;                                                   \
         const double p = n->f[0];                                                            \
-        const T keep = (T)(1.0 / (1.0 - p));                                                 \
+        const T scale = (T)(1.0 / (1.0 - p));                                                \
         tg_rng *r = &n->out->tape->rng;                                                      \
-        int64_t len = n->out->numel;                                                         \
-        for (int64_t i = 0; i < len; i++) mask[i] = tg_rng_uniform(r) < p ? (T)0 : keep;     \
-        for (int64_t i = 0; i < len; i++) y[i] = x[i] * mask[i];                             \
+        const int64_t len = n->out->numel;                                                   \
+        for (int64_t i = 0; i < len; i++) keep[i] = tg_rng_uniform(r) >= p;                  \
+        for (int64_t i = 0; i < len; i++) y[i] = keep[i] ? x[i] * scale : (T)0;              \
     }                                                                                        \
     static void dropout_bwd_##SFX(tg_node *n)                                                \
     {                                                                                        \
-        const T *restrict dy = n->out->grad->data, *restrict mask = n->saved;                \
+        const T *restrict dy = n->out->grad->data;                                           \
+        const uint8_t *restrict keep = n->saved;                                             \
         T *restrict dx = n->in[0]->grad->data;                                               \
-        for (int64_t i = 0, len = n->out->numel; i < len; i++) dx[i] += dy[i] * mask[i];     \
+        const T scale = (T)(1.0 / (1.0 - n->f[0]));                                          \
+        for (int64_t i = 0, len = n->out->numel; i < len; i++)                               \
+            dx[i] += keep[i] ? dy[i] * scale : (T)0;                                         \
     }
 DROPOUT_KERNELS(float, f32)
 DROPOUT_KERNELS(double, f64)
@@ -33,93 +40,116 @@ void tg_dropout_bwd(tg_node *n)
 tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
 {
     if (tg_op_check(tp, TG_OP_dropout, 1, &x)) return NULL;
-    if (!(p >= 0 && p < 1)) {
+    if (!(p >= 0 && p < 1)) { /* also refuses NaN */
         tg_fail(tp, TG_EARG, "tg_dropout: p = %g, want 0 <= p < 1", p);
         return NULL;
     }
-    if (!training || p == 0) return x; /* the identity: no node, no copy */
+    /* Eval, or nothing to drop: x itself, with no node and no copy (and no draw from the
+     * generator), so the gradient reaches x directly. */
+    if (!training || p == 0) return x;
     tg_node *n = tg_op_begin(tp, TG_OP_dropout, 1, &x, x->ndim, x->shape);
-    if (!n || !tg_op_save(tp, n, (size_t)x->numel * tg_dtype_size((tg_dtype)x->dtype) + 1))
-        return NULL;
+    if (!n || !tg_op_save(tp, n, (size_t)x->numel)) return NULL;
     n->f[0] = p;
     return tg_op_finish(tp, n);
 }
 
-/* ---- batch normalisation over axis 1 of x [N, C, R...] (R = product of the rest).
- * Saved: the running statistics (forward only), then per channel the mean and 1/std used
- * (doubles). Attributes: i[0] N, i[1] C, i[2] R; f[0] momentum, f[1] eps, f[2] training. */
-typedef struct bn_saved {
-    tg_tensor *running_mean, *running_var;
-    double stats[]; /* mean[C], invstd[C] */
-} bn_saved;
-
+/* ---- batch normalisation over axis 1 of x, seen as [N, C, R] (R = product of the dims
+ * after the features; 1 for x [N,C]). Per channel c, over its M = N·R values:
+ *   x̂ = (x - μ_c) · s_c,  s_c = 1/sqrt(σ²_c + eps),  y = γ_c x̂ + β_c.
+ * Training: μ, σ² are the batch mean and biased variance, so they depend on x, and
+ *   dx = γ s / M · (M dy - Σ dy - x̂ Σ dy x̂)     (sums over the channel's M values).
+ * Eval: μ, σ² are the running statistics (constants), and dx = γ s dy.
+ * Both: dγ += Σ dy x̂, dβ += Σ dy.
+ * Saved (doubles, in the arena): μ[C], σ²[C], s[C], and a scratch of 2C for the backward's
+ * sums. The wrapper fills μ, σ² from the running statistics in eval and updates those
+ * from μ, σ² after a training forward, so the kernels touch nothing but the node.
+ * Attributes: i[0] N, i[1] C, i[2] R; f[0] eps, f[1] training. Sums are in double for
+ * both dtypes; the variance is two-pass (no E[x²] - μ² cancellation). */
 #define BN_KERNELS(T, SFX)                                                                   \
     static void bn_fwd_##SFX(tg_node *n)                                                     \
     {                                                                                        \
-        int64_t N = n->i[0], C = n->i[1], R = n->i[2];                                       \
-        bn_saved *s = n->saved;                                                              \
-        double *mean = s->stats, *inv = s->stats + C, eps = n->f[1], mom = n->f[0];         \
-        bool training = n->f[2] != 0;                                                        \
-        const T *x = n->in[0]->data, *gamma = n->in[1]->data, *beta = n->in[2]->data;       \
-        T *y = n->out->data;                                                                 \
-        double M = (double)(N * R);                                                          \
-        for (int64_t c = 0; c < C; c++) {                                                    \
-            double mu, var;                                                                  \
-            if (training) {                                                                  \
-                double sum = 0, sq = 0;                                                      \
-                for (int64_t b = 0; b < N; b++)                                              \
-                    for (int64_t r = 0; r < R; r++) sum += (double)x[(b * C + c) * R + r];   \
-                mu = sum / M;                                                                \
-                for (int64_t b = 0; b < N; b++)                                              \
-                    for (int64_t r = 0; r < R; r++) {                                        \
-                        double d = (double)x[(b * C + c) * R + r] - mu;                      \
-                        sq += d * d;                                                         \
-                    }                                                                        \
-                var = sq / M;                                                                \
-                if (s->running_mean)                                                         \
-                    tg_set(s->running_mean, c, (1 - mom) * tg_get(s->running_mean, c) + mom * mu); \
-                if (s->running_var)                                                          \
-                    tg_set(s->running_var, c,                                                \
-                           (1 - mom) * tg_get(s->running_var, c) + mom * var * M / (M - 1)); \
-            } else {                                                                         \
-                mu = tg_get(s->running_mean, c), var = tg_get(s->running_var, c);            \
-            }                                                                                \
-            mean[c] = mu, inv[c] = 1.0 / sqrt(var + eps);                                    \
-            const T a = (T)((double)gamma[c] * inv[c]), b0 = (T)((double)beta[c] - (double)a * mu);  \
+        const int64_t N = n->i[0], C = n->i[1], R = n->i[2];                                 \
+        double *mean = n->saved, *var = mean + C, *inv = var + C;                            \
+        const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;              \
+        const T *restrict beta = n->in[2]->data;                                             \
+        T *restrict y = n->out->data;                                                        \
+        if (n->f[1] != 0) {                                                                  \
+            const double M = (double)(N * R);                                                \
+            for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0;                            \
             for (int64_t b = 0; b < N; b++)                                                  \
-                for (int64_t r = 0; r < R; r++)                                              \
-                    y[(b * C + c) * R + r] = a * x[(b * C + c) * R + r] + b0;                \
+                for (int64_t c = 0; c < C; c++) {                                            \
+                    const T *row = x + (b * C + c) * R;                                      \
+                    double s = 0;                                                            \
+                    for (int64_t r = 0; r < R; r++) s += (double)row[r];                     \
+                    mean[c] += s;                                                            \
+                }                                                                            \
+            for (int64_t c = 0; c < C; c++) mean[c] /= M;                                    \
+            for (int64_t b = 0; b < N; b++)                                                  \
+                for (int64_t c = 0; c < C; c++) {                                            \
+                    const T *row = x + (b * C + c) * R;                                      \
+                    const double m = mean[c];                                                \
+                    double s = 0;                                                            \
+                    for (int64_t r = 0; r < R; r++) {                                        \
+                        const double d = (double)row[r] - m;                                 \
+                        s += d * d;                                                          \
+                    }                                                                        \
+                    var[c] += s;                                                             \
+                }                                                                            \
+            for (int64_t c = 0; c < C; c++) var[c] /= M;                                     \
         }                                                                                    \
+        for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + n->f[0]);               \
+        for (int64_t b = 0; b < N; b++)                                                      \
+            for (int64_t c = 0; c < C; c++) {                                                \
+                const T *row = x + (b * C + c) * R;                                          \
+                T *out = y + (b * C + c) * R;                                                \
+                const double m = mean[c], a = (double)gamma[c] * inv[c];                     \
+                const double b0 = (double)beta[c];                                           \
+                for (int64_t r = 0; r < R; r++) out[r] = (T)(((double)row[r] - m) * a + b0); \
+            }                                                                                \
     }                                                                                        \
     static void bn_bwd_##SFX(tg_node *n)                                                     \
     {                                                                                        \
-        int64_t N = n->i[0], C = n->i[1], R = n->i[2];                                       \
-        const bn_saved *s = n->saved;                                                        \
-        const double *mean = s->stats, *inv = s->stats + C;                                  \
-        bool training = n->f[2] != 0;                                                        \
-        const T *x = n->in[0]->data, *gamma = n->in[1]->data, *dy = n->out->grad->data;     \
-        double M = (double)(N * R);                                                          \
-        for (int64_t c = 0; c < C; c++) {                                                    \
-            double sdy = 0, sdyx = 0;                                                        \
-            for (int64_t b = 0; b < N; b++)                                                  \
+        const int64_t N = n->i[0], C = n->i[1], R = n->i[2];                                 \
+        const double M = (double)(N * R);                                                    \
+        double *saved = n->saved, *sdy = saved + 3 * C, *sdyx = saved + 4 * C;               \
+        const double *mean = saved, *inv = saved + 2 * C;                                    \
+        const bool training = n->f[1] != 0;                                                  \
+        const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;              \
+        const T *restrict dy = n->out->grad->data;                                           \
+        for (int64_t c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;                                \
+        for (int64_t b = 0; b < N; b++)                                                      \
+            for (int64_t c = 0; c < C; c++) {                                                \
+                const T *row = x + (b * C + c) * R, *g = dy + (b * C + c) * R;               \
+                const double m = mean[c], s = inv[c];                                        \
+                double s1 = 0, s2 = 0;                                                       \
                 for (int64_t r = 0; r < R; r++) {                                            \
-                    int64_t i = (b * C + c) * R + r;                                         \
-                    double xh = ((double)x[i] - mean[c]) * inv[c];                           \
-                    sdy += (double)dy[i], sdyx += (double)dy[i] * xh;                        \
+                    s1 += (double)g[r];                                                      \
+                    s2 += (double)g[r] * (((double)row[r] - m) * s);                         \
                 }                                                                            \
-            if (n->in[1]->requires_grad) ((T *)n->in[1]->grad->data)[c] += (T)sdyx;          \
-            if (n->in[2]->requires_grad) ((T *)n->in[2]->grad->data)[c] += (T)sdy;           \
-            if (!n->in[0]->requires_grad) continue;                                          \
-            T *dx = n->in[0]->grad->data;                                                    \
-            double k = (double)gamma[c] * inv[c];                                            \
-            for (int64_t b = 0; b < N; b++)                                                  \
-                for (int64_t r = 0; r < R; r++) {                                            \
-                    int64_t i = (b * C + c) * R + r;                                         \
-                    double xh = ((double)x[i] - mean[c]) * inv[c];                           \
-                    dx[i] += (T)(training ? k / M * (M * (double)dy[i] - sdy - xh * sdyx)    \
-                                          : k * (double)dy[i]);                              \
-                }                                                                            \
+                sdy[c] += s1, sdyx[c] += s2;                                                 \
+            }                                                                                \
+        if (n->in[1]->requires_grad) {                                                       \
+            T *dgamma = n->in[1]->grad->data;                                                \
+            for (int64_t c = 0; c < C; c++) dgamma[c] += (T)sdyx[c];                         \
         }                                                                                    \
+        if (n->in[2]->requires_grad) {                                                       \
+            T *dbeta = n->in[2]->grad->data;                                                 \
+            for (int64_t c = 0; c < C; c++) dbeta[c] += (T)sdy[c];                           \
+        }                                                                                    \
+        if (!n->in[0]->requires_grad) return;                                                \
+        T *restrict dx = n->in[0]->grad->data;                                               \
+        for (int64_t b = 0; b < N; b++)                                                      \
+            for (int64_t c = 0; c < C; c++) {                                                \
+                const int64_t o = (b * C + c) * R;                                           \
+                const double m = mean[c], s = inv[c], k = (double)gamma[c] * s;              \
+                /* eval: the statistics are constants, so only the direct term is left */    \
+                const double my = training ? sdy[c] / M : 0.0;                               \
+                const double mx = training ? sdyx[c] / M : 0.0;                              \
+                for (int64_t r = 0; r < R; r++) {                                            \
+                    const double xh = ((double)x[o + r] - m) * s;                            \
+                    dx[o + r] += (T)(k * ((double)dy[o + r] - my - xh * mx));                \
+                }                                                                            \
+            }                                                                                \
     }
 BN_KERNELS(float, f32)
 BN_KERNELS(double, f64)
@@ -128,6 +158,37 @@ void tg_batch_norm_fwd(tg_node *n) { TG_DISPATCH(n, bn_fwd); }
 void tg_batch_norm_bwd(tg_node *n) { TG_DISPATCH(n, bn_bwd); }
 
 static bool is_vec(const tg_tensor *t, int64_t c) { return t->ndim == 1 && t->shape[0] == c; }
+
+/* Checks a running statistic (NULL is fine here): shape [C], x's dtype, usable on tp, and a
+ * leaf when training writes into it. Records the error and returns false otherwise. */
+static bool running_ok(tg_tape *tp, const tg_tensor *x, tg_tensor *r, const char *what,
+                       bool training)
+{
+    char sr[96], sx[96];
+    int64_t C = x->shape[1];
+    if (!r) return true;
+    if (!is_vec(r, C)) {
+        tg_fail(tp, TG_ESHAPE, "tg_batch_norm: running %s %s: want [%lld] (x is %s)", what,
+                tg_shape_str(r, sr, sizeof sr), (long long)C, tg_shape_str(x, sx, sizeof sx));
+        return false;
+    }
+    if (r->dtype != x->dtype) {
+        tg_fail(tp, TG_EDTYPE, "tg_batch_norm: running %s is %s, x is %s", what,
+                tg_dtype_name((tg_dtype)r->dtype), tg_dtype_name((tg_dtype)x->dtype));
+        return false;
+    }
+    if (!r->leaf && (r->tape != tp || r->gen != tp->gen)) {
+        tg_fail(tp, TG_ESTATE, "tg_batch_norm: running %s belongs to another tape or was made "
+                "before tg_tape_reset", what);
+        return false;
+    }
+    if (training && !r->leaf) {
+        tg_fail(tp, TG_EARG, "tg_batch_norm: running %s is an op output; training updates it "
+                "in place, so it must be a leaf", what);
+        return false;
+    }
+    return true;
+}
 
 tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta,
                          tg_tensor *running_mean, tg_tensor *running_var, double momentum,
@@ -141,17 +202,11 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
                 tg_shapes_str(buf, sizeof buf, 3, in));
         return NULL;
     }
-    int64_t N = x->shape[0], C = x->shape[1], R = N > 0 && C > 0 ? x->numel / (N * C) : 0;
-    tg_tensor *rs[2] = {running_mean, running_var};
-    for (int k = 0; k < 2; k++)
-        if (rs[k] && (!is_vec(rs[k], C) || rs[k]->dtype != x->dtype)) {
-            tg_fail(tp, TG_ESHAPE, "tg_batch_norm: running %s %s: want [%lld] of %s",
-                    k ? "variance" : "mean", tg_shape_str(rs[k], buf, sizeof buf), (long long)C,
-                    tg_dtype_name((tg_dtype)x->dtype));
-            return NULL;
-        }
-    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) {
-        tg_fail(tp, TG_EARG, "tg_batch_norm: eps = %g, momentum = %g: want eps > 0 and "
+    if (!running_ok(tp, x, running_mean, "mean", training) ||
+        !running_ok(tp, x, running_var, "variance", training))
+        return NULL;
+    if (!(eps > 0 && isfinite(eps)) || !(momentum >= 0 && momentum <= 1)) {
+        tg_fail(tp, TG_EARG, "tg_batch_norm: eps = %g, momentum = %g: want eps > 0 (finite) and "
                 "0 <= momentum <= 1", eps, momentum);
         return NULL;
     }
@@ -159,19 +214,43 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
         tg_fail(tp, TG_EARG, "tg_batch_norm: eval mode needs the running mean and variance");
         return NULL;
     }
-    if (training && N * R < 2) {
+    int64_t N = x->shape[0], C = x->shape[1], R = 1;
+    for (int d = 2; d < x->ndim; d++) R *= x->shape[d];
+    /* One value per channel has no spread: the unbiased variance would divide by 0 (and
+     * PyTorch refuses it too), so training needs M = N·R >= 2. */
+    if (training && C > 0 && N * R < 2) {
         tg_fail(tp, TG_ESHAPE, "tg_batch_norm: %s: training needs more than one value per "
-                "channel", tg_shape_str(x, buf, sizeof buf));
+                "channel (N times the trailing sizes >= 2)", tg_shape_str(x, buf, sizeof buf));
         return NULL;
     }
+    if (!training)
+        for (int64_t c = 0; c < C; c++)
+            if (tg_get(running_var, c) < 0) {
+                tg_fail(tp, TG_EARG, "tg_batch_norm: running variance[%lld] = %g is negative",
+                        (long long)c, tg_get(running_var, c));
+                return NULL;
+            }
     tg_node *n = tg_op_begin(tp, TG_OP_batch_norm, 3, in, x->ndim, x->shape);
     if (!n) return NULL;
-    bn_saved *s = tg_op_save(tp, n, sizeof *s + 2 * (size_t)C * sizeof(double));
-    if (!s) return NULL;
-    s->running_mean = running_mean, s->running_var = running_var;
+    double *stats = tg_op_save(tp, n, 5 * (size_t)C * sizeof(double));
+    if (!stats) return NULL;
     n->i[0] = N, n->i[1] = C, n->i[2] = R;
-    n->f[0] = momentum, n->f[1] = eps, n->f[2] = training;
+    n->f[0] = eps, n->f[1] = training;
+    double *mean = stats, *var = stats + C;
+    if (!training)
+        for (int64_t c = 0; c < C; c++)
+            mean[c] = tg_get(running_mean, c), var[c] = tg_get(running_var, c);
     tg_tensor *y = tg_op_finish(tp, n);
-    s->running_mean = s->running_var = NULL; /* the sweep may outlive them */
+    if (!y || !training) return y;
+    /* r = (1-momentum) r + momentum · stat, with the unbiased variance (PyTorch's rule). */
+    double M = (double)(N * R);
+    for (int64_t c = 0; c < C; c++) {
+        if (running_mean)
+            tg_set(running_mean, c,
+                   (1 - momentum) * tg_get(running_mean, c) + momentum * mean[c]);
+        if (running_var)
+            tg_set(running_var, c,
+                   (1 - momentum) * tg_get(running_var, c) + momentum * var[c] * M / (M - 1));
+    }
     return y;
 }

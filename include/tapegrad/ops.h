@@ -116,14 +116,22 @@ TG_API tg_tensor *tg_logistic_loss(tg_tape *tp, tg_tensor *score, tg_tensor *y);
 
 /* ---- regularisation and normalisation ---- */
 /* Inverted dropout: while training, each element is zeroed with probability p and the rest
- * scaled by 1/(1-p), using the tape's generator (tg_tape_seed); identity when not training
- * or p == 0. 0 <= p < 1 (TG_EARG otherwise). */
+ * scaled by 1/(1-p); dx += dy · mask/(1-p), so gradients pass only through kept elements.
+ * The mask is drawn from the tape's generator (tg_tape_seed fixes it, for f32 and f64
+ * alike) and kept in the arena (1 byte per element). When not training, or p == 0, returns
+ * x itself: no node, no copy, no draw. 0 <= p < 1, checked in eval too (TG_EARG). */
 TG_API tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training);
-/* Batch normalisation over the first dimension of x [N,C] (or [N,C,...] with features on
+/* Batch normalisation over every axis but 1 of x [N,C] (or [N,C,...] with features on
  * axis 1): x̂ = (x - μ)/sqrt(σ² + eps), y = γ x̂ + β, γ and β [C]. Training uses the
- * batch statistics (biased variance) and, when running_mean/running_var ([C], may be NULL)
- * are given, updates them: r = (1-momentum) r + momentum · stat, with the unbiased
- * variance, as PyTorch does. Eval uses the running statistics (required then). */
+ * batch statistics (biased variance; the backward goes through them) and, when
+ * running_mean/running_var ([C] leaves of x's dtype, either may be NULL) are given,
+ * updates them in place: r = (1-momentum) r + momentum · stat, with the unbiased
+ * variance, as PyTorch does (also in no-grad mode: call it once per step). Training needs
+ * at least two values per channel (N · trailing sizes >= 2, else TG_ESHAPE; PyTorch
+ * refuses N = 1 too). Eval uses the running statistics (required then, TG_EARG; a
+ * negative variance is TG_EARG) and leaves them alone; the backward is the affine map.
+ * eps > 0 finite, 0 <= momentum <= 1 (TG_EARG). The statistics used are saved in the
+ * arena. */
 TG_API tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta,
                                 tg_tensor *running_mean, tg_tensor *running_var,
                                 double momentum, double eps, bool training);
