@@ -5,11 +5,14 @@ BLIS_INC ?= /usr/include/$(MULTIARCH)/blis-openmp
 BLIS_LIB ?= /usr/lib/$(MULTIARCH)/blis-openmp
 PREFIX   ?= /usr/local
 OPT      ?= -O3 -fno-math-errno
+# OpenMP (libgomp, the runtime BLIS's OpenMP build already uses) splits the optimiser's
+# per-element pass over the BLIS threads. Off for clang, whose OpenMP runtime is another one.
+OPENMP   ?= $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null)),,-fopenmp)
 WARN      = -Wall -Wextra -Wpedantic -Wshadow -Wvla -Wdouble-promotion
 CFLAGS   ?= $(OPT) -g
-ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(OPENMP) \
              -Iinclude -isystem $(BLIS_INC) $(EXTRA_CFLAGS)
-LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -llapack -lz -lm -lpthread $(EXTRA_LDFLAGS)
+LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) $(OPENMP) -lblis -llapack -lz -lm -lpthread $(EXTRA_LDFLAGS)
 B        ?= build
 
 DIRS     ?= autograd ops nn optim data

@@ -3,9 +3,11 @@
 
 #include "internal.h"
 
-/* Makes t->grad a zeroed buffer valid for the current sweep. Leaves keep (and keep
- * accumulating into) the buffer they own; intermediates get theirs from the arena once per
- * tape generation and have it zeroed once per sweep. */
+/* Makes t->grad a buffer valid for the current sweep that reads as zeros. Leaves keep (and
+ * keep accumulating into) the buffer they own; intermediates get theirs from the arena once
+ * per tape generation and have it marked unset once per sweep: the first backward kernel
+ * that reaches it writes it instead of adding (ops with sets = 1), or the sweep zeroes it
+ * before a kernel that adds. No gradient is zeroed only to be overwritten. */
 static int ensure_grad(tg_tape *tp, tg_tensor *t)
 {
     if (t->leaf) {
@@ -19,7 +21,7 @@ static int ensure_grad(tg_tape *tp, tg_tensor *t)
         t->grad = tg_arena_tensor(tp, "backward", (tg_dtype)t->dtype, t->ndim, t->shape);
         if (!t->grad) return TG_ENOMEM;
     }
-    memset(t->grad->data, 0, (size_t)t->numel * tg_dtype_size((tg_dtype)t->dtype));
+    t->grad_unset = true;
     t->grad_sweep = tp->sweep;
     return TG_OK;
 }
@@ -48,15 +50,22 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
                        "or grad mode was off)", who, seed ? "output" : "loss");
     tp->sweep++;
     if (ensure_grad(tp, y)) return tp->err;
+    tg_grad_settle(y);
     if (seed)
         for (int64_t i = 0; i < y->numel; i++) tg_set(y->grad, i, tg_get(y->grad, i) + tg_get(seed, i));
     else
         tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
     for (tg_node *n = y->node; n; n = n->prev) {
         if (!n->out->grad || n->out->grad_sweep != tp->sweep) continue; /* no gradient here */
-        for (int i = 0; i < n->n_in; i++)
-            if (n->in[i]->requires_grad && ensure_grad(tp, n->in[i])) return tp->err;
-        tg_op_table[n->op].backward(n);
+        const tg_op *op = &tg_op_table[n->op];
+        tg_grad_settle(n->out); /* reached, but no kernel wrote it: zeros */
+        for (int i = 0; i < n->n_in; i++) {
+            tg_tensor *x = n->in[i];
+            if (!x->requires_grad) continue;
+            if (ensure_grad(tp, x)) return tp->err;
+            if (!op->sets) tg_grad_settle(x);
+        }
+        op->backward(n);
     }
     return TG_OK;
 }

@@ -20,6 +20,9 @@ struct tg_tensor {
     uint8_t dtype;         /* tg_dtype */
     bool requires_grad;    /* leaves: set by the caller; outputs: some input requires it */
     bool leaf;             /* owned by the caller (heap), not by a tape */
+    bool grad_unset;       /* grad holds no values yet and reads as zeros: the first backward
+                              kernel to reach it writes it (GEMM beta = 0, dx = ... instead
+                              of dx += ...), or it is zeroed on first use (tg_grad_settle) */
 };
 
 /* Scalar attributes of a node: axes, alphas, probabilities. Their meaning is the op's. */
@@ -62,9 +65,10 @@ typedef struct tg_op {
     int arity;                       /* number of tensor inputs; -1 for variadic (concat) */
     void (*forward)(tg_node *);      /* writes n->out from n->in[] and the attributes */
     void (*backward)(tg_node *);     /* adds into n->in[i]->grad from n->out->grad */
+    bool sets;                       /* backward writes unset input gradients (tg_grad_beta) */
 } tg_op;
 
-#define TG_OP(nm, ar) TG_OP_##nm,
+#define TG_OP(nm, ar, sets) TG_OP_##nm,
 typedef enum {
 #include "../ops/ops.def"
     TG_OP_COUNT
@@ -113,6 +117,18 @@ tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
 
 /* tensor.c */
 int tg_leaf_grad_alloc(tg_tensor *t); /* allocates t->grad zeroed; TG_ENOMEM */
+/* Zeroes t->grad if it is unset, so that it can be read or added to. */
+void tg_grad_settle(tg_tensor *t);
+/* For a backward kernel about to accumulate into t->grad: 0 if the gradient is unset (write
+ * it: GEMM beta = 0, dx = v), 1 if it holds values (add: beta = 1, dx += v). Either way the
+ * gradient counts as written afterwards, so call it once, right before the write. Only ops
+ * marked sets = 1 in ops.def may leave an input unset until their kernel runs. */
+static inline int tg_grad_beta(tg_tensor *t)
+{
+    int beta = t->grad_unset ? 0 : 1;
+    t->grad_unset = false;
+    return beta;
+}
 int64_t tg_shape_numel(int ndim, const int64_t *shape);
 /* Writes "[2,3]" of a raw shape into buf. */
 char *tg_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t size);

@@ -165,7 +165,15 @@ tg_tensor *tg_grad(const tg_tensor *t)
     if (!t || !t->grad) return NULL;
     /* an intermediate's grad is only meaningful in the sweep that zeroed it */
     if (!t->leaf && (!t->tape || t->grad_sweep != t->tape->sweep)) return NULL;
+    tg_grad_settle((tg_tensor *)t); /* t is never a const object: leaves and arena tensors */
     return t->grad;
+}
+
+void tg_grad_settle(tg_tensor *t)
+{
+    if (!t->grad_unset) return;
+    memset(t->grad->data, 0, (size_t)t->numel * tg_dtype_size((tg_dtype)t->dtype));
+    t->grad_unset = false;
 }
 
 int tg_set_requires_grad(tg_tensor *t, bool on)
@@ -192,7 +200,8 @@ int tg_zero_grad(tg_tensor *t)
     if (!t) return TG_EARG;
     if (!t->leaf) return TG_EARG;
     if (!t->grad) return tg_leaf_grad_alloc(t);
-    memset(t->grad->data, 0, (size_t)t->numel * tg_dtype_size((tg_dtype)t->dtype));
+    /* zeroed lazily: the next sweep's first write sets it, or tg_grad zeroes it */
+    t->grad_unset = true;
     return TG_OK;
 }
 

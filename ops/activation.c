@@ -2,7 +2,7 @@
  * and log_softmax view the input as [outer, len, inner] around their axis. */
 #include "internal.h"
 
-/* ---- elementwise activations: y[i] = FWD, dx[i] += DX ----
+/* ---- elementwise activations: y[i] = FWD, dx[i] += DX (dx[i] = DX if dx is unset) ----
  * FWD may use xi = x[i] and the scalar attribute a (alpha); DX may use g = dy[i], xi, yi = y[i]
  * and a. Each expression is written once per dtype (float math for f32). Values are loaded
  * before any branch, and branches only select (pos, neg below), never compute, so the
@@ -27,10 +27,19 @@
         T *restrict dx = n->in[0]->grad->data;                                               \
         const T a = (T)n->f[0];                                                              \
         (void)a;                                                                             \
-        for (int64_t i = 0, len = n->out->numel; i < len; i++) {                             \
-            const T g = dy[i], xi = x[i], yi = y[i];                                         \
-            (void)xi, (void)yi;                                                              \
-            dx[i] += DX;                                                                     \
+        const int64_t len = n->out->numel;                                                   \
+        if (tg_grad_beta(n->in[0])) {                                                        \
+            for (int64_t i = 0; i < len; i++) {                                              \
+                const T g = dy[i], xi = x[i], yi = y[i];                                     \
+                (void)xi, (void)yi;                                                          \
+                dx[i] += DX;                                                                 \
+            }                                                                                \
+        } else { /* the first gradient to reach x: written, not added to zeros */            \
+            for (int64_t i = 0; i < len; i++) {                                              \
+                const T g = dy[i], xi = x[i], yi = y[i];                                     \
+                (void)xi, (void)yi;                                                          \
+                dx[i] = DX;                                                                  \
+            }                                                                                \
         }                                                                                    \
     }
 

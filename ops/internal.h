@@ -8,7 +8,7 @@
 
 #include "../autograd/internal.h"
 
-#define TG_OP(nm, ar) void tg_##nm##_fwd(tg_node *); void tg_##nm##_bwd(tg_node *);
+#define TG_OP(nm, ar, sets) void tg_##nm##_fwd(tg_node *); void tg_##nm##_bwd(tg_node *);
 #include "ops.def"
 #undef TG_OP
 

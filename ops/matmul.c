@@ -84,23 +84,30 @@ void tg_matmul_bwd(tg_node *n)
     tg_dtype dt = (tg_dtype)n->out->dtype;
     size_t es = tg_dtype_size(dt);
     const char *dy = n->out->grad->data;
+    /* beta 0 writes a gradient nothing has reached yet (tg_grad_beta), 1 adds to it. Each
+     * beta is taken right before the first write, so matmul(a, a) adds its second part. */
     if (!bb) {
         int64_t rows = (ab ? B : 1) * m;
         if (A->requires_grad) /* da += dy · bᵀ */
-            gemm(dt, false, true, rows, k, nn, dy, Bt->data, 1.0, A->grad->data);
+            gemm(dt, false, true, rows, k, nn, dy, Bt->data, tg_grad_beta(A), A->grad->data);
         if (Bt->requires_grad) /* db += aᵀ · dy, summed over the batch by the GEMM itself */
-            gemm(dt, true, false, k, nn, rows, A->data, dy, 1.0, Bt->grad->data);
+            gemm(dt, true, false, k, nn, rows, A->data, dy, tg_grad_beta(Bt), Bt->grad->data);
         return;
     }
+    double beta_a = 1, beta_b = 1; /* a shared a (not batched) is added to after t = 0 */
     for (int64_t t = 0; t < B; t++) {
         size_t oa = ab ? (size_t)(t * m * k) * es : 0, ob = (size_t)(t * k * nn) * es;
         const char *dyt = dy + (size_t)(t * m * nn) * es;
-        if (A->requires_grad)
-            gemm(dt, false, true, m, k, nn, dyt, (char *)Bt->data + ob, 1.0,
+        if (A->requires_grad) {
+            if (t == 0) beta_a = tg_grad_beta(A);
+            gemm(dt, false, true, m, k, nn, dyt, (char *)Bt->data + ob, ab || t == 0 ? beta_a : 1,
                  (char *)A->grad->data + oa);
-        if (Bt->requires_grad)
-            gemm(dt, true, false, k, nn, m, (char *)A->data + oa, dyt, 1.0,
+        }
+        if (Bt->requires_grad) {
+            if (t == 0) beta_b = tg_grad_beta(Bt);
+            gemm(dt, true, false, k, nn, m, (char *)A->data + oa, dyt, beta_b,
                  (char *)Bt->grad->data + ob);
+        }
     }
 }
 
@@ -150,10 +157,11 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
         T *y = n->out->data;                                                                \
         for (int64_t r = 0; r < rows; r++) memcpy(y + r * cols, b, (size_t)cols * sizeof(T)); \
     }                                                                                       \
-    static void linear_dbias_##SFX(tg_node *n, int64_t rows, int64_t cols)                 \
+    static void linear_dbias_##SFX(tg_node *n, int64_t rows, int64_t cols, bool add)       \
     {                                                                                       \
         const T *dy = n->out->grad->data;                                                   \
         T *db = n->in[2]->grad->data;                                                       \
+        if (!add) memset(db, 0, (size_t)cols * sizeof(T));                                  \
         for (int64_t r = 0; r < rows; r++)                                                  \
             for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];                   \
     }
@@ -175,11 +183,15 @@ void tg_linear_bwd(tg_node *n)
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     const void *dy = n->out->grad->data;
-    if (x->requires_grad) gemm(dt, false, true, rows, k, cols, dy, w->data, 1.0, x->grad->data);
-    if (w->requires_grad) gemm(dt, true, false, k, cols, rows, x->data, dy, 1.0, w->grad->data);
+    /* beta 0 writes a gradient nothing has reached yet (tg_grad_beta), 1 adds to it */
+    if (x->requires_grad)
+        gemm(dt, false, true, rows, k, cols, dy, w->data, tg_grad_beta(x), x->grad->data);
+    if (w->requires_grad)
+        gemm(dt, true, false, k, cols, rows, x->data, dy, tg_grad_beta(w), w->grad->data);
     if (b->requires_grad) {
-        if (dt == TG_F32) linear_dbias_f32(n, rows, cols);
-        else linear_dbias_f64(n, rows, cols);
+        bool add = tg_grad_beta(b);
+        if (dt == TG_F32) linear_dbias_f32(n, rows, cols, add);
+        else linear_dbias_f64(n, rows, cols, add);
     }
 }
 

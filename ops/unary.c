@@ -19,7 +19,11 @@
         T *restrict dx = n->in[0]->grad->data;                                               \
         const T c = (T)n->f[0];                                                              \
         (void)c, (void)x, (void)y;                                                           \
-        for (int64_t i = 0, len = n->out->numel; i < len; i++) dx[i] += DX;                  \
+        const int64_t len = n->out->numel;                                                   \
+        if (tg_grad_beta(n->in[0]))                                                          \
+            for (int64_t i = 0; i < len; i++) dx[i] += DX;                                   \
+        else /* the first gradient to reach x: written, not added to zeros */                \
+            for (int64_t i = 0; i < len; i++) dx[i] = DX;                                    \
     }
 
 #define UNARY(NAME, FWD32, DX32, FWD64, DX64)                                                \

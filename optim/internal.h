@@ -30,6 +30,7 @@ struct tg_optim {
     tg_dtype dtype;      /* of every parameter */
     int n_params;
     tg_tensor **params;  /* borrowed parameters (the array is ours) */
+    tg_tensor **grads;   /* inside a step: each parameter's gradient, NULL if it has none */
     float **s32;         /* f32: s32[p * n_slots + k] is slot k of parameter p (numel floats) */
     double **s64;        /* f64: likewise */
     void *state_mem;     /* one zeroed block holding every slot, freed with the optimiser */

@@ -7,6 +7,10 @@
 
 #include "internal.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #define X(nm) &tg_##nm##_class,
 static const tg_optim_class *const methods[] = {TG_OPTIM_LIST(X)};
 #undef X
@@ -159,8 +163,9 @@ tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
     o->dtype = tg_tensor_dtype(params[0]);
     o->n_params = n_params;
     o->params = malloc((size_t)n_params * sizeof *o->params);
+    o->grads = calloc((size_t)n_params, sizeof *o->grads);
     if (o->params) memcpy(o->params, params, (size_t)n_params * sizeof *o->params);
-    if (!o->params || alloc_state(o) != TG_OK) {
+    if (!o->params || !o->grads || alloc_state(o) != TG_OK) {
         tg_optim_free(o);
         tg_status_set(st, TG_ENOMEM, "tg_optim_new: %s: out of memory for the state", cls->name);
         return NULL;
@@ -185,6 +190,7 @@ void tg_optim_free(tg_optim *o)
     free(o->s32);
     free(o->s64);
     free(o->params);
+    free(o->grads);
     free(o);
 }
 
@@ -219,20 +225,61 @@ void tg_optim_begin_step(tg_optim *o)
 #define FTZ_END() (void)0
 #endif
 
+/* Part t of nt of every parameter with a gradient (o->grads, set by the caller), updated by
+ * the method's kernel. The kernels are per-element, so any split gives the same numbers as
+ * one pass. Each parameter is split into nt contiguous parts (at 16 elements), like the
+ * row blocks BLIS's threads wrote its gradient in, so each thread mostly updates what its
+ * own core's cache already holds. */
+static void update_part(tg_optim *o, int t, int nt)
+{
+    int k = o->cls->n_slots;
+    for (int p = 0; p < o->n_params; p++) {
+        tg_tensor *w = o->params[p], *g = o->grads[p];
+        if (!g) continue; /* no gradient reached it: leave it and its moments alone */
+        int64_t n = tg_tensor_numel(w);
+        int64_t a = n * t / nt / 16 * 16, b = t + 1 == nt ? n : n * (t + 1) / nt / 16 * 16;
+        if (a >= b) continue;
+        if (o->dtype == TG_F32) {
+            float *s[TG_OPTIM_SLOTS_MAX];
+            for (int j = 0; j < k; j++) s[j] = o->s32[p * k + j] + a;
+            o->cls->update_f32(o, (float *)tg_data(w) + a, (const float *)tg_data_const(g) + a,
+                               s, b - a);
+        } else {
+            double *s[TG_OPTIM_SLOTS_MAX];
+            for (int j = 0; j < k; j++) s[j] = o->s64[p * k + j] + a;
+            o->cls->update_f64(o, (double *)tg_data(w) + a, (const double *)tg_data_const(g) + a,
+                               s, b - a);
+        }
+    }
+}
+
+/* Below this many elements a step runs on one thread: waking the others costs more. */
+#define PARALLEL_MIN_ELEMENTS 32768
+
+/* The generic step of per-element methods. Large steps are split over the BLIS thread count
+ * (the same OpenMP threads the GEMMs use). */
 static int first_order_step(tg_optim *o)
 {
     tg_optim_begin_step(o);
-    FTZ_BEGIN();
-    int k = o->cls->n_slots;
+    int64_t total = 0;
     for (int p = 0; p < o->n_params; p++) {
-        tg_tensor *w = o->params[p], *g = tg_optim_active_grad(w);
-        if (!g) continue; /* no gradient reached it: leave it and its moments alone */
-        int64_t n = tg_tensor_numel(w);
-        if (o->dtype == TG_F32)
-            o->cls->update_f32(o, tg_data(w), tg_data_const(g), k ? o->s32 + p * k : NULL, n);
-        else
-            o->cls->update_f64(o, tg_data(w), tg_data_const(g), k ? o->s64 + p * k : NULL, n);
+        o->grads[p] = tg_optim_active_grad(o->params[p]);
+        if (o->grads[p]) total += tg_tensor_numel(o->params[p]);
     }
+    int nt = tg_get_num_threads();
+    if (nt > 1 && total >= PARALLEL_MIN_ELEMENTS) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+        {
+            FTZ_BEGIN(); /* MXCSR is per thread */
+            update_part(o, omp_get_thread_num(), omp_get_num_threads());
+            FTZ_END();
+        }
+        return TG_OK;
+#endif
+    }
+    FTZ_BEGIN();
+    update_part(o, 0, 1);
     FTZ_END();
     return TG_OK;
 }

@@ -161,6 +161,62 @@ static void test_backward_twice(void)
     tg_tensor_free(x), tg_tensor_free(w);
 }
 
+/* Gradients are zeroed lazily (tg_zero_grad, and intermediates once per sweep): the first
+ * kernel to reach one writes it instead of adding. A NaN left in any buffer from an earlier
+ * sweep must not come back, through any kind of op (GEMM with beta 0, unary, activation,
+ * elementwise, reduction), for leaves and intermediates, at f32 and f64. */
+static void test_lazy_zero_never_reads_old_values(void)
+{
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        int64_t sx[2] = {3, 4}, sw[2] = {4, 2}, sb[1] = {2};
+        tg_tensor *x = tg_tensor_new(dt, 2, sx), *w = tg_tensor_new(dt, 2, sw);
+        tg_tensor *b = tg_tensor_new(dt, 1, sb);
+        tg_rng r;
+        tg_rng_seed(&r, 7);
+        tg_tensor_rand_uniform(x, -1, 1, &r), tg_tensor_rand_uniform(w, -1, 1, &r);
+        tg_tensor_rand_uniform(b, -1, 1, &r);
+        tg_set_requires_grad(x, true), tg_set_requires_grad(w, true), tg_set_requires_grad(b, true);
+        tg_tape *tp = tg_tape_new();
+        /* linear (GEMM) -> tanh (activation) -> square (unary) -> mul with itself
+         * (elementwise, one input twice) -> matmul(h, hT) -> sum */
+        tg_tensor *h = tg_tanh(tp, tg_linear(tp, x, w, b));
+        h = tg_mul(tp, tg_square(tp, h), h);
+        tg_tensor *y = tg_matmul(tp, h, tg_transpose(tp, h, 0, 1));
+        tg_tensor *loss = tg_sum(tp, y, TG_ALL_AXES, false);
+        CHECK(loss != NULL);
+        tg_tensor *seed = tg_tensor_new(dt, 0, NULL);
+        double ref[3][12];
+        int sizes[3] = {12, 8, 2};
+        tg_tensor *leaf[3] = {x, w, b};
+        /* reference: one clean sweep */
+        CHECK(tg_backward(tp, loss) == TG_OK);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < sizes[i]; j++) ref[i][j] = tg_get(tg_grad(leaf[i]), j);
+        /* poison: a sweep seeded with NaN fills every gradient buffer with NaN */
+        tg_tensor_fill(seed, (double)NAN);
+        CHECK(tg_backward_seed(tp, loss, seed) == TG_OK);
+        CHECK(isnan(tg_get(tg_grad(w), 0)));
+        CHECK(isnan(tg_get(tg_grad(h), 0)));
+        for (int i = 0; i < 3; i++) tg_zero_grad(leaf[i]);
+        CHECK(tg_backward(tp, loss) == TG_OK);
+        double tol = d ? 1e-6 : 1e-15;
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < sizes[i]; j++)
+                CHECK_NEAR(tg_get(tg_grad(leaf[i]), j), ref[i][j], tol * (1 + fabs(ref[i][j])));
+        /* zeroed and never reached again: reads as zeros */
+        for (int i = 0; i < 3; i++) tg_zero_grad(leaf[i]);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < sizes[i]; j++) CHECK(tg_get(tg_grad(leaf[i]), j) == 0.0);
+        /* accumulation without zeroing still adds */
+        CHECK(tg_backward(tp, loss) == TG_OK && tg_backward(tp, loss) == TG_OK);
+        for (int j = 0; j < 8; j++)
+            CHECK_NEAR(tg_get(tg_grad(w), j), 2 * ref[1][j], 2 * tol * (1 + fabs(ref[1][j])));
+        tg_tape_free(tp);
+        tg_tensor_free(seed), tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b);
+    }
+}
+
 static void test_grad_mode_and_recording(void)
 {
     int64_t s[2] = {2, 2};
@@ -642,6 +698,7 @@ static const check_case cases[] = {
     TEST(test_tensor_print),
     TEST(test_backward_by_hand),
     TEST(test_backward_twice),
+    TEST(test_lazy_zero_never_reads_old_values),
     TEST(test_grad_mode_and_recording),
     TEST(test_sweep_starts_at_loss),
     TEST(test_leaf_loss),

@@ -738,6 +738,60 @@ static void test_step_never_allocates(void)
     }
 }
 
+/* A large step is split over the BLIS threads (OpenMP). The kernels are per-element, so two
+ * threads must give the very same bits as one, for every per-element method and both dtypes,
+ * with parameters of odd sizes (parts that do not fall on 16 elements) and one parameter
+ * that no gradient reached. */
+static void test_parallel_step_matches_serial(void)
+{
+    const int64_t sizes[4] = {40000, 37, 30011, 5};
+    int threads = tg_get_num_threads();
+    for (int m = 0; tg_optim_method(m); m++) {
+        tg_optim_opts o;
+        tg_optim_defaults(tg_optim_method(m), &o);
+        o.l2 = 1e-3, o.weight_decay = 1e-3;
+        for (int d = 0; d < 2; d++) {
+            tg_tensor *p[2][4];
+            tg_optim *opt[2];
+            for (int c = 0; c < 2; c++) {
+                tg_rng r;
+                tg_rng_seed(&r, 11);
+                for (int i = 0; i < 4; i++) {
+                    p[c][i] = tg_tensor_new(d ? TG_F32 : TG_F64, 1, &sizes[i]);
+                    tg_tensor_rand_uniform(p[c][i], -1, 1, &r);
+                    tg_set_requires_grad(p[c][i], true);
+                }
+                opt[c] = tg_optim_new(tg_optim_method(m), 4, p[c], &o, NULL);
+            }
+            if (opt[0] && !tg_optim_needs_closure(opt[0])) {
+                for (int c = 0; c < 2; c++) {
+                    tg_set_num_threads(c + 1);
+                    tg_rng r;
+                    tg_rng_seed(&r, 12);
+                    for (int t = 0; t < 3; t++) {
+                        for (int i = 0; i < 3; i++) { /* p[c][3] gets no gradient */
+                            tg_zero_grad(p[c][i]);
+                            tg_tensor_rand_uniform(tg_grad(p[c][i]), -1, 1, &r);
+                        }
+                        CHECK(tg_optim_step(opt[c]) == TG_OK);
+                    }
+                }
+                bool same = true;
+                for (int i = 0; i < 4; i++)
+                    same &= memcmp(tg_data(p[0][i]), tg_data(p[1][i]),
+                                   (size_t)sizes[i] * (d ? 4 : 8)) == 0;
+                if (!same) printf("test_optim.c: %s: 2 threads differ from 1\n", tg_optim_method(m));
+                CHECK(same);
+            }
+            for (int c = 0; c < 2; c++) {
+                tg_optim_free(opt[c]);
+                for (int i = 0; i < 4; i++) tg_tensor_free(p[c][i]);
+            }
+        }
+    }
+    tg_set_num_threads(threads);
+}
+
 static void test_schedules(void)
 {
     tg_lr_schedule st = {.kind = TG_LR_STEP, .step_size = 10, .gamma = 0.1};
@@ -1108,5 +1162,6 @@ static const check_case cases[] = {
     TEST(test_bad_arguments),
     TEST(test_closure_first_order),
     TEST(test_step_never_allocates),
+    TEST(test_parallel_step_matches_serial),
 };
 TEST_MAIN("test_optim", cases)

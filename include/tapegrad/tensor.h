@@ -48,7 +48,10 @@ TG_API tg_tensor *tg_grad(const tg_tensor *t);
 /* Marks a leaf as needing a gradient. Refused (TG_EARG) for arena tensors. */
 TG_API int tg_set_requires_grad(tg_tensor *t, bool on);
 TG_API bool tg_requires_grad(const tg_tensor *t);
-/* Zeroes a leaf's gradient, allocating it if absent. TG_ENOMEM, or TG_EARG for NULL. */
+/* Zeroes a leaf's gradient, allocating it if absent. TG_ENOMEM, or TG_EARG for NULL.
+ * The zeroing is lazy: the next sweep's first write overwrites the buffer (no memset before
+ * a GEMM with beta = 1), and tg_grad zeroes it if it is read first. So read the gradient
+ * through tg_grad after tg_zero_grad, not through a data pointer kept from before. */
 TG_API int tg_zero_grad(tg_tensor *t);
 
 /* Fill helpers for leaves (and arena tensors outside a sweep). Return 0 or TG_EARG. */
