@@ -1,4 +1,5 @@
 /* autograd/backward.c: the reverse sweep. */
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
@@ -24,6 +25,22 @@ static int ensure_grad(tg_tape *tp, tg_tensor *t)
     t->grad_unset = true;
     t->grad_sweep = tp->sweep;
     return TG_OK;
+}
+
+/* Nodes and their outputs are laid out in recording order in the arena, so the sweep walks
+ * memory downwards. On a long tape that walk misses the cache at every node header (perf:
+ * a third of the sweep on loading n->out->grad at 10^6 nodes). Asking for the lines a few
+ * nodes below the current one hides that latency. A prefetch never faults, so an address
+ * below the arena block is harmless. */
+#define PREFETCH_DISTANCE 2048 /* bytes, about 8 nodes; best of 0.5, 1, 2 and 4 KB */
+static inline void prefetch_below(const tg_node *n)
+{
+#if defined(__GNUC__)
+    uintptr_t at = (uintptr_t)n - PREFETCH_DISTANCE;
+    for (int i = 0; i < 4; i++) __builtin_prefetch((const void *)(at + 64 * (uintptr_t)i));
+#else
+    (void)n;
+#endif
 }
 
 /* The sweep from y with dy = seed (NULL: dy = 1, y scalar). */
@@ -56,6 +73,7 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
     else
         tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
     for (tg_node *n = y->node; n; n = n->prev) {
+        prefetch_below(n);
         if (!n->out->grad || n->out->grad_sweep != tp->sweep) continue; /* no gradient here */
         const tg_op *op = &tg_op_table[n->op];
         tg_grad_settle(n->out); /* reached, but no kernel wrote it: zeros */

@@ -13,8 +13,7 @@ struct tg_tensor {
     tg_tape *tape;         /* owning tape for arena tensors, NULL for leaves */
     tg_node *node;         /* the node that produced it, if recorded */
     int64_t numel;
-    int64_t shape[TG_MAX_DIMS];
-    uint64_t grad_sweep;   /* arena tensors: the sweep in which grad was last zeroed */
+    uint64_t grad_sweep;   /* arena tensors: the sweep in which grad was last made ready */
     uint32_t gen;          /* arena tensors: the tape generation they were made in */
     int8_t ndim;
     uint8_t dtype;         /* tg_dtype */
@@ -23,7 +22,9 @@ struct tg_tensor {
     bool grad_unset;       /* grad holds no values yet and reads as zeros: the first backward
                               kernel to reach it writes it (GEMM beta = 0, dx = ... instead
                               of dx += ...), or it is zeroed on first use (tg_grad_settle) */
+    int64_t shape[];       /* ndim sizes: the header is TG_TENSOR_BYTES(ndim) bytes */
 };
+#define TG_TENSOR_BYTES(ndim) (sizeof(tg_tensor) + (size_t)(ndim) * sizeof(int64_t))
 
 /* Scalar attributes of a node: axes, alphas, probabilities. Their meaning is the op's. */
 struct tg_node {

@@ -118,8 +118,8 @@ tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
     /* Small tensors pack at 16 bytes (a chain of scalar ops stays in cache); data of 64
      * bytes or more starts on a cache line, for vector loops and BLIS. */
     bool small = bytes < TG_ALIGN;
-    size_t hdr = small ? (sizeof(tg_tensor) + 15) & ~(size_t)15
-                       : (sizeof(tg_tensor) + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
+    size_t hdr = small ? (TG_TENSOR_BYTES(ndim) + 15) & ~(size_t)15
+                       : (TG_TENSOR_BYTES(ndim) + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
     unsigned char *p = tg_arena_alloc_align(tp, hdr + bytes, small ? 16 : TG_ALIGN);
     if (!p) {
         tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory (%zu bytes)", who, hdr + bytes);

@@ -81,7 +81,7 @@ static bool shape_ok(int ndim, const int64_t *shape)
 static tg_tensor *leaf_new(tg_dtype dt, int ndim, const int64_t *shape)
 {
     if ((dt != TG_F32 && dt != TG_F64) || !shape_ok(ndim, shape)) return NULL;
-    tg_tensor *t = calloc(1, sizeof *t);
+    tg_tensor *t = calloc(1, TG_TENSOR_BYTES(ndim));
     if (!t) return NULL;
     t->numel = tg_shape_numel(ndim, shape);
     size_t bytes = (size_t)t->numel * tg_dtype_size(dt);
