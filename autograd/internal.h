@@ -17,12 +17,13 @@ struct tg_tensor {
     uint32_t gen;          /* arena tensors: the tape generation they were made in */
     int8_t ndim;
     uint8_t dtype;         /* tg_dtype */
-    bool requires_grad;    /* leaves: set by the caller; outputs: some input requires it */
-    bool leaf;             /* owned by the caller (heap), not by a tape */
-    bool grad_unset;       /* grad holds no values yet and reads as zeros: the first backward
+    bool requires_grad : 1; /* leaves: set by the caller; outputs: some input requires it */
+    bool leaf : 1;         /* owned by the caller (heap), not by a tape */
+    bool grad_unset : 1;   /* grad holds no values yet and reads as zeros: the first backward
                               kernel to reach it writes it (GEMM beta = 0, dx = ... instead
                               of dx += ...), or it is zeroed on first use (tg_grad_settle) */
-    int64_t shape[];       /* ndim sizes: the header is TG_TENSOR_BYTES(ndim) bytes */
+    int64_t shape[];       /* ndim sizes: the header is TG_TENSOR_BYTES(ndim) bytes (56 +
+                              8 ndim: a long tape is memory-bound, every line counts) */
 };
 #define TG_TENSOR_BYTES(ndim) (sizeof(tg_tensor) + (size_t)(ndim) * sizeof(int64_t))
 
@@ -33,7 +34,7 @@ struct tg_node {
     tg_tensor *out;
     tg_node *prev, *next;  /* recording order */
     void *saved;           /* op context in the arena (masks, statistics), or NULL */
-    double f[4];
+    double f[3];
     int64_t i[4];
     tg_tensor *in[];       /* n_in inputs, borrowed */
 };

@@ -5,6 +5,8 @@
 #define _DEFAULT_SOURCE /* wait4 */
 #include <blis.h>
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -279,6 +281,70 @@ static stat3 raw_gemm_time(int reps)
     return s;
 }
 
+/* The PyTorch MLP runs in a child process (bench/torch/bench.py --part mlp-serve) that
+ * answers one repetition per request, so that tapegrad's and PyTorch's repetitions
+ * alternate and both see the same load on a shared machine. */
+typedef struct torch_peer {
+    pid_t pid;
+    FILE *to, *from;
+} torch_peer;
+
+static const char *torch_script = "bench/torch/bench.py";
+
+static void peer_stop(torch_peer *p)
+{
+    if (p->to) fclose(p->to); /* EOF: the child exits */
+    if (p->from) fclose(p->from);
+    if (p->pid > 0) waitpid(p->pid, NULL, 0);
+    *p = (torch_peer){0};
+}
+
+static bool peer_start(torch_peer *p, int threads)
+{
+    *p = (torch_peer){0};
+    if (access("/usr/bin/python3", X_OK) != 0 || access(torch_script, R_OK) != 0) return false;
+    int to[2], from[2];
+    if (pipe(to) != 0) return false;
+    if (pipe(from) != 0) {
+        close(to[0]), close(to[1]);
+        return false;
+    }
+    fflush(NULL);
+    p->pid = fork();
+    if (p->pid == 0) {
+        char th[16];
+        snprintf(th, sizeof th, "%d", threads);
+        setenv("BLIS_NUM_THREADS", th, 1), setenv("OMP_NUM_THREADS", th, 1);
+        dup2(to[0], 0), dup2(from[1], 1);
+        close(to[0]), close(to[1]), close(from[0]), close(from[1]);
+        if (!freopen("/dev/null", "w", stderr)) _exit(127);
+        execl("/usr/bin/python3", "python3", torch_script, "--part", "mlp-serve", "--threads", th,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]), close(from[1]);
+    if (p->pid < 0) {
+        close(to[1]), close(from[0]);
+        *p = (torch_peer){0};
+        return false;
+    }
+    p->to = fdopen(to[1], "w"), p->from = fdopen(from[0], "r");
+    char line[64];
+    if (!p->to || !p->from || !fgets(line, sizeof line, p->from) || strncmp(line, "ready", 5) != 0) {
+        peer_stop(p); /* no torch: the child printed nothing */
+        return false;
+    }
+    return true;
+}
+
+/* samples/s of one PyTorch repetition, NAN if the child is gone */
+static double peer_rep(torch_peer *p)
+{
+    double v;
+    if (!p->to || fputs("rep\n", p->to) == EOF || fflush(p->to) != 0) return (double)NAN;
+    return fscanf(p->from, "%lf", &v) == 1 ? v : (double)NAN;
+}
+
 static void bench_mlp(int threads, int reps)
 {
     tg_set_num_threads(threads);
@@ -286,20 +352,28 @@ static void bench_mlp(int threads, int reps)
     mlp_new(&m);
     tg_tape *tp = tg_tape_new();
     double *sps = calloc((size_t)reps, sizeof *sps), *st = calloc((size_t)reps, sizeof *st);
+    double *tsps = calloc((size_t)reps, sizeof *tsps);
     const int steps = 30;
+    torch_peer peer;
+    bool torch = peer_start(&peer, threads);
     for (int r = -1; r < reps; r++) {
         double t0 = now();
         for (int s = 0; s < steps; s++)
             if (mlp_step(&m, tp)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
         double dt = (now() - t0) / steps;
         if (r >= 0) sps[r] = MLP_BATCH / dt, st[r] = dt;
+        double tv = torch ? peer_rep(&peer) : (double)NAN;
+        if (r >= 0) tsps[r] = tv;
+        torch = torch && !isnan(tv);
     }
+    peer_stop(&peer);
     tg_tape_stats ts;
     tg_tape_get_stats(tp, &ts);
     char key[96];
     stat3 step = summarise(st, reps);
     snprintf(key, sizeof key, "mlp.t%d.samples_per_s", threads);
     fig(key, "samples/s", summarise(sps, reps), true);
+    if (torch) find_fig(key)->torch = summarise(tsps, reps).med;
     stat3 g = raw_gemm_time(reps);
     snprintf(key, sizeof key, "mlp.t%d.gemm_share", threads);
     fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
@@ -311,7 +385,7 @@ static void bench_mlp(int threads, int reps)
     fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
     if (threads == 1)
         fig("memory.arena_high_water_per_step", "bytes", (stat3){(double)ts.arena_high, 0, 0}, false);
-    free(sps), free(st);
+    free(sps), free(st), free(tsps);
     tg_tape_free(tp);
     mlp_free(&m);
 }
@@ -372,12 +446,13 @@ static void cpu_model(char *buf, size_t size)
 int main(int argc, char **argv)
 {
     bool quick = false;
-    const char *json = "build/bench.json", *cli = "build/tapegrad", *torch = "bench/torch/bench.py";
+    const char *json = "build/bench.json", *cli = "build/tapegrad";
+    signal(SIGPIPE, SIG_IGN); /* a PyTorch child that dies must not kill the bench */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = true;
         else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json = argv[++i];
         else if (strcmp(argv[i], "--cli") == 0 && i + 1 < argc) cli = argv[++i];
-        else if (strcmp(argv[i], "--torch") == 0 && i + 1 < argc) torch = argv[++i];
+        else if (strcmp(argv[i], "--torch") == 0 && i + 1 < argc) torch_script = argv[++i];
         else {
             fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT]\n");
             return 2;
@@ -416,7 +491,7 @@ int main(int argc, char **argv)
     }
 
     fprintf(stderr, "bench: PyTorch...\n");
-    bool have_torch = run_torch(torch, reps, quick);
+    bool have_torch = run_torch(torch_script, reps, quick);
 
     char cpu[256];
     cpu_model(cpu, sizeof cpu);

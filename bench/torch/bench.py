@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """The PyTorch side of `make bench`: the same workloads as bench/bench.c, printed as
-"key value" lines with the same keys (bench.c reads them and prints the ratios).
+"key value" lines with the same keys (bench.c reads them and prints the ratios). The MLP
+part runs as a server (--part mlp-serve) that bench.c asks for one repetition at a time,
+alternating with its own, so that both engines see the same machine load.
 Thread counts are applied both through torch.set_num_threads and BLIS_NUM_THREADS, since
 Debian's PyTorch runs its GEMMs on BLIS and torch.set_num_threads does not reach it."""
 import argparse, gzip, os, resource, statistics, subprocess, sys, time
@@ -28,21 +30,25 @@ def overhead(torch, dtype, n, k, reps):
     f, b = statistics.median(fwd), statistics.median(bwd)
     return f, b, statistics.median(nog), f + b
 
-def mlp(torch, reps):
+def mlp_runner(torch):
+    """One repetition (30 steps) of the MLP benchmark per call, returning samples/s."""
     torch.manual_seed(1)
     net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
                               torch.nn.ReLU(), torch.nn.Linear(256, 10))
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x = torch.rand(128, 784); y = torch.randint(0, 10, (128,))
     lossf = torch.nn.CrossEntropyLoss()
-    rates = []
-    for r in range(reps + 1):
+    def rep():
         t0 = time.perf_counter()
         for _ in range(30):
             opt.zero_grad(); loss = lossf(net(x), y); loss.backward(); opt.step()
-        dt = (time.perf_counter() - t0) / 30
-        if r: rates.append(128 / dt)
-    return statistics.median(rates)
+        return 128 / ((time.perf_counter() - t0) / 30)
+    return rep
+
+def mlp(torch, reps):
+    rep = mlp_runner(torch)
+    rep()  # warm-up
+    return statistics.median([rep() for _ in range(reps)])
 
 def load_idx(path):
     import numpy as np
@@ -75,7 +81,9 @@ def main():
     if a.part == "all":
         # Each part in its own process: thread settings must precede the import of torch.
         env = dict(os.environ)
-        for part, th in (("overhead", 1), ("mlp", 1), ("mlp", 2)):
+        # The MLP is run by bench.c itself through --part mlp-serve, alternating with its
+        # own repetitions; --part mlp runs it alone.
+        for part, th in (("overhead", 1),):
             env["BLIS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(th)
             out = subprocess.run([sys.executable, __file__, "--part", part, "--threads", str(th),
                                   "--reps", str(a.reps)] + (["--quick"] if a.quick else []),
@@ -106,6 +114,11 @@ def main():
                 print(f"overhead.f32.k{k}.{key} {v:.6g}")
     elif a.part == "mlp":
         print(f"mlp.t{a.threads}.samples_per_s {mlp(torch, a.reps):.6g}")
+    elif a.part == "mlp-serve":  # one repetition per line read, for bench.c
+        rep = mlp_runner(torch)
+        print("ready", flush=True)
+        for _ in sys.stdin:
+            print(f"{rep():.6g}", flush=True)
     elif a.part == "fashion":
         train_fashion(torch)
 
