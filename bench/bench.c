@@ -230,14 +230,22 @@ static void mlp_free(mlp *m)
     tg_tensor_free(m->x), tg_tensor_free(m->y);
 }
 
-static int mlp_step(mlp *m, tg_tape *tp)
+/* One step; phase[0..2] += seconds in the forward, the backward (with zero_grad) and the
+ * optimiser step. */
+static int mlp_step(mlp *m, tg_tape *tp, double *phase)
 {
+    double t0 = now();
     tg_tape_reset(tp);
     tg_tensor *h = tg_relu(tp, tg_linear(tp, m->x, m->w[0], m->b[0]));
     h = tg_relu(tp, tg_linear(tp, h, m->w[1], m->b[1]));
     tg_tensor *loss = tg_cross_entropy(tp, tg_linear(tp, h, m->w[2], m->b[2]), m->y);
+    double t1 = now();
     tg_optim_zero_grad(m->opt);
-    if (!loss || tg_backward(tp, loss) || tg_optim_step(m->opt)) return -1;
+    if (!loss || tg_backward(tp, loss)) return -1;
+    double t2 = now();
+    if (tg_optim_step(m->opt)) return -1;
+    double t3 = now();
+    phase[0] += t1 - t0, phase[1] += t2 - t1, phase[2] += t3 - t2;
     return 0;
 }
 
@@ -257,28 +265,20 @@ static double step_flops(void)
     return f;
 }
 
-/* Seconds for the 8 GEMMs of one step as raw bli_sgemm calls (median of reps). */
-static stat3 raw_gemm_time(int reps)
+/* Seconds for the 8 GEMMs of one step as raw bli_sgemm calls on shared buffers (a, b, c of
+ * 784 x 256 floats), averaged over 20 back-to-back sets. */
+static double raw_gemm_once(float *a, float *b, float *c)
 {
-    float *a = aligned_alloc(64, 784 * 256 * 4), *b = aligned_alloc(64, 784 * 256 * 4);
-    float *c = aligned_alloc(64, 784 * 256 * 4);
-    for (int i = 0; i < 784 * 256; i++) a[i] = b[i] = 0.001f * (float)(i % 97), c[i] = 0;
-    double *t = calloc((size_t)reps, sizeof *t);
     float one = 1, zero = 0;
-    for (int r = -3; r < reps; r++) {
-        double t0 = now();
-        for (int rep = 0; rep < 20; rep++)
-            for (int i = 0; i < 8; i++) {
-                int64_t m = GEMMS[i].m, n = GEMMS[i].n, k = GEMMS[i].k;
-                bli_sgemm(GEMMS[i].ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                          GEMMS[i].tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &one, a,
-                          GEMMS[i].ta ? m : k, 1, b, GEMMS[i].tb ? k : n, 1, &zero, c, n, 1);
-            }
-        if (r >= 0) t[r] = (now() - t0) / 20;
-    }
-    stat3 s = summarise(t, reps);
-    free(a), free(b), free(c), free(t);
-    return s;
+    double t0 = now();
+    for (int rep = 0; rep < 20; rep++)
+        for (int i = 0; i < 8; i++) {
+            int64_t m = GEMMS[i].m, n = GEMMS[i].n, k = GEMMS[i].k;
+            bli_sgemm(GEMMS[i].ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                      GEMMS[i].tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &one, a,
+                      GEMMS[i].ta ? m : k, 1, b, GEMMS[i].tb ? k : n, 1, &zero, c, n, 1);
+        }
+    return (now() - t0) / 20;
 }
 
 /* The PyTorch MLP runs in a child process (bench/torch/bench.py --part mlp-serve) that
@@ -290,6 +290,9 @@ typedef struct torch_peer {
 } torch_peer;
 
 static const char *torch_script = "bench/torch/bench.py";
+#ifndef PEER_QUIET_US
+#define PEER_QUIET_US 100000
+#endif
 
 static void peer_stop(torch_peer *p)
 {
@@ -352,17 +355,28 @@ static void bench_mlp(int threads, int reps)
     mlp_new(&m);
     tg_tape *tp = tg_tape_new();
     double *sps = calloc((size_t)reps, sizeof *sps), *st = calloc((size_t)reps, sizeof *st);
-    double *tsps = calloc((size_t)reps, sizeof *tsps);
+    double *tsps = calloc((size_t)reps, sizeof *tsps), *graw = calloc((size_t)reps, sizeof *graw);
+    float *ga = aligned_alloc(64, 784 * 256 * 4), *gb = aligned_alloc(64, 784 * 256 * 4);
+    float *gc = aligned_alloc(64, 784 * 256 * 4);
+    for (int i = 0; i < 784 * 256; i++) ga[i] = gb[i] = 0.001f * (float)(i % 97), gc[i] = 0;
     const int steps = 30;
     torch_peer peer;
     bool torch = peer_start(&peer, threads);
+    double *ph[3];
+    for (int i = 0; i < 3; i++) ph[i] = calloc((size_t)reps, sizeof *ph[i]);
     for (int r = -1; r < reps; r++) {
+        double phase[3] = {0, 0, 0};
         double t0 = now();
         for (int s = 0; s < steps; s++)
-            if (mlp_step(&m, tp)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+            if (mlp_step(&m, tp, phase)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
         double dt = (now() - t0) / steps;
         if (r >= 0) sps[r] = MLP_BATCH / dt, st[r] = dt;
+        for (int i = 0; i < 3 && r >= 0; i++) ph[i][r] = 1e6 * phase[i] / steps;
+        /* the raw GEMMs right after, so the step's share of them sees the same load */
+        double g = raw_gemm_once(ga, gb, gc);
+        if (r >= 0) graw[r] = g;
         double tv = torch ? peer_rep(&peer) : (double)NAN;
+        if (torch) usleep(PEER_QUIET_US);
         if (r >= 0) tsps[r] = tv;
         torch = torch && !isnan(tv);
     }
@@ -374,7 +388,13 @@ static void bench_mlp(int threads, int reps)
     snprintf(key, sizeof key, "mlp.t%d.samples_per_s", threads);
     fig(key, "samples/s", summarise(sps, reps), true);
     if (torch) find_fig(key)->torch = summarise(tsps, reps).med;
-    stat3 g = raw_gemm_time(reps);
+    const char *phase_name[3] = {"forward", "backward", "optimiser"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "mlp.t%d.%s_us", threads, phase_name[i]);
+        fig(key, "us/step", summarise(ph[i], reps), false);
+        free(ph[i]);
+    }
+    stat3 g = summarise(graw, reps);
     snprintf(key, sizeof key, "mlp.t%d.gemm_share", threads);
     fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
     snprintf(key, sizeof key, "gemm.t%d.raw_sgemm_gflops", threads);
@@ -385,7 +405,7 @@ static void bench_mlp(int threads, int reps)
     fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
     if (threads == 1)
         fig("memory.arena_high_water_per_step", "bytes", (stat3){(double)ts.arena_high, 0, 0}, false);
-    free(sps), free(st), free(tsps);
+    free(sps), free(st), free(tsps), free(graw), free(ga), free(gb), free(gc);
     tg_tape_free(tp);
     mlp_free(&m);
 }
