@@ -6,83 +6,12 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "ops_check.h"
 #include "tapegrad.h"
 
 /* Internal to the library (ops/internal.h); the tests link its objects directly. */
 bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd,
                         int64_t *out);
-
-#define V(...) ((const double[]){__VA_ARGS__})
-#define S(...) ((const int64_t[]){__VA_ARGS__})
-
-/* Leaves made by a test, freed by drop_all() at its end. */
-#define MAX_LEAVES 64
-static tg_tensor *leaves[MAX_LEAVES];
-static int n_leaves;
-
-static tg_tensor *leaf(tg_dtype dt, int ndim, const int64_t *shape, const double *v, bool grad)
-{
-    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
-    if (!t || n_leaves == MAX_LEAVES) {
-        printf("test_ops_elementwise: cannot make a leaf\n");
-        exit(1);
-    }
-    for (int64_t i = 0; v && i < tg_tensor_numel(t); i++) tg_set(t, i, v[i]);
-    if (grad) tg_set_requires_grad(t, true);
-    return leaves[n_leaves++] = t;
-}
-
-static void drop_all(void)
-{
-    while (n_leaves > 0) tg_tensor_free(leaves[--n_leaves]);
-}
-
-/* loss = Σ (i+1) y_i: every output element gets its own weight, and the test needs no other
- * op family. */
-static void wdot_fwd(void *ctx, int n_in, const tg_tensor *const *in, tg_tensor *out)
-{
-    (void)ctx, (void)n_in;
-    double s = 0;
-    for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) s += (double)(i + 1) * tg_get(in[0], i);
-    tg_set(out, 0, s);
-}
-static void wdot_bwd(void *ctx, int n_in, const tg_tensor *const *in, const tg_tensor *out,
-                     const tg_tensor *dout, tg_tensor *const *din)
-{
-    (void)ctx, (void)n_in, (void)out;
-    for (int64_t i = 0; din[0] && i < tg_tensor_numel(in[0]); i++)
-        tg_set(din[0], i, tg_get(din[0], i) + (double)(i + 1) * tg_get(dout, 0));
-}
-static const tg_custom_op wdot = {"wdot", wdot_fwd, wdot_bwd};
-
-static int sweep(tg_tape *tp, tg_tensor *y)
-{
-    if (!y) return TG_EARG;
-    return tg_backward(tp, tg_custom(tp, &wdot, NULL, 1, &y, 0, NULL));
-}
-
-/* t holds want[0..n-1] within tol·max(1, |want|); reports the first difference. */
-static void expect(const tg_tensor *t, int64_t n, const double *want, double tol, int line)
-{
-    if (!t || tg_tensor_numel(t) != n) {
-        printf("test_ops_elementwise.c:%d: %s: %s, want %lld elements\n", line, check_test,
-               t ? "wrong size" : "NULL", (long long)n);
-        check_failed++;
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        double got = tg_get(t, i);
-        if (fabs(got - want[i]) <= tol * fmax(1.0, fabs(want[i]))) continue;
-        if (isnan(got) && isnan(want[i])) continue;
-        if (isinf(want[i]) && got == want[i]) continue;
-        printf("test_ops_elementwise.c:%d: %s: element %lld is %.17g, want %.17g\n", line,
-               check_test, (long long)i, got, want[i]);
-        check_failed++;
-        return;
-    }
-    check_passed++;
-}
-#define EXPECT(t, n, want, tol) expect((t), (n), (want), (tol), __LINE__)
 
 static bool same_shape(const tg_tensor *t, int ndim, const int64_t *shape)
 {

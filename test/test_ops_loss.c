@@ -5,53 +5,8 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "ops_check.h"
 #include "tapegrad.h"
-
-#define V(...) ((const double[]){__VA_ARGS__})
-#define S(...) ((const int64_t[]){__VA_ARGS__})
-
-/* Leaves made by a test, freed by drop_all() at its end. */
-#define MAX_LEAVES 64
-static tg_tensor *leaves[MAX_LEAVES];
-static int n_leaves;
-
-static tg_tensor *leaf(tg_dtype dt, int ndim, const int64_t *shape, const double *v, bool grad)
-{
-    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
-    if (!t || n_leaves == MAX_LEAVES) {
-        printf("test_ops_loss: cannot make a leaf\n");
-        exit(1);
-    }
-    for (int64_t i = 0; v && i < tg_tensor_numel(t); i++) tg_set(t, i, v[i]);
-    if (grad) tg_set_requires_grad(t, true);
-    return leaves[n_leaves++] = t;
-}
-
-static void drop_all(void)
-{
-    while (n_leaves > 0) tg_tensor_free(leaves[--n_leaves]);
-}
-
-/* t holds want[0..n-1] within tol·max(1, |want|); reports the first difference. */
-static void expect(const tg_tensor *t, int64_t n, const double *want, double tol, int line)
-{
-    if (!t || tg_tensor_numel(t) != n) {
-        printf("test_ops_loss.c:%d: %s: %s, want %lld elements\n", line, check_test,
-               t ? "wrong size" : "NULL", (long long)n);
-        check_failed++;
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        double got = tg_get(t, i);
-        if (fabs(got - want[i]) <= tol * fmax(1.0, fabs(want[i]))) continue;
-        printf("test_ops_loss.c:%d: %s: element %lld is %.17g, want %.17g\n", line, check_test,
-               (long long)i, got, want[i]);
-        check_failed++;
-        return;
-    }
-    check_passed++;
-}
-#define EXPECT(t, n, want, tol) expect((t), (n), (want), (tol), __LINE__)
 
 static bool all_finite(const tg_tensor *t)
 {
@@ -86,10 +41,10 @@ static void run_loss(loss2 fn, tg_dtype dt, int ndim, const int64_t *shape, int 
         return;
     }
     CHECK(tg_tensor_ndim(l) == 0 && tg_tensor_dtype(l) == dt);
-    expect(l, 1, &value, tol, line);
+    expect(l, 1, &value, tol, __FILE__, line);
     CHECK(tg_backward(tp, l) == TG_OK);
-    expect(tg_grad(P), tg_tensor_numel(P), want_dp, tol, line);
-    if (want_dt) expect(tg_grad(Tt), tg_tensor_numel(Tt), want_dt, tol, line);
+    expect(tg_grad(P), tg_tensor_numel(P), want_dp, tol, __FILE__, line);
+    if (want_dt) expect(tg_grad(Tt), tg_tensor_numel(Tt), want_dt, tol, __FILE__, line);
     else CHECK(tg_grad(Tt) == NULL);
     tg_tape_free(tp);
 }
