@@ -281,6 +281,26 @@ static double raw_gemm_once(float *a, float *b, float *c)
     return (now() - t0) / 20;
 }
 
+/* Seconds of the step's input-gradient GEMM of the output layer (128x256 = 128x10 · 10x256ᵀ)
+ * through BLIS's sup path (bli_sgemm's own choice) and through its packed path (sup
+ * disabled, as ops/matmul.c calls it), averaged over 50 calls each, alternating. */
+static void gemm_paths(float *a, float *b, float *c, double *sup, double *packed)
+{
+    float one = 1, zero = 0;
+    rntm_t r;
+    *sup = *packed = 0;
+    for (int round = 0; round < 10; round++)
+        for (int p = 0; p < 2; p++) {
+            bli_rntm_init_from_global(&r);
+            bli_rntm_disable_l3_sup(&r);
+            double t0 = now();
+            for (int i = 0; i < 5; i++)
+                bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, 128, 256, 10, &one, a, 10, 1, b,
+                             10, 1, &zero, c, 256, 1, NULL, p ? &r : NULL);
+            *(p ? packed : sup) += (now() - t0) / 50;
+        }
+}
+
 /* The PyTorch MLP runs in a child process (bench/torch/bench.py --part mlp-serve) that
  * answers one repetition per request, so that tapegrad's and PyTorch's repetitions
  * alternate and both see the same load on a shared machine. */
@@ -356,6 +376,7 @@ static void bench_mlp(int threads, int reps)
     tg_tape *tp = tg_tape_new();
     double *sps = calloc((size_t)reps, sizeof *sps), *st = calloc((size_t)reps, sizeof *st);
     double *tsps = calloc((size_t)reps, sizeof *tsps), *graw = calloc((size_t)reps, sizeof *graw);
+    double *gpath = calloc((size_t)reps, sizeof *gpath);
     float *ga = aligned_alloc(64, 784 * 256 * 4), *gb = aligned_alloc(64, 784 * 256 * 4);
     float *gc = aligned_alloc(64, 784 * 256 * 4);
     for (int i = 0; i < 784 * 256; i++) ga[i] = gb[i] = 0.001f * (float)(i % 97), gc[i] = 0;
@@ -375,6 +396,9 @@ static void bench_mlp(int threads, int reps)
         /* the raw GEMMs right after, so the step's share of them sees the same load */
         double g = raw_gemm_once(ga, gb, gc);
         if (r >= 0) graw[r] = g;
+        double t_sup, t_packed;
+        gemm_paths(ga, gb, gc, &t_sup, &t_packed);
+        if (r >= 0) gpath[r] = t_sup / t_packed;
         double tv = torch ? peer_rep(&peer) : (double)NAN;
         if (torch) usleep(PEER_QUIET_US);
         if (r >= 0) tsps[r] = tv;
@@ -403,9 +427,11 @@ static void bench_mlp(int threads, int reps)
     fig(key, "GFLOP/s", (stat3){step_flops() / step.med * 1e-9, step_flops() / step.hi * 1e-9, step_flops() / step.lo * 1e-9}, true);
     snprintf(key, sizeof key, "gemm.t%d.step_fraction_of_raw", threads);
     fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
+    snprintf(key, sizeof key, "gemm.t%d.path_sup_over_packed", threads);
+    fig(key, "x", summarise(gpath, reps), false);
     if (threads == 1)
         fig("memory.arena_high_water_per_step", "bytes", (stat3){(double)ts.arena_high, 0, 0}, false);
-    free(sps), free(st), free(tsps), free(graw), free(ga), free(gb), free(gc);
+    free(sps), free(st), free(tsps), free(graw), free(gpath), free(ga), free(gb), free(gc);
     tg_tape_free(tp);
     mlp_free(&m);
 }

@@ -14,14 +14,34 @@ int tg_get_num_threads(void)
     return n > 0 ? (int)n : 1;
 }
 
+/* BLIS has two paths to a GEMM: the packed one (operands copied into blocks its
+ * micro-kernel streams) and, for problems with a small dimension, the "sup" one, which
+ * reads them in place. bli_sgemm picks sup whenever a dimension is below its thresholds
+ * (every GEMM of a batch-128 MLP). In Debian's BLIS 0.9.0 (zen3 kernels) sup is the
+ * faster path except for one storage case: A as stored times B transposed (the input
+ * gradient dy·wᵀ) with both m and n at least 64, where it is up to 4x slower than the
+ * packed path for small k (128x256 with k = 10: 42 against 14 us) and still 3-12% slower
+ * at k = 128; f64 shows no such gap (bench: gemm.t<T>.path_sup_over_packed measures it).
+ * That case goes to the packed path; everything else keeps BLIS's own choice. */
+static bool packed_path(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
+{
+    return !ta && tb && k > 1 && m >= 64 && n >= 64;
+}
+
 /* C := beta C + A·B with op flags, row-major operands as stored: A is (ta ? k×m : m×k). */
 static void gemm_f32(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
                      const float *b, float beta, float *c)
 {
     float one = 1.0f;
-    bli_sgemm(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-              (dim_t)m, (dim_t)n, (dim_t)k, &one, (float *)a, (inc_t)(ta ? m : k), 1,
-              (float *)b, (inc_t)(tb ? k : n), 1, &beta, c, (inc_t)n, 1);
+    rntm_t rntm, *r = NULL;
+    if (packed_path(ta, tb, m, n, k)) {
+        bli_rntm_init_from_global(&rntm); /* the thread count of tg_set_num_threads */
+        bli_rntm_disable_l3_sup(&rntm);
+        r = &rntm;
+    }
+    bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 (dim_t)m, (dim_t)n, (dim_t)k, &one, (float *)a, (inc_t)(ta ? m : k), 1,
+                 (float *)b, (inc_t)(tb ? k : n), 1, &beta, c, (inc_t)n, 1, NULL, r);
 }
 
 static void gemm_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
