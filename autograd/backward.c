@@ -72,6 +72,8 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
         for (int64_t i = 0; i < y->numel; i++) tg_set(y->grad, i, tg_get(y->grad, i) + tg_get(seed, i));
     else
         tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
+    bool prof = tg_profiling(tp);
+    if (prof) tp->prof->phase = 1;
     for (tg_node *n = y->node; n; n = n->prev) {
         prefetch_below(n);
         if (!n->out->grad || n->out->grad_sweep != tp->sweep) continue; /* no gradient here */
@@ -80,11 +82,21 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
         for (int i = 0; i < n->n_in; i++) {
             tg_tensor *x = n->in[i];
             if (!x->requires_grad) continue;
-            if (ensure_grad(tp, x)) return tp->err;
+            if (ensure_grad(tp, x)) {
+                if (prof) tp->prof->phase = 0;
+                return tp->err;
+            }
             if (!op->sets) tg_grad_settle(x);
         }
-        op->backward(n);
+        if (prof) {
+            double t0 = tg_clock();
+            op->backward(n);
+            tg_profile_kernel(tp, n->op, t0);
+        } else {
+            op->backward(n);
+        }
     }
+    if (prof) tp->prof->phase = 0;
     return TG_OK;
 }
 

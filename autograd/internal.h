@@ -59,6 +59,7 @@ struct tg_tape {
     int err;
     char msg[256];
     tg_rng rng;
+    struct tg_profile *prof; /* NULL until profiling is first turned on (profile.c) */
 };
 
 /* One row of the op table (ops/ops.def generates it). */
@@ -77,6 +78,29 @@ typedef enum {
 } tg_op_id;
 #undef TG_OP
 extern const tg_op tg_op_table[TG_OP_COUNT];
+
+/* profile.c: time per op kind while profiling is on (tg_tape_set_profiling), owned by the
+ * tape. phase is 1 while a sweep runs, so GEMM time splits into forward and backward. */
+typedef struct tg_profile {
+    int64_t calls[2][TG_OP_COUNT];
+    double secs[2][TG_OP_COUNT];
+    int64_t gemm_calls[2];
+    double gemm_secs[2];
+    bool on;
+    int phase;
+} tg_profile;
+double tg_clock(void); /* seconds, monotonic */
+static inline bool tg_profiling(const tg_tape *tp) { return tp->prof && tp->prof->on; }
+static inline void tg_profile_kernel(tg_tape *tp, int op, double t0)
+{
+    tp->prof->calls[tp->prof->phase][op]++;
+    tp->prof->secs[tp->prof->phase][op] += tg_clock() - t0;
+}
+static inline void tg_profile_gemm(tg_tape *tp, double t0)
+{
+    tp->prof->gemm_calls[tp->prof->phase]++;
+    tp->prof->gemm_secs[tp->prof->phase] += tg_clock() - t0;
+}
 
 /* record.c: what every op does. An op wrapper calls tg_op_check on its inputs, then checks
  * its own shape rule, then tg_op_begin to get a node with its output allocated, fills

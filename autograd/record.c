@@ -73,7 +73,13 @@ tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
     bool record = false;
     if (tp->grad_mode)
         for (int i = 0; i < n->n_in; i++) record |= n->in[i]->requires_grad;
-    tg_op_table[n->op].forward(n);
+    if (tg_profiling(tp)) {
+        double t0 = tg_clock();
+        tg_op_table[n->op].forward(n);
+        tg_profile_kernel(tp, n->op, t0);
+    } else {
+        tg_op_table[n->op].forward(n);
+    }
     if (tp->err) return NULL; /* a forward kernel may reject values (e.g. bad labels) */
     if (record) {
         n->prev = tp->tail;

@@ -36,6 +36,7 @@ void tg_tape_free(tg_tape *tp)
 {
     if (!tp) return;
     tg_arena_release(tp);
+    if (tp->prof) tp->alloc(tp->alloc_ctx, tp->prof, 0);
     tp->alloc(tp->alloc_ctx, tp, 0);
 }
 

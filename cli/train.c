@@ -287,6 +287,7 @@ int cmd_train(int argc, char **argv)
         {"init", false, "auto", "weight init (auto: he-uniform for relu-like, else xavier-uniform)", NULL},
         {"save", false, NULL, "save the trained model to this file", NULL},
         {"log", false, "tapegrad-log.csv", "CSV log of the curves (a PNG plot beside it with gnuplot)", NULL},
+        {"profile", true, NULL, "print the time of every op kind in the training steps", NULL},
         {"help", true, NULL, "this help", NULL},
     };
     int n = N_COMMON + (int)(sizeof extra / sizeof extra[0]);
@@ -386,7 +387,8 @@ int cmd_train(int argc, char **argv)
     printf("model: %s, %lld weights\n", desc, (long long)tg_nn_n_weights(net));
     printf("training: %s lr %g, batch %lld, %lld epochs, %lld thread%s, seed %lld\n", opt_name,
            oo.lr, batch, epochs, threads, threads > 1 ? "s" : "", seed);
-    bool tty = isatty(2);
+    bool tty = isatty(2), profile = cli_flag(o, n, "profile");
+    double train_secs = 0, optim_secs = 0;
     eval_result ev = {(double)NAN, (double)NAN};
     for (int e = 1; e <= epochs; e++) {
         double t0 = cli_now(), sum = 0, last = t0;
@@ -394,6 +396,10 @@ int cmd_train(int argc, char **argv)
         tg_tensor *x, *y;
         tg_nn_set_training(net, true);
         tg_batcher_reset(bt);
+        if (profile && tg_tape_set_profiling(tp, true)) {
+            fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
+            goto done;
+        }
         while (tg_batcher_next(bt, &x, &y)) {
             double lv;
             if (full) { /* one iteration of the method over the whole training set */
@@ -406,7 +412,11 @@ int cmd_train(int argc, char **argv)
                 tg_tape_reset(tp);
                 tg_tensor *loss = batch_loss(tp, tg_nn_forward(net, tp, x), y, d.classify);
                 tg_optim_zero_grad(opt);
-                if (!loss || tg_backward(tp, loss) || tg_optim_step(opt)) {
+                bool bad = !loss || tg_backward(tp, loss);
+                double t_opt = cli_now();
+                bad = bad || tg_optim_step(opt);
+                optim_secs += cli_now() - t_opt;
+                if (bad) {
                     if (tty) fputc('\n', stderr);
                     fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
                     goto done;
@@ -424,6 +434,8 @@ int cmd_train(int argc, char **argv)
             }
         }
         double train_time = cli_now() - t0;
+        train_secs += train_time;
+        if (profile) tg_tape_set_profiling(tp, false); /* not the evaluation */
         if (tty) fputc('\n', stderr);
         if (evaluate(net, tp, &d.test, d.classify, &ev, NULL)) goto done;
         double secs = cli_now() - t0;
@@ -454,6 +466,11 @@ int cmd_train(int argc, char **argv)
     }
     if (d.classify) printf("test accuracy: %.2f%%\n", 100 * ev.metric);
     else printf("test MSE: %.6g\n", ev.metric);
+    if (profile) {
+        printf("profile of the training steps (%.3f s, of which %.3f s in optimiser steps):\n",
+               train_secs, optim_secs);
+        tg_tape_profile_print(tp, stdout);
+    }
     const char *save = cli_str(o, n, "save");
     if (save) {
         if (tg_nn_save_meta(net, save, desc, &st)) {

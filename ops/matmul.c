@@ -54,17 +54,20 @@ static void gemm_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const do
 }
 
 /* BLIS handles empty products itself, but some versions read alpha/beta only when all
- * sizes are positive: with k == 0 the output must still be written (zeros). */
-static void gemm(tg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *a,
-                 const void *b, double beta, void *c)
+ * sizes are positive: with k == 0 the output must still be written (zeros). tp is the
+ * tape of the node being run, for its profile. */
+static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                 const void *a, const void *b, double beta, void *c)
 {
     if (m == 0 || n == 0) return;
     if (k == 0) {
         if (beta == 0.0) memset(c, 0, (size_t)(m * n) * tg_dtype_size(dt));
         return;
     }
+    double t0 = tg_profiling(tp) ? tg_clock() : 0;
     if (dt == TG_F32) gemm_f32(ta, tb, m, n, k, a, b, (float)beta, c);
     else gemm_f64(ta, tb, m, n, k, a, b, beta, c);
+    if (tg_profiling(tp)) tg_profile_gemm(tp, t0);
 }
 
 /* ---- matmul: y = a · b, batched over a leading dimension ----
@@ -79,6 +82,7 @@ static void mm_dims(const tg_node *n, int64_t *B, int64_t *m, int64_t *k, int64_
 
 void tg_matmul_fwd(tg_node *n)
 {
+    tg_tape *tp = n->out->tape;
     int64_t B, m, k, nn;
     bool ab, bb;
     mm_dims(n, &B, &m, &k, &nn, &ab, &bb);
@@ -87,16 +91,17 @@ void tg_matmul_fwd(tg_node *n)
     const char *a = n->in[0]->data, *b = n->in[1]->data;
     char *y = n->out->data;
     if (!bb) { /* shared b: fold the batch into the rows */
-        gemm(dt, false, false, (ab ? B : 1) * m, nn, k, a, b, 0.0, y);
+        gemm(tp, dt, false, false, (ab ? B : 1) * m, nn, k, a, b, 0.0, y);
         return;
     }
     for (int64_t t = 0; t < B; t++)
-        gemm(dt, false, false, m, nn, k, a + (ab ? (size_t)(t * m * k) * es : 0),
+        gemm(tp, dt, false, false, m, nn, k, a + (ab ? (size_t)(t * m * k) * es : 0),
              b + (size_t)(t * k * nn) * es, 0.0, y + (size_t)(t * m * nn) * es);
 }
 
 void tg_matmul_bwd(tg_node *n)
 {
+    tg_tape *tp = n->out->tape;
     int64_t B, m, k, nn;
     bool ab, bb;
     mm_dims(n, &B, &m, &k, &nn, &ab, &bb);
@@ -109,9 +114,9 @@ void tg_matmul_bwd(tg_node *n)
     if (!bb) {
         int64_t rows = (ab ? B : 1) * m;
         if (A->requires_grad) /* da += dy · bᵀ */
-            gemm(dt, false, true, rows, k, nn, dy, Bt->data, tg_grad_beta(A), A->grad->data);
+            gemm(tp, dt, false, true, rows, k, nn, dy, Bt->data, tg_grad_beta(A), A->grad->data);
         if (Bt->requires_grad) /* db += aᵀ · dy, summed over the batch by the GEMM itself */
-            gemm(dt, true, false, k, nn, rows, A->data, dy, tg_grad_beta(Bt), Bt->grad->data);
+            gemm(tp, dt, true, false, k, nn, rows, A->data, dy, tg_grad_beta(Bt), Bt->grad->data);
         return;
     }
     double beta_a = 1, beta_b = 1; /* a shared a (not batched) is added to after t = 0 */
@@ -120,12 +125,12 @@ void tg_matmul_bwd(tg_node *n)
         const char *dyt = dy + (size_t)(t * m * nn) * es;
         if (A->requires_grad) {
             if (t == 0) beta_a = tg_grad_beta(A);
-            gemm(dt, false, true, m, k, nn, dyt, (char *)Bt->data + ob, ab || t == 0 ? beta_a : 1,
+            gemm(tp, dt, false, true, m, k, nn, dyt, (char *)Bt->data + ob, ab || t == 0 ? beta_a : 1,
                  (char *)A->grad->data + oa);
         }
         if (Bt->requires_grad) {
             if (t == 0) beta_b = tg_grad_beta(Bt);
-            gemm(dt, true, false, k, nn, m, (char *)A->data + oa, dyt, beta_b,
+            gemm(tp, dt, true, false, k, nn, m, (char *)A->data + oa, dyt, beta_b,
                  (char *)Bt->grad->data + ob);
         }
     }
@@ -190,24 +195,26 @@ LINEAR_KERNELS(double, f64)
 
 void tg_linear_fwd(tg_node *n)
 {
+    tg_tape *tp = n->out->tape;
     int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     if (dt == TG_F32) linear_bias_f32(n, rows, cols);
     else linear_bias_f64(n, rows, cols);
-    gemm(dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 1.0, n->out->data);
+    gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 1.0, n->out->data);
 }
 
 void tg_linear_bwd(tg_node *n)
 {
+    tg_tape *tp = n->out->tape;
     int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     const void *dy = n->out->grad->data;
     /* beta 0 writes a gradient nothing has reached yet (tg_grad_beta), 1 adds to it */
     if (x->requires_grad)
-        gemm(dt, false, true, rows, k, cols, dy, w->data, tg_grad_beta(x), x->grad->data);
+        gemm(tp, dt, false, true, rows, k, cols, dy, w->data, tg_grad_beta(x), x->grad->data);
     if (w->requires_grad)
-        gemm(dt, true, false, k, cols, rows, x->data, dy, tg_grad_beta(w), w->grad->data);
+        gemm(tp, dt, true, false, k, cols, rows, x->data, dy, tg_grad_beta(w), w->grad->data);
     if (b->requires_grad) {
         bool add = tg_grad_beta(b);
         if (dt == TG_F32) linear_dbias_f32(n, rows, cols, add);

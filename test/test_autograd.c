@@ -2,6 +2,7 @@
  * sticky errors, allocation failure, gradcheck, custom ops and the graph API. Uses only
  * tanh, matmul, linear and custom ops, so it tests the engine, not the op families. */
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -466,6 +467,107 @@ static void test_alloc_failure(void)
     mlp_free(&m);
 }
 
+/* Profiling: exact call counts per op kind and phase, GEMM calls inside them, times that
+ * fit inside the wall time, accumulation over steps, off, clear, bad arguments, printing,
+ * and allocation failure. */
+static const tg_profile_row *row_of(const tg_profile_row *rows, int n, const char *op)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(rows[i].op, op) == 0) return &rows[i];
+    return NULL;
+}
+
+static void test_profile(void)
+{
+    mlp m = mlp_new(TG_F32);
+    tg_tape *tp = tg_tape_new();
+    tg_profile_row rows[8], gemm;
+    CHECK(tg_tape_profile(tp, rows, 8, &gemm) == 0 && gemm.forward_calls == 0); /* never on */
+    CHECK(tg_tape_set_profiling(tp, true) == TG_OK);
+    double wall = 0;
+    for (int step = 0; step < 3; step++) {
+        tg_tape_reset(tp);
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        CHECK(train_step(tp, m.x, m.w1, m.b1, m.w2, m.avg) == TG_OK);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        wall += (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    }
+    int n = tg_tape_profile(tp, rows, 8, &gemm);
+    CHECK(n == 3); /* linear, matmul, tanh */
+    const tg_profile_row *lin = row_of(rows, n, "linear"), *mm = row_of(rows, n, "matmul");
+    const tg_profile_row *th = row_of(rows, n, "tanh");
+    CHECK(lin && lin->forward_calls == 3 && lin->backward_calls == 3);
+    CHECK(mm && mm->forward_calls == 6 && mm->backward_calls == 6);
+    CHECK(th && th->forward_calls == 6 && th->backward_calls == 6);
+    /* per step: 3 forward GEMMs; backward: linear dw (x needs none), matmul(h, w2) dh and
+     * dw2, matmul(avg, out) dout (avg needs none) = 4 */
+    CHECK(gemm.forward_calls == 9 && gemm.backward_calls == 12);
+    double kernels = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK(rows[i].forward_s > 0 && rows[i].backward_s > 0);
+        kernels += rows[i].forward_s + rows[i].backward_s;
+    }
+    CHECK(kernels <= wall);
+    CHECK(gemm.forward_s > 0 && gemm.forward_s <= lin->forward_s + mm->forward_s);
+    CHECK(gemm.backward_s > 0 && gemm.backward_s <= lin->backward_s + mm->backward_s);
+    CHECK(tg_tape_profile(tp, rows, 1, NULL) == 3); /* counted, one written */
+    CHECK(tg_tape_profile(tp, NULL, 0, NULL) == 3);
+
+    FILE *f = tmpfile();
+    CHECK(f && tg_tape_profile_print(tp, f) == TG_OK);
+    if (f) {
+        char text[2048] = "";
+        rewind(f);
+        size_t len = fread(text, 1, sizeof text - 1, f);
+        text[len] = 0;
+        CHECK_STR_HAS(text, "linear");
+        CHECK_STR_HAS(text, "of which BLIS GEMM");
+        CHECK_STR_HAS(text, "all kernels");
+        fclose(f);
+    }
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        setvbuf(full, NULL, _IONBF, 0);
+        CHECK(tg_tape_profile_print(tp, full) == TG_EIO);
+        fclose(full);
+    }
+
+    CHECK(tg_tape_set_profiling(tp, false) == TG_OK); /* off: figures stay, nothing added */
+    tg_tape_reset(tp);
+    CHECK(train_step(tp, m.x, m.w1, m.b1, m.w2, m.avg) == TG_OK);
+    n = tg_tape_profile(tp, rows, 8, &gemm);
+    CHECK(n == 3 && row_of(rows, n, "linear")->forward_calls == 3 && gemm.forward_calls == 9);
+    tg_tape_profile_clear(tp);
+    CHECK(tg_tape_profile(tp, rows, 8, &gemm) == 0 && gemm.backward_calls == 0);
+    CHECK(tg_tape_set_profiling(tp, true) == TG_OK); /* on again: counts from zero */
+    tg_tape_reset(tp);
+    CHECK(train_step(tp, m.x, m.w1, m.b1, m.w2, m.avg) == TG_OK);
+    n = tg_tape_profile(tp, rows, 8, &gemm);
+    CHECK(n == 3 && row_of(rows, n, "tanh")->backward_calls == 2 && gemm.backward_calls == 4);
+
+    CHECK(tg_tape_set_profiling(NULL, true) == TG_EARG);
+    CHECK(tg_tape_profile(NULL, rows, 8, &gemm) == TG_EARG);
+    CHECK(tg_tape_profile(tp, NULL, 8, &gemm) == TG_EARG);
+    CHECK(tg_tape_profile(tp, rows, -1, &gemm) == TG_EARG);
+    CHECK(tg_tape_profile_print(NULL, stdout) == TG_EARG && tg_tape_profile_print(tp, NULL) == TG_EARG);
+    tg_tape_profile_clear(NULL); /* harmless */
+    tg_tape_free(tp);
+
+    /* the table comes from the tape's allocator: a failure is reported, nothing changes */
+    counting_alloc ca = {0, 2, 0}; /* 1: the tape, 2: the profile table */
+    tp = tg_tape_new_with(counting, &ca);
+    CHECK(tp && tg_tape_set_profiling(tp, true) == TG_ENOMEM);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_tape_set_profiling: out of memory");
+    tg_tape_reset(tp);
+    CHECK(train_step(tp, m.x, m.w1, m.b1, m.w2, m.avg) == TG_OK);
+    CHECK(tg_tape_profile(tp, rows, 8, NULL) == 0);
+    CHECK(tg_tape_set_profiling(tp, true) == TG_OK);
+    tg_tape_free(tp);
+    CHECK(ca.live == 0);
+    mlp_free(&m);
+}
+
 /* ---- gradcheck ---- */
 static tg_tensor *fn_two_layer(tg_tape *tp, tg_tensor *const *in, void *ctx)
 {
@@ -773,6 +875,7 @@ static const check_case cases[] = {
     TEST(test_errors),
     TEST(test_arena_flat),
     TEST(test_alloc_failure),
+    TEST(test_profile),
     TEST(test_gradcheck_models),
     TEST(test_gradcheck_catches_wrong_backward),
     TEST(test_gradcheck_not_scalar),

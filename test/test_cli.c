@@ -94,6 +94,13 @@ static void test_train_eval_csv(void)
     CHECK_STR_HAS(out, "epoch 3:");
     CHECK_STR_HAS(out, "test accuracy");
     CHECK(access(log, R_OK) == 0 && access(model, R_OK) == 0);
+    /* --profile: every op kind of the step, and the GEMM line */
+    snprintf(args, sizeof args, "train --data %s --layers 3,8,2 --epochs 2 --batch 16 --log '' --profile", csv);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "profile of the training steps");
+    CHECK_STR_HAS(out, "linear");
+    CHECK_STR_HAS(out, "cross_entropy");
+    CHECK_STR_HAS(out, "of which BLIS GEMM");
     snprintf(args, sizeof args, "train --data %s --layers 4,8,2 --epochs 1 --log ''", csv);
     CHECK(run(args) == 2);
     CHECK_STR_HAS(out, "the data has 3 features");
