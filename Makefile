@@ -119,7 +119,8 @@ run: data-deps $(B)/tapegrad
 bench: $(B)/bench $(B)/tapegrad data-deps
 	$(B)/bench --cli $(B)/tapegrad --json $(B)/bench.json $(ARGS)
 $(B)/bench: bench/bench.c $(LIB_OBJ) $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -O3 $< $(LIB_OBJ) -o $@ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -O3 -DTG_GIT_REV='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"' \
+	  $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 # The command's test runs the binary.
 $(B)/test_cli: test/test_cli.c $(B)/tapegrad test/check.h

@@ -116,6 +116,9 @@ tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int nd
 /* saved context of bytes (zeroed), in the arena; NULL with an error when out of memory. */
 void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes);
 tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n);
+/* Whether tg_op_finish will record a node with these inputs: grad mode is on and some input
+ * requires a gradient. For ops that keep context only a recorded node needs. */
+bool tg_op_records(const tg_tape *tp, int n_in, tg_tensor *const *in);
 /* Shortcut for ops whose output has the shape of in[0]: check, begin, finish. */
 tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x);
 /* Formats the shapes of n tensors as "[2,3] and [4]" for messages. */

@@ -68,11 +68,17 @@ void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes)
     return p;
 }
 
-tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
+bool tg_op_records(const tg_tape *tp, int n_in, tg_tensor *const *in)
 {
     bool record = false;
     if (tp->grad_mode)
-        for (int i = 0; i < n->n_in; i++) record |= n->in[i]->requires_grad;
+        for (int i = 0; i < n_in; i++) record |= in[i]->requires_grad;
+    return record;
+}
+
+tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
+{
+    bool record = tg_op_records(tp, n->n_in, n->in);
     if (tg_profiling(tp)) {
         double t0 = tg_clock();
         tg_op_table[n->op].forward(n);

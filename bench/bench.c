@@ -47,6 +47,8 @@ typedef struct figure {
     char unit[16];
     stat3 v;
     double torch;   /* (double)NAN when not measured */
+    double ratio;   /* tapegrad/PyTorch as the median of per-repetition ratios when the two
+                       alternated (NAN: from the two medians) */
     bool higher_better;
 } figure;
 
@@ -59,7 +61,7 @@ static figure *fig(const char *key, const char *unit, stat3 v, bool higher_bette
     figure *f = &figs[n_figs++];
     snprintf(f->key, sizeof f->key, "%s", key);
     snprintf(f->unit, sizeof f->unit, "%s", unit);
-    f->v = v, f->torch = (double)NAN, f->higher_better = higher_better;
+    f->v = v, f->torch = f->ratio = (double)NAN, f->higher_better = higher_better;
     return f;
 }
 
@@ -190,27 +192,25 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
 
 /* ---- 2-3. MLP training step and raw GEMM limits ---- */
 typedef struct mlp {
-    tg_tensor *w[3], *b[3], *x, *y;
+    tg_module *net;
+    tg_tensor *x, *y;
     tg_optim *opt;
 } mlp;
 
 static const int64_t MLP_SIZES[4] = {784, 256, 256, 10};
 #define MLP_BATCH 128
 
+/* The MLP as a user builds it: tg_nn_mlp (its linear + relu pairs run as linear_act
+ * nodes), He-uniform weights, SGD with momentum. */
 static void mlp_new(mlp *m)
 {
     tg_rng rng;
     tg_rng_seed(&rng, 1);
+    tg_status st;
+    m->net = tg_nn_mlp(4, MLP_SIZES, "relu", 0, false, TG_F32, &st);
+    tg_nn_init(m->net, TG_INIT_HE_UNIFORM, 0, &rng);
     tg_tensor *params[6];
-    for (int l = 0; l < 3; l++) {
-        int64_t ws[2] = {MLP_SIZES[l], MLP_SIZES[l + 1]}, bs[1] = {MLP_SIZES[l + 1]};
-        m->w[l] = tg_tensor_new(TG_F32, 2, ws);
-        m->b[l] = tg_tensor_new(TG_F32, 1, bs);
-        double a = sqrt(6.0 / (double)MLP_SIZES[l]);
-        tg_tensor_rand_uniform(m->w[l], -a, a, &rng);
-        tg_set_requires_grad(m->w[l], true), tg_set_requires_grad(m->b[l], true);
-        params[2 * l] = m->w[l], params[2 * l + 1] = m->b[l];
-    }
+    int np = tg_nn_params(m->net, params, 6);
     int64_t xs[2] = {MLP_BATCH, 784}, ys[1] = {MLP_BATCH};
     m->x = tg_tensor_new(TG_F32, 2, xs);
     m->y = tg_tensor_new(TG_F32, 1, ys);
@@ -219,14 +219,13 @@ static void mlp_new(mlp *m)
     tg_optim_opts oo;
     tg_optim_defaults("momentum", &oo);
     oo.lr = 0.01, oo.momentum = 0.9;
-    tg_status st;
-    m->opt = tg_optim_new("momentum", 6, params, &oo, &st);
+    m->opt = tg_optim_new("momentum", np, params, &oo, &st);
 }
 
 static void mlp_free(mlp *m)
 {
     tg_optim_free(m->opt);
-    for (int l = 0; l < 3; l++) tg_tensor_free(m->w[l]), tg_tensor_free(m->b[l]);
+    tg_nn_free(m->net);
     tg_tensor_free(m->x), tg_tensor_free(m->y);
 }
 
@@ -236,9 +235,7 @@ static int mlp_step(mlp *m, tg_tape *tp, double *phase)
 {
     double t0 = now();
     tg_tape_reset(tp);
-    tg_tensor *h = tg_relu(tp, tg_linear(tp, m->x, m->w[0], m->b[0]));
-    h = tg_relu(tp, tg_linear(tp, h, m->w[1], m->b[1]));
-    tg_tensor *loss = tg_cross_entropy(tp, tg_linear(tp, h, m->w[2], m->b[2]), m->y);
+    tg_tensor *loss = tg_cross_entropy(tp, tg_nn_forward(m->net, tp, m->x), m->y);
     double t1 = now();
     tg_optim_zero_grad(m->opt);
     if (!loss || tg_backward(tp, loss)) return -1;
@@ -374,7 +371,9 @@ static void bench_mlp(int threads, int reps)
     mlp m;
     mlp_new(&m);
     tg_tape *tp = tg_tape_new();
+    tg_tape_set_profiling(tp, true); /* the time inside BLIS calls; ~16 clock reads a step */
     double *sps = calloc((size_t)reps, sizeof *sps), *st = calloc((size_t)reps, sizeof *st);
+    double *gin = calloc((size_t)reps, sizeof *gin);
     double *tsps = calloc((size_t)reps, sizeof *tsps), *graw = calloc((size_t)reps, sizeof *graw);
     double *gpath = calloc((size_t)reps, sizeof *gpath);
     float *ga = aligned_alloc(64, 784 * 256 * 4), *gb = aligned_alloc(64, 784 * 256 * 4);
@@ -387,11 +386,14 @@ static void bench_mlp(int threads, int reps)
     for (int i = 0; i < 3; i++) ph[i] = calloc((size_t)reps, sizeof *ph[i]);
     for (int r = -1; r < reps; r++) {
         double phase[3] = {0, 0, 0};
+        tg_tape_profile_clear(tp);
         double t0 = now();
         for (int s = 0; s < steps; s++)
             if (mlp_step(&m, tp, phase)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
         double dt = (now() - t0) / steps;
-        if (r >= 0) sps[r] = MLP_BATCH / dt, st[r] = dt;
+        tg_profile_row gr;
+        tg_tape_profile(tp, NULL, 0, &gr);
+        if (r >= 0) sps[r] = MLP_BATCH / dt, st[r] = dt, gin[r] = (gr.forward_s + gr.backward_s) / steps;
         for (int i = 0; i < 3 && r >= 0; i++) ph[i][r] = 1e6 * phase[i] / steps;
         /* the raw GEMMs right after, so the step's share of them sees the same load */
         double g = raw_gemm_once(ga, gb, gc);
@@ -408,30 +410,43 @@ static void bench_mlp(int threads, int reps)
     tg_tape_stats ts;
     tg_tape_get_stats(tp, &ts);
     char key[96];
+    /* per repetition, before summarise sorts the arrays: the measured share of the step
+     * inside BLIS calls, and the GEMMs' speed there against the tight loop's */
+    double *share = calloc((size_t)reps, sizeof *share), *eff = calloc((size_t)reps, sizeof *eff);
+    double *frac = calloc((size_t)reps, sizeof *frac), *vs = calloc((size_t)reps, sizeof *vs);
+    for (int i = 0; i < reps; i++) {
+        share[i] = 100 * gin[i] / st[i], eff[i] = 100 * graw[i] / gin[i];
+        frac[i] = 100 * graw[i] / st[i], vs[i] = sps[i] / tsps[i];
+    }
     stat3 step = summarise(st, reps);
     snprintf(key, sizeof key, "mlp.t%d.samples_per_s", threads);
     fig(key, "samples/s", summarise(sps, reps), true);
-    if (torch) find_fig(key)->torch = summarise(tsps, reps).med;
+    if (torch) find_fig(key)->torch = summarise(tsps, reps).med, find_fig(key)->ratio = summarise(vs, reps).med;
     const char *phase_name[3] = {"forward", "backward", "optimiser"};
     for (int i = 0; i < 3; i++) {
         snprintf(key, sizeof key, "mlp.t%d.%s_us", threads, phase_name[i]);
         fig(key, "us/step", summarise(ph[i], reps), false);
         free(ph[i]);
     }
+    snprintf(key, sizeof key, "mlp.t%d.gemm_time_share", threads);
+    fig(key, "%", summarise(share, reps), true);
+    stat3 gi = summarise(gin, reps);
+    snprintf(key, sizeof key, "gemm.t%d.in_step_gflops", threads);
+    fig(key, "GFLOP/s", (stat3){step_flops() / gi.med * 1e-9, step_flops() / gi.hi * 1e-9, step_flops() / gi.lo * 1e-9}, true);
+    snprintf(key, sizeof key, "gemm.t%d.in_step_speed_of_raw", threads);
+    fig(key, "%", summarise(eff, reps), true);
     stat3 g = summarise(graw, reps);
-    snprintf(key, sizeof key, "mlp.t%d.gemm_share", threads);
-    fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
     snprintf(key, sizeof key, "gemm.t%d.raw_sgemm_gflops", threads);
     fig(key, "GFLOP/s", (stat3){step_flops() / g.med * 1e-9, step_flops() / g.hi * 1e-9, step_flops() / g.lo * 1e-9}, true);
     snprintf(key, sizeof key, "gemm.t%d.step_gflops", threads);
     fig(key, "GFLOP/s", (stat3){step_flops() / step.med * 1e-9, step_flops() / step.hi * 1e-9, step_flops() / step.lo * 1e-9}, true);
     snprintf(key, sizeof key, "gemm.t%d.step_fraction_of_raw", threads);
-    fig(key, "%", (stat3){100 * g.med / step.med, 100 * g.lo / step.hi, 100 * g.hi / step.lo}, true);
+    fig(key, "%", summarise(frac, reps), true);
     snprintf(key, sizeof key, "gemm.t%d.path_sup_over_packed", threads);
     fig(key, "x", summarise(gpath, reps), false);
     if (threads == 1)
         fig("memory.arena_high_water_per_step", "bytes", (stat3){(double)ts.arena_high, 0, 0}, false);
-    free(sps), free(st), free(tsps), free(graw), free(gpath), free(ga), free(gb), free(gc);
+    free(sps), free(st), free(tsps), free(graw), free(gpath), free(gin), free(share), free(eff), free(frac), free(vs), free(ga), free(gb), free(gc);
     tg_tape_free(tp);
     mlp_free(&m);
 }
@@ -472,6 +487,22 @@ static bool run_torch(const char *script, int reps, bool quick)
     pclose(p);
     return got > 0;
 }
+
+/* PyTorch's version string, or "" without it */
+static void torch_version(char *buf, size_t size)
+{
+    buf[0] = 0;
+    if (access("/usr/bin/python3", X_OK) != 0) return;
+    FILE *p = popen("/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null", "r");
+    if (!p) return;
+    if (!fgets(buf, (int)size, p)) buf[0] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    pclose(p);
+}
+
+#ifndef TG_GIT_REV
+#define TG_GIT_REV "unknown"
+#endif
 
 static void cpu_model(char *buf, size_t size)
 {
@@ -524,8 +555,11 @@ int main(int argc, char **argv)
     if (k3 && k6) fig("overhead.flatness_kmax_over_k1000", "x", (stat3){k6->v.med / k3->v.med, 0, 0}, false);
 
     fprintf(stderr, "bench: MLP training step...\n");
-    bench_mlp(1, reps);
-    bench_mlp(2, reps);
+    /* more repetitions than elsewhere: on a shared machine the MLP moves the most, and its
+     * ratios are medians of pairs measured side by side */
+    int mlp_reps = quick ? 5 : 15;
+    bench_mlp(1, mlp_reps);
+    bench_mlp(2, mlp_reps);
     tg_set_num_threads(1);
 
     double rss = (double)NAN;
@@ -545,14 +579,20 @@ int main(int argc, char **argv)
     time_t t = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
-    printf("tapegrad benchmarks, %s, %s, %ld cores, BLIS %s\n", date, cpu, cores, bli_info_get_version_str());
+    char tv[64];
+    torch_version(tv, sizeof tv);
+    printf("tapegrad benchmarks, %s, %s, %ld cores, BLIS %s (%s kernels), %s, tapegrad %s%s%s\n",
+           date, cpu, cores, bli_info_get_version_str(), tg_blis_kernels(), "cc " __VERSION__,
+           TG_GIT_REV, tv[0] ? ", PyTorch " : "", tv);
     printf("%-44s %10s %10s %10s %9s %12s %8s\n", "figure", "unit", "median", "min", "max", "PyTorch", "ratio");
     for (int i = 0; i < n_figs; i++) {
         figure *f = &figs[i];
         printf("%-44s %10s %10.4g %10.4g %9.4g", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
         if (!isnan(f->torch)) {
             /* ratio > 1 means tapegrad is better */
-            double ratio = f->higher_better ? f->v.med / f->torch : f->torch / f->v.med;
+            double ratio = !isnan(f->ratio)   ? f->ratio
+                           : f->higher_better ? f->v.med / f->torch
+                                              : f->torch / f->v.med;
             printf(" %12.4g %7.2fx", f->torch, ratio);
         }
         printf("\n");
@@ -567,13 +607,18 @@ int main(int argc, char **argv)
     FILE *jf = fopen(json, "w");
     if (jf) {
         fprintf(jf, "{\n  \"date\": \"%s\",\n  \"cpu\": \"%s\",\n  \"cores\": %ld,\n", date, cpu, cores);
-        fprintf(jf, "  \"blis\": \"%s\",\n  \"pytorch\": %s,\n  \"figures\": {\n", bli_info_get_version_str(),
-                have_torch ? "true" : "false");
+        fprintf(jf, "  \"blis\": \"%s\",\n  \"blis_kernels\": \"%s\",\n", bli_info_get_version_str(),
+                tg_blis_kernels());
+        fprintf(jf, "  \"compiler\": \"%s\",\n  \"tapegrad_revision\": \"%s\",\n", __VERSION__, TG_GIT_REV);
+        fprintf(jf, "  \"threads\": {\"overhead\": 1, \"mlp\": [1, 2], \"peak_rss\": 1},\n");
+        fprintf(jf, "  \"pytorch\": %s,\n  \"pytorch_version\": \"%s\",\n  \"figures\": {\n",
+                have_torch ? "true" : "false", have_torch ? tv : "");
         for (int i = 0; i < n_figs; i++) {
             figure *f = &figs[i];
             fprintf(jf, "    \"%s\": {\"unit\": \"%s\", \"median\": %.6g, \"min\": %.6g, \"max\": %.6g", f->key,
                     f->unit, f->v.med, f->v.lo, f->v.hi);
             if (!isnan(f->torch)) fprintf(jf, ", \"pytorch\": %.6g", f->torch);
+            if (!isnan(f->ratio)) fprintf(jf, ", \"ratio\": %.6g", f->ratio);
             fprintf(jf, "}%s\n", i + 1 < n_figs ? "," : "");
         }
         fprintf(jf, "  }\n}\n");

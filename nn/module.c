@@ -198,6 +198,23 @@ void tg_nn_free(tg_module *m)
 /* The tensor the forward uses for parameter i: the bound one, if any. */
 static tg_tensor *P(const tg_module *m, int i) { return m->bound[i] ? m->bound[i] : m->p[i]; }
 
+/* A linear layer followed by one of the activations tg_linear_act takes: Sequential records
+ * the pair as one linear_act node (same function, fewer passes over the output). */
+static bool fused_act(const tg_module *lin, const tg_module *next, tg_act *act, double *alpha)
+{
+    if (lin->kind != NN_LINEAR || next->kind != NN_ACT) return false;
+    *alpha = 0;
+    switch (next->act) {
+    case A_RELU: *act = TG_ACT_RELU; return true;
+    case A_TANH: *act = TG_ACT_TANH; return true;
+    case A_SIGMOID: *act = TG_ACT_SIGMOID; return true;
+    case A_LEAKY:
+        *act = TG_ACT_LEAKY_RELU, *alpha = next->alpha;
+        return next->alpha >= 0; /* its gradient is read off the output */
+    default: return false;
+    }
+}
+
 tg_tensor *tg_nn_forward(tg_module *m, tg_tape *tp, tg_tensor *x)
 {
     if (!tp) return NULL;
@@ -217,7 +234,16 @@ tg_tensor *tg_nn_forward(tg_module *m, tg_tape *tp, tg_tensor *x)
         return tg_batch_norm(tp, x, P(m, 0), P(m, 1), m->buf[0], m->buf[1], m->momentum, m->eps,
                              m->training);
     case NN_SEQUENTIAL:
-        for (int i = 0; i < m->n_children && x; i++) x = tg_nn_forward(m->children[i], tp, x);
+        for (int i = 0; i < m->n_children && x; i++) {
+            tg_act act;
+            double alpha;
+            if (i + 1 < m->n_children && fused_act(m->children[i], m->children[i + 1], &act, &alpha)) {
+                const tg_module *lin = m->children[i++];
+                x = tg_linear_act(tp, x, P(lin, 0), P(lin, 1), act, alpha);
+            } else {
+                x = tg_nn_forward(m->children[i], tp, x);
+            }
+        }
         return x;
     default: break;
     }

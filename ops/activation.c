@@ -54,25 +54,8 @@
         if (n->in[0]->requires_grad) TG_DISPATCH(n, NAME##_bwd);                             \
     }
 
-/* The positive and the non-positive part: x = pos(x) + neg(x), and a NaN goes to neg. */
-static inline float posf_(float x) { return x > 0.0f ? x : 0.0f; }
-static inline float negf_(float x) { return x > 0.0f ? 0.0f : x; }
-static inline double pos_(double x) { return x > 0.0 ? x : 0.0; }
-static inline double neg_(double x) { return x > 0.0 ? 0.0 : x; }
-
-/* Stable for large |x|: e^-|x| never overflows, and for x < 0 the result e^x / (1 + e^x)
- * keeps its relative precision (no 1 - (1 - ε)). */
-static inline float sigmoidf_(float x)
-{
-    float e = expf(-fabsf(x));
-    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
-}
-static inline double sigmoid_(double x)
-{
-    double e = exp(-fabs(x));
-    return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
-}
-
+/* posf_, negf_, sigmoidf_ and their f64 forms are in ops/internal.h (linear_act uses them
+ * too). */
 /* σ(x) = 1/(1+e^-x);  dx += dy σ(1-σ), from the output alone. */
 ACT(sigmoid, sigmoidf_(xi), g * yi * (1.0f - yi), sigmoid_(xi), g * yi * (1.0 - yi))
 /* y = tanh(x);  dx += dy (1 - y²). */

@@ -20,6 +20,13 @@ static tg_tensor *f_linear(tg_tape *tp, tg_tensor *const *in, void *ctx)
     return tg_case_dot(tp, tg_linear(tp, in[0], in[1], in[2]));
 }
 
+/* arg[0] the tg_act, arg[1] alpha */
+static tg_tensor *f_linear_act(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    const double *arg = ctx;
+    return tg_case_dot(tp, tg_linear_act(tp, in[0], in[1], in[2], (tg_act)arg[0], arg[1]));
+}
+
 const tg_op_case tg_cases_matmul[] = {
     {"matmul", "[3,4] x [4,5]", f_matmul, 2, {2, 2}, {{3, 4}, {4, 5}}, 0, 0, 0, NULL, {0}},
     {"matmul", "[1,7] x [7,1]", f_matmul, 2, {2, 2}, {{1, 7}, {7, 1}}, 0, 0, 0, NULL, {0}},
@@ -38,5 +45,17 @@ const tg_op_case tg_cases_matmul[] = {
      {{2, 3, 4}, {4, 2}, {2}}, 0, 0, 0, NULL, {0}},
     {"linear", "[1,6] x [6,1] + [1], x needs no grad", f_linear, 3, {2, 2, 1},
      {{1, 6}, {6, 1}, {1}}, 0, 0, 1, NULL, {0}},
+    {"linear_act", "relu, [4,3] x [3,5] + [5]", f_linear_act, 3, {2, 2, 1},
+     {{4, 3}, {3, 5}, {5}}, 0, 0, 0, NULL, {TG_ACT_RELU}},
+    {"linear_act", "leaky_relu 0.1, [2,3,4] x [4,3] + [3]", f_linear_act, 3, {3, 2, 1},
+     {{2, 3, 4}, {4, 3}, {3}}, 0, 0, 0, NULL, {TG_ACT_LEAKY_RELU, 0.1}},
+    {"linear_act", "tanh, [5,4] x [4,2] + [2]", f_linear_act, 3, {2, 2, 1},
+     {{5, 4}, {4, 2}, {2}}, 0, 0, 0, NULL, {TG_ACT_TANH}},
+    {"linear_act", "sigmoid, [3,6] x [6,4] + [4], x needs no grad", f_linear_act, 3, {2, 2, 1},
+     {{3, 6}, {6, 4}, {4}}, 0, 0, 1, NULL, {TG_ACT_SIGMOID}},
+    {"linear_act", "identity, [4,2] x [2,3] + [3], b needs no grad", f_linear_act, 3,
+     {2, 2, 1}, {{4, 2}, {2, 3}, {3}}, 0, 0, 4, NULL, {TG_ACT_IDENTITY}},
+    {"linear_act", "tanh, [40,3] x [3,40] + [40]", f_linear_act,
+     3, {2, 2, 1}, {{40, 3}, {3, 40}, {40}}, 0, 0, 0, NULL, {TG_ACT_TANH}},
 };
 const int tg_n_cases_matmul = sizeof tg_cases_matmul / sizeof tg_cases_matmul[0];

@@ -19,6 +19,25 @@
         else fn##_f64(n);                                                                  \
     } while (0)
 
+/* The positive and the non-positive part: x = pos(x) + neg(x), and a NaN goes to neg. */
+static inline float posf_(float x) { return x > 0.0f ? x : 0.0f; }
+static inline float negf_(float x) { return x > 0.0f ? 0.0f : x; }
+static inline double pos_(double x) { return x > 0.0 ? x : 0.0; }
+static inline double neg_(double x) { return x > 0.0 ? 0.0 : x; }
+
+/* Stable for large |x|: e^-|x| never overflows, and for x < 0 the result e^x / (1 + e^x)
+ * keeps its relative precision (no 1 - (1 - ε)). */
+static inline float sigmoidf_(float x)
+{
+    float e = expf(-fabsf(x));
+    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+}
+static inline double sigmoid_(double x)
+{
+    double e = exp(-fabs(x));
+    return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+}
+
 /* Normalises axis (negative counts from the end) into [0, ndim); -1 if out of range. */
 static inline int tg_axis(int axis, int ndim)
 {

@@ -4,6 +4,10 @@
 
 #include "internal.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 const char *tg_blis_kernels(void) { return bli_arch_string(bli_arch_query_id()); }
 
 void tg_set_num_threads(int n) { bli_thread_set_num_threads((dim_t)(n > 0 ? n : 1)); }
@@ -241,5 +245,203 @@ tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b)
     tg_node *n = tg_op_begin(tp, TG_OP_linear, 3, in, x->ndim, shape);
     if (!n) return NULL;
     n->i[0] = rows, n->i[1] = k, n->i[2] = cols;
+    return tg_op_finish(tp, n);
+}
+
+/* ---- linear_act: y = act(x·w + b) as one node ----
+ * The forward writes x·w with beta = 0, then adds the bias and applies the activation in
+ * one pass over y. The backward makes dz = dy ⊙ act'(y) and the bias gradient in one pass,
+ * then the two GEMMs read dz. Every supported activation's derivative follows from its
+ * output (leaky_relu needs alpha >= 0 for that), so the pre-activation is never stored.
+ * Attributes: i[0] rows, i[1] k, i[2] cols, i[3] the tg_act; f[0] alpha. saved: dz, rows x
+ * cols, allocated when the node is recorded.
+ * Both passes split the columns over the BLIS threads (at 16 elements, a cache line of
+ * f32) when y is large: each thread owns whole lines of every row and its own bias slots. */
+#define LINEAR_ACT_PARALLEL_MIN 32768 /* elements of y; below, one thread */
+
+static int act_threads(int64_t rows, int64_t cols)
+{
+    int nt = tg_get_num_threads();
+    return nt > 1 && rows * cols >= LINEAR_ACT_PARALLEL_MIN && cols >= 32 ? nt : 1;
+}
+
+static void col_part(int64_t cols, int t, int nt, int64_t *c0, int64_t *c1)
+{
+    *c0 = t == 0 ? 0 : cols * t / nt / 16 * 16;
+    *c1 = t + 1 == nt ? cols : cols * (t + 1) / nt / 16 * 16;
+}
+
+/* FWD(v) is the activation of v = (x·w)[r][c] + b[c]; DZ(g, y) the gradient at the
+ * pre-activation from dy = g and the output y. Written once per activation and dtype, each
+ * loop flat over a row's columns so it vectorises. */
+#define LINEAR_ACT_KERNELS(NAME, T, SFX, FWD, DZ)                                          \
+    static void la_fwd_##NAME##_##SFX(T *restrict y, const T *restrict b, T a, int64_t rows, \
+                                      int64_t cols, int64_t c0, int64_t c1)                 \
+    {                                                                                       \
+        (void)a;                                                                            \
+        for (int64_t r = 0; r < rows; r++) {                                                \
+            T *restrict yr = y + r * cols;                                                  \
+            for (int64_t c = c0; c < c1; c++) {                                             \
+                const T v = yr[c] + b[c];                                                   \
+                yr[c] = FWD;                                                                \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    static void la_bwd_##NAME##_##SFX(T *restrict dz, T *restrict db, const T *restrict y,  \
+                                      const T *restrict dy, T a, int64_t rows, int64_t cols, \
+                                      int64_t c0, int64_t c1, bool db_set)                  \
+    {                                                                                       \
+        (void)a;                                                                            \
+        for (int64_t r = 0; r < rows; r++) {                                                \
+            const T *restrict yr = y + r * cols, *restrict gr = dy + r * cols;              \
+            T *restrict zr = dz + r * cols;                                                 \
+            for (int64_t c = c0; c < c1; c++) {                                             \
+                const T g = gr[c], yv = yr[c];                                              \
+                (void)yv;                                                                   \
+                zr[c] = DZ;                                                                 \
+            }                                                                               \
+            if (!db) continue;                                                              \
+            if (r == 0 && !db_set)                                                          \
+                for (int64_t c = c0; c < c1; c++) db[c] = zr[c];                            \
+            else                                                                            \
+                for (int64_t c = c0; c < c1; c++) db[c] += zr[c];                           \
+        }                                                                                   \
+    }
+#define LINEAR_ACT(NAME, F32, D32, F64, D64)                                               \
+    LINEAR_ACT_KERNELS(NAME, float, f32, F32, D32)                                          \
+    LINEAR_ACT_KERNELS(NAME, double, f64, F64, D64)
+/* the forwards and derivatives of the standalone activation ops (ops/activation.c) */
+LINEAR_ACT(identity, v, g, v, g)
+LINEAR_ACT(relu, v < 0.0f ? 0.0f : v, yv > 0.0f ? g : 0.0f, v < 0.0 ? 0.0 : v, yv > 0.0 ? g : 0.0)
+LINEAR_ACT(leaky_relu, posf_(v) + a * negf_(v), g * (yv > 0.0f ? 1.0f : a),
+           pos_(v) + a * neg_(v), g * (yv > 0.0 ? 1.0 : a))
+LINEAR_ACT(tanh, tanhf(v), g * (1.0f - yv * yv), tanh(v), g * (1.0 - yv * yv))
+LINEAR_ACT(sigmoid, sigmoidf_(v), g * yv * (1.0f - yv), sigmoid_(v), g * yv * (1.0 - yv))
+
+/* One thread's columns [c0, c1) of the forward epilogue and of the backward pass. */
+#define LINEAR_ACT_PARTS(T, SFX)                                                            \
+    static void la_fwd_part_##SFX(tg_node *n, int64_t c0, int64_t c1)                       \
+    {                                                                                       \
+        int64_t rows = n->i[0], cols = n->i[2];                                             \
+        T *y = n->out->data, a = (T)n->f[0];                                                \
+        const T *b = n->in[2]->data;                                                        \
+        switch (n->i[3]) {                                                                  \
+        case TG_ACT_RELU: la_fwd_relu_##SFX(y, b, a, rows, cols, c0, c1); break;            \
+        case TG_ACT_LEAKY_RELU: la_fwd_leaky_relu_##SFX(y, b, a, rows, cols, c0, c1); break; \
+        case TG_ACT_TANH: la_fwd_tanh_##SFX(y, b, a, rows, cols, c0, c1); break;            \
+        case TG_ACT_SIGMOID: la_fwd_sigmoid_##SFX(y, b, a, rows, cols, c0, c1); break;      \
+        default: la_fwd_identity_##SFX(y, b, a, rows, cols, c0, c1); break;                 \
+        }                                                                                   \
+    }                                                                                       \
+    static void la_bwd_part_##SFX(tg_node *n, int64_t c0, int64_t c1, bool db_set)         \
+    {                                                                                       \
+        int64_t rows = n->i[0], cols = n->i[2];                                             \
+        T *dz = n->saved, a = (T)n->f[0];                                                   \
+        T *db = n->in[2]->requires_grad ? n->in[2]->grad->data : NULL;                      \
+        const T *y = n->out->data, *dy = n->out->grad->data;                                \
+        switch (n->i[3]) {                                                                  \
+        case TG_ACT_RELU: la_bwd_relu_##SFX(dz, db, y, dy, a, rows, cols, c0, c1, db_set); break; \
+        case TG_ACT_LEAKY_RELU:                                                             \
+            la_bwd_leaky_relu_##SFX(dz, db, y, dy, a, rows, cols, c0, c1, db_set);          \
+            break;                                                                          \
+        case TG_ACT_TANH: la_bwd_tanh_##SFX(dz, db, y, dy, a, rows, cols, c0, c1, db_set); break; \
+        case TG_ACT_SIGMOID:                                                                \
+            la_bwd_sigmoid_##SFX(dz, db, y, dy, a, rows, cols, c0, c1, db_set);             \
+            break;                                                                          \
+        default: la_bwd_identity_##SFX(dz, db, y, dy, a, rows, cols, c0, c1, db_set); break; \
+        }                                                                                   \
+    }
+LINEAR_ACT_PARTS(float, f32)
+LINEAR_ACT_PARTS(double, f64)
+
+/* Runs pass (0 forward, 1 backward) over the columns, split over the threads when large. */
+static void la_pass(tg_node *n, int pass, bool db_set)
+{
+    int64_t rows = n->i[0], cols = n->i[2];
+    int nt = act_threads(rows, cols);
+    bool f32 = n->out->dtype == TG_F32;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = omp_get_thread_num(), tn = omp_get_num_threads();
+#else
+    {
+        int t = 0, tn = 1;
+        (void)nt;
+#endif
+        int64_t c0, c1;
+        col_part(cols, t, tn, &c0, &c1);
+        if (c0 < c1) {
+            if (pass == 0 && f32) la_fwd_part_f32(n, c0, c1);
+            else if (pass == 0) la_fwd_part_f64(n, c0, c1);
+            else if (f32) la_bwd_part_f32(n, c0, c1, db_set);
+            else la_bwd_part_f64(n, c0, c1, db_set);
+        }
+    }
+}
+
+void tg_linear_act_fwd(tg_node *n)
+{
+    tg_tape *tp = n->out->tape;
+    int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
+    gemm(tp, (tg_dtype)n->out->dtype, false, false, rows, cols, k, n->in[0]->data,
+         n->in[1]->data, 0.0, n->out->data);
+    if (rows > 0 && cols > 0) la_pass(n, 0, false);
+}
+
+void tg_linear_act_bwd(tg_node *n)
+{
+    tg_tape *tp = n->out->tape;
+    int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
+    tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    tg_dtype dt = (tg_dtype)n->out->dtype;
+    bool db_set = b->requires_grad && tg_grad_beta(b); /* db holds values: add to them */
+    if (b->requires_grad && rows == 0 && !db_set) /* no rows: db is a sum of nothing */
+        memset(b->grad->data, 0, (size_t)cols * tg_dtype_size(dt));
+    if (rows > 0 && cols > 0) la_pass(n, 1, db_set);
+    if (x->requires_grad) /* dx = dz · wᵀ */
+        gemm(tp, dt, false, true, rows, k, cols, n->saved, w->data, tg_grad_beta(x), x->grad->data);
+    if (w->requires_grad) /* dw = xᵀ · dz */
+        gemm(tp, dt, true, false, k, cols, rows, x->data, n->saved, tg_grad_beta(w), w->grad->data);
+}
+
+tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, tg_act act,
+                         double alpha)
+{
+    tg_tensor *in[3] = {x, w, b};
+    char buf[200];
+    if (tg_op_check(tp, TG_OP_linear_act, 3, in)) return NULL;
+    if (x->ndim < 1 || w->ndim != 2 || b->ndim != 1 || x->shape[x->ndim - 1] != w->shape[0] ||
+        b->shape[0] != w->shape[1]) {
+        tg_fail(tp, TG_ESHAPE, "tg_linear_act: %s: want x [...,k], w [k,n], b [n]",
+                tg_shapes_str(buf, sizeof buf, 3, in));
+        return NULL;
+    }
+    if ((unsigned)act > TG_ACT_SIGMOID) {
+        tg_fail(tp, TG_EARG, "tg_linear_act: unknown activation %d", (int)act);
+        return NULL;
+    }
+    if (act == TG_ACT_LEAKY_RELU && !(alpha >= 0 && isfinite(alpha))) {
+        tg_fail(tp, TG_EARG,
+                "tg_linear_act: leaky_relu alpha %g must be finite and >= 0 (its gradient is "
+                "taken from the output)", alpha);
+        return NULL;
+    }
+    int64_t k = w->shape[0], cols = w->shape[1], rows = k ? x->numel / k : 0;
+    if (k == 0) rows = tg_shape_numel(x->ndim - 1, x->shape);
+    int64_t shape[TG_MAX_DIMS];
+    for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
+    shape[x->ndim - 1] = cols;
+    tg_node *n = tg_op_begin(tp, TG_OP_linear_act, 3, in, x->ndim, shape);
+    if (!n) return NULL;
+    n->i[0] = rows, n->i[1] = k, n->i[2] = cols, n->i[3] = act;
+    n->f[0] = act == TG_ACT_LEAKY_RELU ? alpha : 0;
+    if (tg_op_records(tp, 3, in)) { /* dz for the backward, written there: not zeroed */
+        size_t bytes = (size_t)(rows * cols) * tg_dtype_size((tg_dtype)x->dtype);
+        if (!(n->saved = tg_arena_alloc(tp, bytes ? bytes : 1))) {
+            tg_fail(tp, TG_ENOMEM, "tg_linear_act: out of memory for dz (%zu bytes)", bytes);
+            return NULL;
+        }
+    }
     return tg_op_finish(tp, n);
 }

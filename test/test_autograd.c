@@ -745,73 +745,6 @@ static void test_long_chain(void)
     tg_tensor_free(x);
 }
 
-/* matmul's forward and both input gradients against plain double loops, at shapes on both
- * sides of the GEMM path choice (ops/matmul.c sends dy·bᵀ to BLIS's packed path when its
- * m, n >= 64 and its inner size > 1) and at 1 and 2 threads. */
-static void test_gemm_paths(void)
-{
-    /* m, k, n of a·b; the input gradient g·bᵀ is m x k with inner size n */
-    const int64_t dims[][3] = {{128, 256, 10}, {64, 64, 10}, {64, 64, 2}, {64, 64, 1},
-                               {63, 64, 10}, {64, 63, 10}, {70, 65, 33}, {128, 96, 128},
-                               {5, 7, 3}};
-    tg_rng r;
-    tg_rng_seed(&r, 11);
-    for (int threads = 1; threads <= 2; threads++) {
-        tg_set_num_threads(threads);
-        for (int d = 0; d < 2; d++) {
-            tg_dtype dt = d ? TG_F64 : TG_F32;
-            double tol = d ? 1e-12 : 1e-5;
-            for (size_t c = 0; c < sizeof dims / sizeof dims[0]; c++) {
-                int64_t m = dims[c][0], k = dims[c][1], n = dims[c][2];
-                int64_t sa[2] = {m, k}, sb[2] = {k, n}, sy[2] = {m, n};
-                tg_tensor *a = tg_tensor_new(dt, 2, sa), *b = tg_tensor_new(dt, 2, sb);
-                tg_tensor *g = tg_tensor_new(dt, 2, sy);
-                tg_tensor_rand_uniform(a, -1, 1, &r), tg_tensor_rand_uniform(b, -1, 1, &r);
-                tg_tensor_rand_uniform(g, -1, 1, &r);
-                tg_set_requires_grad(a, true), tg_set_requires_grad(b, true);
-                tg_tape *tp = tg_tape_new();
-                tg_tensor *y = tg_matmul(tp, a, b);
-                CHECK(y && tg_backward_seed(tp, y, g) == TG_OK);
-                double ey = 0, ea = 0, eb = 0; /* largest error, relative to the term sizes */
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < n; j++) {
-                        double s = 0, mag = 0;
-                        for (int64_t l = 0; l < k; l++) {
-                            double t = tg_get(a, i * k + l) * tg_get(b, l * n + j);
-                            s += t, mag += fabs(t);
-                        }
-                        ey = fmax(ey, fabs(tg_get(y, i * n + j) - s) / (mag + 1e-300));
-                    }
-                for (int64_t i = 0; i < m; i++) /* da = g·bᵀ */
-                    for (int64_t l = 0; l < k; l++) {
-                        double s = 0, mag = 0;
-                        for (int64_t j = 0; j < n; j++) {
-                            double t = tg_get(g, i * n + j) * tg_get(b, l * n + j);
-                            s += t, mag += fabs(t);
-                        }
-                        ea = fmax(ea, fabs(tg_get(tg_grad(a), i * k + l) - s) / (mag + 1e-300));
-                    }
-                for (int64_t l = 0; l < k; l++) /* db = aᵀ·g */
-                    for (int64_t j = 0; j < n; j++) {
-                        double s = 0, mag = 0;
-                        for (int64_t i = 0; i < m; i++) {
-                            double t = tg_get(a, i * k + l) * tg_get(g, i * n + j);
-                            s += t, mag += fabs(t);
-                        }
-                        eb = fmax(eb, fabs(tg_get(tg_grad(b), l * n + j) - s) / (mag + 1e-300));
-                    }
-                CHECK(ey <= tol && ea <= tol && eb <= tol);
-                if (!(ey <= tol && ea <= tol && eb <= tol))
-                    printf("  %s %lldx%lldx%lld, %d threads: errors y %g da %g db %g\n",
-                           tg_dtype_name(dt), (long long)m, (long long)k, (long long)n, threads,
-                           ey, ea, eb);
-                tg_tape_free(tp);
-                tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(g);
-            }
-        }
-    }
-    tg_set_num_threads(1);
-}
 
 static void test_graph_api(void)
 {
@@ -881,7 +814,6 @@ static const check_case cases[] = {
     TEST(test_gradcheck_not_scalar),
     TEST(test_f32_matches_f64),
     TEST(test_long_chain),
-    TEST(test_gemm_paths),
     TEST(test_graph_api),
 };
 TEST_MAIN("test_autograd", cases)

@@ -112,6 +112,50 @@ static void test_whole_model_gradcheck(void)
     tg_nn_free(m.net);
 }
 
+/* Sequential records a linear layer and a following relu, tanh, sigmoid or leaky_relu
+ * (alpha >= 0) as one linear_act node, and every other pair as two; the fused forward and
+ * gradients equal the composition. */
+static void test_sequential_fuses(void)
+{
+    const struct { const char *act; double alpha; bool fused; } cases[] = {
+        {"relu", 0, true}, {"tanh", 0, true}, {"sigmoid", 0, true}, {"leaky_relu", 0.2, true},
+        {"leaky_relu", -0.5, false}, {"elu", 0, false}, {"softplus", 0, false},
+        {"identity", 0, false}};
+    tg_rng r;
+    tg_rng_seed(&r, 4);
+    int64_t xs[2] = {5, 3};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tg_module *seq = tg_nn_sequential(), *lin = tg_nn_linear(3, 4, TG_F64);
+        tg_nn_append(seq, lin);
+        tg_nn_append(seq, tg_nn_activation(cases[c].act, cases[c].alpha, TG_F64));
+        tg_tensor *p[2], *x = tg_tensor_new(TG_F64, 2, xs);
+        tg_nn_params(seq, p, 2);
+        tg_tensor_rand_uniform(x, -1, 1, &r), tg_tensor_rand_uniform(p[1], -1, 1, &r);
+        tg_tape *tp = tg_tape_new();
+        tg_tensor *y = tg_nn_forward(seq, tp, x);
+        const tg_node *first = tg_tape_first(tp);
+        bool one = tg_tape_n_nodes(tp) == 1 && first && strcmp(tg_node_op(first), "linear_act") == 0;
+        CHECK(y && one == cases[c].fused);
+        if (!(y && one == cases[c].fused)) printf("  %s: %lld nodes\n", cases[c].act, (long long)tg_tape_n_nodes(tp));
+        CHECK(tg_backward(tp, tg_sum(tp, tg_square(tp, y), TG_ALL_AXES, false)) == TG_OK);
+        tg_tensor *gw = tg_tensor_clone(tg_grad(p[0])), *yv = tg_tensor_clone(y);
+        /* the same function by hand: linear, then the activation op */
+        tg_tape *t2 = tg_tape_new();
+        tg_zero_grad(p[0]), tg_zero_grad(p[1]);
+        tg_module *act = tg_nn_activation(cases[c].act, cases[c].alpha, TG_F64);
+        tg_tensor *y2 = tg_nn_forward(act, t2, tg_linear(t2, x, p[0], p[1]));
+        CHECK(tg_backward(t2, tg_sum(t2, tg_square(t2, y2), TG_ALL_AXES, false)) == TG_OK);
+        double e = 0;
+        for (int i = 0; i < 20; i++) e = fmax(e, fabs(tg_get(yv, i) - tg_get(y2, i)));
+        for (int i = 0; i < 12; i++) e = fmax(e, fabs(tg_get(gw, i) - tg_get(tg_grad(p[0]), i)));
+        CHECK(e < 1e-13);
+        tg_nn_free(act);
+        tg_tape_free(t2), tg_tape_free(tp);
+        tg_tensor_free(gw), tg_tensor_free(yv), tg_tensor_free(x);
+        tg_nn_free(seq);
+    }
+}
+
 static void test_train_eval_modes(void)
 {
     tg_module *seq = tg_nn_sequential();
@@ -805,6 +849,7 @@ static const check_case cases[] = {
     TEST(test_obd),
     TEST(test_mlp_forward_by_hand),
     TEST(test_whole_model_gradcheck),
+    TEST(test_sequential_fuses),
     TEST(test_train_eval_modes),
     TEST(test_activation_layers),
     TEST(test_param_order),

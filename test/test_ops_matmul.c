@@ -1,0 +1,268 @@
+/* test/test_ops_matmul.c: the BLIS-backed ops beyond their gradchecks (ops/cases_matmul.c):
+ * linear_act against hand-worked numbers and against the composition of linear and the
+ * activation at sizes where its passes split over threads, its errors and edge shapes, and
+ * matmul on both of BLIS's GEMM paths against plain loops. */
+#include <time.h>
+
+#include "ops_check.h"
+
+static const char *const ACT_NAME[] = {"identity", "relu", "leaky_relu", "tanh", "sigmoid"};
+
+/* x [1,2] = (1, -2), w [[0.5, -1], [0.25, 2]], b (0.1, 0.2): z = x·w + b = (0.1, -4.8).
+ * loss = y0 + 2 y1, so dy = (1, 2). Expected values from the activation's formula and
+ * derivative, evaluated in double precision by hand (python3 math). */
+static void test_linear_act_values(void)
+{
+    struct {
+        tg_act act;
+        double alpha, y[2], dx[2], dw[4], db[2];
+    } want[] = {
+        {TG_ACT_IDENTITY, 0, {0.1, -4.8}, {0.5 - 2, 0.25 + 4}, {1, 2, -2, -4}, {1, 2}},
+        {TG_ACT_RELU, 0, {0.1, 0}, {0.5, 0.25}, {1, 0, -2, 0}, {1, 0}},
+        {TG_ACT_LEAKY_RELU, 0.1, {0.1, -0.48}, {0.3, 0.65}, {1, 0.2, -2, -0.4}, {1, 0.2}},
+        {TG_ACT_TANH, 0, {0.099667994624955819, -0.9998645517007605},
+         {0.49449138891924538, 0.24860008572080899},
+         {0.9900662908474398, 0.00054175650447452206, -1.9801325816948796, -0.0010835130089490441},
+         {0.9900662908474398, 0.00054175650447452206}},
+        {TG_ACT_SIGMOID, 0, {0.52497918747894001, 0.0081625711531598966},
+         {0.108496132925787, 0.094727784389540992},
+         {0.24937604019289197, 0.016191887170658996, -0.49875208038578395, -0.032383774341317992},
+         {0.24937604019289197, 0.016191887170658996}},
+    };
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        double tol = d ? 1e-14 : 1e-6;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            tg_tape *tp = tg_tape_new();
+            tg_tensor *x = leaf(dt, 2, S(1, 2), V(1, -2), true);
+            tg_tensor *w = leaf(dt, 2, S(2, 2), V(0.5, -1, 0.25, 2), true);
+            tg_tensor *b = leaf(dt, 1, S(2), V(0.1, 0.2), true);
+            tg_tensor *y = tg_linear_act(tp, x, w, b, want[i].act, want[i].alpha);
+            EXPECT(y, 2, want[i].y, tol);
+            CHECK(sweep(tp, y) == TG_OK);
+            EXPECT(tg_grad(x), 2, want[i].dx, tol);
+            EXPECT(tg_grad(w), 4, want[i].dw, tol);
+            EXPECT(tg_grad(b), 2, want[i].db, tol);
+            tg_tape_free(tp);
+            drop_all();
+        }
+    }
+}
+
+/* Largest |a - b| over two tensors of the same size, relative to max(1, largest |b|): the
+ * two computations sum the same terms in another order, and the weighted loss makes some
+ * gradients large sums that cancel to small elements. */
+static double maxdiff(const tg_tensor *a, const tg_tensor *b)
+{
+    double e = 0, scale = 1;
+    for (int64_t i = 0; i < tg_tensor_numel(b); i++) scale = fmax(scale, fabs(tg_get(b, i)));
+    for (int64_t i = 0; i < tg_tensor_numel(b); i++) e = fmax(e, fabs(tg_get(a, i) - tg_get(b, i)));
+    return e / scale;
+}
+
+static tg_tensor *act_of(tg_tape *tp, tg_tensor *z, tg_act act, double alpha)
+{
+    switch (act) {
+    case TG_ACT_RELU: return tg_relu(tp, z);
+    case TG_ACT_LEAKY_RELU: return tg_leaky_relu(tp, z, alpha);
+    case TG_ACT_TANH: return tg_tanh(tp, z);
+    case TG_ACT_SIGMOID: return tg_sigmoid(tp, z);
+    default: return z;
+    }
+}
+
+/* The fused op against tg_<act>(tg_linear()) with the same leaves, forward and every
+ * gradient, at 1 and 2 threads and at sizes below and above the thread split (including
+ * odd column counts, 3-D input, and second uses of x and b so their gradients are added
+ * to). */
+static void test_linear_act_matches_composition(void)
+{
+    const int64_t dims[][4] = {{3, 4, 5, 0}, {128, 64, 256, 0}, {200, 33, 170, 0},
+                               {2, 64, 40, 300}};
+    tg_rng r;
+    tg_rng_seed(&r, 5);
+    int bad = 0, runs = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+        tg_set_num_threads(threads);
+        for (int d = 0; d < 2; d++) {
+            tg_dtype dt = d ? TG_F64 : TG_F32;
+            double tol = d ? 1e-12 : 2e-5;
+            for (size_t c = 0; c < sizeof dims / sizeof dims[0]; c++) {
+                bool three = dims[c][3] != 0; /* x [d0, d3, k] */
+                int64_t k = dims[c][1], cols = dims[c][2];
+                int64_t sx3[3] = {dims[c][0], dims[c][3], k}, sx2[2] = {dims[c][0], k};
+                int64_t sw[2] = {k, cols}, sb[1] = {cols};
+                for (int act = TG_ACT_IDENTITY; act <= TG_ACT_SIGMOID; act++) {
+                    tg_tensor *x = tg_tensor_new(dt, three ? 3 : 2, three ? sx3 : sx2);
+                    tg_tensor *w = tg_tensor_new(dt, 2, sw), *b = tg_tensor_new(dt, 1, sb);
+                    tg_tensor_rand_uniform(x, -1, 1, &r), tg_tensor_rand_uniform(w, -0.3, 0.3, &r);
+                    tg_tensor_rand_uniform(b, -0.5, 0.5, &r);
+                    tg_set_requires_grad(x, true), tg_set_requires_grad(w, true);
+                    tg_set_requires_grad(b, true);
+                    tg_tensor *got[4] = {0}, *ref[4] = {0};
+                    for (int fused = 0; fused < 2; fused++) {
+                        tg_tape *tp = tg_tape_new();
+                        tg_zero_grad(x), tg_zero_grad(w), tg_zero_grad(b);
+                        tg_tensor *y = fused ? tg_linear_act(tp, x, w, b, (tg_act)act, 0.05)
+                                             : act_of(tp, tg_linear(tp, x, w, b), (tg_act)act, 0.05);
+                        /* x and b used again, recorded later: their gradients hold values
+                         * when the op's backward adds to them */
+                        tg_tensor *loss = tg_add(tp, weighted(tp, y), tg_sum(tp, x, TG_ALL_AXES, false));
+                        loss = tg_add(tp, loss, tg_sum(tp, tg_square(tp, b), TG_ALL_AXES, false));
+                        if (!loss || tg_backward(tp, loss) != TG_OK) bad++;
+                        tg_tensor **out = fused ? got : ref;
+                        out[0] = tg_tensor_clone(y), out[1] = tg_tensor_clone(tg_grad(x));
+                        out[2] = tg_tensor_clone(tg_grad(w)), out[3] = tg_tensor_clone(tg_grad(b));
+                        tg_tape_free(tp);
+                    }
+                    double e = 0;
+                    for (int i = 0; i < 4; i++) e = fmax(e, maxdiff(got[i], ref[i]));
+                    if (!(e <= tol)) {
+                        bad++;
+                        printf("  linear_act %s %s case %zu, %d threads: error %g\n",
+                               ACT_NAME[act], tg_dtype_name(dt), c, threads, e);
+                    }
+                    runs++;
+                    for (int i = 0; i < 4; i++) tg_tensor_free(got[i]), tg_tensor_free(ref[i]);
+                    tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b);
+                }
+            }
+        }
+    }
+    tg_set_num_threads(1);
+    CHECK(bad == 0 && runs == 2 * 2 * 4 * 5);
+}
+
+/* Bad arguments name the problem and record nothing; no-grad mode keeps no dz; edge shapes. */
+static void test_linear_act_errors_and_edges(void)
+{
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = leaf(TG_F32, 2, S(3, 4), NULL, true), *w = leaf(TG_F32, 2, S(4, 5), NULL, true);
+    tg_tensor *b = leaf(TG_F32, 1, S(5), NULL, true), *b6 = leaf(TG_F32, 1, S(6), NULL, true);
+    tg_tensor *w64 = leaf(TG_F64, 2, S(4, 5), NULL, true);
+    CHECK(tg_linear_act(tp, x, w, b6, TG_ACT_RELU, 0) == NULL && tg_tape_errcode(tp) == TG_ESHAPE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_linear_act: [3,4], [4,5] and [6]: want x [...,k], w [k,n], b [n]");
+    tg_tape_reset(tp);
+    CHECK(tg_linear_act(tp, x, w, b, (tg_act)7, 0) == NULL && tg_tape_errcode(tp) == TG_EARG);
+    CHECK_STR_HAS(tg_tape_error(tp), "unknown activation 7");
+    tg_tape_reset(tp);
+    CHECK(tg_linear_act(tp, x, w, b, TG_ACT_LEAKY_RELU, -0.5) == NULL);
+    CHECK_STR_HAS(tg_tape_error(tp), "leaky_relu alpha -0.5 must be finite and >= 0");
+    tg_tape_reset(tp);
+    CHECK(tg_linear_act(tp, x, w, b, TG_ACT_LEAKY_RELU, NAN) == NULL);
+    tg_tape_reset(tp);
+    CHECK(tg_linear_act(tp, x, w64, b, TG_ACT_TANH, 0) == NULL && tg_tape_errcode(tp) == TG_EDTYPE);
+    tg_tape_reset(tp);
+    CHECK(tg_linear_act(tp, NULL, w, b, TG_ACT_TANH, 0) == NULL);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_linear_act: input 0 is NULL");
+    CHECK(tg_tape_n_nodes(tp) == 0);
+    tg_tape_reset(tp);
+
+    /* no-grad mode: the output alone, no node, no dz in the arena */
+    tg_tape_stats s0, s1;
+    tg_tape_set_grad_mode(tp, false);
+    tg_tensor *y = tg_linear_act(tp, x, w, b, TG_ACT_RELU, 0);
+    tg_tape_get_stats(tp, &s0);
+    tg_tape_set_grad_mode(tp, true);
+    tg_tape_reset(tp);
+    y = tg_linear_act(tp, x, w, b, TG_ACT_RELU, 0);
+    tg_tape_get_stats(tp, &s1);
+    CHECK(y && s0.n_nodes == 0 && s1.n_nodes == 1 && s1.arena_used >= s0.arena_used + 3 * 5 * 4);
+    tg_tape_reset(tp);
+
+    /* k = 0: y = act(b) in every row, dw and dx empty, db the column sums of dz */
+    tg_tensor *x0 = leaf(TG_F64, 2, S(2, 0), NULL, true), *w0 = leaf(TG_F64, 2, S(0, 3), NULL, true);
+    tg_tensor *bb = leaf(TG_F64, 1, S(3), V(-1, 0.5, 2), true);
+    y = tg_linear_act(tp, x0, w0, bb, TG_ACT_RELU, 0);
+    EXPECT(y, 6, V(0, 0.5, 2, 0, 0.5, 2), 0);
+    CHECK(sweep(tp, y) == TG_OK);
+    EXPECT(tg_grad(bb), 3, V(0, 2 + 5, 3 + 6), 0);
+    tg_tape_reset(tp);
+    /* no rows: empty output; the bias gradient is a sum of nothing */
+    tg_tensor *xe = leaf(TG_F64, 2, S(0, 3), NULL, true), *we = leaf(TG_F64, 2, S(3, 2), NULL, true);
+    tg_tensor *be = leaf(TG_F64, 1, S(2), V(1, 1), true);
+    tg_zero_grad(be);
+    y = tg_linear_act(tp, xe, we, be, TG_ACT_TANH, 0);
+    CHECK(y && tg_tensor_numel(y) == 0);
+    tg_tensor *s = tg_add(tp, tg_sum(tp, y, TG_ALL_AXES, false), tg_sum(tp, be, TG_ALL_AXES, false));
+    CHECK(s && tg_backward(tp, s) == TG_OK);
+    EXPECT(tg_grad(be), 2, V(1, 1), 0);
+    tg_tape_free(tp);
+    drop_all();
+}
+
+/* matmul's forward and both input gradients against plain double loops, at shapes on both
+ * sides of the GEMM path choice (ops/matmul.c sends dy·bᵀ to BLIS's packed path when its
+ * m, n >= 64 and its inner size > 1) and at 1 and 2 threads. */
+static void test_gemm_paths(void)
+{
+    /* m, k, n of a·b; the input gradient g·bᵀ is m x k with inner size n */
+    const int64_t dims[][3] = {{128, 256, 10}, {64, 64, 10}, {64, 64, 2}, {64, 64, 1},
+                               {63, 64, 10}, {64, 63, 10}, {70, 65, 33}, {128, 96, 128},
+                               {5, 7, 3}};
+    tg_rng r;
+    tg_rng_seed(&r, 11);
+    for (int threads = 1; threads <= 2; threads++) {
+        tg_set_num_threads(threads);
+        for (int d = 0; d < 2; d++) {
+            tg_dtype dt = d ? TG_F64 : TG_F32;
+            double tol = d ? 1e-12 : 1e-5;
+            for (size_t c = 0; c < sizeof dims / sizeof dims[0]; c++) {
+                int64_t m = dims[c][0], k = dims[c][1], n = dims[c][2];
+                int64_t sa[2] = {m, k}, sb[2] = {k, n}, sy[2] = {m, n};
+                tg_tensor *a = tg_tensor_new(dt, 2, sa), *b = tg_tensor_new(dt, 2, sb);
+                tg_tensor *g = tg_tensor_new(dt, 2, sy);
+                tg_tensor_rand_uniform(a, -1, 1, &r), tg_tensor_rand_uniform(b, -1, 1, &r);
+                tg_tensor_rand_uniform(g, -1, 1, &r);
+                tg_set_requires_grad(a, true), tg_set_requires_grad(b, true);
+                tg_tape *tp = tg_tape_new();
+                tg_tensor *y = tg_matmul(tp, a, b);
+                CHECK(y && tg_backward_seed(tp, y, g) == TG_OK);
+                double ey = 0, ea = 0, eb = 0; /* largest error, relative to the term sizes */
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double s = 0, mag = 0;
+                        for (int64_t l = 0; l < k; l++) {
+                            double t = tg_get(a, i * k + l) * tg_get(b, l * n + j);
+                            s += t, mag += fabs(t);
+                        }
+                        ey = fmax(ey, fabs(tg_get(y, i * n + j) - s) / (mag + 1e-300));
+                    }
+                for (int64_t i = 0; i < m; i++) /* da = g·bᵀ */
+                    for (int64_t l = 0; l < k; l++) {
+                        double s = 0, mag = 0;
+                        for (int64_t j = 0; j < n; j++) {
+                            double t = tg_get(g, i * n + j) * tg_get(b, l * n + j);
+                            s += t, mag += fabs(t);
+                        }
+                        ea = fmax(ea, fabs(tg_get(tg_grad(a), i * k + l) - s) / (mag + 1e-300));
+                    }
+                for (int64_t l = 0; l < k; l++) /* db = aᵀ·g */
+                    for (int64_t j = 0; j < n; j++) {
+                        double s = 0, mag = 0;
+                        for (int64_t i = 0; i < m; i++) {
+                            double t = tg_get(a, i * k + l) * tg_get(g, i * n + j);
+                            s += t, mag += fabs(t);
+                        }
+                        eb = fmax(eb, fabs(tg_get(tg_grad(b), l * n + j) - s) / (mag + 1e-300));
+                    }
+                CHECK(ey <= tol && ea <= tol && eb <= tol);
+                if (!(ey <= tol && ea <= tol && eb <= tol))
+                    printf("  %s %lldx%lldx%lld, %d threads: errors y %g da %g db %g\n",
+                           tg_dtype_name(dt), (long long)m, (long long)k, (long long)n, threads,
+                           ey, ea, eb);
+                tg_tape_free(tp);
+                tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(g);
+            }
+        }
+    }
+    tg_set_num_threads(1);
+}
+
+static const check_case cases[] = {
+    TEST(test_linear_act_values),
+    TEST(test_linear_act_matches_composition),
+    TEST(test_linear_act_errors_and_edges),
+    TEST(test_gemm_paths),
+};
+TEST_MAIN("test_ops_matmul", cases)
