@@ -225,32 +225,76 @@ void tg_optim_begin_step(tg_optim *o)
 #define FTZ_END() (void)0
 #endif
 
+/* Writes n values from src to dst with streaming (non-temporal) stores where dst is
+ * 16-byte aligned; the rest with plain ones. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+static void stream_f32(float *restrict dst, const float *restrict src, int64_t n)
+{
+    int64_t i = 0;
+    if (((uintptr_t)dst & 15) == 0)
+        for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+}
+static void stream_f64(double *restrict dst, const double *restrict src, int64_t n)
+{
+    int64_t i = 0;
+    if (((uintptr_t)dst & 15) == 0)
+        for (; i + 2 <= n; i += 2) _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+}
+#define STREAM_FENCE() _mm_sfence()
+#else
+static void stream_f32(float *restrict dst, const float *restrict src, int64_t n)
+{
+    memcpy(dst, src, (size_t)n * sizeof *dst);
+}
+static void stream_f64(double *restrict dst, const double *restrict src, int64_t n)
+{
+    memcpy(dst, src, (size_t)n * sizeof *dst);
+}
+#define STREAM_FENCE() (void)0
+#endif
+
+/* Elements per chunk of a streamed update: the weights are copied to a buffer in L1, the
+ * method's kernel updates the copy, and the result is streamed back. */
+#define STREAM_CHUNK 1024
+
 /* Part t of nt of every parameter with a gradient (o->grads, set by the caller), updated by
  * the method's kernel. The kernels are per-element, so any split gives the same numbers as
- * one pass. Each parameter is split into nt contiguous parts (at 16 elements), like the
- * row blocks BLIS's threads wrote its gradient in, so each thread mostly updates what its
- * own core's cache already holds. */
-static void update_part(tg_optim *o, int t, int nt)
+ * one pass. Each parameter is split into nt contiguous parts (at 16 elements).
+ * With stream set, the new weights are written with streaming stores. The step on several
+ * threads does that: the GEMMs just read the weights from every core, and on this machine
+ * a plain store to a line another core holds cost up to 10x the whole update (momentum at
+ * 2 threads: 166-395 us per MLP step with plain stores, 60 us streamed; docs/optim.md). On
+ * one thread plain stores are faster (69 against 90 us) and are kept. */
+static void update_part(tg_optim *o, int t, int nt, bool stream)
 {
     int k = o->cls->n_slots;
+    _Alignas(64) unsigned char buf[STREAM_CHUNK * sizeof(double)];
     for (int p = 0; p < o->n_params; p++) {
         tg_tensor *w = o->params[p], *g = o->grads[p];
         if (!g) continue; /* no gradient reached it: leave it and its moments alone */
         int64_t n = tg_tensor_numel(w);
         int64_t a = n * t / nt / 16 * 16, b = t + 1 == nt ? n : n * (t + 1) / nt / 16 * 16;
-        if (a >= b) continue;
-        if (o->dtype == TG_F32) {
-            float *s[TG_OPTIM_SLOTS_MAX];
-            for (int j = 0; j < k; j++) s[j] = o->s32[p * k + j] + a;
-            o->cls->update_f32(o, (float *)tg_data(w) + a, (const float *)tg_data_const(g) + a,
-                               s, b - a);
-        } else {
-            double *s[TG_OPTIM_SLOTS_MAX];
-            for (int j = 0; j < k; j++) s[j] = o->s64[p * k + j] + a;
-            o->cls->update_f64(o, (double *)tg_data(w) + a, (const double *)tg_data_const(g) + a,
-                               s, b - a);
+        for (int64_t c0 = a; c0 < b; c0 = stream ? c0 + STREAM_CHUNK : b) {
+            int64_t len = stream && b - c0 > STREAM_CHUNK ? STREAM_CHUNK : b - c0;
+            if (o->dtype == TG_F32) {
+                float *s[TG_OPTIM_SLOTS_MAX], *wd = (float *)tg_data(w) + c0, *wk = wd;
+                for (int j = 0; j < k; j++) s[j] = o->s32[p * k + j] + c0;
+                if (stream) wk = memcpy(buf, wd, (size_t)len * sizeof(float));
+                o->cls->update_f32(o, wk, (const float *)tg_data_const(g) + c0, s, len);
+                if (stream) stream_f32(wd, wk, len);
+            } else {
+                double *s[TG_OPTIM_SLOTS_MAX], *wd = (double *)tg_data(w) + c0, *wk = wd;
+                for (int j = 0; j < k; j++) s[j] = o->s64[p * k + j] + c0;
+                if (stream) wk = memcpy(buf, wd, (size_t)len * sizeof(double));
+                o->cls->update_f64(o, wk, (const double *)tg_data_const(g) + c0, s, len);
+                if (stream) stream_f64(wd, wk, len);
+            }
         }
     }
+    if (stream) STREAM_FENCE(); /* the streamed weights are visible before the step returns */
 }
 
 /* Below this many elements a step runs on one thread: waking the others costs more. */
@@ -272,14 +316,14 @@ static int first_order_step(tg_optim *o)
 #pragma omp parallel num_threads(nt)
         {
             FTZ_BEGIN(); /* MXCSR is per thread */
-            update_part(o, omp_get_thread_num(), omp_get_num_threads());
+            update_part(o, omp_get_thread_num(), omp_get_num_threads(), true);
             FTZ_END();
         }
         return TG_OK;
 #endif
     }
     FTZ_BEGIN();
-    update_part(o, 0, 1);
+    update_part(o, 0, 1, false);
     FTZ_END();
     return TG_OK;
 }
