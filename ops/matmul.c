@@ -226,15 +226,17 @@ void tg_linear_bwd(tg_node *n)
     }
 }
 
-tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b)
+/* The node of linear or linear_act (op) with its output and i[0..2] = rows, k, cols, after
+ * checking the inputs and their shapes (messages name tg_<op>); NULL on failure. */
+static tg_node *linear_node(tg_tape *tp, int op, tg_tensor *const *in)
 {
-    tg_tensor *in[3] = {x, w, b};
+    tg_tensor *x = in[0], *w = in[1], *b = in[2];
     char buf[200];
-    if (tg_op_check(tp, TG_OP_linear, 3, in)) return NULL;
+    if (tg_op_check(tp, op, 3, in)) return NULL;
     if (x->ndim < 1 || w->ndim != 2 || b->ndim != 1 || x->shape[x->ndim - 1] != w->shape[0] ||
         b->shape[0] != w->shape[1]) {
-        tg_fail(tp, TG_ESHAPE,
-                "tg_linear: %s: want x [...,k], w [k,n], b [n]", tg_shapes_str(buf, sizeof buf, 3, in));
+        tg_fail(tp, TG_ESHAPE, "tg_%s: %s: want x [...,k], w [k,n], b [n]",
+                tg_op_table[op].name, tg_shapes_str(buf, sizeof buf, 3, in));
         return NULL;
     }
     int64_t k = w->shape[0], cols = w->shape[1], rows = k ? x->numel / k : 0;
@@ -242,10 +244,17 @@ tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b)
     int64_t shape[TG_MAX_DIMS];
     for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
     shape[x->ndim - 1] = cols;
-    tg_node *n = tg_op_begin(tp, TG_OP_linear, 3, in, x->ndim, shape);
+    tg_node *n = tg_op_begin(tp, op, 3, in, x->ndim, shape);
     if (!n) return NULL;
     n->i[0] = rows, n->i[1] = k, n->i[2] = cols;
-    return tg_op_finish(tp, n);
+    return n;
+}
+
+tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b)
+{
+    tg_tensor *in[3] = {x, w, b};
+    tg_node *n = linear_node(tp, TG_OP_linear, in);
+    return n ? tg_op_finish(tp, n) : NULL;
 }
 
 /* ---- linear_act: y = act(x·w + b) as one node ----
@@ -409,35 +418,22 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
                          double alpha)
 {
     tg_tensor *in[3] = {x, w, b};
-    char buf[200];
-    if (tg_op_check(tp, TG_OP_linear_act, 3, in)) return NULL;
-    if (x->ndim < 1 || w->ndim != 2 || b->ndim != 1 || x->shape[x->ndim - 1] != w->shape[0] ||
-        b->shape[0] != w->shape[1]) {
-        tg_fail(tp, TG_ESHAPE, "tg_linear_act: %s: want x [...,k], w [k,n], b [n]",
-                tg_shapes_str(buf, sizeof buf, 3, in));
-        return NULL;
-    }
-    if ((unsigned)act > TG_ACT_SIGMOID) {
+    if (tp && !tp->err && (unsigned)act > TG_ACT_SIGMOID) {
         tg_fail(tp, TG_EARG, "tg_linear_act: unknown activation %d", (int)act);
         return NULL;
     }
-    if (act == TG_ACT_LEAKY_RELU && !(alpha >= 0 && isfinite(alpha))) {
+    if (tp && !tp->err && act == TG_ACT_LEAKY_RELU && !(alpha >= 0 && isfinite(alpha))) {
         tg_fail(tp, TG_EARG,
                 "tg_linear_act: leaky_relu alpha %g must be finite and >= 0 (its gradient is "
                 "taken from the output)", alpha);
         return NULL;
     }
-    int64_t k = w->shape[0], cols = w->shape[1], rows = k ? x->numel / k : 0;
-    if (k == 0) rows = tg_shape_numel(x->ndim - 1, x->shape);
-    int64_t shape[TG_MAX_DIMS];
-    for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
-    shape[x->ndim - 1] = cols;
-    tg_node *n = tg_op_begin(tp, TG_OP_linear_act, 3, in, x->ndim, shape);
+    tg_node *n = linear_node(tp, TG_OP_linear_act, in);
     if (!n) return NULL;
-    n->i[0] = rows, n->i[1] = k, n->i[2] = cols, n->i[3] = act;
+    n->i[3] = act;
     n->f[0] = act == TG_ACT_LEAKY_RELU ? alpha : 0;
     if (tg_op_records(tp, 3, in)) { /* dz for the backward, written there: not zeroed */
-        size_t bytes = (size_t)(rows * cols) * tg_dtype_size((tg_dtype)x->dtype);
+        size_t bytes = (size_t)(n->i[0] * n->i[2]) * tg_dtype_size((tg_dtype)x->dtype);
         if (!(n->saved = tg_arena_alloc(tp, bytes ? bytes : 1))) {
             tg_fail(tp, TG_ENOMEM, "tg_linear_act: out of memory for dz (%zu bytes)", bytes);
             return NULL;

@@ -191,6 +191,24 @@ static void test_linear_act_errors_and_edges(void)
     drop_all();
 }
 
+/* Largest |got - op(p)·op(q)| over the elements of got (m x n), each relative to the sum of
+ * its terms' magnitudes; op transposes p (stored k x m) or q (stored n x k) when asked. */
+static double product_err(const tg_tensor *got, const tg_tensor *p, bool pt, const tg_tensor *q,
+                          bool qt, int64_t m, int64_t n, int64_t k)
+{
+    double e = 0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0, mag = 0;
+            for (int64_t l = 0; l < k; l++) {
+                double t = tg_get(p, pt ? l * m + i : i * k + l) * tg_get(q, qt ? j * k + l : l * n + j);
+                s += t, mag += fabs(t);
+            }
+            e = fmax(e, fabs(tg_get(got, i * n + j) - s) / (mag + 1e-300));
+        }
+    return e;
+}
+
 /* matmul's forward and both input gradients against plain double loops, at shapes on both
  * sides of the GEMM path choice (ops/matmul.c sends dy·bᵀ to BLIS's packed path when its
  * m, n >= 64 and its inner size > 1) and at 1 and 2 threads. */
@@ -218,34 +236,9 @@ static void test_gemm_paths(void)
                 tg_tape *tp = tg_tape_new();
                 tg_tensor *y = tg_matmul(tp, a, b);
                 CHECK(y && tg_backward_seed(tp, y, g) == TG_OK);
-                double ey = 0, ea = 0, eb = 0; /* largest error, relative to the term sizes */
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < n; j++) {
-                        double s = 0, mag = 0;
-                        for (int64_t l = 0; l < k; l++) {
-                            double t = tg_get(a, i * k + l) * tg_get(b, l * n + j);
-                            s += t, mag += fabs(t);
-                        }
-                        ey = fmax(ey, fabs(tg_get(y, i * n + j) - s) / (mag + 1e-300));
-                    }
-                for (int64_t i = 0; i < m; i++) /* da = g·bᵀ */
-                    for (int64_t l = 0; l < k; l++) {
-                        double s = 0, mag = 0;
-                        for (int64_t j = 0; j < n; j++) {
-                            double t = tg_get(g, i * n + j) * tg_get(b, l * n + j);
-                            s += t, mag += fabs(t);
-                        }
-                        ea = fmax(ea, fabs(tg_get(tg_grad(a), i * k + l) - s) / (mag + 1e-300));
-                    }
-                for (int64_t l = 0; l < k; l++) /* db = aᵀ·g */
-                    for (int64_t j = 0; j < n; j++) {
-                        double s = 0, mag = 0;
-                        for (int64_t i = 0; i < m; i++) {
-                            double t = tg_get(a, i * k + l) * tg_get(g, i * n + j);
-                            s += t, mag += fabs(t);
-                        }
-                        eb = fmax(eb, fabs(tg_get(tg_grad(b), l * n + j) - s) / (mag + 1e-300));
-                    }
+                double ey = product_err(y, a, false, b, false, m, n, k);
+                double ea = product_err(tg_grad(a), g, false, b, true, m, k, n); /* g·bᵀ */
+                double eb = product_err(tg_grad(b), a, true, g, false, k, n, m); /* aᵀ·g */
                 CHECK(ey <= tol && ea <= tol && eb <= tol);
                 if (!(ey <= tol && ea <= tol && eb <= tol))
                     printf("  %s %lldx%lldx%lld, %d threads: errors y %g da %g db %g\n",
