@@ -149,7 +149,7 @@ static void test_linear_act_errors_and_edges(void)
     CHECK(tg_linear_act(tp, x, w, b, TG_ACT_LEAKY_RELU, -0.5) == NULL);
     CHECK_STR_HAS(tg_tape_error(tp), "leaky_relu alpha -0.5 must be finite and >= 0");
     tg_tape_reset(tp);
-    CHECK(tg_linear_act(tp, x, w, b, TG_ACT_LEAKY_RELU, NAN) == NULL);
+    CHECK(tg_linear_act(tp, x, w, b, TG_ACT_LEAKY_RELU, (double)NAN) == NULL);
     tg_tape_reset(tp);
     CHECK(tg_linear_act(tp, x, w64, b, TG_ACT_TANH, 0) == NULL && tg_tape_errcode(tp) == TG_EDTYPE);
     tg_tape_reset(tp);
