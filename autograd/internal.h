@@ -57,9 +57,10 @@ struct tg_tape {
     uint32_t gen;            /* incremented by every tg_tape_reset */
     bool grad_mode;
     int err;
+    struct tg_profile *prof; /* NULL until profiling is first turned on (profile.c); read
+                                by every op, so kept on the line of the fields above */
     char msg[256];
     tg_rng rng;
-    struct tg_profile *prof; /* NULL until profiling is first turned on (profile.c) */
 };
 
 /* One row of the op table (ops/ops.def generates it). */
