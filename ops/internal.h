@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../autograd/clones.h"
 #include "../autograd/internal.h"
 
 #define TG_OP(nm, ar, sets) void tg_##nm##_fwd(tg_node *); void tg_##nm##_bwd(tg_node *);

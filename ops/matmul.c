@@ -284,6 +284,7 @@ static void col_part(int64_t cols, int t, int nt, int64_t *c0, int64_t *c1)
  * pre-activation from dy = g and the output y. Written once per activation and dtype, each
  * loop flat over a row's columns so it vectorises. */
 #define LINEAR_ACT_KERNELS(NAME, T, SFX, FWD, DZ)                                          \
+    TG_VEC_CLONES                                                                           \
     static void la_fwd_##NAME##_##SFX(T *restrict y, const T *restrict b, T a, int64_t rows, \
                                       int64_t cols, int64_t c0, int64_t c1)                 \
     {                                                                                       \
@@ -296,6 +297,7 @@ static void col_part(int64_t cols, int t, int nt, int64_t *c0, int64_t *c1)
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
+    TG_VEC_CLONES                                                                           \
     static void la_bwd_##NAME##_##SFX(T *restrict dz, T *restrict db, const T *restrict y,  \
                                       const T *restrict dy, T a, int64_t rows, int64_t cols, \
                                       int64_t c0, int64_t c1, bool db_set)                  \

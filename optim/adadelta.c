@@ -9,6 +9,7 @@
  * in the lectures (Zeiler and PyTorch write sqrt(D + eps) / sqrt(G + eps)). D starts at 0,
  * so the first steps are about lr eps: AdaDelta starts slowly. Slots: 0 is G, 1 is D. */
 #define ADADELTA_KERNEL(T, SFX, SQRT)                                                      \
+    TG_VEC_CLONES                                                                          \
     static void adadelta_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,      \
                                T *const *s, int64_t n)                                     \
     {                                                                                      \

@@ -6,6 +6,7 @@
  * Adagrad, so that a coordinate whose gradients were all zero does not divide 0 by 0.
  * Slot 0 is G. */
 #define ADAGRAD_KERNEL(T, SFX, SQRT)                                                       \
+    TG_VEC_CLONES                                                                          \
     static void adagrad_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,       \
                               T *const *s, int64_t n)                                      \
     {                                                                                      \

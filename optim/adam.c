@@ -7,8 +7,9 @@
  * with g the gradient plus rho w, gamma = opts.beta1, alpha = opts.beta2 and t the number
  * of this step (from 1). Slots: 0 is v, 1 is G. */
 #define ADAM_KERNEL(T, SFX, SQRT)                                                          \
-    void tg_adam_update_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,       \
-                              T *const *s, int64_t n)                                      \
+    TG_VEC_CLONES                                                                          \
+    static void adam_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,          \
+                           T *const *s, int64_t n)                                         \
     {                                                                                      \
         const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps; \
         const T b1 = (T)o->opts.beta1, b2 = (T)o->opts.beta2;                              \
@@ -22,6 +23,12 @@
             G[i] = b2 * G[i] + ((T)1 - b2) * gi * gi;                                      \
             w[i] = keep * w[i] - lr * (v[i] * c1) / (SQRT(G[i] * c2) + eps);               \
         }                                                                                  \
+    }                                                                                      \
+    /* for AdamW's class: a multiversioned function is local to its file with clang */     \
+    void tg_adam_update_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,       \
+                              T *const *s, int64_t n)                                      \
+    {                                                                                      \
+        adam_##SFX(o, w, g, s, n);                                                         \
     }
 ADAM_KERNEL(float, f32, sqrtf)
 ADAM_KERNEL(double, f64, sqrt)
@@ -36,5 +43,5 @@ static void adam_defaults(tg_optim_opts *o)
 
 const tg_optim_class tg_adam_class = {
     .name = "adam", .n_slots = 2, .defaults = adam_defaults,
-    .update_f32 = tg_adam_update_f32, .update_f64 = tg_adam_update_f64,
+    .update_f32 = adam_f32, .update_f64 = adam_f64,
 };

@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "tapegrad.h"
+#include "../autograd/clones.h" /* TG_VEC_CLONES on every per-element kernel */
 
 /* Every method, in listing order. X(name): "name" for tg_optim_new, tg_<name>_class. */
 #define TG_OPTIM_LIST(X)                                                                   \

@@ -4,6 +4,7 @@
 /* h := alpha h + lr (g + rho w);  w := w (1 - lr lambda) - h.
  * With L2 this is Borisov's dW_t = eta (dE + rho W_{t-1}) + mu dW_{t-1}. Slot 0 is h. */
 #define MOMENTUM_KERNEL(T, SFX)                                                            \
+    TG_VEC_CLONES                                                                          \
     static void momentum_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,      \
                                T *const *s, int64_t n)                                     \
     {                                                                                      \

@@ -4,6 +4,7 @@
 /* v := gamma v + (1 - gamma)(g + rho w);  w := w (1 - lr lambda) - lr v. Slot 0 is v.
  * Unlike Polyak's form, v is an average, so lr keeps the scale it has in plain SGD. */
 #define MOMENTUM_EMA_KERNEL(T, SFX)                                                        \
+    TG_VEC_CLONES                                                                          \
     static void momentum_ema_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,  \
                                    T *const *s, int64_t n)                                 \
     {                                                                                      \

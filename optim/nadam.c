@@ -12,6 +12,7 @@
  * held at gamma; PyTorch and Keras by default let mu_t grow towards gamma over the first
  * thousands of steps (momentum_decay). Slots: 0 is v, 1 is G. */
 #define NADAM_KERNEL(T, SFX, SQRT)                                                         \
+    TG_VEC_CLONES                                                                          \
     static void nadam_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,         \
                             T *const *s, int64_t n)                                        \
     {                                                                                      \

@@ -10,6 +10,7 @@
  * h = lr * buf, PyTorch's SGD(nesterov=True) at a constant lr. With L2 the gradient is
  * g + rho u. Slot 0 is h. */
 #define NESTEROV_KERNEL(T, SFX)                                                            \
+    TG_VEC_CLONES                                                                          \
     static void nesterov_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,      \
                                T *const *s, int64_t n)                                     \
     {                                                                                      \

@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #define QUICKPROP_KERNEL(T, SFX)                                                           \
+    TG_VEC_CLONES                                                                          \
     static void quickprop_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,     \
                                 T *const *s, int64_t n)                                    \
     {                                                                                      \

@@ -4,6 +4,7 @@
 /* G := alpha G + (1 - alpha) g*g;  w := w (1 - lr lambda) - lr g / (sqrt(G) + eps), with
  * g the gradient plus rho w and alpha = opts.beta2. Slot 0 is G. */
 #define RMSPROP_KERNEL(T, SFX, SQRT)                                                       \
+    TG_VEC_CLONES                                                                          \
     static void rmsprop_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,       \
                               T *const *s, int64_t n)                                      \
     {                                                                                      \

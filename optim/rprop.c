@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #define RPROP_KERNEL(T, SFX, NAME, IRPROP)                                                 \
+    TG_VEC_CLONES                                                                          \
     static void NAME##_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,        \
                              T *const *s, int64_t n)                                       \
     {                                                                                      \

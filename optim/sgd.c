@@ -3,6 +3,7 @@
 
 /* w := w (1 - lr lambda) - lr (g + rho w): the lectures' step with L2 / weight decay. */
 #define SGD_KERNEL(T, SFX)                                                                 \
+    TG_VEC_CLONES                                                                          \
     static void sgd_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,           \
                           T *const *s, int64_t n)                                          \
     {                                                                                      \
