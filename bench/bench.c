@@ -583,7 +583,7 @@ int main(int argc, char **argv)
     torch_version(tv, sizeof tv);
     printf("tapegrad benchmarks, %s, %s, %ld cores, BLIS %s (%s kernels), %s, tapegrad %s%s%s\n",
            date, cpu, cores, bli_info_get_version_str(), tg_blis_kernels(), "cc " __VERSION__,
-           TG_GIT_REV, tv[0] ? ", PyTorch " : "", tv);
+           TG_GIT_REV, have_torch && tv[0] ? ", PyTorch " : "", have_torch ? tv : "");
     printf("%-44s %10s %10s %10s %9s %12s %8s\n", "figure", "unit", "median", "min", "max", "PyTorch", "ratio");
     for (int i = 0; i < n_figs; i++) {
         figure *f = &figs[i];
