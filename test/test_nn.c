@@ -156,6 +156,39 @@ static void test_sequential_fuses(void)
     }
 }
 
+/* A training step of a tg_nn_mlp (linear_act nodes) in steady state takes nothing from the
+ * allocator: the tape's block count and high-water mark stop moving after the first step. */
+static void test_mlp_step_allocates_nothing(void)
+{
+    int64_t sizes[4] = {20, 32, 32, 5}, xs[2] = {16, 20}, ys[1] = {16};
+    tg_status st;
+    tg_module *net = tg_nn_mlp(4, sizes, "relu", 0, false, TG_F32, &st);
+    tg_tensor *p[6], *x = tg_tensor_new(TG_F32, 2, xs), *y = tg_tensor_new(TG_F32, 1, ys);
+    tg_rng r;
+    tg_rng_seed(&r, 2);
+    tg_tensor_rand_uniform(x, -1, 1, &r);
+    for (int i = 0; i < 16; i++) tg_set(y, i, (double)(i % 5));
+    int np = tg_nn_params(net, p, 6);
+    tg_optim *o = tg_optim_new("momentum", np, p, NULL, &st);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_stats s1 = {0}, s;
+    int bad = 0;
+    for (int step = 0; step < 100; step++) {
+        tg_tape_reset(tp);
+        tg_tensor *loss = tg_cross_entropy(tp, tg_nn_forward(net, tp, x), y);
+        tg_optim_zero_grad(o);
+        bad += !loss || tg_backward(tp, loss) || tg_optim_step(o);
+        if (step == 1) tg_tape_get_stats(tp, &s1);
+    }
+    tg_tape_get_stats(tp, &s);
+    CHECK(bad == 0 && s.n_nodes == 4); /* linear_act, linear_act, linear, cross_entropy */
+    CHECK(s.n_allocs == s1.n_allocs && s.arena_high == s1.arena_high);
+    tg_tape_free(tp);
+    tg_optim_free(o);
+    tg_tensor_free(x), tg_tensor_free(y);
+    tg_nn_free(net);
+}
+
 static void test_train_eval_modes(void)
 {
     tg_module *seq = tg_nn_sequential();
@@ -850,6 +883,7 @@ static const check_case cases[] = {
     TEST(test_mlp_forward_by_hand),
     TEST(test_whole_model_gradcheck),
     TEST(test_sequential_fuses),
+    TEST(test_mlp_step_allocates_nothing),
     TEST(test_train_eval_modes),
     TEST(test_activation_layers),
     TEST(test_param_order),
