@@ -21,15 +21,20 @@ int tg_get_num_threads(void)
 /* BLIS has two paths to a GEMM: the packed one (operands copied into blocks its
  * micro-kernel streams) and, for problems with a small dimension, the "sup" one, which
  * reads them in place. bli_sgemm picks sup whenever a dimension is below its thresholds
- * (every GEMM of a batch-128 MLP). In Debian's BLIS 0.9.0 (zen3 kernels) sup is the
- * faster path except for one storage case: A as stored times B transposed (the input
- * gradient dy·wᵀ) with both m and n at least 64, where it is up to 4x slower than the
- * packed path for small k (128x256 with k = 10: 42 against 14 us) and still 3-12% slower
- * at k = 128; f64 shows no such gap (bench: gemm.t<T>.path_sup_over_packed measures it).
- * That case goes to the packed path; everything else keeps BLIS's own choice. */
+ * (every GEMM of a batch-128 MLP). In Debian's BLIS 0.9.0 (zen3 kernels) the packed path
+ * is the faster for two storage cases, measured with the two alternating 30 times:
+ *  - A as stored times B transposed (an input gradient dy·wᵀ) with m, n >= 64: sup is up
+ *    to 4x slower for small inner sizes (128x256 with inner size 10: 42 against 14 us) and
+ *    still 3-12% slower at 128;
+ *  - A transposed times B as stored (a weight gradient xᵀ·dy) with m, n >= 256: sup is
+ *    2-17% slower (784x256 with inner size 128, the first layer's), 23-25% at 512x512;
+ *    for a narrow output (n = 10) or 300x100 it is sup that is 10-45% faster.
+ * f64 shows no such gaps. Those cases go to the packed path; every other choice is BLIS's
+ * own. bench: gemm.t<T>.path_sup_over_packed measures the first case. */
 static bool packed_path(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
 {
-    return !ta && tb && k > 1 && m >= 64 && n >= 64;
+    if (!ta && tb) return k > 1 && m >= 64 && n >= 64;
+    return ta && !tb && m >= 256 && n >= 256;
 }
 
 /* C := beta C + A·B with op flags, row-major operands as stored: A is (ta ? k×m : m×k). */

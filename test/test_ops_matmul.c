@@ -210,14 +210,17 @@ static double product_err(const tg_tensor *got, const tg_tensor *p, bool pt, con
 }
 
 /* matmul's forward and both input gradients against plain double loops, at shapes on both
- * sides of the GEMM path choice (ops/matmul.c sends dy·bᵀ to BLIS's packed path when its
- * m, n >= 64 and its inner size > 1) and at 1 and 2 threads. */
+ * sides of the GEMM path choices (ops/matmul.c sends g·bᵀ to BLIS's packed path when its
+ * m, n >= 64 and its inner size > 1, and aᵀ·g when its m, n >= 256) and at 1 and 2
+ * threads. */
 static void test_gemm_paths(void)
 {
-    /* m, k, n of a·b; the input gradient g·bᵀ is m x k with inner size n */
+    /* m, k, n of a·b; the input gradient g·bᵀ is m x k with inner size n, the other one
+     * aᵀ·g is k x n with inner size m */
     const int64_t dims[][3] = {{128, 256, 10}, {64, 64, 10}, {64, 64, 2}, {64, 64, 1},
                                {63, 64, 10}, {64, 63, 10}, {70, 65, 33}, {128, 96, 128},
-                               {5, 7, 3}};
+                               {5, 7, 3}, {32, 256, 256}, {9, 300, 257}, {16, 255, 256},
+                               {16, 256, 255}};
     tg_rng r;
     tg_rng_seed(&r, 11);
     for (int threads = 1; threads <= 2; threads++) {
