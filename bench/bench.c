@@ -262,18 +262,34 @@ static double step_flops(void)
     return f;
 }
 
-/* Seconds for the 8 GEMMs of one step as raw bli_sgemm calls on shared buffers (a, b, c of
- * 784 x 256 floats), averaged over 20 back-to-back sets. */
-static double raw_gemm_once(float *a, float *b, float *c)
+/* The storage cases ops/matmul.c sends to BLIS's packed path (sup disabled); a copy of its
+ * rule, for the raw GEMMs on tapegrad's own paths. */
+static bool tapegrad_packed_path(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
+{
+    if (!ta && tb) return k > 1 && m >= 64 && n >= 64;
+    return ta && !tb && m >= 256 && n >= 256;
+}
+
+/* Seconds for the 8 GEMMs of one step as raw BLIS calls on shared buffers (a, b, c of
+ * 784 x 256 floats), averaged over 20 back-to-back sets: as bli_sgemm calls (BLIS's own
+ * path choice; same_path false), or on the paths tapegrad picks (same_path true). */
+static double raw_gemm_once(float *a, float *b, float *c, bool same_path)
 {
     float one = 1, zero = 0;
     double t0 = now();
     for (int rep = 0; rep < 20; rep++)
         for (int i = 0; i < 8; i++) {
             int64_t m = GEMMS[i].m, n = GEMMS[i].n, k = GEMMS[i].k;
-            bli_sgemm(GEMMS[i].ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                      GEMMS[i].tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &one, a,
-                      GEMMS[i].ta ? m : k, 1, b, GEMMS[i].tb ? k : n, 1, &zero, c, n, 1);
+            rntm_t r, *rp = NULL;
+            if (same_path && tapegrad_packed_path(GEMMS[i].ta, GEMMS[i].tb, m, n, k)) {
+                bli_rntm_init_from_global(&r);
+                bli_rntm_disable_l3_sup(&r);
+                rp = &r;
+            }
+            bli_sgemm_ex(GEMMS[i].ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                         GEMMS[i].tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &one, a,
+                         GEMMS[i].ta ? m : k, 1, b, GEMMS[i].tb ? k : n, 1, &zero, c, n, 1,
+                         NULL, rp);
         }
     return (now() - t0) / 20;
 }
@@ -375,7 +391,7 @@ static void bench_mlp(int threads, int reps)
     double *sps = calloc((size_t)reps, sizeof *sps), *st = calloc((size_t)reps, sizeof *st);
     double *gin = calloc((size_t)reps, sizeof *gin);
     double *tsps = calloc((size_t)reps, sizeof *tsps), *graw = calloc((size_t)reps, sizeof *graw);
-    double *gpath = calloc((size_t)reps, sizeof *gpath);
+    double *gpath = calloc((size_t)reps, sizeof *gpath), *gsame = calloc((size_t)reps, sizeof *gsame);
     float *ga = aligned_alloc(64, 784 * 256 * 4), *gb = aligned_alloc(64, 784 * 256 * 4);
     float *gc = aligned_alloc(64, 784 * 256 * 4);
     for (int i = 0; i < 784 * 256; i++) ga[i] = gb[i] = 0.001f * (float)(i % 97), gc[i] = 0;
@@ -396,8 +412,8 @@ static void bench_mlp(int threads, int reps)
         if (r >= 0) sps[r] = MLP_BATCH / dt, st[r] = dt, gin[r] = (gr.forward_s + gr.backward_s) / steps;
         for (int i = 0; i < 3 && r >= 0; i++) ph[i][r] = 1e6 * phase[i] / steps;
         /* the raw GEMMs right after, so the step's share of them sees the same load */
-        double g = raw_gemm_once(ga, gb, gc);
-        if (r >= 0) graw[r] = g;
+        double g = raw_gemm_once(ga, gb, gc, false), gs = raw_gemm_once(ga, gb, gc, true);
+        if (r >= 0) graw[r] = g, gsame[r] = gs;
         double t_sup, t_packed;
         gemm_paths(ga, gb, gc, &t_sup, &t_packed);
         if (r >= 0) gpath[r] = t_sup / t_packed;
@@ -414,9 +430,11 @@ static void bench_mlp(int threads, int reps)
      * inside BLIS calls, and the GEMMs' speed there against the tight loop's */
     double *share = calloc((size_t)reps, sizeof *share), *eff = calloc((size_t)reps, sizeof *eff);
     double *frac = calloc((size_t)reps, sizeof *frac), *vs = calloc((size_t)reps, sizeof *vs);
+    double *fsame = calloc((size_t)reps, sizeof *fsame);
     for (int i = 0; i < reps; i++) {
         share[i] = 100 * gin[i] / st[i], eff[i] = 100 * graw[i] / gin[i];
         frac[i] = 100 * graw[i] / st[i], vs[i] = sps[i] / tsps[i];
+        fsame[i] = 100 * gsame[i] / st[i];
     }
     stat3 step = summarise(st, reps);
     snprintf(key, sizeof key, "mlp.t%d.samples_per_s", threads);
@@ -442,11 +460,16 @@ static void bench_mlp(int threads, int reps)
     fig(key, "GFLOP/s", (stat3){step_flops() / step.med * 1e-9, step_flops() / step.hi * 1e-9, step_flops() / step.lo * 1e-9}, true);
     snprintf(key, sizeof key, "gemm.t%d.step_fraction_of_raw", threads);
     fig(key, "%", summarise(frac, reps), true);
+    stat3 gsm = summarise(gsame, reps);
+    snprintf(key, sizeof key, "gemm.t%d.raw_same_paths_gflops", threads);
+    fig(key, "GFLOP/s", (stat3){step_flops() / gsm.med * 1e-9, step_flops() / gsm.hi * 1e-9, step_flops() / gsm.lo * 1e-9}, true);
+    snprintf(key, sizeof key, "gemm.t%d.step_fraction_of_raw_same_paths", threads);
+    fig(key, "%", summarise(fsame, reps), true);
     snprintf(key, sizeof key, "gemm.t%d.path_sup_over_packed", threads);
     fig(key, "x", summarise(gpath, reps), false);
     if (threads == 1)
         fig("memory.arena_high_water_per_step", "bytes", (stat3){(double)ts.arena_high, 0, 0}, false);
-    free(sps), free(st), free(tsps), free(graw), free(gpath), free(gin), free(share), free(eff), free(frac), free(vs), free(ga), free(gb), free(gc);
+    free(sps), free(st), free(tsps), free(graw), free(gpath), free(gin), free(share), free(eff), free(frac), free(vs), free(fsame), free(gsame), free(ga), free(gb), free(gc);
     tg_tape_free(tp);
     mlp_free(&m);
 }
