@@ -262,6 +262,21 @@ static double step_flops(void)
     return f;
 }
 
+/* A higher-is-better figure whose key has the thread count in it. */
+static void fig_t(const char *key_fmt, int threads, const char *unit, stat3 v)
+{
+    char key[96];
+    snprintf(key, sizeof key, key_fmt, threads);
+    fig(key, unit, v, true);
+}
+
+/* The step's GEMM FLOP/s for seconds per step (the slowest time gives the lowest rate). */
+static stat3 gflops(stat3 secs)
+{
+    return (stat3){step_flops() / secs.med * 1e-9, step_flops() / secs.hi * 1e-9,
+                   step_flops() / secs.lo * 1e-9};
+}
+
 /* The storage cases ops/matmul.c sends to BLIS's packed path (sup disabled); a copy of its
  * rule, for the raw GEMMs on tapegrad's own paths. */
 static bool tapegrad_packed_path(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
@@ -446,25 +461,14 @@ static void bench_mlp(int threads, int reps)
         fig(key, "us/step", summarise(ph[i], reps), false);
         free(ph[i]);
     }
-    snprintf(key, sizeof key, "mlp.t%d.gemm_time_share", threads);
-    fig(key, "%", summarise(share, reps), true);
-    stat3 gi = summarise(gin, reps);
-    snprintf(key, sizeof key, "gemm.t%d.in_step_gflops", threads);
-    fig(key, "GFLOP/s", (stat3){step_flops() / gi.med * 1e-9, step_flops() / gi.hi * 1e-9, step_flops() / gi.lo * 1e-9}, true);
-    snprintf(key, sizeof key, "gemm.t%d.in_step_speed_of_raw", threads);
-    fig(key, "%", summarise(eff, reps), true);
-    stat3 g = summarise(graw, reps);
-    snprintf(key, sizeof key, "gemm.t%d.raw_sgemm_gflops", threads);
-    fig(key, "GFLOP/s", (stat3){step_flops() / g.med * 1e-9, step_flops() / g.hi * 1e-9, step_flops() / g.lo * 1e-9}, true);
-    snprintf(key, sizeof key, "gemm.t%d.step_gflops", threads);
-    fig(key, "GFLOP/s", (stat3){step_flops() / step.med * 1e-9, step_flops() / step.hi * 1e-9, step_flops() / step.lo * 1e-9}, true);
-    snprintf(key, sizeof key, "gemm.t%d.step_fraction_of_raw", threads);
-    fig(key, "%", summarise(frac, reps), true);
-    stat3 gsm = summarise(gsame, reps);
-    snprintf(key, sizeof key, "gemm.t%d.raw_same_paths_gflops", threads);
-    fig(key, "GFLOP/s", (stat3){step_flops() / gsm.med * 1e-9, step_flops() / gsm.hi * 1e-9, step_flops() / gsm.lo * 1e-9}, true);
-    snprintf(key, sizeof key, "gemm.t%d.step_fraction_of_raw_same_paths", threads);
-    fig(key, "%", summarise(fsame, reps), true);
+    fig_t("mlp.t%d.gemm_time_share", threads, "%", summarise(share, reps));
+    fig_t("gemm.t%d.in_step_gflops", threads, "GFLOP/s", gflops(summarise(gin, reps)));
+    fig_t("gemm.t%d.in_step_speed_of_raw", threads, "%", summarise(eff, reps));
+    fig_t("gemm.t%d.raw_sgemm_gflops", threads, "GFLOP/s", gflops(summarise(graw, reps)));
+    fig_t("gemm.t%d.step_gflops", threads, "GFLOP/s", gflops(step));
+    fig_t("gemm.t%d.step_fraction_of_raw", threads, "%", summarise(frac, reps));
+    fig_t("gemm.t%d.raw_same_paths_gflops", threads, "GFLOP/s", gflops(summarise(gsame, reps)));
+    fig_t("gemm.t%d.step_fraction_of_raw_same_paths", threads, "%", summarise(fsame, reps));
     snprintf(key, sizeof key, "gemm.t%d.path_sup_over_packed", threads);
     fig(key, "x", summarise(gpath, reps), false);
     if (threads == 1)
