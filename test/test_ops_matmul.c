@@ -2,6 +2,7 @@
  * linear_act against hand-worked numbers and against the composition of linear and the
  * activation at sizes where its passes split over threads, its errors and edge shapes, and
  * matmul on both of BLIS's GEMM paths against plain loops. */
+#include <string.h>
 #include <time.h>
 
 #include "ops_check.h"
@@ -133,6 +134,43 @@ static void test_linear_act_matches_composition(void)
     CHECK(bad == 0 && runs == 2 * 2 * 4 * 5);
 }
 
+/* The row split of linear_act's passes and the column split of its bias gradient give the
+ * same bits at 1 and 2 threads (every element is computed, and every column summed, in the
+ * same order). */
+static void test_linear_act_threads_same_bits(void)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 9);
+    int64_t sx[2] = {256, 48}, sw[2] = {48, 200}, sb[1] = {200};
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        tg_tensor *x = tg_tensor_new(dt, 2, sx), *w = tg_tensor_new(dt, 2, sw);
+        tg_tensor *b = tg_tensor_new(dt, 1, sb);
+        tg_tensor_rand_uniform(x, -1, 1, &r), tg_tensor_rand_uniform(w, -0.3, 0.3, &r);
+        tg_tensor_rand_uniform(b, -0.5, 0.5, &r);
+        tg_set_requires_grad(x, true), tg_set_requires_grad(w, true), tg_set_requires_grad(b, true);
+        tg_tensor *out[2][4];
+        for (int threads = 1; threads <= 2; threads++) {
+            tg_set_num_threads(threads);
+            tg_tape *tp = tg_tape_new();
+            tg_zero_grad(x), tg_zero_grad(w), tg_zero_grad(b);
+            tg_tensor *y = tg_linear_act(tp, x, w, b, TG_ACT_TANH, 0);
+            CHECK(sweep(tp, y) == TG_OK);
+            tg_tensor **o = out[threads - 1];
+            o[0] = tg_tensor_clone(y), o[1] = tg_tensor_clone(tg_grad(x));
+            o[2] = tg_tensor_clone(tg_grad(w)), o[3] = tg_tensor_clone(tg_grad(b));
+            tg_tape_free(tp);
+        }
+        tg_set_num_threads(1);
+        for (int i = 0; i < 4; i++) {
+            size_t bytes = (size_t)tg_tensor_numel(out[0][i]) * tg_dtype_size(dt);
+            CHECK(memcmp(tg_data(out[0][i]), tg_data(out[1][i]), bytes) == 0);
+            tg_tensor_free(out[0][i]), tg_tensor_free(out[1][i]);
+        }
+        tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b);
+    }
+}
+
 /* Bad arguments name the problem and record nothing; no-grad mode keeps no dz; edge shapes. */
 static void test_linear_act_errors_and_edges(void)
 {
@@ -258,6 +296,7 @@ static void test_gemm_paths(void)
 static const check_case cases[] = {
     TEST(test_linear_act_values),
     TEST(test_linear_act_matches_composition),
+    TEST(test_linear_act_threads_same_bits),
     TEST(test_linear_act_errors_and_edges),
     TEST(test_gemm_paths),
 };
