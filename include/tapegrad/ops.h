@@ -23,10 +23,11 @@ TG_API tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b);
 /* y = x · w + b (a fully connected layer in one op). x [m,k], w [k,n], b [n]; y [m,n].
  * dx += dy · wᵀ, dw += xᵀ · dy, db += column sums of dy. */
 TG_API tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b);
-/* act(x·w + b) as one node, the same function as tg_<act>(tg_linear(x, w, b)) at about 3
- * fewer passes over the output: the bias and the activation are applied in one pass after
- * the GEMM, and the backward forms the activation's derivative and the bias gradient in
- * one pass before its two GEMMs (split over the BLIS threads when the output is large).
+/* act(x·w + b) as one node, the same function as tg_<act>(tg_linear(x, w, b)) with fewer
+ * passes over the output: the bias and the activation are applied in one pass after the
+ * GEMM, and the backward forms the gradient at the pre-activation and the bias gradient
+ * before its two GEMMs (split over the BLIS threads when the output is large; every thread
+ * count gives the same bits).
  * Values agree with the composition up to rounding (the bias is added after the product).
  * alpha is leaky_relu's slope; it must be >= 0, since the derivative is read off the
  * output. tg_nn's Sequential uses it for a linear layer followed by one of these. */
