@@ -97,9 +97,10 @@ static inline void tg_profile_kernel(tg_tape *tp, int op, double t0)
     tp->prof->calls[tp->prof->phase][op]++;
     tp->prof->secs[tp->prof->phase][op] += tg_clock() - t0;
 }
-static inline void tg_profile_gemm(tg_tape *tp, double t0)
+/* calls GEMMs ran from t0 to now (two when side by side) */
+static inline void tg_profile_gemm(tg_tape *tp, double t0, int calls)
 {
-    tp->prof->gemm_calls[tp->prof->phase]++;
+    tp->prof->gemm_calls[tp->prof->phase] += calls;
     tp->prof->gemm_secs[tp->prof->phase] += tg_clock() - t0;
 }
 

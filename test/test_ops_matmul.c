@@ -134,10 +134,11 @@ static void test_linear_act_matches_composition(void)
     CHECK(bad == 0 && runs == 2 * 2 * 4 * 5);
 }
 
-/* The row split of linear_act's passes and the column split of its bias gradient give the
- * same bits at 1 and 2 threads (every element is computed, and every column summed, in the
- * same order). */
-static void test_linear_act_threads_same_bits(void)
+/* Every output and gradient of linear_act, linear and matmul has the same bits at 1 and 2
+ * threads: linear_act's passes split by rows and its bias gradient by columns, summed in
+ * row order; at 2 threads the two gradient GEMMs of a node run side by side, one BLIS
+ * thread each, on the same BLIS paths. The profile counts both GEMMs either way. */
+static void test_threads_same_bits(void)
 {
     tg_rng r;
     tg_rng_seed(&r, 9);
@@ -149,26 +150,74 @@ static void test_linear_act_threads_same_bits(void)
         tg_tensor_rand_uniform(x, -1, 1, &r), tg_tensor_rand_uniform(w, -0.3, 0.3, &r);
         tg_tensor_rand_uniform(b, -0.5, 0.5, &r);
         tg_set_requires_grad(x, true), tg_set_requires_grad(w, true), tg_set_requires_grad(b, true);
-        tg_tensor *out[2][4];
-        for (int threads = 1; threads <= 2; threads++) {
-            tg_set_num_threads(threads);
-            tg_tape *tp = tg_tape_new();
-            tg_zero_grad(x), tg_zero_grad(w), tg_zero_grad(b);
-            tg_tensor *y = tg_linear_act(tp, x, w, b, TG_ACT_TANH, 0);
-            CHECK(sweep(tp, y) == TG_OK);
-            tg_tensor **o = out[threads - 1];
-            o[0] = tg_tensor_clone(y), o[1] = tg_tensor_clone(tg_grad(x));
-            o[2] = tg_tensor_clone(tg_grad(w)), o[3] = tg_tensor_clone(tg_grad(b));
-            tg_tape_free(tp);
-        }
-        tg_set_num_threads(1);
-        for (int i = 0; i < 4; i++) {
-            size_t bytes = (size_t)tg_tensor_numel(out[0][i]) * tg_dtype_size(dt);
-            CHECK(memcmp(tg_data(out[0][i]), tg_data(out[1][i]), bytes) == 0);
-            tg_tensor_free(out[0][i]), tg_tensor_free(out[1][i]);
+        for (int op = 0; op < 3; op++) {
+            tg_tensor *out[2][4];
+            for (int threads = 1; threads <= 2; threads++) {
+                tg_set_num_threads(threads);
+                tg_tape *tp = tg_tape_new();
+                tg_tape_set_profiling(tp, true);
+                tg_zero_grad(x), tg_zero_grad(w), tg_zero_grad(b);
+                tg_tensor *y = op == 0   ? tg_linear_act(tp, x, w, b, TG_ACT_TANH, 0)
+                               : op == 1 ? tg_linear(tp, x, w, b)
+                                         : tg_matmul(tp, x, w);
+                CHECK(sweep(tp, y) == TG_OK);
+                tg_profile_row gemm;
+                tg_tape_profile(tp, NULL, 0, &gemm);
+                CHECK(gemm.forward_calls == 1 && gemm.backward_calls == 2);
+                tg_tensor **o = out[threads - 1];
+                o[0] = tg_tensor_clone(y), o[1] = tg_tensor_clone(tg_grad(x));
+                o[2] = tg_tensor_clone(tg_grad(w)), o[3] = tg_tensor_clone(tg_grad(b));
+                tg_tape_free(tp);
+            }
+            tg_set_num_threads(1);
+            for (int i = 0; i < 4; i++) {
+                size_t bytes = (size_t)tg_tensor_numel(out[0][i]) * tg_dtype_size(dt);
+                CHECK(memcmp(tg_data(out[0][i]), tg_data(out[1][i]), bytes) == 0);
+                tg_tensor_free(out[0][i]), tg_tensor_free(out[1][i]);
+            }
         }
         tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b);
     }
+}
+
+/* matmul(a, a) and linear(x, x, b): both gradient GEMMs write the same gradient, so they
+ * run one after the other (the second adds) even at 2 threads; checked against loops. */
+static void test_shared_input_gradients(void)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 13);
+    const int64_t n = 300;
+    int64_t sa[2] = {n, n}, sb[1] = {n};
+    for (int threads = 1; threads <= 2; threads++) {
+        tg_set_num_threads(threads);
+        for (int op = 0; op < 2; op++) {
+            tg_tensor *a = tg_tensor_new(TG_F64, 2, sa), *g = tg_tensor_new(TG_F64, 2, sa);
+            tg_tensor *b = tg_tensor_new(TG_F64, 1, sb);
+            tg_tensor_rand_uniform(a, -1, 1, &r), tg_tensor_rand_uniform(g, -1, 1, &r);
+            tg_tensor_fill(b, 0);
+            tg_set_requires_grad(a, true);
+            tg_tape *tp = tg_tape_new();
+            tg_tensor *y = op ? tg_linear(tp, a, a, b) : tg_matmul(tp, a, a);
+            CHECK(y && tg_backward_seed(tp, y, g) == TG_OK);
+            /* d(a·a) = g·aᵀ + aᵀ·g (n is large enough for GEMMs run side by side to
+             * interleave their writes, were they allowed to) */
+            double e = 0;
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    double s = 0, mag = 0;
+                    for (int64_t l = 0; l < n; l++) {
+                        double t1 = tg_get(g, i * n + l) * tg_get(a, j * n + l);
+                        double t2 = tg_get(a, l * n + i) * tg_get(g, l * n + j);
+                        s += t1 + t2, mag += fabs(t1) + fabs(t2);
+                    }
+                    e = fmax(e, fabs(tg_get(tg_grad(a), i * n + j) - s) / mag);
+                }
+            CHECK(e <= 1e-13);
+            tg_tape_free(tp);
+            tg_tensor_free(a), tg_tensor_free(g), tg_tensor_free(b);
+        }
+    }
+    tg_set_num_threads(1);
 }
 
 /* Bad arguments name the problem and record nothing; no-grad mode keeps no dz; edge shapes. */
@@ -296,7 +345,8 @@ static void test_gemm_paths(void)
 static const check_case cases[] = {
     TEST(test_linear_act_values),
     TEST(test_linear_act_matches_composition),
-    TEST(test_linear_act_threads_same_bits),
+    TEST(test_threads_same_bits),
+    TEST(test_shared_input_gradients),
     TEST(test_linear_act_errors_and_edges),
     TEST(test_gemm_paths),
 };
