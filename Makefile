@@ -33,7 +33,7 @@ HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops
                        optim/*.h data/*.h cli/*.h test/*.h)
 DEPS_OK  := $(B)/.deps-ok
 
-.PHONY: all lib test asan valgrind install clean deps help run examples cli data-deps bench fuzz
+.PHONY: all lib test asan valgrind install clean deps help run examples cli data-deps bench fuzz FORCE
 all: lib $(TESTS) $(B)/tapegrad
 lib: $(B)/libtapegrad.a $(B)/libtapegrad.so
 
@@ -118,9 +118,14 @@ run: data-deps $(B)/tapegrad
 # Benchmarks (bench/): tapegrad and, when python3-torch is installed, PyTorch in one table.
 bench: $(B)/bench $(B)/tapegrad data-deps
 	$(B)/bench --cli $(B)/tapegrad --json $(B)/bench.json $(ARGS)
-$(B)/bench: bench/bench.c $(LIB_OBJ) $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -O3 -DTG_GIT_REV='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"' \
-	  $< $(LIB_OBJ) -o $@ $(LDLIBS)
+# The revision the bench reports ("-dirty" with uncommitted changes); the stamp file is
+# rewritten only when it changes, so that the bench is rebuilt then.
+GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(B)/git-rev: FORCE
+	@mkdir -p $(B); if [ "$$(cat $@ 2>/dev/null)" != "$(GIT_REV)" ]; then echo "$(GIT_REV)" > $@; fi
+FORCE:
+$(B)/bench: bench/bench.c $(LIB_OBJ) $(HEADERS) $(B)/git-rev
+	$(CC) $(ALL_CFLAGS) -O3 -DTG_GIT_REV='"$(GIT_REV)"' $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 # The command's test runs the binary.
 $(B)/test_cli: test/test_cli.c $(B)/tapegrad test/check.h
