@@ -26,6 +26,21 @@
 NESTEROV_KERNEL(float, f32)
 NESTEROV_KERNEL(double, f64)
 
+#define NESTEROV_SETUP                                                                     \
+    const __m256 lr = _mm256_set1_ps((float)o->lr);                                        \
+    const __m256 l2 = _mm256_set1_ps((float)o->opts.l2);                                   \
+    const __m256 keep = _mm256_set1_ps((float)o->keep);                                    \
+    const __m256 a = _mm256_set1_ps((float)o->opts.momentum);
+#define NESTEROV_BODY                                                                      \
+    __m256 wv = _mm256_load_ps(w + i);                                                     \
+    __m256 step = _mm256_mul_ps(lr, _mm256_add_ps(_mm256_loadu_ps(g + i),                 \
+                                                  _mm256_mul_ps(l2, wv)));                 \
+    __m256 h = _mm256_add_ps(_mm256_mul_ps(a, _mm256_loadu_ps(s[0] + i)), step);           \
+    _mm256_storeu_ps(s[0] + i, h);                                                         \
+    _mm256_stream_ps(w + i, _mm256_sub_ps(_mm256_mul_ps(keep, wv),                        \
+                                          _mm256_add_ps(_mm256_mul_ps(a, h), step)));
+TG_STREAM_KERNEL(nesterov_stream_f32, nesterov_f32, NESTEROV_SETUP, NESTEROV_BODY)
+
 static void nesterov_defaults(tg_optim_opts *o)
 {
     o->lr = 0.01;
@@ -35,4 +50,5 @@ static void nesterov_defaults(tg_optim_opts *o)
 const tg_optim_class tg_nesterov_class = {
     .name = "nesterov", .n_slots = 1, .defaults = nesterov_defaults,
     .update_f32 = nesterov_f32, .update_f64 = nesterov_f64,
+    .update_f32_stream = TG_STREAM(nesterov_stream_f32),
 };

@@ -256,6 +256,16 @@ static void stream_f64(double *restrict dst, const double *restrict src, int64_t
 #define STREAM_FENCE() (void)0
 #endif
 
+/* The methods' streaming kernels (update_f32_stream) use AVX. */
+static bool have_avx(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    return __builtin_cpu_supports("avx");
+#else
+    return false;
+#endif
+}
+
 /* Elements per chunk of a streamed update: the weights are copied to a buffer in L1, the
  * method's kernel updates the copy, and the result is streamed back. */
 #define STREAM_CHUNK 1024
@@ -277,6 +287,13 @@ static void update_part(tg_optim *o, int t, int nt, bool stream)
         if (!g) continue; /* no gradient reached it: leave it and its moments alone */
         int64_t n = tg_tensor_numel(w);
         int64_t a = n * t / nt / 16 * 16, b = t + 1 == nt ? n : n * (t + 1) / nt / 16 * 16;
+        if (stream && o->dtype == TG_F32 && o->cls->update_f32_stream && have_avx()) {
+            float *s[TG_OPTIM_SLOTS_MAX];
+            for (int j = 0; j < k; j++) s[j] = o->s32[p * k + j] + a;
+            o->cls->update_f32_stream(o, (float *)tg_data(w) + a,
+                                      (const float *)tg_data_const(g) + a, s, b - a);
+            continue;
+        }
         for (int64_t c0 = a; c0 < b; c0 = stream ? c0 + STREAM_CHUNK : b) {
             int64_t len = stream && b - c0 > STREAM_CHUNK ? STREAM_CHUNK : b - c0;
             if (o->dtype == TG_F32) {

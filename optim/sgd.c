@@ -14,9 +14,21 @@
 SGD_KERNEL(float, f32)
 SGD_KERNEL(double, f64)
 
+#define SGD_SETUP                                                                          \
+    const __m256 lr = _mm256_set1_ps((float)o->lr);                                        \
+    const __m256 l2 = _mm256_set1_ps((float)o->opts.l2);                                   \
+    const __m256 keep = _mm256_set1_ps((float)o->keep);
+#define SGD_BODY                                                                           \
+    __m256 wv = _mm256_load_ps(w + i);                                                     \
+    __m256 step = _mm256_mul_ps(lr, _mm256_add_ps(_mm256_loadu_ps(g + i),                 \
+                                                  _mm256_mul_ps(l2, wv)));                 \
+    _mm256_stream_ps(w + i, _mm256_sub_ps(_mm256_mul_ps(keep, wv), step));
+TG_STREAM_KERNEL(sgd_stream_f32, sgd_f32, SGD_SETUP, SGD_BODY)
+
 static void sgd_defaults(tg_optim_opts *o) { o->lr = 0.01; }
 
 const tg_optim_class tg_sgd_class = {
     .name = "sgd", .n_slots = 0, .defaults = sgd_defaults,
     .update_f32 = sgd_f32, .update_f64 = sgd_f64,
+    .update_f32_stream = TG_STREAM(sgd_stream_f32),
 };
