@@ -34,9 +34,7 @@ ADAM_KERNEL(float, f32, sqrtf)
 ADAM_KERNEL(double, f64, sqrt)
 
 #define ADAM_SETUP                                                                         \
-    const __m256 lr = _mm256_set1_ps((float)o->lr);                                        \
-    const __m256 l2 = _mm256_set1_ps((float)o->opts.l2);                                   \
-    const __m256 keep = _mm256_set1_ps((float)o->keep);                                    \
+    TG_STREAM_LR_L2_KEEP                                    \
     const __m256 eps = _mm256_set1_ps((float)o->opts.eps);                                 \
     const __m256 b1 = _mm256_set1_ps((float)o->opts.beta1);                                \
     const __m256 b2 = _mm256_set1_ps((float)o->opts.beta2);                                \

@@ -82,6 +82,16 @@ struct tg_optim_class {
 #include <immintrin.h>
 #include <stdint.h>
 #define TG_STREAM(fn) fn
+/* The constants every method's SETUP starts with: lr, l2 and keep on 8 lanes. */
+#define TG_STREAM_LR_L2_KEEP                                                               \
+    const __m256 lr = _mm256_set1_ps((float)o->lr);                                        \
+    const __m256 l2 = _mm256_set1_ps((float)o->opts.l2);                                   \
+    const __m256 keep = _mm256_set1_ps((float)o->keep);
+/* The start of sgd's, momentum's and nesterov's BODY: wv = w, step = lr (g + l2 w). */
+#define TG_STREAM_LR_STEP                                                                  \
+    __m256 wv = _mm256_load_ps(w + i);                                                     \
+    __m256 step = _mm256_mul_ps(lr, _mm256_add_ps(_mm256_loadu_ps(g + i),                 \
+                                                  _mm256_mul_ps(l2, wv)));
 #define TG_STREAM_KERNEL(NAME, PLAIN, SETUP, BODY)                                         \
     __attribute__((target("avx"))) static void NAME(const tg_optim *o, float *restrict w,  \
                                                     const float *restrict g,              \

@@ -27,14 +27,10 @@ NESTEROV_KERNEL(float, f32)
 NESTEROV_KERNEL(double, f64)
 
 #define NESTEROV_SETUP                                                                     \
-    const __m256 lr = _mm256_set1_ps((float)o->lr);                                        \
-    const __m256 l2 = _mm256_set1_ps((float)o->opts.l2);                                   \
-    const __m256 keep = _mm256_set1_ps((float)o->keep);                                    \
+    TG_STREAM_LR_L2_KEEP                                                                   \
     const __m256 a = _mm256_set1_ps((float)o->opts.momentum);
 #define NESTEROV_BODY                                                                      \
-    __m256 wv = _mm256_load_ps(w + i);                                                     \
-    __m256 step = _mm256_mul_ps(lr, _mm256_add_ps(_mm256_loadu_ps(g + i),                 \
-                                                  _mm256_mul_ps(l2, wv)));                 \
+    TG_STREAM_LR_STEP                                                                      \
     __m256 h = _mm256_add_ps(_mm256_mul_ps(a, _mm256_loadu_ps(s[0] + i)), step);           \
     _mm256_storeu_ps(s[0] + i, h);                                                         \
     _mm256_stream_ps(w + i, _mm256_sub_ps(_mm256_mul_ps(keep, wv),                        \
