@@ -87,6 +87,14 @@ struct tg_optim_class {
     const __m256 lr = _mm256_set1_ps((float)o->lr);                                        \
     const __m256 l2 = _mm256_set1_ps((float)o->opts.l2);                                   \
     const __m256 keep = _mm256_set1_ps((float)o->keep);
+/* Momentum's and nesterov's SETUP, with a = the momentum. */
+#define TG_STREAM_MOMENTUM_SETUP                                                           \
+    TG_STREAM_LR_L2_KEEP                                                                   \
+    const __m256 a = _mm256_set1_ps((float)o->opts.momentum);
+/* Their shared step, after TG_STREAM_LR_STEP: h = a h + step, stored to slot 0. */
+#define TG_STREAM_MOMENTUM_H                                                               \
+    __m256 h = _mm256_add_ps(_mm256_mul_ps(a, _mm256_loadu_ps(s[0] + i)), step);           \
+    _mm256_storeu_ps(s[0] + i, h);
 /* The start of sgd's, momentum's and nesterov's BODY: wv = w, step = lr (g + l2 w). */
 #define TG_STREAM_LR_STEP                                                                  \
     __m256 wv = _mm256_load_ps(w + i);                                                     \

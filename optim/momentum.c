@@ -19,13 +19,10 @@
 MOMENTUM_KERNEL(float, f32)
 MOMENTUM_KERNEL(double, f64)
 
-#define MOMENTUM_SETUP                                                                     \
-    TG_STREAM_LR_L2_KEEP                                                                   \
-    const __m256 a = _mm256_set1_ps((float)o->opts.momentum);
+#define MOMENTUM_SETUP TG_STREAM_MOMENTUM_SETUP
 #define MOMENTUM_BODY                                                                      \
     TG_STREAM_LR_STEP                                                                      \
-    __m256 h = _mm256_add_ps(_mm256_mul_ps(a, _mm256_loadu_ps(s[0] + i)), step);           \
-    _mm256_storeu_ps(s[0] + i, h);                                                         \
+    TG_STREAM_MOMENTUM_H                                                                   \
     _mm256_stream_ps(w + i, _mm256_sub_ps(_mm256_mul_ps(keep, wv), h));
 TG_STREAM_KERNEL(momentum_stream_f32, momentum_f32, MOMENTUM_SETUP, MOMENTUM_BODY)
 

@@ -281,13 +281,14 @@ static bool have_avx(void)
 static void update_part(tg_optim *o, int t, int nt, bool stream)
 {
     int k = o->cls->n_slots;
+    bool stream_kernel = stream && o->dtype == TG_F32 && o->cls->update_f32_stream && have_avx();
     _Alignas(64) unsigned char buf[STREAM_CHUNK * sizeof(double)];
     for (int p = 0; p < o->n_params; p++) {
         tg_tensor *w = o->params[p], *g = o->grads[p];
         if (!g) continue; /* no gradient reached it: leave it and its moments alone */
         int64_t n = tg_tensor_numel(w);
         int64_t a = n * t / nt / 16 * 16, b = t + 1 == nt ? n : n * (t + 1) / nt / 16 * 16;
-        if (stream && o->dtype == TG_F32 && o->cls->update_f32_stream && have_avx()) {
+        if (stream_kernel) {
             float *s[TG_OPTIM_SLOTS_MAX];
             for (int j = 0; j < k; j++) s[j] = o->s32[p * k + j] + a;
             o->cls->update_f32_stream(o, (float *)tg_data(w) + a,
