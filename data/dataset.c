@@ -248,6 +248,16 @@ int64_t tg_batcher_count(const tg_batcher *b)
 }
 
 /* ---- metrics ---- */
+/* True if every label is a class index: an integer 0..n_classes-1 (NaN is not). */
+static bool class_labels(const tg_tensor *labels, int64_t n_classes)
+{
+    for (int64_t r = 0; r < tg_tensor_numel(labels); r++) {
+        double t = tg_get(labels, r);
+        if (!(t >= 0 && t < (double)n_classes) || t != floor(t)) return false;
+    }
+    return true;
+}
+
 static int64_t argmax_row(const tg_tensor *s, int64_t r, int64_t c)
 {
     int64_t best = 0;
@@ -259,7 +269,8 @@ static int64_t argmax_row(const tg_tensor *s, int64_t r, int64_t c)
 double tg_accuracy(const tg_tensor *scores, const tg_tensor *labels)
 {
     if (!scores || !labels || tg_tensor_ndim(scores) != 2 ||
-        tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 0) == 0)
+        tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 0) == 0 ||
+        !class_labels(labels, tg_tensor_dim(scores, 1)))
         return (double)NAN;
     int64_t n = tg_tensor_dim(scores, 0), c = tg_tensor_dim(scores, 1), right = 0;
     for (int64_t r = 0; r < n; r++) right += (double)argmax_row(scores, r, c) == tg_get(labels, r);
@@ -283,13 +294,10 @@ int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_
                         int64_t *out)
 {
     if (!scores || !labels || !out || n_classes < 1 || tg_tensor_ndim(scores) != 2 ||
-        tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 1) > n_classes)
+        tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 1) > n_classes ||
+        !class_labels(labels, n_classes))
         return TG_EARG;
     int64_t n = tg_tensor_dim(scores, 0), c = tg_tensor_dim(scores, 1);
-    for (int64_t r = 0; r < n; r++) {
-        double t = tg_get(labels, r);
-        if (!(t >= 0 && t < n_classes)) return TG_EARG;
-    }
     memset(out, 0, sizeof *out * (size_t)n_classes * (size_t)n_classes);
     for (int64_t r = 0; r < n; r++)
         out[(int64_t)tg_get(labels, r) * n_classes + argmax_row(scores, r, c)]++;

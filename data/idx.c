@@ -1,11 +1,19 @@
-/* data/idx.c: IDX files (the MNIST format), plain or gzip, through zlib. */
+/* data/idx.c: IDX files (the MNIST format), plain or gzip, inflated here through zlib. */
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "tapegrad.h"
+
+/* data/file.c */
+int tg_file_open(const char *path, uint64_t *size, tg_status *st);
+int tg_file_read(int fd, void *buf, size_t n, size_t *got);
 
 /* Decompressed data is read in steps of this size into a buffer grown as it arrives, so a
  * gzip header that lies about its size costs at most twice what the stream really holds. */
@@ -13,8 +21,13 @@
 #define TG_IDX_READ_STEP (1 << 24) /* the fuzz build makes it tiny to exercise the growth */
 #endif
 #define READ_STEP ((size_t)TG_IDX_READ_STEP)
+/* The file is read in pieces of this size (as small as READ_STEP in the fuzz build, so that
+ * every boundary, a gzip member's end included, falls between two reads somewhere). */
+#define IN_STEP (READ_STEP < ((size_t)1 << 18) ? READ_STEP : (size_t)1 << 18)
 /* deflate's best ratio is about 1032:1: a gzip file whose header promises more is a lie. */
 #define GZ_MAX_RATIO 1100
+/* The smallest magnitude that rounds to infinity as an f32: FLT_MAX and half an ulp. */
+#define F32_INF_FROM (0x1p128 - 0x1p103)
 
 typedef struct idx_type {
     unsigned code;
@@ -75,71 +88,166 @@ CONVERT(float)
 CONVERT(double)
 #undef CONVERT
 
-/* Reads exactly n bytes into a buffer grown in READ_STEP pieces. Returns the buffer, or NULL
- * with *why set: 1 = the read failed or ended first (gzerror tells which), 3 = no memory. */
-static unsigned char *read_data(gzFile g, size_t n, int *why)
+/* ---- the bytes of an IDX file: a plain file, or gzip members inflated as they are read ---- */
+typedef struct source {
+    const char *path;
+    int fd;
+    bool gz, member_done, eof;
+    z_stream z;         /* next_in, avail_in: the unread part of in (plain files too) */
+    unsigned char *in;  /* IN_STEP bytes */
+    uint64_t pos, size; /* bytes of the file read into in so far; the file's size */
+} source;
+
+/* Offset in the file of the next byte not yet consumed. */
+static unsigned long long consumed(const source *s)
+{
+    return (unsigned long long)(s->pos - s->z.avail_in);
+}
+
+/* Moves the unread bytes to the front of in and reads more after them. */
+static int refill(source *s, tg_status *st)
+{
+    if (s->z.avail_in) memmove(s->in, s->z.next_in, s->z.avail_in);
+    size_t got;
+    if (tg_file_read(s->fd, s->in + s->z.avail_in, IN_STEP - s->z.avail_in, &got))
+        return tg_status_set(st, TG_EIO, "%s: offset %llu: read error: %s", s->path,
+                             (unsigned long long)(s->pos + got), strerror(errno));
+    s->eof = got < IN_STEP - s->z.avail_in;
+    s->z.next_in = s->in, s->z.avail_in += (uInt)got, s->pos += got;
+    return TG_OK;
+}
+
+static bool gz_magic(const source *s)
+{
+    return s->z.avail_in >= 2 && s->z.next_in[0] == 0x1f && s->z.next_in[1] == 0x8b;
+}
+
+/* Opens path (a regular file: data/file.c) and tells plain from gzip by the magic 1f 8b. */
+static int source_open(source *s, const char *path, tg_status *st)
+{
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    s->fd = tg_file_open(path, &s->size, st);
+    if (s->fd < 0) return s->fd;
+    s->in = malloc(IN_STEP);
+    if (!s->in) return tg_status_set(st, TG_ENOMEM, "%s: out of memory", path);
+    int rc = refill(s, st);
+    while (!rc && s->z.avail_in < 2 && !s->eof) rc = refill(s, st);
+    if (rc || !gz_magic(s)) return rc;
+    s->gz = true;
+    if (inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK) {
+        s->gz = false; /* nothing to end */
+        return tg_status_set(st, TG_ENOMEM, "%s: out of memory for zlib", path);
+    }
+    return TG_OK;
+}
+
+static void source_close(source *s)
+{
+    if (s->gz) inflateEnd(&s->z);
+    free(s->in);
+    if (s->fd >= 0) close(s->fd);
+}
+
+/* Reads up to n bytes of the data into dst; *got < n only at its end. A gzip file ends
+ * after a complete member (several, as `cat a.gz b.gz` makes, are one stream); a file
+ * that ends inside one, a corrupt member (zlib checks every member's CRC-32 and length) and
+ * bytes after the last member that are not another are errors naming the file's offset. */
+static int source_read(source *s, unsigned char *dst, size_t n, size_t *got, tg_status *st)
+{
+    size_t done = 0;
+    int rc = TG_OK;
+    while (!rc && done < n) {
+        if (!s->z.avail_in && !s->eof) {
+            rc = refill(s, st);
+        } else if (!s->gz) {
+            if (!s->z.avail_in) break; /* the end of a plain file */
+            size_t k = s->z.avail_in < n - done ? s->z.avail_in : n - done;
+            memcpy(dst + done, s->z.next_in, k);
+            s->z.next_in += k, s->z.avail_in -= (uInt)k, done += k;
+        } else if (s->member_done) {
+            if (s->z.avail_in < 2 && !s->eof) rc = refill(s, st);
+            else if (!s->z.avail_in) break; /* the end of the gzip stream */
+            else if (!gz_magic(s))
+                rc = tg_status_set(st, TG_EFORMAT, "%s: offset %llu of the gzip file: %llu bytes "
+                                   "after the end of the gzip stream (not another gzip member)",
+                                   s->path, consumed(s),
+                                   (unsigned long long)(s->size > consumed(s) ? s->size - consumed(s)
+                                                                             : s->z.avail_in));
+            else if (inflateReset(&s->z) == Z_OK)
+                s->member_done = false;
+            else
+                rc = tg_status_set(st, TG_EFORMAT, "%s: zlib cannot restart", s->path);
+        } else if (!s->z.avail_in) {
+            rc = tg_status_set(st, TG_EFORMAT, "%s: offset %llu of the gzip file: truncated gzip "
+                               "stream (the file ends inside it)", s->path, consumed(s));
+        } else {
+            /* Z_BUF_ERROR is no input or no room left, which the loop sees to */
+            size_t room = n - done < UINT_MAX ? n - done : UINT_MAX;
+            s->z.next_out = dst + done, s->z.avail_out = (uInt)room;
+            int r = inflate(&s->z, Z_NO_FLUSH);
+            done += room - s->z.avail_out;
+            if (r == Z_STREAM_END) s->member_done = true;
+            else if (r == Z_MEM_ERROR)
+                rc = tg_status_set(st, TG_ENOMEM, "%s: out of memory in zlib", s->path);
+            else if (r != Z_OK && (r != Z_BUF_ERROR || (s->z.avail_in && s->z.avail_out)))
+                rc = tg_status_set(st, TG_EFORMAT, "%s: offset %llu of the gzip file: corrupt "
+                                   "gzip data: %s", s->path, consumed(s),
+                                   s->z.msg ? s->z.msg : "zlib error");
+        }
+    }
+    *got = done;
+    return rc;
+}
+
+/* Reads exactly n bytes of data (after head_bytes of header) into a buffer grown in
+ * READ_STEP pieces: the buffer in *out, or a negative code with st filled. */
+static int read_data(source *s, size_t n, size_t head_bytes, unsigned char **out, tg_status *st)
 {
     size_t have = 0, cap = 0;
     unsigned char *buf = NULL;
+    int rc = TG_OK;
     do {
         if (have == cap) {
             size_t want = cap ? cap * 2 : READ_STEP;
             if (want > n || want < cap) want = n;
             unsigned char *nb = realloc(buf, want ? want : 1);
             if (!nb) {
-                free(buf);
-                *why = 3;
-                return NULL;
+                rc = tg_status_set(st, TG_ENOMEM, "%s: out of memory for %zu bytes", s->path, n);
+                break;
             }
             buf = nb, cap = want;
         }
-        size_t chunk = cap - have > ((size_t)1 << 30) ? (size_t)1 << 30 : cap - have;
-        int r = chunk ? gzread(g, buf + have, (unsigned)chunk) : 0;
-        if (r < 0 || (r == 0 && chunk)) {
-            free(buf);
-            *why = 1;
-            return NULL;
-        }
-        have += (size_t)r;
-    } while (have < n);
-    return buf;
-}
-
-/* A negative code (and st filled) if zlib failed on g: corrupt or cut gzip data; else 0.
- * The offset is in the compressed file, where zlib stopped; zlib's message loses the path it
- * starts with. */
-static int gz_failed(gzFile g, const char *path, tg_status *st)
-{
-    int err;
-    const char *why = gzerror(g, &err);
-    if (err >= 0) return TG_OK;
-    size_t n = strlen(path);
-    if (strncmp(why, path, n) == 0 && why[n] == ':' && why[n + 1] == ' ') why += n + 2;
-    return tg_status_set(st, err == Z_MEM_ERROR ? TG_ENOMEM : TG_EFORMAT,
-                         "%s: offset %lld of the gzip file: corrupt gzip data: %s", path,
-                         (long long)gzoffset(g), why);
+        size_t got;
+        rc = source_read(s, buf + have, cap - have, &got, st);
+        have += got;
+        if (!rc && have < cap)
+            rc = tg_status_set(st, TG_EFORMAT, "%s: offset %zu: truncated (the header wants %zu "
+                               "bytes of data, the %s has %zu)", s->path, head_bytes + have, n,
+                               s->gz ? "gzip stream" : "file", have);
+    } while (!rc && have < n);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    return TG_OK;
 }
 
 /* The raw big-endian elements of an IDX file (malloc'd, *data), its type, rank and
- * [n, rest] shape; every check of the format done. */
+ * [n, rest] shape, and the header's size; every check of the format done. */
 static int idx_read(const char *path, const idx_type **type_out, int *nd_out, int64_t *shape_out,
-                    unsigned char **data_out, tg_status *st)
+                    size_t *head_out, unsigned char **data_out, tg_status *st)
 {
-    struct stat sb;
-    if (stat(path, &sb))
-        return tg_status_set(st, TG_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode)) return tg_status_set(st, TG_EIO, "%s: not a regular file", path);
-    gzFile g = gzopen(path, "rb");
-    if (!g) return tg_status_set(st, TG_EIO, "%s: cannot open: %s", path, strerror(errno));
-    gzbuffer(g, 1 << 18);
-    int rc = TG_OK, why = 0;
+    source s;
+    int rc = source_open(&s, path, st);
     unsigned char head[4 + 4 * 255], *data = NULL;
     const idx_type *type = NULL;
-    int r = gzread(g, head, 4);
-    if (r != 4) {
-        rc = gz_failed(g, path, st);
-        if (!rc) rc = tg_status_set(st, TG_EFORMAT, "%s: offset 0: shorter than the 4-byte IDX "
-                                    "magic", path);
+    size_t got = 0;
+    if (rc) goto done;
+    if ((rc = source_read(&s, head, 4, &got, st))) goto done;
+    if (got != 4) {
+        rc = tg_status_set(st, TG_EFORMAT, "%s: offset 0: shorter than the 4-byte IDX magic", path);
         goto done;
     }
     for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
@@ -153,17 +261,15 @@ static int idx_read(const char *path, const idx_type **type_out, int *nd_out, in
         goto done;
     }
     size_t head_bytes = 4 + 4 * (size_t)nd;
-    r = gzread(g, head + 4, (unsigned)(head_bytes - 4));
-    if (r != (int)(head_bytes - 4)) {
-        rc = gz_failed(g, path, st);
-        if (!rc) rc = tg_status_set(st, TG_EFORMAT, "%s: offset 4: truncated in the %d dimension "
-                                    "sizes", path, nd);
+    if ((rc = source_read(&s, head + 4, head_bytes - 4, &got, st))) goto done;
+    if (got != head_bytes - 4) {
+        rc = tg_status_set(st, TG_EFORMAT, "%s: offset 4: truncated in the %d dimension sizes",
+                           path, nd);
         goto done;
     }
     /* The element count, saturated just above what could be real, is checked against the
      * file size before anything is allocated: a plain file must hold exactly header + data. */
-    bool plain = gzdirect(g);
-    uint64_t limit = (uint64_t)sb.st_size * (plain ? 1 : GZ_MAX_RATIO), count = 1;
+    uint64_t limit = s.size * (s.gz ? GZ_MAX_RATIO : 1), count = 1;
     int64_t dims[255];
     for (int i = 0; i < nd; i++) {
         dims[i] = (int64_t)be(head + 4 + 4 * i, 4);
@@ -176,8 +282,8 @@ static int idx_read(const char *path, const idx_type **type_out, int *nd_out, in
         goto done;
     }
     size_t bytes = (size_t)count * (size_t)type->size;
-    uint64_t want = head_bytes + bytes, size = (uint64_t)sb.st_size;
-    if (plain && want != size) {
+    uint64_t want = head_bytes + bytes, size = s.size;
+    if (!s.gz && want != size) {
         rc = tg_status_set(st, TG_EFORMAT, "%s: offset %llu: %s (the header wants %zu bytes of "
                            "data, the file has %llu)", path,
                            (unsigned long long)(want < size ? want : size),
@@ -194,50 +300,69 @@ static int idx_read(const char *path, const idx_type **type_out, int *nd_out, in
         }
         shape[1] *= dims[i];
     }
-    data = read_data(g, bytes, &why);
-    if (!data) {
-        if (why == 3)
-            rc = tg_status_set(st, TG_ENOMEM, "%s: out of memory for %zu bytes", path, bytes);
-        else if (!(rc = gz_failed(g, path, st)))
-            rc = tg_status_set(st, TG_EFORMAT, "%s: offset %zu: truncated (the header wants %zu "
-                                "bytes of data)", path, head_bytes, bytes);
-        goto done;
-    }
+    if ((rc = read_data(&s, bytes, head_bytes, &data, st))) goto done;
+    /* The stream must end here: this also reads (and zlib checks) the last gzip trailer. */
     unsigned char extra;
-    r = gzread(g, &extra, 1); /* also makes zlib check the gzip trailer (CRC and length) */
-    if (r != 0) {
-        rc = r < 0 ? gz_failed(g, path, st) : TG_OK;
-        if (!rc) rc = tg_status_set(st, TG_EFORMAT, "%s: offset %zu: data after the last element",
-                                    path, head_bytes + bytes);
+    if ((rc = source_read(&s, &extra, 1, &got, st))) goto done;
+    if (got) {
+        rc = tg_status_set(st, TG_EFORMAT, "%s: offset %zu: data after the last element", path,
+                           head_bytes + bytes);
         goto done;
     }
-    *type_out = type, *nd_out = nd, *data_out = data;
+    *type_out = type, *nd_out = nd, *data_out = data, *head_out = head_bytes;
     shape_out[0] = shape[0], shape_out[1] = shape[1];
     data = NULL;
 done:
     free(data);
-    gzclose(g);
+    source_close(&s);
     return rc;
+}
+
+/* Float and double elements must be finite and, loaded as f32, within f32's range (values
+ * too small for it become 0 or subnormal, as the conversion rounds them). */
+static int check_values(const char *path, const unsigned char *p, const idx_type *t, int64_t n,
+                        size_t head_bytes, tg_dtype dt, tg_status *st)
+{
+    if (t->code != 0x0D && t->code != 0x0E) return TG_OK; /* integers fit either dtype */
+    for (int64_t i = 0; i < n; i++) {
+        double v = element(p, t, i);
+        if (isfinite(v) && (dt == TG_F64 || fabs(v) < F32_INF_FROM)) continue;
+        unsigned long long at = head_bytes + (unsigned long long)i * (unsigned)t->size;
+        if (!isfinite(v))
+            return tg_status_set(st, TG_EFORMAT, "%s: offset %llu: element %lld is %s, not a "
+                                 "finite number", path, at, (long long)i,
+                                 isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity");
+        return tg_status_set(st, TG_EFORMAT, "%s: offset %llu: element %lld is %.9g, beyond "
+                             "f32's range (largest %.9g)", path, at, (long long)i, v,
+                             (double)FLT_MAX);
+    }
+    return TG_OK;
 }
 
 int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st)
 {
     if (!path || !out) return tg_status_set(st, TG_EARG, "tg_idx_load: NULL path or output");
-    if (dt != TG_F32 && dt != TG_F64) return tg_status_set(st, TG_EDTYPE, "tg_idx_load: bad dtype");
+    if (dt != TG_F32 && dt != TG_F64)
+        return tg_status_set(st, TG_EDTYPE, "tg_idx_load: %s: bad dtype", path);
     if (st) st->code = TG_OK, st->msg[0] = '\0';
     const idx_type *type;
     int nd;
     int64_t shape[2];
+    size_t head_bytes;
     unsigned char *data;
-    int rc = idx_read(path, &type, &nd, shape, &data, st);
+    int rc = idx_read(path, &type, &nd, shape, &head_bytes, &data, st);
     if (rc) return rc;
+    int64_t count = shape[0] * shape[1];
+    if ((rc = check_values(path, data, type, count, head_bytes, dt, st))) {
+        free(data);
+        return rc;
+    }
     tg_tensor *t = tg_tensor_new(dt, nd == 1 ? 1 : 2, shape);
     if (!t) {
         free(data);
         return tg_status_set(st, TG_ENOMEM, "%s: out of memory", path);
     }
     double scale = nd >= 2 && type->code == 0x08 ? 1.0 / 255.0 : 1.0;
-    int64_t count = tg_tensor_numel(t);
     if (dt == TG_F32) convert_float(tg_data(t), data, type, count, scale);
     else convert_double(tg_data(t), data, type, count, scale);
     free(data);
@@ -275,7 +400,8 @@ static int load_split(const char *dir, const char *prefix, tg_dtype dt, bool byt
     int xnd = 0, rc;
     if (bytes) {
         const idx_type *type;
-        rc = idx_read(ip, &type, &xnd, xshape, &xb, st);
+        size_t head_bytes;
+        rc = idx_read(ip, &type, &xnd, xshape, &head_bytes, &xb, st);
         if (!rc && type->code != 0x08)
             rc = tg_status_set(st, TG_EFORMAT, "%s: images must be unsigned bytes to be kept as "
                                "bytes (type %s)", ip, type->name);

@@ -1,6 +1,9 @@
 /* test/test_data.c: IDX (plain and gzip) and CSV readers on small files written here, their
  * errors (with file, offset or line, and reason), Fashion-MNIST when installed, splits,
  * standardisation, batching and metrics. */
+#include <ctype.h>
+#include <float.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -175,10 +178,10 @@ static void test_csv(void)
     CHECK_STR_HAS(st.msg, ":2: 2 fields, line 1 has 3");
     write_text(p, "1,2,0\n3,abc,1\n");
     CHECK(tg_csv_load(p, TG_F64, NULL, &ds, &st) == TG_EFORMAT);
-    CHECK_STR_HAS(st.msg, ":2: field 2 'abc' is not a number");
+    CHECK_STR_HAS(st.msg, ":2:3: field 2 'abc' is not a number");
     write_text(p, "1,2,0.5\n");
     CHECK(tg_csv_load(p, TG_F64, NULL, &ds, &st) == TG_EFORMAT);
-    CHECK_STR_HAS(st.msg, ":1: label 0.5 is not a class index");
+    CHECK_STR_HAS(st.msg, ":1:5: label 0.5 is not a class index");
     write_text(p, "");
     CHECK(tg_csv_load(p, TG_F64, NULL, &ds, &st) == TG_EFORMAT);
     CHECK_STR_HAS(st.msg, "no data rows");
@@ -354,7 +357,7 @@ static void test_idx_errors(void)
     /* a gzip file whose header asks for 20000 bytes (within gzip's ratio) but holds 5 */
     write_idx(p, 0x08, 2, (uint32_t[]){200, 100}, "12345", 5, true);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
-    CHECK_STR_HAS(st.msg, "offset 12: truncated (the header wants 20000 bytes");
+    CHECK_STR_HAS(st.msg, "offset 17: truncated (the header wants 20000 bytes of data, the gzip stream has 5)");
     /* a huge dimension next to a zero one: no data, but [n, rest] does not fit */
     write_idx(p, 0x08, 3, (uint32_t[]){0, 0xffffffffu, 0xffffffffu}, "", 0, false);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
@@ -380,7 +383,7 @@ static void test_idx_errors(void)
     gzb[n - 8] ^= 0x01;
     write_bytes(p, gzb, n - 12, false);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
-    CHECK_STR_HAS(st.msg, "corrupt gzip data: unexpected end of file");
+    CHECK_STR_HAS(st.msg, "of the gzip file: truncated gzip stream (the file ends inside it)");
     for (size_t i = 12; i < n - 8; i++) gzb[i] ^= 0x5a;
     write_bytes(p, gzb, n, false);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
@@ -474,13 +477,13 @@ static void test_csv_more(void)
     } bad[] = {
         {"1,2,0\n\n3,4,1,5\n", ":3: 4 fields, line 1 has 3", TG_EFORMAT},
         {"x,y\n1,2\n3\n", ":3: 1 fields, line 1 has 2", TG_EFORMAT},
-        {"1,2,-1\n", ":1: label -1 is not a class index", TG_EFORMAT},
-        {"1,2,10000\n", ":1: label 10000 is not a class index", TG_EFORMAT},
-        {"1,2,1\n1,nan,1\n", ":2: field 2 'nan' is not a number", TG_EFORMAT},
-        {"1,inf,1\n", ":1: field 2 'inf' is not a number", TG_EFORMAT},
-        {"1,2x,0\n1,2,0\n", ":1: field 2 '2x' is not a number", TG_EFORMAT}, /* not a header */
-        {"1,1e999,1\n", "field 2 '1e999' is not a number", TG_EFORMAT},
-        {"1,,1\n", ":1: field 2 '' is not a number", TG_EFORMAT},
+        {"1,2,-1\n", ":1:5: label -1 is not a class index", TG_EFORMAT},
+        {"1,2,10000\n", ":1:5: label 10000 is not a class index", TG_EFORMAT},
+        {"1,2,1\n1,nan,1\n", ":2:3: field 2 'nan' is not a finite number", TG_EFORMAT},
+        {"1,inf,1\n", ":1:3: field 2 'inf' is not a finite number", TG_EFORMAT},
+        {"1,2x,0\n1,2,0\n", ":1:3: field 2 '2x' is not a number", TG_EFORMAT}, /* not a header */
+        {"1,1e999,1\n", ":1:3: field 2 '1e999' is beyond f64's range", TG_EFORMAT},
+        {"1,,1\n", ":1:3: field 2 '' is not a number", TG_EFORMAT},
         {"\"1\",2,1\n", "field 1 '\"1\"' is not a number", TG_EFORMAT},
         {"1,2 3,1\r\n", "field 2 '2 3' is not a number", TG_EFORMAT},
         {"a,b,c\n", "no data rows after the header", TG_EFORMAT},
@@ -612,7 +615,7 @@ static void test_metrics_more(void)
     CHECK(isnan(tg_mse(a, sc)) && isnan(tg_mse(NULL, a)) && isnan(tg_accuracy(NULL, a)));
     int64_t s2[1] = {2};
     tg_tensor *lab = tg_tensor_from(TG_F32, 1, s2, (float[]){0, 5});
-    CHECK_NEAR(tg_accuracy(sc, lab), 0.5, 0);
+    CHECK(isnan(tg_accuracy(sc, lab))); /* label 5 of 2 classes */
     int64_t cm[4] = {-1, -1, -1, -1};
     CHECK(tg_confusion_matrix(sc, lab, 2, cm) == TG_EARG && cm[0] == -1); /* label 5 of 2 */
     tg_set(lab, 1, 0);
@@ -634,6 +637,402 @@ static void test_metrics_more(void)
     CHECK_STR_HAS(text, "             1      0      0    0.0%");
     CHECK(strcmp(tg_fashion_mnist_classes[9], "Ankle boot") == 0);
     tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(sc), tg_tensor_free(lab);
+}
+
+/* The file's bytes (at most size), or 0 if unreadable. */
+static size_t read_back(const char *p, unsigned char *b, size_t size)
+{
+    FILE *f = fopen(p, "rb");
+    if (!f) return 0;
+    size_t n = fread(b, 1, size, f);
+    fclose(f);
+    return n;
+}
+
+/* A load that must fail: TG_EFORMAT or TG_EIO, the output untouched, the file and an offset
+ * named. */
+static bool refused(const char *p, tg_dtype dt)
+{
+    tg_status st;
+    tg_tensor *keep = (tg_tensor *)&st, *t = keep;
+    int rc = tg_idx_load(p, dt, &t, &st);
+    if (rc == TG_OK) tg_tensor_free(t);
+    return (rc == TG_EFORMAT || rc == TG_EIO) && t == keep && st.code == rc && strstr(st.msg, p) &&
+           strstr(st.msg, "offset ");
+}
+
+/* A gzip IDX file cut at every byte, and with every single bit flipped: a cut always fails
+ * (so zlib's CRC-32 and length are always checked); a flip fails or, in what inflate does
+ * not read (the gzip header's time and OS, the last byte's padding), loads the same values;
+ * bytes after the stream fail; several members are one stream. */
+static void test_gzip_damage(void)
+{
+    char p[128], q[128];
+    path_of(p, sizeof p, "dmg.gz");
+    path_of(q, sizeof q, "dmg.cut");
+    unsigned char payload[60];
+    for (int i = 0; i < 60; i++) payload[i] = (unsigned char)(i * 37 + 11);
+    write_idx(p, 0x08, 2, (uint32_t[]){6, 10}, payload, sizeof payload, true);
+    unsigned char gz[512];
+    size_t n = read_back(p, gz, sizeof gz);
+    CHECK(n > 30 && n < sizeof gz);
+    tg_tensor *good = NULL;
+    tg_status st;
+    CHECK(tg_idx_load(p, TG_F64, &good, &st) == TG_OK);
+    bool all_cuts = true;
+    for (size_t cut = 0; cut < n; cut++) {
+        write_bytes(q, gz, cut, false);
+        all_cuts &= refused(q, cut % 2 ? TG_F32 : TG_F64);
+    }
+    CHECK(all_cuts);
+    write_bytes(q, gz, n - 5, false);
+    tg_tensor *t = NULL;
+    CHECK(tg_idx_load(q, TG_F32, &t, &st) == TG_EFORMAT && t == NULL);
+    char want[256];
+    snprintf(want, sizeof want, "%s: offset %zu of the gzip file: truncated gzip stream", q, n - 5);
+    CHECK_STR_HAS(st.msg, want);
+    /* every bit of the 8-byte trailer (CRC-32, length) */
+    bool trailer = true;
+    for (size_t bit = 8 * (n - 8); bit < 8 * n; bit++) {
+        gz[bit / 8] ^= (unsigned char)(1u << bit % 8);
+        write_bytes(q, gz, n, false);
+        gz[bit / 8] ^= (unsigned char)(1u << bit % 8);
+        trailer &= refused(q, TG_F32);
+    }
+    CHECK(trailer);
+    /* every bit of the file: refused, or the very same values */
+    int loaded_other = 0, loaded_same = 0;
+    for (size_t bit = 0; bit < 8 * n; bit++) {
+        gz[bit / 8] ^= (unsigned char)(1u << bit % 8);
+        write_bytes(q, gz, n, false);
+        gz[bit / 8] ^= (unsigned char)(1u << bit % 8);
+        t = NULL;
+        if (tg_idx_load(q, TG_F64, &t, &st) == TG_OK) {
+            bool same = tg_tensor_numel(t) == 60 && tg_tensor_dim(t, 0) == 6 &&
+                        memcmp(tg_data(t), tg_data(good), 60 * sizeof(double)) == 0;
+            same ? loaded_same++ : loaded_other++;
+        }
+        tg_tensor_free(t);
+    }
+    CHECK(loaded_other == 0 && loaded_same > 0);
+    /* bytes after the stream: a zero, garbage, half a gzip magic */
+    const char *tails[3] = {"\0", "junk", "\x1f"};
+    for (int k = 0; k < 3; k++) {
+        unsigned char more[600];
+        memcpy(more, gz, n);
+        size_t extra = k == 0 ? 1 : strlen(tails[k]);
+        memcpy(more + n, tails[k], extra);
+        write_bytes(q, more, n + extra, false);
+        CHECK(refused(q, TG_F32));
+        tg_idx_load(q, TG_F32, &t, &st);
+        CHECK_STR_HAS(st.msg, "after the end of the gzip stream");
+    }
+    /* two members (the header in one, the data in the other) and an empty third: one stream */
+    unsigned char whole[12 + 60] = {0, 0, 8, 2, 0, 0, 0, 6, 0, 0, 0, 10};
+    memcpy(whole + 12, payload, 60);
+    write_bytes(q, whole, 12, true);
+    unsigned char multi[1024];
+    size_t m = read_back(q, multi, sizeof multi);
+    write_bytes(q, whole + 12, 60, true);
+    m += read_back(q, multi + m, sizeof multi - m);
+    write_bytes(q, "", 0, true);
+    m += read_back(q, multi + m, sizeof multi - m);
+    write_bytes(q, multi, m, false);
+    t = NULL;
+    CHECK(tg_idx_load(q, TG_F64, &t, &st) == TG_OK);
+    CHECK(t && memcmp(tg_data(t), tg_data(good), 60 * sizeof(double)) == 0);
+    tg_tensor_free(t);
+    tg_tensor_free(good);
+
+    /* A file larger than one read (256 KiB), incompressible: cut in the middle, at the read
+     * boundary and in the trailer; whole, it loads. */
+    size_t big = 300000;
+    unsigned char *raw = malloc(16 + big), *packed = malloc(big + 4096);
+    memcpy(raw, (unsigned char[]){0, 0, 8, 2, 0, 0, 0x75, 0x30, 0, 0, 0, 10}, 12);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 12; i < 12 + big; i++) x ^= x << 13, x ^= x >> 7, x ^= x << 17, raw[i] = (unsigned char)x;
+    write_bytes(p, raw, 12 + big, true);
+    size_t pn = read_back(p, packed, big + 4096);
+    CHECK(pn > 262144 + 16);
+    t = NULL;
+    CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_OK && t && tg_tensor_dim(t, 0) == 30000);
+    tg_tensor_free(t);
+    size_t cuts[6] = {pn / 2, 262143, 262144, 262145, pn - 8, pn - 1};
+    for (int k = 0; k < 6; k++) {
+        write_bytes(q, packed, cuts[k], false);
+        CHECK(refused(q, TG_F32));
+    }
+    free(raw), free(packed);
+}
+
+/* Every reader on what is not a regular file: a FIFO (which would block an fopen), a
+ * directory, /dev/null and /dev/zero (which never ends): an error at once, no hang. */
+static void test_not_regular(void)
+{
+    char fifo[128], sub[128], p[200];
+    path_of(fifo, sizeof fifo, "fifo");
+    path_of(sub, sizeof sub, "notreg");
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK(mkdir(sub, 0700) == 0);
+    alarm(20); /* a hang ends the test binary, with no result line: a failure */
+    const char *paths[4] = {fifo, sub, "/dev/null", "/dev/zero"};
+    const char *kinds[4] = {"a FIFO", "a directory", "a character device", "a character device"};
+    for (int i = 0; i < 4; i++) {
+        tg_status st;
+        tg_tensor *keep = (tg_tensor *)&st, *t = keep;
+        CHECK(tg_idx_load(paths[i], TG_F32, &t, &st) == TG_EIO && t == keep);
+        CHECK_STR_HAS(st.msg, paths[i]);
+        CHECK_STR_HAS(st.msg, kinds[i]);
+        tg_dataset ds = {.n = -4};
+        CHECK(tg_csv_load(paths[i], TG_F32, NULL, &ds, &st) == TG_EIO && ds.n == -4);
+        CHECK_STR_HAS(st.msg, paths[i]);
+        CHECK_STR_HAS(st.msg, kinds[i]);
+    }
+    /* an MNIST directory whose image file is a FIFO */
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", sub);
+    CHECK(mkfifo(p, 0600) == 0);
+    tg_dataset tr = {.n = -4}, te = {.n = -4};
+    tg_status st;
+    CHECK(tg_load_mnist_dir(sub, TG_F32, &tr, &te, &st) == TG_EIO && tr.n == -4 && te.n == -4);
+    CHECK_STR_HAS(st.msg, "train-images-idx3-ubyte: not a regular file (a FIFO)");
+    CHECK(tg_load_mnist_bytes(sub, TG_F32, &tr, &te, &st) == TG_EIO && tr.n == -4);
+    alarm(0);
+    unlink(p);
+}
+
+/* Values beyond the dtype: 1e39, -1e39 and 3.5e38 overflow f32 (not f64), inf and nan are
+ * refused for both, 1e-50 becomes 0 in f32; with the file, line and column. */
+static void test_csv_values(void)
+{
+    char p[128], text[256], want[200];
+    path_of(p, sizeof p, "v.csv");
+    struct {
+        const char *v;
+        int f32, f64;      /* 1: loads, 0: refused */
+        double as32, as64; /* the value loaded */
+        const char *why32, *why64;
+    } cases[] = {
+        {"1e39", 0, 1, 0, 1e39, "beyond f32's range", NULL},
+        {"-1e39", 0, 1, 0, -1e39, "beyond f32's range", NULL},
+        {"3.5e38", 0, 1, 0, 3.5e38, "beyond f32's range", NULL},
+        {"3.4028234663852886e38", 1, 1, (double)FLT_MAX, (double)FLT_MAX, NULL, NULL},
+        {"3.4028235677973362e38", 1, 1, (double)FLT_MAX, 3.4028235677973362e38, NULL, NULL},
+        {"3.4028235677973366e38", 0, 1, 0, 3.4028235677973366e38, "beyond f32's range", NULL},
+        {"1e309", 0, 0, 0, 0, "beyond f64's range", "beyond f64's range"},
+        {"-1e309", 0, 0, 0, 0, "beyond f64's range", "beyond f64's range"},
+        {"inf", 0, 0, 0, 0, "not a finite number", "not a finite number"},
+        {"-Infinity", 0, 0, 0, 0, "not a finite number", "not a finite number"},
+        {"nan", 0, 0, 0, 0, "not a finite number", "not a finite number"},
+        {"NAN(1)", 0, 0, 0, 0, "not a finite number", "not a finite number"},
+        {"1e-50", 1, 1, 0, 1e-50, NULL, NULL},
+        {"-1e-50", 1, 1, -0.0, -1e-50, NULL, NULL},
+        {"1e-310", 1, 1, 0, 1e-310, NULL, NULL},
+        {"1e-400", 1, 1, 0, 0, NULL, NULL},
+        {"1e-40", 1, 1, (double)1e-40f, 1e-40, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int col = 0; col < 3; col++)
+            for (int f64 = 0; f64 < 2; f64++) {
+                /* the value as a feature (column 1 or 2) or the regression target (3) */
+                snprintf(text, sizeof text, "a,b,t\n1,2,3\n%s,%s,%s\n", col == 0 ? cases[i].v : "4",
+                         col == 1 ? cases[i].v : "5", col == 2 ? cases[i].v : "6");
+                write_text(p, text);
+                tg_csv_opts o = {.header = -1, .label_col = -1, .regression = true};
+                tg_dataset ds = {.n = -9};
+                tg_status st;
+                int rc = tg_csv_load(p, f64 ? TG_F64 : TG_F32, &o, &ds, &st);
+                int ok = f64 ? cases[i].f64 : cases[i].f32;
+                CHECK(ok ? rc == TG_OK : rc == TG_EFORMAT && ds.n == -9 && ds.x == NULL);
+                if (rc == TG_OK) {
+                    double got = col < 2 ? tg_get(ds.x, 2 + col) : tg_get(ds.y, 1);
+                    double w = f64 ? cases[i].as64 : cases[i].as32;
+                    CHECK(got == w && signbit(got) == signbit(w) && isfinite(got));
+                    tg_dataset_free(&ds);
+                } else {
+                    snprintf(want, sizeof want, "%s:3:%d: field %d '%s' is %s", p, 1 + 2 * col,
+                             col + 1, cases[i].v, f64 ? cases[i].why64 : cases[i].why32);
+                    CHECK_STR_HAS(st.msg, want);
+                }
+            }
+    /* a class label that overflows or is not finite is not a class */
+    write_text(p, "1,2,1e39\n");
+    tg_dataset ds = {.n = -9};
+    tg_status st;
+    CHECK(tg_csv_load(p, TG_F64, NULL, &ds, &st) == TG_EFORMAT && ds.n == -9);
+    CHECK_STR_HAS(st.msg, ":1:5: label 1e+39 is not a class index");
+    write_text(p, "1,2,nan\n");
+    CHECK(tg_csv_load(p, TG_F64, NULL, &ds, &st) == TG_EFORMAT && ds.n == -9);
+    CHECK_STR_HAS(st.msg, ":1:5: field 3 'nan' is not a finite number");
+}
+
+/* The same class in IDX files: float and double elements, loaded as f32 and f64. */
+static void test_idx_values(void)
+{
+    char p[128], want[200];
+    path_of(p, sizeof p, "vals.idx");
+    struct {
+        double v;
+        int f32, f64;
+        double as32;
+        const char *why32, *why64;
+    } cases[] = {
+        {1e300, 0, 1, 0, "is 1e+300, beyond f32's range", NULL},
+        {-1e39, 0, 1, 0, "is -1e+39, beyond f32's range", NULL},
+        {3.5e38, 0, 1, 0, "is 3.5e+38, beyond f32's range", NULL},
+        {0x1p128 - 0x1p103, 0, 1, 0, "is 3.40282357e+38, beyond f32's range", NULL}, /* rounds up */
+        {0x1p128 - 0x1p103 - 0x1p75, 1, 1, (double)FLT_MAX, NULL, NULL},
+        {(double)INFINITY, 0, 0, 0, "is +infinity, not a finite number", "is +infinity"},
+        {-(double)INFINITY, 0, 0, 0, "is -infinity", "is -infinity"},
+        {(double)NAN, 0, 0, 0, "is NaN, not a finite number", "is NaN"},
+        {1e-50, 1, 1, 0, NULL, NULL},
+        {-1e-320, 1, 1, -0.0, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int gz = 0; gz < 2; gz++)
+            for (int f64 = 0; f64 < 2; f64++) {
+                /* 1-D doubles: 0.5, 2, then the value at element 2 (offset 8 + 16) */
+                double vals[3] = {0.5, 2, cases[i].v};
+                unsigned char payload[24];
+                for (int k = 0; k < 3; k++) {
+                    uint64_t u;
+                    memcpy(&u, &vals[k], 8);
+                    for (int b = 0; b < 8; b++) payload[8 * k + b] = (unsigned char)(u >> (56 - 8 * b));
+                }
+                write_idx(p, 0x0E, 1, (uint32_t[]){3}, payload, sizeof payload, gz);
+                tg_status st;
+                tg_tensor *keep = (tg_tensor *)&st, *t = keep;
+                int rc = tg_idx_load(p, f64 ? TG_F64 : TG_F32, &t, &st);
+                int ok = f64 ? cases[i].f64 : cases[i].f32;
+                CHECK(ok ? rc == TG_OK : rc == TG_EFORMAT && t == keep);
+                if (rc == TG_OK) {
+                    double got = tg_get(t, 2), w = f64 ? cases[i].v : cases[i].as32;
+                    CHECK(got == w && signbit(got) == signbit(w) && tg_get(t, 0) == 0.5);
+                    tg_tensor_free(t);
+                } else {
+                    snprintf(want, sizeof want, "%s: offset 24: element 2 %s", p,
+                             f64 ? cases[i].why64 : cases[i].why32);
+                    CHECK_STR_HAS(st.msg, want);
+                }
+            }
+    /* floats (4 bytes): infinity and NaN bits, refused for both dtypes, at their offset */
+    const unsigned char fl[12] = {0x3f, 0x80, 0, 0, 0x7f, 0x80, 0, 0, 0x7f, 0xc0, 0, 1};
+    for (int f64 = 0; f64 < 2; f64++) {
+        write_idx(p, 0x0D, 2, (uint32_t[]){1, 3}, fl, sizeof fl, false);
+        tg_status st;
+        tg_tensor *keep = (tg_tensor *)&st, *t = keep;
+        CHECK(tg_idx_load(p, f64 ? TG_F64 : TG_F32, &t, &st) == TG_EFORMAT && t == keep);
+        snprintf(want, sizeof want, "%s: offset 16: element 1 is +infinity", p);
+        CHECK_STR_HAS(st.msg, want);
+    }
+}
+
+/* Delimiters: every byte that can be part of a number (digits, sign, point, exponent, the
+ * letters of inf, nan and hex floats), a quote, a line end or a control character is
+ * TG_EARG; a space, a tab and other ASCII punctuation split fields. */
+static void test_csv_delimiters(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "d.csv");
+    const char must_refuse[] = "0123456789+-.eEinfaINFAxXpP\"'\r\n()_";
+    bool refused_ok = true, accepted_ok = true;
+    for (int c = 1; c < 256; c++) {
+        char d = (char)c, text[64];
+        snprintf(text, sizeof text, "1%c2%c0\n3%c4%c1\n", d, d, d, d);
+        write_text(p, text);
+        tg_csv_opts o = {.header = 0, .label_col = -1, .delim = d};
+        tg_dataset ds = {.n = -2};
+        tg_status st;
+        int rc = tg_csv_load(p, TG_F32, &o, &ds, &st);
+        bool good = c == ' ' || c == '\t' || (c < 0x80 && ispunct(c) && !strchr(".+-_()\"'", c));
+        if (strchr(must_refuse, c)) good = false;
+        if (good) {
+            accepted_ok &= rc == TG_OK && ds.n == 2 && ds.d == 2 && tg_get(ds.x, 3) == 4;
+            if (rc == TG_OK) tg_dataset_free(&ds);
+        } else {
+            refused_ok &= rc == TG_EARG && st.code == TG_EARG && ds.n == -2 &&
+                          strstr(st.msg, p) && strstr(st.msg, "can be part of a number") != NULL;
+        }
+    }
+    CHECK(refused_ok && accepted_ok);
+    tg_csv_opts o = {.header = 0, .label_col = -1, .delim = 'e'};
+    tg_dataset ds;
+    tg_status st;
+    CHECK(tg_csv_load(p, TG_F32, &o, &ds, &st) == TG_EARG);
+    CHECK_STR_HAS(st.msg, ": delimiter 'e' can be part of a number");
+    CHECK_STR_HAS(st.msg, p);
+    o.delim = '\r';
+    CHECK(tg_csv_load(p, TG_F32, &o, &ds, &st) == TG_EARG);
+    CHECK_STR_HAS(st.msg, "delimiter '\\x0d'");
+    o.delim = 0; /* the default, ',' */
+    write_text(p, "1,2,0\n");
+    CHECK(tg_csv_load(p, TG_F32, &o, &ds, &st) == TG_OK && ds.n == 1);
+    tg_dataset_free(&ds);
+}
+
+/* Line ends: LF, CRLF and CR alone (old Mac files), mixed; line numbers count each once.
+ * Bytes that are not printable are shown as \xNN in messages. */
+static void test_csv_line_ends(void)
+{
+    char p[128];
+    path_of(p, sizeof p, "le.csv");
+    const char *ok[4] = {"a,b,c\r1,2,0\r3,4,1\r", "a,b,c\r1,2,0\r3,4,1", "1,2,0\r\n3,4,1\r5,6,0\n",
+                         "\r\r1,2,0\r\r\n\n3,4,1\r5,6,0"};
+    int rows[4] = {2, 2, 3, 3};
+    for (int i = 0; i < 4; i++) {
+        write_text(p, ok[i]);
+        tg_dataset ds = {0};
+        tg_status st;
+        CHECK(tg_csv_load(p, TG_F64, NULL, &ds, &st) == TG_OK && ds.n == rows[i] && ds.d == 2);
+        if (ds.x && ds.n == rows[i]) CHECK(tg_get(ds.x, 2) == 3 && tg_get(ds.y, 1) == 1);
+        tg_dataset_free(&ds);
+    }
+    struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"1,2,0\r3,x,1\r", ":2:3: field 2 'x' is not a number"},
+        {"1,2,0\r\n3,x,1\r\n", ":2:3: field 2 'x' is not a number"},
+        {"1,2,0\n\r3,x,1\n", ":3:3: field 2 'x' is not a number"}, /* LF then CR: two ends */
+        {"1,2,0\r3,4\r", ":2: 2 fields, line 1 has 3"},
+        {"1,2\x01,0\n", ":1:3: field 2 '2\\x01' is not a number"},
+        {"1,\xc3\xa9,0\n", ":1:3: field 2 '\\xc3\\xa9' is not a number"},
+        {"1,2\t\v,0\n", ":1:3: field 2 '2\\x09\\x0b' is not a number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(p, bad[i].text);
+        tg_dataset ds = {.n = -1};
+        tg_status st;
+        CHECK(tg_csv_load(p, TG_F64, NULL, &ds, &st) == TG_EFORMAT && ds.n == -1);
+        CHECK_STR_HAS(st.msg, bad[i].msg);
+    }
+}
+
+/* Labels that are not classes, in every metric that takes labels: fractional, negative,
+ * out of range, NaN, huge. */
+static void test_metric_labels(void)
+{
+    int64_t s22[2] = {2, 2}, s2[1] = {2};
+    tg_tensor *sc = tg_tensor_from(TG_F64, 2, s22, (double[]){1, 0, 0, 1});
+    const double bad[] = {0.5, 1.5, -1, -0.5, 2, 3, (double)NAN, (double)INFINITY, 1e300, 1 + 1e-15};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        for (int f64 = 0; f64 < 2; f64++) {
+            tg_tensor *lab = tg_tensor_new(f64 ? TG_F64 : TG_F32, 1, s2);
+            tg_set(lab, 0, 0), tg_set(lab, 1, bad[i]);
+            if (!f64 && tg_get(lab, 1) == 1) { /* 1 + 1e-15 is 1 in f32: a class */
+                tg_tensor_free(lab);
+                continue;
+            }
+            int64_t cm[4] = {-7, -7, -7, -7};
+            CHECK(tg_confusion_matrix(sc, lab, 2, cm) == TG_EARG);
+            CHECK(cm[0] == -7 && cm[1] == -7 && cm[2] == -7 && cm[3] == -7);
+            CHECK(isnan(tg_accuracy(sc, lab)));
+            tg_tensor_free(lab);
+        }
+    /* -0 is class 0; good labels still work */
+    tg_tensor *lab = tg_tensor_from(TG_F64, 1, s2, (double[]){-0.0, 1});
+    int64_t cm[4];
+    CHECK(tg_confusion_matrix(sc, lab, 2, cm) == TG_OK && cm[0] == 1 && cm[3] == 1);
+    CHECK(tg_accuracy(sc, lab) == 1);
+    tg_tensor_free(lab), tg_tensor_free(sc);
 }
 
 static void test_setup(void)
@@ -662,6 +1061,13 @@ static const check_case cases[] = {
     TEST(test_batches_more),
     TEST(test_split_batches_metrics),
     TEST(test_metrics_more),
+    TEST(test_gzip_damage),
+    TEST(test_not_regular),
+    TEST(test_csv_values),
+    TEST(test_idx_values),
+    TEST(test_csv_delimiters),
+    TEST(test_csv_line_ends),
+    TEST(test_metric_labels),
     TEST(test_cleanup),
 };
 TEST_MAIN("test_data", cases)

@@ -2,9 +2,12 @@
  * Fashion-MNIST), numeric CSV files, seeded shuffling and splits, standardisation,
  * mini-batch iteration without allocation per batch, and metrics.
  *
- * Readers reject malformed files with the file name, the line or byte offset and the
- * reason in the tg_status, return a negative TG_E... code, and leave their outputs
- * untouched. Nothing here aborts. */
+ * Readers reject malformed files with the file name, the line and column or byte offset
+ * and the reason in the tg_status, return a negative TG_E... code, and leave their outputs
+ * untouched. They read regular files only: a FIFO, a device or a directory is TG_EIO before
+ * a byte is read (no reader blocks on one). Values must be finite and fit the dtype asked
+ * for (1e39 is refused for f32, accepted for f64); values too small for it become 0 or
+ * subnormal, as the conversion rounds them. Nothing here aborts. */
 #ifndef TAPEGRAD_DATA_H
 #define TAPEGRAD_DATA_H
 
@@ -34,10 +37,13 @@ TG_API void tg_dataset_free(tg_dataset *ds);
 /* An IDX file (plain, or gzip detected by its magic): any of the format's element types
  * (ubyte, byte, short, int, float, double; big-endian). A file of ndim >= 2 gives [n, rest]
  * flattened; ndim 1 gives [n]. Unsigned bytes of ndim >= 2 (images) are scaled to [0, 1].
- * On success *out is a new leaf owned by the caller. Errors: TG_EIO (missing or unreadable),
- * TG_EFORMAT (bad magic, truncated, trailing data, sizes the file cannot hold, corrupt gzip),
- * TG_ENOMEM; *out is then untouched. The header's sizes are checked against the file size
- * before anything is allocated. */
+ * On success *out is a new leaf owned by the caller. Errors: TG_EIO (missing, unreadable,
+ * not a regular file), TG_EFORMAT (bad magic, truncated, trailing data, sizes the file
+ * cannot hold; a gzip stream cut anywhere, corrupt (CRC-32 or length), or followed by bytes
+ * that are not another gzip member; a float or double element that is NaN, infinite or
+ * beyond f32's range for f32: the message names its offset), TG_ENOMEM; *out is then
+ * untouched. The header's sizes are checked against the file size before anything is
+ * allocated. */
 TG_API int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st);
 /* MNIST-style directory: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images...,
  * t10k-labels... (each plain or with .gz). dir NULL means /usr/share/datasets/fashion-mnist,
@@ -55,16 +61,22 @@ typedef struct tg_csv_opts {
     int header;      /* -1: detect (a first line with no numeric field), 0: none, 1: yes */
     int label_col;   /* label column; negative counts from the end (-1: the last) */
     bool regression; /* real-valued target; otherwise integer labels 0..K-1 (K = max + 1) */
-    char delim;      /* field separator (',' when 0) */
+    char delim;      /* field separator (',' when 0): a space, a tab or ASCII punctuation
+                        other than . + - _ ( ) " ' */
 } tg_csv_opts;
 
 /* A numeric CSV file: every row the same number of fields; one label column, the rest are
- * features. Blank lines, spaces around fields, CRLF line ends and a UTF-8 byte order mark are
- * accepted. Class labels must be integers 0..9999 (n_classes = largest + 1, y is [n]);
- * regression targets give y [n, 1]. opts NULL means {-1, -1, false, ','}. Errors (st names
- * the file, the line and the reason; *out untouched): TG_EIO, TG_EFORMAT (ragged rows,
- * non-numeric fields, bad labels, no data rows), TG_EARG (label column out of range, a
- * delimiter that can be part of a number), TG_ENOMEM. */
+ * features. A field is a number as strtod reads it, spaces and tabs around it ignored; NaN
+ * and infinities ("nan", "inf") are refused, and so are values beyond the dtype's range.
+ * Blank lines, spaces around fields, a UTF-8 byte order mark and LF, CRLF or CR line ends
+ * (mixed too) are accepted; quoted fields are not. Class labels must be integers 0..9999
+ * (n_classes = largest + 1, y is [n]); regression targets give y [n, 1]. opts NULL means
+ * {-1, -1, false, ','}. Errors (st names the file, the line, the column (a byte count from
+ * 1) and the reason; *out untouched): TG_EIO (missing, unreadable, not a regular file),
+ * TG_EFORMAT (ragged rows, non-numeric or non-finite fields, values beyond the dtype, bad
+ * labels, no data rows, a NUL byte, more than 2 GiB), TG_EARG (label column out of range,
+ * a delimiter that can be part of a number, a quoted field or a line end: a letter, a
+ * digit, . + - _ ( ) " ', a control character or a non-ASCII byte), TG_ENOMEM. */
 TG_API int tg_csv_load(const char *path, tg_dtype dt, const tg_csv_opts *opts, tg_dataset *out,
                        tg_status *st);
 
@@ -96,14 +108,16 @@ TG_API bool tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y);
 TG_API int64_t tg_batcher_count(const tg_batcher *b); /* batches per epoch */
 
 /* ---- metrics ---- */
+/* Labels are class indices: integers 0..C-1 stored as numbers. A fractional, negative, NaN
+ * or too large label is a bad argument, never counted as a miss. */
 /* Share of rows of scores [n, C] whose largest score is at the label's index; NAN on bad
- * shapes. */
+ * shapes or a label that is not a class index 0..C-1. */
 TG_API double tg_accuracy(const tg_tensor *scores, const tg_tensor *labels);
 /* Mean squared difference of two tensors with the same number of elements; NAN otherwise. */
 TG_API double tg_mse(const tg_tensor *pred, const tg_tensor *target);
 /* Counts into out[true * n_classes + predicted] (n_classes² entries, zeroed first), the
- * prediction being each row's argmax. TG_EARG on bad shapes or a label outside 0..n_classes-1
- * (out untouched). */
+ * prediction being each row's argmax. TG_EARG on bad shapes or a label that is not an
+ * integer 0..n_classes-1 (out untouched). */
 TG_API int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_classes,
                                int64_t *out);
 /* Prints the matrix with per-class recall; names (n_classes entries) may be NULL. */
