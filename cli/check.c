@@ -149,8 +149,8 @@ int cmd_gradcheck(int argc, char **argv)
 int cmd_graph(int argc, char **argv)
 {
     cli_opt o[] = {
-        {"layers", false, "784,256,128,10", "MLP layer sizes", NULL},
-        {"act", false, "relu", "hidden activation", NULL},
+        {"layers", false, "784,256,128,10", "MLP layer sizes (each <= 100000, 50M weights in all)", NULL},
+        {"act", false, "relu", "hidden activation: relu tanh sigmoid leaky_relu elu softplus", NULL},
         {"dropout", false, "0", "dropout after each hidden activation", NULL},
         {"batchnorm", true, NULL, "batch normalisation after each hidden linear layer", NULL},
         {"batch", false, "32", "rows of the random input batch", NULL},
@@ -169,21 +169,22 @@ int cmd_graph(int argc, char **argv)
     long long sizes_ll[32], batch = 32;
     int ns;
     double dropout = 0;
-    const char *layers = cli_str(o, n, "layers");
-    if (cli_int_list(layers, sizes_ll, 32, &ns) || ns < 2) {
-        fprintf(stderr, "tapegrad: --layers %s: want at least two sizes like 784,128,10\n", layers);
+    const char *act;
+    if (cli_layers(o, n, "layers", sizes_ll, 32, &ns) || cli_act(o, n, "act", &act) ||
+        cli_int(o, n, "batch", 1, 1 << 20, &batch) || cli_double(o, n, "dropout", 0, 0.99, &dropout))
+        return 2;
+    if (batch * sizes_ll[0] > CLI_MAX_WEIGHTS) { /* the random input batch */
+        fprintf(stderr, "tapegrad: --batch %lld: %lld inputs of %lld features, more than %lld "
+                        "numbers\n", batch, batch, sizes_ll[0], CLI_MAX_WEIGHTS);
         return 2;
     }
-    if (cli_int(o, n, "batch", 1, 1 << 20, &batch) || cli_double(o, n, "dropout", 0, 0.99, &dropout))
-        return 2;
     int64_t sizes[32];
     for (int i = 0; i < ns; i++) sizes[i] = sizes_ll[i];
     tg_status st = {0};
-    tg_module *net = tg_nn_mlp(ns, sizes, cli_str(o, n, "act"), dropout, cli_flag(o, n, "batchnorm"),
-                               TG_F32, &st);
-    if (!net) {
+    tg_module *net = tg_nn_mlp(ns, sizes, act, dropout, cli_flag(o, n, "batchnorm"), TG_F32, &st);
+    if (!net) { /* out of memory: the options were checked */
         fprintf(stderr, "tapegrad: %s\n", st.msg);
-        return 2;
+        return 1;
     }
     int64_t xs[2] = {batch, sizes[0]};
     tg_tensor *x = tg_tensor_new(TG_F32, 2, xs), *y = tg_tensor_new(TG_F32, 1, xs);

@@ -30,6 +30,23 @@ int cli_int(const cli_opt *opts, int n, const char *name, long long lo, long lon
             long long *out);
 /* A comma-separated list of positive integers ("784,256,10"); count in *n_out. */
 int cli_int_list(const char *s, long long *out, int max, int *n_out);
+
+/* Bounds on an MLP of --layers: each size, and the weights and biases of its linear layers
+ * in all, so that an absurd size is refused at once instead of after minutes of paging. */
+#define CLI_MAX_LAYER_SIZE 100000
+#define CLI_MAX_WEIGHTS 50000000LL
+/* Option name's layer sizes (at least 2, at most max) into sizes; 2 and a message naming
+ * the option when the list is malformed or outside the bounds. */
+int cli_layers(const cli_opt *opts, int n, const char *name, long long *sizes, int max,
+               int *n_sizes);
+/* 0 when sizes (n of them) are within the bounds, else 2 and a message naming option. */
+int cli_layers_bounded(const char *option, const char *value, const long long *sizes, int n);
+/* The hidden activations the commands take; 2 and a message naming the option otherwise. */
+int cli_act(const cli_opt *opts, int n, const char *name, const char **out);
+/* Whether a file can be written at path the way tg_nn_save writes it (a temporary file
+ * beside it, renamed over it): the directory takes a new file (one is made and removed
+ * again) and path is not a directory. 1 and a message naming the option if not. */
+int cli_check_writable(const char *option, const char *path);
 void cli_usage_opts(FILE *f, const cli_opt *opts, int n);
 
 /* The commands. Each returns the process exit status: 0, 1 on a failure, 2 on bad usage. */

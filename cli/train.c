@@ -1,4 +1,5 @@
 /* cli/train.c: `tapegrad train` and `tapegrad eval`. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@ static cli_opt model_opts_template[] = {
     {"label-col", false, "-1", "CSV: label column (negative counts from the end)", NULL},
     {"regression", true, NULL, "CSV: real-valued targets (MSE) instead of classes", NULL},
     {"test-fraction", false, "0.2", "CSV: share of rows held out for testing", NULL},
-    {"layers", false, "784,256,128,10", "layer sizes, input to output (CSV: inferred ends)", NULL},
+    {"layers", false, "784,256,128,10", "layer sizes, input to output (CSV: inferred ends; each <= 100000, 50M weights in all)", NULL},
     {"act", false, "relu", "hidden activation: relu tanh sigmoid leaky_relu elu softplus", NULL},
     {"dropout", false, "0", "dropout probability after each hidden activation", NULL},
     {"batchnorm", true, NULL, "batch normalisation after each hidden linear layer", NULL},
@@ -29,6 +30,15 @@ typedef struct run_data {
     bool classify;
 } run_data;
 
+/* The CSV options, checked whatever the data, so that a bad value is refused up front. */
+static int csv_opts(const cli_opt *o, int n, long long *label, double *frac)
+{
+    return cli_int(o, n, "label-col", -1000000, 1000000, label) ||
+                   cli_double(o, n, "test-fraction", 0.01, 0.99, frac)
+               ? 2
+               : 0;
+}
+
 static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uint64_t seed,
                      run_data *d)
 {
@@ -36,6 +46,9 @@ static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uin
     memset(d, 0, sizeof *d);
     int rc;
     size_t len = strlen(spec);
+    long long label = -1;
+    double frac = 0.2;
+    if (csv_opts(o, n, &label, &frac)) return 2;
     if (strcmp(spec, "fashion-mnist") == 0 || strncmp(spec, "mnist:", 6) == 0) {
         const char *dir = spec[0] == 'f' ? NULL : spec + 6;
         rc = tg_load_mnist_bytes(dir, dt, &d->train, &d->test, &st); /* 4x less memory */
@@ -47,23 +60,21 @@ static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uin
         return rc ? 1 : 0;
     }
     if (len >= 4 && strcmp(spec + len - 4, ".csv") == 0) {
-        long long label = -1;
-        double frac = 0.2;
-        if (cli_int(o, n, "label-col", -1000000, 1000000, &label) ||
-            cli_double(o, n, "test-fraction", 0.01, 0.99, &frac))
-            return 2;
         tg_csv_opts co = {.header = -1, .label_col = (int)label,
                           .regression = cli_flag(o, n, "regression"), .delim = ','};
         tg_dataset all;
-        if (tg_csv_load(spec, dt, &co, &all, &st)) {
-            fprintf(stderr, "tapegrad: %s\n", st.msg);
-            return 1;
+        if ((rc = tg_csv_load(spec, dt, &co, &all, &st))) {
+            /* the only TG_EARG of a readable file: a label column it does not have */
+            if (rc == TG_EARG) fprintf(stderr, "tapegrad: --label-col %lld: %s\n", label, st.msg);
+            else fprintf(stderr, "tapegrad: %s\n", st.msg);
+            return rc == TG_EARG ? 2 : 1;
         }
         rc = tg_dataset_split(&all, frac, seed, &d->train, &d->test, &st);
         tg_dataset_free(&all);
-        if (rc) {
-            fprintf(stderr, "tapegrad: %s\n", st.msg);
-            return 1;
+        if (rc) { /* too few rows for this share on one side */
+            if (rc == TG_EARG) fprintf(stderr, "tapegrad: --test-fraction %g: %s\n", frac, st.msg);
+            else fprintf(stderr, "tapegrad: %s\n", st.msg);
+            return rc == TG_EARG ? 2 : 1;
         }
         tg_dataset_standardize(&d->train, &d->test);
         d->classify = d->train.n_classes > 0;
@@ -118,30 +129,16 @@ static tg_module *build_model(const model_desc *m)
     return net;
 }
 
-/* Reads the common options into desc (sizes fixed up to the data's width and classes). */
-static int model_from_opts(const cli_opt *o, int n, const run_data *d, model_desc *m)
+/* Reads the common model options into desc, before any data is read: every bad value is a
+ * usage error found at once. */
+static int model_opts(const cli_opt *o, int n, model_desc *m)
 {
     memset(m, 0, sizeof *m);
-    const char *layers = cli_str(o, n, "layers");
-    if (cli_int_list(layers, m->sizes, MAX_LAYERS, &m->n_sizes) || m->n_sizes < 2) {
-        fprintf(stderr, "tapegrad: --layers %s: want at least two sizes like 784,128,10\n", layers);
+    const char *act;
+    if (cli_layers(o, n, "layers", m->sizes, MAX_LAYERS, &m->n_sizes) || cli_act(o, n, "act", &act) ||
+        cli_double(o, n, "dropout", 0, 0.99, &m->dropout))
         return 2;
-    }
-    int64_t out = d->classify ? d->train.n_classes : (tg_tensor_ndim(d->train.y) > 1 ? tg_tensor_dim(d->train.y, 1) : 1);
-    bool default_layers = strcmp(layers, "784,256,128,10") == 0;
-    if (default_layers && (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out)) {
-        /* The default sizes were meant for Fashion-MNIST: fit the ends to this data. */
-        m->sizes[0] = d->train.d;
-        m->sizes[m->n_sizes - 1] = out;
-    }
-    if (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out) {
-        fprintf(stderr,
-                "tapegrad: --layers %s: the data has %lld features and %lld outputs\n", layers,
-                (long long)d->train.d, (long long)out);
-        return 2;
-    }
-    snprintf(m->act, sizeof m->act, "%s", cli_str(o, n, "act"));
-    if (cli_double(o, n, "dropout", 0, 0.99, &m->dropout)) return 2;
+    snprintf(m->act, sizeof m->act, "%s", act);
     m->batchnorm = cli_flag(o, n, "batchnorm");
     const char *dt = cli_str(o, n, "dtype");
     if (strcmp(dt, "f32") && strcmp(dt, "f64")) {
@@ -149,6 +146,30 @@ static int model_from_opts(const cli_opt *o, int n, const run_data *d, model_des
         return 2;
     }
     m->dtype = strcmp(dt, "f64") == 0 ? TG_F64 : TG_F32;
+    return 0;
+}
+
+/* Fits the ends of the sizes to the data: the default sizes adapt to its width and
+ * outputs, given ones must match them. */
+static int model_fit_data(const cli_opt *o, int n, const run_data *d, model_desc *m)
+{
+    const char *layers = cli_str(o, n, "layers");
+    int64_t out = d->classify ? d->train.n_classes : (tg_tensor_ndim(d->train.y) > 1 ? tg_tensor_dim(d->train.y, 1) : 1);
+    bool default_layers = strcmp(layers, "784,256,128,10") == 0;
+    if (default_layers && (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out)) {
+        /* The default sizes were meant for Fashion-MNIST: fit the ends to this data. */
+        m->sizes[0] = d->train.d;
+        m->sizes[m->n_sizes - 1] = out;
+        char fitted[64];
+        snprintf(fitted, sizeof fitted, "(%s fitted to the data)", layers);
+        if (cli_layers_bounded("layers", fitted, m->sizes, m->n_sizes)) return 2;
+    }
+    if (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out) {
+        fprintf(stderr,
+                "tapegrad: --layers %s: the data has %lld features and %lld outputs\n", layers,
+                (long long)d->train.d, (long long)out);
+        return 2;
+    }
     return 0;
 }
 
@@ -298,41 +319,61 @@ int cmd_train(int argc, char **argv)
         cli_usage_opts(stdout, o, n);
         return 0;
     }
-    long long seed = 1, threads = 1, batch = 128, epochs = 5;
-    double lr = -1, momentum = -1, wd = 0, l2 = 0, clip = 0;
+    /* Every option is checked before the data is read: a bad value is a usage error (2). */
+    long long seed = 1, threads = 1, batch = 128, epochs = 5, label;
+    double lr = -1, momentum = -1, wd = 0, l2 = 0, clip = 0, frac;
     if (cli_int(o, n, "seed", 0, (1LL << 62), &seed) || cli_int(o, n, "threads", 1, 256, &threads) ||
         cli_int(o, n, "batch", 0, 1LL << 40, &batch) || cli_int(o, n, "epochs", 1, 1000000, &epochs) ||
         cli_double(o, n, "lr", 0, 1e6, &lr) || cli_double(o, n, "momentum", 0, 0.999999, &momentum) ||
         cli_double(o, n, "weight-decay", 0, 1e6, &wd) || cli_double(o, n, "l2", 0, 1e6, &l2) ||
-        cli_double(o, n, "clip-norm", 0, 1e12, &clip))
+        cli_double(o, n, "clip-norm", 0, 1e12, &clip) || csv_opts(o, n, &label, &frac))
         return 2;
     const char *opt_name = cli_str(o, n, "opt"), *sched = cli_str(o, n, "schedule");
     tg_optim_opts oo;
     if (tg_optim_defaults(opt_name, &oo)) {
         fprintf(stderr, "tapegrad: --opt %s: unknown optimiser; one of:", opt_name);
-        for (int i = 0; tg_optim_method(i); i++) fprintf(stderr, " %s", tg_optim_method(i));
+        for (int i = 0; tg_optim_method(i); i++)
+            if (strcmp(tg_optim_method(i), "lm")) fprintf(stderr, " %s", tg_optim_method(i));
         fprintf(stderr, "\n");
+        return 2;
+    }
+    if (strcmp(opt_name, "lm") == 0) {
+        fprintf(stderr, "tapegrad: --opt lm steps on residuals, not on the loss train "
+                        "minimises; use it from C (tg_optim_step_lm) or in 'tapegrad demo "
+                        "optimizers-classic'\n");
+        return 2;
+    }
+    static const char *const schedules[] = {"constant", "step", "exp", "cosine"};
+    int sk = 0;
+    while (sk < 4 && strcmp(sched, schedules[sk])) sk++;
+    if (sk == 4) {
+        fprintf(stderr, "tapegrad: --schedule %s: want constant, step, exp or cosine\n", sched);
         return 2;
     }
     if (lr >= 0) oo.lr = lr;
     if (momentum >= 0) oo.momentum = momentum;
     oo.weight_decay = wd, oo.l2 = l2, oo.clip_norm = clip;
-    tg_dtype dt = strcmp(cli_str(o, n, "dtype"), "f64") == 0 ? TG_F64 : TG_F32;
+    model_desc md;
     tg_init ik;
-    if (init_kind(cli_str(o, n, "init"), cli_str(o, n, "act"), &ik)) return 2;
+    if (model_opts(o, n, &md) || init_kind(cli_str(o, n, "init"), md.act, &ik)) return 2;
+    const char *save = cli_str(o, n, "save"), *log_path = cli_str(o, n, "log");
+    if (save && !*save) {
+        fprintf(stderr, "tapegrad: --save: the path is empty\n");
+        return 2;
+    }
 
     run_data d;
-    int rc = load_data(cli_str(o, n, "data"), dt, o, n, (uint64_t)seed, &d);
+    int rc = load_data(cli_str(o, n, "data"), md.dtype, o, n, (uint64_t)seed, &d);
     if (rc) return rc;
-    model_desc md;
     tg_module *net = NULL;
     tg_tape *tp = NULL;
     tg_optim *opt = NULL;
     tg_batcher *bt = NULL;
     FILE *log = NULL;
+    bool log_new = false; /* made by this run: removed if the run fails before an epoch */
+    int epochs_done = 0;
     tg_tensor *params[256];
-    rc = 1;
-    if ((rc = model_from_opts(o, n, &d, &md))) goto done;
+    if ((rc = model_fit_data(o, n, &d, &md))) goto done;
     rc = 1;
     if (!(net = build_model(&md))) goto done;
     tg_set_num_threads((int)threads);
@@ -342,30 +383,21 @@ int cmd_train(int argc, char **argv)
     int np = tg_nn_params(net, params, 256);
     if (batch == 0 || batch > d.train.n) batch = d.train.n;
     int64_t steps_per_epoch = (d.train.n + batch - 1) / batch;
-    if (strcmp(sched, "constant") == 0) oo.schedule.kind = TG_LR_CONSTANT;
-    else if (strcmp(sched, "step") == 0)
+    if (sk == 0) oo.schedule.kind = TG_LR_CONSTANT;
+    else if (sk == 1)
         oo.schedule = (tg_lr_schedule){.kind = TG_LR_STEP, .step_size = steps_per_epoch, .gamma = 0.5};
-    else if (strcmp(sched, "exp") == 0)
+    else if (sk == 2)
         oo.schedule = (tg_lr_schedule){.kind = TG_LR_EXP, .gamma = pow(0.1, 1.0 / (double)(steps_per_epoch * epochs))};
-    else if (strcmp(sched, "cosine") == 0)
+    else
         oo.schedule = (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = steps_per_epoch * epochs, .lr_min = 0};
-    else {
-        fprintf(stderr, "tapegrad: --schedule %s: want constant, step, exp or cosine\n", sched);
-        rc = 2;
-        goto done;
-    }
     tg_status st = {0};
     if (!(opt = tg_optim_new(opt_name, np, params, &oo, &st))) {
-        fprintf(stderr, "tapegrad: %s\n", st.msg);
+        /* an option (or bfgs's size limit) the method does not take */
+        fprintf(stderr, "tapegrad: --opt %s: %s\n", opt_name, st.msg);
+        rc = st.code == TG_EARG ? 2 : 1;
         goto done;
     }
     bool full = tg_optim_needs_closure(opt);
-    if (full && strcmp(opt_name, "lm") == 0) {
-        fprintf(stderr, "tapegrad: --opt lm fits residuals of a least-squares model; use it from C "
-                        "(tg_optim_step_lm) or 'tapegrad demo optimizers-classic'\n");
-        rc = 2;
-        goto done;
-    }
     if (full) batch = d.train.n; /* line searches compare values of one objective */
     if (!(bt = tg_batcher_new(&d.train, batch, true, (uint64_t)seed, &st))) {
         fprintf(stderr, "tapegrad: %s\n", st.msg);
@@ -373,12 +405,18 @@ int cmd_train(int argc, char **argv)
     }
     if (!(tp = tg_tape_new())) goto done;
     tg_tape_seed(tp, (uint64_t)seed);
-    const char *log_path = cli_str(o, n, "log");
-    if (log_path && *log_path && !(log = fopen(log_path, "w"))) {
-        fprintf(stderr, "tapegrad: cannot write --log %s\n", log_path);
-        goto done;
+    /* The outputs are checked before training, not found unwritable after the last epoch:
+     * --save where tg_nn_save will write (nothing is left behind), then the log is opened. */
+    if (save && cli_check_writable("save", save)) goto done;
+    if (log_path && *log_path) {
+        log_new = access(log_path, F_OK) != 0;
+        if (!(log = fopen(log_path, "w"))) {
+            fprintf(stderr, "tapegrad: --log %s: cannot write it: %s\n", log_path, strerror(errno));
+            log_new = false;
+            goto done;
+        }
+        fprintf(log, "epoch,train_loss,test_loss,%s,seconds\n", d.classify ? "test_accuracy" : "test_mse");
     }
-    if (log) fprintf(log, "epoch,train_loss,test_loss,%s,seconds\n", d.classify ? "test_accuracy" : "test_mse");
 
     char desc[512];
     desc_format(&md, desc, sizeof desc);
@@ -405,7 +443,10 @@ int cmd_train(int argc, char **argv)
             if (full) { /* one iteration of the method over the whole training set */
                 closure_ctx cc = {net, tp, x, y, d.classify};
                 if (tg_optim_step_closure(opt, train_closure, &cc, &lv)) {
-                    fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
+                    if (tty) fputc('\n', stderr);
+                    if (tg_tape_errcode(tp)) fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
+                    else fprintf(stderr, "tapegrad: epoch %d: the training loss is not finite: "
+                                         "the run diverged\n", e);
                     goto done;
                 }
             } else {
@@ -426,6 +467,13 @@ int cmd_train(int argc, char **argv)
             int64_t rows = tg_tensor_dim(x, 0);
             sum += lv * (double)rows;
             seen += rows, k++;
+            if (!isfinite(sum)) { /* every step: a diverging run stops at once */
+                if (tty) fputc('\n', stderr);
+                fprintf(stderr, "tapegrad: epoch %d, step %lld: the training loss is %g: the run "
+                                "diverged (try a smaller --lr, --clip-norm or another --opt)\n",
+                        e, (long long)k, isfinite(lv) ? sum : lv);
+                goto done;
+            }
             double now = cli_now();
             if (now - last > 0.1 || k == steps_per_epoch) {
                 progress(tty, e, (int)epochs, k, steps_per_epoch, sum / (double)seen,
@@ -439,10 +487,6 @@ int cmd_train(int argc, char **argv)
         if (tty) fputc('\n', stderr);
         if (evaluate(net, tp, &d.test, d.classify, &ev, NULL)) goto done;
         double secs = cli_now() - t0;
-        if (!isfinite(sum)) {
-            fprintf(stderr, "tapegrad: the training loss diverged (try a smaller --lr)\n");
-            goto done;
-        }
         if (d.classify)
             printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%%, %.1f s (%.0f samples/s)\n",
                    e, sum / (double)seen, ev.loss, 100 * ev.metric, secs, (double)seen / train_time);
@@ -450,11 +494,22 @@ int cmd_train(int argc, char **argv)
             printf("epoch %d: train loss %.5g, test MSE %.5g, %.1f s (%.0f samples/s)\n", e,
                    sum / (double)seen, ev.metric, secs, (double)seen / train_time);
         fflush(stdout);
-        if (log) fprintf(log, "%d,%.6g,%.6g,%.6g,%.3f\n", e, sum / (double)seen, ev.loss, ev.metric, secs);
+        if (log) {
+            fprintf(log, "%d,%.6g,%.6g,%.6g,%.3f\n", e, sum / (double)seen, ev.loss, ev.metric, secs);
+            if (fflush(log) || ferror(log)) {
+                fprintf(stderr, "tapegrad: --log %s: cannot write it: %s\n", log_path, strerror(errno));
+                goto done;
+            }
+        }
+        epochs_done = e;
     }
     if (log) {
-        fclose(log);
+        int closed = fclose(log);
         log = NULL;
+        if (closed) {
+            fprintf(stderr, "tapegrad: --log %s: cannot write it: %s\n", log_path, strerror(errno));
+            goto done;
+        }
         char png[1024];
         size_t len = strlen(log_path);
         snprintf(png, sizeof png, "%.*s.png", (int)(len > 4 && !strcmp(log_path + len - 4, ".csv") ? len - 4 : len), log_path);
@@ -471,7 +526,6 @@ int cmd_train(int argc, char **argv)
                train_secs, optim_secs);
         tg_tape_profile_print(tp, stdout);
     }
-    const char *save = cli_str(o, n, "save");
     if (save) {
         if (tg_nn_save_meta(net, save, desc, &st)) {
             fprintf(stderr, "tapegrad: %s\n", st.msg);
@@ -482,6 +536,7 @@ int cmd_train(int argc, char **argv)
     rc = 0;
 done:
     if (log) fclose(log);
+    if (rc && log_new && epochs_done == 0) unlink(log_path); /* nothing to show: no file */
     tg_batcher_free(bt);
     tg_optim_free(opt);
     tg_tape_free(tp);
@@ -513,8 +568,11 @@ int cmd_eval(int argc, char **argv)
         cli_usage_opts(f, o, n);
         return cli_flag(o, n, "help") ? 0 : 2;
     }
-    long long seed = 1, threads = 1;
-    if (cli_int(o, n, "seed", 0, 1LL << 62, &seed) || cli_int(o, n, "threads", 1, 256, &threads)) return 2;
+    long long seed = 1, threads = 1, label;
+    double frac;
+    if (cli_int(o, n, "seed", 0, 1LL << 62, &seed) || cli_int(o, n, "threads", 1, 256, &threads) ||
+        csv_opts(o, n, &label, &frac))
+        return 2;
     const char *path = cli_str(o, n, "model");
     char meta[512];
     tg_status st = {0};
@@ -540,16 +598,18 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     if (md.sizes[0] != d.test.d) {
-        fprintf(stderr, "tapegrad: %s expects %lld features, the data has %lld\n", path, md.sizes[0],
-                (long long)d.test.d);
+        fprintf(stderr, "tapegrad: --data %s: %s expects %lld features, the data has %lld\n",
+                cli_str(o, n, "data"), path, md.sizes[0], (long long)d.test.d);
+        rc = 2;
         goto done;
     }
     tg_set_num_threads((int)threads);
     printf("model: %s\n", meta);
     eval_result ev;
     if (d.classify && md.sizes[md.n_sizes - 1] < d.test.n_classes) {
-        fprintf(stderr, "tapegrad: %s has %lld outputs, the data has %d classes\n", path,
-                md.sizes[md.n_sizes - 1], d.test.n_classes);
+        fprintf(stderr, "tapegrad: --data %s: %s has %lld outputs, the data has %d classes\n",
+                cli_str(o, n, "data"), path, md.sizes[md.n_sizes - 1], d.test.n_classes);
+        rc = 2;
         goto done;
     }
     if (d.classify) conf = calloc((size_t)(d.test.n_classes * d.test.n_classes), sizeof *conf);

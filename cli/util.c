@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,6 +120,79 @@ int cli_int_list(const char *s, long long *out, int max, int *n_out)
     }
     *n_out = n;
     return n ? 0 : -1;
+}
+
+int cli_layers_bounded(const char *option, const char *value, const long long *sizes, int n)
+{
+    long long weights = 0;
+    for (int i = 0; i < n; i++) {
+        if (sizes[i] > CLI_MAX_LAYER_SIZE) {
+            fprintf(stderr, "tapegrad: --%s %s: size %lld is more than %d\n", option, value,
+                    sizes[i], CLI_MAX_LAYER_SIZE);
+            return 2;
+        }
+        if (i) weights += (sizes[i - 1] + 1) * sizes[i]; /* at most 1e10 a layer: no overflow */
+    }
+    if (weights > CLI_MAX_WEIGHTS) {
+        fprintf(stderr, "tapegrad: --%s %s: %lld weights, more than %lld\n", option, value,
+                weights, CLI_MAX_WEIGHTS);
+        return 2;
+    }
+    return 0;
+}
+
+int cli_layers(const cli_opt *opts, int n, const char *name, long long *sizes, int max,
+               int *n_sizes)
+{
+    const char *v = cli_str(opts, n, name);
+    if (!v || cli_int_list(v, sizes, max, n_sizes) || *n_sizes < 2) {
+        fprintf(stderr, "tapegrad: --%s %s: want 2 to %d sizes like 784,128,10\n", name,
+                v ? v : "", max);
+        return 2;
+    }
+    return cli_layers_bounded(name, v, sizes, *n_sizes);
+}
+
+int cli_act(const cli_opt *opts, int n, const char *name, const char **out)
+{
+    static const char *const acts[] = {"relu", "tanh", "sigmoid", "leaky_relu", "elu", "softplus"};
+    const char *v = cli_str(opts, n, name);
+    for (size_t i = 0; v && i < sizeof acts / sizeof acts[0]; i++)
+        if (strcmp(v, acts[i]) == 0) return *out = acts[i], 0;
+    fprintf(stderr, "tapegrad: --%s %s: want relu, tanh, sigmoid, leaky_relu, elu or softplus\n",
+            name, v ? v : "");
+    return 2;
+}
+
+int cli_check_writable(const char *option, const char *path)
+{
+    struct stat sb;
+    if (!*path) {
+        fprintf(stderr, "tapegrad: --%s: the path is empty\n", option);
+        return 1;
+    }
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "tapegrad: --%s %s: is a directory\n", option, path);
+        return 1;
+    }
+    char probe[4096];
+    /* named as tg_nn_save names its own: a probe left by a killed run is cleaned up by it */
+    int len = snprintf(probe, sizeof probe, "%s.tmp.%d.XXXXXX", path, (int)getpid());
+    if (len < 0 || len >= (int)sizeof probe) {
+        fprintf(stderr, "tapegrad: --%s %s: the path is too long\n", option, path);
+        return 1;
+    }
+    int fd = mkstemp(probe); /* where tg_nn_save's temporary file goes */
+    if (fd < 0) {
+        const char *slash = strrchr(path, '/');
+        fprintf(stderr, "tapegrad: --%s %s: cannot write in %.*s: %s\n", option, path,
+                slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".",
+                strerror(errno));
+        return 1;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
 }
 
 void cli_usage_opts(FILE *f, const cli_opt *opts, int n)

@@ -1,19 +1,77 @@
 /* nn/module.c: layers and the Sequential container. Every forward is a composition of ops;
  * nothing here computes a gradient. */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-static tg_module *module_new(int kind, tg_dtype dt)
+/* What module.c keeps beside each module, after the struct of nn/internal.h (which the
+ * other files of nn/ share): the container holding it, so that a module is in one tree at
+ * most and a tree has no cycle; how many levels it has (a layer 1, a container one more
+ * than its deepest child), so that the walks, which recurse, stay shallow; and whether
+ * any module in it has tensors, which fixes the tree's dtype. Every module is made by
+ * module_new, so every tg_module is the first member of a node. */
+typedef struct node {
+    tg_module m;
+    tg_module *parent; /* the container holding it, or NULL */
+    int levels;
+    bool has_tensors;  /* a container: some module inside it has tensors */
+} node;
+
+#define MAX_LEVELS 64 /* of a tree: tg_nn_append refuses deeper nesting */
+
+static node *nd(const tg_module *m) { return (node *)(void *)(uintptr_t)m; }
+static bool has_tensors(const tg_module *m) { return m->n_p + m->n_buf > 0 || nd(m)->has_tensors; }
+
+/* Why the last constructor or tg_nn_append called on this thread failed (tg_nn_last_status);
+ * made_null: that was a constructor, and no tg_nn_append came after it. */
+static _Thread_local tg_status last;
+static _Thread_local bool made_null;
+
+const tg_status *tg_nn_last_status(void) { return &last; }
+
+/* Records code and the message as the reason of this failure; returns code. */
+static int fail(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static int fail(int code, const char *fmt, ...)
 {
-    if (dt != TG_F32 && dt != TG_F64) return NULL;
-    tg_module *m = calloc(1, sizeof *m);
-    if (!m) return NULL;
-    m->kind = kind;
-    m->dtype = dt;
-    m->training = true;
-    return m;
+    va_list ap;
+    va_start(ap, fmt);
+    last.code = code;
+    vsnprintf(last.msg, sizeof last.msg, fmt, ap);
+    va_end(ap);
+    made_null = true; /* tg_nn_append puts it back for its own failures */
+    return code;
+}
+
+static void clear_status(void) { last.code = TG_OK, last.msg[0] = '\0', made_null = false; }
+
+static bool dtype_ok(const char *fn, tg_dtype dt)
+{
+    if (dt == TG_F32 || dt == TG_F64) return true;
+    fail(TG_EDTYPE, "%s: dtype %d is neither TG_F32 nor TG_F64", fn, (int)dt);
+    return false;
+}
+
+static tg_module *module_new(const char *fn, int kind, tg_dtype dt)
+{
+    if (!dtype_ok(fn, dt)) return NULL;
+    node *n = calloc(1, sizeof *n);
+    if (!n) {
+        fail(TG_ENOMEM, "%s: out of memory", fn);
+        return NULL;
+    }
+    n->levels = 1;
+    n->m.kind = kind;
+    n->m.dtype = dt;
+    n->m.training = true;
+    return &n->m;
 }
 
 /* A parameter leaf of the given shape, requiring a gradient. */
@@ -26,19 +84,43 @@ static tg_tensor *param(tg_dtype dt, int ndim, const int64_t *shape, double fill
     return t;
 }
 
+/* Frees m and everything in it, whatever its container. */
+static void free_tree(tg_module *m)
+{
+    for (int i = 0; i < m->n_children; i++) free_tree(m->children[i]);
+    free(m->children);
+    for (int i = 0; i < NN_MAX_P; i++) tg_tensor_free(m->p[i]), tg_tensor_free(m->buf[i]);
+    free(nd(m));
+}
+
+/* A constructor's failure to allocate its tensors: frees the half-made module. */
+static tg_module *no_memory(const char *fn, tg_module *m)
+{
+    free_tree(m);
+    fail(TG_ENOMEM, "%s: cannot allocate its tensors (out of memory, or too large)", fn);
+    return NULL;
+}
+
 tg_module *tg_nn_linear(int64_t in, int64_t out, tg_dtype dt)
 {
-    if (in <= 0 || out <= 0) return NULL;
-    tg_module *m = module_new(NN_LINEAR, dt);
+    clear_status();
+    if (in < 1 || out < 1) {
+        fail(TG_EARG, "tg_nn_linear: %s = %lld, want >= 1", in < 1 ? "in" : "out",
+             (long long)(in < 1 ? in : out));
+        return NULL;
+    }
+    if (in > INT64_MAX / out) {
+        fail(TG_EARG, "tg_nn_linear: %lld x %lld weights do not fit in 64 bits", (long long)in,
+             (long long)out);
+        return NULL;
+    }
+    tg_module *m = module_new("tg_nn_linear", NN_LINEAR, dt);
     if (!m) return NULL;
     int64_t ws[2] = {in, out}, bs[1] = {out};
     m->p[0] = param(dt, 2, ws, 0);
     m->p[1] = param(dt, 1, bs, 0);
     m->n_p = 2;
-    if (!m->p[0] || !m->p[1]) {
-        tg_nn_free(m);
-        return NULL;
-    }
+    if (!m->p[0] || !m->p[1]) return no_memory("tg_nn_linear", m);
     tg_rng rng;
     tg_rng_seed(&rng, 0);
     tg_nn_init(m, TG_INIT_UNIFORM, 0, &rng);
@@ -59,9 +141,19 @@ int tg_nn_act_id(const char *name)
 
 tg_module *tg_nn_activation(const char *name, double alpha, tg_dtype dt)
 {
+    clear_status();
     int id = tg_nn_act_id(name);
-    if (id < 0 || !isfinite(alpha)) return NULL;
-    tg_module *m = module_new(NN_ACT, dt);
+    if (id < 0) {
+        fail(TG_EARG, "tg_nn_activation: unknown activation '%s' (known: identity, sigmoid, "
+             "tanh, relu, leaky_relu, elu, softplus, step, sign, softmax, log_softmax)",
+             name ? name : "(null)");
+        return NULL;
+    }
+    if (!isfinite(alpha)) {
+        fail(TG_EARG, "tg_nn_activation: %s: alpha = %g, want a finite number", name, alpha);
+        return NULL;
+    }
+    tg_module *m = module_new("tg_nn_activation", NN_ACT, dt);
     if (!m) return NULL;
     m->act = id;
     m->alpha = alpha != 0 ? alpha : id == A_LEAKY ? 0.01 : 1.0;
@@ -70,30 +162,51 @@ tg_module *tg_nn_activation(const char *name, double alpha, tg_dtype dt)
 
 tg_module *tg_nn_prelu(int64_t channels, double init, tg_dtype dt)
 {
-    if (channels <= 0 || !isfinite(init)) return NULL;
-    tg_module *m = module_new(NN_PRELU, dt);
+    clear_status();
+    if (channels < 1) {
+        fail(TG_EARG, "tg_nn_prelu: channels = %lld, want >= 1", (long long)channels);
+        return NULL;
+    }
+    if (!isfinite(init)) {
+        fail(TG_EARG, "tg_nn_prelu: init = %g, want a finite number", init);
+        return NULL;
+    }
+    tg_module *m = module_new("tg_nn_prelu", NN_PRELU, dt);
     if (!m) return NULL;
     m->p[0] = param(dt, 1, &channels, init);
     m->n_p = 1;
-    if (!m->p[0]) {
-        tg_nn_free(m);
-        return NULL;
-    }
+    if (!m->p[0]) return no_memory("tg_nn_prelu", m);
     return m;
 }
 
 tg_module *tg_nn_dropout(double p)
 {
-    if (!(p >= 0 && p < 1)) return NULL;
-    tg_module *m = module_new(NN_DROPOUT, TG_F32);
+    clear_status();
+    if (!(p >= 0 && p < 1)) { /* also NaN */
+        fail(TG_EARG, "tg_nn_dropout: p = %g is outside [0, 1)", p);
+        return NULL;
+    }
+    tg_module *m = module_new("tg_nn_dropout", NN_DROPOUT, TG_F32);
     if (m) m->alpha = p;
     return m;
 }
 
 tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps, tg_dtype dt)
 {
-    if (features <= 0 || !(momentum >= 0 && momentum <= 1) || !(eps > 0)) return NULL;
-    tg_module *m = module_new(NN_BATCHNORM, dt);
+    clear_status();
+    if (features < 1) {
+        fail(TG_EARG, "tg_nn_batchnorm1d: features = %lld, want >= 1", (long long)features);
+        return NULL;
+    }
+    if (!(momentum >= 0 && momentum <= 1)) {
+        fail(TG_EARG, "tg_nn_batchnorm1d: momentum = %g is outside [0, 1]", momentum);
+        return NULL;
+    }
+    if (!(eps > 0 && isfinite(eps))) {
+        fail(TG_EARG, "tg_nn_batchnorm1d: eps = %g is outside (0, inf)", eps);
+        return NULL;
+    }
+    tg_module *m = module_new("tg_nn_batchnorm1d", NN_BATCHNORM, dt);
     if (!m) return NULL;
     m->p[0] = param(dt, 1, &features, 1);
     m->p[1] = param(dt, 1, &features, 0);
@@ -102,42 +215,77 @@ tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps, tg_d
     m->buf[1] = tg_tensor_new(dt, 1, &features);
     m->n_buf = 2;
     m->momentum = momentum, m->eps = eps;
-    if (!m->p[0] || !m->p[1] || !m->buf[0] || !m->buf[1]) {
-        tg_nn_free(m);
-        return NULL;
-    }
+    if (!m->p[0] || !m->p[1] || !m->buf[0] || !m->buf[1]) return no_memory("tg_nn_batchnorm1d", m);
     tg_tensor_fill(m->buf[1], 1);
     return m;
 }
 
-tg_module *tg_nn_sequential(void) { return module_new(NN_SEQUENTIAL, TG_F32); }
+tg_module *tg_nn_sequential(void)
+{
+    clear_status();
+    return module_new("tg_nn_sequential", NN_SEQUENTIAL, TG_F32);
+}
+
+/* tg_nn_append's checks and work; fail() records the reason of a refusal. */
+static int append(tg_module *seq, tg_module *m)
+{
+    if (!m) return fail(TG_EARG, "tg_nn_append: the layer is NULL");
+    /* Refusals that leave m to whoever has it: its container, or the caller when m holds seq. */
+    if (nd(m)->parent)
+        return fail(TG_EARG, "tg_nn_append: the layer is already in a container (a module "
+                    "belongs to one container)");
+    int depth = 0; /* containers from seq's root down to seq */
+    for (const tg_module *c = seq; c; c = nd(c)->parent, depth++)
+        if (c == m)
+            return fail(TG_EARG, "tg_nn_append: the layer %s the container: the tree would "
+                        "contain itself", m == seq ? "is" : "holds");
+    /* The other refusals take ownership of m: it is freed. A tree takes the dtype of its
+     * first layer with tensors (dropout and activations have none), so one saved file has
+     * one dtype; ops refuse mixed dtypes anyway. */
+    tg_module *root = seq;
+    while (root && nd(root)->parent) root = nd(root)->parent;
+    bool m_has = has_tensors(m);
+    int rc = TG_OK;
+    if (!seq || seq->kind != NN_SEQUENTIAL)
+        rc = fail(TG_EARG, "tg_nn_append: %s", seq ? "the container is not a sequential"
+                                                   : "the container is NULL");
+    else if (depth + nd(m)->levels > MAX_LEVELS)
+        rc = fail(TG_EARG, "tg_nn_append: the tree would be %d levels deep, more than %d",
+                  depth + nd(m)->levels, MAX_LEVELS);
+    else if (m_has && has_tensors(root) && m->dtype != root->dtype)
+        rc = fail(TG_EDTYPE, "tg_nn_append: the layer is %s, the model %s",
+                  tg_dtype_name(m->dtype), tg_dtype_name(root->dtype));
+    else if (seq->n_children == seq->cap) {
+        int cap = seq->cap < INT_MAX / 2 ? (seq->cap ? 2 * seq->cap : 8) : 0;
+        tg_module **c = cap ? realloc(seq->children, (size_t)cap * sizeof *c) : NULL;
+        if (c) seq->children = c, seq->cap = cap;
+        else rc = fail(TG_ENOMEM, "tg_nn_append: out of memory");
+    }
+    if (rc) {
+        free_tree(m);
+        return rc;
+    }
+    seq->children[seq->n_children++] = m;
+    nd(m)->parent = seq;
+    for (tg_module *c = seq, *child = m; c; child = c, c = nd(c)->parent) {
+        if (nd(c)->levels < nd(child)->levels + 1) nd(c)->levels = nd(child)->levels + 1;
+        if (m_has) nd(c)->has_tensors = true, c->dtype = m->dtype;
+    }
+    tg_nn_set_training(m, seq->training);
+    return TG_OK;
+}
 
 int tg_nn_append(tg_module *seq, tg_module *m)
 {
-    if (!seq || seq->kind != NN_SEQUENTIAL || !m || m == seq) {
-        if (m != seq) tg_nn_free(m);
-        return TG_EARG;
+    /* tg_nn_append(seq, tg_nn_linear(...)) keeps the failed constructor's reason */
+    if (!m && made_null) {
+        made_null = false;
+        return last.code;
     }
-    /* A container takes the dtype of its first layer with tensors (dropout and activations
-     * have none), so one saved file has one dtype; ops refuse mixed dtypes anyway. */
-    bool m_has = tg_nn_collect(m, true, NULL, 0) > 0, seq_has = tg_nn_collect(seq, true, NULL, 0) > 0;
-    if (m_has && seq_has && m->dtype != seq->dtype) {
-        tg_nn_free(m);
-        return TG_EDTYPE;
-    }
-    if (seq->n_children == seq->cap) {
-        int cap = seq->cap ? 2 * seq->cap : 8;
-        tg_module **c = realloc(seq->children, (size_t)cap * sizeof *c);
-        if (!c) {
-            tg_nn_free(m);
-            return TG_ENOMEM;
-        }
-        seq->children = c, seq->cap = cap;
-    }
-    seq->children[seq->n_children++] = m;
-    if (m_has && !seq_has) seq->dtype = m->dtype;
-    tg_nn_set_training(m, seq->training);
-    return TG_OK;
+    clear_status();
+    int rc = append(seq, m);
+    made_null = false;
+    return rc;
 }
 
 tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropout,
@@ -175,8 +323,11 @@ tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropou
         if (!rc && dropout > 0) rc = tg_nn_append(seq, tg_nn_dropout(dropout));
     }
     if (rc) {
+        /* the reason of the layer or the append that failed */
+        tg_status why = last;
         tg_nn_free(seq);
-        tg_status_set(st, TG_ENOMEM, "tg_nn_mlp: out of memory");
+        tg_status_set(st, why.code ? why.code : rc, "tg_nn_mlp: %s",
+                      why.msg[0] ? why.msg : "out of memory");
         return NULL;
     }
     /* One generator for the whole model: layers of equal shape must not start equal. */
@@ -188,11 +339,8 @@ tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropou
 
 void tg_nn_free(tg_module *m)
 {
-    if (!m) return;
-    for (int i = 0; i < m->n_children; i++) tg_nn_free(m->children[i]);
-    free(m->children);
-    for (int i = 0; i < NN_MAX_P; i++) tg_tensor_free(m->p[i]), tg_tensor_free(m->buf[i]);
-    free(m);
+    if (!m || nd(m)->parent) return; /* a module in a container goes with the container */
+    free_tree(m);
 }
 
 /* The tensor the forward uses for parameter i: the bound one, if any. */

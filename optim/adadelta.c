@@ -35,6 +35,6 @@ static void adadelta_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_adadelta_class = {
-    .name = "adadelta", .n_slots = 2, .defaults = adadelta_defaults,
+    .name = "adadelta", .uses = TG_USES_EPS, .n_slots = 2, .defaults = adadelta_defaults,
     .update_f32 = adadelta_f32, .update_f64 = adadelta_f64,
 };

@@ -28,6 +28,6 @@ static void adagrad_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_adagrad_class = {
-    .name = "adagrad", .n_slots = 1, .defaults = adagrad_defaults,
+    .name = "adagrad", .uses = TG_USES_EPS, .n_slots = 1, .defaults = adagrad_defaults,
     .update_f32 = adagrad_f32, .update_f64 = adagrad_f64,
 };

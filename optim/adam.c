@@ -73,7 +73,7 @@ static void adam_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_adam_class = {
-    .name = "adam", .n_slots = 2, .defaults = adam_defaults,
+    .name = "adam", .uses = TG_USES_EPS, .n_slots = 2, .defaults = adam_defaults,
     .update_f32 = adam_f32, .update_f64 = adam_f64,
     .update_f32_stream = TG_STREAM(adam_stream_f32),
 };

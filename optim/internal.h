@@ -25,6 +25,18 @@
 
 typedef struct tg_optim_class tg_optim_class;
 
+/* Options with a range of their own, for tg_optim_class.uses: tg_optim_new checks them
+ * against it only for the methods that read them (other methods only need them finite and
+ * >= 0, which a zero-filled field is). The ranges are in optim.c's check_opts. */
+enum {
+    TG_USES_EPS = 1,     /* eps > 0: the method divides by it */
+    TG_USES_RPROP = 2,   /* step_up >= 1, step_down in (0, 1], 0 < step_min <= step_max */
+    TG_USES_MU_MAX = 4,  /* mu_max > 0 */
+    TG_USES_DAMPING = 8, /* damping > 0 */
+    TG_USES_HISTORY = 16 /* history in [1, TG_LBFGS_MAX_HISTORY] */
+};
+#define TG_LBFGS_MAX_HISTORY 1000
+
 struct tg_optim {
     const tg_optim_class *cls;
     tg_optim_opts opts;  /* a copy; opts.lr is the base lr the schedule scales */
@@ -52,6 +64,7 @@ typedef void (*tg_update_f64)(const tg_optim *o, double *restrict w, const doubl
 
 struct tg_optim_class {
     const char *name;
+    unsigned uses;                        /* TG_USES_...: options with a range to check */
     int n_slots;                          /* per-element state buffers, 0..TG_OPTIM_SLOTS_MAX */
     void (*defaults)(tg_optim_opts *o);   /* writes the method's constants over the common ones */
     tg_update_f32 update_f32;             /* per-element methods: both kernels */

@@ -76,7 +76,11 @@ int tg_optim_step_lm(tg_optim *o, tg_residual_fn fn, void *ctx, double *loss, tg
         s->seed = seed, s->m = m;
     }
     double f = 0;
-    for (int64_t i = 0; i < m; i++) s->e[i] = tg_get(e, i), f += s->e[i] * s->e[i];
+    bool finite = true;
+    for (int64_t i = 0; i < m; i++) {
+        s->e[i] = tg_get(e, i), f += s->e[i] * s->e[i];
+        finite = finite && isfinite(s->e[i]);
+    }
     /* J, one reverse sweep per residual. */
     tg_tensor_fill(s->seed, 0);
     for (int64_t i = 0; i < m; i++) {
@@ -87,10 +91,15 @@ int tg_optim_step_lm(tg_optim *o, tg_residual_fn fn, void *ctx, double *loss, tg
         if (rc) return tg_status_set(st, rc, "tg_optim_step_lm: %s", tg_tape_error(s->tp));
         for (int p = 0, k = 0; p < o->n_params; p++) {
             tg_tensor *g = tg_optim_active_grad(o->params[p]);
-            for (int64_t j = 0; j < tg_tensor_numel(o->params[p]); j++, k++)
+            for (int64_t j = 0; j < tg_tensor_numel(o->params[p]); j++, k++) {
                 s->J[i * n + k] = g ? tg_get(g, j) : 0;
+                finite = finite && isfinite(s->J[i * n + k]);
+            }
         }
     }
+    if (o->opts.check_finite && !finite) /* nothing has changed yet */
+        return tg_status_set(st, TG_EARG, "tg_optim_step_lm: a residual or an element of its "
+                             "Jacobian is not finite (check_finite)");
     /* A = JᵀJ, b = Jᵀe. */
     memset(s->A, 0, sizeof(double) * (size_t)(n * n));
     memset(s->b, 0, sizeof(double) * (size_t)n);
@@ -148,7 +157,7 @@ static int lm_init(tg_optim *o, tg_status *st)
     if (!s) return tg_status_set(st, TG_ENOMEM, "tg_optim_new: lm: out of memory");
     o->extra = s;
     s->n = n;
-    s->mu = o->opts.damping > 0 ? o->opts.damping : 1e-3;
+    s->mu = o->opts.damping; /* > 0, checked by tg_optim_new */
     size_t v = sizeof(double) * (size_t)(n ? n : 1);
     s->A = malloc(v * (size_t)n), s->M = malloc(v * (size_t)n), s->b = malloc(v);
     s->x = malloc(v), s->dx = malloc(v), s->tp = tg_tape_new();
@@ -160,7 +169,7 @@ static int lm_init(tg_optim *o, tg_status *st)
 static void lm_reset(tg_optim *o)
 {
     lm *s = o->extra;
-    s->mu = o->opts.damping > 0 ? o->opts.damping : 1e-3;
+    s->mu = o->opts.damping;
 }
 
 static void lm_destroy(tg_optim *o)
@@ -177,6 +186,6 @@ static void lm_destroy(tg_optim *o)
 static void lm_defaults(tg_optim_opts *o) { o->damping = 1e-3; }
 
 const tg_optim_class tg_lm_class = {
-    .name = "lm", .defaults = lm_defaults, .step = lm_refuse, .init = lm_init,
-    .reset = lm_reset, .destroy = lm_destroy, .needs_closure = true,
+    .name = "lm", .uses = TG_USES_DAMPING, .defaults = lm_defaults, .step = lm_refuse,
+    .init = lm_init, .reset = lm_reset, .destroy = lm_destroy, .needs_closure = true,
 };

@@ -42,6 +42,6 @@ static void nadam_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_nadam_class = {
-    .name = "nadam", .n_slots = 2, .defaults = nadam_defaults,
+    .name = "nadam", .uses = TG_USES_EPS, .n_slots = 2, .defaults = nadam_defaults,
     .update_f32 = nadam_f32, .update_f64 = nadam_f64,
 };

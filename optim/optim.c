@@ -36,37 +36,58 @@ int tg_optim_defaults(const char *name, tg_optim_opts *opts)
     return TG_OK;
 }
 
-/* Option ranges. Messages name the field and its value. */
-static int check_opts(const char *name, const tg_optim_opts *o, tg_status *st)
+/* Option ranges. Every field must be finite and >= 0 whatever the method; the fields a
+ * method reads with a range of their own (cls->uses) are checked against that range.
+ * Messages name the field, its value and the range. */
+typedef struct range {
+    const char *field;
+    double v, lo, hi;
+    bool lo_open, hi_open; /* (lo rather than [lo, hi) rather than hi] */
+    const char *lo_name;   /* the field lo comes from, if any */
+} range;
+
+static int check_opts(const tg_optim_class *cls, const tg_optim_opts *o, tg_status *st)
 {
-    const struct { const char *field; double v, lo, hi; } r[] = { /* lo <= v < hi */
-        {"lr", o->lr, 0, HUGE_VAL},
-        {"momentum", o->momentum, 0, 1},
-        {"beta1", o->beta1, 0, 1},
-        {"beta2", o->beta2, 0, 1},
-        {"eps", o->eps, 0, HUGE_VAL},
-        {"l2", o->l2, 0, HUGE_VAL},
-        {"weight_decay", o->weight_decay, 0, HUGE_VAL},
-        {"clip_norm", o->clip_norm, 0, HUGE_VAL},
-        {"clip_value", o->clip_value, 0, HUGE_VAL},
-        {"step_up", o->step_up, 0, HUGE_VAL},
-        {"step_down", o->step_down, 0, HUGE_VAL},
-        {"step_min", o->step_min, 0, HUGE_VAL},
-        {"step_max", o->step_max, 0, HUGE_VAL},
-        {"mu_max", o->mu_max, 0, HUGE_VAL},
-        {"damping", o->damping, 0, HUGE_VAL},
+    const double inf = HUGE_VAL;
+    const bool eps = cls->uses & TG_USES_EPS, rp = cls->uses & TG_USES_RPROP;
+    const bool mu = cls->uses & TG_USES_MU_MAX, dm = cls->uses & TG_USES_DAMPING;
+    const bool hist = cls->uses & TG_USES_HISTORY;
+    const range r[] = {
+        {"lr", o->lr, 0, inf, false, true, NULL},
+        {"momentum", o->momentum, 0, 1, false, true, NULL},
+        {"beta1", o->beta1, 0, 1, false, true, NULL},
+        {"beta2", o->beta2, 0, 1, false, true, NULL},
+        {"eps", o->eps, 0, inf, eps, true, NULL},
+        {"l2", o->l2, 0, inf, false, true, NULL},
+        {"weight_decay", o->weight_decay, 0, inf, false, true, NULL},
+        {"clip_norm", o->clip_norm, 0, inf, false, true, NULL},
+        {"clip_value", o->clip_value, 0, inf, false, true, NULL},
+        {"step_up", o->step_up, rp ? 1 : 0, inf, false, true, NULL},
+        {"step_down", o->step_down, 0, rp ? 1 : inf, rp, !rp, NULL},
+        {"step_min", o->step_min, 0, inf, rp, true, NULL},
+        /* after step_min, which is finite here */
+        {"step_max", o->step_max, rp ? o->step_min : 0, inf, false, true, rp ? "step_min" : NULL},
+        {"mu_max", o->mu_max, 0, inf, mu, true, NULL},
+        {"damping", o->damping, 0, inf, dm, true, NULL},
+        {"history", (double)o->history, hist ? 1 : 0, hist ? TG_LBFGS_MAX_HISTORY : inf, false,
+         !hist, NULL},
+        {"restart", (double)o->restart, 0, inf, false, true, NULL},
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
-        if (!(r[i].v >= r[i].lo && r[i].v < r[i].hi)) /* also catches NaN */
-            return tg_status_set(st, TG_EARG, "tg_optim_new: %s: %s = %g is outside [%g, %g)", name,
-                          r[i].field, r[i].v, r[i].lo, r[i].hi);
+        const range *q = &r[i];
+        bool above = q->lo_open ? q->v > q->lo : q->v >= q->lo; /* false for NaN */
+        bool below = q->hi_open ? q->v < q->hi : q->v <= q->hi;
+        if (above && below) continue;
+        char lo[48];
+        if (q->lo_name) snprintf(lo, sizeof lo, "%s = %g", q->lo_name, q->lo);
+        else snprintf(lo, sizeof lo, "%g", q->lo);
+        return tg_status_set(st, TG_EARG, "tg_optim_new: %s: %s = %g is outside %c%s, %g%c",
+                             cls->name, q->field, q->v, q->lo_open ? '(' : '[', lo, q->hi,
+                             q->hi_open ? ')' : ']');
     }
-    if (o->history < 0 || o->restart < 0)
-        return tg_status_set(st, TG_EARG, "tg_optim_new: %s: history and restart must be >= 0",
-                             name);
     char why[160];
     if (tg_lr_schedule_check(&o->schedule, why, sizeof why) != TG_OK)
-        return tg_status_set(st, TG_EARG, "tg_optim_new: %s: schedule: %s", name, why);
+        return tg_status_set(st, TG_EARG, "tg_optim_new: %s: schedule: %s", cls->name, why);
     return TG_OK;
 }
 
@@ -150,7 +171,7 @@ tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
         tg_optim_defaults(name, &o_def);
         opts = &o_def;
     }
-    if (check_opts(cls->name, opts, st) != TG_OK) return NULL;
+    if (check_opts(cls, opts, st) != TG_OK) return NULL;
     if (check_params(cls->name, n_params, params, st) != TG_OK) return NULL;
 
     tg_optim *o = calloc(1, sizeof *o);
@@ -315,6 +336,40 @@ static void update_part(tg_optim *o, int t, int nt, bool stream)
     if (stream) STREAM_FENCE(); /* the streamed weights are visible before the step returns */
 }
 
+/* Whether some element of g is NaN or infinite: its exponent bits are all ones, and adding
+ * one to the lowest of them carries into the sign bit. An OR of integers, so the loop
+ * vectorises (a float reduction could not be reordered). */
+#define ANY_NONFINITE(T, SFX, U, EXP, ONE, SIGN)                                           \
+    TG_VEC_CLONES                                                                          \
+    static bool any_nonfinite_##SFX(const T *restrict g, int64_t n)                        \
+    {                                                                                      \
+        U acc = 0;                                                                         \
+        for (int64_t i = 0; i < n; i++) {                                                  \
+            U b;                                                                           \
+            memcpy(&b, g + i, sizeof b);                                                   \
+            acc |= (b & EXP) + ONE;                                                        \
+        }                                                                                  \
+        return acc & SIGN;                                                                 \
+    }
+ANY_NONFINITE(float, f32, uint32_t, UINT32_C(0x7f800000), UINT32_C(0x00800000),
+              UINT32_C(0x80000000))
+ANY_NONFINITE(double, f64, uint64_t, UINT64_C(0x7ff0000000000000), UINT64_C(0x0010000000000000),
+              UINT64_C(0x8000000000000000))
+
+/* True when every gradient in o->grads is finite (opts.check_finite). */
+static bool grads_finite(const tg_optim *o)
+{
+    for (int p = 0; p < o->n_params; p++) {
+        const tg_tensor *g = o->grads[p];
+        if (!g) continue;
+        int64_t n = tg_tensor_numel(g);
+        if (o->dtype == TG_F32 ? any_nonfinite_f32(tg_data_const(g), n)
+                               : any_nonfinite_f64(tg_data_const(g), n))
+            return false;
+    }
+    return true;
+}
+
 /* Below this many elements a step runs on one thread: waking the others costs more. */
 #define PARALLEL_MIN_ELEMENTS 32768
 
@@ -322,12 +377,14 @@ static void update_part(tg_optim *o, int t, int nt, bool stream)
  * (the same OpenMP threads the GEMMs use). */
 static int first_order_step(tg_optim *o)
 {
-    tg_optim_begin_step(o);
     int64_t total = 0;
     for (int p = 0; p < o->n_params; p++) {
         o->grads[p] = tg_optim_active_grad(o->params[p]);
         if (o->grads[p]) total += tg_tensor_numel(o->params[p]);
     }
+    /* before the clipping, which would hide an infinity, and before anything changes */
+    if (o->opts.check_finite && !grads_finite(o)) return TG_EARG;
+    tg_optim_begin_step(o);
     int nt = tg_get_num_threads();
     if (nt > 1 && total >= PARALLEL_MIN_ELEMENTS) {
 #ifdef _OPENMP

@@ -9,7 +9,12 @@
  * safeguarded cubic interpolation (Nocedal and Wright, algorithms 3.5 and 3.6). If no such
  * step is found in 25 evaluations the best point seen is taken when it lowers f, and the
  * method restarts from steepest descent. The parameters are worked on as one vector of
- * doubles whatever their dtype. */
+ * doubles whatever their dtype.
+ *
+ * A step that fails (the closure's error, a non-finite loss at the starting point, or with
+ * check_finite a non-finite gradient where the loss is finite) changes nothing: the
+ * parameters are put back, and the state is only written once the line search has
+ * succeeded. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +28,8 @@ enum { M_CG_FR, M_CG_PR, M_BFGS, M_LBFGS };
 typedef struct quasi {
     int method;
     int64_t n, m;        /* weights; L-BFGS history */
-    double *x, *g, *p;   /* point, gradient at it, direction */
+    double *x, *g, *p;   /* point, gradient at it, CG's direction (kept between steps) */
+    double *d;           /* this step's direction */
     double *xn, *gn;     /* trial point and its gradient */
     double *V;           /* BFGS: n x n inverse Hessian estimate */
     double *S, *Y, *rho; /* L-BFGS: m pairs s = x' - x, y = g' - g */
@@ -60,17 +66,22 @@ static void set_x(tg_optim *o, const double *x)
         for (int64_t j = 0; j < tg_tensor_numel(o->params[i]); j++) tg_set(o->params[i], j, x[k++]);
 }
 
-/* f and g at x (the parameters are left at x). A parameter without gradient counts 0. */
+/* f and g at x (the parameters are left at x). A parameter without gradient counts 0. The
+ * closure's code; TG_EARG for a non-finite gradient at a finite f with check_finite. */
 static int evaluate(tg_optim *o, tg_loss_fn fn, void *ctx, const double *x, double *f, double *g)
 {
     set_x(o, x);
     int rc = tg_optim_eval(o, fn, ctx, f);
     if (rc) return rc;
+    bool finite = true;
     for (int i = 0, k = 0; i < o->n_params; i++) {
         tg_tensor *gr = tg_optim_active_grad(o->params[i]);
-        for (int64_t j = 0; j < tg_tensor_numel(o->params[i]); j++) g[k++] = gr ? tg_get(gr, j) : 0;
+        for (int64_t j = 0; j < tg_tensor_numel(o->params[i]); j++, k++) {
+            g[k] = gr ? tg_get(gr, j) : 0;
+            finite = finite && isfinite(g[k]);
+        }
     }
-    return isfinite(*f) ? TG_OK : TG_EARG;
+    return o->opts.check_finite && isfinite(*f) && !finite ? TG_EARG : TG_OK;
 }
 
 static double dot(const double *a, const double *b, int64_t n)
@@ -96,22 +107,22 @@ static double cubic_min(double a, double fa, double da, double b, double fb, dou
     return t;
 }
 
-/* Strong Wolfe line search from q->x along q->p with first trial a0. On success xn, gn,
+/* Strong Wolfe line search from q->x along q->d with first trial a0. On success xn, gn,
  * fn hold the accepted point; returns its step, or 0 when nothing lowered f. */
 static double line_search(tg_optim *o, quasi *q, tg_loss_fn fn, void *ctx, double a0, double c2,
                           double *f_new, int *rc)
 {
-    const double c1 = 1e-4, f0 = q->f, d0 = dot(q->g, q->p, q->n);
+    const double c1 = 1e-4, f0 = q->f, d0 = dot(q->g, q->d, q->n);
     double a_prev = 0, f_prev = f0, d_prev = d0, a = a0, lo = 0, hi = 0, flo = f0, dlo = d0;
     double fhi = 0, dhi = 0, best_a = 0, best_f = f0;
     bool zoom = false;
     for (int it = 0; it < LS_MAX_EVALS; it++) {
-        for (int64_t i = 0; i < q->n; i++) q->xn[i] = q->x[i] + a * q->p[i];
+        for (int64_t i = 0; i < q->n; i++) q->xn[i] = q->x[i] + a * q->d[i];
         double f;
         *rc = evaluate(o, fn, ctx, q->xn, &f, q->gn);
-        if (*rc == TG_EARG) f = (double)INFINITY, *rc = TG_OK; /* non-finite loss: too long */
         if (*rc) return 0;
-        double d = isfinite(f) ? dot(q->gn, q->p, q->n) : (double)INFINITY;
+        if (!isfinite(f)) f = (double)INFINITY; /* non-finite loss: too long */
+        double d = isfinite(f) ? dot(q->gn, q->d, q->n) : (double)INFINITY;
         if (f < best_f) best_f = f, best_a = a;
         if (!zoom) {
             if (f > f0 + c1 * a * d0 || (it > 0 && f >= f_prev)) {
@@ -143,31 +154,31 @@ static double line_search(tg_optim *o, quasi *q, tg_loss_fn fn, void *ctx, doubl
     }
     if (best_a <= 0) return 0;
     /* No Wolfe point: take the best decrease seen (re-evaluated for its gradient). */
-    for (int64_t i = 0; i < q->n; i++) q->xn[i] = q->x[i] + best_a * q->p[i];
+    for (int64_t i = 0; i < q->n; i++) q->xn[i] = q->x[i] + best_a * q->d[i];
     *rc = evaluate(o, fn, ctx, q->xn, f_new, q->gn);
     return *rc ? 0 : best_a;
 }
 
-/* p = -H g for L-BFGS: the two-loop recursion, scaled by s'y / y'y of the newest pair. */
+/* d = -H g for L-BFGS: the two-loop recursion, scaled by s'y / y'y of the newest pair. */
 static void lbfgs_direction(quasi *q)
 {
     int64_t n = q->n;
-    double *a = q->rho + q->m; /* scratch after rho */
-    for (int64_t i = 0; i < n; i++) q->p[i] = -q->g[i];
+    double *a = q->rho + q->m, *d = q->d; /* scratch after rho */
+    for (int64_t i = 0; i < n; i++) d[i] = -q->g[i];
     for (int64_t j = 0; j < q->hist; j++) {
         int64_t s = (q->head - 1 - j + q->m) % q->m;
-        a[s] = q->rho[s] * dot(q->S + s * n, q->p, n);
-        for (int64_t i = 0; i < n; i++) q->p[i] -= a[s] * q->Y[s * n + i];
+        a[s] = q->rho[s] * dot(q->S + s * n, d, n);
+        for (int64_t i = 0; i < n; i++) d[i] -= a[s] * q->Y[s * n + i];
     }
     if (q->hist) {
         int64_t s = (q->head - 1 + q->m) % q->m;
         double gamma = dot(q->S + s * n, q->Y + s * n, n) / dot(q->Y + s * n, q->Y + s * n, n);
-        for (int64_t i = 0; i < n; i++) q->p[i] *= gamma;
+        for (int64_t i = 0; i < n; i++) d[i] *= gamma;
     }
     for (int64_t j = q->hist - 1; j >= 0; j--) {
         int64_t s = (q->head - 1 - j + q->m) % q->m;
-        double b = q->rho[s] * dot(q->Y + s * n, q->p, n);
-        for (int64_t i = 0; i < n; i++) q->p[i] += (a[s] - b) * q->S[s * n + i];
+        double b = q->rho[s] * dot(q->Y + s * n, d, n);
+        for (int64_t i = 0; i < n; i++) d[i] += (a[s] - b) * q->S[s * n + i];
     }
 }
 
@@ -198,7 +209,7 @@ static void update_curvature(quasi *q)
         return;
     }
     /* BFGS: V := (I - r s y') V (I - r y s') + r s s', first scaling V = I by s'y / y'y. */
-    double r = 1 / sy, *Vy = q->p; /* p is free until the next direction */
+    double r = 1 / sy, *Vy = q->p; /* p is CG's: free here */
     if (q->k == 1) {
         double gamma = sy / dot(y, y, n);
         for (int64_t i = 0; i < n; i++) q->V[i * n + i] = gamma;
@@ -215,62 +226,77 @@ static int quasi_step(tg_optim *o, tg_loss_fn fn, void *ctx, double *loss)
     if (!fn) return TG_ESTATE;
     quasi *q = o->extra;
     int rc;
-    if (!q->have) {
+    bool fresh = !q->have; /* a failure puts have back: the point is evaluated again */
+    if (fresh) {
         get_x(o, q->x);
-        if ((rc = evaluate(o, fn, ctx, q->x, &q->f, q->g))) return rc;
+        rc = evaluate(o, fn, ctx, q->x, &q->f, q->g);
+        if (!rc && !isfinite(q->f)) rc = TG_EARG;
+        if (rc) {
+            set_x(o, q->x);
+            return rc;
+        }
         q->have = true;
         restart(q);
     }
-    o->t++;
     int64_t n = q->n;
     double gg = dot(q->g, q->g, n);
     if (gg == 0) { /* at a stationary point: nothing to do */
+        o->t++;
         if (loss) *loss = q->f;
         return TG_OK;
     }
-    /* The direction. */
+    /* The direction, into d: the state is left alone until the line search succeeds. */
     int64_t every = o->opts.restart > 0 ? o->opts.restart : n;
     if (q->method == M_BFGS) {
-        for (int64_t i = 0; i < n; i++) q->p[i] = -dot(q->V + i * n, q->g, n);
+        for (int64_t i = 0; i < n; i++) q->d[i] = -dot(q->V + i * n, q->g, n);
     } else if (q->method == M_LBFGS) {
         lbfgs_direction(q);
     } else if (q->k == 0 || q->k % every == 0) {
-        for (int64_t i = 0; i < n; i++) q->p[i] = -q->g[i];
-    } /* CG: p was updated at the end of the last step */
-    double gp = dot(q->g, q->p, n);
-    if (!(gp < 0)) { /* not a descent direction: restart from steepest descent */
-        restart(q);
-        for (int64_t i = 0; i < n; i++) q->p[i] = -q->g[i];
+        for (int64_t i = 0; i < n; i++) q->d[i] = -q->g[i];
+    } else { /* CG: p was updated at the end of the last step */
+        memcpy(q->d, q->p, sizeof(double) * (size_t)n);
+    }
+    double gp = dot(q->g, q->d, n);
+    bool restarting = !(gp < 0); /* not a descent direction: restart from steepest descent */
+    if (restarting) {
+        for (int64_t i = 0; i < n; i++) q->d[i] = -q->g[i];
         gp = -gg;
     }
     /* The first trial step: 1 for quasi-Newton after the first iteration; otherwise scaled
      * from the last step (CG) or to a unit move along -g. */
-    double a0 = q->k > 0 && (q->method == M_BFGS || q->method == M_LBFGS) ? 1
-              : q->k > 0 ? fmin(1, 2 * q->alpha * fabs(q->last_gp) / fabs(gp))
-                         : fmin(1, 1 / sqrt(gg));
-    double c2 = q->method == M_BFGS || q->method == M_LBFGS ? 0.9 : 0.1, f_new = q->f;
+    int64_t k = restarting ? 0 : q->k;
+    bool newton = q->method == M_BFGS || q->method == M_LBFGS;
+    double a0 = k > 0 && newton ? 1
+              : k > 0 ? fmin(1, 2 * q->alpha * fabs(q->last_gp) / fabs(gp))
+                      : fmin(1, 1 / sqrt(gg));
+    double c2 = newton ? 0.9 : 0.1, f_new = q->f;
     double a = line_search(o, q, fn, ctx, a0, c2, &f_new, &rc);
-    if (rc) return rc;
-    if (a == 0) { /* no decrease along p: restart; the point stays */
+    if (rc) {
         set_x(o, q->x);
-        restart(q);
+        q->have = !fresh;
+        return rc;
+    }
+    o->t++;
+    if (restarting || a == 0) restart(q);
+    if (a == 0) { /* no decrease along d: restart; the point stays */
+        set_x(o, q->x);
         if (loss) *loss = q->f;
         return TG_OK;
     }
     q->alpha = a, q->last_gp = gp, q->k++;
     double g_old_sq = gg, g_new_dot_old = dot(q->gn, q->g, n), g_new_sq = dot(q->gn, q->gn, n);
-    if (q->method == M_BFGS || q->method == M_LBFGS) update_curvature(q);
+    if (newton) update_curvature(q);
     /* Accept: x := xn (recomputed, update_curvature reuses xn and gn), g := gn. */
     for (int64_t i = 0; i < n; i++) {
-        double s = q->method >= M_BFGS ? q->xn[i] : q->xn[i] - q->x[i];
+        double s = newton ? q->xn[i] : q->xn[i] - q->x[i];
         q->x[i] += s;
-        q->g[i] = q->method >= M_BFGS ? q->g[i] + q->gn[i] : q->gn[i];
+        q->g[i] = newton ? q->g[i] + q->gn[i] : q->gn[i];
     }
     q->f = f_new;
-    if (q->method == M_CG_FR || q->method == M_CG_PR) {
+    if (!newton) {
         double beta = q->method == M_CG_FR ? g_new_sq / g_old_sq
                                            : fmax(0, (g_new_sq - g_new_dot_old) / g_old_sq);
-        for (int64_t i = 0; i < n; i++) q->p[i] = -q->g[i] + beta * q->p[i];
+        for (int64_t i = 0; i < n; i++) q->p[i] = -q->g[i] + beta * q->d[i];
     }
     set_x(o, q->x);
     if (loss) *loss = q->f;
@@ -284,20 +310,20 @@ static int quasi_init(tg_optim *o, tg_status *st)
     o->extra = q;
     q->method = method_of(o);
     q->n = n_weights(o);
-    q->m = o->opts.history > 0 ? o->opts.history : 10;
+    q->m = q->method == M_LBFGS ? o->opts.history : 0; /* 1..1000, checked by tg_optim_new */
     int64_t n = q->n;
     if (q->method == M_BFGS && n > BFGS_MAX_N)
         return tg_status_set(st, TG_EARG, "tg_optim_new: bfgs: %lld weights need a %lld x %lld "
                              "matrix; use lbfgs", (long long)n, (long long)n, (long long)n);
     size_t v = sizeof(double) * (size_t)n;
     q->x = malloc(v), q->g = malloc(v), q->p = calloc((size_t)n ? (size_t)n : 1, sizeof(double));
-    q->xn = malloc(v), q->gn = malloc(v);
+    q->d = malloc(v), q->xn = malloc(v), q->gn = malloc(v);
     if (q->method == M_BFGS) q->V = malloc(v * (size_t)n);
     if (q->method == M_LBFGS) {
         q->S = malloc(v * (size_t)q->m), q->Y = malloc(v * (size_t)q->m);
         q->rho = malloc(sizeof(double) * 2 * (size_t)q->m);
     }
-    if (!q->x || !q->g || !q->p || !q->xn || !q->gn || (q->method == M_BFGS && !q->V) ||
+    if (!q->x || !q->g || !q->p || !q->d || !q->xn || !q->gn || (q->method == M_BFGS && !q->V) ||
         (q->method == M_LBFGS && (!q->S || !q->Y || !q->rho)))
         return tg_status_set(st, TG_ENOMEM, "tg_optim_new: %s: out of memory for %lld weights",
                              o->cls->name, (long long)n);
@@ -316,20 +342,22 @@ static void quasi_destroy(tg_optim *o)
 {
     quasi *q = o->extra;
     if (!q) return;
-    free(q->x), free(q->g), free(q->p), free(q->xn), free(q->gn), free(q->V), free(q->S),
-        free(q->Y), free(q->rho);
+    free(q->x), free(q->g), free(q->p), free(q->d), free(q->xn), free(q->gn), free(q->V),
+        free(q->S), free(q->Y), free(q->rho);
     free(q);
     o->extra = NULL;
 }
 
 static void quasi_defaults(tg_optim_opts *o) { o->lr = 1; }
+static void lbfgs_defaults(tg_optim_opts *o) { o->lr = 1, o->history = 10; }
 
-#define QUASI_CLASS(NM)                                                                     \
+#define QUASI_CLASS(NM, DEFAULTS, USES)                                                     \
     const tg_optim_class tg_##NM##_class = {                                               \
-        .name = #NM, .defaults = quasi_defaults, .step = quasi_step, .init = quasi_init,    \
-        .reset = quasi_reset, .destroy = quasi_destroy, .needs_closure = true,               \
+        .name = #NM, .uses = USES, .defaults = DEFAULTS, .step = quasi_step,               \
+        .init = quasi_init, .reset = quasi_reset, .destroy = quasi_destroy,                \
+        .needs_closure = true,                                                             \
     };
-QUASI_CLASS(cg_fr)
-QUASI_CLASS(cg_pr)
-QUASI_CLASS(bfgs)
-QUASI_CLASS(lbfgs)
+QUASI_CLASS(cg_fr, quasi_defaults, 0)
+QUASI_CLASS(cg_pr, quasi_defaults, 0)
+QUASI_CLASS(bfgs, quasi_defaults, 0)
+QUASI_CLASS(lbfgs, lbfgs_defaults, TG_USES_HISTORY)

@@ -42,6 +42,7 @@ static void quickprop_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_quickprop_class = {
-    .name = "quickprop", .n_slots = 2, .defaults = quickprop_defaults,
+    .name = "quickprop", .uses = TG_USES_MU_MAX, .n_slots = 2,
+    .defaults = quickprop_defaults,
     .update_f32 = quickprop_f32, .update_f64 = quickprop_f64,
 };

@@ -28,6 +28,6 @@ static void rmsprop_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_rmsprop_class = {
-    .name = "rmsprop", .n_slots = 1, .defaults = rmsprop_defaults,
+    .name = "rmsprop", .uses = TG_USES_EPS, .n_slots = 1, .defaults = rmsprop_defaults,
     .update_f32 = rmsprop_f32, .update_f64 = rmsprop_f64,
 };

@@ -41,11 +41,11 @@ static void rprop_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_rprop_class = {
-    .name = "rprop", .n_slots = 2, .defaults = rprop_defaults,
+    .name = "rprop", .uses = TG_USES_RPROP, .n_slots = 2, .defaults = rprop_defaults,
     .update_f32 = rprop_f32, .update_f64 = rprop_f64,
 };
 
 const tg_optim_class tg_irprop_class = {
-    .name = "irprop", .n_slots = 2, .defaults = rprop_defaults,
+    .name = "irprop", .uses = TG_USES_RPROP, .n_slots = 2, .defaults = rprop_defaults,
     .update_f32 = irprop_f32, .update_f64 = irprop_f64,
 };

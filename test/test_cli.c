@@ -1,8 +1,14 @@
-/* test/test_cli.c: the `tapegrad` command as a user meets it: bad arguments give a usage
- * message and exit status 2 (never a crash), bad files exit 1 with the file named, and a
- * small CSV data set trains, saves, evaluates and draws its graph. TG_CLI is the binary. */
+/* test/test_cli.c: the `tapegrad` command as a user meets it: a bad value of any option of
+ * any command gives a message naming the option and exit status 2 at once (never a crash),
+ * bad files exit 1 with the file named, unwritable outputs are found before training and
+ * leave nothing behind, a diverging run stops at its first non-finite loss, and a small
+ * CSV data set trains, saves, evaluates and draws its graph. TG_CLI is the binary. */
+#include <dirent.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -23,6 +29,13 @@ static int run(const char *args)
 }
 
 static char dir[64];
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void path(char *buf, size_t size, const char *name)
 {
@@ -122,6 +135,235 @@ static void test_train_eval_csv(void)
     CHECK_STR_HAS(out, bad);
 }
 
+/* Every option of every command with bad values: exit status 2 and a message naming the
+ * option, at once (before any data is read or any training: each run here takes well under
+ * a second). In args, %s is the blobs CSV, %m a model trained on it, %t a CSV of two rows,
+ * %u one of one feature and %v one of three classes. */
+static void test_every_option_is_checked(void)
+{
+    char csv[128], tiny[128], one[128], three[128], model[128];
+    path(csv, sizeof csv, "opts.csv");
+    path(three, sizeof three, "three.csv");
+    path(tiny, sizeof tiny, "tiny.csv");
+    path(one, sizeof one, "one.csv");
+    path(model, sizeof model, "opts.tg");
+    write_csv(csv);
+    FILE *f = fopen(tiny, "w");
+    fprintf(f, "a,label\n1,0\n2,1\n"); /* two rows: no split of 0.2 leaves both sides rows */
+    fclose(f);
+    f = fopen(one, "w");
+    fprintf(f, "a,label\n");
+    for (int i = 0; i < 20; i++) fprintf(f, "%d,%d\n", i, i % 2); /* 1 feature */
+    fclose(f);
+    f = fopen(three, "w");
+    fprintf(f, "a,b,c,label\n");
+    for (int i = 0; i < 30; i++) fprintf(f, "%d,%d,%d,%d\n", i, -i, i % 5, i % 3); /* 3 classes */
+    fclose(f);
+    char args[1024];
+    snprintf(args, sizeof args, "train --data %s --layers 3,4,2 --epochs 1 --log '' --save %s",
+             csv, model);
+    CHECK(run(args) == 0);
+    static const struct {
+        const char *args, *names; /* names: what the output must hold */
+    } cases[] = {
+        {"train --data nosuch.txt", "--data nosuch.txt"},
+        {"train --data %s --label-col abc", "--label-col abc"},
+        {"train --data %s --label-col 99", "--label-col 99"},
+        {"train --data %s --label-col 2000000", "--label-col 2000000"},
+        {"train --label-col abc", "--label-col abc"}, /* checked whatever the data */
+        {"train --data %s --regression=1", "--regression takes no value"},
+        {"train --data %s --test-fraction abc", "--test-fraction abc"},
+        {"train --data %s --test-fraction 0", "--test-fraction 0"},
+        {"train --data %s --test-fraction 1", "--test-fraction 1"},
+        {"train --data %t --test-fraction 0.2", "--test-fraction 0.2"},
+        {"train --data %s --layers abc", "--layers abc"},
+        {"train --data %s --layers 5", "--layers 5"},
+        {"train --data %s --layers 3,0,2", "--layers 3,0,2"},
+        {"train --data %s --layers 3,-4,2", "--layers 3,-4,2"},
+        {"train --data %s --layers 3,4,", "--layers 3,4,"},
+        {"train --data %s --layers 3,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2",
+         "want 2 to 32 sizes"},
+        {"train --data %s --layers 4,8,2", "--layers 4,8,2"},
+        {"train --data %s --layers 3,100000000,3",
+         "--layers 3,100000000,3: size 100000000 is more than 100000"},
+        {"train --data %s --layers 3,60000,60000,2",
+         "--layers 3,60000,60000,2: 3600420002 weights, more than 50000000"},
+        {"train --layers 3,100000000,3", "--layers 3,100000000,3"}, /* before the data */
+        {"train --data %s --act bogus", "--act bogus"},
+        {"train --act bogus", "--act bogus"},
+        {"train --data %s --dropout 1", "--dropout 1"},
+        {"train --data %s --dropout -0.1", "--dropout -0.1"},
+        {"train --data %s --dropout nan", "--dropout nan"},
+        {"train --data %s --batchnorm=yes", "--batchnorm takes no value"},
+        {"train --data %s --dtype f16", "--dtype f16"},
+        {"train --data %s --threads 0", "--threads 0"},
+        {"train --data %s --seed -1", "--seed -1"},
+        {"train --data %s --opt nosuch", "--opt nosuch"},
+        {"train --data %s --opt lm", "--opt lm"},
+        {"train --opt lm", "--opt lm"},
+        {"train --data %s --opt bfgs", "--opt bfgs"}, /* 34 178 weights: BFGS takes 4096 */
+        {"train --data %s --lr -1", "--lr -1"},
+        {"train --data %s --lr inf", "--lr inf"},
+        {"train --data %s --lr abc", "--lr abc"},
+        {"train --data %s --momentum 1", "--momentum 1"},
+        {"train --data %s --weight-decay -1", "--weight-decay -1"},
+        {"train --data %s --l2 -1", "--l2 -1"},
+        {"train --data %s --clip-norm -1", "--clip-norm -1"},
+        {"train --data %s --schedule nope", "--schedule nope"},
+        {"train --data %s --batch -1", "--batch -1"},
+        {"train --data %s --epochs 0", "--epochs 0"},
+        {"train --data %s --epochs 2.5", "--epochs 2.5"},
+        {"train --data %s --init nope", "--init nope"},
+        {"train --data %s --save ''", "--save"},
+        {"train --data %s --profile=1", "--profile takes no value"},
+        {"train --data %s --bogus 1", "--bogus"},
+        {"train --data %s --lr", "--lr needs a value"},
+        {"eval --data %s", "usage: tapegrad eval"},
+        {"eval --model %m --data %s --label-col 99", "--label-col 99"},
+        {"eval --model %m --data %s --label-col abc", "--label-col abc"},
+        {"eval --model %m --data %s --test-fraction 2", "--test-fraction 2"},
+        {"eval --model %m --data %u", "expects 3 features, the data has 1"},
+        {"eval --model %m --data %v", "has 2 outputs, the data has 3 classes"},
+        {"eval --model %m --data nosuch.txt", "--data nosuch.txt"},
+        {"eval --model %m --seed -1", "--seed -1"},
+        {"eval --model %m --threads 0", "--threads 0"},
+        {"gradcheck --op nosuch", "--op nosuch"},
+        {"gradcheck --tol abc", "--tol abc"},
+        {"gradcheck --tol 2", "--tol 2"},
+        {"gradcheck --verbose=1", "--verbose takes no value"},
+        {"graph --layers abc", "--layers abc"},
+        {"graph --layers 5", "--layers 5"},
+        {"graph --layers 3,100000000,3", "--layers 3,100000000,3"},
+        {"graph --layers 4,3,2 --act bogus", "--act bogus"},
+        {"graph --layers 4,3,2 --dropout 1", "--dropout 1"},
+        {"graph --layers 4,3,2 --batch 0", "--batch 0"},
+        {"graph --layers 50000,2 --batch 1048576", "--batch 1048576"},
+        {"graph --layers 4,3,2 --batchnorm=1", "--batchnorm takes no value"},
+        {"demo nosuch", "no demo 'nosuch'"},
+        {"demo list --out", "--out needs a value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char a[1024] = "";
+        for (const char *c = cases[i].args; *c; c++) { /* the %-names of the comment above */
+            size_t k = strlen(a);
+            const char *sub = c[0] != '%' ? NULL : c[1] == 's' ? csv : c[1] == 't' ? tiny
+                            : c[1] == 'u' ? one : c[1] == 'v' ? three : c[1] == 'm' ? model : NULL;
+            if (sub) snprintf(a + k, sizeof a - k, "%s", sub), c++;
+            else if (k + 1 < sizeof a) a[k] = *c, a[k + 1] = '\0';
+        }
+        double t0 = now();
+        int rc = run(a);
+        bool ok = rc == 2 && strstr(out, cases[i].names) && !strstr(out, "epoch 1:");
+        if (!ok) printf("  tapegrad %s: exit %d: %s\n", a, rc, out);
+        CHECK(ok);
+        CHECK(now() - t0 < 5);
+    }
+}
+
+/* --save and --log are checked before training: a path in a missing directory, under a
+ * regular file, onto a directory (or in a read-only directory, when not root) fails at once
+ * (status 1, the option named, no epoch run) and leaves no file behind; a log the run made
+ * is removed when the run fails before its first epoch. */
+static void test_outputs_checked_first(void)
+{
+    char csv[128], file[128], ro[128], okdir[128], args[2048];
+    path(csv, sizeof csv, "out.csv");
+    path(file, sizeof file, "regular");
+    path(ro, sizeof ro, "ro");
+    path(okdir, sizeof okdir, "ok");
+    write_csv(csv);
+    fclose(fopen(file, "w"));
+    mkdir(ro, 0555);
+    mkdir(okdir, 0777);
+    char bad[4][160];
+    snprintf(bad[0], sizeof bad[0], "%s/missing/m.tg", dir);
+    snprintf(bad[1], sizeof bad[1], "%s/m.tg", file);
+    snprintf(bad[2], sizeof bad[2], "%s", okdir); /* a directory */
+    snprintf(bad[3], sizeof bad[3], "%s/m.tg", ro);
+    int n_bad = geteuid() != 0 ? 4 : 3; /* root writes anywhere */
+    char good_log[160], good_save[160];
+    snprintf(good_log, sizeof good_log, "%s/log.csv", okdir);
+    snprintf(good_save, sizeof good_save, "%s/m.tg", okdir);
+    for (int which = 0; which < 2; which++)
+        for (int b = 0; b < n_bad; b++) {
+            /* the other output is a good path in okdir: it must not appear either */
+            snprintf(args, sizeof args,
+                     "train --data %s --layers 3,4,2 --epochs 3 --log %s --save %s", csv,
+                     which ? bad[b] : good_log, which ? good_save : bad[b]);
+            int rc = run(args);
+            bool ok = rc == 1 && strstr(out, which ? "--log " : "--save ") && strstr(out, bad[b]) &&
+                      !strstr(out, "epoch 1:");
+            if (!ok) printf("  %s: exit %d: %s\n", args, rc, out);
+            CHECK(ok);
+            DIR *dd = opendir(okdir);
+            int entries = 0;
+            for (struct dirent *e; dd && (e = readdir(dd));) entries += e->d_name[0] != '.';
+            if (dd) closedir(dd);
+            CHECK(entries == 0); /* no log, no model, no temporary file */
+        }
+    /* A run that fails before its first epoch (it diverges) removes the log it made. */
+    snprintf(args, sizeof args, "train --data %s --regression --layers 3,8,1 --opt sgd --lr 1e6 "
+             "--schedule constant --batch 4 --epochs 50 --log %s --save %s", csv, good_log, good_save);
+    CHECK(run(args) == 1);
+    CHECK(access(good_log, F_OK) != 0 && access(good_save, F_OK) != 0);
+    /* A log that cannot be written once the run is going (a full disk) stops it there. */
+    if (access("/dev/full", W_OK) == 0) {
+        snprintf(args, sizeof args,
+                 "train --data %s --layers 3,4,2 --epochs 3 --log /dev/full --save %s", csv,
+                 good_save);
+        CHECK(run(args) == 1);
+        CHECK_STR_HAS(out, "tapegrad: --log /dev/full: cannot write it: No space left on device");
+        CHECK(!strstr(out, "epoch 2:") && access(good_save, F_OK) != 0);
+    }
+    chmod(ro, 0755);
+}
+
+/* A diverging run stops at the first non-finite loss, in its first epoch, with the step
+ * named and status 1; nothing is saved. */
+static void test_divergence_stops_at_once(void)
+{
+    char csv[128], model[128], args[1024];
+    path(csv, sizeof csv, "div.csv");
+    path(model, sizeof model, "div.tg");
+    write_csv(csv);
+    static const char *const runs[] = {
+        "--regression --opt sgd --lr 1e6 --schedule constant --batch 4",
+        "--regression --opt momentum --lr 1e6 --momentum 0.9 --schedule constant --batch 1",
+        "--opt sgd --lr 1e6 --schedule constant --batch 4 --dtype f64",
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        snprintf(args, sizeof args,
+                 "train --data %s --layers 3,8,%d --epochs 1000 --log '' --save %s %s", csv,
+                 strstr(runs[i], "regression") ? 1 : 2, model, runs[i]);
+        double t0 = now();
+        int rc = run(args);
+        bool ok = rc == 1 && strstr(out, "tapegrad: epoch 1, step ") &&
+                  strstr(out, "the run diverged") && !strstr(out, "epoch 1:") &&
+                  access(model, F_OK) != 0;
+        if (!ok) printf("  %s: exit %d: %s\n", args, rc, out);
+        CHECK(ok);
+        CHECK(now() - t0 < 5);
+    }
+    /* Targets of 1e30: the f32 loss is inf from the first step, and a line-search method
+     * stops where its first iteration starts. */
+    char big[128];
+    path(big, sizeof big, "big.csv");
+    FILE *f = fopen(big, "w");
+    fprintf(f, "a,b,y\n");
+    for (int i = 0; i < 50; i++) fprintf(f, "%d,%d,%g\n", i, i % 7, 1e30 * (1 + i % 3));
+    fclose(f);
+    snprintf(args, sizeof args, "train --data %s --regression --layers 2,4,1 --opt lbfgs "
+             "--epochs 3 --log '' --save %s", big, model);
+    CHECK(run(args) == 1);
+    CHECK_STR_HAS(out, "tapegrad: epoch 1: the training loss is not finite: the run diverged");
+    CHECK(access(model, F_OK) != 0);
+    snprintf(args, sizeof args, "train --data %s --regression --layers 2,4,1 --opt sgd "
+             "--epochs 3 --log '' --save %s", big, model);
+    CHECK(run(args) == 1);
+    CHECK_STR_HAS(out, "tapegrad: epoch 1, step 1: the training loss is inf: the run diverged");
+    CHECK(access(model, F_OK) != 0);
+}
+
 static void test_graph_and_gradcheck(void)
 {
     char dot[128], args[512];
@@ -154,6 +396,9 @@ static const check_case cases[] = {
     TEST(test_setup),
     TEST(test_usage_errors),
     TEST(test_train_eval_csv),
+    TEST(test_every_option_is_checked),
+    TEST(test_outputs_checked_first),
+    TEST(test_divergence_stops_at_once),
     TEST(test_graph_and_gradcheck),
     TEST(test_cleanup),
 };

@@ -1,5 +1,7 @@
 /* test/test_nn.c: layers (forward by hand, every activation, PReLU, dropout, train/eval),
- * parameter listing order and binding, describe, initialisers (statistics, orthogonality),
+ * every constructor's argument ranges, the tree rules of tg_nn_append (one container per
+ * module, no cycle, bounded depth, one dtype), parameter listing order and binding,
+ * describe, initialisers (statistics, orthogonality),
  * whole-model gradient checks, and save/load: round trip with buffers, truncated, corrupted
  * and mismatched files, failed saves leaving the old file intact. */
 #include <signal.h>
@@ -506,6 +508,210 @@ static void test_errors(void)
     tg_nn_free(net);
 }
 
+/* describe's text of m, or "(null)": what the tree looks like. */
+static char *tree_text(const tg_module *m, char *buf, size_t size)
+{
+    FILE *f = fmemopen(buf, size, "w");
+    if (!m || !f || tg_nn_describe(m, f) != TG_OK) snprintf(buf, size, "(null)");
+    if (f) fclose(f);
+    return buf;
+}
+
+/* A module belongs to one tree and a tree has no cycle: over a forest of two trees and a
+ * free-standing container, every tg_nn_append of a module that is already in a container,
+ * of a container into itself, or of an ancestor into its descendant is TG_EARG and
+ * changes nothing (every tree's describe text stays the same, nothing is freed twice: ASan
+ * and valgrind run this). The forest is modelled here: parent[i] is the index of module
+ * i's container. */
+static void test_append_tree_rules(void)
+{
+    enum { R1, S1, S2, L1, L2, L3, R2, L4, F, N };
+    tg_module *m[N];
+    int parent[N];
+    for (int i = 0; i < N; i++) parent[i] = -1;
+    m[R1] = tg_nn_sequential(), m[S1] = tg_nn_sequential(), m[S2] = tg_nn_sequential();
+    m[R2] = tg_nn_sequential(), m[F] = tg_nn_sequential();
+    m[L1] = tg_nn_linear(3, 4, TG_F32), m[L2] = tg_nn_activation("tanh", 0, TG_F32);
+    m[L3] = tg_nn_linear(4, 2, TG_F32), m[L4] = tg_nn_dropout(0.5);
+    const int edges[][2] = {{S2, L3}, {S1, L2}, {S1, S2}, {R1, L1}, {R1, S1}, {R2, L4}};
+    for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+        CHECK(tg_nn_append(m[edges[e][0]], m[edges[e][1]]) == TG_OK);
+        parent[edges[e][1]] = edges[e][0];
+    }
+    const int roots[3] = {R1, R2, F};
+    char before[3][1024], after[1024];
+    for (int r = 0; r < 3; r++) tree_text(m[roots[r]], before[r], sizeof before[r]);
+    int refused = 0;
+    for (int c = 0; c < N; c++)
+        for (int k = 0; k < N; k++) {
+            bool container = c == R1 || c == S1 || c == S2 || c == R2 || c == F;
+            bool ancestor = false; /* k is c or holds it */
+            for (int a = c; a >= 0; a = parent[a]) ancestor |= a == k;
+            if (!container || !(parent[k] >= 0 || ancestor)) continue;
+            int rc = tg_nn_append(m[c], m[k]);
+            const tg_status *why = tg_nn_last_status();
+            bool same = rc == TG_EARG && why->code == TG_EARG;
+            CHECK_STR_HAS(why->msg, parent[k] >= 0 ? "already in a container" : "contain itself");
+            for (int r = 0; r < 3; r++)
+                same &= strcmp(tree_text(m[roots[r]], after, sizeof after), before[r]) == 0;
+            if (!same)
+                printf("  appending module %d into %d: rc %d, the forest changed\n", k, c, rc);
+            CHECK(same);
+            refused++;
+            /* a NULL or non-sequential container does not free a module that is in a tree */
+            if (parent[k] >= 0) {
+                CHECK(tg_nn_append(NULL, m[k]) == TG_EARG && tg_nn_append(m[L1], m[k]) == TG_EARG);
+            }
+        }
+    CHECK(refused == 5 * 6 + 5); /* 6 modules in trees into each container; each container
+                                    into itself or its descendants: R1 3, S1 2, S2 1, R2 1, F 1 */
+    /* The cases by name: twice, and a cycle. */
+    tg_module *a = tg_nn_sequential(), *b = tg_nn_sequential(), *lin = tg_nn_linear(2, 2, TG_F64);
+    CHECK(tg_nn_append(a, lin) == TG_OK && tg_nn_append(a, lin) == TG_EARG);
+    CHECK(tg_nn_n_params(a) == 2);
+    CHECK(tg_nn_append(b, a) == TG_OK && tg_nn_append(a, b) == TG_EARG && tg_nn_n_params(b) == 2);
+    CHECK(tg_nn_append(a, a) == TG_EARG);
+    tg_nn_free(a);   /* in b: does nothing */
+    tg_nn_free(lin); /* in a: does nothing */
+    CHECK(tg_nn_n_params(b) == 2);
+    tg_nn_free(b);
+    /* Refusals that take ownership free the module (valgrind: no leak). */
+    CHECK(tg_nn_append(m[L1], tg_nn_dropout(0.1)) == TG_EARG);
+    CHECK_STR_HAS(tg_nn_last_status()->msg, "tg_nn_append: the container is not a sequential");
+    CHECK(tg_nn_append(NULL, tg_nn_dropout(0.1)) == TG_EARG);
+    CHECK(tg_nn_append(m[F], NULL) == TG_EARG);
+    CHECK_STR_HAS(tg_nn_last_status()->msg, "tg_nn_append: the layer is NULL");
+    /* A free-standing tree may go anywhere, and is then in a container. */
+    CHECK(tg_nn_append(m[S2], m[R2]) == TG_OK && tg_nn_append(m[F], m[R2]) == TG_EARG);
+    CHECK(tg_nn_n_params(m[R1]) == 4);
+    tg_nn_free(m[R1]), tg_nn_free(m[F]);
+}
+
+/* Nesting is bounded, so the walks (which recurse) stay shallow: 64 levels, built from the
+ * bottom (a container appended into a new one) or the top (into the deepest container). */
+static void test_append_depth(void)
+{
+    tg_module *t = tg_nn_linear(2, 2, TG_F32);
+    for (int levels = 1; levels < 64; levels++) {
+        tg_module *up = tg_nn_sequential();
+        CHECK(tg_nn_append(up, t) == TG_OK);
+        t = up;
+    }
+    CHECK(tg_nn_n_params(t) == 2);
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){1, 2});
+    tg_tape *tp = tg_tape_new();
+    CHECK(tg_nn_forward(t, tp, x) != NULL);
+    tg_module *up = tg_nn_sequential();
+    CHECK(tg_nn_append(up, t) == TG_EARG); /* t is freed */
+    CHECK_STR_HAS(tg_nn_last_status()->msg, "the tree would be 65 levels deep, more than 64");
+    CHECK(tg_nn_n_params(up) == 0);
+    tg_nn_free(up);
+    tg_module *root = tg_nn_sequential(), *deepest = root;
+    int depth = 1;
+    for (; depth < 200; depth++) {
+        tg_module *c = tg_nn_sequential();
+        if (tg_nn_append(deepest, c) != TG_OK) break; /* c was freed */
+        deepest = c;
+    }
+    CHECK(depth == 64);
+    CHECK(tg_nn_append(deepest, tg_nn_dropout(0.5)) == TG_EARG); /* a 65th level */
+    tg_nn_free(root);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+
+/* A tree has one dtype, however deep the layer is appended: an empty inner container does
+ * not make a hole. */
+static void test_append_dtype(void)
+{
+    tg_module *outer = tg_nn_sequential(), *inner = tg_nn_sequential();
+    CHECK(tg_nn_append(outer, tg_nn_linear(3, 3, TG_F32)) == TG_OK);
+    CHECK(tg_nn_append(outer, inner) == TG_OK);
+    CHECK(tg_nn_append(inner, tg_nn_linear(3, 3, TG_F64)) == TG_EDTYPE);
+    CHECK_STR_HAS(tg_nn_last_status()->msg, "tg_nn_append: the layer is f64, the model f32");
+    CHECK(tg_nn_append(inner, tg_nn_linear(3, 3, TG_F32)) == TG_OK);
+    tg_module *other = tg_nn_sequential();
+    CHECK(tg_nn_append(other, tg_nn_batchnorm1d(3, 0.1, 1e-5, TG_F64)) == TG_OK);
+    CHECK(tg_nn_append(inner, other) == TG_EDTYPE); /* other is freed */
+    CHECK(tg_nn_n_params(outer) == 4);
+    tg_nn_free(outer);
+    /* The first layer with tensors sets the dtype of every container above it. */
+    outer = tg_nn_sequential(), inner = tg_nn_sequential();
+    CHECK(tg_nn_append(outer, inner) == TG_OK && tg_nn_append(outer, tg_nn_dropout(0.2)) == TG_OK);
+    CHECK(tg_nn_append(inner, tg_nn_prelu(1, 0.25, TG_F64)) == TG_OK);
+    CHECK(tg_nn_append(outer, tg_nn_linear(2, 2, TG_F32)) == TG_EDTYPE);
+    CHECK(tg_nn_append(outer, tg_nn_linear(2, 2, TG_F64)) == TG_OK);
+    tg_nn_free(outer);
+}
+
+/* Every numeric argument of every layer constructor, set to each probe value: NULL with
+ * TG_EARG and a message naming the constructor and the argument exactly when the value is
+ * outside the range nn.h gives; a bad dtype is TG_EDTYPE. */
+static void test_constructor_ranges(void)
+{
+    const double probes[] = {(double)NAN, -(double)INFINITY, (double)INFINITY, -1, -1e-300, 0,
+                             1e-300, 1e-5, 0.5, 0.999, 1, 1.5, 3, 1e300};
+    enum { LIN_IN, LIN_OUT, ACT_ALPHA, PRELU_CH, PRELU_INIT, DROP_P, BN_F, BN_MOM, BN_EPS, NARG };
+    static const char *const prefix[NARG] = {
+        "tg_nn_linear: in = ", "tg_nn_linear: out = ", "tg_nn_activation: leaky_relu: alpha = ",
+        "tg_nn_prelu: channels = ", "tg_nn_prelu: init = ", "tg_nn_dropout: p = ",
+        "tg_nn_batchnorm1d: features = ", "tg_nn_batchnorm1d: momentum = ",
+        "tg_nn_batchnorm1d: eps = "};
+    int refused = 0;
+    for (int a = 0; a < NARG; a++)
+        for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++) {
+            double v = probes[k];
+            bool integer = a == LIN_IN || a == LIN_OUT || a == PRELU_CH || a == BN_F;
+            if (integer && !(fabs(v) < 1e18 && v == floor(v))) continue;
+            int64_t iv = integer ? (int64_t)v : 0;
+            bool want;
+            tg_module *m;
+            switch (a) {
+            case LIN_IN: m = tg_nn_linear(iv, 2, TG_F32), want = iv >= 1; break;
+            case LIN_OUT: m = tg_nn_linear(2, iv, TG_F32), want = iv >= 1; break;
+            case ACT_ALPHA: m = tg_nn_activation("leaky_relu", v, TG_F32), want = isfinite(v); break;
+            case PRELU_CH: m = tg_nn_prelu(iv, 0.25, TG_F32), want = iv >= 1; break;
+            case PRELU_INIT: m = tg_nn_prelu(2, v, TG_F32), want = isfinite(v); break;
+            case DROP_P: m = tg_nn_dropout(v), want = v >= 0 && v < 1; break;
+            case BN_F: m = tg_nn_batchnorm1d(iv, 0.1, 1e-5, TG_F32), want = iv >= 1; break;
+            case BN_MOM: m = tg_nn_batchnorm1d(2, v, 1e-5, TG_F32), want = v >= 0 && v <= 1; break;
+            default: m = tg_nn_batchnorm1d(2, 0.1, v, TG_F32), want = v > 0 && isfinite(v); break;
+            }
+            const tg_status *why = tg_nn_last_status();
+            bool ok = want ? m != NULL && why->code == TG_OK
+                           : !m && why->code == TG_EARG && strstr(why->msg, prefix[a]) == why->msg;
+            if (!ok)
+                printf("  %s%g: %s (%s)\n", prefix[a], v, want ? "refused" : "accepted", why->msg);
+            CHECK(ok);
+            refused += !want;
+            tg_nn_free(m);
+        }
+    CHECK(refused == 4 * 2 + 3 + 3 + 9 + 8 + 6); /* each argument's bad probes */
+    CHECK(tg_nn_batchnorm1d(4, 0.1, (double)INFINITY, TG_F32) == NULL);
+    CHECK_STR_HAS(tg_nn_last_status()->msg, "tg_nn_batchnorm1d: eps = inf is outside (0, inf)");
+    /* A weight too big to count, and bad dtypes. */
+    CHECK(tg_nn_linear(INT64_MAX, 2, TG_F32) == NULL && tg_nn_last_status()->code == TG_EARG);
+    CHECK_STR_HAS(tg_nn_last_status()->msg, "weights do not fit in 64 bits");
+    const tg_dtype bad = (tg_dtype)7;
+    tg_module *made[5] = {tg_nn_linear(2, 2, bad), tg_nn_activation("relu", 0, bad),
+                          tg_nn_prelu(1, 0.25, bad), tg_nn_batchnorm1d(2, 0.1, 1e-5, bad), NULL};
+    for (int i = 0; i < 4; i++) CHECK(made[i] == NULL);
+    CHECK(tg_nn_last_status()->code == TG_EDTYPE);
+    CHECK_STR_HAS(tg_nn_last_status()->msg,
+                  "tg_nn_batchnorm1d: dtype 7 is neither TG_F32 nor TG_F64");
+    CHECK(tg_nn_activation("Relu", 0, TG_F32) == NULL);
+    CHECK_STR_HAS(tg_nn_last_status()->msg, "tg_nn_activation: unknown activation 'Relu' (known:");
+    /* tg_nn_mlp passes a layer's reason on. */
+    tg_status st;
+    int64_t huge[2] = {INT64_C(1) << 40, INT64_C(1) << 40};
+    CHECK(tg_nn_mlp(2, huge, "relu", 0, false, TG_F32, &st) == NULL && st.code == TG_EARG);
+    CHECK_STR_HAS(st.msg, "tg_nn_mlp: tg_nn_linear: 1099511627776 x 1099511627776 weights");
+    int64_t ok[3] = {3, 4, 2};
+    CHECK(tg_nn_mlp(3, ok, "relu", (double)NAN, false, TG_F32, &st) == NULL);
+    CHECK_STR_HAS(st.msg, "tg_nn_mlp: dropout nan");
+    CHECK(tg_nn_mlp(3, ok, "relu", 0, false, bad, &st) == NULL && st.code == TG_EDTYPE);
+}
+
 /* ---- save and load ---- */
 static char dir[64];
 
@@ -891,6 +1097,10 @@ static const check_case cases[] = {
     TEST(test_dropout_layer),
     TEST(test_initialisers),
     TEST(test_errors),
+    TEST(test_append_tree_rules),
+    TEST(test_append_depth),
+    TEST(test_append_dtype),
+    TEST(test_constructor_ranges),
     TEST(test_save_load),
     TEST(test_save_load_more),
 };

@@ -1,8 +1,9 @@
 /* test/test_optim.c: every optimiser against its lecture formula computed here
  * independently for the first three steps, and against PyTorch's numbers where the forms
  * agree; convergence on a convex quadratic and on Rosenbrock; the options (L2, weight
- * decay, clipping, schedules); bad arguments; the closure interface; no allocation in a
- * step. First-order tests write gradients straight into the parameters' gradient buffers:
+ * decay, clipping, schedules); bad arguments and every option range; check_finite (a
+ * refused step changes nothing, for every method); the closure interface; no allocation
+ * in a step. First-order tests write gradients straight into the parameters' gradient buffers:
  * no tape, no ops. The line-search and Levenberg-Marquardt tests (issue 5) use ops. */
 #include <stdlib.h>
 
@@ -645,6 +646,174 @@ static void test_bad_arguments(void)
     tg_tensor_free(a), tg_tensor_free(b);
 }
 
+/* Every option range of optim.h, for every method: each field of the options set in turn
+ * to each probe value, over the method's defaults. The expected answer comes from the
+ * ranges as optim.h states them, written out here: every field finite and >= 0 whatever
+ * the method, and the method's own fields in their ranges. A refusal is TG_EARG with a
+ * message naming the method and the field. */
+static bool in_list(const char *name, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(name, *list) == 0) return true;
+    return false;
+}
+
+static bool option_ok(const char *m, const char *field, double v, const tg_optim_opts *o)
+{
+    static const char *const uses_eps[] = {"adagrad", "rmsprop", "adadelta", "adam", "nadam",
+                                           "adamw", NULL};
+    static const char *const rprops[] = {"rprop", "irprop", NULL};
+    if (!(v >= 0 && isfinite(v))) return false; /* any method, any field */
+    bool rp = in_list(m, rprops);
+    if (!strcmp(field, "momentum") || !strcmp(field, "beta1") || !strcmp(field, "beta2"))
+        return v < 1;
+    if (!strcmp(field, "eps")) return !in_list(m, uses_eps) || v > 0;
+    if (!strcmp(field, "step_up")) return !rp || v >= 1;
+    if (!strcmp(field, "step_down")) return !rp || (v > 0 && v <= 1);
+    if (!strcmp(field, "step_min")) return !rp || (v > 0 && v <= o->step_max);
+    if (!strcmp(field, "step_max")) return !rp || v >= o->step_min;
+    if (!strcmp(field, "mu_max")) return strcmp(m, "quickprop") || v > 0;
+    if (!strcmp(field, "damping")) return strcmp(m, "lm") || v > 0;
+    if (!strcmp(field, "history")) return strcmp(m, "lbfgs") || (v >= 1 && v <= 1000);
+    return true; /* lr, l2, weight_decay, clip_norm, clip_value, restart */
+}
+
+static void test_option_ranges(void)
+{
+    const double probes[] = {(double)NAN, -(double)INFINITY, (double)INFINITY, -1, -1e-300, 0,
+                             1e-300, 1e-7, 0.5, 0.999, 1, 1.5, 50, 1e300};
+    const double int_probes[] = {-1, 0, 1, 10, 1000, 1001, 9e18};
+    static const char *const fields[] = {"lr", "momentum", "beta1", "beta2", "eps", "l2",
+                                         "weight_decay", "clip_norm", "clip_value", "step_up",
+                                         "step_down", "step_min", "step_max", "mu_max",
+                                         "damping", "history", "restart"};
+    tg_tensor *a = tg_tensor_new(TG_F64, 1, (int64_t[]){2});
+    tg_set_requires_grad(a, true);
+    int refused = 0, accepted = 0;
+    for (int m = 0; tg_optim_method(m); m++) {
+        const char *name = tg_optim_method(m);
+        tg_status st;
+        tg_optim_opts o = defaults(name);
+        tg_optim *opt = tg_optim_new(name, 1, &a, &o, &st); /* the defaults are in range */
+        CHECK(opt != NULL);
+        tg_optim_free(opt);
+        for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+            bool is_int = !strcmp(fields[f], "history") || !strcmp(fields[f], "restart");
+            const double *pv = is_int ? int_probes : probes;
+            size_t np = is_int ? sizeof int_probes / sizeof int_probes[0]
+                               : sizeof probes / sizeof probes[0];
+            for (size_t k = 0; k < np; k++) {
+                if (is_int && !(pv[k] >= -1)) continue;
+                o = defaults(name);
+                double *slot[] = {&o.lr, &o.momentum, &o.beta1, &o.beta2, &o.eps, &o.l2,
+                                  &o.weight_decay, &o.clip_norm, &o.clip_value, &o.step_up,
+                                  &o.step_down, &o.step_min, &o.step_max, &o.mu_max,
+                                  &o.damping, NULL, NULL};
+                if (!strcmp(fields[f], "history")) o.history = (int64_t)pv[k];
+                else if (!strcmp(fields[f], "restart")) o.restart = (int64_t)pv[k];
+                else *slot[f] = pv[k];
+                bool want = option_ok(name, fields[f], pv[k], &o);
+                st.code = 0, st.msg[0] = '\0';
+                opt = tg_optim_new(name, 1, &a, &o, &st);
+                char method[64], field[64]; /* step_min > step_max names both */
+                snprintf(method, sizeof method, "tg_optim_new: %s: ", name);
+                snprintf(field, sizeof field, "%s = ", fields[f]);
+                bool ok = want ? opt != NULL && st.code == TG_OK
+                               : !opt && st.code == TG_EARG && strstr(st.msg, method) == st.msg &&
+                                     strstr(st.msg, field) && strstr(st.msg, " is outside ");
+                if (!ok)
+                    printf("  %s: %s = %g: %s (%s)\n", name, fields[f], pv[k],
+                           want ? "refused" : "accepted", st.msg);
+                CHECK(ok);
+                want ? accepted++ : refused++;
+                tg_optim_free(opt);
+            }
+        }
+    }
+    CHECK(refused > 500 && accepted > 1000); /* the table did cover both sides */
+    /* The issue's cases, with the whole message. */
+    static const struct {
+        const char *m, *field;
+        double v;
+        const char *msg;
+    } cases[] = {
+        {"rprop", "step_up", 0.5, "tg_optim_new: rprop: step_up = 0.5 is outside [1, inf)"},
+        {"irprop", "step_down", 0, "tg_optim_new: irprop: step_down = 0 is outside (0, 1]"},
+        {"rprop", "step_max", 1e-7, "step_max = 1e-07 is outside [step_min = 1e-06, inf)"},
+        {"quickprop", "mu_max", 0, "tg_optim_new: quickprop: mu_max = 0 is outside (0, inf)"},
+        {"lbfgs", "history", 0, "tg_optim_new: lbfgs: history = 0 is outside [1, 1000]"},
+        {"lm", "damping", 0, "tg_optim_new: lm: damping = 0 is outside (0, inf)"},
+        {"adam", "eps", 0, "tg_optim_new: adam: eps = 0 is outside (0, inf)"},
+        {"sgd", "clip_norm", (double)INFINITY, "sgd: clip_norm = inf is outside [0, inf)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_optim_opts o = defaults(cases[i].m);
+        if (!strcmp(cases[i].field, "step_up")) o.step_up = cases[i].v;
+        if (!strcmp(cases[i].field, "step_down")) o.step_down = cases[i].v;
+        if (!strcmp(cases[i].field, "step_max")) o.step_max = cases[i].v;
+        if (!strcmp(cases[i].field, "mu_max")) o.mu_max = cases[i].v;
+        if (!strcmp(cases[i].field, "history")) o.history = (int64_t)cases[i].v;
+        if (!strcmp(cases[i].field, "damping")) o.damping = cases[i].v;
+        if (!strcmp(cases[i].field, "eps")) o.eps = cases[i].v;
+        if (!strcmp(cases[i].field, "clip_norm")) o.clip_norm = cases[i].v;
+        tg_status st;
+        CHECK(tg_optim_new(cases[i].m, 1, &a, &o, &st) == NULL && st.code == TG_EARG);
+        CHECK_STR_HAS(st.msg, cases[i].msg);
+    }
+    /* A zero-filled struct: fine for sgd, refused where a constant cannot be 0. */
+    tg_optim_opts z = {0};
+    tg_optim *zs = tg_optim_new("sgd", 1, &a, &z, NULL);
+    CHECK(zs != NULL);
+    tg_optim_free(zs);
+    static const char *const nonzero[] = {"adam", "adagrad", "rprop", "quickprop", "lbfgs", "lm"};
+    for (int i = 0; i < 6; i++) CHECK(tg_optim_new(nonzero[i], 1, &a, &z, NULL) == NULL);
+    tg_tensor_free(a);
+}
+
+/* Every schedule kind's fields, each set to each probe value; a field the kind does not read
+ * is not checked. tg_optim_new and tg_lr_at agree. */
+static void test_schedule_ranges(void)
+{
+    const double probes[] = {(double)NAN, -(double)INFINITY, (double)INFINITY, -1, 0, 1e-300,
+                             0.5, 1, 2, 1e300};
+    tg_tensor *a = tg_tensor_new(TG_F64, 1, (int64_t[]){2});
+    tg_set_requires_grad(a, true);
+    const tg_lr_kind kinds[4] = {TG_LR_CONSTANT, TG_LR_STEP, TG_LR_EXP, TG_LR_COSINE};
+    static const char *const fields[4] = {"step_size", "gamma", "t_max", "lr_min"};
+    for (int k = 0; k < 4; k++)
+        for (int f = 0; f < 4; f++)
+            for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+                double v = probes[i];
+                bool integer = f == 0 || f == 2;
+                if (integer && !(fabs(v) < 1e18 && v == floor(v))) continue;
+                tg_lr_schedule s = {.kind = kinds[k], .step_size = 10, .gamma = 0.5, .t_max = 100,
+                                    .lr_min = 0};
+                if (f == 0) s.step_size = (int64_t)v;
+                if (f == 1) s.gamma = v;
+                if (f == 2) s.t_max = (int64_t)v;
+                if (f == 3) s.lr_min = v;
+                bool reads = (f == 0 && kinds[k] == TG_LR_STEP) ||
+                             (f == 1 && (kinds[k] == TG_LR_STEP || kinds[k] == TG_LR_EXP)) ||
+                             (f >= 2 && kinds[k] == TG_LR_COSINE);
+                bool want = !reads || (integer ? v >= 1 : f == 1 ? v > 0 && isfinite(v)
+                                                                  : v >= 0 && isfinite(v));
+                tg_optim_opts o = defaults("sgd");
+                o.schedule = s;
+                tg_status st;
+                tg_optim *opt = tg_optim_new("sgd", 1, &a, &o, &st);
+                char prefix[64];
+                snprintf(prefix, sizeof prefix, "tg_optim_new: sgd: schedule: %s = ", fields[f]);
+                bool ok = want ? opt != NULL && tg_lr_at(&s, 0.1, 3) >= 0
+                               : !opt && st.code == TG_EARG && strstr(st.msg, prefix) &&
+                                     tg_lr_at(&s, 0.1, 3) == TG_EARG;
+                if (!ok)
+                    printf("  kind %d: %s = %g: %s\n", k, fields[f], v, want ? "refused" : st.msg);
+                CHECK(ok);
+                tg_optim_free(opt);
+            }
+    tg_tensor_free(a);
+}
+
 /* Every first-order method through the closure interface: one evaluation and the same
  * update as tg_optim_step after the gradient was written by hand. */
 static int quad_closure(void *ctx, double *loss)
@@ -714,6 +883,7 @@ static void test_step_never_allocates(void)
             }
             o.l2 = 1e-3, o.weight_decay = 1e-3, o.clip_value = 0.5, o.clip_norm = 1;
             o.schedule = (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = 50, .lr_min = 1e-4};
+            o.check_finite = true;
             long at_new = n_allocs;
             tg_optim *opt = tg_optim_new(tg_optim_method(m), 3, p, &o, NULL);
             CHECK(opt != NULL);
@@ -934,6 +1104,196 @@ static int closure(void *ctx, double *loss)
     return TG_OK;
 }
 
+/* ---- check_finite: a gradient holding NaN or inf is refused and changes nothing ---- */
+
+/* The gradient of step t, element i of parameter p: smooth, of both signs. */
+static double grad_at(int t, int p, int64_t i)
+{
+    return sin(0.7 * (double)t + 1.3 * p + 0.37 * (double)i);
+}
+
+static bool bits_equal(tg_tensor *a, tg_tensor *b)
+{
+    size_t bytes = (size_t)tg_tensor_numel(a) * tg_dtype_size(tg_tensor_dtype(a));
+    return tg_tensor_numel(a) == tg_tensor_numel(b) && memcmp(tg_data(a), tg_data(b), bytes) == 0;
+}
+
+/* Every first-order method, both dtypes, every option on (clipping by value would turn an
+ * infinity into c, so the check must come first): a NaN, inf or -inf in either parameter's
+ * gradient, at its first, a middle or its last element, is refused with TG_EARG; the
+ * weights, the gradients and the step count stay as they were, and the optimiser then goes
+ * on bit for bit like one that never saw the refused step (its state did not change). */
+static void test_check_finite(void)
+{
+    const double bad[3] = {(double)NAN, (double)INFINITY, -(double)INFINITY};
+    const int64_t sizes[2] = {37, 5};
+    const struct { int p; int64_t i; } at[3] = {{0, 0}, {1, 2}, {1, 4}};
+    int refused = 0;
+    for (int m = 0; tg_optim_method(m); m++) {
+        const char *name = tg_optim_method(m);
+        tg_optim_opts o = defaults(name);
+        o.check_finite = true;
+        o.l2 = 1e-3, o.weight_decay = 1e-3, o.clip_value = 0.5, o.clip_norm = 1;
+        o.schedule = (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = 50, .lr_min = 1e-4};
+        for (int d = 0; d < 2; d++)
+            for (int b = 0; b < 3; b++)
+                for (int w = 0; w < 3; w++) {
+                    tg_tensor *pa[2], *pb[2];
+                    for (int p = 0; p < 2; p++) {
+                        pa[p] = tg_tensor_new(d ? TG_F32 : TG_F64, 1, &sizes[p]);
+                        pb[p] = tg_tensor_new(d ? TG_F32 : TG_F64, 1, &sizes[p]);
+                        for (int64_t i = 0; i < sizes[p]; i++)
+                            tg_set(pa[p], i, cos((double)i)), tg_set(pb[p], i, cos((double)i));
+                        tg_set_requires_grad(pa[p], true), tg_set_requires_grad(pb[p], true);
+                    }
+                    tg_optim *A = tg_optim_new(name, 2, pa, &o, NULL);
+                    tg_optim *B = tg_optim_new(name, 2, pb, &o, NULL);
+                    CHECK(A && B);
+                    bool ok = true;
+                    for (int t = 0; A && B && !tg_optim_needs_closure(A) && t < 6; t++) {
+                        tg_optim_zero_grad(A), tg_optim_zero_grad(B);
+                        for (int p = 0; p < 2; p++)
+                            for (int64_t i = 0; i < sizes[p]; i++) {
+                                tg_set(tg_grad(pa[p]), i, grad_at(t, p, i));
+                                tg_set(tg_grad(pb[p]), i, grad_at(t, p, i));
+                            }
+                        if (t == 3) {
+                            tg_tensor *g = tg_grad(pa[at[w].p]), *keep = tg_tensor_clone(g);
+                            tg_set(g, at[w].i, bad[b]);
+                            tg_tensor_copy(keep, g);
+                            int64_t k = tg_optim_step_count(A);
+                            ok &= tg_optim_step(A) == TG_EARG && tg_optim_step_count(A) == k;
+                            ok &= bits_equal(pa[0], pb[0]) && bits_equal(pa[1], pb[1]);
+                            ok &= bits_equal(g, keep); /* not clipped either */
+                            tg_tensor_free(keep);
+                            tg_set(g, at[w].i, grad_at(t, at[w].p, at[w].i));
+                            refused++;
+                        }
+                        ok &= tg_optim_step(A) == TG_OK && tg_optim_step(B) == TG_OK;
+                    }
+                    ok &= bits_equal(pa[0], pb[0]) && bits_equal(pa[1], pb[1]);
+                    ok &= tg_optim_step_count(A) == tg_optim_step_count(B);
+                    if (!ok) printf("  %s %s: bad %g at %d: not refused cleanly\n", name,
+                                    d ? "f32" : "f64", bad[b], w);
+                    CHECK(ok);
+                    tg_optim_free(A), tg_optim_free(B);
+                    for (int p = 0; p < 2; p++) tg_tensor_free(pa[p]), tg_tensor_free(pb[p]);
+                }
+    }
+    CHECK(refused == 13 * 2 * 3 * 3); /* every first-order method */
+
+    /* Off by default: the step is taken, and writes the NaN. */
+    tg_tensor *w = tg_tensor_from(TG_F64, 1, (int64_t[]){2}, W0);
+    tg_set_requires_grad(w, true);
+    tg_optim *opt = tg_optim_new("sgd", 1, &w, NULL, NULL);
+    CHECK(!tg_optim_options(opt)->check_finite);
+    tg_optim_zero_grad(opt);
+    tg_set(tg_grad(w), 1, (double)NAN);
+    CHECK(tg_optim_step(opt) == TG_OK && isnan(tg_get(w, 1)) && tg_get(w, 0) == W0[0]);
+    tg_optim_free(opt);
+    /* Through the closure: refused after the one evaluation, nothing moved. */
+    tg_tensor_fill(w, 0.25);
+    tg_optim_opts o = defaults("adam");
+    o.check_finite = true;
+    opt = tg_optim_new("adam", 1, &w, &o, NULL);
+    tg_set(w, 0, (double)INFINITY); /* quad_closure's gradient 2(w - 1) is inf there */
+    double loss = 0;
+    CHECK(tg_optim_step_closure(opt, quad_closure, w, &loss) == TG_EARG);
+    CHECK(tg_get(w, 0) == (double)INFINITY && tg_get(w, 1) == 0.25);
+    CHECK(tg_optim_step_count(opt) == 0);
+    tg_optim_free(opt);
+    tg_tensor_free(w);
+
+    /* The threaded step (2 threads, 40000 elements): refused before the split. */
+    int threads = tg_get_num_threads();
+    tg_set_num_threads(2);
+    const int64_t big = 40000;
+    tg_tensor *p = tg_tensor_new(TG_F32, 1, &big), *q = tg_tensor_new(TG_F32, 1, &big);
+    tg_tensor_fill(p, 0.5);
+    tg_set_requires_grad(p, true);
+    opt = tg_optim_new("adam", 1, &p, &o, NULL);
+    tg_optim_zero_grad(opt);
+    tg_tensor_fill(tg_grad(p), 0.1);
+    CHECK(tg_optim_step(opt) == TG_OK);
+    tg_tensor_copy(q, p);
+    tg_set(tg_grad(p), big - 1, (double)NAN);
+    CHECK(tg_optim_step(opt) == TG_EARG && bits_equal(p, q) && tg_optim_step_count(opt) == 1);
+    tg_optim_free(opt);
+    tg_tensor_free(p), tg_tensor_free(q);
+    tg_set_num_threads(threads);
+}
+
+/* Rosenbrock's closure, spoilt at its poison-th call (counting from 1): a NaN in the
+ * gradient (loss finite), or an error code. */
+typedef struct spoilt {
+    tg_tensor *p;
+    int calls, poison;
+    bool fail; /* return TG_EIO instead */
+} spoilt;
+
+static int spoilt_closure(void *ctx, double *loss)
+{
+    spoilt *s = ctx;
+    *loss = rosenbrock(s->p);
+    if (++s->calls != s->poison) return TG_OK;
+    if (s->fail) return TG_EIO;
+    tg_set(tg_grad(s->p), 1, (double)NAN);
+    return TG_OK;
+}
+
+/* The line-search methods: whichever evaluation of a step is spoilt (the first, one in the
+ * line search, the final one), the step fails with the parameters as they were and the
+ * state untouched: retried, it gives bit for bit what an unspoilt run gives. With
+ * check_finite a NaN gradient is refused (TG_EARG); a failing closure is refused with its
+ * code, with or without the option. A NaN loss at the starting point is TG_EARG. */
+static void test_check_finite_line_search(void)
+{
+    const double r0[2] = {-1.2, 1};
+    static const char *const ms[4] = {"cg_fr", "cg_pr", "bfgs", "lbfgs"};
+    for (int m = 0; m < 4; m++)
+        for (int fail = 0; fail < 2; fail++)
+            for (int poison = 1; poison <= 14; poison++) {
+                tg_optim_opts o = defaults(ms[m]);
+                o.check_finite = !fail || poison % 2;
+                spoilt a = {tg_tensor_from(TG_F64, 1, (int64_t[]){2}, r0), 0, poison, fail};
+                problem b = {tg_tensor_from(TG_F64, 1, (int64_t[]){2}, r0), rosenbrock, 0};
+                tg_set_requires_grad(a.p, true), tg_set_requires_grad(b.p, true);
+                tg_optim *A = tg_optim_new(ms[m], 1, &a.p, &o, NULL);
+                tg_optim *B = tg_optim_new(ms[m], 1, &b.p, &o, NULL);
+                int refused = 0;
+                bool ok = A && B;
+                for (int t = 0; ok && t < 6; t++) {
+                    double before[2] = {tg_get(a.p, 0), tg_get(a.p, 1)}, la = 0, lb = 0;
+                    int64_t k = tg_optim_step_count(A);
+                    int rc = tg_optim_step_closure(A, spoilt_closure, &a, &la);
+                    if (rc != TG_OK) {
+                        ok &= rc == (fail ? TG_EIO : TG_EARG) && tg_optim_step_count(A) == k;
+                        ok &= tg_get(a.p, 0) == before[0] && tg_get(a.p, 1) == before[1];
+                        refused++;
+                        rc = tg_optim_step_closure(A, spoilt_closure, &a, &la);
+                    }
+                    ok &= rc == TG_OK && tg_optim_step_closure(B, closure, &b, &lb) == TG_OK;
+                    ok &= bits_equal(a.p, b.p) && la == lb;
+                    ok &= tg_optim_step_count(A) == tg_optim_step_count(B);
+                }
+                ok &= refused == (poison <= b.evals); /* a's poison came while b ran as far */
+                if (!ok) printf("  %s: %s at call %d: not refused cleanly\n", ms[m],
+                                fail ? "TG_EIO" : "NaN gradient", poison);
+                CHECK(ok);
+                tg_optim_free(A), tg_optim_free(B);
+                tg_tensor_free(a.p), tg_tensor_free(b.p);
+            }
+    /* A NaN loss where the line search starts. */
+    tg_tensor *w = tg_tensor_from(TG_F64, 1, (int64_t[]){2}, (double[]){(double)NAN, 1});
+    tg_set_requires_grad(w, true);
+    problem pb = {w, rosenbrock, 0};
+    tg_optim *q = tg_optim_new("bfgs", 1, &w, NULL, NULL);
+    CHECK(tg_optim_step_closure(q, closure, &pb, NULL) == TG_EARG && tg_optim_step_count(q) == 0);
+    CHECK(isnan(tg_get(w, 0)) && tg_get(w, 1) == 1);
+    tg_optim_free(q);
+    tg_tensor_free(w);
+}
+
 /* Iterations of method m from start until f < tol (at most max); -1 if never. */
 static int iterations(const char *m, double (*f)(tg_tensor *), const double *start, double tol,
                       int max, int *evals)
@@ -1078,6 +1438,42 @@ static void test_levenberg_marquardt(void)
     tg_tensor_free(w);
 }
 
+/* Levenberg-Marquardt with check_finite: a spoilt input x[3] makes a residual NaN (x = NaN)
+ * or, at b < 0, only the Jacobian (x = inf: e^(b x) = 0, but x e^(b x) is NaN). Either is
+ * refused before anything changes, mu included: retried, the run goes on bit for bit as
+ * one that was never spoilt. */
+static void test_check_finite_lm(void)
+{
+    fit a, b;
+    fit_init(&a), fit_init(&b);
+    tg_tensor *pa[2] = {a.a, a.b}, *pb[2] = {b.a, b.b};
+    tg_optim_opts o = defaults("lm");
+    o.check_finite = true;
+    tg_optim *A = tg_optim_new("lm", 2, pa, &o, NULL), *B = tg_optim_new("lm", 2, pb, &o, NULL);
+    tg_status st;
+    int refused = 0;
+    for (int t = 0; A && B && t < 6; t++) {
+        double la = 0, lb = 0;
+        if (t == 2 || t == 3) {
+            double x3 = tg_get(a.x, 3), a0 = tg_get(a.a, 0), b0 = tg_get(a.b, 0);
+            tg_set(a.x, 3, t == 2 ? (double)NAN : (double)INFINITY);
+            int64_t k = tg_optim_step_count(A);
+            CHECK(tg_optim_step_lm(A, residuals, &a, &la, &st) == TG_EARG);
+            CHECK_STR_HAS(st.msg, "tg_optim_step_lm: a residual or an element of its Jacobian "
+                                  "is not finite");
+            CHECK(tg_get(a.a, 0) == a0 && tg_get(a.b, 0) == b0 && tg_optim_step_count(A) == k);
+            tg_set(a.x, 3, x3);
+            refused += b0 < 0 || t == 2;
+        }
+        CHECK(tg_optim_step_lm(A, residuals, &a, &la, &st) == TG_OK);
+        CHECK(tg_optim_step_lm(B, residuals, &b, &lb, &st) == TG_OK);
+        CHECK(bits_equal(a.a, b.a) && bits_equal(a.b, b.b) && la == lb);
+    }
+    CHECK(refused == 2);
+    tg_optim_free(A), tg_optim_free(B);
+    fit_free(&a), fit_free(&b);
+}
+
 /* First steps by hand. LM on linear residuals e = A w - t (J = A): one step is
  * w - (AᵀA + μ diag(AᵀA))⁻¹ Aᵀe, a 2 x 2 solve written out here. */
 typedef struct linres {
@@ -1149,6 +1545,7 @@ static void test_first_step_lm_and_line_search(void)
 static const check_case cases[] = {
     TEST(test_first_step_lm_and_line_search),
     TEST(test_levenberg_marquardt),
+    TEST(test_check_finite_lm),
     TEST(test_line_search_methods),
     TEST(test_first_steps),
     TEST(test_against_pytorch),
@@ -1160,6 +1557,10 @@ static const check_case cases[] = {
     TEST(test_convergence),
     TEST(test_errors),
     TEST(test_bad_arguments),
+    TEST(test_option_ranges),
+    TEST(test_schedule_ranges),
+    TEST(test_check_finite),
+    TEST(test_check_finite_line_search),
     TEST(test_closure_first_order),
     TEST(test_step_never_allocates),
     TEST(test_parallel_step_matches_serial),

@@ -32,30 +32,51 @@ typedef enum tg_init {
                                factorisation of a normal matrix (LAPACK) */
 } tg_init;
 
-/* ---- layers (NULL on bad arguments or out of memory) ---- */
-/* y = x·W + b; W [in,out], b [out]; initialised TG_INIT_UNIFORM with seed 0. */
+/* ---- layers ----
+ * A constructor returns NULL for an argument outside the range given here (TG_EARG), a
+ * dtype other than TG_F32 and TG_F64 (TG_EDTYPE), or out of memory (TG_ENOMEM); then
+ * tg_nn_last_status() holds the code and a message naming the constructor and the
+ * argument: "tg_nn_batchnorm1d: eps = inf is outside (0, inf)". */
+/* y = x·W + b; W [in,out], b [out] (in, out >= 1); initialised TG_INIT_UNIFORM, seed 0. */
 TG_API tg_module *tg_nn_linear(int64_t in, int64_t out, tg_dtype dt);
 /* An activation op as a layer: "sigmoid" "tanh" "relu" "leaky_relu" (alpha, default 0.01
  * when alpha is 0) "elu" (alpha, default 1) "softplus" "step" "sign" "softmax"
- * "log_softmax" (along the last axis) or "identity". */
+ * "log_softmax" (along the last axis) or "identity". alpha must be finite. */
 TG_API tg_module *tg_nn_activation(const char *name, double alpha, tg_dtype dt);
-/* PReLU with a learnable alpha of `channels` elements (1, or x's last dimension). */
+/* PReLU with a learnable alpha of `channels` elements (>= 1: 1, or x's last dimension),
+ * each starting at init (finite). */
 TG_API tg_module *tg_nn_prelu(int64_t channels, double init, tg_dtype dt);
 /* Inverted dropout with probability p (0 <= p < 1) while training; identity in eval. */
 TG_API tg_module *tg_nn_dropout(double p);
-/* Batch normalisation of x [N, features]: gamma 1, beta 0, running mean 0 and var 1. */
+/* Batch normalisation of x [N, features] (features >= 1): gamma 1, beta 0, running mean 0
+ * and var 1; momentum in [0, 1] is the running statistics' update rate, eps > 0 (finite)
+ * is added to the variance. */
 TG_API tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps,
                                     tg_dtype dt);
 TG_API tg_module *tg_nn_sequential(void);
-/* Appends m to seq and takes ownership of m (also on failure, when m is freed). seq takes
- * the dtype of its first layer with tensors; a layer of another dtype is TG_EDTYPE. */
+/* Appends m to seq. A module belongs to one container and a tree is at most 64 levels deep
+ * (a layer is one level, a container one more than its deepest child). TG_EARG, with seq
+ * and m unchanged and m not freed, when m is already in a container (its own tree or
+ * another) or m is seq or holds it (the tree would contain itself). Otherwise seq takes
+ * ownership of m, also on failure, when m is freed: TG_EARG for a NULL seq, one that is not
+ * a sequential or nesting too deep, TG_EDTYPE for a layer whose dtype is not the tree's
+ * (the dtype of its first layer with tensors: one saved file has one dtype), TG_ENOMEM.
+ * A NULL m is TG_EARG, or the code of the constructor that returned it (appending
+ * tg_nn_linear(...) straight away keeps its reason in tg_nn_last_status). */
 TG_API int tg_nn_append(tg_module *seq, tg_module *m);
-/* An MLP: linear layers sizes[0]→sizes[1]→…→sizes[n-1] (n >= 2), and between them
- * [batch norm] → activation act → [dropout p]; the last layer has none (logits). The
- * linear layers are initialised TG_INIT_UNIFORM from one generator seeded 0. */
+/* An MLP: linear layers sizes[0]→sizes[1]→…→sizes[n-1] (n >= 2, every size >= 1), and
+ * between them [batch norm (momentum 0.1, eps 1e-5)] → activation act (a name
+ * tg_nn_activation takes) → [dropout p, 0 <= p < 1]; the last layer has none (logits). The
+ * linear layers are initialised TG_INIT_UNIFORM from one generator seeded 0. NULL on
+ * failure, with the reason in *st. */
 TG_API tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropout,
                             bool batchnorm, tg_dtype dt, tg_status *st);
+/* Frees m and everything in it. NULL does nothing, and so does a module inside a container:
+ * the container frees it. */
 TG_API void tg_nn_free(tg_module *m);
+/* Why the last layer constructor or tg_nn_append called on this thread failed: the code
+ * and a message naming the call and the argument ({0, ""} after a call that succeeded). */
+TG_API const tg_status *tg_nn_last_status(void);
 
 /* ---- use ---- */
 /* Records the module on the tape; NULL (the error on the tape) on failure. */
@@ -78,17 +99,28 @@ TG_API int tg_nn_init(tg_module *m, tg_init kind, double value, tg_rng *rng);
 TG_API int tg_nn_describe(const tg_module *m, FILE *f);
 
 /* ---- save and load (format: docs/nn.md) ---- */
-/* Writes parameters and buffers to path through a temporary file in the same directory,
- * renamed into place once complete: a failure leaves any old file as it was. meta (may be
- * NULL) is a free-form description stored with them (tapegrad train stores the layers). */
+/* Writes parameters and buffers to path through a temporary file in the same directory
+ * (PATH.tmp.PID.XXXXXX), fsynced and renamed into place once complete, then syncs the
+ * directory: a failure leaves any old file as it was. Temporary files that saves of path
+ * killed before they could clean up left behind (their process is gone) are removed first.
+ * meta (may be NULL, at most 4096 bytes) is a free-form description stored with them;
+ * tapegrad train stores the layers ("mlp layers=... act=... dropout=... batchnorm=0|1
+ * dtype=f32|f64"), and a description of that form must describe the tensors saved. */
 TG_API int tg_nn_save(const tg_module *m, const char *path, tg_status *st);
 TG_API int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta,
                            tg_status *st);
-/* Reads path into the module's parameters and buffers. Everything is checked first (magic,
- * version, checksum, dtype, count and shapes against the module), so a truncated,
- * corrupted or mismatched file changes nothing and names its problem in st. */
+/* Reads path (a regular file of at most 16 GiB; anything else is TG_EIO at once) into the
+ * module's parameters and buffers. Everything is checked first (magic, version, checksum,
+ * dtype, count and shapes against the module, the whole file's structure, a description
+ * in tapegrad train's form against the tensors), so a truncated, corrupted or mismatched
+ * file changes nothing and names its problem in st. */
 TG_API int tg_nn_load(tg_module *m, const char *path, tg_status *st);
-/* The description stored by tg_nn_save_meta ("" if none), after the same checks. */
+/* The description stored by tg_nn_save_meta ("" if none; cut to size - 1 bytes), after the
+ * checks of tg_nn_load that need no module: every tensor's header and size, the file's
+ * length, and a description of the form "mlp layers=A,B,... act=... dropout=...
+ * batchnorm=0|1 dtype=..." against the tensors (exactly those tg_nn_mlp makes for it). So
+ * a network built from a description it returns asks for no more memory than the file
+ * holds: call it before building one. buf is untouched on error. */
 TG_API int tg_nn_read_meta(const char *path, char *buf, size_t size, tg_status *st);
 
 /* ---- Optimal Brain Damage (LeCun, Denker and Solla 1989) ---- */

@@ -57,29 +57,38 @@ TG_API double tg_lr_at(const tg_lr_schedule *s, double lr, int64_t k);
 /* ---- options ---- */
 
 /* Hyper-parameters of every method; each method reads the fields it uses. Always start from
- * tg_optim_defaults(name, &opts), which fills the method's constants, then change fields:
- * a zero-filled struct would mean eps = 0 and no momentum. Symbols are the lectures'. */
+ * tg_optim_defaults(name, &opts), which fills the method's constants, then change fields.
+ * tg_optim_new refuses (TG_EARG, the message naming the field and its range) a field that
+ * is NaN, infinite or negative whatever the method, and a field the method reads that is
+ * outside the range given here: a zero-filled struct is refused by the methods whose
+ * constants cannot be 0 (eps, RProp's steps, mu_max, damping, history). Symbols are the
+ * lectures'. */
 typedef struct tg_optim_opts {
     double lr;           /* eta: base learning rate (>= 0); the schedule scales it */
     double momentum;     /* alpha of momentum/nesterov, gamma of momentum_ema, in [0, 1) */
     double beta1;        /* gamma of adam/nadam/adamw: first-moment decay, in [0, 1) */
     double beta2;        /* alpha of rmsprop/adadelta/adam/nadam/adamw: decay of the
                             squared-gradient average, in [0, 1) */
-    double eps;          /* epsilon added to the denominator (>= 0) */
-    double l2;           /* rho: adds rho * w to the gradient (L2, coupled; Borisov) */
-    double weight_decay; /* lambda: w := w (1 - lr lambda) before the update (decoupled) */
-    double clip_norm;    /* theta > 0: rescale the gradients so their global L2 norm <= theta */
-    double clip_value;   /* c > 0: clamp every gradient element to [-c, c] */
+    double eps;          /* epsilon added to the denominator: > 0 for the methods that divide
+                            by it (adagrad, rmsprop, adadelta, adam, nadam, adamw) */
+    double l2;           /* rho: adds rho * w to the gradient (L2, coupled; Borisov) (>= 0) */
+    double weight_decay; /* lambda: w := w (1 - lr lambda) before the update (decoupled) (>= 0) */
+    double clip_norm;    /* theta > 0: rescale the gradients so their global L2 norm <= theta;
+                            0: off */
+    double clip_value;   /* c > 0: clamp every gradient element to [-c, c]; 0: off */
     double step_up;      /* a of RProp: step growth while the gradient keeps its sign (>= 1) */
     double step_down;    /* b of RProp: step shrink when it changes sign, in (0, 1] */
     double step_min;     /* eta_min of RProp (> 0) */
     double step_max;     /* eta_max of RProp (>= step_min) */
     double mu_max;       /* QuickProp's largest step growth factor (> 0) */
-    double damping;      /* Levenberg-Marquardt's initial mu (default 1e-3) */
-    int64_t history;     /* L-BFGS: pairs kept (default 10) */
-    int64_t restart;     /* CG: restart from steepest descent every this many steps
-                            (default: the number of weights) */
+    double damping;      /* Levenberg-Marquardt's initial mu (> 0; default 1e-3) */
+    int64_t history;     /* L-BFGS: pairs kept, 1 to 1000 (default 10) */
+    int64_t restart;     /* CG: restart from steepest descent every this many steps (>= 0;
+                            0, the default: the number of weights) */
     tg_lr_schedule schedule; /* applied at each step; TG_LR_CONSTANT by default */
+    bool check_finite;   /* refuse a step whose gradient holds a NaN or an infinity: the step
+                            returns TG_EARG and changes nothing (weights, state, step count).
+                            Costs one read of every gradient per step; off by default. */
 } tg_optim_opts;
 
 /* Fills opts with the defaults of method name. 0, or TG_EARG for an unknown name or NULL. */
@@ -115,12 +124,17 @@ TG_API void tg_optim_free(tg_optim *opt);
 
 /* One update of every parameter from its current gradient: clip (value, then norm), then the
  * method's rule with the scheduled lr; the step count goes up by one. Returns 0, TG_EARG for
- * NULL, or TG_ESTATE for a method that needs a closure (use tg_optim_step_closure). */
+ * NULL or (with opts.check_finite) a gradient holding NaN or inf, checked before anything
+ * changes, or TG_ESTATE for a method that needs a closure (use tg_optim_step_closure). */
 TG_API int tg_optim_step(tg_optim *opt);
 /* One update that may re-evaluate the objective through fn (see tg_loss_fn). First-order
  * methods zero the gradients, call fn once, then do tg_optim_step. *loss (if non-NULL)
  * gets the loss of the first evaluation, at the parameters before the step. Returns 0,
- * TG_EARG (NULL opt or fn), or fn's negative code (then nothing was updated). */
+ * TG_EARG (NULL opt or fn; a non-finite loss at the starting point of a line-search
+ * method; with opts.check_finite, a NaN or inf in a gradient the step would use), or fn's
+ * negative code. On an error nothing was updated: the parameters, the state and the step
+ * count are as before the call. A line search treats a point of non-finite loss as a step
+ * too long, and only checks the gradient (check_finite) where the loss is finite. */
 TG_API int tg_optim_step_closure(tg_optim *opt, tg_loss_fn fn, void *ctx, double *loss);
 /* Residuals for Levenberg-Marquardt: records e(w) on tp from the optimiser's parameters
  * (any shape, m elements: every example and output) and returns it, or NULL with the error
@@ -132,7 +146,9 @@ typedef tg_tensor *(*tg_residual_fn)(tg_tape *tp, void *ctx);
  * lowers Σe² is taken and mu divided by 10, otherwise mu is multiplied by 10 and the
  * system solved again (up to 30 times). *loss gets Σe² at the new point. Dense in the
  * number of weights n (n² doubles; refused above 4096). 0, TG_ESTATE for another method,
- * TG_EARG when fn fails (the message in *st when st is not NULL). */
+ * TG_EARG when fn fails or (with opts.check_finite) a residual or an element of J is NaN or
+ * inf, before anything changes (the message in *st when st is not NULL). A trial point whose
+ * Σe² is not finite counts as no decrease. */
 TG_API int tg_optim_step_lm(tg_optim *opt, tg_residual_fn fn, void *ctx, double *loss,
                             tg_status *st);
 /* Zeroes every parameter's gradient (allocating it if absent). 0, TG_EARG or TG_ENOMEM. */
