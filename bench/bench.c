@@ -1,7 +1,8 @@
 /* bench/bench.c: `make bench`. Measures tape overhead, training throughput, GEMM efficiency
  * and memory, runs the same workloads in PyTorch (bench/torch/bench.py) when it is
- * installed, and prints one table with tapegrad/PyTorch ratios plus a JSON file with every
- * figure. Each figure is the median (and range) of repeated runs. */
+ * installed, and the 1-element chain in ADOL-C (bench/adolc_chain.cpp, --adolc) when that
+ * was built, and prints one table with tapegrad/PyTorch and ADOL-C/tapegrad ratios plus a
+ * JSON file with every figure. Each figure is the median (and range) of repeated runs. */
 #define _DEFAULT_SOURCE /* wait4 */
 #include <blis.h>
 #include <math.h>
@@ -48,8 +49,11 @@ typedef struct figure {
     stat3 v;
     double torch;   /* (double)NAN when not measured */
     double ratio;   /* tapegrad/PyTorch as the median of per-repetition ratios when the two
-                       alternated (NAN: from the two medians) */
+                       alternated (NAN: from the two medians); for adolc.* figures,
+                       ADOL-C / tapegrad, the median of per-repetition ratios */
     bool higher_better;
+    double tg;        /* adolc.* figures: tapegrad's figure measured alongside (NAN: none) */
+    char tg_what[40]; /* and what it is */
 } figure;
 
 static figure figs[MAX_FIG];
@@ -61,7 +65,8 @@ static figure *fig(const char *key, const char *unit, stat3 v, bool higher_bette
     figure *f = &figs[n_figs++];
     snprintf(f->key, sizeof f->key, "%s", key);
     snprintf(f->unit, sizeof f->unit, "%s", unit);
-    f->v = v, f->torch = f->ratio = (double)NAN, f->higher_better = higher_better;
+    f->v = v, f->torch = f->ratio = f->tg = (double)NAN, f->higher_better = higher_better;
+    f->tg_what[0] = 0;
     return f;
 }
 
@@ -517,6 +522,295 @@ static void bench_mlp(int threads, int reps)
     mlp_free(&m);
 }
 
+/* ---- 1b. ADOL-C side by side on the 1-element chain (bench/adolc_chain.cpp) ----
+ * The f64 chain of section 1 on 1-element tensors (K = 1000 ops) written with ADOL-C's
+ * adoubles, in a child process (built from bench/adolc_chain.cpp when libadolc-dev is
+ * installed) that answers one repetition per request, like the PyTorch MLP: a repetition of
+ * tapegrad's (ADOLC_INNER chains recorded and swept) and one of ADOL-C's (ADOLC_INNER
+ * records, reverses, replays at new inputs and replays + reverses) alternate, so that both
+ * see the same load, and each ratio is the median of the per-repetition ratios. Within a
+ * repetition each side reports the median over its chains (as section 1 takes the median
+ * over single chains), so that a chain the scheduler interrupted does not count. */
+#define ADOLC_K 1000
+#define ADOLC_INNER 40
+
+static const char *adolc_helper; /* --adolc PATH; NULL: not asked for */
+
+typedef struct adolc_result {
+    bool ran;             /* the helper answered and its figures are in figs[] */
+    bool check_ok;        /* its gradients equal tapegrad's within 1e-12 */
+    char version[64];
+    char note[320];       /* why it was skipped, or what went wrong */
+    char check[512];      /* the check line */
+    bool in_memory;       /* no part of ADOL-C's tape went to a file */
+    double ops_kind[4], ops_fixed, ops_per_op;
+    double max_diff;
+} adolc_result;
+static adolc_result adolc = {.version = "", .note = ""};
+
+/* the "key value" lines the helper prints before "ready" */
+typedef struct adolc_kv {
+    char key[32], val[64];
+} adolc_kv;
+
+static const char *kv_str(const adolc_kv *kv, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0) return kv[i].val;
+    return NULL;
+}
+
+static double kv_num(const adolc_kv *kv, int n, const char *key)
+{
+    const char *v = kv_str(kv, n, key);
+    return v ? atof(v) : (double)NAN;
+}
+
+/* Starts the helper in its own directory (any tape file ADOL-C writes, and the .adolcrc it
+ * reads, are there: the build directory), reads its description into kv; false if it
+ * could not be started or did not say "ready". */
+static bool adolc_start(torch_peer *p, const char *helper, double x0, adolc_kv *kv, int *nkv)
+{
+    *p = (torch_peer){0}, *nkv = 0;
+    char path[4096], dir[4096];
+    if (!realpath(helper, path)) return false;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    int to[2], from[2];
+    if (pipe(to) != 0) return false;
+    if (pipe(from) != 0) {
+        close(to[0]), close(to[1]);
+        return false;
+    }
+    fflush(NULL);
+    p->pid = fork();
+    if (p->pid == 0) {
+        char ks[32], xs[64];
+        snprintf(ks, sizeof ks, "%d", ADOLC_K);
+        snprintf(xs, sizeof xs, "%.17g", x0);
+        dup2(to[0], 0), dup2(from[1], 1);
+        close(to[0]), close(to[1]), close(from[0]), close(from[1]);
+        if (chdir(dir) != 0) _exit(127);
+        execl(path, "adolc_chain", "--k", ks, "--x0", xs, (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]), close(from[1]);
+    if (p->pid < 0) {
+        close(to[1]), close(from[0]);
+        *p = (torch_peer){0};
+        return false;
+    }
+    p->to = fdopen(to[1], "w"), p->from = fdopen(from[0], "r");
+    char line[256];
+    while (p->to && p->from && fgets(line, sizeof line, p->from)) {
+        if (strncmp(line, "ready", 5) == 0) return true;
+        if (*nkv < 64 && sscanf(line, "%31s %63s", kv[*nkv].key, kv[*nkv].val) == 2) (*nkv)++;
+    }
+    peer_stop(p);
+    return false;
+}
+
+/* one request line to the helper, its answer's first n numbers into v; false if it is gone */
+static bool adolc_ask(torch_peer *p, const char *req, double *v, int n)
+{
+    if (!p->to || fputs(req, p->to) == EOF || fflush(p->to) != 0) return false;
+    for (int i = 0; i < n; i++)
+        if (fscanf(p->from, "%lf", &v[i]) != 1) return false;
+    return true;
+}
+
+/* tapegrad's f = sum(chain(x)) and df/dx at x = v */
+static void tg_chain_grad(tg_tape *tp, tg_tensor *x, double v, double *f, double *g)
+{
+    tg_set(x, 0, v);
+    tg_tape_reset(tp);
+    tg_tensor *s = tg_sum(tp, chain(tp, x, ADOLC_K), TG_ALL_AXES, false);
+    tg_zero_grad(x);
+    if (!s || tg_backward(tp, s)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+    *f = s ? tg_get(s, 0) : (double)NAN;
+    *g = tg_grad(x) ? tg_get(tg_grad(x), 0) : (double)NAN;
+}
+
+/* One repetition of tapegrad's: ADOLC_INNER times, record (tape reset, chain, sum) and
+ * sweep; the medians over the chains of the ns per chain op of the record, the sweep and
+ * the two into t[0..2]. */
+static void tg_chain_rep(tg_tape *tp, tg_tensor *x, double t[3])
+{
+    double tr[ADOLC_INNER], tb[ADOLC_INNER], tt[ADOLC_INNER], per = 1e9 / ADOLC_K;
+    for (int j = 0; j < ADOLC_INNER; j++) {
+        double t0 = now();
+        tg_tape_reset(tp);
+        tg_tensor *s = tg_sum(tp, chain(tp, x, ADOLC_K), TG_ALL_AXES, false);
+        double t1 = now();
+        tg_zero_grad(x);
+        double t2 = now();
+        if (!s || tg_backward(tp, s)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+        double t3 = now();
+        tr[j] = (t1 - t0) * per, tb[j] = (t3 - t2) * per, tt[j] = tr[j] + tb[j];
+    }
+    t[0] = summarise(tr, ADOLC_INNER).med, t[1] = summarise(tb, ADOLC_INNER).med;
+    t[2] = summarise(tt, ADOLC_INNER).med;
+}
+
+/* an adolc.* figure: ADOL-C's value, tapegrad's alongside, the ratio */
+static void adolc_fig(const char *key, const char *unit, stat3 v, double tg, const char *what, double ratio)
+{
+    figure *f = fig(key, unit, v, false);
+    if (!f) return;
+    f->tg = tg, f->ratio = ratio;
+    snprintf(f->tg_what, sizeof f->tg_what, "%s", what);
+}
+
+static void bench_adolc(int reps)
+{
+    if (!adolc_helper) {
+        snprintf(adolc.note, sizeof adolc.note, "not asked for (bench --adolc PATH; make bench passes it)");
+        return;
+    }
+    if (access(adolc_helper, X_OK) != 0) {
+        snprintf(adolc.note, sizeof adolc.note,
+                 "%s was not built: ADOL-C is not installed (make bench-deps as root, or "
+                 "apt-get install libadolc-dev)", adolc_helper);
+        return;
+    }
+    int64_t shape[1] = {1};
+    tg_tensor *x = tg_tensor_new(TG_F64, 1, shape); /* x as in section 1's f64 n1 chain */
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_tensor_rand_uniform(x, -1, 1, &rng);
+    tg_set_requires_grad(x, true);
+    double x0 = tg_get(x, 0), x1 = x0 + 0.5; /* x1: the check's replay input */
+    tg_tape *tp = tg_tape_new();
+    torch_peer p;
+    adolc_kv kv[64];
+    int nkv;
+    if (!adolc_start(&p, adolc_helper, x0, kv, &nkv)) {
+        snprintf(adolc.note, sizeof adolc.note, "%s did not start", adolc_helper);
+        tg_tape_free(tp), tg_tensor_free(x);
+        return;
+    }
+    snprintf(adolc.version, sizeof adolc.version, "%s", kv_str(kv, nkv, "version") ? kv_str(kv, nkv, "version") : "unknown");
+    const char *kind[4] = {"ops_mul", "ops_add", "ops_tanh", "ops_addx"};
+    for (int i = 0; i < 4; i++) adolc.ops_kind[i] = kv_num(kv, nkv, kind[i]);
+    adolc.ops_fixed = kv_num(kv, nkv, "ops_fixed");
+    double k = kv_num(kv, nkv, "k");
+    adolc.ops_per_op = kv_num(kv, nkv, "num_operations") / k;
+    double spilled = kv_num(kv, nkv, "op_file") + kv_num(kv, nkv, "loc_file") +
+                     kv_num(kv, nkv, "val_file") + kv_num(kv, nkv, "tay_file");
+    adolc.in_memory = spilled == 0;
+    if (k != ADOLC_K || isnan(adolc.ops_per_op) || isnan(spilled)) {
+        snprintf(adolc.note, sizeof adolc.note, "%s described its tape incompletely", adolc_helper);
+        peer_stop(&p);
+        tg_tape_free(tp), tg_tensor_free(x);
+        return;
+    }
+
+    /* the check: ADOL-C's gradient after recording at x0, and after replaying at x1, against
+     * tapegrad's at the same points */
+    double ad[4], f0, g0, f1, g1;
+    char req[128];
+    snprintf(req, sizeof req, "check %.17g %.17g\n", x0, x1);
+    tg_chain_grad(tp, x, x0, &f0, &g0);
+    tg_chain_grad(tp, x, x1, &f1, &g1);
+    tg_set(x, 0, x0);
+    if (!adolc_ask(&p, req, ad, 4)) {
+        snprintf(adolc.note, sizeof adolc.note, "%s stopped answering", adolc_helper);
+        peer_stop(&p);
+        tg_tape_free(tp), tg_tensor_free(x);
+        return;
+    }
+    double d0 = fabs(ad[1] - g0), d1 = fabs(ad[3] - g1);
+    adolc.max_diff = fmax(d0, d1);
+    /* 1e-12 absolute for gradients of size up to 1, relative above */
+    adolc.check_ok = d0 <= 1e-12 * fmax(1, fabs(g0)) && d1 <= 1e-12 * fmax(1, fabs(g1));
+    snprintf(adolc.check, sizeof adolc.check,
+             "ADOL-C check, d sum(chain(x))/dx in f64, recorded at x = %.6f: ADOL-C %.17g, "
+             "tapegrad %.17g (|diff| %.1e); replayed at x = %.6f: ADOL-C %.17g, tapegrad %.17g "
+             "(|diff| %.1e); values %.1e / %.1e apart: %s",
+             x0, ad[1], g0, d0, x1, ad[3], g1, d1, fabs(ad[0] - f0), fabs(ad[2] - f1),
+             adolc.check_ok ? "ok (within 1e-12)" : "FAILED (beyond 1e-12)");
+
+    /* the paired repetitions (r = -1 warms both up) */
+    double *v[14];
+    for (int i = 0; i < 14; i++) v[i] = calloc((size_t)reps, sizeof *v[i]);
+    /* v[0..4]: ADOL-C record, reverse, record+reverse, replay, replay+reverse;
+     * v[5..6]: tapegrad record, sweep; v[7]: tapegrad record+sweep; v[8..12]: the ratios */
+    bool ok = true;
+    for (int r = -1; r < reps && ok; r++) {
+        double t[3], a[5];
+        tg_chain_rep(tp, x, t);
+        char rq[32];
+        snprintf(rq, sizeof rq, "rep %d\n", ADOLC_INNER);
+        ok = adolc_ask(&p, rq, a, 5);
+        if (!ok || r < 0) continue;
+        double tg5[5] = {t[0], t[1], t[2], t[0], t[2]};
+        for (int i = 0; i < 5; i++) v[i][r] = a[i], v[8 + i][r] = a[i] / tg5[i];
+        v[5][r] = t[0], v[6][r] = t[1], v[7][r] = t[2];
+    }
+    peer_stop(&p);
+    if (!ok) {
+        snprintf(adolc.note, sizeof adolc.note, "%s stopped answering", adolc_helper);
+    } else {
+        double tg_rec = summarise(v[5], reps).med, tg_rev = summarise(v[6], reps).med;
+        double tg_rr = summarise(v[7], reps).med;
+        adolc_fig("adolc.n1.record", "ns/op", summarise(v[0], reps), tg_rec, "record", summarise(v[8], reps).med);
+        adolc_fig("adolc.n1.reverse", "ns/op", summarise(v[1], reps), tg_rev, "sweep", summarise(v[9], reps).med);
+        adolc_fig("adolc.n1.record_reverse", "ns/op", summarise(v[2], reps), tg_rr, "record + sweep", summarise(v[10], reps).med);
+        adolc_fig("adolc.n1.replay", "ns/op", summarise(v[3], reps), tg_rec, "record (re-record)", summarise(v[11], reps).med);
+        adolc_fig("adolc.n1.replay_reverse", "ns/op", summarise(v[4], reps), tg_rr, "record + sweep", summarise(v[12], reps).med);
+        /* bytes: ADOL-C's tape (operations, locations, values) against tapegrad's arena per
+         * node, for the chain alone, as memory.tape_bytes_per_node_n1 but in f64 */
+        tg_tape_reset(tp);
+        (void)chain(tp, x, ADOLC_K);
+        tg_tape_stats st;
+        tg_tape_get_stats(tp, &st);
+        double tg_bytes = (double)st.arena_used / (double)st.n_nodes;
+        double ad_bytes = kv_num(kv, nkv, "tape_bytes") / k, tay = kv_num(kv, nkv, "taylor_bytes") / k;
+        adolc_fig("adolc.n1.bytes_per_op", "bytes", (stat3){ad_bytes, ad_bytes, ad_bytes}, tg_bytes,
+                  "arena bytes per node", ad_bytes / tg_bytes);
+        adolc_fig("adolc.n1.taylor_bytes_per_op", "bytes", (stat3){tay, tay, tay}, (double)NAN, "", (double)NAN);
+        adolc_fig("adolc.n1.primitive_ops_per_op", "ops", (stat3){adolc.ops_per_op, adolc.ops_per_op, adolc.ops_per_op},
+                  1, "node", (double)NAN);
+        adolc.ran = true;
+    }
+    for (int i = 0; i < 14; i++) free(v[i]);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+
+/* the ADOL-C part of the table */
+static void print_adolc(int reps)
+{
+    if (!adolc.ran) {
+        printf("ADOL-C comparison skipped: %s\n", adolc.note[0] ? adolc.note : "not run");
+        return;
+    }
+    printf("ADOL-C %s side by side (bench/adolc_chain.cpp): the 1-element f64 chain of %d ops, "
+           "%d repetitions of %d chains alternating with tapegrad's, the tape %s; per op of the "
+           "chain, i.e. per tapegrad node; ADOL-C records %.2f primitive ops per chain op (mul "
+           "%g, add %g, tanh %g, add x %g; %g more per tape)\n",
+           adolc.version, ADOLC_K, reps, ADOLC_INNER,
+           adolc.in_memory ? "in memory (no tape file written)" : "SPILLED TO FILES (see build/)",
+           adolc.ops_per_op, adolc.ops_kind[0], adolc.ops_kind[1], adolc.ops_kind[2],
+           adolc.ops_kind[3], adolc.ops_fixed);
+    printf("%-32s %6s %9s %9s %9s %10s  %-22s %7s\n", "figure", "unit", "ADOL-C", "min", "max",
+           "tapegrad", "(tapegrad figure)", "ratio");
+    for (int i = 0; i < n_figs; i++) {
+        figure *f = &figs[i];
+        if (strncmp(f->key, "adolc.", 6) != 0) continue;
+        printf("%-32s %6s %9.4g %9.4g %9.4g", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
+        if (!isnan(f->tg)) printf(" %10.4g  %-22s", f->tg, f->tg_what);
+        if (!isnan(f->ratio)) printf(" %6.2fx", f->ratio);
+        printf("\n");
+    }
+    printf("ratio: ADOL-C / tapegrad, how many times faster (or smaller) tapegrad is; the time "
+           "ratios are medians of per-repetition ratios. ADOL-C's record and replay keep the "
+           "Taylor values a reverse needs (trace_on(tag, 1), zos_forward keep = 1); tapegrad "
+           "evaluates at new inputs by recording again\n");
+    printf("%s\n", adolc.check);
+}
+
 /* ---- 4. peak RSS of a training run of the tapegrad command ---- */
 static double child_peak_rss_mb(char *const argv[])
 {
@@ -596,8 +890,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json = argv[++i];
         else if (strcmp(argv[i], "--cli") == 0 && i + 1 < argc) cli = argv[++i];
         else if (strcmp(argv[i], "--torch") == 0 && i + 1 < argc) torch_script = argv[++i];
+        else if (strcmp(argv[i], "--adolc") == 0 && i + 1 < argc) adolc_helper = argv[++i];
         else {
-            fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT]\n");
+            fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] [--adolc HELPER]\n");
             return 2;
         }
     }
@@ -619,6 +914,11 @@ int main(int argc, char **argv)
     figure *k3 = find_fig("overhead.f32.k1000.fwd_bwd");
     figure *k6 = find_fig(quick ? "overhead.f32.k100000.fwd_bwd" : "overhead.f32.k1000000.fwd_bwd");
     if (k3 && k6) fig("overhead.flatness_kmax_over_k1000", "x", (stat3){k6->v.med / k3->v.med, 0, 0}, false);
+
+    fprintf(stderr, "bench: ADOL-C side by side...\n");
+    int adolc_reps = quick ? 11 : 61;
+    bench_adolc(adolc_reps);
+    if (adolc.ran && !adolc.check_ok) fprintf(stderr, "bench: %s\n", adolc.check);
 
     fprintf(stderr, "bench: MLP training step...\n");
     /* more repetitions than elsewhere: on a shared machine the MLP moves the most, and its
@@ -666,6 +966,7 @@ int main(int argc, char **argv)
     printf("%-44s %10s %10s %10s %9s %12s %8s\n", "figure", "unit", "median", "min", "max", "PyTorch", "ratio");
     for (int i = 0; i < n_figs; i++) {
         figure *f = &figs[i];
+        if (strncmp(f->key, "adolc.", 6) == 0) continue; /* their own part below */
         printf("%-44s %10s %10.4g %10.4g %9.4g", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
         if (!isnan(f->torch)) {
             /* ratio > 1 means tapegrad is better */
@@ -687,6 +988,7 @@ int main(int argc, char **argv)
     else
         printf("ratio: how many times better tapegrad is (PyTorch time / tapegrad time, or "
                "tapegrad rate / PyTorch rate)\n");
+    print_adolc(adolc_reps);
 
     FILE *jf = fopen(json, "w");
     if (jf) {
@@ -696,19 +998,32 @@ int main(int argc, char **argv)
         fprintf(jf, "  \"compiler\": \"%s\",\n  \"tapegrad_revision\": \"%s\",\n", __VERSION__, TG_GIT_REV);
         fprintf(jf, "  \"threads\": {\"overhead\": 1, \"mlp\": [1, 2], \"peak_rss\": 1},\n");
         fprintf(jf, "  \"mlp_data\": \"%s\",\n", mlp_data);
-        fprintf(jf, "  \"pytorch\": %s,\n  \"pytorch_version\": \"%s\",\n  \"figures\": {\n",
+        fprintf(jf, "  \"pytorch\": %s,\n  \"pytorch_version\": \"%s\",\n",
                 have_torch ? "true" : "false", have_torch ? tv : "");
+        fprintf(jf, "  \"adolc\": %s,\n  \"adolc_version\": \"%s\",\n", adolc.ran ? "true" : "false",
+                adolc.ran ? adolc.version : "");
+        if (adolc.ran)
+            fprintf(jf, "  \"adolc_run\": {\"chain_ops\": %d, \"repetitions\": %d, \"chains_per_repetition\": %d, "
+                        "\"tape_in_memory\": %s, \"gradient_check\": \"%s\", \"gradient_max_abs_diff\": %.3g},\n",
+                    ADOLC_K, adolc_reps, ADOLC_INNER, adolc.in_memory ? "true" : "false",
+                    adolc.check_ok ? "ok" : "failed", adolc.max_diff);
+        fprintf(jf, "  \"figures\": {\n");
         for (int i = 0; i < n_figs; i++) {
             figure *f = &figs[i];
             fprintf(jf, "    \"%s\": {\"unit\": \"%s\", \"median\": %.6g, \"min\": %.6g, \"max\": %.6g", f->key,
                     f->unit, f->v.med, f->v.lo, f->v.hi);
             if (!isnan(f->torch)) fprintf(jf, ", \"pytorch\": %.6g", f->torch);
+            if (!isnan(f->tg)) fprintf(jf, ", \"tapegrad\": %.6g, \"tapegrad_figure\": \"%s\"", f->tg, f->tg_what);
             if (!isnan(f->ratio)) fprintf(jf, ", \"ratio\": %.6g", f->ratio);
             fprintf(jf, "}%s\n", i + 1 < n_figs ? "," : "");
         }
         fprintf(jf, "  }\n}\n");
         fclose(jf);
         printf("json: %s\n", json);
+    }
+    if (adolc.ran && !adolc.check_ok) {
+        fprintf(stderr, "bench: %s\n", adolc.check);
+        return 1;
     }
     return 0;
 }
