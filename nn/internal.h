@@ -23,6 +23,12 @@ struct tg_module {
     double momentum, eps;       /* NN_BATCHNORM */
     tg_module **children;       /* NN_SEQUENTIAL, owned */
     int n_children, cap;
+    tg_module *parent;          /* the container holding it, or NULL: a module is in one
+                                   tree at most, and a tree has no cycle */
+    int levels;                 /* a layer 1, a container one more than its deepest child:
+                                   the walks recurse, so tg_nn_append bounds it */
+    bool has_tensors;           /* a container: some module inside it has tensors, which
+                                   fixes the tree's dtype */
 };
 
 /* module.c */

@@ -8,23 +8,9 @@
 
 #include "internal.h"
 
-/* What module.c keeps beside each module, after the struct of nn/internal.h (which the
- * other files of nn/ share): the container holding it, so that a module is in one tree at
- * most and a tree has no cycle; how many levels it has (a layer 1, a container one more
- * than its deepest child), so that the walks, which recurse, stay shallow; and whether
- * any module in it has tensors, which fixes the tree's dtype. Every module is made by
- * module_new, so every tg_module is the first member of a node. */
-typedef struct node {
-    tg_module m;
-    tg_module *parent; /* the container holding it, or NULL */
-    int levels;
-    bool has_tensors;  /* a container: some module inside it has tensors */
-} node;
-
 #define MAX_LEVELS 64 /* of a tree: tg_nn_append refuses deeper nesting */
 
-static node *nd(const tg_module *m) { return (node *)(void *)(uintptr_t)m; }
-static bool has_tensors(const tg_module *m) { return m->n_p + m->n_buf > 0 || nd(m)->has_tensors; }
+static bool has_tensors(const tg_module *m) { return m->n_p + m->n_buf > 0 || m->has_tensors; }
 
 /* Why the last constructor or tg_nn_append called on this thread failed (tg_nn_last_status);
  * made_null: that was a constructor, and no tg_nn_append came after it. */
@@ -62,16 +48,16 @@ static bool dtype_ok(const char *fn, tg_dtype dt)
 static tg_module *module_new(const char *fn, int kind, tg_dtype dt)
 {
     if (!dtype_ok(fn, dt)) return NULL;
-    node *n = calloc(1, sizeof *n);
-    if (!n) {
+    tg_module *m = calloc(1, sizeof *m);
+    if (!m) {
         fail(TG_ENOMEM, "%s: out of memory", fn);
         return NULL;
     }
-    n->levels = 1;
-    n->m.kind = kind;
-    n->m.dtype = dt;
-    n->m.training = true;
-    return &n->m;
+    m->levels = 1;
+    m->kind = kind;
+    m->dtype = dt;
+    m->training = true;
+    return m;
 }
 
 /* A parameter leaf of the given shape, requiring a gradient. */
@@ -90,7 +76,7 @@ static void free_tree(tg_module *m)
     for (int i = 0; i < m->n_children; i++) free_tree(m->children[i]);
     free(m->children);
     for (int i = 0; i < NN_MAX_P; i++) tg_tensor_free(m->p[i]), tg_tensor_free(m->buf[i]);
-    free(nd(m));
+    free(m);
 }
 
 /* A constructor's failure to allocate its tensors: frees the half-made module. */
@@ -231,11 +217,11 @@ static int append(tg_module *seq, tg_module *m)
 {
     if (!m) return fail(TG_EARG, "tg_nn_append: the layer is NULL");
     /* Refusals that leave m to whoever has it: its container, or the caller when m holds seq. */
-    if (nd(m)->parent)
+    if (m->parent)
         return fail(TG_EARG, "tg_nn_append: the layer is already in a container (a module "
                     "belongs to one container)");
     int depth = 0; /* containers from seq's root down to seq */
-    for (const tg_module *c = seq; c; c = nd(c)->parent, depth++)
+    for (const tg_module *c = seq; c; c = c->parent, depth++)
         if (c == m)
             return fail(TG_EARG, "tg_nn_append: the layer %s the container: the tree would "
                         "contain itself", m == seq ? "is" : "holds");
@@ -243,15 +229,15 @@ static int append(tg_module *seq, tg_module *m)
      * first layer with tensors (dropout and activations have none), so one saved file has
      * one dtype; ops refuse mixed dtypes anyway. */
     tg_module *root = seq;
-    while (root && nd(root)->parent) root = nd(root)->parent;
+    while (root && root->parent) root = root->parent;
     bool m_has = has_tensors(m);
     int rc = TG_OK;
     if (!seq || seq->kind != NN_SEQUENTIAL)
         rc = fail(TG_EARG, "tg_nn_append: %s", seq ? "the container is not a sequential"
                                                    : "the container is NULL");
-    else if (depth + nd(m)->levels > MAX_LEVELS)
+    else if (depth + m->levels > MAX_LEVELS)
         rc = fail(TG_EARG, "tg_nn_append: the tree would be %d levels deep, more than %d",
-                  depth + nd(m)->levels, MAX_LEVELS);
+                  depth + m->levels, MAX_LEVELS);
     else if (m_has && has_tensors(root) && m->dtype != root->dtype)
         rc = fail(TG_EDTYPE, "tg_nn_append: the layer is %s, the model %s",
                   tg_dtype_name(m->dtype), tg_dtype_name(root->dtype));
@@ -266,10 +252,10 @@ static int append(tg_module *seq, tg_module *m)
         return rc;
     }
     seq->children[seq->n_children++] = m;
-    nd(m)->parent = seq;
-    for (tg_module *c = seq, *child = m; c; child = c, c = nd(c)->parent) {
-        if (nd(c)->levels < nd(child)->levels + 1) nd(c)->levels = nd(child)->levels + 1;
-        if (m_has) nd(c)->has_tensors = true, c->dtype = m->dtype;
+    m->parent = seq;
+    for (tg_module *c = seq, *child = m; c; child = c, c = c->parent) {
+        if (c->levels < child->levels + 1) c->levels = child->levels + 1;
+        if (m_has) c->has_tensors = true, c->dtype = m->dtype;
     }
     tg_nn_set_training(m, seq->training);
     return TG_OK;
@@ -339,7 +325,7 @@ tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropou
 
 void tg_nn_free(tg_module *m)
 {
-    if (!m || nd(m)->parent) return; /* a module in a container goes with the container */
+    if (!m || m->parent) return; /* a module in a container goes with the container */
     free_tree(m);
 }
 
