@@ -33,7 +33,7 @@ HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops
                        optim/*.h data/*.h cli/*.h test/*.h)
 DEPS_OK  := $(B)/.deps-ok
 
-.PHONY: all lib test asan valgrind install clean deps help run examples cli data-deps bench fuzz FORCE
+.PHONY: all lib test asan tsan valgrind install clean deps help run examples cli data-deps bench bench-deps fuzz FORCE
 all: lib $(TESTS) $(B)/tapegrad
 lib: $(B)/libtapegrad.a $(B)/libtapegrad.so
 
@@ -42,8 +42,10 @@ help:
 	@echo "make          build build/libtapegrad.{a,so}, build/tapegrad and the tests"
 	@echo "make test     build and run every test (ends with 'N passed, M failed')"
 	@echo "make asan     the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make tsan     the tests under ThreadSanitizer (the library's own OpenMP loops off)"
 	@echo "make valgrind the tests under valgrind memcheck"
 	@echo "make bench    tape overhead, MLP throughput, GEMM efficiency, memory; PyTorch side by side"
+	@echo "make bench-deps  install ADOL-C (libadolc-dev) for make bench's ADOL-C comparison"
 	@echo "make fuzz     fuzz the IDX and CSV readers with libFuzzer (FUZZ_TIME=60 s each)"
 	@echo "make examples build/examples/* (the README example and every demo as a program)"
 	@echo "make install PREFIX=/usr/local   headers, libraries, tapegrad.pc and the tapegrad command"
@@ -115,9 +117,31 @@ run: data-deps $(B)/tapegrad
 	@mkdir -p $(B)/run
 	$(B)/tapegrad train --data fashion-mnist --log $(B)/run/curves.csv --save $(B)/run/model.tg $(ARGS)
 
-# Benchmarks (bench/): tapegrad and, when python3-torch is installed, PyTorch in one table.
-bench: $(B)/bench $(B)/tapegrad data-deps
-	$(B)/bench --cli $(B)/tapegrad --json $(B)/bench.json $(ARGS)
+# Benchmarks (bench/): tapegrad and, when python3-torch is installed, PyTorch in one table;
+# ADOL-C (Debian's libadolc-dev) on the 1-element chain, through a C++ helper program that
+# bench runs, when it is installed or bench-deps can install it (else skipped with a note).
+ADOLC_H := /usr/include/adolc/adolc.h
+bench-deps:
+	@if [ ! -f $(ADOLC_H) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "ADOL-C is missing: installing Debian's libadolc-dev"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libadolc-dev) >/dev/null \
+	      || echo "bench-deps: could not install libadolc-dev; make bench skips ADOL-C" >&2; \
+	  else \
+	    echo "make bench compares with ADOL-C when it is installed: run 'sudo apt-get install libadolc-dev'." >&2; \
+	  fi; \
+	fi
+# Plain -ladolc: Debian's adolc.pc also names a Boost library the package does not pull in.
+# Without ADOL-C (or g++) the helper is not built and bench says it skipped ADOL-C.
+$(B)/adolc_chain: bench/adolc_chain.cpp | bench-deps
+	@mkdir -p $(B)
+	@if [ -f $(ADOLC_H) ] && command -v $(CXX) >/dev/null 2>&1; then \
+	  v=$$(dpkg-query -W -f='$${Version}' libadolc-dev 2>/dev/null || echo unknown); \
+	  echo "$(CXX) -O3 -std=c++11 -DADOLC_PKG_VERSION='\"$$v\"' $< -o $@ -ladolc"; \
+	  $(CXX) -O3 -std=c++11 -DADOLC_PKG_VERSION="\"$$v\"" $< -o $@ -ladolc || exit 1; \
+	else rm -f $@; fi
+bench: bench-deps $(B)/bench $(B)/tapegrad $(B)/adolc_chain data-deps
+	$(B)/bench --cli $(B)/tapegrad --adolc $(B)/adolc_chain --json $(B)/bench.json $(ARGS)
 # The revision the bench reports ("-dirty" with uncommitted changes); the stamp file is
 # rewritten only when it changes, so that the bench is rebuilt then.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -138,6 +162,17 @@ asan:
 	$(MAKE) --no-print-directory B=build/asan OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test
+
+# ThreadSanitizer (GCC): TG_NO_CLONES, since the target_clones resolvers run at load, before
+# TSan is up, and crash; OPENMP empty, since TSan cannot see libgomp's barriers and would
+# flag every parallel loop (BLIS still runs its own threads, uninstrumented, and TSan is
+# told to ignore what they do); TG_TEST_ASAN turns off test_optim's malloc replacement, as
+# under ASan, since TSan owns malloc.
+tsan:
+	TSAN_OPTIONS="ignore_noninstrumented_modules=1 $(TSAN_OPTIONS)" \
+	$(MAKE) --no-print-directory B=build/tsan OPT=-O1 OPENMP= \
+	  EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer -DTG_NO_CLONES -DTG_TEST_ASAN" \
+	  EXTRA_LDFLAGS="-fsanitize=thread" test
 
 valgrind: $(TESTS)
 	@VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --suppressions=test/valgrind.supp" \

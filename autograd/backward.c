@@ -50,10 +50,14 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
     if (!tp) return TG_EARG;
     if (tp->err) return tp->err;
     if (!y) return tg_fail(tp, TG_EARG, "%s: %s is NULL", who, seed ? "output" : "loss");
-    if (!y->leaf && (y->tape != tp || y->gen != tp->gen))
+    if (!tg_tensor_usable(tp, y))
         return tg_fail(tp, TG_ESTATE,
                        "%s: the %s was not recorded on this tape since its last reset", who,
                        seed ? "output" : "loss");
+    if (seed && !tg_tensor_usable(tp, seed))
+        return tg_fail(tp, TG_ESTATE,
+                       "%s: the seed belongs to another tape or was made before tg_tape_reset",
+                       who);
     if (!seed && y->numel != 1)
         return tg_fail(tp, TG_ESHAPE, "%s: loss must be a scalar, got shape %s", who,
                        tg_shape_str(y, buf, sizeof buf));

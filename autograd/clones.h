@@ -5,7 +5,9 @@
  * give the same bits. Only for kernels doing enough work per call to pay for the indirect
  * call (optimiser steps, linear_act's passes): measured on the momentum step of the bench
  * MLP at 1 thread, 77-89 us -> 65-82 us. GCC only: clang 14 exports each clone's resolver
- * from the shared library whatever the visibility. Not installed. */
+ * from the shared library whatever the visibility. -DTG_NO_CLONES turns them off: make
+ * tsan needs it, since the loader runs the resolvers before ThreadSanitizer is set up and
+ * they crash. Not installed. */
 #ifndef TAPEGRAD_CLONES_H
 #define TAPEGRAD_CLONES_H
 

@@ -14,7 +14,8 @@ struct tg_tensor {
     tg_node *node;         /* the node that produced it, if recorded */
     int64_t numel;
     uint64_t grad_sweep;   /* arena tensors: the sweep in which grad was last made ready */
-    uint32_t gen;          /* arena tensors: the tape generation they were made in */
+    uint32_t gen;          /* arena tensors: the tape generation they were made in (the
+                              staleness check, tg_tensor_usable) */
     int8_t ndim;
     uint8_t dtype;         /* tg_dtype */
     bool requires_grad : 1; /* leaves: set by the caller; outputs: some input requires it */
@@ -39,11 +40,21 @@ struct tg_node {
     tg_tensor *in[];       /* n_in inputs, borrowed */
 };
 
+/* An arena block: this header at the start of one allocation from the tape's hook, then
+ * size + TG_STAGGER_MAX bytes from base, the first cache line past the header (however the
+ * hook aligns), then one spare line. Generation g's allocations start at base +
+ * TG_STAGGER(g) and take the same offsets from there in every generation. */
 typedef struct tg_block {
     struct tg_block *next;
-    size_t size, used;     /* bytes of data[] and bytes handed out */
-    _Alignas(TG_ALIGN) unsigned char data[];
+    unsigned char *base;       /* 64-aligned */
+    unsigned char *top, *end;  /* the next free byte, and the generation's start + size */
+    size_t size;               /* bytes usable in a generation */
 } tg_block;
+/* Generation g's allocations start 16 (g mod 4) bytes into every block: an arena tensor
+ * of the last 3 generations of a step that repeats is then never where a tensor header
+ * of the current one is (a header takes at least 64 bytes; docs/design.md). */
+#define TG_STAGGER(gen) ((size_t)((gen) % 4u) * 16u)
+#define TG_STAGGER_MAX 48
 
 struct tg_tape {
     tg_alloc_fn alloc;
@@ -61,6 +72,7 @@ struct tg_tape {
                                 by every op, so kept on the line of the fields above */
     char msg[256];
     tg_rng rng;
+    uintptr_t lo, hi;        /* every block lies in [lo, hi): most leaves need no block walk */
 };
 
 /* One row of the op table (ops/ops.def generates it). */
@@ -131,16 +143,31 @@ const char *tg_custom_name(const tg_node *n);
 
 /* arena.c */
 void *tg_arena_alloc(tg_tape *tp, size_t bytes); /* TG_ALIGN-aligned; NULL when out of memory */
-void *tg_arena_alloc_align(tg_tape *tp, size_t bytes, size_t align); /* align 16 or 64 */
-void tg_arena_rewind(tg_tape *tp);
+/* align 16 or 64. A 64-aligned allocation takes 48 bytes more of the arena, so that it
+ * takes the same room whatever the generation's stagger. */
+void *tg_arena_alloc_align(tg_tape *tp, size_t bytes, size_t align);
+void tg_arena_rewind(tg_tape *tp); /* for generation tp->gen */
 void tg_arena_release(tg_tape *tp);
+/* Whether p lies in one of tp's blocks. */
+bool tg_arena_owns(const tg_tape *tp, const void *p);
+
+/* Whether t may be an op input or a sweep's root on tp: an arena tensor made on tp in its
+ * current generation, or a leaf. The first test is the hot path; a pointer that fails it
+ * is a leaf only if it says so and is not inside tp's arena, where the bytes under a stale
+ * pointer may read as anything (docs/design.md). */
+static inline bool tg_tensor_usable(const tg_tape *tp, const tg_tensor *t)
+{
+    if (t->tape == tp && t->gen == tp->gen && !t->leaf) return true;
+    return t->leaf && !t->tape && !tg_arena_owns(tp, t);
+}
 
 /* tape.c */
-int tg_fail(tg_tape *tp, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+/* Records an error on the tape (the first only) and returns code: the public
+ * tg_tape_fail, under the short name the library uses. */
+#define tg_fail tg_tape_fail
+/* The CPUs this process may run on: OpenMP's count, which follows the affinity mask, or
+ * the online CPUs without OpenMP; at least 1. */
+int tg_cpu_count(void);
 /* A new arena tensor of the given dtype and shape, uninitialised. NULL (and an error naming
  * "tg_<who>") when out of memory. */
 tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
@@ -160,7 +187,14 @@ static inline int tg_grad_beta(tg_tensor *t)
     t->grad_unset = false;
     return beta;
 }
+/* The element count of a shape, or -1 if it is not a valid tensor shape: ndim outside
+ * 0..TG_MAX_DIMS, shape NULL with ndim > 0, a negative size, or non-zero sizes whose
+ * product exceeds TG_MAX_NUMEL. Every partial product of a valid shape's sizes is then at
+ * most TG_MAX_NUMEL too. */
 int64_t tg_shape_numel(int ndim, const int64_t *shape);
+/* Records TG_ESHAPE for a shape tg_shape_numel refuses, saying why: "tg_<who>: shape [..]
+ * has more than 281474976710656 elements (TG_MAX_NUMEL)". Returns TG_ESHAPE. */
+int tg_shape_fail(tg_tape *tp, const char *who, int ndim, const int64_t *shape);
 /* Writes "[2,3]" of a raw shape into buf. */
 char *tg_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t size);
 

@@ -23,7 +23,7 @@ int tg_op_check(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
     if (tp->err) return tp->err; /* an earlier op failed: stay quiet, return NULL */
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) return tg_fail(tp, TG_EARG, "tg_%s: input %d is NULL", name, i);
-        if (!in[i]->leaf && (in[i]->tape != tp || in[i]->gen != tp->gen))
+        if (!tg_tensor_usable(tp, in[i]))
             return tg_fail(tp, TG_ESTATE,
                            "tg_%s: input %d belongs to another tape or was made before "
                            "tg_tape_reset",

@@ -1,7 +1,11 @@
-/* autograd/tape.c: tape lifetime, errors, grad mode, statistics. */
+/* autograd/tape.c: tape lifetime, errors, grad mode, statistics, the CPU count. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "internal.h"
 
@@ -25,7 +29,7 @@ tg_tape *tg_tape_new_with(tg_alloc_fn alloc, void *ctx)
     tp->alloc_ctx = ctx;
     tp->n_allocs = 1;
     tp->grad_mode = true;
-    tp->gen = 1;
+    tp->gen = 1; /* the blocks made in this generation start TG_STAGGER(1) bytes in */
     tg_rng_seed(&tp->rng, 0);
     return tp;
 }
@@ -43,10 +47,10 @@ void tg_tape_free(tg_tape *tp)
 void tg_tape_reset(tg_tape *tp)
 {
     if (!tp) return;
-    tg_arena_rewind(tp);
+    tp->gen++;
+    tg_arena_rewind(tp); /* at the new generation's stagger */
     tp->head = tp->tail = NULL;
     tp->n_nodes = 0;
-    tp->gen++;
     tp->err = TG_OK;
     tp->msg[0] = '\0';
 }
@@ -59,30 +63,26 @@ const char *tg_tape_error(const tg_tape *tp)
 
 int tg_tape_errcode(const tg_tape *tp) { return tp ? tp->err : TG_EARG; }
 
-static int vfail(tg_tape *tp, int code, const char *fmt, va_list ap)
+/* The library's tg_fail (internal.h) is this function. */
+int tg_tape_fail(tg_tape *tp, int code, const char *fmt, ...)
 {
     if (!tp || tp->err != TG_OK) return code; /* keep the first error only */
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(tp->msg, sizeof tp->msg, fmt, ap);
+    va_end(ap);
     tp->err = code;
     return code;
 }
 
-int tg_fail(tg_tape *tp, int code, const char *fmt, ...)
+int tg_cpu_count(void)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vfail(tp, code, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-int tg_tape_fail(tg_tape *tp, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfail(tp, code, fmt, ap);
-    va_end(ap);
-    return code;
+#ifdef _OPENMP
+    int n = omp_get_num_procs();
+#else
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+    return n > 0 ? (int)n : 1;
 }
 
 bool tg_tape_set_grad_mode(tg_tape *tp, bool on)
@@ -115,20 +115,27 @@ tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
                            const int64_t *shape)
 {
     int64_t numel = tg_shape_numel(ndim, shape);
+    if (numel < 0) { /* too large or negative: every op makes its output here */
+        tg_shape_fail(tp, who, ndim, shape);
+        return NULL;
+    }
     size_t bytes = (size_t)numel * tg_dtype_size(dt);
     /* Small tensors pack at 16 bytes (a chain of scalar ops stays in cache); data of 64
-     * bytes or more starts on a cache line, for vector loops and BLIS. */
+     * bytes or more starts on a cache line, for vector loops and BLIS. The header is first
+     * either way, at an offset that is the same in every generation (arena.c): large data
+     * follows on the first line past it, in 48 bytes of slack whatever the stagger. */
     bool small = bytes < TG_ALIGN;
-    size_t hdr = small ? (TG_TENSOR_BYTES(ndim) + 15) & ~(size_t)15
-                       : (TG_TENSOR_BYTES(ndim) + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
-    unsigned char *p = tg_arena_alloc_align(tp, hdr + bytes, small ? 16 : TG_ALIGN);
+    size_t hdr = (TG_TENSOR_BYTES(ndim) + 15) & ~(size_t)15;
+    size_t room = hdr + bytes + (small ? 0 : TG_ALIGN - 16);
+    unsigned char *p = tg_arena_alloc_align(tp, room, 16);
     if (!p) {
-        tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory (%zu bytes)", who, hdr + bytes);
+        tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory (%zu bytes)", who, room);
         return NULL;
     }
     tg_tensor *t = (tg_tensor *)p;
     memset(t, 0, sizeof *t);
     t->data = p + hdr;
+    if (!small) t->data = p + hdr + (TG_ALIGN - (uintptr_t)(p + hdr) % TG_ALIGN) % TG_ALIGN;
     t->tape = tp;
     t->gen = tp->gen;
     t->numel = numel;

@@ -1,4 +1,5 @@
 /* autograd/tensor.c: leaves (caller-owned tensors), accessors, fills, printing, the RNG. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,13 @@
 int tg_status_set(tg_status *st, int code, const char *fmt, ...)
 {
     if (!st) return code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st->msg, sizeof st->msg, fmt, ap);
-    va_end(ap);
+    st->msg[0] = '\0';
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(st->msg, sizeof st->msg, fmt, ap);
+        va_end(ap);
+    }
     st->code = code;
     return code;
 }
@@ -34,14 +38,71 @@ const char *tg_strerror(int code)
     }
 }
 
-size_t tg_dtype_size(tg_dtype dt) { return dt == TG_F64 ? sizeof(double) : sizeof(float); }
-const char *tg_dtype_name(tg_dtype dt) { return dt == TG_F64 ? "f64" : "f32"; }
+size_t tg_dtype_size(tg_dtype dt)
+{
+    return dt == TG_F64 ? sizeof(double) : dt == TG_F32 ? sizeof(float) : 0;
+}
+const char *tg_dtype_name(tg_dtype dt)
+{
+    return dt == TG_F64 ? "f64" : dt == TG_F32 ? "f32" : "none";
+}
+
+/* Byte counts of TG_MAX_NUMEL elements, and a few times that for saved context, fit. */
+_Static_assert(SIZE_MAX / 64 >= (uint64_t)TG_MAX_NUMEL,
+               "size_t is too small for TG_MAX_NUMEL");
+
+/* *r = a b for a, b > 0; true if that overflows. */
+static inline bool mul_overflows(int64_t a, int64_t b, int64_t *r)
+{
+#if defined(__GNUC__)
+    return __builtin_mul_overflow(a, b, r);
+#else
+    if (a > INT64_MAX / b) return true;
+    *r = a * b;
+    return false;
+#endif
+}
 
 int64_t tg_shape_numel(int ndim, const int64_t *shape)
 {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    return n;
+    if ((unsigned)ndim > TG_MAX_DIMS) return -1;
+    if (ndim == 0) return 1; /* a scalar (a loss, a chain of scalar ops): no more tests */
+    if (!shape) return -1;
+    int64_t n = 1; /* the product of the non-zero sizes */
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        int64_t s = shape[i];
+        if (s > 0) {
+            if (mul_overflows(n, s, &n) || n > TG_MAX_NUMEL) return -1;
+        } else if (s == 0) {
+            empty = true;
+        } else {
+            return -1;
+        }
+    }
+    return empty ? 0 : n;
+}
+
+int tg_shape_fail(tg_tape *tp, const char *who, int ndim, const int64_t *shape)
+{
+    char buf[160];
+    if (ndim < 0 || ndim > TG_MAX_DIMS)
+        return tg_fail(tp, TG_ESHAPE, "tg_%s: %d dimensions, want 0..%d", who, ndim, TG_MAX_DIMS);
+    if (ndim > 0 && !shape) return tg_fail(tp, TG_ESHAPE, "tg_%s: the shape is NULL", who);
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return tg_fail(tp, TG_ESHAPE, "tg_%s: shape %s has a negative size", who,
+                           tg_shape_fmt(ndim, shape, buf, sizeof buf));
+        empty |= shape[i] == 0;
+    }
+    if (empty)
+        return tg_fail(tp, TG_ESHAPE,
+                       "tg_%s: shape %s: its non-zero sizes multiply to more than %lld "
+                       "(TG_MAX_NUMEL)",
+                       who, tg_shape_fmt(ndim, shape, buf, sizeof buf), (long long)TG_MAX_NUMEL);
+    return tg_fail(tp, TG_ESHAPE, "tg_%s: shape %s has more than %lld elements (TG_MAX_NUMEL)",
+                   who, tg_shape_fmt(ndim, shape, buf, sizeof buf), (long long)TG_MAX_NUMEL);
 }
 
 char *tg_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t size)
@@ -58,6 +119,7 @@ char *tg_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t size)
 
 char *tg_shape_str(const tg_tensor *t, char *buf, size_t size)
 {
+    if (!buf || size == 0) return buf;
     if (!t) {
         snprintf(buf, size, "NULL");
         return buf;
@@ -65,25 +127,13 @@ char *tg_shape_str(const tg_tensor *t, char *buf, size_t size)
     return tg_shape_fmt(t->ndim, t->shape, buf, size);
 }
 
-/* Valid shape: 0..TG_MAX_DIMS dims, sizes >= 0, and numel*8 does not overflow. */
-static bool shape_ok(int ndim, const int64_t *shape)
-{
-    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) return false;
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return false;
-        if (shape[i] > 0 && n > (INT64_MAX / 16) / shape[i]) return false;
-        n *= shape[i];
-    }
-    return true;
-}
-
 static tg_tensor *leaf_new(tg_dtype dt, int ndim, const int64_t *shape)
 {
-    if ((dt != TG_F32 && dt != TG_F64) || !shape_ok(ndim, shape)) return NULL;
+    int64_t numel = tg_shape_numel(ndim, shape); /* -1 for a bad shape */
+    if ((dt != TG_F32 && dt != TG_F64) || numel < 0) return NULL;
     tg_tensor *t = calloc(1, TG_TENSOR_BYTES(ndim));
     if (!t) return NULL;
-    t->numel = tg_shape_numel(ndim, shape);
+    t->numel = numel;
     size_t bytes = (size_t)t->numel * tg_dtype_size(dt);
     /* aligned_alloc wants a multiple of the alignment. One spare line at the end: BLIS's
      * AVX2 kernels may read a few bytes past the end of a small C operand. */
@@ -133,7 +183,7 @@ int tg_tensor_free(tg_tensor *t)
     return TG_OK;
 }
 
-tg_dtype tg_tensor_dtype(const tg_tensor *t) { return (tg_dtype)t->dtype; }
+tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t ? (tg_dtype)t->dtype : TG_DTYPE_NONE; }
 int tg_tensor_ndim(const tg_tensor *t) { return t ? t->ndim : 0; }
 const int64_t *tg_tensor_shape(const tg_tensor *t) { return t ? t->shape : NULL; }
 int64_t tg_tensor_numel(const tg_tensor *t) { return t ? t->numel : 0; }
@@ -149,13 +199,21 @@ int64_t tg_tensor_dim(const tg_tensor *t, int axis)
     return t->shape[axis];
 }
 
+/* One unsigned compare covers i < 0 and i >= numel. */
+static inline bool in_range(const tg_tensor *t, int64_t i)
+{
+    return t && (uint64_t)i < (uint64_t)t->numel;
+}
+
 double tg_get(const tg_tensor *t, int64_t i)
 {
+    if (!in_range(t, i)) return (double)NAN;
     return t->dtype == TG_F32 ? (double)tg_f32(t)[i] : tg_f64(t)[i];
 }
 
 void tg_set(tg_tensor *t, int64_t i, double v)
 {
+    if (!in_range(t, i)) return;
     if (t->dtype == TG_F32) tg_f32(t)[i] = (float)v;
     else tg_f64(t)[i] = v;
 }
@@ -208,13 +266,17 @@ int tg_zero_grad(tg_tensor *t)
 int tg_tensor_fill(tg_tensor *t, double v)
 {
     if (!t) return TG_EARG;
-    for (int64_t i = 0; i < t->numel; i++) tg_set(t, i, v);
+    if (t->dtype == TG_F32)
+        for (int64_t i = 0; i < t->numel; i++) tg_f32(t)[i] = (float)v;
+    else
+        for (int64_t i = 0; i < t->numel; i++) tg_f64(t)[i] = v;
     return TG_OK;
 }
 
 int tg_tensor_copy(tg_tensor *dst, const tg_tensor *src)
 {
     if (!dst || !src || dst->numel != src->numel) return TG_EARG;
+    if (dst == src) return TG_OK; /* memcpy onto itself is undefined */
     if (dst->dtype == src->dtype) {
         if (dst->numel) memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
     } else if (dst->dtype == TG_F32) {
@@ -225,23 +287,36 @@ int tg_tensor_copy(tg_tensor *dst, const tg_tensor *src)
     return TG_OK;
 }
 
+/* The largest finite magnitude of t's dtype. */
+static double dtype_max(const tg_tensor *t)
+{
+    return t->dtype == TG_F32 ? (double)FLT_MAX : DBL_MAX;
+}
+
+/* Every value lies in [lo, hi], so the range must be finite in t's dtype, and so must its
+ * width (DBL_MAX - -DBL_MAX is infinite). */
 int tg_tensor_rand_uniform(tg_tensor *t, double lo, double hi, tg_rng *r)
 {
-    if (!t || !r || !(lo <= hi)) return TG_EARG;
+    if (!t || !r || !(lo <= hi) || !(fabs(lo) <= dtype_max(t) && fabs(hi) <= dtype_max(t)) ||
+        !isfinite(hi - lo))
+        return TG_EARG;
     for (int64_t i = 0; i < t->numel; i++) tg_set(t, i, lo + (hi - lo) * tg_rng_uniform(r));
     return TG_OK;
 }
 
+/* tg_rng_normal never exceeds 8.58 in magnitude (its uniform is at least 2^-53), so every
+ * value stays finite when |mean| + 9 std does. */
 int tg_tensor_rand_normal(tg_tensor *t, double mean, double std, tg_rng *r)
 {
-    if (!t || !r || !(std >= 0)) return TG_EARG;
+    if (!t || !r || !(std >= 0) || !(fabs(mean) + 9 * std <= dtype_max(t))) return TG_EARG;
     for (int64_t i = 0; i < t->numel; i++) tg_set(t, i, mean + std * tg_rng_normal(r));
     return TG_OK;
 }
 
 void tg_tensor_print(const tg_tensor *t, FILE *f, int64_t max_elems)
 {
-    char buf[96];
+    char buf[128];
+    if (!f) return;
     if (!t) {
         fprintf(f, "tensor(NULL)\n");
         return;
@@ -268,6 +343,7 @@ static uint64_t splitmix64(uint64_t *x)
 
 void tg_rng_seed(tg_rng *r, uint64_t seed)
 {
+    if (!r) return;
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
@@ -275,6 +351,7 @@ static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k
 
 uint64_t tg_rng_next(tg_rng *r)
 {
+    if (!r) return 0;
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0];
@@ -292,13 +369,14 @@ double tg_rng_normal(tg_rng *r)
 {
     /* Box-Muller; 1 - u keeps the log argument in (0, 1]. Uses one pair per value so the
      * stream does not depend on hidden state. */
+    if (!r) return 0;
     double u = 1.0 - tg_rng_uniform(r), v = tg_rng_uniform(r);
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
 uint64_t tg_rng_below(tg_rng *r, uint64_t n)
 {
-    if (n == 0) return 0;
+    if (!r || n == 0) return 0;
     uint64_t limit = UINT64_MAX - UINT64_MAX % n; /* reject the short last bucket */
     uint64_t x;
     do x = tg_rng_next(r);

@@ -172,7 +172,7 @@ void tg_prelu_bwd(tg_node *n) { TG_DISPATCH(n, prelu_bwd); }
 tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha)
 {
     tg_tensor *in[2] = {x, alpha};
-    char buf[160];
+    char buf[256];
     if (tg_op_check(tp, TG_OP_prelu, 2, in)) return NULL;
     int64_t last = x->ndim ? x->shape[x->ndim - 1] : 1;
     if (alpha->ndim != 1 || (alpha->shape[0] != 1 && alpha->shape[0] != last)) {
@@ -295,7 +295,7 @@ void tg_log_softmax_bwd(tg_node *n)
 
 static tg_tensor *softmax(tg_tape *tp, int op, tg_tensor *x, int axis)
 {
-    char buf[96];
+    char buf[128];
     if (tg_op_check(tp, op, 1, &x)) return NULL;
     int ax = tg_axis(axis, x->ndim);
     if (ax < 0) {

@@ -40,6 +40,12 @@ tg_tensor *tg_custom(tg_tape *tp, const tg_custom_op *op, void *ctx, int n_in,
             return NULL;
         }
     if (tg_op_check(tp, TG_OP_custom, n_in, in)) return NULL;
+    if (tg_shape_numel(ndim, shape) < 0) { /* more than TG_MAX_NUMEL: named with the op */
+        char who[64];
+        snprintf(who, sizeof who, "custom(%s)", op->name);
+        tg_shape_fail(tp, who, ndim, shape);
+        return NULL;
+    }
     tg_node *n = tg_op_begin(tp, TG_OP_custom, n_in, in, ndim, shape);
     if (!n) return NULL;
     custom_saved *s = tg_op_save(tp, n, sizeof *s);

@@ -225,7 +225,7 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
     int nd;
     int64_t shape[TG_MAX_DIMS];
     if (!tg_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd, shape)) {
-        char buf[160];
+        char buf[256];
         tg_fail(tp, TG_ESHAPE, "tg_%s: %s: shapes do not broadcast", tg_op_table[op].name,
                 tg_shapes_str(buf, sizeof buf, 2, in));
         return NULL;

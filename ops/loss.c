@@ -86,7 +86,7 @@ PAIR(kl_div_loss, Q > 0 ? Q * (log(Q) - P) : 0.0, -Q, Q > 0 ? log(Q) + 1 - P : 0
 static tg_tensor *pair(tg_tape *tp, int op, tg_tensor *p, tg_tensor *t, double c)
 {
     tg_tensor *in[2] = {p, t};
-    char buf[160];
+    char buf[256];
     if (tg_op_check(tp, op, 2, in)) return NULL;
     bool same = p->ndim == t->ndim;
     for (int i = 0; same && i < p->ndim; i++) same = p->shape[i] == t->shape[i];
@@ -243,7 +243,7 @@ void tg_cross_entropy_soft_bwd(tg_node *n) { TG_DISPATCH(n, ce_bwd); }
 static tg_tensor *cross_entropy(tg_tape *tp, int op, tg_tensor *z, tg_tensor *t)
 {
     tg_tensor *in[2] = {z, t};
-    char buf[160];
+    char buf[256];
     if (tg_op_check(tp, op, 2, in)) return NULL;
     const bool hard = op == TG_OP_cross_entropy;
     bool ok = z->ndim == 2 && z->shape[0] > 0 && z->shape[1] > 0;

@@ -10,7 +10,17 @@
 
 const char *tg_blis_kernels(void) { return bli_arch_string(bli_arch_query_id()); }
 
-void tg_set_num_threads(int n) { bli_thread_set_num_threads((dim_t)(n > 0 ? n : 1)); }
+/* Bounded by the CPUs: BLIS hands any count to OpenMP. More threads than CPUs made a step
+ * of GEMMs hundreds of times slower (4 threads on 2 CPUs: 377 against 0.5 ms), 32 could
+ * not run 30 steps in 60 s, and 100000 crashed inside libgomp (docs/design.md). */
+int tg_set_num_threads(int n)
+{
+    if (n < 1) return TG_EARG;
+    int cpus = tg_cpu_count();
+    if (n > cpus) n = cpus;
+    bli_thread_set_num_threads((dim_t)n);
+    return n;
+}
 
 int tg_get_num_threads(void)
 {
@@ -135,10 +145,13 @@ static bool two_threads(void)
     return false;
 #endif
 }
+/* m·n·k in double: m·n and k are at most TG_MAX_NUMEL each, their product is not */
+static double gemm_size(const gemm_args *g) { return (double)(g->m * g->n) * (double)g->k; }
+
 static void gemm_pair(tg_tape *tp, tg_dtype dt, const gemm_args *g0, const gemm_args *g1)
 {
-    bool pair = g0 && g1 && g0->c != g1->c && two_threads() &&
-                g0->m * g0->n * g0->k >= GEMM_PAIR_MIN && g1->m * g1->n * g1->k >= GEMM_PAIR_MIN;
+    bool pair = g0 && g1 && g0->c != g1->c && two_threads() && gemm_size(g0) >= GEMM_PAIR_MIN &&
+                gemm_size(g1) >= GEMM_PAIR_MIN;
     if (!pair) {
         if (g0) gemm_timed(tp, dt, g0);
         if (g1) gemm_timed(tp, dt, g1);
@@ -172,6 +185,7 @@ void tg_matmul_fwd(tg_node *n)
     size_t es = tg_dtype_size(dt);
     const char *a = n->in[0]->data, *b = n->in[1]->data;
     char *y = n->out->data;
+    if (n->out->numel == 0) return; /* else B <= numel: the loop below is bounded */
     if (!bb) { /* shared b: fold the batch into the rows */
         gemm(tp, dt, false, false, (ab ? B : 1) * m, nn, k, a, b, 0.0, y);
         return;
@@ -193,6 +207,12 @@ void tg_matmul_bwd(tg_node *n)
     const char *dy = n->out->grad->data;
     /* beta 0 writes a gradient nothing has reached yet (tg_grad_beta), 1 adds to it. Each
      * beta is taken right before the first write, so matmul(a, a) adds its second part. */
+    if (n->out->numel == 0) { /* dy is empty: the gradients get zeros, B may be 2^40 */
+        if (A->requires_grad && !tg_grad_beta(A)) memset(A->grad->data, 0, (size_t)A->numel * es);
+        if (Bt->requires_grad && !tg_grad_beta(Bt))
+            memset(Bt->grad->data, 0, (size_t)Bt->numel * es);
+        return;
+    }
     if (!bb) {
         int64_t rows = (ab ? B : 1) * m;
         gemm_args ga, gb; /* da += dy · bᵀ;  db += aᵀ · dy, summed over the batch by the GEMM */
@@ -223,7 +243,7 @@ void tg_matmul_bwd(tg_node *n)
 tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
 {
     tg_tensor *in[2] = {a, b};
-    char buf[160];
+    char buf[256];
     if (tg_op_check(tp, TG_OP_matmul, 2, in)) return NULL;
     if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3) {
         tg_fail(tp, TG_ESHAPE, "tg_matmul: %s: operands must be 2-D or 3-D (batched)",
@@ -235,14 +255,14 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
     int64_t kb = b->shape[b->ndim - 2], nn = b->shape[b->ndim - 1];
     int64_t B = ab ? a->shape[0] : bb ? b->shape[0] : 1;
     if (k != kb) {
-        char sa[64], sb[64];
+        char sa[128], sb[128];
         tg_fail(tp, TG_ESHAPE, "tg_matmul: %s x %s: inner dimensions %lld and %lld differ",
                 tg_shape_str(a, sa, sizeof sa), tg_shape_str(b, sb, sizeof sb), (long long)k,
                 (long long)kb);
         return NULL;
     }
     if (ab && bb && a->shape[0] != b->shape[0]) {
-        char sa[64], sb[64];
+        char sa[128], sb[128];
         tg_fail(tp, TG_ESHAPE, "tg_matmul: %s x %s: batch sizes %lld and %lld differ",
                 tg_shape_str(a, sa, sizeof sa), tg_shape_str(b, sb, sizeof sb),
                 (long long)a->shape[0], (long long)b->shape[0]);
@@ -271,6 +291,7 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
         const T *dy = n->out->grad->data;                                                   \
         T *db = n->in[2]->grad->data;                                                       \
         if (!add) memset(db, 0, (size_t)cols * sizeof(T));                                  \
+        if (cols == 0) return; /* rows may be 2^48 */                                       \
         for (int64_t r = 0; r < rows; r++)                                                  \
             for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];                   \
     }
@@ -282,6 +303,7 @@ void tg_linear_fwd(tg_node *n)
     tg_tape *tp = n->out->tape;
     int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
+    if (n->out->numel == 0) return; /* rows may be 2^48 with cols = 0 */
     if (dt == TG_F32) linear_bias_f32(n, rows, cols);
     else linear_bias_f64(n, rows, cols);
     gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 1.0, n->out->data);
@@ -313,7 +335,7 @@ void tg_linear_bwd(tg_node *n)
 static tg_node *linear_node(tg_tape *tp, int op, tg_tensor *const *in)
 {
     tg_tensor *x = in[0], *w = in[1], *b = in[2];
-    char buf[200];
+    char buf[384];
     if (tg_op_check(tp, op, 3, in)) return NULL;
     if (x->ndim < 1 || w->ndim != 2 || b->ndim != 1 || x->shape[x->ndim - 1] != w->shape[0] ||
         b->shape[0] != w->shape[1]) {
@@ -489,7 +511,8 @@ void tg_linear_act_fwd(tg_node *n)
     int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
 #ifdef _OPENMP
-    if (rows >= 2 * 16 && k > 0 && rows * cols * k >= LINEAR_ACT_SPLIT_MIN && two_threads()) {
+    if (rows >= 2 * 16 && k > 0 && (double)(rows * cols) * (double)k >= LINEAR_ACT_SPLIT_MIN &&
+        two_threads()) {
         size_t es = tg_dtype_size(dt);
         double t0 = tg_profiling(tp) ? tg_clock() : 0;
 #pragma omp parallel num_threads(2)

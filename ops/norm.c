@@ -73,7 +73,9 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
         const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;              \
         const T *restrict beta = n->in[2]->data;                                             \
         T *restrict y = n->out->data;                                                        \
-        if (n->f[1] != 0) {                                                                  \
+        /* empty x: no value to touch (and N · C may be 2^48 with R = 0) */                  \
+        const bool empty = n->in[0]->numel == 0;                                             \
+        if (n->f[1] != 0 && !empty) {                                                        \
             const double M = (double)(N * R);                                                \
             for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0;                            \
             for (int64_t b = 0; b < N; b++)                                                  \
@@ -98,6 +100,7 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
             for (int64_t c = 0; c < C; c++) var[c] /= M;                                     \
         }                                                                                    \
         for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + n->f[0]);               \
+        if (empty) return;                                                                   \
         for (int64_t b = 0; b < N; b++)                                                      \
             for (int64_t c = 0; c < C; c++) {                                                \
                 const T *row = x + (b * C + c) * R;                                          \
@@ -116,8 +119,9 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
         const bool training = n->f[1] != 0;                                                  \
         const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;              \
         const T *restrict dy = n->out->grad->data;                                           \
+        const bool empty = n->in[0]->numel == 0;                                             \
         for (int64_t c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;                                \
-        for (int64_t b = 0; b < N; b++)                                                      \
+        for (int64_t b = 0; b < (empty ? 0 : N); b++)                                        \
             for (int64_t c = 0; c < C; c++) {                                                \
                 const T *row = x + (b * C + c) * R, *g = dy + (b * C + c) * R;               \
                 const double m = mean[c], s = inv[c];                                        \
@@ -136,7 +140,7 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
             T *dbeta = n->in[2]->grad->data;                                                 \
             for (int64_t c = 0; c < C; c++) dbeta[c] += (T)sdy[c];                           \
         }                                                                                    \
-        if (!n->in[0]->requires_grad) return;                                                \
+        if (!n->in[0]->requires_grad || empty) return;                                       \
         T *restrict dx = n->in[0]->grad->data;                                               \
         for (int64_t b = 0; b < N; b++)                                                      \
             for (int64_t c = 0; c < C; c++) {                                                \
@@ -164,7 +168,7 @@ static bool is_vec(const tg_tensor *t, int64_t c) { return t->ndim == 1 && t->sh
 static bool running_ok(tg_tape *tp, const tg_tensor *x, tg_tensor *r, const char *what,
                        bool training)
 {
-    char sr[96], sx[96];
+    char sr[128], sx[128];
     int64_t C = x->shape[1];
     if (!r) return true;
     if (!is_vec(r, C)) {
@@ -195,7 +199,7 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
                          double eps, bool training)
 {
     tg_tensor *in[3] = {x, gamma, beta};
-    char buf[200];
+    char buf[384];
     if (tg_op_check(tp, TG_OP_batch_norm, 3, in)) return NULL;
     if (x->ndim < 2 || !is_vec(gamma, x->shape[1]) || !is_vec(beta, x->shape[1])) {
         tg_fail(tp, TG_ESHAPE, "tg_batch_norm: %s: want x [N,C,...], gamma [C], beta [C]",

@@ -1,6 +1,9 @@
 /* ops/reduce.c: sum, mean and max along one axis or over all elements. The input is viewed
  * as [outer, len, inner] around the reduced axis (all elements: [1, numel, 1]); the output
- * is [outer, inner]. Attributes: i[0] outer, i[1] len, i[2] inner. */
+ * is [outer, inner]. Attributes: i[0] outer, i[1] len, i[2] inner. An empty output returns
+ * at once: with inner = 0, outer · len can be up to 2^48 iterations of nothing.
+ * max propagates NaN, as PyTorch's torch.max does: a slice holding a NaN has the maximum
+ * NaN, and the first NaN is the element its gradient goes to. */
 #include "internal.h"
 
 #define REDUCE_KERNELS(T, SFX)                                                               \
@@ -10,6 +13,7 @@
         const T *x = n->in[0]->data;                                                         \
         T *y = n->out->data;                                                                 \
         T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;                       \
+        if (n->out->numel == 0) return;                                                      \
         for (int64_t o = 0; o < outer; o++) {                                                \
             T *yo = y + o * inner;                                                           \
             for (int64_t k = 0; k < inner; k++) yo[k] = 0;                                   \
@@ -26,6 +30,7 @@
         const T *dy = n->out->grad->data;                                                    \
         T *dx = n->in[0]->grad->data;                                                        \
         T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;                       \
+        if (n->out->numel == 0) return;                                                      \
         for (int64_t o = 0; o < outer; o++)                                                  \
             for (int64_t l = 0; l < len; l++) {                                              \
                 T *dr = dx + (o * len + l) * inner;                                          \
@@ -39,14 +44,18 @@
         const T *x = n->in[0]->data;                                                         \
         T *y = n->out->data;                                                                 \
         int64_t *arg = n->saved;                                                             \
+        if (n->out->numel == 0) return; /* else len >= 1 (the wrapper checks) */             \
         for (int64_t o = 0; o < outer; o++)                                                  \
             for (int64_t k = 0; k < inner; k++) {                                            \
                 const T *xs = x + o * len * inner + k;                                       \
+                T m = xs[0];                                                                 \
                 int64_t best = 0;                                                            \
-                for (int64_t l = 1; l < len; l++)                                            \
-                    if (xs[l * inner] > xs[best * inner])                                    \
-                        best = l;                                                            \
-                y[o * inner + k] = xs[best * inner];                                         \
+                /* !(v <= m) takes a larger v or a NaN; a NaN ends the slice */              \
+                for (int64_t l = 1; l < len && m == m; l++) {                                \
+                    const T v = xs[l * inner];                                               \
+                    if (!(v <= m)) m = v, best = l;                                          \
+                }                                                                            \
+                y[o * inner + k] = m;                                                        \
                 if (arg) arg[o * inner + k] = best;                                          \
             }                                                                                \
     }                                                                                        \
@@ -56,6 +65,7 @@
         const T *dy = n->out->grad->data;                                                    \
         T *dx = n->in[0]->grad->data;                                                        \
         const int64_t *arg = n->saved;                                                       \
+        if (n->out->numel == 0) return;                                                      \
         for (int64_t o = 0; o < outer; o++)                                                  \
             for (int64_t k = 0; k < inner; k++)                                              \
                 dx[(o * len + arg[o * inner + k]) * inner + k] += dy[o * inner + k];         \
@@ -82,7 +92,7 @@ void tg_max_bwd(tg_node *n)
 static tg_tensor *reduce(tg_tape *tp, int op, tg_tensor *x, int axis, bool keepdim)
 {
     const char *name = tg_op_table[op].name;
-    char buf[64];
+    char buf[128];
     if (tg_op_check(tp, op, 1, &x)) return NULL;
     int64_t shape[TG_MAX_DIMS], outer = 1, len, inner = 1;
     int nd = 0;

@@ -31,29 +31,42 @@ void tg_reshape_bwd(tg_node *n)
 
 tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
 {
-    char buf[64], want[96];
+    char buf[128], want[128];
     if (tg_op_check(tp, TG_OP_reshape, 1, &x)) return NULL;
     if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) {
         tg_fail(tp, TG_EARG, "tg_reshape: %s: bad target rank %d", tg_shape_str(x, buf, sizeof buf), ndim);
         return NULL;
     }
-    int64_t s[TG_MAX_DIMS], known = 1;
+    int64_t s[TG_MAX_DIMS];
     int infer = -1;
     for (int i = 0; i < ndim; i++) {
         s[i] = shape[i];
-        if (s[i] == -1 && infer < 0) infer = i;
+        if (s[i] == -1 && infer < 0) infer = i, s[i] = 1; /* counted as 1 until inferred */
         else if (s[i] < 0) {
             tg_fail(tp, TG_EARG, "tg_reshape: %s: bad target dimension %lld",
                     tg_shape_str(x, buf, sizeof buf), (long long)s[i]);
             return NULL;
-        } else known *= s[i];
+        }
     }
-    if (infer >= 0) s[infer] = known ? x->numel / known : 0;
-    if (tg_shape_numel(ndim, s) != x->numel || (infer >= 0 && known == 0)) {
+    /* The product of the given sizes, checked: [3, 6148914691236517206] must not wrap to 2. */
+    int64_t known = tg_shape_numel(ndim, s);
+    if (known < 0) {
+        tg_fail(tp, TG_ESHAPE, "tg_reshape: %s to %s: the target's non-zero sizes multiply to "
+                "more than %lld (TG_MAX_NUMEL)", tg_shape_str(x, buf, sizeof buf),
+                tg_shape_fmt(ndim, shape, want, sizeof want), (long long)TG_MAX_NUMEL);
+        return NULL;
+    }
+    if (infer >= 0 && known == 0) { /* the -1 could be anything: refused, as in PyTorch */
+        tg_fail(tp, TG_ESHAPE, "tg_reshape: %s to %s: the -1 is ambiguous next to a 0",
+                tg_shape_str(x, buf, sizeof buf), tg_shape_fmt(ndim, shape, want, sizeof want));
+        return NULL;
+    }
+    if (infer < 0 ? known != x->numel : x->numel % known != 0) {
         tg_fail(tp, TG_ESHAPE, "tg_reshape: %s to %s: element counts differ",
                 tg_shape_str(x, buf, sizeof buf), tg_shape_fmt(ndim, shape, want, sizeof want));
         return NULL;
     }
+    if (infer >= 0) s[infer] = x->numel / known;
     tg_node *n = tg_op_begin(tp, TG_OP_reshape, 1, &x, ndim, s);
     return n ? tg_op_finish(tp, n) : NULL;
 }
@@ -80,22 +93,24 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
 TRANSPOSE_KERNEL(float, f32)
 TRANSPOSE_KERNEL(double, f64)
 
+/* Empty tensors return first: [2^40, 2^8, 0] would otherwise loop 2^48 times over nothing. */
 void tg_transpose_fwd(tg_node *n)
 {
+    if (n->out->numel == 0) return;
     if (n->out->dtype == TG_F32) transpose_f32(n, n->in[0]->data, n->out->data, false);
     else transpose_f64(n, n->in[0]->data, n->out->data, false);
 }
 
 void tg_transpose_bwd(tg_node *n)
 {
-    if (!n->in[0]->requires_grad) return;
+    if (!n->in[0]->requires_grad || n->out->numel == 0) return;
     if (n->out->dtype == TG_F32) transpose_f32(n, n->out->grad->data, n->in[0]->grad->data, true);
     else transpose_f64(n, n->out->grad->data, n->in[0]->grad->data, true);
 }
 
 tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int a0, int a1)
 {
-    char buf[64];
+    char buf[128];
     if (tg_op_check(tp, TG_OP_transpose, 1, &x)) return NULL;
     int p = tg_axis(a0, x->ndim), q = tg_axis(a1, x->ndim);
     if (p < 0 || q < 0) {
@@ -173,7 +188,7 @@ void tg_slice_bwd(tg_node *n)
 
 tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t end)
 {
-    char buf[64];
+    char buf[128];
     if (tg_op_check(tp, TG_OP_slice, 1, &x)) return NULL;
     int ax = tg_axis(axis, x->ndim);
     if (ax < 0) {
@@ -248,7 +263,13 @@ tg_tensor *tg_concat(tg_tape *tp, int n_in, tg_tensor *const *xs, int axis)
                     tg_shapes_str(buf, sizeof buf, n_in < 8 ? n_in : 8, xs), axis);
             return NULL;
         }
-        total += xs[k]->shape[ax];
+        /* each size is at most TG_MAX_NUMEL, so the sum cannot overflow before this */
+        if ((total += xs[k]->shape[ax]) > TG_MAX_NUMEL) {
+            tg_fail(tp, TG_ESHAPE, "tg_concat: %s: the sizes along axis %d add up to more than "
+                    "%lld (TG_MAX_NUMEL)", tg_shapes_str(buf, sizeof buf, n_in < 8 ? n_in : 8, xs),
+                    axis, (long long)TG_MAX_NUMEL);
+            return NULL;
+        }
     }
     for (int i = 0; i < x0->ndim; i++) shape[i] = i == ax ? total : x0->shape[i];
     int64_t outer, inner;

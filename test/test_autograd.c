@@ -1,6 +1,10 @@
 /* test/test_autograd.c: tensors, the tape and its arena, the reverse sweep, grad mode,
- * sticky errors, allocation failure, gradcheck, custom ops and the graph API. Uses only
- * tanh, matmul, linear and custom ops, so it tests the engine, not the op families. */
+ * sticky errors, stale tensors, alignment, allocation failure, gradcheck, custom ops, the
+ * graph API, the thread count and tapes on several threads. Uses mostly tanh, matmul,
+ * linear, sum and custom ops, so it tests the engine, not the op families. */
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -8,10 +12,89 @@
 #include "check.h"
 #include "tapegrad.h"
 
+/* Failing the k-th malloc: this binary replaces the allocation functions and forwards them
+ * to glibc's, so that a test can make the k-th allocation after mf_arm fail and count the
+ * blocks still live. Not under AddressSanitizer or ThreadSanitizer (they own malloc), and
+ * valgrind redirects malloc in the program too: mf_works() says whether it is in use. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TG_TEST_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TG_TEST_SANITIZER 1
+#endif
+#endif
+/* volatile: the compiler knows malloc's semantics and would assume no call changes them */
+static volatile long mf_calls, mf_fail_at, mf_live;
+static volatile int mf_armed;
+#if defined(__GLIBC__) && !defined(TG_TEST_SANITIZER)
+#define MF_REPLACED 1
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+extern void *__libc_memalign(size_t align, size_t size);
+extern void __libc_free(void *ptr);
+static int mf_fail(void)
+{
+    if (!mf_armed) return 0;
+    mf_calls++;
+    return mf_fail_at && mf_calls == mf_fail_at;
+}
+static void *mf_new(void *p)
+{
+    if (p && mf_armed) mf_live++;
+    return p;
+}
+void *malloc(size_t size) { return mf_fail() ? NULL : mf_new(__libc_malloc(size)); }
+void *calloc(size_t n, size_t size) { return mf_fail() ? NULL : mf_new(__libc_calloc(n, size)); }
+void *aligned_alloc(size_t align, size_t size)
+{
+    return mf_fail() ? NULL : mf_new(__libc_memalign(align, size));
+}
+void *realloc(void *ptr, size_t size)
+{
+    if (mf_fail()) return NULL;
+    if (ptr && !size && mf_armed) mf_live--; /* glibc's realloc(p, 0) frees p */
+    void *p = __libc_realloc(ptr, size);
+    return ptr ? p : mf_new(p);
+}
+void free(void *ptr)
+{
+    if (ptr && mf_armed) mf_live--;
+    __libc_free(ptr);
+}
+#else
+#define MF_REPLACED 0
+#endif
+
+/* Counts from now; the fail_at-th allocation fails (0: none). */
+static void mf_arm(long fail_at)
+{
+    mf_calls = 0, mf_live = 0, mf_fail_at = fail_at;
+    mf_armed = 1;
+}
+static void mf_disarm(void) { mf_armed = 0; }
+static bool mf_works(void)
+{
+    void *(*volatile alloc)(size_t) = malloc; /* called through a pointer: not elided */
+    mf_arm(0);
+    free(alloc(16));
+    bool counted = mf_calls == 1 && mf_live == 0;
+    mf_disarm();
+    return MF_REPLACED && counted;
+}
+
 static tg_tensor *vec(tg_dtype dt, int ndim, const int64_t *shape, const double *v)
 {
     tg_tensor *t = tg_tensor_new(dt, ndim, shape);
     for (int64_t i = 0; i < tg_tensor_numel(t); i++) tg_set(t, i, v[i]);
+    return t;
+}
+
+static tg_tensor *rand_leaf(tg_dtype dt, int ndim, const int64_t *s, tg_rng *r, bool grad)
+{
+    tg_tensor *t = tg_tensor_new(dt, ndim, s);
+    tg_tensor_rand_uniform(t, -1, 1, r);
+    tg_set_requires_grad(t, grad);
     return t;
 }
 
@@ -350,6 +433,174 @@ static void test_errors(void)
     tg_tensor_free(v), tg_tensor_free(w), tg_tensor_free(p), tg_tensor_free(q);
 }
 
+/* ---- stale tensors ----
+ * One step of a training loop, repeated identically: a chain of 1-element 1-D tanh ops
+ * (192 arena bytes per op, so a stagger of 3 lines would put a stale output exactly on its
+ * successor), a [4,8] tanh (data on a cache line), a [4,8] x [8,3] product, a 0-D sum, and
+ * the sweep. Keeps every op output and two intermediate gradients. */
+typedef struct stale_step {
+    tg_tensor *t[16], *loss;
+    int n;
+} stale_step;
+
+static int stale_run(tg_tape *tp, tg_tensor *const *leaf, stale_step *st)
+{
+    tg_tape_reset(tp);
+    st->n = 0;
+    tg_tensor *y = leaf[0];
+    for (int i = 0; i < 6; i++) st->t[st->n++] = y = tg_tanh(tp, y);
+    tg_tensor *h = st->t[st->n++] = tg_tanh(tp, leaf[1]);
+    tg_tensor *p = st->t[st->n++] = tg_matmul(tp, h, leaf[2]);
+    tg_tensor *s = st->t[st->n++] = tg_sum(tp, p, TG_ALL_AXES, false);
+    st->loss = st->t[st->n++] = tg_add(tp, s, tg_sum(tp, y, TG_ALL_AXES, false));
+    int rc = tg_backward(tp, st->loss);
+    st->t[st->n++] = tg_grad(h);
+    st->t[st->n++] = tg_grad(p);
+    return rc;
+}
+
+static bool same_grads(tg_tensor *const *leaf, double *saved, bool save)
+{
+    bool same = true;
+    for (int i = 0, k = 0; i < 3; i++)
+        for (int64_t j = 0; j < tg_tensor_numel(leaf[i]); j++, k++) {
+            double g = tg_get(tg_grad(leaf[i]), j);
+            if (save) saved[k] = g;
+            else same &= memcmp(&g, &saved[k], sizeof g) == 0;
+        }
+    return same;
+}
+
+/* In a loop of identical steps, an op output or gradient from 1, 2 or 3 generations back,
+ * given to an op or as tg_backward's root, fails with TG_ESTATE and changes nothing: no
+ * node, no arena byte, no gradient. From 4 back it is where the same tensor of the current
+ * step is, and is taken for it: the documented limit. The stagger costs no allocation. */
+static void test_stale_tensors(void)
+{
+    int64_t s1[1] = {1}, sm[2] = {4, 8}, sw[2] = {8, 3};
+    tg_rng r;
+    tg_rng_seed(&r, 21);
+    tg_tensor *leaf[3] = {rand_leaf(TG_F64, 1, s1, &r, true), rand_leaf(TG_F64, 2, sm, &r, true),
+                          rand_leaf(TG_F64, 2, sw, &r, true)};
+    tg_tape *tp = tg_tape_new();
+    stale_step old, cur;
+    double saved[1 + 32 + 24];
+    for (int i = 0; i < 8; i++) CHECK(stale_run(tp, leaf, &cur) == TG_OK); /* steady state */
+    tg_tape_stats st0, a, b;
+    tg_tape_get_stats(tp, &st0);
+    for (int back = 1; back <= 4; back++) {
+        int caught = 0, apart = 0;
+        for (int i = 0; i <= cur.n; i++) { /* i == n: the stale loss as tg_backward's root */
+            CHECK(stale_run(tp, leaf, &old) == TG_OK);
+            for (int k = 0; k < back; k++) CHECK(stale_run(tp, leaf, &cur) == TG_OK);
+            bool elsewhere = true;
+            for (int j = 0; j < cur.n; j++) elsewhere &= i == cur.n || old.t[i] != cur.t[j];
+            apart += elsewhere;
+            tg_tape_get_stats(tp, &a);
+            same_grads(leaf, saved, true);
+            bool ok;
+            if (i < cur.n) {
+                tg_tensor *y = tg_tanh(tp, old.t[i]);
+                ok = back < 4 ? y == NULL && tg_tape_errcode(tp) == TG_ESTATE &&
+                                    strstr(tg_tape_error(tp), "made before tg_tape_reset")
+                              : y != NULL && old.t[i] == cur.t[i]; /* the limit */
+            } else {
+                int rc = tg_backward(tp, old.loss);
+                ok = back < 4 ? rc == TG_ESTATE && same_grads(leaf, saved, false)
+                              : rc == TG_OK && old.loss == cur.loss;
+            }
+            tg_tape_get_stats(tp, &b);
+            if (back < 4) ok = ok && b.n_nodes == a.n_nodes && b.arena_used == a.arena_used;
+            caught += ok;
+        }
+        if (back < 4) CHECK(apart == cur.n + 1);
+        CHECK(caught == cur.n + 1);
+        tg_tape_get_stats(tp, &b); /* the failed ops took nothing */
+        if (back == 3) CHECK(b.n_allocs == st0.n_allocs && b.arena_high == st0.arena_high);
+    }
+    /* the binary case: a stale second input, and a stale tensor of another generation
+     * mixed with a live one */
+    CHECK(stale_run(tp, leaf, &old) == TG_OK);
+    CHECK(stale_run(tp, leaf, &cur) == TG_OK);
+    CHECK(tg_add(tp, cur.t[6], old.t[6]) == NULL && tg_tape_errcode(tp) == TG_ESTATE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_add: input 1 belongs to another tape or was made before");
+    tg_tape_free(tp);
+    for (int i = 0; i < 3; i++) tg_tensor_free(leaf[i]);
+}
+
+/* A hook that returns memory 16, 32 or 48 bytes past a cache line, never on one: realloc's
+ * contract promises 16. The block header keeps the raw pointer and the size. */
+typedef struct offset_alloc {
+    long live, k;
+} offset_alloc;
+
+static void *offset_hook(void *ctx, void *ptr, size_t size)
+{
+    offset_alloc *o = ctx;
+    unsigned char *raw = ptr ? ((unsigned char **)ptr)[-2] : NULL;
+    size_t old = ptr ? ((size_t *)ptr)[-1] : 0;
+    if (size == 0) {
+        if (ptr) o->live--;
+        free(raw);
+        return NULL;
+    }
+    unsigned char *r = malloc(size + 128);
+    if (!r) return NULL;
+    uintptr_t u = (((uintptr_t)r + 16 + 63) & ~(uintptr_t)63) + 16 * (uintptr_t)(1 + o->k++ % 3);
+    ((unsigned char **)u)[-2] = r;
+    ((size_t *)u)[-1] = size;
+    if (ptr) {
+        memcpy((void *)u, ptr, old < size ? old : size);
+        free(raw);
+    } else {
+        o->live++;
+    }
+    return (void *)u;
+}
+
+static bool aligned(const void *p, uintptr_t a) { return (uintptr_t)p % a == 0; }
+
+/* Data of 64 bytes or more on a cache line, smaller data, tensor headers and nodes on 16
+ * bytes: for every output and gradient of a step with small and large tensors, saved
+ * context (linear_act's dz, a dropout mask), over 8 generations (every stagger), on a
+ * hook that never returns a 64-aligned block. */
+static void test_arena_alignment(void)
+{
+    int64_t sx[2] = {5, 7}, sw[2] = {7, 9}, sb[1] = {9}, s1[1] = {1};
+    tg_rng r;
+    tg_rng_seed(&r, 4);
+    tg_tensor *x = rand_leaf(TG_F32, 2, sx, &r, false), *w = rand_leaf(TG_F32, 2, sw, &r, true);
+    tg_tensor *b = rand_leaf(TG_F32, 1, sb, &r, true), *c = rand_leaf(TG_F32, 1, s1, &r, true);
+    offset_alloc o = {0, 0};
+    tg_tape *tp = tg_tape_new_with(offset_hook, &o);
+    CHECK(tp && (uintptr_t)tp % 64 != 0);
+    int bad = 0, seen = 0;
+    for (int gen = 0; gen < 8; gen++) {
+        tg_tape_reset(tp);
+        tg_tensor *h = tg_linear_act(tp, x, w, b, TG_ACT_TANH, 0);
+        h = tg_dropout(tp, h, 0.25, true);
+        tg_tensor *y = c;
+        for (int i = 0; i < 5; i++) y = tg_tanh(tp, y);
+        tg_tensor *loss = tg_add(tp, tg_sum(tp, tg_tanh(tp, h), TG_ALL_AXES, false),
+                                 tg_sum(tp, y, TG_ALL_AXES, false));
+        CHECK(loss && tg_backward(tp, loss) == TG_OK);
+        for (const tg_node *n = tg_tape_first(tp); n; n = tg_node_next(n)) {
+            const tg_tensor *t[2] = {tg_node_output(n), tg_grad((tg_tensor *)tg_node_output(n))};
+            bad += !aligned(n, 16);
+            for (int k = 0; k < 2; k++) {
+                if (!t[k]) continue;
+                size_t bytes = (size_t)tg_tensor_numel(t[k]) * tg_dtype_size(tg_tensor_dtype(t[k]));
+                bad += !aligned(t[k], 16) || !aligned(tg_data_const(t[k]), bytes >= 64 ? 64 : 16);
+                seen++;
+            }
+        }
+    }
+    CHECK(bad == 0 && seen > 8 * 20);
+    tg_tape_free(tp);
+    CHECK(o.live == 0);
+    tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b), tg_tensor_free(c);
+}
+
 /* ---- allocation hooks ---- */
 typedef struct counting_alloc {
     long calls, fail_at; /* fail the fail_at-th call (1-based); 0 = never */
@@ -585,14 +836,6 @@ static tg_tensor *fn_fanout(tg_tape *tp, tg_tensor *const *in, void *ctx)
     return tg_matmul(tp, tg_matmul(tp, h2, in[1]), in[2]);
 }
 
-static tg_tensor *rand_leaf(tg_dtype dt, int ndim, const int64_t *s, tg_rng *r, bool grad)
-{
-    tg_tensor *t = tg_tensor_new(dt, ndim, s);
-    tg_tensor_rand_uniform(t, -1, 1, r);
-    tg_set_requires_grad(t, grad);
-    return t;
-}
-
 static void test_gradcheck_models(void)
 {
     tg_rng r;
@@ -698,6 +941,92 @@ static void test_gradcheck_not_scalar(void)
     tg_tensor_free(x);
 }
 
+/* ---- gradcheck's own errors ---- */
+static tg_tensor *fn_small(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx; /* sum(tanh(x) * v): no BLIS, so every allocation is the library's */
+    return tg_sum(tp, tg_mul(tp, tg_tanh(tp, in[0]), in[1]), TG_ALL_AXES, false);
+}
+
+static void nan_fwd(void *ctx, int n_in, const tg_tensor *const *in, tg_tensor *out)
+{
+    (void)ctx, (void)n_in, (void)in;
+    tg_tensor_fill(out, (double)NAN);
+}
+
+static void nan_bwd(void *ctx, int n_in, const tg_tensor *const *in, const tg_tensor *out,
+                    const tg_tensor *dout, tg_tensor *const *din)
+{
+    (void)ctx, (void)n_in, (void)in, (void)out, (void)dout;
+    if (din[0]) tg_tensor_fill(din[0], (double)NAN);
+}
+
+static const tg_custom_op nan_op = {"nan", nan_fwd, nan_bwd};
+
+static tg_tensor *fn_nan(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx; /* NaN everywhere, value and gradient */
+    tg_tensor *y = tg_custom(tp, &nan_op, NULL, 1, in, 1, tg_tensor_shape(in[0]));
+    return tg_sum(tp, y, TG_ALL_AXES, false);
+}
+
+static tg_tensor *fn_null(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    (void)tp, (void)in, (void)ctx;
+    return NULL; /* fails without saying why */
+}
+
+static int *fn_after_calls;
+static tg_tensor *fn_fails_later(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    if ((*fn_after_calls)-- <= 0) return fn_null(tp, in, ctx);
+    return fn_small(tp, in, ctx);
+}
+
+/* Every error return leaves a message: a NaN function, a NULL without a tape error (first
+ * or at a perturbed point), and every allocation failing in turn, which must also leak
+ * nothing (counted here; the sanitizer and valgrind runs skip that part). */
+static void test_gradcheck_errors(void)
+{
+    int64_t s[1] = {3};
+    tg_rng r;
+    tg_rng_seed(&r, 8);
+    tg_tensor *in[2] = {rand_leaf(TG_F32, 1, s, &r, true), rand_leaf(TG_F32, 1, s, &r, true)};
+    tg_gradcheck_result res;
+    CHECK(tg_gradcheck(fn_nan, 2, in, NULL, NULL, &res) == TG_EARG);
+    CHECK_STR_HAS(res.msg, "tg_gradcheck: input 0 element 0: the function is NaN near it");
+    CHECK(tg_gradcheck(fn_null, 2, in, NULL, NULL, &res) == TG_EARG);
+    CHECK_STR_HAS(res.msg, "tg_gradcheck: function returned NULL with no error on the tape");
+    int calls = 3;
+    fn_after_calls = &calls;
+    CHECK(tg_gradcheck(fn_fails_later, 2, in, NULL, NULL, &res) == TG_EARG);
+    CHECK_STR_HAS(res.msg, "function returned NULL at a perturbed point");
+    CHECK(tg_gradcheck(fn_small, 2, in, NULL, NULL, NULL) == TG_OK); /* res may be NULL */
+
+    if (!mf_works()) {
+        printf("  note: allocation failure injection not available here; skipped\n");
+    } else {
+        mf_arm(0);
+        int rc = tg_gradcheck(fn_small, 2, in, NULL, NULL, &res);
+        long total = mf_calls, live = mf_live;
+        mf_disarm();
+        CHECK(rc == TG_OK && res.n_checked == 6 && total >= 8 && live == 0);
+        int clean = 0, nomem = 0;
+        for (long k = 1; k <= total; k++) {
+            mf_arm(k);
+            rc = tg_gradcheck(fn_small, 2, in, NULL, NULL, &res);
+            live = mf_live;
+            mf_disarm();
+            nomem += rc == TG_ENOMEM;
+            clean += live == 0 && (rc == TG_OK || (rc < 0 && res.msg[0] != '\0')) &&
+                     (rc != TG_ENOMEM || strstr(res.msg, "out of memory"));
+            if (live || (rc && !res.msg[0])) printf("  allocation %ld: rc %d, %ld live, \"%s\"\n", k, rc, live, res.msg);
+        }
+        CHECK(clean == total && nomem >= 5);
+    }
+    tg_tensor_free(in[0]), tg_tensor_free(in[1]);
+}
+
 /* f32 and f64 agree within f32 tolerance, values and gradients. */
 static void test_f32_matches_f64(void)
 {
@@ -795,6 +1124,104 @@ static void test_graph_api(void)
     for (int k = 0; k < 5; k++) tg_tensor_free(in[k]);
 }
 
+/* ---- threads ---- */
+/* 0 and -1 are refused and change nothing; more threads than CPUs apply the CPU count
+ * (100000 crashed libgomp, 1000 and INT_MAX never finished), and a product then runs. */
+static void test_num_threads(void)
+{
+    int n0 = tg_get_num_threads();
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    CHECK(tg_set_num_threads(0) == TG_EARG && tg_get_num_threads() == n0);
+    CHECK(tg_set_num_threads(-1) == TG_EARG && tg_get_num_threads() == n0);
+    CHECK(tg_set_num_threads(INT_MIN) == TG_EARG && tg_get_num_threads() == n0);
+    int64_t sa[2] = {64, 48}, sb[2] = {48, 32};
+    tg_rng r;
+    tg_rng_seed(&r, 2);
+    tg_tensor *a = rand_leaf(TG_F32, 2, sa, &r, false), *b = rand_leaf(TG_F32, 2, sb, &r, true);
+    const int asks[2] = {100000, INT_MAX};
+    for (int i = 0; i < 2; i++) {
+        int got = tg_set_num_threads(asks[i]);
+        CHECK(got >= 1 && got <= online && tg_get_num_threads() == got);
+        tg_tape *tp = tg_tape_new();
+        tg_tensor *y = tg_matmul(tp, a, b);
+        CHECK(y && tg_backward(tp, tg_sum(tp, y, TG_ALL_AXES, false)) == TG_OK);
+        tg_tape_free(tp);
+    }
+    CHECK(tg_set_num_threads(1) == 1 && tg_get_num_threads() == 1);
+    int two = tg_set_num_threads(2);
+    CHECK(two == (online >= 2 ? 2 : 1));
+    tg_set_num_threads(n0);
+    tg_tensor_free(a), tg_tensor_free(b);
+}
+
+/* Tapes on separate threads: each thread trains its own copy of a small model for a few
+ * steps (its own tape and parameters; the input x is shared, read only), and the weights
+ * must come out with the very bits of the same runs done one after another. */
+typedef struct thread_run {
+    const tg_tensor *x;
+    uint64_t seed;
+    double w[100 * 20 + 20 * 1];
+    int rc;
+} thread_run;
+
+static void *train_copy(void *arg)
+{
+    thread_run *tr = arg;
+    int64_t sw1[2] = {100, 20}, sb1[1] = {20}, sw2[2] = {20, 1}, savg[2] = {1, 64};
+    tg_rng r;
+    tg_rng_seed(&r, tr->seed);
+    tg_tensor *w1 = rand_leaf(TG_F32, 2, sw1, &r, true), *b1 = rand_leaf(TG_F32, 1, sb1, &r, true);
+    tg_tensor *w2 = rand_leaf(TG_F32, 2, sw2, &r, true), *avg = tg_tensor_new(TG_F32, 2, savg);
+    tg_tensor_fill(avg, 1.0 / 64);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *p[3] = {w1, b1, w2};
+    tr->rc = 0;
+    for (int step = 0; step < 20 && !tr->rc; step++) {
+        tg_tape_reset(tp);
+        for (int i = 0; i < 3; i++) tg_zero_grad(p[i]);
+        tg_tensor *h = tg_tanh(tp, tg_linear(tp, (tg_tensor *)tr->x, w1, b1));
+        tg_tensor *loss = tg_matmul(tp, avg, tg_tanh(tp, tg_matmul(tp, h, w2)));
+        tr->rc = loss ? tg_backward(tp, loss) : tg_tape_errcode(tp);
+        for (int i = 0; i < 3 && !tr->rc; i++) { /* plain SGD on the weights */
+            float *v = tg_data(p[i]);
+            const float *g = tg_data_const(tg_grad(p[i]));
+            for (int64_t j = 0; j < tg_tensor_numel(p[i]); j++) v[j] -= 0.1f * g[j];
+        }
+    }
+    for (int64_t j = 0; j < 2000; j++) tr->w[j] = tg_get(w1, j);
+    for (int64_t j = 0; j < 20; j++) tr->w[2000 + j] = tg_get(w2, j);
+    tg_tape_free(tp);
+    tg_tensor_free(w1), tg_tensor_free(b1), tg_tensor_free(w2), tg_tensor_free(avg);
+    return NULL;
+}
+
+static void test_threads_separate_tapes(void)
+{
+    enum { T = 4 };
+    int64_t sx[2] = {64, 100};
+    tg_rng r;
+    tg_rng_seed(&r, 30);
+    tg_tensor *x = rand_leaf(TG_F32, 2, sx, &r, false);
+    static thread_run seq[T], par[T];
+    for (int i = 0; i < T; i++) {
+        seq[i].x = par[i].x = x;
+        seq[i].seed = par[i].seed = 100 + (uint64_t)i;
+        train_copy(&seq[i]);
+    }
+    pthread_t th[T];
+    int started = 0;
+    for (int i = 0; i < T; i++) started += pthread_create(&th[i], NULL, train_copy, &par[i]) == 0;
+    CHECK(started == T);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    int same = 0;
+    for (int i = 0; i < T; i++)
+        same += seq[i].rc == TG_OK && par[i].rc == TG_OK &&
+                memcmp(seq[i].w, par[i].w, sizeof seq[i].w) == 0;
+    CHECK(same == T);
+    CHECK(memcmp(seq[0].w, seq[1].w, sizeof seq[0].w) != 0); /* the runs do differ */
+    tg_tensor_free(x);
+}
+
 static const check_case cases[] = {
     TEST(test_tensor_basics),
     TEST(test_tensor_random),
@@ -806,14 +1233,19 @@ static const check_case cases[] = {
     TEST(test_sweep_starts_at_loss),
     TEST(test_leaf_loss),
     TEST(test_errors),
+    TEST(test_stale_tensors),
+    TEST(test_arena_alignment),
     TEST(test_arena_flat),
     TEST(test_alloc_failure),
     TEST(test_profile),
     TEST(test_gradcheck_models),
     TEST(test_gradcheck_catches_wrong_backward),
     TEST(test_gradcheck_not_scalar),
+    TEST(test_gradcheck_errors),
     TEST(test_f32_matches_f64),
     TEST(test_long_chain),
     TEST(test_graph_api),
+    TEST(test_num_threads),
+    TEST(test_threads_separate_tapes),
 };
 TEST_MAIN("test_autograd", cases)

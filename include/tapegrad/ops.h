@@ -2,7 +2,10 @@
  * owned by the tape (valid until tg_tape_reset), and returns NULL on error with the first
  * error kept on the tape (tg_tape_error). An op given a NULL input returns NULL. Inputs of
  * one op share one dtype (TG_EDTYPE otherwise). The op reference with formulas and
- * gradients is docs/ops.md. Axes may be negative (counting from the end). */
+ * gradients is docs/ops.md. Axes may be negative (counting from the end). An output whose
+ * shape passes TG_MAX_NUMEL (core.h: its element count, or the product of its non-zero
+ * sizes) is refused with TG_ESHAPE, recording nothing. Empty tensors with huge other sizes
+ * ([2^40,0]) go through every op, forward and backward, with no loop over those sizes. */
 #ifndef TAPEGRAD_OPS_H
 #define TAPEGRAD_OPS_H
 
@@ -66,17 +69,23 @@ TG_API tg_tensor *tg_square(tg_tape *tp, tg_tensor *x); /* x*x */
  * giving a scalar of shape [] or all-ones dims with keepdim) ---- */
 TG_API tg_tensor *tg_sum(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_mean(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
-/* The gradient goes to the first maximal element of each reduced slice. */
+/* The gradient goes to the first maximal element of each reduced slice. NaN propagates, as
+ * in torch.max(x, dim): a slice holding a NaN has the maximum NaN, and its gradient goes to
+ * the slice's first NaN. Over TG_ALL_AXES too (torch.max(x) splits the gradient among tied
+ * maxima instead). */
 TG_API tg_tensor *tg_max(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
 
 /* ---- shape ops (outputs are contiguous copies) ---- */
-/* Same elements, new shape; one entry may be -1 (inferred). */
+/* Same elements, new shape; one entry may be -1 (inferred). Other negative sizes: TG_EARG.
+ * A -1 next to a 0 is ambiguous, and sizes multiplying past TG_MAX_NUMEL are refused:
+ * TG_ESHAPE. */
 TG_API tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape);
 /* Swaps axes a0 and a1. */
 TG_API tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int a0, int a1);
 /* Elements start..end-1 (step 1) along axis; negative start/end count from the end. */
 TG_API tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t end);
-/* Joins n tensors along axis; all other dimensions must agree. */
+/* Joins n tensors along axis (1 <= n <= 65535, TG_EARG otherwise); all other dimensions must
+ * agree, and the sizes along axis add up to at most TG_MAX_NUMEL (TG_ESHAPE otherwise). */
 TG_API tg_tensor *tg_concat(tg_tape *tp, int n, tg_tensor *const *xs, int axis);
 
 /* ---- activations: same shape as x; NaN inputs stay NaN (step excepted) ---- */
@@ -166,7 +175,8 @@ typedef struct tg_custom_op {
 } tg_custom_op;
 
 /* Runs op on n_in inputs (1..16) into a new output of the given shape, recording it like any
- * built-in op. ctx is passed to both callbacks. */
+ * built-in op. ctx is passed to both callbacks. A negative size is TG_EARG, a shape past
+ * TG_MAX_NUMEL TG_ESHAPE ("tg_custom(<name>): shape [..] has more than ..."). */
 TG_API tg_tensor *tg_custom(tg_tape *tp, const tg_custom_op *op, void *ctx, int n_in,
                             tg_tensor *const *in, int ndim, const int64_t *shape);
 

@@ -4,7 +4,12 @@
  * intermediate gradients, nodes and saved context live in the tape's arena until
  * tg_tape_reset, which rewinds the arena and keeps its memory, so a training step in
  * steady state allocates nothing. The first error of a step stays on the tape
- * (tg_tape_error) until the reset. */
+ * (tg_tape_error) until the reset.
+ *
+ * Threads: separate tapes may run on separate threads at once, with the same bits as run
+ * one after another. A tape and everything made on it belong to one thread at a time, and
+ * so does a leaf that requires a gradient or that anything writes; a leaf nothing writes
+ * may be read by ops on several threads at once (docs/design.md, Threads). */
 #ifndef TAPEGRAD_TAPE_H
 #define TAPEGRAD_TAPE_H
 
@@ -21,7 +26,8 @@ typedef struct tg_tape tg_tape;
 typedef struct tg_node tg_node;
 
 /* Allocation hook: behaves as realloc(ptr, size) when size > 0 and as free(ptr) when
- * size == 0 (returning NULL). Every tape allocation goes through it. */
+ * size == 0 (returning NULL). Every tape allocation goes through it. Its memory need only
+ * be 16-byte aligned: the tape aligns arena data to 64 itself. */
 typedef void *(*tg_alloc_fn)(void *ctx, void *ptr, size_t size);
 
 TG_API tg_tape *tg_tape_new(void);
@@ -30,7 +36,14 @@ TG_API tg_tape *tg_tape_new_with(tg_alloc_fn alloc, void *ctx);
 /* Frees the tape and everything in its arena. NULL does nothing. */
 TG_API void tg_tape_free(tg_tape *tp);
 /* Forgets every node, output and intermediate gradient, clears the error, and rewinds the
- * arena, keeping its memory for the next step. Tensors from before the reset are invalid. */
+ * arena, keeping its memory for the next step. Tensors from before the reset are invalid.
+ * Given to an op or as a sweep's root, an op output or intermediate gradient of this tape
+ * from 1, 2 or 3 resets back fails with TG_ESTATE and changes nothing, provided the steps
+ * since have made the same allocations (the same ops on the same shapes, as a training
+ * loop does). From further back, or after different steps, it is refused unless it falls
+ * exactly on a tensor of the current step, and is then taken for that one: in a loop of
+ * identical steps, a tensor from 4 resets back is the same tensor of the current step
+ * (docs/design.md, Stale tensors). Copy what must outlive a step into a leaf. */
 TG_API void tg_tape_reset(tg_tape *tp);
 
 /* The first error since the last reset: its message ("" if none) and its code. */
@@ -70,7 +83,8 @@ TG_API void tg_tape_get_stats(const tg_tape *tp, tg_tape_stats *st);
  * A second call on the same tape sweeps again from fresh intermediate gradients (each
  * sweep zeroes them on first use), while leaf gradients keep accumulating until
  * tg_zero_grad. Returns 0, or TG_ESHAPE (loss not scalar), TG_ESTATE (loss not on this
- * tape, or the tape was reset), TG_EARG (NULL), TG_ENOMEM; the error is kept on the tape. */
+ * tape, or made before a reset: see tg_tape_reset for what is caught), TG_EARG (NULL),
+ * TG_ENOMEM; the error is kept on the tape. */
 TG_API int tg_backward(tg_tape *tp, tg_tensor *loss);
 /* The sweep from any recorded output y with its gradient seeded by seed (same shape as y):
  * adds seedᵀ·∂y/∂x into every leaf x that requires a gradient (a vector-Jacobian product).
@@ -135,14 +149,17 @@ typedef struct tg_gradcheck_result {
     int64_t worst_index;
     double worst_analytic, worst_numeric;
     int64_t n_checked;   /* elements compared */
-    char msg[256];       /* the tape's error if the function failed */
+    char msg[256];       /* why the check failed ("" when it returned 0) */
 } tg_gradcheck_result;
 
 /* Compares every analytic gradient element of f with the 4-point central difference
  * (f(x-2h) - 8f(x-h) + 8f(x+h) - f(x+2h)) / 12h, computed in f64: inputs are copied to
  * f64 first (the caller's tensors are never modified). Only inputs with requires_grad set
- * are checked. opts may be NULL for the defaults. Returns 0 and fills res, or a negative
- * code (the function failed, or did not return a scalar) with res->msg saying why. */
+ * are checked. opts may be NULL for the defaults, res NULL to get only the code. Returns
+ * 0 and fills res, or a negative code with res->msg saying why, never empty: the tape's
+ * code and message when f or the sweep failed; TG_EARG for bad arguments, for f returning
+ * NULL with no error on the tape, and for f being NaN near an element; TG_ESHAPE when f
+ * returns no scalar; TG_ENOMEM (nothing leaks). */
 TG_API int tg_gradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inputs, void *ctx,
                         const tg_gradcheck_opts *opts, tg_gradcheck_result *res);
 

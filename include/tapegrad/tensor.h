@@ -17,8 +17,8 @@ extern "C" {
 
 typedef struct tg_tensor tg_tensor;
 
-/* A zero-filled leaf of the given shape (ndim 0..TG_MAX_DIMS, every size >= 0).
- * Returns NULL on a bad shape or out of memory. */
+/* A zero-filled leaf of the given shape (ndim 0..TG_MAX_DIMS, every size >= 0, the product
+ * of the non-zero sizes at most TG_MAX_NUMEL). Returns NULL on a bad shape or out of memory. */
 TG_API tg_tensor *tg_tensor_new(tg_dtype dt, int ndim, const int64_t *shape);
 /* A leaf holding a copy of data (numel elements of dt). NULL on bad arguments. */
 TG_API tg_tensor *tg_tensor_from(tg_dtype dt, int ndim, const int64_t *shape, const void *data);
@@ -39,7 +39,8 @@ TG_API char *tg_shape_str(const tg_tensor *t, char *buf, size_t size);
 /* The raw, contiguous, row-major values: float* for TG_F32, double* for TG_F64. */
 TG_API void *tg_data(tg_tensor *t);
 TG_API const void *tg_data_const(const tg_tensor *t);
-/* Element i (flat index) as double, and its setter; no bounds check beyond numel. */
+/* Element i (flat index) as double, and its setter. tg_get is NaN and tg_set does nothing
+ * when t is NULL or i is outside [0, numel) (core.h states every accessor's NULL rule). */
 TG_API double tg_get(const tg_tensor *t, int64_t i);
 TG_API void tg_set(tg_tensor *t, int64_t i, double v);
 
