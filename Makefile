@@ -166,12 +166,12 @@ asan:
 # ThreadSanitizer (GCC): TG_NO_CLONES, since the target_clones resolvers run at load, before
 # TSan is up, and crash; OPENMP empty, since TSan cannot see libgomp's barriers and would
 # flag every parallel loop (BLIS still runs its own threads, uninstrumented, and TSan is
-# told to ignore what they do); TG_TEST_ASAN turns off test_optim's malloc replacement, as
-# under ASan, since TSan owns malloc.
+# told to ignore what they do). test_optim's malloc replacement is off under TSan, which owns
+# malloc.
 tsan:
 	TSAN_OPTIONS="ignore_noninstrumented_modules=1 $(TSAN_OPTIONS)" \
 	$(MAKE) --no-print-directory B=build/tsan OPT=-O1 OPENMP= \
-	  EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer -DTG_NO_CLONES -DTG_TEST_ASAN" \
+	  EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer -DTG_NO_CLONES" \
 	  EXTRA_LDFLAGS="-fsanitize=thread" test
 
 valgrind: $(TESTS)

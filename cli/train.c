@@ -376,7 +376,7 @@ int cmd_train(int argc, char **argv)
     if ((rc = model_fit_data(o, n, &d, &md))) goto done;
     rc = 1;
     if (!(net = build_model(&md))) goto done;
-    tg_set_num_threads((int)threads);
+    threads = tg_set_num_threads((int)threads); /* capped at the CPUs this process may use */
     tg_rng rng;
     tg_rng_seed(&rng, (uint64_t)seed);
     tg_nn_init(net, ik, 0, &rng);

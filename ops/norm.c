@@ -181,7 +181,7 @@ static bool running_ok(tg_tape *tp, const tg_tensor *x, tg_tensor *r, const char
                 tg_dtype_name((tg_dtype)r->dtype), tg_dtype_name((tg_dtype)x->dtype));
         return false;
     }
-    if (!r->leaf && (r->tape != tp || r->gen != tp->gen)) {
+    if (!tg_tensor_usable(tp, r)) {
         tg_fail(tp, TG_ESTATE, "tg_batch_norm: running %s belongs to another tape or was made "
                 "before tg_tape_reset", what);
         return false;

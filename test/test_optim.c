@@ -11,11 +11,12 @@
 #include "tapegrad.h"
 
 /* Allocation counting for test_step_never_allocates: this binary replaces the allocation
- * functions and forwards them to glibc's. Not under AddressSanitizer (it owns malloc). */
-#if defined(__SANITIZE_ADDRESS__)
+ * functions and forwards them to glibc's. Not under AddressSanitizer or ThreadSanitizer
+ * (they own malloc). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define TG_TEST_ASAN 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define TG_TEST_ASAN 1
 #endif
 #endif
