@@ -1,5 +1,6 @@
 /* cli/train.c: `tapegrad train` and `tapegrad eval`. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,14 +105,24 @@ static void desc_format(const model_desc *m, char *buf, size_t size)
                  m->dropout, m->batchnorm, tg_dtype_name(m->dtype));
 }
 
+/* desc_format's line back into m; -1 when s is not one (a number out of range included). */
 static int desc_parse(const char *s, model_desc *m)
 {
-    char layers[512], act[32], dtype[8];
-    int bn;
+    char layers[512], act[32], dtype[8], *end;
+    int at = -1, at_bn = -1;
     memset(m, 0, sizeof *m);
-    if (sscanf(s, "mlp layers=%511s act=%31s dropout=%lf batchnorm=%d dtype=%7s", layers, act,
-               &m->dropout, &bn, dtype) != 5)
+    /* The numbers are read by strtod and strtol, range-checked, between the words. */
+    if (sscanf(s, "mlp layers=%511s act=%31s dropout=%n", layers, act, &at) != 2 || at < 0)
         return -1;
+    errno = 0;
+    m->dropout = strtod(s + at, &end);
+    if (end == s + at || errno == ERANGE || !(m->dropout >= 0 && m->dropout < 1)) return -1;
+    s = end;
+    if (sscanf(s, " batchnorm=%n", &at_bn) != 0 || at_bn < 0) return -1;
+    errno = 0;
+    long bn = strtol(s + at_bn, &end, 10);
+    if (end == s + at_bn || errno == ERANGE || bn < INT_MIN || bn > INT_MAX) return -1;
+    if (sscanf(end, " dtype=%7s", dtype) != 1) return -1;
     if (cli_int_list(layers, m->sizes, MAX_LAYERS, &m->n_sizes) || m->n_sizes < 2) return -1;
     snprintf(m->act, sizeof m->act, "%s", act);
     m->batchnorm = bn != 0;
@@ -141,7 +152,7 @@ static int model_opts(const cli_opt *o, int n, model_desc *m)
     snprintf(m->act, sizeof m->act, "%s", act);
     m->batchnorm = cli_flag(o, n, "batchnorm");
     const char *dt = cli_str(o, n, "dtype");
-    if (strcmp(dt, "f32") && strcmp(dt, "f64")) {
+    if (strcmp(dt, "f32") != 0 && strcmp(dt, "f64") != 0) {
         fprintf(stderr, "tapegrad: --dtype %s: want f32 or f64\n", dt);
         return 2;
     }
@@ -219,7 +230,7 @@ static int evaluate(tg_module *net, tg_tape *tp, const tg_dataset *ds, bool clas
         if (classify) {
             metric += tg_accuracy(out, y) * (double)rows;
             if (confusion) {
-                int64_t *m = calloc((size_t)(ds->n_classes * ds->n_classes), sizeof *m);
+                int64_t *m = calloc((size_t)ds->n_classes * (size_t)ds->n_classes, sizeof *m);
                 if (m && tg_confusion_matrix(out, y, ds->n_classes, m) == 0)
                     for (int i = 0; i < ds->n_classes * ds->n_classes; i++) confusion[i] += m[i];
                 free(m);
@@ -263,7 +274,7 @@ static void progress(bool tty, int epoch, int epochs, int64_t done, int64_t tota
     if (!tty) return;
     int width = 30, fill = total ? (int)(width * done / total) : width;
     char bar[64];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    for (int i = 0; i < width; i++) bar[i] = (char)(i < fill ? '=' : i == fill ? '>' : ' ');
     bar[width] = '\0';
     fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld loss %.4f %8.0f samples/s", epoch, epochs, bar,
             (long long)done, (long long)total, loss, rate);
@@ -290,12 +301,46 @@ static int init_kind(const char *s, const char *act, tg_init *k)
     return 2;
 }
 
-int cmd_train(int argc, char **argv)
+/* The options of train beyond the data, checked before any data is read. */
+typedef struct train_cfg {
+    long long seed, threads, batch, epochs;
+    const char *opt_name, *save, *log_path;
+    tg_optim_opts oo;
+    int schedule; /* an index into schedules[] */
+    model_desc md;
+    tg_init init;
+    bool profile;
+} train_cfg;
+
+/* What a run holds; train_cleanup frees it whatever happened. */
+typedef struct train_run {
+    run_data d;
+    tg_module *net;
+    tg_tape *tp;
+    tg_optim *opt;
+    tg_batcher *bt;
+    tg_tensor *params[256];
+    FILE *log;
+    bool log_new;      /* made by this run: removed if the run fails before an epoch */
+    bool log_reported; /* a write error of the log was reported */
+    bool full;         /* a line-search method: one step over the whole training set */
+    bool tty;
+    int epochs_done;
+    int64_t steps_per_epoch;
+    double train_secs, optim_secs;
+    eval_result ev;
+    char desc[512];
+} train_run;
+
+static const char *const schedules[] = {"constant", "step", "exp", "cosine"};
+enum { N_SCHEDULES = sizeof schedules / sizeof schedules[0] };
+enum { N_COMMON = sizeof model_opts_template / sizeof model_opts_template[0] };
+#define TRAIN_MAX_OPTS (N_COMMON + 16)
+
+/* Fills o (TRAIN_MAX_OPTS long) with train's options; returns how many. */
+static int train_opt_table(cli_opt *o)
 {
-    enum { N_COMMON = sizeof model_opts_template / sizeof model_opts_template[0] };
-    cli_opt o[N_COMMON + 16];
-    memcpy(o, model_opts_template, sizeof model_opts_template);
-    cli_opt extra[] = {
+    static const cli_opt extra[] = {
         {"opt", false, "adam", "optimiser (sgd momentum nesterov adagrad rmsprop adadelta adam ...)", NULL},
         {"lr", false, NULL, "learning rate (default: the optimiser's)", NULL},
         {"momentum", false, NULL, "momentum of sgd-type optimisers", NULL},
@@ -311,29 +356,30 @@ int cmd_train(int argc, char **argv)
         {"profile", true, NULL, "print the time of every op kind in the training steps", NULL},
         {"help", true, NULL, "this help", NULL},
     };
-    int n = N_COMMON + (int)(sizeof extra / sizeof extra[0]);
+    _Static_assert(N_COMMON + sizeof extra / sizeof extra[0] <= TRAIN_MAX_OPTS, "option table");
+    memcpy(o, model_opts_template, sizeof model_opts_template);
     memcpy(o + N_COMMON, extra, sizeof extra);
-    if (cli_parse(argc, argv, o, n, NULL, 0, NULL)) return 2;
-    if (cli_flag(o, n, "help")) {
-        printf("usage: tapegrad train [options]\n");
-        cli_usage_opts(stdout, o, n);
-        return 0;
-    }
-    /* Every option is checked before the data is read: a bad value is a usage error (2). */
-    long long seed = 1, threads = 1, batch = 128, epochs = 5, label;
+    return N_COMMON + (int)(sizeof extra / sizeof extra[0]);
+}
+
+/* The numbers, the optimiser and its schedule into c; 2 and a message on a bad value. */
+static int train_optim_config(const cli_opt *o, int n, train_cfg *c)
+{
+    long long label;
     double lr = -1, momentum = -1, wd = 0, l2 = 0, clip = 0, frac;
-    if (cli_int(o, n, "seed", 0, (1LL << 62), &seed) || cli_int(o, n, "threads", 1, 256, &threads) ||
-        cli_int(o, n, "batch", 0, 1LL << 40, &batch) || cli_int(o, n, "epochs", 1, 1000000, &epochs) ||
+    c->seed = 1, c->threads = 1, c->batch = 128, c->epochs = 5;
+    if (cli_int(o, n, "seed", 0, (1LL << 62), &c->seed) || cli_int(o, n, "threads", 1, 256, &c->threads) ||
+        cli_int(o, n, "batch", 0, 1LL << 40, &c->batch) || cli_int(o, n, "epochs", 1, 1000000, &c->epochs) ||
         cli_double(o, n, "lr", 0, 1e6, &lr) || cli_double(o, n, "momentum", 0, 0.999999, &momentum) ||
         cli_double(o, n, "weight-decay", 0, 1e6, &wd) || cli_double(o, n, "l2", 0, 1e6, &l2) ||
         cli_double(o, n, "clip-norm", 0, 1e12, &clip) || csv_opts(o, n, &label, &frac))
         return 2;
     const char *opt_name = cli_str(o, n, "opt"), *sched = cli_str(o, n, "schedule");
-    tg_optim_opts oo;
-    if (tg_optim_defaults(opt_name, &oo)) {
+    c->opt_name = opt_name;
+    if (tg_optim_defaults(opt_name, &c->oo)) {
         fprintf(stderr, "tapegrad: --opt %s: unknown optimiser; one of:", opt_name);
         for (int i = 0; tg_optim_method(i); i++)
-            if (strcmp(tg_optim_method(i), "lm")) fprintf(stderr, " %s", tg_optim_method(i));
+            if (strcmp(tg_optim_method(i), "lm") != 0) fprintf(stderr, " %s", tg_optim_method(i));
         fprintf(stderr, "\n");
         return 2;
     }
@@ -343,210 +389,363 @@ int cmd_train(int argc, char **argv)
                         "optimizers-classic'\n");
         return 2;
     }
-    static const char *const schedules[] = {"constant", "step", "exp", "cosine"};
-    int sk = 0;
-    while (sk < 4 && strcmp(sched, schedules[sk])) sk++;
-    if (sk == 4) {
+    c->schedule = 0;
+    while (c->schedule < N_SCHEDULES && strcmp(sched, schedules[c->schedule]) != 0) c->schedule++;
+    if (c->schedule == N_SCHEDULES) {
         fprintf(stderr, "tapegrad: --schedule %s: want constant, step, exp or cosine\n", sched);
         return 2;
     }
-    if (lr >= 0) oo.lr = lr;
-    if (momentum >= 0) oo.momentum = momentum;
-    oo.weight_decay = wd, oo.l2 = l2, oo.clip_norm = clip;
-    model_desc md;
-    tg_init ik;
-    if (model_opts(o, n, &md) || init_kind(cli_str(o, n, "init"), md.act, &ik)) return 2;
-    const char *save = cli_str(o, n, "save"), *log_path = cli_str(o, n, "log");
-    if (save && !*save) {
+    if (lr >= 0) c->oo.lr = lr;
+    if (momentum >= 0) c->oo.momentum = momentum;
+    c->oo.weight_decay = wd, c->oo.l2 = l2, c->oo.clip_norm = clip;
+    return 0;
+}
+
+/* Every option of train into c, before the data is read: a bad value is a usage error (2). */
+static int train_config(const cli_opt *o, int n, train_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    if (train_optim_config(o, n, c)) return 2;
+    if (model_opts(o, n, &c->md) || init_kind(cli_str(o, n, "init"), c->md.act, &c->init)) return 2;
+    c->save = cli_str(o, n, "save"), c->log_path = cli_str(o, n, "log");
+    if (c->save && !*c->save) {
         fprintf(stderr, "tapegrad: --save: the path is empty\n");
         return 2;
     }
+    c->profile = cli_flag(o, n, "profile");
+    return 0;
+}
 
-    run_data d;
-    int rc = load_data(cli_str(o, n, "data"), md.dtype, o, n, (uint64_t)seed, &d);
-    if (rc) return rc;
-    tg_module *net = NULL;
-    tg_tape *tp = NULL;
-    tg_optim *opt = NULL;
-    tg_batcher *bt = NULL;
-    FILE *log = NULL;
-    bool log_new = false; /* made by this run: removed if the run fails before an epoch */
-    int epochs_done = 0;
-    tg_tensor *params[256];
-    if ((rc = model_fit_data(o, n, &d, &md))) goto done;
-    rc = 1;
-    if (!(net = build_model(&md))) goto done;
-    threads = tg_set_num_threads((int)threads); /* capped at the CPUs this process may use */
-    tg_rng rng;
-    tg_rng_seed(&rng, (uint64_t)seed);
-    tg_nn_init(net, ik, 0, &rng);
-    int np = tg_nn_params(net, params, 256);
-    if (batch == 0 || batch > d.train.n) batch = d.train.n;
-    int64_t steps_per_epoch = (d.train.n + batch - 1) / batch;
-    if (sk == 0) oo.schedule.kind = TG_LR_CONSTANT;
-    else if (sk == 1)
-        oo.schedule = (tg_lr_schedule){.kind = TG_LR_STEP, .step_size = steps_per_epoch, .gamma = 0.5};
-    else if (sk == 2)
-        oo.schedule = (tg_lr_schedule){.kind = TG_LR_EXP, .gamma = pow(0.1, 1.0 / (double)(steps_per_epoch * epochs))};
+/* The learning-rate schedule of kind (an index into schedules[]) over the whole run. */
+static void set_schedule(tg_optim_opts *oo, int kind, int64_t steps_per_epoch, long long epochs)
+{
+    if (kind == 0) oo->schedule.kind = TG_LR_CONSTANT;
+    else if (kind == 1)
+        oo->schedule = (tg_lr_schedule){.kind = TG_LR_STEP, .step_size = steps_per_epoch, .gamma = 0.5};
+    else if (kind == 2)
+        oo->schedule = (tg_lr_schedule){.kind = TG_LR_EXP, .gamma = pow(0.1, 1.0 / (double)(steps_per_epoch * epochs))};
     else
-        oo.schedule = (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = steps_per_epoch * epochs, .lr_min = 0};
-    tg_status st = {0};
-    if (!(opt = tg_optim_new(opt_name, np, params, &oo, &st))) {
-        /* an option (or bfgs's size limit) the method does not take */
-        fprintf(stderr, "tapegrad: --opt %s: %s\n", opt_name, st.msg);
-        rc = st.code == TG_EARG ? 2 : 1;
-        goto done;
-    }
-    bool full = tg_optim_needs_closure(opt);
-    if (full) batch = d.train.n; /* line searches compare values of one objective */
-    if (!(bt = tg_batcher_new(&d.train, batch, true, (uint64_t)seed, &st))) {
-        fprintf(stderr, "tapegrad: %s\n", st.msg);
-        goto done;
-    }
-    if (!(tp = tg_tape_new())) goto done;
-    tg_tape_seed(tp, (uint64_t)seed);
-    /* The outputs are checked before training, not found unwritable after the last epoch:
-     * --save where tg_nn_save will write (nothing is left behind), then the log is opened. */
-    if (save && cli_check_writable("save", save)) goto done;
-    if (log_path && *log_path) {
-        log_new = access(log_path, F_OK) != 0;
-        if (!(log = fopen(log_path, "w"))) {
-            fprintf(stderr, "tapegrad: --log %s: cannot write it: %s\n", log_path, strerror(errno));
-            log_new = false;
-            goto done;
-        }
-        fprintf(log, "epoch,train_loss,test_loss,%s,seconds\n", d.classify ? "test_accuracy" : "test_mse");
-    }
+        oo->schedule = (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = steps_per_epoch * epochs, .lr_min = 0};
+}
 
-    char desc[512];
-    desc_format(&md, desc, sizeof desc);
-    printf("data: %lld training and %lld test examples, %lld features%s\n", (long long)d.train.n,
-           (long long)d.test.n, (long long)d.train.d, d.classify ? "" : " (regression)");
-    printf("model: %s, %lld weights\n", desc, (long long)tg_nn_n_weights(net));
-    printf("training: %s lr %g, batch %lld, %lld epochs, %lld thread%s, seed %lld\n", opt_name,
-           oo.lr, batch, epochs, threads, threads > 1 ? "s" : "", seed);
-    bool tty = isatty(2), profile = cli_flag(o, n, "profile");
-    double train_secs = 0, optim_secs = 0;
-    eval_result ev = {(double)NAN, (double)NAN};
-    for (int e = 1; e <= epochs; e++) {
-        double t0 = cli_now(), sum = 0, last = t0;
-        int64_t seen = 0, k = 0;
-        tg_tensor *x, *y;
-        tg_nn_set_training(net, true);
-        tg_batcher_reset(bt);
-        if (profile && tg_tape_set_profiling(tp, true)) {
-            fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
-            goto done;
+/* The initialised network, its optimiser, the batcher and the tape; 1 with a message on a
+ * failure, 2 for an option the optimiser does not take. */
+static int train_setup(train_cfg *c, train_run *r)
+{
+    if (!(r->net = build_model(&c->md))) return 1;
+    c->threads = tg_set_num_threads((int)c->threads); /* capped at the CPUs this process may use */
+    tg_rng rng;
+    tg_rng_seed(&rng, (uint64_t)c->seed);
+    tg_nn_init(r->net, c->init, 0, &rng);
+    int np = tg_nn_params(r->net, r->params, 256);
+    if (c->batch == 0 || c->batch > r->d.train.n) c->batch = r->d.train.n;
+    r->steps_per_epoch = (r->d.train.n + c->batch - 1) / c->batch;
+    set_schedule(&c->oo, c->schedule, r->steps_per_epoch, c->epochs);
+    tg_status st = {0};
+    if (!(r->opt = tg_optim_new(c->opt_name, np, r->params, &c->oo, &st))) {
+        /* an option (or bfgs's size limit) the method does not take */
+        fprintf(stderr, "tapegrad: --opt %s: %s\n", c->opt_name, st.msg);
+        return st.code == TG_EARG ? 2 : 1;
+    }
+    r->full = tg_optim_needs_closure(r->opt);
+    if (r->full) c->batch = r->d.train.n; /* line searches compare values of one objective */
+    if (!(r->bt = tg_batcher_new(&r->d.train, c->batch, true, (uint64_t)c->seed, &st))) {
+        fprintf(stderr, "tapegrad: %s\n", st.msg);
+        return 1;
+    }
+    if (!(r->tp = tg_tape_new())) return 1;
+    tg_tape_seed(r->tp, (uint64_t)c->seed);
+    return 0;
+}
+
+/* Reports that the log cannot be written (errno says why). */
+static void log_error(train_run *r, const char *log_path)
+{
+    fprintf(stderr, "tapegrad: --log %s: cannot write it: %s\n", log_path, strerror(errno));
+    r->log_reported = true;
+}
+
+/* The outputs are checked before training, not found unwritable after the last epoch:
+ * --save where tg_nn_save will write (nothing is left behind), then the log is opened. */
+static int train_open_outputs(const train_cfg *c, train_run *r)
+{
+    if (c->save && cli_check_writable("save", c->save)) return 1;
+    if (!c->log_path || !*c->log_path) return 0;
+    r->log_new = access(c->log_path, F_OK) != 0;
+    if (!(r->log = fopen(c->log_path, "w"))) {
+        log_error(r, c->log_path);
+        r->log_new = false;
+        return 1;
+    }
+    fprintf(r->log, "epoch,train_loss,test_loss,%s,seconds\n", r->d.classify ? "test_accuracy" : "test_mse");
+    return 0;
+}
+
+/* Prints what is trained, on what and how; the model description into r->desc. */
+static void train_banner(const train_cfg *c, train_run *r)
+{
+    desc_format(&c->md, r->desc, sizeof r->desc);
+    printf("data: %lld training and %lld test examples, %lld features%s\n", (long long)r->d.train.n,
+           (long long)r->d.test.n, (long long)r->d.train.d, r->d.classify ? "" : " (regression)");
+    printf("model: %s, %lld weights\n", r->desc, (long long)tg_nn_n_weights(r->net));
+    printf("training: %s lr %g, batch %lld, %lld epochs, %lld thread%s, seed %lld\n", c->opt_name,
+           c->oo.lr, c->batch, c->epochs, c->threads, c->threads > 1 ? "s" : "", c->seed);
+}
+
+/* One optimiser step on the batch (x, y), its loss in *lv; 1 with a message on a failure. */
+static int train_step(train_run *r, int epoch, tg_tensor *x, tg_tensor *y, double *lv)
+{
+    if (r->full) { /* one iteration of the method over the whole training set */
+        closure_ctx cc = {r->net, r->tp, x, y, r->d.classify};
+        if (tg_optim_step_closure(r->opt, train_closure, &cc, lv) == 0) return 0;
+        if (r->tty) fputc('\n', stderr);
+        if (tg_tape_errcode(r->tp)) fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
+        else fprintf(stderr, "tapegrad: epoch %d: the training loss is not finite: "
+                             "the run diverged\n", epoch);
+        return 1;
+    }
+    tg_tape_reset(r->tp);
+    tg_tensor *loss = batch_loss(r->tp, tg_nn_forward(r->net, r->tp, x), y, r->d.classify);
+    tg_optim_zero_grad(r->opt);
+    bool bad = !loss || tg_backward(r->tp, loss);
+    double t_opt = cli_now();
+    bad = bad || tg_optim_step(r->opt);
+    r->optim_secs += cli_now() - t_opt;
+    if (bad) {
+        if (r->tty) fputc('\n', stderr);
+        fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
+        return 1;
+    }
+    *lv = tg_get(loss, 0);
+    return 0;
+}
+
+/* One pass over the training set (started at time t0) with a progress bar: the summed loss
+ * in *sum over *seen rows; 1 with a message on a failure or a diverging loss. */
+static int train_epoch(const train_cfg *c, train_run *r, int e, double t0, double *sum_out,
+                       int64_t *seen_out)
+{
+    double sum = 0, last = t0;
+    int64_t seen = 0, k = 0;
+    tg_tensor *x, *y;
+    tg_nn_set_training(r->net, true);
+    tg_batcher_reset(r->bt);
+    if (c->profile && tg_tape_set_profiling(r->tp, true)) {
+        fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
+        return 1;
+    }
+    while (tg_batcher_next(r->bt, &x, &y)) {
+        double lv;
+        if (train_step(r, e, x, y, &lv)) return 1;
+        int64_t rows = tg_tensor_dim(x, 0);
+        sum += lv * (double)rows;
+        seen += rows, k++;
+        if (!isfinite(sum)) { /* every step: a diverging run stops at once */
+            if (r->tty) fputc('\n', stderr);
+            fprintf(stderr, "tapegrad: epoch %d, step %lld: the training loss is %g: the run "
+                            "diverged (try a smaller --lr, --clip-norm or another --opt)\n",
+                    e, (long long)k, isfinite(lv) ? sum : lv);
+            return 1;
         }
-        while (tg_batcher_next(bt, &x, &y)) {
-            double lv;
-            if (full) { /* one iteration of the method over the whole training set */
-                closure_ctx cc = {net, tp, x, y, d.classify};
-                if (tg_optim_step_closure(opt, train_closure, &cc, &lv)) {
-                    if (tty) fputc('\n', stderr);
-                    if (tg_tape_errcode(tp)) fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
-                    else fprintf(stderr, "tapegrad: epoch %d: the training loss is not finite: "
-                                         "the run diverged\n", e);
-                    goto done;
-                }
-            } else {
-                tg_tape_reset(tp);
-                tg_tensor *loss = batch_loss(tp, tg_nn_forward(net, tp, x), y, d.classify);
-                tg_optim_zero_grad(opt);
-                bool bad = !loss || tg_backward(tp, loss);
-                double t_opt = cli_now();
-                bad = bad || tg_optim_step(opt);
-                optim_secs += cli_now() - t_opt;
-                if (bad) {
-                    if (tty) fputc('\n', stderr);
-                    fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
-                    goto done;
-                }
-                lv = tg_get(loss, 0);
-            }
-            int64_t rows = tg_tensor_dim(x, 0);
-            sum += lv * (double)rows;
-            seen += rows, k++;
-            if (!isfinite(sum)) { /* every step: a diverging run stops at once */
-                if (tty) fputc('\n', stderr);
-                fprintf(stderr, "tapegrad: epoch %d, step %lld: the training loss is %g: the run "
-                                "diverged (try a smaller --lr, --clip-norm or another --opt)\n",
-                        e, (long long)k, isfinite(lv) ? sum : lv);
-                goto done;
-            }
-            double now = cli_now();
-            if (now - last > 0.1 || k == steps_per_epoch) {
-                progress(tty, e, (int)epochs, k, steps_per_epoch, sum / (double)seen,
-                         (double)seen / (now - t0));
-                last = now;
-            }
+        double now = cli_now();
+        if (now - last > 0.1 || k == r->steps_per_epoch) {
+            progress(r->tty, e, (int)c->epochs, k, r->steps_per_epoch, sum / (double)seen,
+                     (double)seen / (now - t0));
+            last = now;
         }
+    }
+    *sum_out = sum, *seen_out = seen;
+    return 0;
+}
+
+/* Prints epoch e's line and appends it to the log; 1 when the log cannot be written. */
+static int epoch_report(const train_cfg *c, train_run *r, int e, double train_loss, double secs,
+                        double rate)
+{
+    if (r->d.classify)
+        printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%%, %.1f s (%.0f samples/s)\n",
+               e, train_loss, r->ev.loss, 100 * r->ev.metric, secs, rate);
+    else
+        printf("epoch %d: train loss %.5g, test MSE %.5g, %.1f s (%.0f samples/s)\n", e,
+               train_loss, r->ev.metric, secs, rate);
+    fflush(stdout);
+    if (!r->log) return 0;
+    fprintf(r->log, "%d,%.6g,%.6g,%.6g,%.3f\n", e, train_loss, r->ev.loss, r->ev.metric, secs);
+    if (fflush(r->log) || ferror(r->log)) {
+        log_error(r, c->log_path);
+        return 1;
+    }
+    return 0;
+}
+
+/* Every epoch: a pass over the training set, then the test set's loss, printed and logged. */
+static int train_loop(const train_cfg *c, train_run *r)
+{
+    for (int e = 1; e <= c->epochs; e++) {
+        double t0 = cli_now(), sum;
+        int64_t seen;
+        if (train_epoch(c, r, e, t0, &sum, &seen)) return 1;
         double train_time = cli_now() - t0;
-        train_secs += train_time;
-        if (profile) tg_tape_set_profiling(tp, false); /* not the evaluation */
-        if (tty) fputc('\n', stderr);
-        if (evaluate(net, tp, &d.test, d.classify, &ev, NULL)) goto done;
+        r->train_secs += train_time;
+        if (c->profile) tg_tape_set_profiling(r->tp, false); /* not the evaluation */
+        if (r->tty) fputc('\n', stderr);
+        if (evaluate(r->net, r->tp, &r->d.test, r->d.classify, &r->ev, NULL)) return 1;
         double secs = cli_now() - t0;
-        if (d.classify)
-            printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%%, %.1f s (%.0f samples/s)\n",
-                   e, sum / (double)seen, ev.loss, 100 * ev.metric, secs, (double)seen / train_time);
-        else
-            printf("epoch %d: train loss %.5g, test MSE %.5g, %.1f s (%.0f samples/s)\n", e,
-                   sum / (double)seen, ev.metric, secs, (double)seen / train_time);
-        fflush(stdout);
-        if (log) {
-            fprintf(log, "%d,%.6g,%.6g,%.6g,%.3f\n", e, sum / (double)seen, ev.loss, ev.metric, secs);
-            if (fflush(log) || ferror(log)) {
-                fprintf(stderr, "tapegrad: --log %s: cannot write it: %s\n", log_path, strerror(errno));
-                goto done;
-            }
-        }
-        epochs_done = e;
+        if (epoch_report(c, r, e, sum / (double)seen, secs, (double)seen / train_time)) return 1;
+        r->epochs_done = e;
     }
-    if (log) {
-        int closed = fclose(log);
-        log = NULL;
-        if (closed) {
-            fprintf(stderr, "tapegrad: --log %s: cannot write it: %s\n", log_path, strerror(errno));
-            goto done;
-        }
-        char png[1024];
-        size_t len = strlen(log_path);
-        snprintf(png, sizeof png, "%.*s.png", (int)(len > 4 && !strcmp(log_path + len - 4, ".csv") ? len - 4 : len), log_path);
-        int cols[3] = {2, 3, 4};
-        if (epochs > 1 &&
-            cli_plot_csv(log_path, png, "training curves", "epoch", "loss / accuracy", 1, cols, 3, false) == 0)
-            printf("curves: %s and %s\n", log_path, png);
-        else printf("curves: %s\n", log_path);
+    return 0;
+}
+
+/* Closes the log and plots it beside itself (a PNG) when gnuplot is there. */
+static int train_close_log(const train_cfg *c, train_run *r)
+{
+    int closed = fclose(r->log);
+    r->log = NULL;
+    if (closed) {
+        log_error(r, c->log_path);
+        return 1;
     }
-    if (d.classify) printf("test accuracy: %.2f%%\n", 100 * ev.metric);
-    else printf("test MSE: %.6g\n", ev.metric);
-    if (profile) {
+    const char *log_path = c->log_path;
+    char png[1024];
+    size_t len = strlen(log_path);
+    snprintf(png, sizeof png, "%.*s.png", (int)(len > 4 && !strcmp(log_path + len - 4, ".csv") ? len - 4 : len), log_path);
+    int cols[3] = {2, 3, 4};
+    if (c->epochs > 1 &&
+        cli_plot_csv(log_path, png, "training curves", "epoch", "loss / accuracy", 1, cols, 3, false) == 0)
+        printf("curves: %s and %s\n", log_path, png);
+    else printf("curves: %s\n", log_path);
+    return 0;
+}
+
+/* After the last epoch: the log closed, the result and the profile printed, the model saved. */
+static int train_finish(const train_cfg *c, train_run *r)
+{
+    if (r->log && train_close_log(c, r)) return 1;
+    if (r->d.classify) printf("test accuracy: %.2f%%\n", 100 * r->ev.metric);
+    else printf("test MSE: %.6g\n", r->ev.metric);
+    if (c->profile) {
         printf("profile of the training steps (%.3f s, of which %.3f s in optimiser steps):\n",
-               train_secs, optim_secs);
-        tg_tape_profile_print(tp, stdout);
+               r->train_secs, r->optim_secs);
+        tg_tape_profile_print(r->tp, stdout);
     }
-    if (save) {
-        if (tg_nn_save_meta(net, save, desc, &st)) {
+    if (c->save) {
+        tg_status st = {0};
+        if (tg_nn_save_meta(r->net, c->save, r->desc, &st)) {
             fprintf(stderr, "tapegrad: %s\n", st.msg);
-            goto done;
+            return 1;
         }
-        printf("saved: %s\n", save);
+        printf("saved: %s\n", c->save);
     }
-    rc = 0;
-done:
-    if (log) fclose(log);
-    if (rc && log_new && epochs_done == 0) unlink(log_path); /* nothing to show: no file */
-    tg_batcher_free(bt);
-    tg_optim_free(opt);
-    tg_tape_free(tp);
-    tg_nn_free(net);
-    tg_dataset_free(&d.train);
-    tg_dataset_free(&d.test);
+    return 0;
+}
+
+/* Frees what the run holds; a log the run made is removed when it failed before an epoch. */
+static void train_cleanup(const train_cfg *c, train_run *r, int rc)
+{
+    if (r->log && fclose(r->log) && !r->log_reported) log_error(r, c->log_path);
+    if (rc && r->log_new && r->epochs_done == 0) unlink(c->log_path); /* nothing to show: no file */
+    tg_batcher_free(r->bt);
+    tg_optim_free(r->opt);
+    tg_tape_free(r->tp);
+    tg_nn_free(r->net);
+    tg_dataset_free(&r->d.train);
+    tg_dataset_free(&r->d.test);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    cli_opt o[TRAIN_MAX_OPTS];
+    int n = train_opt_table(o);
+    if (cli_parse(argc, argv, o, n, NULL, 0, NULL)) return 2;
+    if (cli_flag(o, n, "help")) {
+        printf("usage: tapegrad train [options]\n");
+        cli_usage_opts(stdout, o, n);
+        return 0;
+    }
+    train_cfg c;
+    int rc = train_config(o, n, &c);
+    if (rc) return rc;
+    train_run r;
+    memset(&r, 0, sizeof r);
+    r.ev = (eval_result){(double)NAN, (double)NAN};
+    if ((rc = load_data(cli_str(o, n, "data"), c.md.dtype, o, n, (uint64_t)c.seed, &r.d))) return rc;
+    rc = model_fit_data(o, n, &r.d, &c.md);
+    if (!rc) rc = train_setup(&c, &r);
+    if (!rc) rc = train_open_outputs(&c, &r);
+    if (!rc) {
+        train_banner(&c, &r);
+        r.tty = isatty(2);
+        rc = train_loop(&c, &r);
+    }
+    if (!rc) rc = train_finish(&c, &r);
+    train_cleanup(&c, &r, rc);
     return rc;
 }
 
 /* ---- eval ---- */
+
+/* The description saved in the model file at path into meta and md; 1 with a message if
+ * the file cannot be read or is not a model saved by train. */
+static int eval_read_desc(const char *path, char *meta, size_t size, model_desc *md)
+{
+    tg_status st = {0};
+    if (tg_nn_read_meta(path, meta, size, &st)) {
+        fprintf(stderr, "tapegrad: %s\n", st.msg);
+        return 1;
+    }
+    if (desc_parse(meta, md)) {
+        fprintf(stderr, "tapegrad: %s: not a model saved by 'tapegrad train' (description '%s')\n", path, meta);
+        return 1;
+    }
+    return 0;
+}
+
+/* The test set's loss and metric, and a confusion matrix for classes, printed. */
+static int eval_report(tg_module *net, tg_tape *tp, const run_data *d, bool fashion)
+{
+    eval_result ev;
+    int64_t *conf = NULL;
+    if (d->classify) conf = calloc((size_t)d->test.n_classes * (size_t)d->test.n_classes, sizeof *conf);
+    if (evaluate(net, tp, &d->test, d->classify, &ev, conf)) {
+        free(conf);
+        return 1;
+    }
+    if (d->classify) {
+        printf("test loss %.4f, test accuracy %.2f%% on %lld examples\n", ev.loss, 100 * ev.metric,
+               (long long)d->test.n);
+        if (conf) tg_confusion_print(stdout, conf, d->test.n_classes, fashion ? tg_fashion_mnist_classes : NULL);
+    } else {
+        printf("test MSE %.6g on %lld examples\n", ev.metric, (long long)d->test.n);
+    }
+    free(conf);
+    return 0;
+}
+
+/* Loads the parameters of the model file at path into net, checks that they fit the data
+ * (named data in messages) and reports the evaluation. */
+static int eval_model(tg_module *net, tg_tape *tp, const char *path, const char *meta,
+                      const model_desc *md, const run_data *d, const char *data, long long threads)
+{
+    tg_status st = {0};
+    if (tg_nn_load(net, path, &st)) {
+        fprintf(stderr, "tapegrad: %s\n", st.msg);
+        return 1;
+    }
+    if (md->sizes[0] != d->test.d) {
+        fprintf(stderr, "tapegrad: --data %s: %s expects %lld features, the data has %lld\n",
+                data, path, md->sizes[0], (long long)d->test.d);
+        return 2;
+    }
+    tg_set_num_threads((int)threads);
+    printf("model: %s\n", meta);
+    if (d->classify && md->sizes[md->n_sizes - 1] < d->test.n_classes) {
+        fprintf(stderr, "tapegrad: --data %s: %s has %lld outputs, the data has %d classes\n",
+                data, path, md->sizes[md->n_sizes - 1], d->test.n_classes);
+        return 2;
+    }
+    return eval_report(net, tp, d, strcmp(data, "fashion-mnist") == 0);
+}
 
 int cmd_eval(int argc, char **argv)
 {
@@ -573,58 +772,16 @@ int cmd_eval(int argc, char **argv)
     if (cli_int(o, n, "seed", 0, 1LL << 62, &seed) || cli_int(o, n, "threads", 1, 256, &threads) ||
         csv_opts(o, n, &label, &frac))
         return 2;
-    const char *path = cli_str(o, n, "model");
+    const char *path = cli_str(o, n, "model"), *data = cli_str(o, n, "data");
     char meta[512];
-    tg_status st = {0};
     model_desc md;
-    if (tg_nn_read_meta(path, meta, sizeof meta, &st)) {
-        fprintf(stderr, "tapegrad: %s\n", st.msg);
-        return 1;
-    }
-    if (desc_parse(meta, &md)) {
-        fprintf(stderr, "tapegrad: %s: not a model saved by 'tapegrad train' (description '%s')\n", path, meta);
-        return 1;
-    }
+    if (eval_read_desc(path, meta, sizeof meta, &md)) return 1;
     run_data d;
-    int rc = load_data(cli_str(o, n, "data"), md.dtype, o, n, (uint64_t)seed, &d);
+    int rc = load_data(data, md.dtype, o, n, (uint64_t)seed, &d);
     if (rc) return rc;
     tg_module *net = build_model(&md);
     tg_tape *tp = tg_tape_new();
-    int64_t *conf = NULL;
-    rc = 1;
-    if (!net || !tp) goto done;
-    if (tg_nn_load(net, path, &st)) {
-        fprintf(stderr, "tapegrad: %s\n", st.msg);
-        goto done;
-    }
-    if (md.sizes[0] != d.test.d) {
-        fprintf(stderr, "tapegrad: --data %s: %s expects %lld features, the data has %lld\n",
-                cli_str(o, n, "data"), path, md.sizes[0], (long long)d.test.d);
-        rc = 2;
-        goto done;
-    }
-    tg_set_num_threads((int)threads);
-    printf("model: %s\n", meta);
-    eval_result ev;
-    if (d.classify && md.sizes[md.n_sizes - 1] < d.test.n_classes) {
-        fprintf(stderr, "tapegrad: --data %s: %s has %lld outputs, the data has %d classes\n",
-                cli_str(o, n, "data"), path, md.sizes[md.n_sizes - 1], d.test.n_classes);
-        rc = 2;
-        goto done;
-    }
-    if (d.classify) conf = calloc((size_t)(d.test.n_classes * d.test.n_classes), sizeof *conf);
-    if (evaluate(net, tp, &d.test, d.classify, &ev, conf)) goto done;
-    if (d.classify) {
-        printf("test loss %.4f, test accuracy %.2f%% on %lld examples\n", ev.loss, 100 * ev.metric,
-               (long long)d.test.n);
-        bool fashion = strcmp(cli_str(o, n, "data"), "fashion-mnist") == 0;
-        if (conf) tg_confusion_print(stdout, conf, d.test.n_classes, fashion ? tg_fashion_mnist_classes : NULL);
-    } else {
-        printf("test MSE %.6g on %lld examples\n", ev.metric, (long long)d.test.n);
-    }
-    rc = 0;
-done:
-    free(conf);
+    rc = net && tp ? eval_model(net, tp, path, meta, &md, &d, data, threads) : 1;
     tg_tape_free(tp);
     tg_nn_free(net);
     tg_dataset_free(&d.train);

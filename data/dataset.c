@@ -145,8 +145,9 @@ int tg_dataset_standardize(tg_dataset *fit, tg_dataset *other)
         return TG_EARG;
     int64_t n = fit->n, d = fit->d;
     bool f32 = tg_tensor_dtype(fit->x) == TG_F32;
-    double *mean = calloc(2 * (size_t)d + 1, sizeof *mean), *k = mean + d;
+    double *mean = calloc(2 * (size_t)d + 1, sizeof *mean);
     if (!mean) return TG_ENOMEM;
+    double *k = mean + d; /* the second half: squared deviations, then 1 / sd */
     /* Two passes (mean, then squared deviations): no cancellation in the variance. */
     if (f32) col_sums_float(tg_data(fit->x), n, d, NULL, mean);
     else col_sums_double(tg_data(fit->x), n, d, NULL, mean);

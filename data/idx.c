@@ -111,7 +111,7 @@ static int refill(source *s, tg_status *st)
     size_t got;
     if (tg_file_read(s->fd, s->in + s->z.avail_in, IN_STEP - s->z.avail_in, &got))
         return tg_status_set(st, TG_EIO, "%s: offset %llu: read error: %s", s->path,
-                             (unsigned long long)(s->pos + got), strerror(errno));
+                             (unsigned long long)s->pos + got, strerror(errno));
     s->eof = got < IN_STEP - s->z.avail_in;
     s->z.next_in = s->in, s->z.avail_in += (uInt)got, s->pos += got;
     return TG_OK;
@@ -234,85 +234,119 @@ static int read_data(source *s, size_t n, size_t head_bytes, unsigned char **out
     return TG_OK;
 }
 
+/* The 4-byte magic into head: the element type and the number of dimensions. */
+static int idx_read_magic(source *s, unsigned char *head, const idx_type **type, int *nd,
+                          tg_status *st)
+{
+    size_t got = 0;
+    int rc = source_read(s, head, 4, &got, st);
+    if (rc) return rc;
+    if (got != 4) {
+        tg_status_set(st, TG_EFORMAT, "%s: offset 0: shorter than the 4-byte IDX magic", s->path);
+        return TG_EFORMAT;
+    }
+    *type = NULL;
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
+        if (TYPES[i].code == head[2]) *type = &TYPES[i];
+    *nd = head[3];
+    if (head[0] || head[1] || !*type || *nd == 0) {
+        tg_status_set(st, TG_EFORMAT,
+                      "%s: offset 0: bad IDX magic %02x %02x %02x %02x (want 00 00, a type "
+                      "code 08 09 0b 0c 0d or 0e, and at least one dimension)",
+                      s->path, head[0], head[1], head[2], head[3]);
+        return TG_EFORMAT; /* not 0, whatever the analyser assumes of tg_status_set */
+    }
+    return TG_OK;
+}
+
+/* The nd dimension sizes after the magic into head and dims. */
+static int idx_read_dims(source *s, unsigned char *head, int nd, int64_t *dims, tg_status *st)
+{
+    size_t got = 0, want = 4 * (size_t)nd;
+    int rc = source_read(s, head + 4, want, &got, st);
+    if (rc) return rc;
+    if (got != want)
+        return tg_status_set(st, TG_EFORMAT, "%s: offset 4: truncated in the %d dimension sizes",
+                             s->path, nd);
+    for (int i = 0; i < nd; i++) dims[i] = (int64_t)be(head + 4 + 4 * i, 4);
+    return TG_OK;
+}
+
+/* The bytes of data the dimensions promise, in *bytes, checked against the file size before
+ * anything is allocated: the element count is saturated just above what could be real, and
+ * a plain file must hold exactly header + data. */
+static int idx_data_bytes(const source *s, const idx_type *type, int nd, const int64_t *dims,
+                          size_t head_bytes, size_t *bytes, tg_status *st)
+{
+    uint64_t limit = s->size * (s->gz ? GZ_MAX_RATIO : 1), count = 1;
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] > 0 && count > (limit + 1) / (uint64_t)dims[i]) count = limit + 1;
+        else count *= (uint64_t)dims[i];
+    }
+    if (count > limit / (uint64_t)type->size)
+        return tg_status_set(st, TG_EFORMAT, "%s: offset 4: the header promises more data than "
+                             "the file can hold (%d dimensions of %s)", s->path, nd, type->name);
+    *bytes = (size_t)count * (size_t)type->size;
+    uint64_t want = head_bytes + *bytes, size = s->size;
+    if (!s->gz && want != size)
+        return tg_status_set(st, TG_EFORMAT, "%s: offset %llu: %s (the header wants %zu bytes of "
+                             "data, the file has %llu)", s->path,
+                             (unsigned long long)(want < size ? want : size),
+                             want < size ? "data after the last element" : "truncated", *bytes,
+                             (unsigned long long)(size - head_bytes));
+    return TG_OK;
+}
+
+/* The [n, rest] shape of the dimensions: the product of the rest can overflow when n == 0
+ * (no data bounds it). */
+static int idx_shape(const char *path, int nd, const int64_t *dims, int64_t *shape,
+                     tg_status *st)
+{
+    shape[0] = dims[0], shape[1] = 1;
+    for (int i = 1; i < nd; i++) {
+        if (dims[i] && shape[1] > INT32_MAX / dims[i])
+            return tg_status_set(st, TG_EFORMAT, "%s: offset 4: dimension sizes overflow", path);
+        shape[1] *= dims[i];
+    }
+    return TG_OK;
+}
+
+/* The stream must end at offset end: this also reads (and zlib checks) the last gzip
+ * trailer. */
+static int idx_check_end(source *s, size_t end, tg_status *st)
+{
+    unsigned char extra;
+    size_t got = 0;
+    int rc = source_read(s, &extra, 1, &got, st);
+    if (!rc && got)
+        rc = tg_status_set(st, TG_EFORMAT, "%s: offset %zu: data after the last element", s->path,
+                           end);
+    return rc;
+}
+
 /* The raw big-endian elements of an IDX file (malloc'd, *data), its type, rank and
  * [n, rest] shape, and the header's size; every check of the format done. */
 static int idx_read(const char *path, const idx_type **type_out, int *nd_out, int64_t *shape_out,
                     size_t *head_out, unsigned char **data_out, tg_status *st)
 {
     source s;
-    int rc = source_open(&s, path, st);
     unsigned char head[4 + 4 * 255], *data = NULL;
     const idx_type *type = NULL;
-    size_t got = 0;
-    if (rc) goto done;
-    if ((rc = source_read(&s, head, 4, &got, st))) goto done;
-    if (got != 4) {
-        rc = tg_status_set(st, TG_EFORMAT, "%s: offset 0: shorter than the 4-byte IDX magic", path);
-        goto done;
+    int nd = 0;
+    int64_t dims[255] = {0}, shape[2] = {0, 0};
+    size_t head_bytes = 0, bytes = 0;
+    int rc = source_open(&s, path, st);
+    if (!rc) rc = idx_read_magic(&s, head, &type, &nd, st);
+    if (!rc) head_bytes = 4 + 4 * (size_t)nd, rc = idx_read_dims(&s, head, nd, dims, st);
+    if (!rc) rc = idx_data_bytes(&s, type, nd, dims, head_bytes, &bytes, st);
+    if (!rc) rc = idx_shape(path, nd, dims, shape, st);
+    if (!rc) rc = read_data(&s, bytes, head_bytes, &data, st);
+    if (!rc) rc = idx_check_end(&s, head_bytes + bytes, st);
+    if (!rc) {
+        *type_out = type, *nd_out = nd, *data_out = data, *head_out = head_bytes;
+        shape_out[0] = shape[0], shape_out[1] = shape[1];
+        data = NULL;
     }
-    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
-        if (TYPES[i].code == head[2]) type = &TYPES[i];
-    int nd = head[3];
-    if (head[0] || head[1] || !type || nd == 0) {
-        rc = tg_status_set(st, TG_EFORMAT,
-                           "%s: offset 0: bad IDX magic %02x %02x %02x %02x (want 00 00, a type "
-                           "code 08 09 0b 0c 0d or 0e, and at least one dimension)",
-                           path, head[0], head[1], head[2], head[3]);
-        goto done;
-    }
-    size_t head_bytes = 4 + 4 * (size_t)nd;
-    if ((rc = source_read(&s, head + 4, head_bytes - 4, &got, st))) goto done;
-    if (got != head_bytes - 4) {
-        rc = tg_status_set(st, TG_EFORMAT, "%s: offset 4: truncated in the %d dimension sizes",
-                           path, nd);
-        goto done;
-    }
-    /* The element count, saturated just above what could be real, is checked against the
-     * file size before anything is allocated: a plain file must hold exactly header + data. */
-    uint64_t limit = s.size * (s.gz ? GZ_MAX_RATIO : 1), count = 1;
-    int64_t dims[255];
-    for (int i = 0; i < nd; i++) {
-        dims[i] = (int64_t)be(head + 4 + 4 * i, 4);
-        if (dims[i] > 0 && count > (limit + 1) / (uint64_t)dims[i]) count = limit + 1;
-        else count *= (uint64_t)dims[i];
-    }
-    if (count > limit / (uint64_t)type->size) {
-        rc = tg_status_set(st, TG_EFORMAT, "%s: offset 4: the header promises more data than the "
-                           "file can hold (%d dimensions of %s)", path, nd, type->name);
-        goto done;
-    }
-    size_t bytes = (size_t)count * (size_t)type->size;
-    uint64_t want = head_bytes + bytes, size = s.size;
-    if (!s.gz && want != size) {
-        rc = tg_status_set(st, TG_EFORMAT, "%s: offset %llu: %s (the header wants %zu bytes of "
-                           "data, the file has %llu)", path,
-                           (unsigned long long)(want < size ? want : size),
-                           want < size ? "data after the last element" : "truncated", bytes,
-                           (unsigned long long)(size - head_bytes));
-        goto done;
-    }
-    /* [n, rest]: the product of the rest can overflow when n == 0 (no data bounds it). */
-    int64_t shape[2] = {dims[0], 1};
-    for (int i = 1; i < nd; i++) {
-        if (dims[i] && shape[1] > INT32_MAX / dims[i]) {
-            rc = tg_status_set(st, TG_EFORMAT, "%s: offset 4: dimension sizes overflow", path);
-            goto done;
-        }
-        shape[1] *= dims[i];
-    }
-    if ((rc = read_data(&s, bytes, head_bytes, &data, st))) goto done;
-    /* The stream must end here: this also reads (and zlib checks) the last gzip trailer. */
-    unsigned char extra;
-    if ((rc = source_read(&s, &extra, 1, &got, st))) goto done;
-    if (got) {
-        rc = tg_status_set(st, TG_EFORMAT, "%s: offset %zu: data after the last element", path,
-                           head_bytes + bytes);
-        goto done;
-    }
-    *type_out = type, *nd_out = nd, *data_out = data, *head_out = head_bytes;
-    shape_out[0] = shape[0], shape_out[1] = shape[1];
-    data = NULL;
-done:
     free(data);
     source_close(&s);
     return rc;

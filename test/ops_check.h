@@ -64,10 +64,10 @@ static inline int sweep(tg_tape *tp, tg_tensor *y)
     return tg_backward(tp, weighted(tp, y));
 }
 
-/* t holds want[0..n-1] within tol·max(1, |want|) (a NaN wants a NaN, an infinity the same
- * infinity); reports the first difference. */
-static inline void expect(const tg_tensor *t, int64_t n, const double *want, double tol,
-                          const char *file, int line)
+/* t holds want[0..n-1] within tol, times max(1, |want|) when relative (a NaN wants a NaN,
+ * an infinity the same infinity); reports the first difference. */
+static inline void expect_within(const tg_tensor *t, int64_t n, const double *want, double tol,
+                                 bool relative, const char *file, int line)
 {
     if (!t || tg_tensor_numel(t) != n) {
         printf("%s:%d: %s: %s, want %lld elements\n", file, line, check_test,
@@ -77,7 +77,7 @@ static inline void expect(const tg_tensor *t, int64_t n, const double *want, dou
     }
     for (int64_t i = 0; i < n; i++) {
         double got = tg_get(t, i);
-        if (fabs(got - want[i]) <= tol * fmax(1.0, fabs(want[i]))) continue;
+        if (fabs(got - want[i]) <= tol * (relative ? fmax(1.0, fabs(want[i])) : 1.0)) continue;
         if (isnan(got) && isnan(want[i])) continue;
         if (isinf(want[i]) && got == want[i]) continue;
         printf("%s:%d: %s: element %lld is %.17g, want %.17g\n", file, line, check_test,
@@ -87,6 +87,45 @@ static inline void expect(const tg_tensor *t, int64_t n, const double *want, dou
     }
     check_passed++;
 }
+
+/* t holds want[0..n-1] within tol·max(1, |want|). */
+static inline void expect(const tg_tensor *t, int64_t n, const double *want, double tol,
+                          const char *file, int line)
+{
+    expect_within(t, n, want, tol, true, file, line);
+}
 #define EXPECT(t, n, want, tol) expect((t), (n), (want), (tol), __FILE__, __LINE__)
+/* Within tol absolutely, whatever the magnitude of want. */
+#define EXPECT_ABS(t, n, want, tol) expect_within((t), (n), (want), (tol), false, __FILE__, __LINE__)
+
+/* Runs every self-check case of the family's ops, ops[0..n-1]: each passes the gradient
+ * check (max relative error <= 1e-6) and agrees in f32 with f64 (within 1e-4); a failing
+ * case is printed. count[k] gets the number of cases of ops[k]. */
+static inline void check_family_cases(const char *const *ops, int n, int *count)
+{
+    for (int k = 0; k < n; k++) count[k] = 0;
+    for (int i = 0; i < tg_selfcheck_count(); i++) {
+        const char *what, *op = tg_selfcheck_op(i, &what);
+        int k = 0;
+        while (k < n && strcmp(op, ops[k]) != 0) k++;
+        if (k == n) continue;
+        count[k]++;
+        tg_selfcheck_result r;
+        int rc = tg_selfcheck_run(i, &r);
+        CHECK(rc == TG_OK && r.grad.n_checked > 0);
+        CHECK(r.grad.max_rel_err <= 1e-6);
+        CHECK(r.f32_err <= 1e-4);
+        if (rc || r.grad.max_rel_err > 1e-6 || r.f32_err > 1e-4)
+            printf("  case %s (%s): rc %d, rel err %.3g, f32 err %.3g %s\n", op, what, rc,
+                   r.grad.max_rel_err, r.f32_err, r.grad.msg);
+    }
+}
+
+/* op has at least need self-check cases (count of them, from check_family_cases). */
+static inline void check_case_count(const char *op, int count, int need)
+{
+    if (count < need) printf("  op %s has %d self-check cases\n", op, count);
+    CHECK(count >= need);
+}
 
 #endif

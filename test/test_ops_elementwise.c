@@ -525,27 +525,10 @@ static void test_selfcheck_elementwise_unary(void)
                                 "add_scalar", "mul_scalar", "pow_scalar", "exp", "log",
                                 "sqrt",       "abs",        "square"};
     enum { N_OPS = sizeof ops / sizeof ops[0] };
-    int count[N_OPS] = {0};
-    for (int i = 0; i < tg_selfcheck_count(); i++) {
-        const char *what, *op = tg_selfcheck_op(i, &what);
-        int k = 0;
-        while (k < N_OPS && strcmp(op, ops[k]) != 0) k++;
-        if (k == N_OPS) continue;
-        count[k]++;
-        tg_selfcheck_result r;
-        int rc = tg_selfcheck_run(i, &r);
-        CHECK(rc == TG_OK && r.grad.n_checked > 0);
-        CHECK(r.grad.max_rel_err <= 1e-6);
-        CHECK(r.f32_err <= 1e-4);
-        if (rc || r.grad.max_rel_err > 1e-6 || r.f32_err > 1e-4)
-            printf("  case %s (%s): rc %d, rel err %.3g, f32 err %.3g %s\n", op, what, rc,
-                   r.grad.max_rel_err, r.f32_err, r.grad.msg);
-    }
-    for (int k = 0; k < N_OPS; k++) {
-        int need = k < 4 ? 10 : 2; /* the binary ops: every layout */
-        if (count[k] < need) printf("  op %s has %d self-check cases\n", ops[k], count[k]);
-        CHECK(count[k] >= need);
-    }
+    int count[N_OPS];
+    check_family_cases(ops, N_OPS, count);
+    for (int k = 0; k < N_OPS; k++)
+        check_case_count(ops[k], count[k], k < 4 ? 10 : 2); /* the binary ops: every layout */
 }
 
 static const check_case cases[] = {

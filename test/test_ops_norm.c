@@ -631,22 +631,10 @@ static void test_batch_norm_errors(void)
 /* ---- the family's self-check cases: gradients against finite differences, f32 vs f64 ---- */
 static void test_selfcheck_norm(void)
 {
-    int n_drop = 0, n_bn = 0;
-    for (int i = 0; i < tg_selfcheck_count(); i++) {
-        const char *what, *op = tg_selfcheck_op(i, &what);
-        bool drop = strcmp(op, "dropout") == 0, bn = strcmp(op, "batch_norm") == 0;
-        if (!drop && !bn) continue;
-        n_drop += drop, n_bn += bn;
-        tg_selfcheck_result r;
-        int rc = tg_selfcheck_run(i, &r);
-        CHECK(rc == TG_OK && r.grad.n_checked > 0);
-        CHECK(r.grad.max_rel_err <= 1e-6);
-        CHECK(r.f32_err <= 1e-4);
-        if (rc || r.grad.max_rel_err > 1e-6 || r.f32_err > 1e-4)
-            printf("  case %s (%s): rc %d, rel err %.3g, f32 err %.3g %s\n", op, what, rc,
-                   r.grad.max_rel_err, r.f32_err, r.grad.msg);
-    }
-    CHECK(n_drop >= 4 && n_bn >= 10);
+    static const char *ops[] = {"dropout", "batch_norm"};
+    int count[2];
+    check_family_cases(ops, 2, count);
+    CHECK(count[0] >= 4 && count[1] >= 10);
 }
 
 static const check_case cases[] = {
