@@ -1,4 +1,5 @@
 /* autograd/backward.c: the reverse sweep. */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -9,10 +10,18 @@
  * per tape generation and have it marked unset once per sweep: the first backward kernel
  * that reaches it writes it instead of adding (ops with sets = 1), or the sweep zeroes it
  * before a kernel that adds. No gradient is zeroed only to be overwritten. */
+static void poison(tg_tensor *g)
+{
+    for (int64_t i = 0; i < g->numel; i++) tg_set(g, i, NAN);
+}
+
 static int ensure_grad(tg_tape *tp, tg_tensor *t)
 {
     if (t->leaf) {
-        if (t->grad) return TG_OK;
+        if (t->grad) {
+            if (tp->poison_grads && t->grad_unset) poison(t->grad);
+            return TG_OK;
+        }
         if (tg_leaf_grad_alloc(t))
             return tg_fail(tp, TG_ENOMEM, "tg_backward: out of memory for a leaf gradient");
         return TG_OK;
@@ -24,6 +33,7 @@ static int ensure_grad(tg_tape *tp, tg_tensor *t)
     }
     t->grad_unset = true;
     t->grad_sweep = tp->sweep;
+    if (tp->poison_grads) poison(t->grad);
     return TG_OK;
 }
 

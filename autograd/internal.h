@@ -67,6 +67,8 @@ struct tg_tape {
     uint64_t sweep;          /* incremented by every tg_backward */
     uint32_t gen;            /* incremented by every tg_tape_reset */
     bool grad_mode;
+    bool poison_grads;       /* self-checks: an unset gradient holds NaN, not stale bytes, so
+                                a kernel that adds to it instead of writing it shows */
     int err;
     struct tg_profile *prof; /* NULL until profiling is first turned on (profile.c); read
                                 by every op, so kept on the line of the fields above */

@@ -137,6 +137,17 @@ int tg_selfcheck_run(int idx, tg_selfcheck_result *res)
     tg_tape *t64 = tg_tape_new(), *t32 = tg_tape_new();
     if (!rc && (!t64 || !t32)) rc = TG_ENOMEM;
     if (!rc) {
+        /* Unset gradients hold NaN on these tapes, and the inputs' gradients start unset: a
+         * backward that adds into a gradient it should write (forgetting tg_grad_beta)
+         * makes NaN, where stale bytes could have passed unseen. */
+        t64->poison_grads = t32->poison_grads = true;
+        for (int i = 0; i < c->n_in && !rc; i++) {
+            if (!tg_requires_grad(x64[i])) continue;
+            if (tg_zero_grad(x64[i]) || tg_zero_grad(x32[i])) rc = TG_ENOMEM; /* allocates */
+            tg_zero_grad(x64[i]), tg_zero_grad(x32[i]);                       /* marks unset */
+        }
+    }
+    if (!rc) {
         tg_tensor *y64 = c->fn(t64, x64, (void *)c->arg), *y32 = c->fn(t32, x32, (void *)c->arg);
         if (!y64 || !y32) {
             rc = TG_EARG;
@@ -152,13 +163,24 @@ int tg_selfcheck_run(int idx, tg_selfcheck_result *res)
                      tg_tape_error(t32));
         } else {
             double e = rel1(tg_get(y32, 0), tg_get(y64, 0));
-            for (int i = 0; i < c->n_in; i++) {
+            for (int i = 0; i < c->n_in && !rc; i++) {
                 const tg_tensor *g64 = tg_grad(x64[i]), *g32 = tg_grad(x32[i]);
                 if (!g64 || !g32) continue;
-                for (int64_t j = 0; j < tg_tensor_numel(g64); j++)
-                    e = fmax(e, rel1(tg_get(g32, j), tg_get(g64, j)));
+                for (int64_t j = 0; j < tg_tensor_numel(g64) && !rc; j++) {
+                    double a = tg_get(g32, j), b = tg_get(g64, j);
+                    if (!isfinite(a) || !isfinite(b)) {
+                        rc = TG_ESTATE;
+                        snprintf(res->grad.msg, sizeof res->grad.msg,
+                                 "tg_selfcheck_run: case '%s': gradient %d of input %d is %g "
+                                 "(%s) with unset gradients holding NaN: a backward adds "
+                                 "where it should write (tg_grad_beta)",
+                                 c->what, (int)j, i, isfinite(a) ? b : a,
+                                 isfinite(a) ? "f64" : "f32");
+                    }
+                    e = fmax(e, rel1(a, b));
+                }
             }
-            res->f32_err = e;
+            res->f32_err = rc ? (double)INFINITY : e;
         }
     }
     tg_tape_free(t64);
