@@ -8,9 +8,12 @@ OPT      ?= -O3 -fno-math-errno
 # OpenMP (libgomp, the runtime BLIS's OpenMP build already uses) splits the optimiser's
 # per-element pass over the BLIS threads. Off for clang, whose OpenMP runtime is another one.
 OPENMP   ?= $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null)),,-fopenmp)
+# make PLAIN=1 (with its own B=): the reference build, every fast path off: target_clones,
+# BLIS path choice, the side-by-side gradient GEMMs, the threaded optimiser step.
+PLAIN_CFLAGS = $(if $(PLAIN),-DTG_PLAIN -DTG_NO_CLONES)
 WARN      = -Wall -Wextra -Wpedantic -Wshadow -Wvla -Wdouble-promotion
 CFLAGS   ?= $(OPT) -g
-ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(OPENMP) \
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(OPENMP) $(PLAIN_CFLAGS) \
              -Iinclude -isystem $(BLIS_INC) $(EXTRA_CFLAGS)
 LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) $(OPENMP) -lblis -llapack -lz -lm -lpthread $(EXTRA_LDFLAGS)
 B        ?= build
@@ -41,6 +44,7 @@ help:
 	@echo "make run      install what is missing, build, train the default MLP on Fashion-MNIST"
 	@echo "make          build build/libtapegrad.{a,so}, build/tapegrad and the tests"
 	@echo "make test     build and run every test (ends with 'N passed, M failed')"
+	@echo "make B=build/plain PLAIN=1 test   the tests on the reference build (every fast path off)"
 	@echo "make asan     the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make tsan     the tests under ThreadSanitizer (the library's own OpenMP loops off)"
 	@echo "make valgrind the tests under valgrind memcheck"

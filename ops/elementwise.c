@@ -1,6 +1,6 @@
 /* ops/elementwise.c: add, sub, mul, div with NumPy broadcasting. Gradients are summed over
  * the broadcast dimensions by accumulating into the input's (smaller) gradient. */
-#include "internal.h"
+#include "elem.h"
 
 bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd,
                         int64_t *out)
@@ -79,143 +79,20 @@ static void bcast_init(bcast *c, const tg_node *n)
     if (c->nd == 0) c->nd = 1, c->shape[0] = 1, c->sa[0] = c->sb[0] = 0;
 }
 
-/* Calls BODY(F, i, ia, ib) for every output element i with its elements ia in a and ib in
- * b. The inner loop runs along the last (merged) dimension, in a version per stride pair
- * so that the common ones are plain loops. An odometer steps through the outer indices. */
-#define BCAST_FOR(c, len, BODY, F)                                                           \
-    do {                                                                                     \
-        int64_t idx_[TG_MAX_DIMS] = {0}, ia_ = 0, ib_ = 0;                                   \
-        const int last_ = (c).nd - 1;                                                        \
-        (void)ia_, (void)ib_; /* add's and sub's gradients read only one of them */          \
-        const int64_t w_ = (c).shape[last_], sa_ = (c).sa[last_], sb_ = (c).sb[last_];       \
-        for (int64_t i_ = 0; i_ < (len); i_ += w_) {                                         \
-            if (sa_ == 1 && sb_ == 0)                                                        \
-                for (int64_t j_ = 0; j_ < w_; j_++) BODY(F, i_ + j_, ia_ + j_, ib_);         \
-            else if (sa_ == 0 && sb_ == 1)                                                   \
-                for (int64_t j_ = 0; j_ < w_; j_++) BODY(F, i_ + j_, ia_, ib_ + j_);         \
-            else                                                                             \
-                for (int64_t j_ = 0; j_ < w_; j_++)                                          \
-                    BODY(F, i_ + j_, ia_ + j_ * sa_, ib_ + j_ * sb_);                        \
-            for (int d_ = last_ - 1; d_ >= 0; d_--) {                                        \
-                ia_ += (c).sa[d_], ib_ += (c).sb[d_];                                        \
-                if (++idx_[d_] < (c).shape[d_]) break;                                       \
-                ia_ -= (c).sa[d_] * (c).shape[d_], ib_ -= (c).sb[d_] * (c).shape[d_];        \
-                idx_[d_] = 0;                                                                \
-            }                                                                                \
-        }                                                                                    \
-    } while (0)
+/* The passes over the elements: the forward, and the gradient of a or of b. */
+enum { FWD, DA, DB };
 
-/* Calls BODY(F, i, ia, ib) for every output element in the node's layout. */
-#define EW_FOR(n, len, BODY, F)                                                              \
-    do {                                                                                     \
-        const int64_t m_ = (n)->i[1];                                                        \
-        switch ((n)->i[0]) {                                                                 \
-        case SAME:                                                                           \
-            for (int64_t i_ = 0; i_ < (len); i_++) BODY(F, i_, i_, i_);                      \
-            break;                                                                           \
-        case B_SCALAR:                                                                       \
-            for (int64_t i_ = 0; i_ < (len); i_++) BODY(F, i_, i_, 0);                       \
-            break;                                                                           \
-        case A_SCALAR:                                                                       \
-            for (int64_t i_ = 0; i_ < (len); i_++) BODY(F, i_, 0, i_);                       \
-            break;                                                                           \
-        case B_ROW:                                                                          \
-            for (int64_t r_ = 0; r_ < (len); r_ += m_)                                       \
-                for (int64_t j_ = 0; j_ < m_; j_++) BODY(F, r_ + j_, r_ + j_, j_);           \
-            break;                                                                           \
-        case A_ROW:                                                                          \
-            for (int64_t r_ = 0; r_ < (len); r_ += m_)                                       \
-                for (int64_t j_ = 0; j_ < m_; j_++) BODY(F, r_ + j_, j_, r_ + j_);           \
-            break;                                                                           \
-        default: {                                                                           \
-            bcast c_;                                                                        \
-            bcast_init(&c_, n);                                                              \
-            BCAST_FOR(c_, len, BODY, F);                                                     \
-        }                                                                                    \
-        }                                                                                    \
-    } while (0)
-
-/* Loop bodies: the forward, and the gradient of a or of b (a, b, y, dy, d in scope). */
-#define FWD_AT(F, i, ia, ib) (y[i] = F(a[ia], b[ib]))
-#define DA_AT(D, i, ia, ib) (d[ia] += D(dy[i], a[ia], b[ib], y[i]))
-#define DB_AT(D, i, ia, ib) (d[ib] += D(dy[i], a[ia], b[ib], y[i]))
-
-/* The terms of a scalar operand's gradient (its value s in scope). */
-#define DA_SCALAR_AT(D, i) D(dy[i], s, b[i], y[i])
-#define DB_SCALAR_AT(D, i) D(dy[i], a[i], s, y[i])
-
-/* d[0] += Σ_i TERM(D, i): the gradient of a scalar operand. Eight partial sums let the
- * compiler keep them in one vector register (a single running sum is a serial chain it
- * may not reorder), and they lose less precision over long f32 sums. */
-#define SUM_INTO(T, d, len, TERM, D)                                                         \
-    do {                                                                                     \
-        T acc_[8] = {0}, s_ = 0;                                                             \
-        int64_t i_ = 0;                                                                      \
-        for (; i_ + 8 <= (len); i_ += 8)                                                     \
-            for (int k_ = 0; k_ < 8; k_++) acc_[k_] += TERM(D, i_ + k_);                     \
-        for (; i_ < (len); i_++) s_ += TERM(D, i_);                                          \
-        for (int k_ = 0; k_ < 8; k_++) s_ += acc_[k_];                                       \
-        (d)[0] += s_;                                                                        \
-    } while (0)
-
-/* The derivative D(g, x, z, v) of y = F(x, z) in x or z, with g = dy, v = y. */
-#define ADD_F(x, z) ((x) + (z))
-#define SUB_F(x, z) ((x) - (z))
-#define MUL_F(x, z) ((x) * (z))
-#define DIV_F(x, z) ((x) / (z))
-#define ADD_DA(g, x, z, v) (g)
-#define ADD_DB(g, x, z, v) (g)
-#define SUB_DA(g, x, z, v) (g)
-#define SUB_DB(g, x, z, v) (-(g))
-#define MUL_DA(g, x, z, v) ((g) * (z))
-#define MUL_DB(g, x, z, v) ((g) * (x))
-#define DIV_DA(g, x, z, v) ((g) / (z))
-/* -dy a / b², as -dy y / b: b² would overflow for |b| > ~1e19 in f32 and y is at hand. */
-#define DIV_DB(g, x, z, v) (-(g) * (v) / (z))
-
-/* The two kernels of op NAME for element type T. In the backward each input's gradient is
- * its own block with its own restrict pointer: for mul(x, x) both are x's gradient, and
- * the two loops run one after the other. */
-#define BINARY(NAME, T, SFX, F, DA, DB)                                                      \
-    static void NAME##_fwd_##SFX(tg_node *n)                                                 \
-    {                                                                                        \
-        const T *restrict a = n->in[0]->data, *restrict b = n->in[1]->data;                  \
-        T *restrict y = n->out->data;                                                        \
-        EW_FOR(n, n->out->numel, FWD_AT, F);                                                 \
-    }                                                                                        \
-    static void NAME##_bwd_##SFX(tg_node *n)                                                 \
-    {                                                                                        \
-        const T *restrict a = n->in[0]->data, *restrict b = n->in[1]->data;                  \
-        const T *restrict y = n->out->data, *restrict dy = n->out->grad->data;               \
-        const int64_t len = n->out->numel;                                                   \
-        (void)a, (void)b, (void)y;                                                           \
-        if (n->in[0]->requires_grad) {                                                       \
-            T *restrict d = n->in[0]->grad->data;                                            \
-            if (n->i[0] == A_SCALAR) {                                                       \
-                const T s = a[0]; /* unused by add and sub */                                \
-                (void)s;                                                                     \
-                SUM_INTO(T, d, len, DA_SCALAR_AT, DA);                                       \
-            } else EW_FOR(n, len, DA_AT, DA);                                                \
-        }                                                                                    \
-        if (n->in[1]->requires_grad) {                                                       \
-            T *restrict d = n->in[1]->grad->data;                                            \
-            if (n->i[0] == B_SCALAR) {                                                       \
-                const T s = b[0];                                                            \
-                (void)s;                                                                     \
-                SUM_INTO(T, d, len, DB_SCALAR_AT, DB);                                       \
-            } else EW_FOR(n, len, DB_AT, DB);                                                \
-        }                                                                                    \
-    }
-
-#define FAMILY(NAME, F, DA, DB)                                                              \
-    BINARY(NAME, float, f32, F, DA, DB)                                                      \
-    BINARY(NAME, double, f64, F, DA, DB)                                                     \
-    void tg_##NAME##_fwd(tg_node *n) { TG_DISPATCH(n, NAME##_fwd); }                         \
-    void tg_##NAME##_bwd(tg_node *n) { TG_DISPATCH(n, NAME##_bwd); }                         \
-    tg_tensor *tg_##NAME(tg_tape *tp, tg_tensor *a, tg_tensor *b)                            \
-    {                                                                                        \
-        return binary(tp, TG_OP_##NAME, a, b);                                               \
-    }
+/* binary_fwd_f32, binary_bwd_f32 and their f64 forms, from the template ops/binary_t.h. */
+#define T float
+#define FN(name) name##_f32
+#include "binary_t.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "binary_t.h"
+#undef T
+#undef FN
 
 /* The wrapper of all four: the broadcast shape, then the layout the kernels will use. */
 static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
@@ -236,11 +113,34 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
     return tg_op_finish(tp, n);
 }
 
+/* The kernels of each op: the element functions (ops/elem_t.h) of the node's dtype. */
+TG_INLINE void binary_fwd(tg_node *n, float (*f32)(float, float), double (*f64)(double, double))
+{
+    if (n->out->dtype == TG_F32) binary_fwd_f32(n, f32);
+    else binary_fwd_f64(n, f64);
+}
+TG_INLINE void binary_bwd(tg_node *n, float (*da32)(float, float, float, float),
+                          float (*db32)(float, float, float, float),
+                          double (*da64)(double, double, double, double),
+                          double (*db64)(double, double, double, double))
+{
+    if (n->out->dtype == TG_F32) binary_bwd_f32(n, da32, db32);
+    else binary_bwd_f64(n, da64, db64);
+}
+
 /* y = a + b;  da += dy, db += dy. */
-FAMILY(add, ADD_F, ADD_DA, ADD_DB)
+void tg_add_fwd(tg_node *n) { binary_fwd(n, add_f32, add_f64); }
+void tg_add_bwd(tg_node *n) { binary_bwd(n, add_da_f32, add_db_f32, add_da_f64, add_db_f64); }
+tg_tensor *tg_add(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_add, a, b); }
 /* y = a - b;  da += dy, db -= dy. */
-FAMILY(sub, SUB_F, SUB_DA, SUB_DB)
+void tg_sub_fwd(tg_node *n) { binary_fwd(n, sub_f32, sub_f64); }
+void tg_sub_bwd(tg_node *n) { binary_bwd(n, sub_da_f32, sub_db_f32, sub_da_f64, sub_db_f64); }
+tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_sub, a, b); }
 /* y = a b;  da += dy b, db += dy a. */
-FAMILY(mul, MUL_F, MUL_DA, MUL_DB)
-/* y = a / b;  da += dy / b, db -= dy a / b². */
-FAMILY(div, DIV_F, DIV_DA, DIV_DB)
+void tg_mul_fwd(tg_node *n) { binary_fwd(n, mul_f32, mul_f64); }
+void tg_mul_bwd(tg_node *n) { binary_bwd(n, mul_da_f32, mul_db_f32, mul_da_f64, mul_db_f64); }
+tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_mul, a, b); }
+/* y = a / b;  da += dy / b, db -= dy a / b² (as dy y / b, see div_db in ops/elem_t.h). */
+void tg_div_fwd(tg_node *n) { binary_fwd(n, div_f32, div_f64); }
+void tg_div_bwd(tg_node *n) { binary_bwd(n, div_da_f32, div_db_f32, div_da_f64, div_db_f64); }
+tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_div, a, b); }

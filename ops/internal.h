@@ -1,5 +1,6 @@
-/* ops/internal.h: what op kernels share. Kernels serve TG_F32 and TG_F64; write the loop
- * once (a static helper or macro per type) and dispatch on n->out->dtype. */
+/* ops/internal.h: what op kernels share. Kernels serve TG_F32 and TG_F64: the scalar math of
+ * the elementwise ops and activations is written once per element in ops/elem_t.h and
+ * applied by a loop per dtype (ops/elem.h); other kernels dispatch on n->out->dtype. */
 #ifndef TAPEGRAD_OPS_INTERNAL_H
 #define TAPEGRAD_OPS_INTERNAL_H
 
@@ -20,25 +21,6 @@
         else fn##_f64(n);                                                                  \
     } while (0)
 
-/* The positive and the non-positive part: x = pos(x) + neg(x), and a NaN goes to neg. */
-static inline float posf_(float x) { return x > 0.0f ? x : 0.0f; }
-static inline float negf_(float x) { return x > 0.0f ? 0.0f : x; }
-static inline double pos_(double x) { return x > 0.0 ? x : 0.0; }
-static inline double neg_(double x) { return x > 0.0 ? 0.0 : x; }
-
-/* Stable for large |x|: e^-|x| never overflows, and for x < 0 the result e^x / (1 + e^x)
- * keeps its relative precision (no 1 - (1 - ε)). */
-static inline float sigmoidf_(float x)
-{
-    float e = expf(-fabsf(x));
-    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
-}
-static inline double sigmoid_(double x)
-{
-    double e = exp(-fabs(x));
-    return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
-}
-
 /* Normalises axis (negative counts from the end) into [0, ndim); -1 if out of range. */
 static inline int tg_axis(int axis, int ndim)
 {
@@ -50,5 +32,22 @@ static inline int tg_axis(int axis, int ndim)
  * not broadcast. Defined in elementwise.c, used by every op that broadcasts. */
 bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd,
                         int64_t *out);
+
+/* ---- ops/gemm.c: the GEMMs on BLIS (the only file of the library that includes blis.h) ----
+ * One GEMM, C := beta C + op(A)·op(B), row-major operands as stored: A is (ta ? k×m : m×k),
+ * B is (tb ? n×k : k×n), C is m×n. */
+typedef struct tg_gemm_args {
+    bool ta, tb;
+    int64_t m, n, k;
+    const void *a, *b;
+    double beta;
+    void *c;
+} tg_gemm_args;
+/* g on the thread count of tg_set_num_threads, timed for tp's profile. */
+void tg_gemm(tg_tape *tp, tg_dtype dt, const tg_gemm_args *g);
+/* The two gradient GEMMs of a backward (g0 the input's, g1 the weight's; either may be
+ * NULL): side by side at 2 threads, one BLIS thread each, when both are large and write
+ * different buffers (not with -DTG_PLAIN); otherwise in turn, as tg_gemm. */
+void tg_gemm_pair(tg_tape *tp, tg_dtype dt, const tg_gemm_args *g0, const tg_gemm_args *g1);
 
 #endif

@@ -1,52 +1,34 @@
 /* ops/loss.c: losses. Each returns a scalar (shape []) and saves what its backward needs.
  * pred and target have the same shape, except cross_entropy (logits [N,C], labels [N]). */
-#include "internal.h"
+#include "elem.h"
 
-/* Elementwise losses: scale · Σ φ(P, Q) over elements, P the prediction and Q the target
- * (as doubles: losses are not the hot path, and sums over many elements keep precision),
- * with dφ/dP and dφ/dQ. f[0] is the loss's parameter c, f[1] the scale (1/n for a mean). */
-#define PAIR_KERNELS(NAME, T, SFX, PHI, DP, DQ)                                              \
-    static void NAME##_fwd_##SFX(tg_node *n)                                                 \
-    {                                                                                        \
-        const T *restrict p = n->in[0]->data, *restrict t = n->in[1]->data;                  \
-        const double c = n->f[0];                                                            \
-        double s = 0;                                                                        \
-        (void)c;                                                                             \
-        for (int64_t i = 0, len = n->in[0]->numel; i < len; i++) {                           \
-            const double P = (double)p[i], Q = (double)t[i];                                 \
-            s += PHI;                                                                        \
-        }                                                                                    \
-        *(T *)n->out->data = (T)(s * n->f[1]);                                               \
-    }                                                                                        \
-    static void NAME##_bwd_##SFX(tg_node *n)                                                 \
-    {                                                                                        \
-        const T *restrict p = n->in[0]->data, *restrict t = n->in[1]->data;                  \
-        const double c = n->f[0], g = (double)*(const T *)n->out->grad->data * n->f[1];      \
-        int64_t len = n->in[0]->numel;                                                       \
-        (void)c;                                                                             \
-        if (n->in[0]->requires_grad) {                                                       \
-            T *dp = n->in[0]->grad->data;                                                    \
-            for (int64_t i = 0; i < len; i++) {                                              \
-                const double P = (double)p[i], Q = (double)t[i];                             \
-                (void)P, (void)Q;                                                            \
-                dp[i] += (T)(g * (DP));                                                      \
-            }                                                                                \
-        }                                                                                    \
-        if (n->in[1]->requires_grad) {                                                       \
-            T *dt = n->in[1]->grad->data;                                                    \
-            for (int64_t i = 0; i < len; i++) {                                              \
-                const double P = (double)p[i], Q = (double)t[i];                             \
-                (void)P, (void)Q;                                                            \
-                dt[i] += (T)(g * (DQ));                                                      \
-            }                                                                                \
-        }                                                                                    \
-    }
+/* ---- elementwise losses: scale · Σ phi(p, t) over the elements, p the prediction and t
+ * the target, with dphi/dp and dphi/dt. Each term is a double function of one element,
+ * double phi(double p, double t, double c, double eps), c the loss's parameter (f[0]) and
+ * eps bce's clamp (f[2]); the loops are ops/pair_t.h. ---- */
+typedef double (*pair_fn)(double p, double t, double c, double eps);
 
-#define PAIR(NAME, PHI, DP, DQ)                                                              \
-    PAIR_KERNELS(NAME, float, f32, PHI, DP, DQ)                                              \
-    PAIR_KERNELS(NAME, double, f64, PHI, DP, DQ)                                             \
-    void tg_##NAME##_fwd(tg_node *n) { TG_DISPATCH(n, NAME##_fwd); }                         \
-    void tg_##NAME##_bwd(tg_node *n) { TG_DISPATCH(n, NAME##_bwd); }
+#define T float
+#define FN(name) name##_f32
+#include "pair_t.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "pair_t.h"
+#undef T
+#undef FN
+
+TG_INLINE void pair_fwd(tg_node *n, pair_fn phi)
+{
+    if (n->out->dtype == TG_F32) pair_fwd_f32(n, phi);
+    else pair_fwd_f64(n, phi);
+}
+TG_INLINE void pair_bwd(tg_node *n, pair_fn dphi_dp, pair_fn dphi_dt)
+{
+    if (n->out->dtype == TG_F32) pair_bwd_f32(n, dphi_dp, dphi_dt);
+    else pair_bwd_f64(n, dphi_dp, dphi_dt);
+}
 
 static inline double sgn(double v) { return (double)((v > 0) - (v < 0)); }
 /* bce clamps p into [eps, 1-eps] inside the logs (1e-12 in f64, 1e-7 in f32; f[2] = eps). */
@@ -61,24 +43,106 @@ static inline double sigm(double z)
     return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
 }
 
-#define BCE_EPS (n->f[2])
-PAIR(mse_loss, (P - Q) * (P - Q), 2 * (P - Q), -2 * (P - Q))
-PAIR(half_sse_loss, (P - Q) * (P - Q), 2 * (P - Q), -2 * (P - Q))
-PAIR(l1_loss, fabs(P - Q), sgn(P - Q), -sgn(P - Q))
-PAIR(eps_insensitive_loss, fabs(P - Q) > c ? fabs(P - Q) - c : 0.0,
-     fabs(P - Q) > c ? sgn(P - Q) : 0.0, fabs(P - Q) > c ? -sgn(P - Q) : 0.0)
-/* Inside the clamp: d/dp = (p - y) / (p (1 - p)); outside, the clamped logs are constant. */
-PAIR(bce_loss, -(Q * log(clampp(P, BCE_EPS)) + (1 - Q) * log(1 - clampp(P, BCE_EPS))),
-     P > BCE_EPS && P < 1 - BCE_EPS ? (P - Q) / (P * (1 - P)) : 0.0,
-     log(1 - clampp(P, BCE_EPS)) - log(clampp(P, BCE_EPS)))
-PAIR(bce_with_logits_loss, fmax(P, 0.0) - P * Q + log1p_exp_neg_abs(P), sigm(P) - Q, -P)
-/* Margin losses, M = g y. */
-PAIR(hinge_loss, 1 - P * Q > 0 ? 1 - P * Q : 0.0, 1 - P * Q > 0 ? -Q : 0.0,
-     1 - P * Q > 0 ? -P : 0.0)
-PAIR(logistic_loss, fmax(-P * Q, 0.0) + log1p_exp_neg_abs(P * Q), -Q * sigm(-P * Q),
-     -P * sigm(-P * Q))
-/* KL(p ‖ q) from log q (P) and p (Q): Q (log Q - P), 0 where Q = 0. */
-PAIR(kl_div_loss, Q > 0 ? Q * (log(Q) - P) : 0.0, -Q, Q > 0 ? log(Q) + 1 - P : 0.0)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+/* (p - t)²: mse_loss (scale 1/n) and half_sse_loss (scale ½). */
+static inline double sq_err(double p, double t, double c, double eps) { return (p - t) * (p - t); }
+static inline double sq_err_dp(double p, double t, double c, double eps) { return 2 * (p - t); }
+static inline double sq_err_dt(double p, double t, double c, double eps) { return -2 * (p - t); }
+/* |p - t|, with sign(0) = 0. */
+static inline double abs_err(double p, double t, double c, double eps) { return fabs(p - t); }
+static inline double abs_err_dp(double p, double t, double c, double eps) { return sgn(p - t); }
+static inline double abs_err_dt(double p, double t, double c, double eps) { return -sgn(p - t); }
+/* max(|p - t| - c, 0). */
+static inline double eps_ins(double p, double t, double c, double eps)
+{
+    return fabs(p - t) > c ? fabs(p - t) - c : 0.0;
+}
+static inline double eps_ins_dp(double p, double t, double c, double eps)
+{
+    return fabs(p - t) > c ? sgn(p - t) : 0.0;
+}
+static inline double eps_ins_dt(double p, double t, double c, double eps)
+{
+    return fabs(p - t) > c ? -sgn(p - t) : 0.0;
+}
+/* -(t ln p + (1 - t) ln(1 - p)) with p clamped. Inside the clamp d/dp = (p - t) / (p (1 - p));
+ * outside, the clamped logs are constant. */
+static inline double bce(double p, double t, double c, double eps)
+{
+    return -(t * log(clampp(p, eps)) + (1 - t) * log(1 - clampp(p, eps)));
+}
+static inline double bce_dp(double p, double t, double c, double eps)
+{
+    return p > eps && p < 1 - eps ? (p - t) / (p * (1 - p)) : 0.0;
+}
+static inline double bce_dt(double p, double t, double c, double eps)
+{
+    return log(1 - clampp(p, eps)) - log(clampp(p, eps));
+}
+/* bce of σ(z), z = p: max(z, 0) - z t + ln(1 + e^-|z|). */
+static inline double bce_logits(double p, double t, double c, double eps)
+{
+    return fmax(p, 0.0) - p * t + log1p_exp_neg_abs(p);
+}
+static inline double bce_logits_dp(double p, double t, double c, double eps) { return sigm(p) - t; }
+static inline double bce_logits_dt(double p, double t, double c, double eps) { return -p; }
+/* Margin losses of the score p and the label t (±1), margin p t: max(0, 1 - p t). */
+static inline double hinge(double p, double t, double c, double eps)
+{
+    return 1 - p * t > 0 ? 1 - p * t : 0.0;
+}
+static inline double hinge_dp(double p, double t, double c, double eps)
+{
+    return 1 - p * t > 0 ? -t : 0.0;
+}
+static inline double hinge_dt(double p, double t, double c, double eps)
+{
+    return 1 - p * t > 0 ? -p : 0.0;
+}
+/* ln(1 + e^-p t), stable. */
+static inline double logistic(double p, double t, double c, double eps)
+{
+    return fmax(-p * t, 0.0) + log1p_exp_neg_abs(p * t);
+}
+static inline double logistic_dp(double p, double t, double c, double eps)
+{
+    return -t * sigm(-p * t);
+}
+static inline double logistic_dt(double p, double t, double c, double eps)
+{
+    return -p * sigm(-p * t);
+}
+/* KL(t ‖ q) from p = log q and t: t (log t - p), 0 where t = 0. */
+static inline double kl_div(double p, double t, double c, double eps)
+{
+    return t > 0 ? t * (log(t) - p) : 0.0;
+}
+static inline double kl_div_dp(double p, double t, double c, double eps) { return -t; }
+static inline double kl_div_dt(double p, double t, double c, double eps)
+{
+    return t > 0 ? log(t) + 1 - p : 0.0;
+}
+#pragma GCC diagnostic pop
+
+void tg_mse_loss_fwd(tg_node *n) { pair_fwd(n, sq_err); }
+void tg_mse_loss_bwd(tg_node *n) { pair_bwd(n, sq_err_dp, sq_err_dt); }
+void tg_half_sse_loss_fwd(tg_node *n) { pair_fwd(n, sq_err); }
+void tg_half_sse_loss_bwd(tg_node *n) { pair_bwd(n, sq_err_dp, sq_err_dt); }
+void tg_l1_loss_fwd(tg_node *n) { pair_fwd(n, abs_err); }
+void tg_l1_loss_bwd(tg_node *n) { pair_bwd(n, abs_err_dp, abs_err_dt); }
+void tg_eps_insensitive_loss_fwd(tg_node *n) { pair_fwd(n, eps_ins); }
+void tg_eps_insensitive_loss_bwd(tg_node *n) { pair_bwd(n, eps_ins_dp, eps_ins_dt); }
+void tg_bce_loss_fwd(tg_node *n) { pair_fwd(n, bce); }
+void tg_bce_loss_bwd(tg_node *n) { pair_bwd(n, bce_dp, bce_dt); }
+void tg_bce_with_logits_loss_fwd(tg_node *n) { pair_fwd(n, bce_logits); }
+void tg_bce_with_logits_loss_bwd(tg_node *n) { pair_bwd(n, bce_logits_dp, bce_logits_dt); }
+void tg_hinge_loss_fwd(tg_node *n) { pair_fwd(n, hinge); }
+void tg_hinge_loss_bwd(tg_node *n) { pair_bwd(n, hinge_dp, hinge_dt); }
+void tg_logistic_loss_fwd(tg_node *n) { pair_fwd(n, logistic); }
+void tg_logistic_loss_bwd(tg_node *n) { pair_bwd(n, logistic_dp, logistic_dt); }
+void tg_kl_div_loss_fwd(tg_node *n) { pair_fwd(n, kl_div); }
+void tg_kl_div_loss_bwd(tg_node *n) { pair_bwd(n, kl_div_dp, kl_div_dt); }
 
 /* The shared wrapper: same shapes, at least one element. The scale is chosen here, after
  * the inputs are known to be valid: 1/numel for a mean, ½ for half_sse_loss, 1/N (the first
@@ -151,89 +215,22 @@ tg_tensor *tg_kl_div_loss(tg_tape *tp, tg_tensor *log_q, tg_tensor *p)
     return pair(tp, TG_OP_kl_div_loss, log_q, p, 0);
 }
 
-/* ---- cross-entropy from logits z [N,C]: fused log_softmax + NLL, mean over the N rows.
- * Per row, with m the row's maximum and ls = ln Σ e^(z_j - m), log softmax_j is
- * (z_j - m) - ls: no exponent overflows, and z_j - m is formed first so that logits near
- * ±1000 lose no digits to the sum m + ls. Hard labels k: L = 1/N Σ_r ((m - z_k) + ls).
- * Soft targets q: L = -1/N Σ_r Σ_j q_rj ((z_rj - m) - ls).
- * Saved: the label indices [N] (int64, checked by the forward, so a label changed after the
- * forward cannot send the backward out of bounds), then in the dtype the softmax [N,C] and
- * m and ls [N] each, so the backward does no exponentials: dz = (softmax - onehot) / N, or
- * (softmax Σ_j q_rj - q) / N for soft targets (Σ q need not be 1); dq = -log softmax / N.
- * The loss is summed in double. ---- */
-#define CE_KERNELS(T, SFX, EXP, LOG)                                                         \
-    static void ce_fwd_##SFX(tg_node *n)                                                     \
-    {                                                                                        \
-        const int64_t N = n->in[0]->shape[0], C = n->in[0]->shape[1];                        \
-        const bool soft = n->op == TG_OP_cross_entropy_soft;                                 \
-        const T *restrict z = n->in[0]->data, *restrict t = n->in[1]->data;                  \
-        int64_t *restrict idx = n->saved;                                                    \
-        T *restrict prob = (T *)(idx + N), *restrict mx = prob + N * C, *restrict lsv = mx + N; \
-        double total = 0;                                                                    \
-        for (int64_t r = 0; r < N; r++) {                                                    \
-            const T *restrict zr = z + r * C;                                                \
-            T *restrict pr = prob + r * C;                                                   \
-            T m = zr[0], s = 0;                                                              \
-            for (int64_t j = 1; j < C; j++) m = zr[j] > m ? zr[j] : m;                       \
-            for (int64_t j = 0; j < C; j++) s += (pr[j] = EXP(zr[j] - m));                   \
-            const T inv = 1 / s, ls = LOG(s);                                                \
-            for (int64_t j = 0; j < C; j++) pr[j] *= inv;                                    \
-            mx[r] = m, lsv[r] = ls;                                                          \
-            if (soft) {                                                                      \
-                const T *restrict qr = t + r * C;                                            \
-                double row = 0;                                                              \
-                for (int64_t j = 0; j < C; j++)                                              \
-                    row += (double)qr[j] * ((double)(zr[j] - m) - (double)ls);               \
-                total -= row;                                                                \
-                continue;                                                                    \
-            }                                                                                \
-            /* range first: converting a NaN or huge value to an integer is undefined */    \
-            const T lab = t[r];                                                              \
-            if (!(lab >= 0 && lab < (T)C) || (T)(int64_t)lab != lab) {                       \
-                tg_fail(n->out->tape, TG_EARG,                                               \
-                        "tg_cross_entropy: label %g of row %lld is not a class index in "    \
-                        "0..%lld",                                                           \
-                        (double)lab, (long long)r, (long long)(C - 1));                      \
-                return;                                                                      \
-            }                                                                                \
-            idx[r] = (int64_t)lab;                                                           \
-            total += (double)(m - zr[idx[r]]) + (double)ls;                                  \
-        }                                                                                    \
-        *(T *)n->out->data = (T)(total / (double)N);                                         \
-    }                                                                                        \
-    static void ce_bwd_##SFX(tg_node *n)                                                     \
-    {                                                                                        \
-        const int64_t N = n->in[0]->shape[0], C = n->in[0]->shape[1];                        \
-        const bool soft = n->op == TG_OP_cross_entropy_soft;                                 \
-        const T *z = n->in[0]->data, *t = n->in[1]->data;                                    \
-        const int64_t *idx = n->saved;                                                       \
-        const T *prob = (const T *)(idx + N), *mx = prob + N * C, *lsv = mx + N;             \
-        const T g = *(const T *)n->out->grad->data / (T)N;                                   \
-        /* not restrict: cross_entropy_soft(x, x) makes dz and dq one buffer */              \
-        if (n->in[0]->requires_grad) {                                                       \
-            T *dz = n->in[0]->grad->data;                                                    \
-            for (int64_t r = 0; r < N; r++) {                                                \
-                const T *pr = prob + r * C, *qr = t + r * C;                                 \
-                T *dzr = dz + r * C;                                                         \
-                if (!soft) {                                                                 \
-                    for (int64_t j = 0; j < C; j++) dzr[j] += g * pr[j];                     \
-                    dzr[idx[r]] -= g;                                                        \
-                    continue;                                                                \
-                }                                                                            \
-                T mass = 0;                                                                  \
-                for (int64_t j = 0; j < C; j++) mass += qr[j];                               \
-                for (int64_t j = 0; j < C; j++) dzr[j] += g * (pr[j] * mass - qr[j]);        \
-            }                                                                                \
-        }                                                                                    \
-        if (soft && n->in[1]->requires_grad) {                                               \
-            T *dq = n->in[1]->grad->data;                                                    \
-            for (int64_t r = 0; r < N; r++)                                                  \
-                for (int64_t j = 0; j < C; j++)                                              \
-                    dq[r * C + j] -= g * ((z[r * C + j] - mx[r]) - lsv[r]);                  \
-        }                                                                                    \
-    }
-CE_KERNELS(float, f32, expf, logf)
-CE_KERNELS(double, f64, exp, log)
+/* ---- cross-entropy from logits: ce_fwd_f32 ... ce_bwd_f64, from the template ops/ce_t.h,
+ * where the comment gives the math and what is saved ---- */
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "ce_t.h"
+#undef T
+#undef FN
+#undef M
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "ce_t.h"
+#undef T
+#undef FN
+#undef M
 
 void tg_cross_entropy_fwd(tg_node *n) { TG_DISPATCH(n, ce_fwd); }
 void tg_cross_entropy_bwd(tg_node *n) { TG_DISPATCH(n, ce_bwd); }

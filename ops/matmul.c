@@ -1,168 +1,16 @@
-/* ops/matmul.c: matrix products on BLIS (the only file that includes blis.h). Transposed
- * operands are read through BLIS's transposition flags, never copied. */
-#include <blis.h>
-
+/* ops/matmul.c: matmul, linear and linear_act. Their GEMMs go through tg_gemm and
+ * tg_gemm_pair (ops/gemm.c, which owns everything about BLIS); transposed operands are
+ * read through the GEMM's transposition flags, never copied. */
 #include "internal.h"
 
 #ifdef _OPENMP
-#include <omp.h>
+#include <omp.h> /* linear_act's bias and activation passes */
 #endif
-
-const char *tg_blis_kernels(void) { return bli_arch_string(bli_arch_query_id()); }
-
-/* Bounded by the CPUs: BLIS hands any count to OpenMP. More threads than CPUs made a step
- * of GEMMs hundreds of times slower (4 threads on 2 CPUs: 377 against 0.5 ms), 32 could
- * not run 30 steps in 60 s, and 100000 crashed inside libgomp (docs/design.md). */
-int tg_set_num_threads(int n)
-{
-    if (n < 1) return TG_EARG;
-    int cpus = tg_cpu_count();
-    if (n > cpus) n = cpus;
-    bli_thread_set_num_threads((dim_t)n);
-    return n;
-}
-
-int tg_get_num_threads(void)
-{
-    dim_t n = bli_thread_get_num_threads();
-    return n > 0 ? (int)n : 1;
-}
-
-/* BLIS has two paths to a GEMM: the packed one (operands copied into blocks its
- * micro-kernel streams) and, for problems with a small dimension, the "sup" one, which
- * reads them in place. bli_sgemm picks sup whenever a dimension is below its thresholds
- * (every GEMM of a batch-128 MLP). In Debian's BLIS 0.9.0 (zen3 kernels) the packed path
- * is the faster for two storage cases, measured with the two alternating 30 times:
- *  - A as stored times B transposed (an input gradient dy·wᵀ) with m, n >= 64: sup is up
- *    to 4x slower for small inner sizes (128x256 with inner size 10: 42 against 14 us) and
- *    still 3-12% slower at 128;
- *  - A transposed times B as stored (a weight gradient xᵀ·dy) with m, n >= 256: sup is
- *    2-17% slower (784x256 with inner size 128, the first layer's), 23-25% at 512x512;
- *    for a narrow output (n = 10) or 300x100 it is sup that is 10-45% faster.
- * f64 shows no such gaps. Those cases go to the packed path; every other choice is BLIS's
- * own. bench: gemm.t<T>.path_sup_over_packed measures the first case. */
-static bool packed_path(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
-{
-    if (!ta && tb) return k > 1 && m >= 64 && n >= 64;
-    return ta && !tb && m >= 256 && n >= 256;
-}
-
-/* One GEMM, C := beta C + A·B with op flags, row-major operands as stored: A is
- * (ta ? k×m : m×k), B is (tb ? n×k : k×n), C is m×n. */
-typedef struct gemm_args {
-    bool ta, tb;
-    int64_t m, n, k;
-    const void *a, *b;
-    double beta;
-    void *c;
-} gemm_args;
-
-/* Runs g on BLIS's global thread count, or on one thread when one_thread is set. A rntm_t
- * from bli_rntm_init_from_global has the sup path off (BLIS 0.9.0), unlike a call without
- * one: it is switched back on for every case that bli_sgemm would send there, so a GEMM
- * takes the same path, with the same bits, on one thread or many. */
-static void gemm_f32(const gemm_args *g, bool one_thread)
-{
-    float one = 1.0f, beta = (float)g->beta;
-    rntm_t rntm, *r = NULL;
-    bool packed = packed_path(g->ta, g->tb, g->m, g->n, g->k);
-    if (packed || one_thread) {
-        bli_rntm_init_from_global(&rntm); /* the thread count of tg_set_num_threads */
-        if (one_thread) bli_rntm_set_num_threads(1, &rntm);
-        if (packed) bli_rntm_disable_l3_sup(&rntm);
-        else bli_rntm_enable_l3_sup(&rntm);
-        r = &rntm;
-    }
-    bli_sgemm_ex(g->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 g->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, (dim_t)g->m, (dim_t)g->n,
-                 (dim_t)g->k, &one, (float *)g->a, (inc_t)(g->ta ? g->m : g->k), 1,
-                 (float *)g->b, (inc_t)(g->tb ? g->k : g->n), 1, &beta, g->c, (inc_t)g->n, 1,
-                 NULL, r);
-}
-
-static void gemm_f64(const gemm_args *g, bool one_thread)
-{
-    double one = 1.0, beta = g->beta;
-    rntm_t rntm, *r = NULL;
-    if (one_thread) {
-        bli_rntm_init_from_global(&rntm);
-        bli_rntm_set_num_threads(1, &rntm);
-        bli_rntm_enable_l3_sup(&rntm);
-        r = &rntm;
-    }
-    bli_dgemm_ex(g->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 g->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, (dim_t)g->m, (dim_t)g->n,
-                 (dim_t)g->k, &one, (double *)g->a, (inc_t)(g->ta ? g->m : g->k), 1,
-                 (double *)g->b, (inc_t)(g->tb ? g->k : g->n), 1, &beta, g->c, (inc_t)g->n,
-                 1, NULL, r);
-}
-
-/* BLIS handles empty products itself, but some versions read alpha/beta only when all
- * sizes are positive: with k == 0 the output must still be written (zeros). */
-static void gemm_run(tg_dtype dt, const gemm_args *g, bool one_thread)
-{
-    if (g->m == 0 || g->n == 0) return;
-    if (g->k == 0) {
-        if (g->beta == 0.0) memset(g->c, 0, (size_t)(g->m * g->n) * tg_dtype_size(dt));
-        return;
-    }
-    if (dt == TG_F32) gemm_f32(g, one_thread);
-    else gemm_f64(g, one_thread);
-}
-
-/* g on the global thread count, timed for the profile of tp, the tape of the node being
- * run. */
-static void gemm_timed(tg_tape *tp, tg_dtype dt, const gemm_args *g)
-{
-    double t0 = tg_profiling(tp) ? tg_clock() : 0;
-    gemm_run(dt, g, false);
-    if (tg_profiling(tp)) tg_profile_gemm(tp, t0, 1);
-}
 
 static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                  const void *a, const void *b, double beta, void *c)
 {
-    gemm_args g = {ta, tb, m, n, k, a, b, beta, c};
-    gemm_timed(tp, dt, &g);
-}
-
-/* The two gradient GEMMs of a backward (g0: the input's, g1: the weight's; either may be
- * NULL). At exactly two threads, when both are large enough and write different buffers,
- * they run side by side, one BLIS thread each, instead of one after the other on both:
- * in the MLP step (docs/performance.md) a 256-wide layer's two took 189 us side by side
- * against 111 + 100 us in turn. Each C element is computed the same way on any thread count (BLIS splits
- * a GEMM's output, never its inner dimension), so the results do not change. With more
- * threads each GEMM keeps them all (a nested OpenMP region would get one). */
-#define GEMM_PAIR_MIN 65536 /* m·n·k of each GEMM; below, waking a thread costs more */
-
-/* Two threads to run one-thread GEMMs on: the thread count is exactly 2 and no OpenMP
- * region is running (inside one, a nested region gets a single thread). */
-static bool two_threads(void)
-{
-#ifdef _OPENMP
-    return tg_get_num_threads() == 2 && !omp_in_parallel();
-#else
-    return false;
-#endif
-}
-/* m·n·k in double: m·n and k are at most TG_MAX_NUMEL each, their product is not */
-static double gemm_size(const gemm_args *g) { return (double)(g->m * g->n) * (double)g->k; }
-
-static void gemm_pair(tg_tape *tp, tg_dtype dt, const gemm_args *g0, const gemm_args *g1)
-{
-    bool pair = g0 && g1 && g0->c != g1->c && two_threads() && gemm_size(g0) >= GEMM_PAIR_MIN &&
-                gemm_size(g1) >= GEMM_PAIR_MIN;
-    if (!pair) {
-        if (g0) gemm_timed(tp, dt, g0);
-        if (g1) gemm_timed(tp, dt, g1);
-        return;
-    }
-    double t0 = tg_profiling(tp) ? tg_clock() : 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(2)
-    gemm_run(dt, omp_get_thread_num() == 0 ? g0 : g1, true);
-#endif
-    if (tg_profiling(tp)) tg_profile_gemm(tp, t0, 2);
+    tg_gemm(tp, dt, &(tg_gemm_args){ta, tb, m, n, k, a, b, beta, c});
 }
 
 /* ---- matmul: y = a · b, batched over a leading dimension ----
@@ -215,12 +63,12 @@ void tg_matmul_bwd(tg_node *n)
     }
     if (!bb) {
         int64_t rows = (ab ? B : 1) * m;
-        gemm_args ga, gb; /* da += dy · bᵀ;  db += aᵀ · dy, summed over the batch by the GEMM */
+        tg_gemm_args ga, gb; /* da += dy · bᵀ;  db += aᵀ · dy, summed over the batch by the GEMM */
         if (A->requires_grad)
-            ga = (gemm_args){false, true, rows, k, nn, dy, Bt->data, tg_grad_beta(A), A->grad->data};
+            ga = (tg_gemm_args){false, true, rows, k, nn, dy, Bt->data, tg_grad_beta(A), A->grad->data};
         if (Bt->requires_grad)
-            gb = (gemm_args){true, false, k, nn, rows, A->data, dy, tg_grad_beta(Bt), Bt->grad->data};
-        gemm_pair(tp, dt, A->requires_grad ? &ga : NULL, Bt->requires_grad ? &gb : NULL);
+            gb = (tg_gemm_args){true, false, k, nn, rows, A->data, dy, tg_grad_beta(Bt), Bt->grad->data};
+        tg_gemm_pair(tp, dt, A->requires_grad ? &ga : NULL, Bt->requires_grad ? &gb : NULL);
         return;
     }
     double beta_a = 1, beta_b = 1; /* a shared a (not batched) is added to after t = 0 */
@@ -317,12 +165,12 @@ void tg_linear_bwd(tg_node *n)
     tg_dtype dt = (tg_dtype)n->out->dtype;
     const void *dy = n->out->grad->data;
     /* beta 0 writes a gradient nothing has reached yet (tg_grad_beta), 1 adds to it */
-    gemm_args gx, gw;
+    tg_gemm_args gx, gw;
     if (x->requires_grad)
-        gx = (gemm_args){false, true, rows, k, cols, dy, w->data, tg_grad_beta(x), x->grad->data};
+        gx = (tg_gemm_args){false, true, rows, k, cols, dy, w->data, tg_grad_beta(x), x->grad->data};
     if (w->requires_grad)
-        gw = (gemm_args){true, false, k, cols, rows, x->data, dy, tg_grad_beta(w), w->grad->data};
-    gemm_pair(tp, dt, x->requires_grad ? &gx : NULL, w->requires_grad ? &gw : NULL);
+        gw = (tg_gemm_args){true, false, k, cols, rows, x->data, dy, tg_grad_beta(w), w->grad->data};
+    tg_gemm_pair(tp, dt, x->requires_grad ? &gx : NULL, w->requires_grad ? &gw : NULL);
     if (b->requires_grad) {
         bool add = tg_grad_beta(b);
         if (dt == TG_F32) linear_dbias_f32(n, rows, cols, add);
@@ -381,88 +229,19 @@ static int act_threads(int64_t rows, int64_t cols)
     return nt > 1 && rows * cols >= LINEAR_ACT_PARALLEL_MIN && rows >= 2 * nt ? nt : 1;
 }
 
-/* FWD(v) is the activation of v = (x·w)[r][c] + b[c]; DZ(g, y) the gradient at the
- * pre-activation from dy = g and the output y. Written once per activation and dtype, for
- * rows [r0, r1), each loop flat over a row so it vectorises. */
-#define LINEAR_ACT_KERNELS(NAME, T, SFX, FWD, DZ)                                          \
-    TG_VEC_CLONES                                                                           \
-    static void la_fwd_##NAME##_##SFX(T *restrict y, const T *restrict b, T a, int64_t r0,  \
-                                      int64_t r1, int64_t cols)                             \
-    {                                                                                       \
-        (void)a;                                                                            \
-        for (int64_t r = r0; r < r1; r++) {                                                 \
-            T *restrict yr = y + r * cols;                                                  \
-            for (int64_t c = 0; c < cols; c++) {                                            \
-                const T v = yr[c] + b[c];                                                   \
-                yr[c] = FWD;                                                                \
-            }                                                                               \
-        }                                                                                   \
-    }                                                                                       \
-    TG_VEC_CLONES                                                                           \
-    static void la_bwd_##NAME##_##SFX(T *restrict dz, const T *restrict y,                  \
-                                      const T *restrict dy, T a, int64_t r0, int64_t r1,    \
-                                      int64_t cols)                                         \
-    {                                                                                       \
-        (void)a;                                                                            \
-        for (int64_t i = r0 * cols, e = r1 * cols; i < e; i++) {                            \
-            const T g = dy[i], yv = y[i];                                                   \
-            (void)yv;                                                                       \
-            dz[i] = DZ;                                                                     \
-        }                                                                                   \
-    }
-#define LINEAR_ACT(NAME, F32, D32, F64, D64)                                               \
-    LINEAR_ACT_KERNELS(NAME, float, f32, F32, D32)                                          \
-    LINEAR_ACT_KERNELS(NAME, double, f64, F64, D64)
-/* the forwards and derivatives of the standalone activation ops (ops/activation.c) */
-LINEAR_ACT(identity, v, g, v, g)
-LINEAR_ACT(relu, v < 0.0f ? 0.0f : v, yv > 0.0f ? g : 0.0f, v < 0.0 ? 0.0 : v, yv > 0.0 ? g : 0.0)
-LINEAR_ACT(leaky_relu, posf_(v) + a * negf_(v), g * (yv > 0.0f ? 1.0f : a),
-           pos_(v) + a * neg_(v), g * (yv > 0.0 ? 1.0 : a))
-LINEAR_ACT(tanh, tanhf(v), g * (1.0f - yv * yv), tanh(v), g * (1.0 - yv * yv))
-LINEAR_ACT(sigmoid, sigmoidf_(v), g * yv * (1.0f - yv), sigmoid_(v), g * yv * (1.0 - yv))
-
-/* db[c0..c1) := (db_set ? db : 0) + the column sums of dz [rows, cols], in row order. */
-#define LINEAR_ACT_DB(T, SFX)                                                               \
-    TG_VEC_CLONES                                                                           \
-    static void la_db_##SFX(T *restrict db, const T *restrict dz, int64_t rows,             \
-                            int64_t cols, int64_t c0, int64_t c1, bool db_set)              \
-    {                                                                                       \
-        for (int64_t r = 0; r < rows; r++) {                                                \
-            const T *restrict zr = dz + r * cols;                                           \
-            if (r == 0 && !db_set)                                                          \
-                for (int64_t c = c0; c < c1; c++) db[c] = zr[c];                            \
-            else                                                                            \
-                for (int64_t c = c0; c < c1; c++) db[c] += zr[c];                           \
-        }                                                                                   \
-    }
-LINEAR_ACT_DB(float, f32)
-LINEAR_ACT_DB(double, f64)
-
-/* One thread's rows [r0, r1) of the forward pass, or of dz in the backward. */
-#define LINEAR_ACT_ROWS(T, SFX)                                                             \
-    static void la_rows_##SFX(tg_node *n, int pass, int64_t r0, int64_t r1)                 \
-    {                                                                                       \
-        int64_t cols = n->i[2];                                                             \
-        T *y = n->out->data, a = (T)n->f[0];                                                \
-        const T *b = n->in[2]->data, *dy = pass ? n->out->grad->data : NULL;                \
-        T *dz = n->saved;                                                                   \
-        switch (n->i[3] * 2 + pass) {                                                       \
-        case TG_ACT_RELU * 2: la_fwd_relu_##SFX(y, b, a, r0, r1, cols); break;             \
-        case TG_ACT_RELU * 2 + 1: la_bwd_relu_##SFX(dz, y, dy, a, r0, r1, cols); break;    \
-        case TG_ACT_LEAKY_RELU * 2: la_fwd_leaky_relu_##SFX(y, b, a, r0, r1, cols); break; \
-        case TG_ACT_LEAKY_RELU * 2 + 1:                                                     \
-            la_bwd_leaky_relu_##SFX(dz, y, dy, a, r0, r1, cols);                            \
-            break;                                                                          \
-        case TG_ACT_TANH * 2: la_fwd_tanh_##SFX(y, b, a, r0, r1, cols); break;             \
-        case TG_ACT_TANH * 2 + 1: la_bwd_tanh_##SFX(dz, y, dy, a, r0, r1, cols); break;    \
-        case TG_ACT_SIGMOID * 2: la_fwd_sigmoid_##SFX(y, b, a, r0, r1, cols); break;       \
-        case TG_ACT_SIGMOID * 2 + 1: la_bwd_sigmoid_##SFX(dz, y, dy, a, r0, r1, cols); break; \
-        case TG_ACT_IDENTITY * 2: la_fwd_identity_##SFX(y, b, a, r0, r1, cols); break;     \
-        default: la_bwd_identity_##SFX(dz, y, dy, a, r0, r1, cols); break;                 \
-        }                                                                                   \
-    }
-LINEAR_ACT_ROWS(float, f32)
-LINEAR_ACT_ROWS(double, f64)
+/* la_rows_f32, la_rows_f64 (one thread's rows of a pass) and la_db_f32, la_db_f64 (columns
+ * of the bias gradient), from the template ops/linear_act_t.h. */
+#include "elem.h"
+#define T float
+#define FN(name) name##_f32
+#include "linear_act_t.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "linear_act_t.h"
+#undef T
+#undef FN
 
 /* Runs pass (0 forward, 1 backward) over rows, split over the threads when large; the
  * backward then sums the bias gradient (if b needs one) split by columns. */
@@ -497,40 +276,11 @@ static void la_pass(tg_node *n, int pass, bool db_set)
     }
 }
 
-/* At exactly two threads and from LINEAR_ACT_SPLIT_MIN multiply-adds, the forward runs as
- * two halves of the rows side by side, each thread doing its GEMM on one BLIS thread and
- * then its bias and activation pass on the rows it has just written, with no barrier in
- * between (the same bits: BLIS computes each output element the same way whatever the
- * split). In the bench MLP's step that took 0.6-4.0% off the 2-thread step (six runs,
- * alternating every 20 steps) against BLIS's 2-thread GEMM followed by the split pass. */
-#define LINEAR_ACT_SPLIT_MIN (1 << 20)
-
 void tg_linear_act_fwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
     int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
-#ifdef _OPENMP
-    if (rows >= 2 * 16 && k > 0 && (double)(rows * cols) * (double)k >= LINEAR_ACT_SPLIT_MIN &&
-        two_threads()) {
-        size_t es = tg_dtype_size(dt);
-        double t0 = tg_profiling(tp) ? tg_clock() : 0;
-#pragma omp parallel num_threads(2)
-        {
-            int t = omp_get_thread_num();
-            int64_t r0 = t ? rows / 2 : 0, r1 = t ? rows : rows / 2;
-            gemm_args g = {false, false, r1 - r0, cols, k,
-                           (const char *)n->in[0]->data + (size_t)(r0 * k) * es,
-                           n->in[1]->data, 0.0, (char *)n->out->data + (size_t)(r0 * cols) * es};
-            gemm_run(dt, &g, true);
-            /* the profile's GEMM time is thread 0's half; only thread 0 writes it */
-            if (t == 0 && tg_profiling(tp)) tg_profile_gemm(tp, t0, 1);
-            if (dt == TG_F32) la_rows_f32(n, 0, r0, r1);
-            else la_rows_f64(n, 0, r0, r1);
-        }
-        return;
-    }
-#endif
     gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
     if (rows > 0 && cols > 0) la_pass(n, 0, false);
 }
@@ -545,12 +295,12 @@ void tg_linear_act_bwd(tg_node *n)
     if (b->requires_grad && rows == 0 && !db_set) /* no rows: db is a sum of nothing */
         memset(b->grad->data, 0, (size_t)cols * tg_dtype_size(dt));
     if (rows > 0 && cols > 0) la_pass(n, 1, db_set);
-    gemm_args gx, gw; /* dx = dz · wᵀ, dw = xᵀ · dz */
+    tg_gemm_args gx, gw; /* dx = dz · wᵀ, dw = xᵀ · dz */
     if (x->requires_grad)
-        gx = (gemm_args){false, true, rows, k, cols, n->saved, w->data, tg_grad_beta(x), x->grad->data};
+        gx = (tg_gemm_args){false, true, rows, k, cols, n->saved, w->data, tg_grad_beta(x), x->grad->data};
     if (w->requires_grad)
-        gw = (gemm_args){true, false, k, cols, rows, x->data, n->saved, tg_grad_beta(w), w->grad->data};
-    gemm_pair(tp, dt, x->requires_grad ? &gx : NULL, w->requires_grad ? &gw : NULL);
+        gw = (tg_gemm_args){true, false, k, cols, rows, x->data, n->saved, tg_grad_beta(w), w->grad->data};
+    tg_gemm_pair(tp, dt, x->requires_grad ? &gx : NULL, w->requires_grad ? &gw : NULL);
 }
 
 tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, tg_act act,

@@ -33,37 +33,6 @@
 ADAM_KERNEL(float, f32, sqrtf)
 ADAM_KERNEL(double, f64, sqrt)
 
-#define ADAM_SETUP                                                                         \
-    TG_STREAM_LR_L2_KEEP                                    \
-    const __m256 eps = _mm256_set1_ps((float)o->opts.eps);                                 \
-    const __m256 b1 = _mm256_set1_ps((float)o->opts.beta1);                                \
-    const __m256 b2 = _mm256_set1_ps((float)o->opts.beta2);                                \
-    const __m256 nb1 = _mm256_set1_ps(1.0f - (float)o->opts.beta1);                        \
-    const __m256 nb2 = _mm256_set1_ps(1.0f - (float)o->opts.beta2);                        \
-    const float bc1 = (float)(1.0 / (1.0 - pow(o->opts.beta1, (double)o->t)));            \
-    const float bc2 = (float)(1.0 / (1.0 - pow(o->opts.beta2, (double)o->t)));            \
-    const __m256 c1 = _mm256_set1_ps(bc1), c2 = _mm256_set1_ps(bc2);
-#define ADAM_BODY                                                                          \
-    __m256 wv = _mm256_load_ps(w + i);                                                     \
-    __m256 gi = _mm256_add_ps(_mm256_loadu_ps(g + i), _mm256_mul_ps(l2, wv));              \
-    __m256 v = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(s[0] + i)),                 \
-                             _mm256_mul_ps(nb1, gi));                                      \
-    __m256 G = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(s[1] + i)),                 \
-                             _mm256_mul_ps(_mm256_mul_ps(nb2, gi), gi));                   \
-    _mm256_storeu_ps(s[0] + i, v);                                                         \
-    _mm256_storeu_ps(s[1] + i, G);                                                         \
-    __m256 d = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(G, c2)), eps);                   \
-    __m256 u = _mm256_div_ps(_mm256_mul_ps(lr, _mm256_mul_ps(v, c1)), d);                  \
-    _mm256_stream_ps(w + i, _mm256_sub_ps(_mm256_mul_ps(keep, wv), u));
-TG_STREAM_KERNEL(adam_stream_f32, adam_f32, ADAM_SETUP, ADAM_BODY)
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-void tg_adam_update_stream_f32(const tg_optim *o, float *restrict w,
-                               const float *restrict g, float *const *s, int64_t n)
-{
-    adam_stream_f32(o, w, g, s, n);
-}
-#endif
-
 static void adam_defaults(tg_optim_opts *o)
 {
     o->lr = 0.001;
@@ -75,5 +44,4 @@ static void adam_defaults(tg_optim_opts *o)
 const tg_optim_class tg_adam_class = {
     .name = "adam", .uses = TG_USES_EPS, .n_slots = 2, .defaults = adam_defaults,
     .update_f32 = adam_f32, .update_f64 = adam_f64,
-    .update_f32_stream = TG_STREAM(adam_stream_f32),
 };

@@ -17,5 +17,4 @@ static void adamw_defaults(tg_optim_opts *o)
 const tg_optim_class tg_adamw_class = {
     .name = "adamw", .uses = TG_USES_EPS, .n_slots = 2, .defaults = adamw_defaults,
     .update_f32 = tg_adam_update_f32, .update_f64 = tg_adam_update_f64,
-    .update_f32_stream = TG_STREAM(tg_adam_update_stream_f32),
 };

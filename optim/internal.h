@@ -69,12 +69,6 @@ struct tg_optim_class {
     void (*defaults)(tg_optim_opts *o);   /* writes the method's constants over the common ones */
     tg_update_f32 update_f32;             /* per-element methods: both kernels */
     tg_update_f64 update_f64;
-    /* Optional (NULL: not provided; TG_STREAM_KERNEL makes one): update_f32 bit for bit,
-     * the same operations in the same order, writing the new weights with streaming
-     * stores. The threaded step calls it on each thread's part, where the CPU has AVX,
-     * instead of copying chunks through a buffer and streaming them back (docs/optim.md);
-     * test_optim checks the bits against update_f32. */
-    tg_update_f32 update_f32_stream;
     /* Optional hooks for methods that are not one kernel per parameter (NULL if unused):
      * step replaces the generic step (fn is NULL when called from tg_optim_step);
      * init allocates o->extra after the slots exist, reset zeroes it, destroy frees it. */
@@ -85,55 +79,6 @@ struct tg_optim_class {
     bool needs_closure;                   /* tg_optim_step is refused (TG_ESTATE) */
 };
 
-/* TG_STREAM_KERNEL(name, plain, SETUP, BODY) defines name, a streaming update_f32 for the
- * class's update_f32_stream: SETUP declares constants, BODY updates the 8 floats at w + i
- * (32-byte aligned), g + i and s[j] + i with AVX intrinsics, ending with _mm256_stream_ps
- * to w + i, in exactly the operations of plain (no FMA: the library is built without
- * contraction); plain does the head before w is aligned and the tail. TG_STREAM(fn) is
- * what to put in update_f32_stream: NULL where there is no such kernel (not x86-64). */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#include <stdint.h>
-#define TG_STREAM(fn) fn
-/* The constants every method's SETUP starts with: lr, l2 and keep on 8 lanes. */
-#define TG_STREAM_LR_L2_KEEP                                                               \
-    const __m256 lr = _mm256_set1_ps((float)o->lr);                                        \
-    const __m256 l2 = _mm256_set1_ps((float)o->opts.l2);                                   \
-    const __m256 keep = _mm256_set1_ps((float)o->keep);
-/* Momentum's and nesterov's SETUP, with a = the momentum. */
-#define TG_STREAM_MOMENTUM_SETUP                                                           \
-    TG_STREAM_LR_L2_KEEP                                                                   \
-    const __m256 a = _mm256_set1_ps((float)o->opts.momentum);
-/* Their shared step, after TG_STREAM_LR_STEP: h = a h + step, stored to slot 0. */
-#define TG_STREAM_MOMENTUM_H                                                               \
-    __m256 h = _mm256_add_ps(_mm256_mul_ps(a, _mm256_loadu_ps(s[0] + i)), step);           \
-    _mm256_storeu_ps(s[0] + i, h);
-/* The start of sgd's, momentum's and nesterov's BODY: wv = w, step = lr (g + l2 w). */
-#define TG_STREAM_LR_STEP                                                                  \
-    __m256 wv = _mm256_load_ps(w + i);                                                     \
-    __m256 step = _mm256_mul_ps(lr, _mm256_add_ps(_mm256_loadu_ps(g + i),                 \
-                                                  _mm256_mul_ps(l2, wv)));
-#define TG_STREAM_KERNEL(NAME, PLAIN, SETUP, BODY)                                         \
-    __attribute__((target("avx"))) static void NAME(const tg_optim *o, float *restrict w,  \
-                                                    const float *restrict g,              \
-                                                    float *const *s, int64_t n)           \
-    {                                                                                      \
-        int64_t i = (int64_t)((32 - ((uintptr_t)w & 31)) & 31) / (int64_t)sizeof(float);   \
-        if (i > n) i = n;                                                                  \
-        PLAIN(o, w, g, s, i);                                                              \
-        SETUP                                                                              \
-        for (; i + 8 <= n; i += 8) {                                                       \
-            BODY                                                                           \
-        }                                                                                  \
-        float *tail[TG_OPTIM_SLOTS_MAX];                                                   \
-        for (int j = 0; j < o->cls->n_slots; j++) tail[j] = s[j] + i;                      \
-        PLAIN(o, w + i, g + i, tail, n - i);                                               \
-    }
-#else
-#define TG_STREAM(fn) NULL
-#define TG_STREAM_KERNEL(NAME, PLAIN, SETUP, BODY)
-#endif
-
 #define X(nm) extern const tg_optim_class tg_##nm##_class;
 TG_OPTIM_LIST(X)
 #undef X
@@ -143,8 +88,6 @@ void tg_adam_update_f32(const tg_optim *o, float *restrict w, const float *restr
                         float *const *s, int64_t n);
 void tg_adam_update_f64(const tg_optim *o, double *restrict w, const double *restrict g,
                         double *const *s, int64_t n);
-void tg_adam_update_stream_f32(const tg_optim *o, float *restrict w,
-                               const float *restrict g, float *const *s, int64_t n);
 
 /* optim.c: helpers for methods that override step. */
 /* The gradient a step uses: NULL if the parameter does not require grad or has none. */

@@ -19,13 +19,6 @@
 MOMENTUM_KERNEL(float, f32)
 MOMENTUM_KERNEL(double, f64)
 
-#define MOMENTUM_SETUP TG_STREAM_MOMENTUM_SETUP
-#define MOMENTUM_BODY                                                                      \
-    TG_STREAM_LR_STEP                                                                      \
-    TG_STREAM_MOMENTUM_H                                                                   \
-    _mm256_stream_ps(w + i, _mm256_sub_ps(_mm256_mul_ps(keep, wv), h));
-TG_STREAM_KERNEL(momentum_stream_f32, momentum_f32, MOMENTUM_SETUP, MOMENTUM_BODY)
-
 static void momentum_defaults(tg_optim_opts *o)
 {
     o->lr = 0.01;
@@ -35,5 +28,4 @@ static void momentum_defaults(tg_optim_opts *o)
 const tg_optim_class tg_momentum_class = {
     .name = "momentum", .n_slots = 1, .defaults = momentum_defaults,
     .update_f32 = momentum_f32, .update_f64 = momentum_f64,
-    .update_f32_stream = TG_STREAM(momentum_stream_f32),
 };

@@ -26,14 +26,6 @@
 NESTEROV_KERNEL(float, f32)
 NESTEROV_KERNEL(double, f64)
 
-#define NESTEROV_SETUP TG_STREAM_MOMENTUM_SETUP
-#define NESTEROV_BODY                                                                      \
-    TG_STREAM_LR_STEP                                                                      \
-    TG_STREAM_MOMENTUM_H                                                                   \
-    _mm256_stream_ps(w + i, _mm256_sub_ps(_mm256_mul_ps(keep, wv),                        \
-                                          _mm256_add_ps(_mm256_mul_ps(a, h), step)));
-TG_STREAM_KERNEL(nesterov_stream_f32, nesterov_f32, NESTEROV_SETUP, NESTEROV_BODY)
-
 static void nesterov_defaults(tg_optim_opts *o)
 {
     o->lr = 0.01;
@@ -43,5 +35,4 @@ static void nesterov_defaults(tg_optim_opts *o)
 const tg_optim_class tg_nesterov_class = {
     .name = "nesterov", .n_slots = 1, .defaults = nesterov_defaults,
     .update_f32 = nesterov_f32, .update_f64 = nesterov_f64,
-    .update_f32_stream = TG_STREAM(nesterov_stream_f32),
 };

@@ -277,16 +277,6 @@ static void stream_f64(double *restrict dst, const double *restrict src, int64_t
 #define STREAM_FENCE() (void)0
 #endif
 
-/* The methods' streaming kernels (update_f32_stream) use AVX. */
-static bool have_avx(void)
-{
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    return __builtin_cpu_supports("avx");
-#else
-    return false;
-#endif
-}
-
 /* Elements per chunk of a streamed update: the weights are copied to a buffer in L1, the
  * method's kernel updates the copy, and the result is streamed back. */
 #define STREAM_CHUNK 1024
@@ -294,28 +284,18 @@ static bool have_avx(void)
 /* Part t of nt of every parameter with a gradient (o->grads, set by the caller), updated by
  * the method's kernel. The kernels are per-element, so any split gives the same numbers as
  * one pass. Each parameter is split into nt contiguous parts (at 16 elements).
- * With stream set, the new weights are written with streaming stores. The step on several
- * threads does that: the GEMMs just read the weights from every core, and on this machine
- * a plain store to a line another core holds cost up to 10x the whole update (momentum at
- * 2 threads: 166-395 us per MLP step with plain stores, 60 us streamed; docs/optim.md). On
- * one thread plain stores are faster (69 against 90 us) and are kept. */
+ * With stream set (the threaded step), the new weights go back with streaming stores: the
+ * GEMMs have just read them on every core, and plain stores to those lines made the 2-thread
+ * momentum step 166-395 against 60 us (docs/performance.md). */
 static void update_part(tg_optim *o, int t, int nt, bool stream)
 {
     int k = o->cls->n_slots;
-    bool stream_kernel = stream && o->dtype == TG_F32 && o->cls->update_f32_stream && have_avx();
     _Alignas(64) unsigned char buf[STREAM_CHUNK * sizeof(double)];
     for (int p = 0; p < o->n_params; p++) {
         tg_tensor *w = o->params[p], *g = o->grads[p];
         if (!g) continue; /* no gradient reached it: leave it and its moments alone */
         int64_t n = tg_tensor_numel(w);
         int64_t a = n * t / nt / 16 * 16, b = t + 1 == nt ? n : n * (t + 1) / nt / 16 * 16;
-        if (stream_kernel) {
-            float *s[TG_OPTIM_SLOTS_MAX];
-            for (int j = 0; j < k; j++) s[j] = o->s32[p * k + j] + a;
-            o->cls->update_f32_stream(o, (float *)tg_data(w) + a,
-                                      (const float *)tg_data_const(g) + a, s, b - a);
-            continue;
-        }
         for (int64_t c0 = a; c0 < b; c0 = stream ? c0 + STREAM_CHUNK : b) {
             int64_t len = stream && b - c0 > STREAM_CHUNK ? STREAM_CHUNK : b - c0;
             if (o->dtype == TG_F32) {
@@ -373,6 +353,30 @@ static bool grads_finite(const tg_optim *o)
 /* Below this many elements a step runs on one thread: waking the others costs more. */
 #define PARALLEL_MIN_ELEMENTS 32768
 
+/* The update on nt threads, each on its part of every parameter, streaming the weights.
+ * Without OpenMP, and with -DTG_PLAIN (the reference path), one thread with plain stores. */
+#if defined(_OPENMP) && !defined(TG_PLAIN)
+static int threaded_update(tg_optim *o, int nt)
+{
+#pragma omp parallel num_threads(nt)
+    {
+        FTZ_BEGIN(); /* MXCSR is per thread */
+        update_part(o, omp_get_thread_num(), omp_get_num_threads(), true);
+        FTZ_END();
+    }
+    return TG_OK;
+}
+#else
+static int threaded_update(tg_optim *o, int nt)
+{
+    (void)nt;
+    FTZ_BEGIN();
+    update_part(o, 0, 1, false);
+    FTZ_END();
+    return TG_OK;
+}
+#endif
+
 /* The generic step of per-element methods. Large steps are split over the BLIS thread count
  * (the same OpenMP threads the GEMMs use). */
 static int first_order_step(tg_optim *o)
@@ -386,17 +390,7 @@ static int first_order_step(tg_optim *o)
     if (o->opts.check_finite && !grads_finite(o)) return TG_EARG;
     tg_optim_begin_step(o);
     int nt = tg_get_num_threads();
-    if (nt > 1 && total >= PARALLEL_MIN_ELEMENTS) {
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-        {
-            FTZ_BEGIN(); /* MXCSR is per thread */
-            update_part(o, omp_get_thread_num(), omp_get_num_threads(), true);
-            FTZ_END();
-        }
-        return TG_OK;
-#endif
-    }
+    if (nt > 1 && total >= PARALLEL_MIN_ELEMENTS) return threaded_update(o, nt);
     FTZ_BEGIN();
     update_part(o, 0, 1, false);
     FTZ_END();

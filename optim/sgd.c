@@ -14,17 +14,9 @@
 SGD_KERNEL(float, f32)
 SGD_KERNEL(double, f64)
 
-#define SGD_SETUP                                                                          \
-    TG_STREAM_LR_L2_KEEP
-#define SGD_BODY                                                                           \
-    TG_STREAM_LR_STEP                                                                      \
-    _mm256_stream_ps(w + i, _mm256_sub_ps(_mm256_mul_ps(keep, wv), step));
-TG_STREAM_KERNEL(sgd_stream_f32, sgd_f32, SGD_SETUP, SGD_BODY)
-
 static void sgd_defaults(tg_optim_opts *o) { o->lr = 0.01; }
 
 const tg_optim_class tg_sgd_class = {
     .name = "sgd", .n_slots = 0, .defaults = sgd_defaults,
     .update_f32 = sgd_f32, .update_f64 = sgd_f64,
-    .update_f32_stream = TG_STREAM(sgd_stream_f32),
 };

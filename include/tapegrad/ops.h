@@ -29,8 +29,8 @@ TG_API tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *
 /* act(x·w + b) as one node, the same function as tg_<act>(tg_linear(x, w, b)) with fewer
  * passes over the output: the bias and the activation are applied in one pass after the
  * GEMM, and the backward forms the gradient at the pre-activation and the bias gradient
- * before its two GEMMs (split over the BLIS threads when the output is large; every thread
- * count gives the same bits).
+ * before its two GEMMs (split over the BLIS threads when the output is large, with the same
+ * bits as one thread; the GEMMs' bits across thread counts are BLIS's, docs/design.md).
  * Values agree with the composition up to rounding (the bias is added after the product).
  * alpha is leaky_relu's slope; it must be >= 0, since the derivative is read off the
  * output. tg_nn's Sequential uses it for a linear layer followed by one of these. */

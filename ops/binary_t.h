@@ -1,0 +1,125 @@
+/* ops/binary_t.h: the two kernels of a two-input elementwise op (add, sub, mul, div) for the
+ * element type T, applying y = f(a, b) and its derivatives df(dy, a, b, y) in a and in b
+ * (ops/elem_t.h) in the node's layout (ops/elementwise.c). ops/elementwise.c includes this
+ * file twice, for float (FN(name) = name_f32) and double (name_f64). No include guard, on
+ * purpose. Everything here is inlined into each op's kernels, so pass and the element
+ * functions are constants and every loop below is a plain loop. */
+
+/* What a pass does at output element i, with a's element ia and b's element ib: FWD writes
+ * out[i] = y[i] = f(a[ia], b[ib]); DA adds df(dy[i], a[ia], b[ib], y[i]) into out[ia] = da[ia]
+ * and DB the same into out[ib] = db[ib]. */
+TG_INLINE void FN(ew_at)(int pass, T *restrict out, const T *restrict a, const T *restrict b,
+                         const T *restrict y, const T *restrict dy, T (*f)(T a, T b),
+                         T (*df)(T dy, T a, T b, T y), int64_t i, int64_t ia, int64_t ib)
+{
+    if (pass == FWD) out[i] = f(a[ia], b[ib]);
+    else if (pass == DA) out[ia] += df(dy[i], a[ia], b[ib], y[i]);
+    else out[ib] += df(dy[i], a[ia], b[ib], y[i]);
+}
+
+/* The general layout: the inner loop runs along the last (merged) dimension of c, in a
+ * version per stride pair so that the common ones are plain loops; an odometer steps
+ * through the outer indices. */
+TG_INLINE void FN(ew_bcast)(const bcast *c, int64_t len, int pass, T *restrict out,
+                            const T *restrict a, const T *restrict b, const T *restrict y,
+                            const T *restrict dy, T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y))
+{
+    int64_t idx[TG_MAX_DIMS] = {0}, ia = 0, ib = 0;
+    const int last = c->nd - 1;
+    const int64_t w = c->shape[last], sa = c->sa[last], sb = c->sb[last];
+    for (int64_t i = 0; i < len; i += w) {
+        if (sa == 1 && sb == 0)
+            for (int64_t j = 0; j < w; j++)
+                FN(ew_at)(pass, out, a, b, y, dy, f, df, i + j, ia + j, ib);
+        else if (sa == 0 && sb == 1)
+            for (int64_t j = 0; j < w; j++)
+                FN(ew_at)(pass, out, a, b, y, dy, f, df, i + j, ia, ib + j);
+        else
+            for (int64_t j = 0; j < w; j++)
+                FN(ew_at)(pass, out, a, b, y, dy, f, df, i + j, ia + j * sa, ib + j * sb);
+        for (int d = last - 1; d >= 0; d--) {
+            ia += c->sa[d], ib += c->sb[d];
+            if (++idx[d] < c->shape[d]) break;
+            ia -= c->sa[d] * c->shape[d], ib -= c->sb[d] * c->shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* The pass over every output element in the node's layout. */
+TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T *restrict a,
+                           const T *restrict b, const T *restrict y, const T *restrict dy,
+                           T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y))
+{
+    const int64_t len = n->out->numel, m = n->i[1];
+    switch (n->i[0]) {
+    case SAME:
+        for (int64_t i = 0; i < len; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, i);
+        break;
+    case B_SCALAR:
+        for (int64_t i = 0; i < len; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, 0);
+        break;
+    case A_SCALAR:
+        for (int64_t i = 0; i < len; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, 0, i);
+        break;
+    case B_ROW:
+        for (int64_t r = 0; r < len; r += m)
+            for (int64_t j = 0; j < m; j++)
+                FN(ew_at)(pass, out, a, b, y, dy, f, df, r + j, r + j, j);
+        break;
+    case A_ROW:
+        for (int64_t r = 0; r < len; r += m)
+            for (int64_t j = 0; j < m; j++)
+                FN(ew_at)(pass, out, a, b, y, dy, f, df, r + j, j, r + j);
+        break;
+    default: {
+        bcast c;
+        bcast_init(&c, n);
+        FN(ew_bcast)(&c, len, pass, out, a, b, y, dy, f, df);
+    }
+    }
+}
+
+/* d[0] += Σ_i df(...) over every output element: the gradient of a scalar operand s (a's if
+ * pass is DA, b's if DB). Eight partial sums let the compiler keep them in one vector
+ * register (a single running sum is a serial chain it may not reorder), and they lose less
+ * precision over long f32 sums. */
+TG_INLINE void FN(ew_sum)(int64_t len, int pass, T *restrict d, const T *restrict a,
+                          const T *restrict b, const T s, const T *restrict y,
+                          const T *restrict dy, T (*df)(T dy, T a, T b, T y))
+{
+#define TERM(i) (pass == DA ? df(dy[i], s, b[i], y[i]) : df(dy[i], a[i], s, y[i]))
+    T acc[8] = {0}, sum = 0;
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += TERM(i + k);
+    for (; i < len; i++) sum += TERM(i);
+    for (int k = 0; k < 8; k++) sum += acc[k];
+    d[0] += sum;
+#undef TERM
+}
+
+TG_INLINE void FN(binary_fwd)(tg_node *n, T (*f)(T a, T b))
+{
+    FN(ew_pass)(n, FWD, n->out->data, n->in[0]->data, n->in[1]->data, NULL, NULL, f, NULL);
+}
+
+/* Each input's gradient is its own pass with its own restrict pointer: for mul(x, x) both
+ * are x's gradient, and the two passes run one after the other. */
+TG_INLINE void FN(binary_bwd)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
+                              T (*df_db)(T dy, T a, T b, T y))
+{
+    const T *a = n->in[0]->data, *b = n->in[1]->data;
+    const T *y = n->out->data, *dy = n->out->grad->data;
+    const int64_t len = n->out->numel;
+    if (n->in[0]->requires_grad) {
+        T *da = n->in[0]->grad->data;
+        if (n->i[0] == A_SCALAR) FN(ew_sum)(len, DA, da, a, b, a[0], y, dy, df_da);
+        else FN(ew_pass)(n, DA, da, a, b, y, dy, NULL, df_da);
+    }
+    if (n->in[1]->requires_grad) {
+        T *db = n->in[1]->grad->data;
+        if (n->i[0] == B_SCALAR) FN(ew_sum)(len, DB, db, a, b, b[0], y, dy, df_db);
+        else FN(ew_pass)(n, DB, db, a, b, y, dy, NULL, df_db);
+    }
+}
