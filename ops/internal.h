@@ -21,6 +21,15 @@
         else fn##_f64(n);                                                                  \
     } while (0)
 
+/* An OpenMP pragma for a loop whose iterations are a fast path's parts, each computed as
+ * one thread alone would: without OpenMP, and in the plain build (-DTG_PLAIN), the loop
+ * runs its parts in turn, giving the same bits. */
+#if defined(_OPENMP) && !defined(TG_PLAIN)
+#define TG_OMP_FOR(clauses) _Pragma(clauses)
+#else
+#define TG_OMP_FOR(clauses)
+#endif
+
 /* Normalises axis (negative counts from the end) into [0, ndim); -1 if out of range. */
 static inline int tg_axis(int axis, int ndim)
 {

@@ -3,9 +3,6 @@
  * read through the GEMM's transposition flags, never copied. */
 #include "internal.h"
 
-#ifdef _OPENMP
-#include <omp.h> /* linear_act's bias and activation passes */
-#endif
 
 static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                  const void *a, const void *b, double beta, void *c)
@@ -243,37 +240,35 @@ static int act_threads(int64_t rows, int64_t cols)
 #undef T
 #undef FN
 
-/* Runs pass (0 forward, 1 backward) over rows, split over the threads when large; the
- * backward then sums the bias gradient (if b needs one) split by columns. */
-static void la_pass(tg_node *n, int pass, bool db_set)
+/* Thread t of nt: its rows of pass (0 forward, 1 backward). */
+static void la_rows(tg_node *n, int pass, int64_t rows, int t, int nt)
 {
-    int64_t rows = n->i[0], cols = n->i[2];
+    int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+    if (n->out->dtype == TG_F32) la_rows_f32(n, pass, r0, r1);
+    else la_rows_f64(n, pass, r0, r1);
+}
+
+/* Thread t of nt: its columns of the bias gradient, cut at multiples of 16. */
+static void la_db(tg_node *n, int64_t rows, int64_t cols, bool db_set, int t, int nt)
+{
+    int64_t c0 = t == 0 ? 0 : cols * t / nt / 16 * 16;
+    int64_t c1 = t + 1 == nt ? cols : cols * (t + 1) / nt / 16 * 16;
+    if (c0 >= c1) return;
+    if (n->out->dtype == TG_F32) la_db_f32(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
+    else la_db_f64(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
+}
+
+/* Runs pass over the rows, then (backward, if b needs a gradient) sums the bias gradient by
+ * columns. Every row and column is computed whole by one thread, so any split gives the
+ * bits of one thread; TG_OMP_FOR runs the parts in turn in the plain build. */
+static void la_pass(tg_node *n, int pass, bool db_set, int64_t rows, int64_t cols)
+{
     int nt = act_threads(rows, cols);
-    bool f32 = n->out->dtype == TG_F32, db = pass && n->in[2]->requires_grad;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int t = omp_get_thread_num(), tn = omp_get_num_threads();
-#else
-    {
-        int t = 0, tn = 1;
-        (void)nt;
-#endif
-        int64_t r0 = rows * t / tn, r1 = rows * (t + 1) / tn;
-        if (f32) la_rows_f32(n, pass, r0, r1);
-        else la_rows_f64(n, pass, r0, r1);
-        if (db) {
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-            int64_t c0 = t == 0 ? 0 : cols * t / tn / 16 * 16;
-            int64_t c1 = t + 1 == tn ? cols : cols * (t + 1) / tn / 16 * 16;
-            if (c0 < c1 && f32)
-                la_db_f32(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
-            else if (c0 < c1)
-                la_db_f64(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
-        }
-    }
+    TG_OMP_FOR("omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)")
+    for (int t = 0; t < nt; t++) la_rows(n, pass, rows, t, nt);
+    if (!pass || !n->in[2]->requires_grad) return;
+    TG_OMP_FOR("omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)")
+    for (int t = 0; t < nt; t++) la_db(n, rows, cols, db_set, t, nt);
 }
 
 void tg_linear_act_fwd(tg_node *n)
@@ -282,7 +277,7 @@ void tg_linear_act_fwd(tg_node *n)
     int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
-    if (rows > 0 && cols > 0) la_pass(n, 0, false);
+    if (rows > 0 && cols > 0) la_pass(n, 0, false, rows, cols);
 }
 
 void tg_linear_act_bwd(tg_node *n)
@@ -294,7 +289,7 @@ void tg_linear_act_bwd(tg_node *n)
     bool db_set = b->requires_grad && tg_grad_beta(b); /* db holds values: add to them */
     if (b->requires_grad && rows == 0 && !db_set) /* no rows: db is a sum of nothing */
         memset(b->grad->data, 0, (size_t)cols * tg_dtype_size(dt));
-    if (rows > 0 && cols > 0) la_pass(n, 1, db_set);
+    if (rows > 0 && cols > 0) la_pass(n, 1, db_set, rows, cols);
     tg_gemm_args gx, gw; /* dx = dz · wᵀ, dw = xᵀ · dz */
     if (x->requires_grad)
         gx = (tg_gemm_args){false, true, rows, k, cols, n->saved, w->data, tg_grad_beta(x), x->grad->data};
