@@ -36,7 +36,8 @@ HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops
                        optim/*.h data/*.h cli/*.h test/*.h)
 DEPS_OK  := $(B)/.deps-ok
 
-.PHONY: all lib test asan tsan valgrind install clean deps help run examples cli data-deps bench bench-deps fuzz FORCE
+.PHONY: all lib test asan tsan valgrind install clean deps help run examples cli data-deps bench bench-deps fuzz FORCE \
+        format format-check lint lint-tidy lint-cppcheck
 all: lib $(TESTS) $(B)/tapegrad
 lib: $(B)/libtapegrad.a $(B)/libtapegrad.so
 
@@ -51,6 +52,9 @@ help:
 	@echo "make bench    tape overhead, MLP throughput, GEMM efficiency, memory; PyTorch side by side"
 	@echo "make bench-deps  install ADOL-C (libadolc-dev) for make bench's ADOL-C comparison"
 	@echo "make fuzz     fuzz the IDX and CSV readers with libFuzzer (FUZZ_TIME=60 s each)"
+	@echo "make format  clang-format -i every .c and .h (.clang-format; clang-format 14)"
+	@echo "make format-check  fail, listing the places, when a file is not formatted"
+	@echo "make lint    clang-tidy (.clang-tidy) and cppcheck on every .c file; fails on any finding"
 	@echo "make examples build/examples/* (the README example and every demo as a program)"
 	@echo "make install PREFIX=/usr/local   headers, libraries, tapegrad.pc and the tapegrad command"
 
@@ -209,3 +213,73 @@ fuzz:
 	  -isystem $(BLIS_INC) test/fuzz_csv.c $(FUZZ_SRC) -o build/fuzz/fuzz_csv $(LDLIBS)
 	build/fuzz/fuzz_idx -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz/idx test/data/fuzz_idx
 	build/fuzz/fuzz_csv -max_total_time=$(FUZZ_TIME) -max_len=4096 build/fuzz/csv test/data/fuzz_csv
+
+# Formatting and lint. clang-format 14, clang-tidy 14 and cppcheck are Debian 12's
+# (clang-format, clang-tidy, cppcheck); clang-tidy parses the OpenMP code with libomp-dev's
+# omp.h. Installed here when missing and we are root with apt-get; otherwise one sentence
+# says what to install.
+CLANG_FORMAT ?= clang-format
+CLANG_TIDY   ?= clang-tidy
+CPPCHECK     ?= cppcheck
+FMT_SRC      := $(wildcard include/*.h include/tapegrad/*.h autograd/*.[ch] ops/*.[ch] nn/*.[ch] \
+                           optim/*.[ch] data/*.[ch] cli/*.[ch] examples/*.[ch] test/*.[ch] \
+                           bench/*.[ch])
+# Every C file, with the flags of its build: examples/ as programs, test_cli with its binary.
+LINT_SRC     := $(sort $(LIB_SRC) $(CLI_SRC) $(wildcard examples/*.c) $(TEST_SRC) \
+                       $(wildcard test/fuzz_*.c) bench/bench.c)
+LINT_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -Iinclude -Icli -isystem $(BLIS_INC) \
+                -DTG_EXAMPLE_MAIN -DTG_CLI='"$(B)/tapegrad"'
+LINT_OK      := $(LINT_SRC:%.c=$(B)/lint/%.ok)
+FMT_DEPS_OK  := $(B)/.format-deps-ok
+LINT_DEPS_OK := $(B)/.lint-deps-ok
+
+# $(call need,CHECK,PACKAGES,WHAT): when the shell command CHECK fails, installs Debian's
+# PACKAGES as root with apt-get, or says which to install.
+define need
+	@if ! ( $(1) ) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "$(3) is missing: installing Debian's $(2)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2)) >/dev/null || exit 1; \
+	  else \
+	    echo "$(3) is missing: run 'sudo apt-get install $(2)'." >&2; exit 1; \
+	  fi; \
+	fi
+endef
+
+$(FMT_DEPS_OK):
+	@mkdir -p $(B)
+	$(call need,command -v $(CLANG_FORMAT),clang-format,clang-format)
+	@touch $@
+
+$(LINT_DEPS_OK):
+	@mkdir -p $(B)/lint
+	@printf '#include <omp.h>\n' > $(B)/lint/omp.c
+	$(call need,command -v $(CLANG_TIDY) && command -v $(CPPCHECK),clang-tidy cppcheck,clang-tidy or cppcheck)
+	$(call need,$(CLANG_TIDY) --quiet --checks=-* $(B)/lint/omp.c -- -fopenmp,libomp-dev,OpenMP's omp.h for clang)
+	@touch $@
+
+format: | $(FMT_DEPS_OK)
+	@echo "$(CLANG_FORMAT) -i: $(words $(FMT_SRC)) files"
+	@$(CLANG_FORMAT) -i $(FMT_SRC)
+
+# Changes nothing; lists every place that differs from clang-format's output.
+format-check: | $(FMT_DEPS_OK)
+	@echo "$(CLANG_FORMAT) --dry-run --Werror: $(words $(FMT_SRC)) files"
+	@$(CLANG_FORMAT) --dry-run --Werror $(FMT_SRC)
+
+lint: lint-tidy lint-cppcheck
+	@echo "lint: no findings"
+
+# One clang-tidy run per file; its stamp is kept only when the file had no finding, so a
+# second `make lint` checks only what changed since.
+lint-tidy: $(LINT_OK)
+$(B)/lint/%.ok: %.c .clang-tidy $(HEADERS) $(wildcard examples/*.h) | $(DEPS_OK) $(LINT_DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CLANG_TIDY) --quiet $< -- $(LINT_CFLAGS)
+	@touch $@
+
+lint-cppcheck: | $(LINT_DEPS_OK)
+	$(CPPCHECK) --enable=warning,performance,portability --std=c11 --inline-suppr -q \
+	  --error-exitcode=1 --suppressions-list=.cppcheck-suppressions -I include \
+	  --template='{file}:{line}: {severity}: {message} [{id}]' \
+	  autograd ops nn optim data cli examples test bench
