@@ -1,5 +1,5 @@
 /* autograd/profile.c: time per op kind. While profiling is on, tg_op_finish times every
- * forward kernel, the sweep every backward kernel, and ops/matmul.c every BLIS call, each
+ * forward kernel, the sweep every backward kernel, and ops/gemm.c every BLIS call, each
  * summed per op kind and phase in a table the tape owns. Off, each of those places costs
  * one predictable branch. */
 #include <stdlib.h>

@@ -321,7 +321,7 @@ static stat3 gflops(stat3 secs)
                    step_flops() / secs.lo * 1e-9};
 }
 
-/* The storage cases ops/matmul.c sends to BLIS's packed path (sup disabled); a copy of its
+/* The storage cases ops/gemm.c sends to BLIS's packed path (sup disabled); a copy of its
  * rule, for the raw GEMMs on tapegrad's own paths. */
 static bool tapegrad_packed_path(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
 {
@@ -355,7 +355,7 @@ static double raw_gemm_once(float *a, float *b, float *c, bool same_path)
 
 /* Seconds of the step's input-gradient GEMM of the output layer (128x256 = 128x10 · 10x256ᵀ)
  * through BLIS's sup path (bli_sgemm's own choice) and through its packed path (sup
- * disabled, as ops/matmul.c calls it), averaged over 50 calls each, alternating. */
+ * disabled, as ops/gemm.c calls it), averaged over 50 calls each, alternating. */
 static void gemm_paths(float *a, float *b, float *c, double *sup, double *packed)
 {
     float one = 1, zero = 0;
