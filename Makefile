@@ -37,7 +37,7 @@ HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops
 DEPS_OK  := $(B)/.deps-ok
 
 .PHONY: all lib test asan tsan valgrind install clean deps help run examples cli data-deps bench bench-deps fuzz FORCE \
-        format format-check lint lint-tidy lint-cppcheck
+        format format-check lint lint-tidy lint-cppcheck werror
 all: lib $(TESTS) $(B)/tapegrad
 lib: $(B)/libtapegrad.a $(B)/libtapegrad.so
 
@@ -55,6 +55,7 @@ help:
 	@echo "make format  clang-format -i every .c and .h (.clang-format; clang-format 14)"
 	@echo "make format-check  fail, listing the places, when a file is not formatted"
 	@echo "make lint    clang-tidy (.clang-tidy) and cppcheck on every .c file; fails on any finding"
+	@echo "make werror  build everything with -Werror under gcc and under clang (CI runs it)"
 	@echo "make examples build/examples/* (the README example and every demo as a program)"
 	@echo "make install PREFIX=/usr/local   headers, libraries, tapegrad.pc and the tapegrad command"
 
@@ -283,3 +284,9 @@ lint-cppcheck: | $(LINT_DEPS_OK)
 	  --error-exitcode=1 --suppressions-list=.cppcheck-suppressions -I include \
 	  --template='{file}:{line}: {severity}: {message} [{id}]' \
 	  autograd ops nn optim data cli examples test bench
+
+# Every warning an error, under gcc and under clang (installed when missing, as root).
+werror:
+	$(MAKE) --no-print-directory B=build/werror EXTRA_CFLAGS=-Werror all
+	$(call need,command -v clang,clang,clang)
+	$(MAKE) --no-print-directory CC=clang B=build/clang EXTRA_CFLAGS=-Werror all

@@ -12,7 +12,7 @@
  * before a kernel that adds. No gradient is zeroed only to be overwritten. */
 static void poison(tg_tensor *g)
 {
-    for (int64_t i = 0; i < g->numel; i++) tg_set(g, i, NAN);
+    for (int64_t i = 0; i < g->numel; i++) tg_set(g, i, (double)NAN);
 }
 
 static int ensure_grad(tg_tape *tp, tg_tensor *t)

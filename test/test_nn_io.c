@@ -246,9 +246,9 @@ static void test_description_lies(void)
     struct stat before;
     CHECK(stat(good, &before) == 0);
     const char *wrong[3] = {"3,50000000,3", "3,4,3,2", "3,5,3"};
-    const char *wrong_want[3] = {"tensor 0 is [3,4], the description (layers 3,50000000,3) wants "
-                                 "[3,50000000]", "asks for 6 tensors, the model has 4",
-                                 "wants [3,5]"};
+    const char *wrong_want[3] = {
+        ("tensor 0 is [3,4], the description (layers 3,50000000,3) wants [3,50000000]"),
+        "asks for 6 tensors, the model has 4", "wants [3,5]"};
     for (int i = 0; i < 3; i++) {
         desc(d, sizeof d, wrong[i], false, TG_F32);
         CHECK(tg_nn_save_meta(real, good, d, &st) == TG_EARG && st.code == TG_EARG);
