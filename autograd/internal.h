@@ -28,17 +28,49 @@ struct tg_tensor {
 };
 #define TG_TENSOR_BYTES(ndim) (sizeof(tg_tensor) + (size_t)(ndim) * sizeof(int64_t))
 
-/* Scalar attributes of a node: axes, alphas, probabilities. Their meaning is the op's. */
+/* The scalar attributes of a node, by op family: the wrapper fills the member of its op,
+ * the kernels read it. Members overlap, so each op reads only its own; a node starts
+ * zeroed (tg_op_begin), so an op that sets nothing reads zeros. */
+typedef union tg_attr {
+    /* unary.c's scalar ops (the c of add_scalar, mul_scalar, pow_scalar) and the alpha of
+     * leaky_relu and elu: the a of the element functions (ops/elem_t.h's loop) */
+    double scalar;
+    /* matmul: a [batch,] m x k times b [batch,] k x n; which operands have the batch */
+    struct { int64_t batch, m, k, n; bool a_batched, b_batched; } matmul;
+    /* linear and linear_act: x [rows, k] · w [k, cols]; linear_act's tg_act and the
+     * leaky_relu alpha (0 for the other activations) */
+    struct { int64_t rows, k, cols; int act; double alpha; } linear;
+    /* add, sub, mul, div: elementwise.c's layout and the row length of a ROW operand */
+    struct { int64_t layout, row; } binary;
+    /* prelu: the row length alpha repeats over (1 for a shared alpha) */
+    struct { int64_t channels; } prelu;
+    /* an input viewed as [outer, len, inner] around an axis: sum, mean, max (len the
+     * reduced length), softmax, log_softmax, slice (len the input's, start the first
+     * index kept) and concat (len the output's, axis the concatenated one) */
+    struct { int64_t outer, len, inner, start; int axis; } view;
+    /* transpose: viewed as [A, n0, B, n1, C] -> [A, n1, B, n0, C] */
+    struct { int64_t A, n0, B, n1, C; } transpose;
+    /* loss.c's pair losses: the loss's parameter, the scale of the sum (1/numel, 1/batch
+     * or 0.5) and bce's clamp */
+    struct { double c, scale, eps; } loss;
+    /* dropout: the probability of dropping an element */
+    struct { double p; } dropout;
+    /* batch_norm: x viewed as [N, C, R]; eps, and whether the batch statistics are used */
+    struct { int64_t N, C, R; double eps; bool training; } batch_norm;
+} tg_attr;
+
 struct tg_node {
     uint16_t op;           /* index into tg_op_table */
     uint16_t n_in;
     tg_tensor *out;
     tg_node *prev, *next;  /* recording order */
     void *saved;           /* op context in the arena (masks, statistics), or NULL */
-    double f[3];
-    int64_t i[4];
+    tg_attr attr;          /* the op's scalar attributes, by name: n->attr.matmul.k */
     tg_tensor *in[];       /* n_in inputs, borrowed */
 };
+/* 80 bytes on LP64 (96 with the positional double f[3], int64_t i[4] it replaces): one node
+ * is recorded per op, so it stays small. */
+_Static_assert(sizeof(tg_attr) <= 5 * sizeof(int64_t), "tg_attr: keep the node small");
 
 /* An arena block: this header at the start of one allocation from the tape's hook, then
  * size + TG_STAGGER_MAX bytes from base, the first cache line past the header (however the

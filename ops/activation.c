@@ -4,7 +4,7 @@
 
 /* ---- elementwise activations: the loop of ops/elem.h with an element function of
  * ops/elem_t.h, which also gives each formula's reasoning (linear_act applies the same
- * functions). Attribute f[0] holds alpha. ---- */
+ * functions). n->attr.scalar holds alpha. ---- */
 /* σ(x) = 1/(1+e^-x);  dx += dy σ(1-σ). */
 void tg_sigmoid_fwd(tg_node *n) { unary_fwd(n, sigmoid_f32, sigmoid_f64); }
 void tg_sigmoid_bwd(tg_node *n) { unary_bwd(n, sigmoid_dx_f32, sigmoid_dx_f64); }
@@ -40,7 +40,7 @@ static tg_tensor *with_alpha(tg_tape *tp, int op, tg_tensor *x, double alpha)
     }
     tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
     if (!n) return NULL;
-    n->f[0] = alpha;
+    n->attr.scalar = alpha;
     return tg_op_finish(tp, n);
 }
 
@@ -93,7 +93,7 @@ tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha)
     tg_node *n = tg_op_begin(tp, TG_OP_prelu, 2, in, x->ndim, x->shape);
     if (!n) return NULL;
     /* C = 0 only when x is empty: any positive row length then does nothing. */
-    n->i[0] = alpha->shape[0] == 1 || last == 0 ? 1 : last;
+    n->attr.prelu.channels = alpha->shape[0] == 1 || last == 0 ? 1 : last;
     return tg_op_finish(tp, n);
 }
 
@@ -126,7 +126,7 @@ static tg_tensor *softmax(tg_tape *tp, int op, tg_tensor *x, int axis)
     }
     tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
     if (!n) return NULL;
-    n->i[0] = outer, n->i[1] = x->shape[ax], n->i[2] = inner;
+    n->attr.view.outer = outer, n->attr.view.len = x->shape[ax], n->attr.view.inner = inner;
     /* Column maxima and sums when the axis is not the last (see the kernels). */
     if (inner > 1 && x->numel > 0 &&
         !tg_op_save(tp, n, 2 * (size_t)inner * tg_dtype_size((tg_dtype)x->dtype)))

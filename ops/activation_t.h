@@ -2,7 +2,8 @@
  * ops/activation.c includes this file twice: for float (FN(name) = name_f32, float libm:
  * M(exp) = expf) and for double (name_f64, exp). No include guard, on purpose. */
 
-/* ---- prelu: max(0, x) + α min(0, x), α [1] or [C] (C = x's last dimension); i[0] = C ----
+/* ---- prelu: max(0, x) + α min(0, x), α [1] or [C] (C = x's last dimension);
+ * n->attr.prelu.channels = C ----
  * dx += dy (x > 0 ? 1 : α); dα += Σ min(0, x) dy (over all of x for α [1], over every row
  * of channel j for α [C]). x is seen as [numel / C, C], so each loop is a flat one along
  * a row. Per element it is
@@ -11,7 +12,7 @@ static void FN(prelu_fwd)(tg_node *n)
 {
     const T *restrict x = n->in[0]->data, *restrict al = n->in[1]->data;
     T *restrict y = n->out->data;
-    const int64_t c = n->i[0], len = n->out->numel;
+    const int64_t c = n->attr.prelu.channels, len = n->out->numel;
     if (len == 0) return; /* α may be [0] too: read nothing */
     if (c == 1) {
         const T a = al[0];
@@ -25,7 +26,7 @@ static void FN(prelu_bwd)(tg_node *n)
 {
     const T *restrict x = n->in[0]->data, *restrict al = n->in[1]->data;
     const T *restrict y = n->out->data, *restrict dy = n->out->grad->data;
-    const int64_t c = n->i[0], len = n->out->numel;
+    const int64_t c = n->attr.prelu.channels, len = n->out->numel;
     if (len == 0) return;
     if (n->in[0]->requires_grad) {
         T *restrict dx = n->in[0]->grad->data;
@@ -52,7 +53,7 @@ static void FN(prelu_bwd)(tg_node *n)
     }
 }
 
-/* ---- softmax and log_softmax along an axis: i[0] outer, i[1] len, i[2] inner ----
+/* ---- softmax and log_softmax along an axis: n->attr.view (outer, len, inner) ----
  * y = e^(x - m) / Σ e^(x - m) with m the slice's maximum, so no exponent overflows and
  * logits of ±1000 give exact 0 and 1; log_softmax = (x - m) - ln Σ e^(x - m), with x - m
  * formed first so that large logits lose no digits to m + ln Σ.
@@ -62,7 +63,7 @@ static void FN(prelu_bwd)(tg_node *n)
  * last axis) is plain contiguous rows and needs no scratch. */
 static void FN(softmax_fwd)(tg_node *n)
 {
-    const int64_t outer = n->i[0], len = n->i[1], inner = n->i[2];
+    const int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
     const bool lg = n->op == TG_OP_log_softmax;
     if (len == 0 || inner == 0) return; /* empty: no slice to read */
     for (int64_t o = 0; o < outer; o++) {
@@ -106,7 +107,7 @@ static void FN(softmax_fwd)(tg_node *n)
 }
 static void FN(softmax_bwd)(tg_node *n)
 {
-    const int64_t outer = n->i[0], len = n->i[1], inner = n->i[2];
+    const int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
     const bool lg = n->op == TG_OP_log_softmax;
     if (len == 0 || inner == 0) return;
     for (int64_t o = 0; o < outer; o++) {

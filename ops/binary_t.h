@@ -51,8 +51,8 @@ TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T 
                            const T *restrict b, const T *restrict y, const T *restrict dy,
                            T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y))
 {
-    const int64_t len = n->out->numel, m = n->i[1];
-    switch (n->i[0]) {
+    const int64_t len = n->out->numel, m = n->attr.binary.row;
+    switch (n->attr.binary.layout) {
     case SAME:
         for (int64_t i = 0; i < len; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, i);
         break;
@@ -114,12 +114,12 @@ TG_INLINE void FN(binary_bwd)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
     const int64_t len = n->out->numel;
     if (n->in[0]->requires_grad) {
         T *da = n->in[0]->grad->data;
-        if (n->i[0] == A_SCALAR) FN(ew_sum)(len, DA, da, a, b, a[0], y, dy, df_da);
+        if (n->attr.binary.layout == A_SCALAR) FN(ew_sum)(len, DA, da, a, b, a[0], y, dy, df_da);
         else FN(ew_pass)(n, DA, da, a, b, y, dy, NULL, df_da);
     }
     if (n->in[1]->requires_grad) {
         T *db = n->in[1]->grad->data;
-        if (n->i[0] == B_SCALAR) FN(ew_sum)(len, DB, db, a, b, b[0], y, dy, df_db);
+        if (n->attr.binary.layout == B_SCALAR) FN(ew_sum)(len, DB, db, a, b, b[0], y, dy, df_db);
         else FN(ew_pass)(n, DB, db, a, b, y, dy, NULL, df_db);
     }
 }

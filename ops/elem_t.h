@@ -117,7 +117,7 @@ TG_INLINE void FN(unary_fwd)(tg_node *n, T (*f)(T x, T a))
 {
     const T *restrict x = n->in[0]->data;
     T *restrict y = n->out->data;
-    const T a = (T)n->f[0];
+    const T a = (T)n->attr.scalar;
     for (int64_t i = 0, len = n->out->numel; i < len; i++) y[i] = f(x[i], a);
 }
 /* dx += df(dy, x, y, a); dx = df(...) when dx holds no values yet (tg_grad_beta), rather
@@ -127,7 +127,7 @@ TG_INLINE void FN(unary_bwd)(tg_node *n, T (*df)(T dy, T x, T y, T a))
     const T *restrict x = n->in[0]->data, *restrict y = n->out->data;
     const T *restrict dy = n->out->grad->data;
     T *restrict dx = n->in[0]->grad->data;
-    const T a = (T)n->f[0];
+    const T a = (T)n->attr.scalar;
     const int64_t len = n->out->numel;
     if (tg_grad_beta(n->in[0]))
         for (int64_t i = 0; i < len; i++) dx[i] += df(dy[i], x[i], y[i], a);

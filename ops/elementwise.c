@@ -16,10 +16,10 @@ bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int 
 }
 
 /* ---- layouts: how a and b map onto the output, chosen once by the wrapper ----
- * n->i[0] holds the layout and n->i[1] the row length m of a ROW operand. A ROW operand is
- * a suffix of the output's shape (a bias [n] against [B,n], or [3,4] against [2,3,4]):
- * output element i reads its element i % m, so a loop over rows of m is plain and the
- * inner loop vectorises. Anything else (a column [B,1], both operands broadcast) takes the
+ * n->attr.binary.layout holds the layout and n->attr.binary.row the row length m of a ROW
+ * operand. A ROW operand is a suffix of the output's shape (a bias [n] against [B,n], or
+ * [3,4] against [2,3,4]): output element i reads its element i % m, so a loop over rows of
+ * m is plain and the inner loop vectorises. Anything else (a column [B,1], both operands broadcast) takes the
  * general path with strides. */
 enum { SAME, A_SCALAR, B_SCALAR, A_ROW, B_ROW, GENERAL };
 
@@ -109,7 +109,7 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
     }
     tg_node *n = tg_op_begin(tp, op, 2, in, nd, shape);
     if (!n) return NULL;
-    n->i[0] = layout(a, b, nd, shape, n->out->numel, &n->i[1]);
+    n->attr.binary.layout = layout(a, b, nd, shape, n->out->numel, &n->attr.binary.row);
     return tg_op_finish(tp, n);
 }
 

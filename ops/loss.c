@@ -4,8 +4,8 @@
 
 /* ---- elementwise losses: scale · Σ phi(p, t) over the elements, p the prediction and t
  * the target, with dphi/dp and dphi/dt. Each term is a double function of one element,
- * double phi(double p, double t, double c, double eps), c the loss's parameter (f[0]) and
- * eps bce's clamp (f[2]); the loops are ops/pair_t.h. ---- */
+ * double phi(double p, double t, double c, double eps), c the loss's parameter (attr.loss.c)
+ * and eps bce's clamp (attr.loss.eps); the loops are ops/pair_t.h. ---- */
 typedef double (*pair_fn)(double p, double t, double c, double eps);
 
 #define T float
@@ -31,7 +31,7 @@ TG_INLINE void pair_bwd(tg_node *n, pair_fn dphi_dp, pair_fn dphi_dt)
 }
 
 static inline double sgn(double v) { return (double)((v > 0) - (v < 0)); }
-/* bce clamps p into [eps, 1-eps] inside the logs (1e-12 in f64, 1e-7 in f32; f[2] = eps). */
+/* bce clamps p into [eps, 1-eps] inside the logs (1e-12 in f64, 1e-7 in f32; attr.loss.eps). */
 static inline double clampp(double v, double eps)
 {
     return v < eps ? eps : v > 1 - eps ? 1 - eps : v;
@@ -170,11 +170,11 @@ static tg_tensor *pair(tg_tape *tp, int op, tg_tensor *p, tg_tensor *t, double c
     }
     tg_node *n = tg_op_begin(tp, op, 2, in, 0, NULL);
     if (!n) return NULL;
-    n->f[0] = c;
-    n->f[1] = op == TG_OP_half_sse_loss ? 0.5
+    n->attr.loss.c = c;
+    n->attr.loss.scale = op == TG_OP_half_sse_loss ? 0.5
               : op == TG_OP_kl_div_loss ? 1.0 / (double)(p->ndim ? p->shape[0] : 1)
                                         : 1.0 / (double)p->numel;
-    n->f[2] = p->dtype == TG_F32 ? 1e-7 : 1e-12;
+    n->attr.loss.eps = p->dtype == TG_F32 ? 1e-7 : 1e-12;
     return tg_op_finish(tp, n);
 }
 

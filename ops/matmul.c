@@ -11,13 +11,14 @@ static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t 
 }
 
 /* ---- matmul: y = a · b, batched over a leading dimension ----
- * Saved in attributes: i[0]=B, i[1]=m, i[2]=k, i[3]=n; f[0] = 1 if a is batched,
- * f[1] = 1 if b is batched. A batched a with a shared b is one GEMM of B·m rows. */
+ * Attributes: n->attr.matmul (batch, m, k, n, a_batched, b_batched). A batched a with a
+ * shared b is one GEMM of B·m rows. */
 static void mm_dims(const tg_node *n, int64_t *B, int64_t *m, int64_t *k, int64_t *nn,
                     bool *ab, bool *bb)
 {
-    *B = n->i[0], *m = n->i[1], *k = n->i[2], *nn = n->i[3];
-    *ab = n->f[0] != 0, *bb = n->f[1] != 0;
+    *B = n->attr.matmul.batch, *m = n->attr.matmul.m, *k = n->attr.matmul.k;
+    *nn = n->attr.matmul.n;
+    *ab = n->attr.matmul.a_batched, *bb = n->attr.matmul.b_batched;
 }
 
 void tg_matmul_fwd(tg_node *n)
@@ -117,8 +118,8 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
     bool batched = ab || bb;
     tg_node *n = tg_op_begin(tp, TG_OP_matmul, 2, in, batched ? 3 : 2, batched ? shape3 : shape3 + 1);
     if (!n) return NULL;
-    n->i[0] = B, n->i[1] = m, n->i[2] = k, n->i[3] = nn;
-    n->f[0] = ab, n->f[1] = bb;
+    n->attr.matmul.batch = B, n->attr.matmul.m = m, n->attr.matmul.k = k, n->attr.matmul.n = nn;
+    n->attr.matmul.a_batched = ab, n->attr.matmul.b_batched = bb;
     return tg_op_finish(tp, n);
 }
 
@@ -146,7 +147,7 @@ LINEAR_KERNELS(double, f64)
 void tg_linear_fwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
-    int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
+    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
     tg_dtype dt = (tg_dtype)n->out->dtype;
     if (n->out->numel == 0) return; /* rows may be 2^48 with cols = 0 */
     if (dt == TG_F32) linear_bias_f32(n, rows, cols);
@@ -157,7 +158,7 @@ void tg_linear_fwd(tg_node *n)
 void tg_linear_bwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
-    int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
+    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     const void *dy = n->out->grad->data;
@@ -175,7 +176,7 @@ void tg_linear_bwd(tg_node *n)
     }
 }
 
-/* The node of linear or linear_act (op) with its output and i[0..2] = rows, k, cols, after
+/* The node of linear or linear_act (op) with its output and attr.linear's rows, k, cols, after
  * checking the inputs and their shapes (messages name tg_<op>); NULL on failure. */
 static tg_node *linear_node(tg_tape *tp, int op, tg_tensor *const *in)
 {
@@ -195,7 +196,7 @@ static tg_node *linear_node(tg_tape *tp, int op, tg_tensor *const *in)
     shape[x->ndim - 1] = cols;
     tg_node *n = tg_op_begin(tp, op, 3, in, x->ndim, shape);
     if (!n) return NULL;
-    n->i[0] = rows, n->i[1] = k, n->i[2] = cols;
+    n->attr.linear.rows = rows, n->attr.linear.k = k, n->attr.linear.cols = cols;
     return n;
 }
 
@@ -211,7 +212,7 @@ tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b)
  * one pass over y. The backward makes dz = dy ⊙ act'(y) and the bias gradient in one pass,
  * then the two GEMMs read dz. Every supported activation's derivative follows from its
  * output (leaky_relu needs alpha >= 0 for that), so the pre-activation is never stored.
- * Attributes: i[0] rows, i[1] k, i[2] cols, i[3] the tg_act; f[0] alpha. saved: dz, rows x
+ * Attributes: n->attr.linear (rows, k, cols, act the tg_act, alpha). saved: dz, rows x
  * cols, allocated when the node is recorded.
  * Large passes are split over the BLIS threads by rows, as BLIS splits this GEMM's output
  * (measured after a 2-thread 128x256 GEMM: a row split of the forward pass 5.6 us, a column
@@ -274,7 +275,7 @@ static void la_pass(tg_node *n, int pass, bool db_set, int64_t rows, int64_t col
 void tg_linear_act_fwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
-    int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
+    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
     tg_dtype dt = (tg_dtype)n->out->dtype;
     gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
     if (rows > 0 && cols > 0) la_pass(n, 0, false, rows, cols);
@@ -283,7 +284,7 @@ void tg_linear_act_fwd(tg_node *n)
 void tg_linear_act_bwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
-    int64_t rows = n->i[0], k = n->i[1], cols = n->i[2];
+    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     bool db_set = b->requires_grad && tg_grad_beta(b); /* db holds values: add to them */
@@ -314,10 +315,11 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
     }
     tg_node *n = linear_node(tp, TG_OP_linear_act, in);
     if (!n) return NULL;
-    n->i[3] = act;
-    n->f[0] = act == TG_ACT_LEAKY_RELU ? alpha : 0;
+    n->attr.linear.act = act;
+    n->attr.linear.alpha = act == TG_ACT_LEAKY_RELU ? alpha : 0;
     if (tg_op_records(tp, 3, in)) { /* dz for the backward, written there: not zeroed */
-        size_t bytes = (size_t)(n->i[0] * n->i[2]) * tg_dtype_size((tg_dtype)x->dtype);
+        size_t bytes = (size_t)(n->attr.linear.rows * n->attr.linear.cols) *
+                       tg_dtype_size((tg_dtype)x->dtype);
         if (!(n->saved = tg_arena_alloc(tp, bytes ? bytes : 1))) {
             tg_fail(tp, TG_ENOMEM, "tg_linear_act: out of memory for dz (%zu bytes)", bytes);
             return NULL;

@@ -5,14 +5,14 @@
  * dx += dy · m / (1-p): the gradient flows only through the kept elements, scaled like
  * them. The mask is drawn from the tape's generator (one uniform draw per element, in
  * order, so a seed fixes it whatever the dtype) and saved as one byte per element in the
- * arena. f[0] = p. */
+ * arena. n->attr.dropout.p = p. */
 #define DROPOUT_KERNELS(T, SFX)                                                              \
     static void dropout_fwd_##SFX(tg_node *n)                                                \
     {                                                                                        \
         const T *restrict x = n->in[0]->data;                                                \
         T *restrict y = n->out->data;                                                        \
         uint8_t *restrict keep = n->saved;                                                   \
-        const double p = n->f[0];                                                            \
+        const double p = n->attr.dropout.p;                                                  \
         const T scale = (T)(1.0 / (1.0 - p));                                                \
         tg_rng *r = &n->out->tape->rng;                                                      \
         const int64_t len = n->out->numel;                                                   \
@@ -24,7 +24,7 @@
         const T *restrict dy = n->out->grad->data;                                           \
         const uint8_t *restrict keep = n->saved;                                             \
         T *restrict dx = n->in[0]->grad->data;                                               \
-        const T scale = (T)(1.0 / (1.0 - n->f[0]));                                          \
+        const T scale = (T)(1.0 / (1.0 - n->attr.dropout.p));                                \
         for (int64_t i = 0, len = n->out->numel; i < len; i++)                               \
             dx[i] += keep[i] ? dy[i] * scale : (T)0;                                         \
     }
@@ -49,7 +49,7 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
     if (!training || p == 0) return x;
     tg_node *n = tg_op_begin(tp, TG_OP_dropout, 1, &x, x->ndim, x->shape);
     if (!n || !tg_op_save(tp, n, (size_t)x->numel)) return NULL;
-    n->f[0] = p;
+    n->attr.dropout.p = p;
     return tg_op_finish(tp, n);
 }
 
@@ -63,19 +63,20 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
  * Saved (doubles, in the arena): μ[C], σ²[C], s[C], and a scratch of 2C for the backward's
  * sums. The wrapper fills μ, σ² from the running statistics in eval and updates those
  * from μ, σ² after a training forward, so the kernels touch nothing but the node.
- * Attributes: i[0] N, i[1] C, i[2] R; f[0] eps, f[1] training. Sums are in double for
+ * Attributes: n->attr.batch_norm (N, C, R, eps, training). Sums are in double for
  * both dtypes; the variance is two-pass (no E[x²] - μ² cancellation). */
 #define BN_KERNELS(T, SFX)                                                                   \
     static void bn_fwd_##SFX(tg_node *n)                                                     \
     {                                                                                        \
-        const int64_t N = n->i[0], C = n->i[1], R = n->i[2];                                 \
+        const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;                    \
+        const int64_t R = n->attr.batch_norm.R;                                              \
         double *mean = n->saved, *var = mean + C, *inv = var + C;                            \
         const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;              \
         const T *restrict beta = n->in[2]->data;                                             \
         T *restrict y = n->out->data;                                                        \
         /* empty x: no value to touch (and N · C may be 2^48 with R = 0) */                  \
         const bool empty = n->in[0]->numel == 0;                                             \
-        if (n->f[1] != 0 && !empty) {                                                        \
+        if (n->attr.batch_norm.training && !empty) {                                         \
             const double M = (double)(N * R);                                                \
             for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0;                            \
             for (int64_t b = 0; b < N; b++)                                                  \
@@ -99,7 +100,8 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
                 }                                                                            \
             for (int64_t c = 0; c < C; c++) var[c] /= M;                                     \
         }                                                                                    \
-        for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + n->f[0]);               \
+        const double eps = n->attr.batch_norm.eps;                                           \
+        for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + eps);                   \
         if (empty) return;                                                                   \
         for (int64_t b = 0; b < N; b++)                                                      \
             for (int64_t c = 0; c < C; c++) {                                                \
@@ -112,11 +114,12 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
     }                                                                                        \
     static void bn_bwd_##SFX(tg_node *n)                                                     \
     {                                                                                        \
-        const int64_t N = n->i[0], C = n->i[1], R = n->i[2];                                 \
+        const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;                    \
+        const int64_t R = n->attr.batch_norm.R;                                              \
         const double M = (double)(N * R);                                                    \
         double *saved = n->saved, *sdy = saved + 3 * C, *sdyx = saved + 4 * C;               \
         const double *mean = saved, *inv = saved + 2 * C;                                    \
-        const bool training = n->f[1] != 0;                                                  \
+        const bool training = n->attr.batch_norm.training;                                   \
         const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;              \
         const T *restrict dy = n->out->grad->data;                                           \
         const bool empty = n->in[0]->numel == 0;                                             \
@@ -238,8 +241,8 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
     if (!n) return NULL;
     double *stats = tg_op_save(tp, n, 5 * (size_t)C * sizeof(double));
     if (!stats) return NULL;
-    n->i[0] = N, n->i[1] = C, n->i[2] = R;
-    n->f[0] = eps, n->f[1] = training;
+    n->attr.batch_norm.N = N, n->attr.batch_norm.C = C, n->attr.batch_norm.R = R;
+    n->attr.batch_norm.eps = eps, n->attr.batch_norm.training = training;
     double *mean = stats, *var = stats + C;
     if (!training)
         for (int64_t c = 0; c < C; c++)

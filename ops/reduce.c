@@ -1,6 +1,6 @@
 /* ops/reduce.c: sum, mean and max along one axis or over all elements. The input is viewed
  * as [outer, len, inner] around the reduced axis (all elements: [1, numel, 1]); the output
- * is [outer, inner]. Attributes: i[0] outer, i[1] len, i[2] inner. An empty output returns
+ * is [outer, inner]. Attributes: n->attr.view (outer, len, inner). An empty output returns
  * at once: with inner = 0, outer · len can be up to 2^48 iterations of nothing.
  * max propagates NaN, as PyTorch's torch.max does: a slice holding a NaN has the maximum
  * NaN, and the first NaN is the element its gradient goes to. */
@@ -9,7 +9,8 @@
 #define REDUCE_KERNELS(T, SFX)                                                               \
     static void sum_fwd_##SFX(tg_node *n)                                                    \
     {                                                                                        \
-        int64_t outer = n->i[0], len = n->i[1], inner = n->i[2];                             \
+        int64_t outer = n->attr.view.outer, len = n->attr.view.len;                          \
+        int64_t inner = n->attr.view.inner;                                                  \
         const T *x = n->in[0]->data;                                                         \
         T *y = n->out->data;                                                                 \
         T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;                       \
@@ -26,7 +27,8 @@
     }                                                                                        \
     static void sum_bwd_##SFX(tg_node *n)                                                    \
     {                                                                                        \
-        int64_t outer = n->i[0], len = n->i[1], inner = n->i[2];                             \
+        int64_t outer = n->attr.view.outer, len = n->attr.view.len;                          \
+        int64_t inner = n->attr.view.inner;                                                  \
         const T *dy = n->out->grad->data;                                                    \
         T *dx = n->in[0]->grad->data;                                                        \
         T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;                       \
@@ -40,7 +42,8 @@
     }                                                                                        \
     static void max_fwd_##SFX(tg_node *n)                                                    \
     {                                                                                        \
-        int64_t outer = n->i[0], len = n->i[1], inner = n->i[2];                             \
+        int64_t outer = n->attr.view.outer, len = n->attr.view.len;                          \
+        int64_t inner = n->attr.view.inner;                                                  \
         const T *x = n->in[0]->data;                                                         \
         T *y = n->out->data;                                                                 \
         int64_t *arg = n->saved;                                                             \
@@ -61,7 +64,8 @@
     }                                                                                        \
     static void max_bwd_##SFX(tg_node *n)                                                    \
     {                                                                                        \
-        int64_t outer = n->i[0], len = n->i[1], inner = n->i[2];                             \
+        int64_t outer = n->attr.view.outer, len = n->attr.view.len;                          \
+        int64_t inner = n->attr.view.inner;                                                  \
         const T *dy = n->out->grad->data;                                                    \
         T *dx = n->in[0]->grad->data;                                                        \
         const int64_t *arg = n->saved;                                                       \
@@ -122,7 +126,7 @@ static tg_tensor *reduce(tg_tape *tp, int op, tg_tensor *x, int axis, bool keepd
     }
     tg_node *n = tg_op_begin(tp, op, 1, &x, nd, shape);
     if (!n) return NULL;
-    n->i[0] = outer, n->i[1] = len, n->i[2] = inner;
+    n->attr.view.outer = outer, n->attr.view.len = len, n->attr.view.inner = inner;
     if (op == TG_OP_max && !tg_op_save(tp, n, (size_t)(outer * inner) * sizeof(int64_t) + 1))
         return NULL;
     return tg_op_finish(tp, n);

@@ -72,12 +72,14 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
 }
 
 /* ---- transpose: swap axes a0 < a1. Viewed as [A, n0, B, n1, C] -> [A, n1, B, n0, C].
- * Attributes: i[0] A, i[1] n0, i[2] B, i[3] n1; f[0] C. ---- */
+ * Attributes: n->attr.transpose (A, n0, B, n1, C). ---- */
 #define TRANSPOSE_KERNEL(T, SFX)                                                             \
     static void transpose_##SFX(const tg_node *n, const T *restrict src, T *restrict dst,    \
                                 bool back)                                                   \
     {                                                                                        \
-        int64_t A = n->i[0], n0 = n->i[1], B = n->i[2], n1 = n->i[3], C = (int64_t)n->f[0];  \
+        const int64_t A = n->attr.transpose.A, n0 = n->attr.transpose.n0;                    \
+        const int64_t B = n->attr.transpose.B, n1 = n->attr.transpose.n1;                    \
+        const int64_t C = n->attr.transpose.C;                                               \
         for (int64_t a = 0; a < A; a++)                                                      \
             for (int64_t i = 0; i < n0; i++)                                                 \
                 for (int64_t b = 0; b < B; b++)                                              \
@@ -132,13 +134,13 @@ tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int a0, int a1)
     shape[p] = x->shape[q], shape[q] = x->shape[p];
     tg_node *n = tg_op_begin(tp, TG_OP_transpose, 1, &x, x->ndim, shape);
     if (!n) return NULL;
-    n->i[0] = A, n->i[1] = x->shape[p], n->i[2] = B, n->i[3] = p == q ? 1 : x->shape[q];
-    n->f[0] = (double)C;
+    n->attr.transpose.A = A, n->attr.transpose.n0 = x->shape[p], n->attr.transpose.B = B;
+    n->attr.transpose.n1 = p == q ? 1 : x->shape[q], n->attr.transpose.C = C;
     return tg_op_finish(tp, n);
 }
 
 /* ---- slice and concat: copies of [outer, len, inner] blocks along an axis ----
- * Slice attributes: i[0] outer, i[1] input length, i[2] inner, i[3] start. */
+ * Slice attributes: n->attr.view (outer, len the input length, inner, start). */
 static void copy_block(size_t es, char *dst, const char *src, int64_t outer, int64_t rows,
                        int64_t inner, int64_t dst_len, int64_t dst_off, int64_t src_len,
                        int64_t src_off)
@@ -170,7 +172,8 @@ static int64_t axis_extent(const tg_tensor *x, int ax, int64_t *outer, int64_t *
 
 void tg_slice_fwd(tg_node *n)
 {
-    int64_t outer = n->i[0], len = n->i[1], inner = n->i[2], start = n->i[3];
+    int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    int64_t start = n->attr.view.start;
     if (n->out->numel == 0) return;
     int64_t rows = n->out->numel / (outer * inner);
     copy_block(tg_dtype_size((tg_dtype)n->out->dtype), n->out->data, n->in[0]->data, outer, rows,
@@ -180,7 +183,8 @@ void tg_slice_fwd(tg_node *n)
 void tg_slice_bwd(tg_node *n)
 {
     if (!n->in[0]->requires_grad || n->out->numel == 0) return;
-    int64_t outer = n->i[0], len = n->i[1], inner = n->i[2], start = n->i[3];
+    int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    int64_t start = n->attr.view.start;
     int64_t rows = n->out->numel / (outer * inner);
     add_block((tg_dtype)n->out->dtype, n->in[0]->grad->data, n->out->grad->data, outer, rows,
               inner, len, start, rows, 0);
@@ -207,15 +211,17 @@ tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t 
     for (int i = 0; i < x->ndim; i++) shape[i] = i == ax ? e - s : x->shape[i];
     tg_node *n = tg_op_begin(tp, TG_OP_slice, 1, &x, x->ndim, shape);
     if (!n) return NULL;
-    n->i[0] = outer, n->i[1] = len, n->i[2] = inner, n->i[3] = s;
+    n->attr.view.outer = outer, n->attr.view.len = len, n->attr.view.inner = inner;
+    n->attr.view.start = s;
     return tg_op_finish(tp, n);
 }
 
-/* Concat attributes: i[0] outer, i[1] output length, i[2] inner, i[3] axis. */
+/* Concat attributes: n->attr.view (outer, len the output length, inner, axis). */
 void tg_concat_fwd(tg_node *n)
 {
-    int64_t outer = n->i[0], len = n->i[1], inner = n->i[2], off = 0;
-    int ax = (int)n->i[3];
+    int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    int64_t off = 0;
+    int ax = n->attr.view.axis;
     size_t es = tg_dtype_size((tg_dtype)n->out->dtype);
     for (int k = 0; k < n->n_in; k++) {
         int64_t rows = n->in[k]->shape[ax];
@@ -227,8 +233,9 @@ void tg_concat_fwd(tg_node *n)
 
 void tg_concat_bwd(tg_node *n)
 {
-    int64_t outer = n->i[0], len = n->i[1], inner = n->i[2], off = 0;
-    int ax = (int)n->i[3];
+    int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    int64_t off = 0;
+    int ax = n->attr.view.axis;
     for (int k = 0; k < n->n_in; k++) {
         int64_t rows = n->in[k]->shape[ax];
         if (n->in[k]->requires_grad && rows && outer && inner)
@@ -276,6 +283,7 @@ tg_tensor *tg_concat(tg_tape *tp, int n_in, tg_tensor *const *xs, int axis)
     axis_extent(x0, ax, &outer, &inner);
     tg_node *n = tg_op_begin(tp, TG_OP_concat, n_in, xs, x0->ndim, shape);
     if (!n) return NULL;
-    n->i[0] = outer, n->i[1] = total, n->i[2] = inner, n->i[3] = ax;
+    n->attr.view.outer = outer, n->attr.view.len = total, n->attr.view.inner = inner;
+    n->attr.view.axis = ax;
     return tg_op_finish(tp, n);
 }

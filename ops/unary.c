@@ -1,5 +1,5 @@
 /* ops/unary.c: elementwise math of one input: neg, add_scalar, mul_scalar, pow_scalar, exp,
- * log, sqrt, abs, square. Attribute f[0] holds the scalar. Each kernel is one flat loop. */
+ * log, sqrt, abs, square. The scalar is n->attr.scalar. Each kernel is one flat loop. */
 #include "elem.h"
 
 /* The element functions, with the reasoning behind each formula, are in ops/elem_t.h. */
@@ -40,7 +40,7 @@ static tg_tensor *with_scalar(tg_tape *tp, int op, tg_tensor *x, double c)
     }
     tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
     if (!n) return NULL;
-    n->f[0] = c;
+    n->attr.scalar = c;
     return tg_op_finish(tp, n);
 }
 
