@@ -12,7 +12,8 @@ int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *l
                   tg_status *st);
 
 #define CSV_MAX_BYTES ((uint64_t)1 << 31)
-#define CSV_MAX_CLASS 9999 /* class labels are 0..CSV_MAX_CLASS (a confusion matrix stays small) */
+/* Class labels are 0..CSV_MAX_CLASS (a confusion matrix stays small). */
+#define CSV_MAX_CLASS 9999
 /* The smallest magnitude that rounds to infinity as an f32: FLT_MAX and half an ulp. */
 #define F32_INF_FROM (0x1p128 - 0x1p103)
 

@@ -46,6 +46,7 @@ static void away_from_zero(tg_tensor *const *in, const double *arg, tg_rng *rng)
     }
 }
 
+/* clang-format off */
 const tg_op_case tg_cases_activation[] = {
     {"sigmoid", "[3,4]", f_sigmoid, 1, {2}, {{3, 4}}, -4, 4, 0, NULL, {0}},
     {"sigmoid", "[2,2,3] large |x|", f_sigmoid, 1, {3}, {{2, 2, 3}}, -12, 12, 0, NULL, {0}},
@@ -102,4 +103,5 @@ const tg_op_case tg_cases_activation[] = {
     {"log_softmax", "[6] axis 0", f_log_softmax, 1, {1}, {{6}}, -3, 3, 0, NULL, {0}},
     {"log_softmax", "[2,4] wide logits", f_log_softmax, 1, {2}, {{2, 4}}, -15, 15, 0, NULL, {-1}},
 };
+/* clang-format on */
 const int tg_n_cases_activation = sizeof tg_cases_activation / sizeof tg_cases_activation[0];

@@ -30,6 +30,7 @@ static void signed_divisor(tg_tensor *const *in, const double *arg, tg_rng *rng)
 /* A case of op NAME on shapes SA and SB, written in parentheses, (2, 3), since a comma
  * inside braces would split a macro argument. */
 #define UNPAREN(...) __VA_ARGS__
+/* clang-format off */
 #define ROW(NAME, WHAT, NA, NB, SA, SB, LO, HI, NOGRAD)                                      \
     {#NAME, WHAT, f_##NAME, 2, {NA, NB}, {{UNPAREN SA}, {UNPAREN SB}}, LO, HI, NOGRAD, NULL, \
      {0}}
@@ -61,4 +62,5 @@ const tg_op_case tg_cases_elementwise[] = {
     {"div", "[2,3] / column [2,1] of both signs", f_div, 2, {2, 2}, {{2, 3}, {2, 1}}, 0.5, 2,
      0, signed_divisor, {0}},
 };
+/* clang-format on */
 const int tg_n_cases_elementwise = sizeof tg_cases_elementwise / sizeof tg_cases_elementwise[0];

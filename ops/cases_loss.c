@@ -118,6 +118,7 @@ static tg_tensor *f_logistic_self(tg_tape *tp, tg_tensor *const *in, void *ctx)
     return tg_logistic_loss(tp, in[0], in[0]);
 }
 
+/* clang-format off */
 const tg_op_case tg_cases_loss[] = {
     {"mse_loss", "[4,3]", f_mse_loss, 2, {2, 2}, {{4, 3}, {4, 3}}, 0, 0, 0, NULL, {0}},
     {"mse_loss", "[5], target needs no grad", f_mse_loss, 2, {1, 1}, {{5}, {5}}, 0, 0, 2, NULL,
@@ -185,4 +186,5 @@ const tg_op_case tg_cases_loss[] = {
     {"logistic_loss", "g as score and label, [5]", f_logistic_self, 1, {1}, {{5}}, -2, 2, 0, NULL,
      {0}},
 };
+/* clang-format on */
 const int tg_n_cases_loss = sizeof tg_cases_loss / sizeof tg_cases_loss[0];

@@ -27,6 +27,7 @@ static tg_tensor *f_linear_act(tg_tape *tp, tg_tensor *const *in, void *ctx)
     return tg_case_dot(tp, tg_linear_act(tp, in[0], in[1], in[2], (tg_act)arg[0], arg[1]));
 }
 
+/* clang-format off */
 const tg_op_case tg_cases_matmul[] = {
     {"matmul", "[3,4] x [4,5]", f_matmul, 2, {2, 2}, {{3, 4}, {4, 5}}, 0, 0, 0, NULL, {0}},
     {"matmul", "[1,7] x [7,1]", f_matmul, 2, {2, 2}, {{1, 7}, {7, 1}}, 0, 0, 0, NULL, {0}},
@@ -58,4 +59,5 @@ const tg_op_case tg_cases_matmul[] = {
     {"linear_act", "tanh, [40,3] x [3,40] + [40]", f_linear_act,
      3, {2, 2, 1}, {{40, 3}, {3, 40}, {40}}, 0, 0, 0, NULL, {TG_ACT_TANH}},
 };
+/* clang-format on */
 const int tg_n_cases_matmul = sizeof tg_cases_matmul / sizeof tg_cases_matmul[0];

@@ -60,6 +60,7 @@ static void spread_x(tg_tensor *const *in, const double *arg, tg_rng *rng)
         tg_set(in[0], i, 3.0 * tg_get(in[0], i) + (double)(i % 5));
 }
 
+/* clang-format off */
 const tg_op_case tg_cases_norm[] = {
     {"dropout", "[6,5] p 0.3", f_dropout, 1, {2}, {{6, 5}}, 0, 0, 0, NULL, {0.3}},
     {"dropout", "[2,3,4] p 0.5", f_dropout, 1, {3}, {{2, 3, 4}}, 0, 0, 0, NULL, {0.5}},
@@ -93,4 +94,5 @@ const tg_op_case tg_cases_norm[] = {
     {"batch_norm", "eval [1,4] (N = 1 is fine in eval)", f_bn_eval, 5, {2, 1, 1, 1, 1},
      {{1, 4}, {4}, {4}, {4}, {4}}, 0, 0, 8 | 16, positive_var, {0}},
 };
+/* clang-format on */
 const int tg_n_cases_norm = sizeof tg_cases_norm / sizeof tg_cases_norm[0];

@@ -25,6 +25,7 @@ static void spread(tg_tensor *const *in, const double *arg, tg_rng *rng)
     }
 }
 
+/* clang-format off */
 #define AXES(NAME, INIT)                                                                     \
     {#NAME, "[3,4] axis 0", f_##NAME, 1, {2}, {{3, 4}}, 0, 0, 0, INIT, {0, 0}},              \
     {#NAME, "[3,4] axis -1 keepdim", f_##NAME, 1, {2}, {{3, 4}}, 0, 0, 0, INIT, {-1, 1}},    \
@@ -40,4 +41,5 @@ const tg_op_case tg_cases_reduce[] = {
     AXES(mean, NULL),
     AXES(max, spread),
 };
+/* clang-format on */
 const int tg_n_cases_reduce = sizeof tg_cases_reduce / sizeof tg_cases_reduce[0];

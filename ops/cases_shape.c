@@ -37,6 +37,7 @@ static tg_tensor *f_concat_self(tg_tape *tp, tg_tensor *const *in, void *ctx)
     return tg_case_dot(tp, tg_concat(tp, 2, xs, (int)((const double *)ctx)[0]));
 }
 
+/* clang-format off */
 const tg_op_case tg_cases_shape[] = {
     {"reshape", "[3,4] to [2,6]", f_reshape, 1, {2}, {{3, 4}}, 0, 0, 0, NULL, {2, 2, 6}},
     {"reshape", "[2,3,4] to [4,-1]", f_reshape, 1, {3}, {{2, 3, 4}}, 0, 0, 0, NULL, {2, 4, -1}},
@@ -56,4 +57,5 @@ const tg_op_case tg_cases_shape[] = {
      {{3, 2}, {3, 4}}, 0, 0, 2, NULL, {-1}},
     {"concat", "x with itself [2,3] axis 1", f_concat_self, 1, {2}, {{2, 3}}, 0, 0, 0, NULL, {1}},
 };
+/* clang-format on */
 const int tg_n_cases_shape = sizeof tg_cases_shape / sizeof tg_cases_shape[0];

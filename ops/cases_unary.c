@@ -33,6 +33,7 @@ static void away_from_zero(tg_tensor *const *in, const double *arg, tg_rng *rng)
     }
 }
 
+/* clang-format off */
 const tg_op_case tg_cases_unary[] = {
     {"neg", "[3,4]", f_neg, 1, {2}, {{3, 4}}, 0, 0, 0, NULL, {0}},
     {"neg", "scalar []", f_neg, 1, {0}, {{0}}, 0, 0, 0, NULL, {0}},
@@ -63,4 +64,5 @@ const tg_op_case tg_cases_unary[] = {
     {"square", "[2,3,4]", f_square, 1, {3}, {{2, 3, 4}}, 0, 0, 0, NULL, {0}},
     {"square", "[7]", f_square, 1, {1}, {{7}}, -3, 3, 0, NULL, {0}},
 };
+/* clang-format on */
 const int tg_n_cases_unary = sizeof tg_cases_unary / sizeof tg_cases_unary[0];

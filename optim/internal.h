@@ -16,10 +16,12 @@
 #include "../autograd/clones.h" /* TG_VEC_CLONES on every per-element kernel */
 
 /* Every method, in listing order. X(name): "name" for tg_optim_new, tg_<name>_class. */
+/* clang-format off */
 #define TG_OPTIM_LIST(X)                                                                   \
     X(sgd) X(momentum) X(momentum_ema) X(nesterov) X(adagrad) X(rmsprop) X(adadelta)       \
     X(adam) X(nadam) X(adamw) X(rprop) X(irprop) X(quickprop) \
     X(cg_fr) X(cg_pr) X(bfgs) X(lbfgs) X(lm)
+/* clang-format on */
 
 #define TG_OPTIM_SLOTS_MAX 4 /* state buffers per parameter a per-element method may ask for */
 

@@ -47,7 +47,9 @@ typedef struct {
     void (*fn)(void);
 } check_case;
 
+/* clang-format off */
 #define TEST(name) {#name, name}
+/* clang-format on */
 
 /* Runs the tests whose name contains argv[1] (all without it). */
 #define TEST_MAIN(binary, cases)                                                           \

@@ -516,10 +516,12 @@ static void test_standardize_values(void)
     int64_t xs[2] = {3, 2}, ys[1] = {3}, os[2] = {1, 2}, o1[1] = {1};
     for (int f64 = 0; f64 < 2; f64++) {
         tg_dtype dt = f64 ? TG_F64 : TG_F32;
+        /* clang-format off */
         tg_dataset fit = {tg_tensor_from(TG_F64, 2, xs, (double[]){1, 4, 2, 4, 3, 4}),
                           tg_tensor_new(dt, 1, ys), 3, 2, 2, NULL};
         tg_dataset other = {tg_tensor_from(TG_F64, 2, os, (double[]){5, 7}),
                             tg_tensor_new(dt, 1, o1), 1, 2, 2, NULL};
+        /* clang-format on */
         if (!f64) { /* f32 copies of the same values */
             tg_tensor *a = tg_tensor_new(TG_F32, 2, xs), *b = tg_tensor_new(TG_F32, 2, os);
             tg_tensor_copy(a, fit.x), tg_tensor_copy(b, other.x);

@@ -337,6 +337,7 @@ NO_SCALAR(abs)
 NO_SCALAR(square)
 
 static const double X[4] = {-2, -0.5, 0.25, 4}, P[4] = {0.5, 3, 9, 0.25};
+/* clang-format off */
 static const unary_ref urefs[] = {
     {"neg", do_neg, 0, false, {2, 0.5, -0.25, -4}, {-1, -2, -3, -4}},
     {"add_scalar", tg_add_scalar, 1.5, false, {-0.5, 1, 1.75, 5.5}, {1, 2, 3, 4}},
@@ -360,6 +361,7 @@ static const unary_ref urefs[] = {
     {"abs", do_abs, 0, false, {2, 0.5, 0.25, 4}, {-1, -2, 3, 4}},
     {"square", do_square, 0, false, {4, 0.25, 0.0625, 16}, {-4, -2, 1.5, 32}},
 };
+/* clang-format on */
 
 static void test_unary_values(void)
 {

@@ -314,6 +314,7 @@ typedef struct torch_case {
     double want[3][2];                                  /* w after steps 1, 2, 3 */
 } torch_case;
 
+/* clang-format off */
 static const torch_case torch_cases[] = {
     {"sgd", 0.1, -1, -1, -1, 0, 0,
      {{0.47999999999999998, -1.46}, {0.46999999999999997, -1.49},
@@ -348,6 +349,7 @@ static const torch_case torch_cases[] = {
      {{0.48526315863157893, -1.4852631582631579}, {0.47605192709535349, -1.4891657710224315},
       {0.48393602659015722, -1.4897658367178832}}},
 };
+/* clang-format on */
 
 static void test_against_pytorch(void)
 {
