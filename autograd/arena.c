@@ -94,7 +94,10 @@ void *tg_arena_alloc_align(tg_tape *tp, size_t bytes, size_t align)
     return p;
 }
 
-void *tg_arena_alloc(tg_tape *tp, size_t bytes) { return tg_arena_alloc_align(tp, bytes, TG_ALIGN); }
+void *tg_arena_alloc(tg_tape *tp, size_t bytes)
+{
+    return tg_arena_alloc_align(tp, bytes, TG_ALIGN);
+}
 
 void tg_arena_rewind(tg_tape *tp)
 {

@@ -78,14 +78,15 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
     if (!y->requires_grad)
         return tg_fail(tp, TG_EARG,
                        "%s: the %s does not require a gradient (no input of it requires one, "
-                       "or grad mode was off)", who, seed ? "output" : "loss");
+                       "or grad mode was off)",
+                       who, seed ? "output" : "loss");
     tp->sweep++;
     if (ensure_grad(tp, y)) return tp->err;
     tg_grad_settle(y);
     if (seed)
-        for (int64_t i = 0; i < y->numel; i++) tg_set(y->grad, i, tg_get(y->grad, i) + tg_get(seed, i));
-    else
-        tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
+        for (int64_t i = 0; i < y->numel; i++)
+            tg_set(y->grad, i, tg_get(y->grad, i) + tg_get(seed, i));
+    else tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
     bool prof = tg_profiling(tp);
     if (prof) tp->prof->phase = 1;
     for (tg_node *n = y->node; n; n = n->prev) {

@@ -43,8 +43,7 @@ int tg_export_dot_file(const tg_tape *tp, FILE *f)
         }
         fprintf(f, "  t%p [shape=box, label=\"%s\\n%s %s\"%s];\n", (const void *)n->out,
                 tg_node_op(n), tg_shape_str(n->out, buf, sizeof buf),
-                tg_dtype_name((tg_dtype)n->out->dtype),
-                tg_node_has_grad(n) ? ", style=bold" : "");
+                tg_dtype_name((tg_dtype)n->out->dtype), tg_node_has_grad(n) ? ", style=bold" : "");
     }
     for (const tg_node *n = tp->head; n; n = n->next)
         for (int i = 0; i < n->n_in; i++)

@@ -8,23 +8,23 @@
 #define TG_ALIGN 64 /* arena and leaf data alignment: a cache line, and room for AVX-512 */
 
 struct tg_tensor {
-    void *data;            /* numel elements of dtype, contiguous, row-major */
-    tg_tensor *grad;       /* same shape and dtype; NULL until a sweep reaches it */
-    tg_tape *tape;         /* owning tape for arena tensors, NULL for leaves */
-    tg_node *node;         /* the node that produced it, if recorded */
+    void *data;      /* numel elements of dtype, contiguous, row-major */
+    tg_tensor *grad; /* same shape and dtype; NULL until a sweep reaches it */
+    tg_tape *tape;   /* owning tape for arena tensors, NULL for leaves */
+    tg_node *node;   /* the node that produced it, if recorded */
     int64_t numel;
-    uint64_t grad_sweep;   /* arena tensors: the sweep in which grad was last made ready */
-    uint32_t gen;          /* arena tensors: the tape generation they were made in (the
-                              staleness check, tg_tensor_usable) */
+    uint64_t grad_sweep; /* arena tensors: the sweep in which grad was last made ready */
+    uint32_t gen;        /* arena tensors: the tape generation they were made in (the
+                            staleness check, tg_tensor_usable) */
     int8_t ndim;
-    uint8_t dtype;         /* tg_dtype */
+    uint8_t dtype;          /* tg_dtype */
     bool requires_grad : 1; /* leaves: set by the caller; outputs: some input requires it */
-    bool leaf : 1;         /* owned by the caller (heap), not by a tape */
-    bool grad_unset : 1;   /* grad holds no values yet and reads as zeros: the first backward
-                              kernel to reach it writes it (GEMM beta = 0, dx = ... instead
-                              of dx += ...), or it is zeroed on first use (tg_grad_settle) */
-    int64_t shape[];       /* ndim sizes: the header is TG_TENSOR_BYTES(ndim) bytes (56 +
-                              8 ndim: a long tape is memory-bound, every line counts) */
+    bool leaf : 1;          /* owned by the caller (heap), not by a tape */
+    bool grad_unset : 1;    /* grad holds no values yet and reads as zeros: the first backward
+                               kernel to reach it writes it (GEMM beta = 0, dx = ... instead
+                               of dx += ...), or it is zeroed on first use (tg_grad_settle) */
+    int64_t shape[];        /* ndim sizes: the header is TG_TENSOR_BYTES(ndim) bytes (56 +
+                               8 ndim: a long tape is memory-bound, every line counts) */
 };
 #define TG_TENSOR_BYTES(ndim) (sizeof(tg_tensor) + (size_t)(ndim) * sizeof(int64_t))
 
@@ -36,37 +36,61 @@ typedef union tg_attr {
      * leaky_relu and elu: the a of the element functions (ops/elem_t.h's loop) */
     double scalar;
     /* matmul: a [batch,] m x k times b [batch,] k x n; which operands have the batch */
-    struct { int64_t batch, m, k, n; bool a_batched, b_batched; } matmul;
+    struct {
+        int64_t batch, m, k, n;
+        bool a_batched, b_batched;
+    } matmul;
     /* linear and linear_act: x [rows, k] · w [k, cols]; linear_act's tg_act and the
      * leaky_relu alpha (0 for the other activations) */
-    struct { int64_t rows, k, cols; int act; double alpha; } linear;
+    struct {
+        int64_t rows, k, cols;
+        int act;
+        double alpha;
+    } linear;
     /* add, sub, mul, div: elementwise.c's layout and the row length of a ROW operand */
-    struct { int64_t layout, row; } binary;
+    struct {
+        int64_t layout, row;
+    } binary;
     /* prelu: the row length alpha repeats over (1 for a shared alpha) */
-    struct { int64_t channels; } prelu;
+    struct {
+        int64_t channels;
+    } prelu;
     /* an input viewed as [outer, len, inner] around an axis: sum, mean, max (len the
      * reduced length), softmax, log_softmax, slice (len the input's, start the first
      * index kept) and concat (len the output's, axis the concatenated one) */
-    struct { int64_t outer, len, inner, start; int axis; } view;
+    struct {
+        int64_t outer, len, inner, start;
+        int axis;
+    } view;
     /* transpose: viewed as [A, n0, B, n1, C] -> [A, n1, B, n0, C] */
-    struct { int64_t A, n0, B, n1, C; } transpose;
+    struct {
+        int64_t A, n0, B, n1, C;
+    } transpose;
     /* loss.c's pair losses: the loss's parameter, the scale of the sum (1/numel, 1/batch
      * or 0.5) and bce's clamp */
-    struct { double c, scale, eps; } loss;
+    struct {
+        double c, scale, eps;
+    } loss;
     /* dropout: the probability of dropping an element */
-    struct { double p; } dropout;
+    struct {
+        double p;
+    } dropout;
     /* batch_norm: x viewed as [N, C, R]; eps, and whether the batch statistics are used */
-    struct { int64_t N, C, R; double eps; bool training; } batch_norm;
+    struct {
+        int64_t N, C, R;
+        double eps;
+        bool training;
+    } batch_norm;
 } tg_attr;
 
 struct tg_node {
-    uint16_t op;           /* index into tg_op_table */
+    uint16_t op; /* index into tg_op_table */
     uint16_t n_in;
     tg_tensor *out;
-    tg_node *prev, *next;  /* recording order */
-    void *saved;           /* op context in the arena (masks, statistics), or NULL */
-    tg_attr attr;          /* the op's scalar attributes, by name: n->attr.matmul.k */
-    tg_tensor *in[];       /* n_in inputs, borrowed */
+    tg_node *prev, *next; /* recording order */
+    void *saved;          /* op context in the arena (masks, statistics), or NULL */
+    tg_attr attr;         /* the op's scalar attributes, by name: n->attr.matmul.k */
+    tg_tensor *in[];      /* n_in inputs, borrowed */
 };
 /* 80 bytes on LP64 (96 with the positional double f[3], int64_t i[4] it replaces): one node
  * is recorded per op, so it stays small. */
@@ -78,9 +102,9 @@ _Static_assert(sizeof(tg_attr) <= 5 * sizeof(int64_t), "tg_attr: keep the node s
  * TG_STAGGER(g) and take the same offsets from there in every generation. */
 typedef struct tg_block {
     struct tg_block *next;
-    unsigned char *base;       /* 64-aligned */
-    unsigned char *top, *end;  /* the next free byte, and the generation's start + size */
-    size_t size;               /* bytes usable in a generation */
+    unsigned char *base;      /* 64-aligned */
+    unsigned char *top, *end; /* the next free byte, and the generation's start + size */
+    size_t size;              /* bytes usable in a generation */
 } tg_block;
 /* Generation g's allocations start 16 (g mod 4) bytes into every block: an arena tensor
  * of the last 3 generations of a step that repeats is then never where a tensor header
@@ -91,31 +115,31 @@ typedef struct tg_block {
 struct tg_tape {
     tg_alloc_fn alloc;
     void *alloc_ctx;
-    tg_block *first, *cur;   /* blocks kept across resets; cur serves allocations */
+    tg_block *first, *cur; /* blocks kept across resets; cur serves allocations */
     size_t used, high, reserved;
     uint64_t n_allocs;
     tg_node *head, *tail;
     int64_t n_nodes;
-    uint64_t sweep;          /* incremented by every tg_backward */
-    uint32_t gen;            /* incremented by every tg_tape_reset */
+    uint64_t sweep; /* incremented by every tg_backward */
+    uint32_t gen;   /* incremented by every tg_tape_reset */
     bool grad_mode;
-    bool poison_grads;       /* self-checks: an unset gradient holds NaN, not stale bytes, so
-                                a kernel that adds to it instead of writing it shows */
+    bool poison_grads; /* self-checks: an unset gradient holds NaN, not stale bytes, so
+                          a kernel that adds to it instead of writing it shows */
     int err;
     struct tg_profile *prof; /* NULL until profiling is first turned on (profile.c); read
                                 by every op, so kept on the line of the fields above */
     char msg[256];
     tg_rng rng;
-    uintptr_t lo, hi;        /* every block lies in [lo, hi): most leaves need no block walk */
+    uintptr_t lo, hi; /* every block lies in [lo, hi): most leaves need no block walk */
 };
 
 /* One row of the op table (ops/ops.def generates it). */
 typedef struct tg_op {
-    const char *name;                /* "tanh": for errors, DOT export, profiles */
-    int arity;                       /* number of tensor inputs; -1 for variadic (concat) */
-    void (*forward)(tg_node *);      /* writes n->out from n->in[] and the attributes */
-    void (*backward)(tg_node *);     /* adds into n->in[i]->grad from n->out->grad */
-    bool sets;                       /* backward writes unset input gradients (tg_grad_beta) */
+    const char *name;            /* "tanh": for errors, DOT export, profiles */
+    int arity;                   /* number of tensor inputs; -1 for variadic (concat) */
+    void (*forward)(tg_node *);  /* writes n->out from n->in[] and the attributes */
+    void (*backward)(tg_node *); /* adds into n->in[i]->grad from n->out->grad */
+    bool sets;                   /* backward writes unset input gradients (tg_grad_beta) */
 } tg_op;
 
 #define TG_OP(nm, ar, sets) TG_OP_##nm,

@@ -78,8 +78,8 @@ int tg_tape_profile_print(const tg_tape *tp, FILE *f)
         double t = r->forward_s + r->backward_s;
         w = fprintf(f, "%-22s %10lld %10.3f %10lld %10.3f %10.3f %6.1f%%\n",
                     i < n ? r->op : "  of which BLIS GEMM", (long long)r->forward_calls,
-                    1e3 * r->forward_s, (long long)r->backward_calls, 1e3 * r->backward_s,
-                    1e3 * t, total > 0 ? 100 * t / total : 0.0);
+                    1e3 * r->forward_s, (long long)r->backward_calls, 1e3 * r->backward_s, 1e3 * t,
+                    total > 0 ? 100 * t / total : 0.0);
     }
     if (w > 0) w = fprintf(f, "%-22s %54.3f\n", "all kernels", 1e3 * total);
     return w > 0 ? TG_OK : TG_EIO;

@@ -48,8 +48,7 @@ const char *tg_dtype_name(tg_dtype dt)
 }
 
 /* Byte counts of TG_MAX_NUMEL elements, and a few times that for saved context, fit. */
-_Static_assert(SIZE_MAX / 64 >= (uint64_t)TG_MAX_NUMEL,
-               "size_t is too small for TG_MAX_NUMEL");
+_Static_assert(SIZE_MAX / 64 >= (uint64_t)TG_MAX_NUMEL, "size_t is too small for TG_MAX_NUMEL");
 
 /* *r = a b for a, b > 0; true if that overflows. */
 static inline bool mul_overflows(int64_t a, int64_t b, int64_t *r)
@@ -101,8 +100,8 @@ int tg_shape_fail(tg_tape *tp, const char *who, int ndim, const int64_t *shape)
                        "tg_%s: shape %s: its non-zero sizes multiply to more than %lld "
                        "(TG_MAX_NUMEL)",
                        who, tg_shape_fmt(ndim, shape, buf, sizeof buf), (long long)TG_MAX_NUMEL);
-    return tg_fail(tp, TG_ESHAPE, "tg_%s: shape %s has more than %lld elements (TG_MAX_NUMEL)",
-                   who, tg_shape_fmt(ndim, shape, buf, sizeof buf), (long long)TG_MAX_NUMEL);
+    return tg_fail(tp, TG_ESHAPE, "tg_%s: shape %s has more than %lld elements (TG_MAX_NUMEL)", who,
+                   tg_shape_fmt(ndim, shape, buf, sizeof buf), (long long)TG_MAX_NUMEL);
 }
 
 char *tg_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t size)
@@ -278,7 +277,8 @@ int tg_tensor_copy(tg_tensor *dst, const tg_tensor *src)
     if (!dst || !src || dst->numel != src->numel) return TG_EARG;
     if (dst == src) return TG_OK; /* memcpy onto itself is undefined */
     if (dst->dtype == src->dtype) {
-        if (dst->numel) memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
+        if (dst->numel)
+            memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
     } else if (dst->dtype == TG_F32) {
         for (int64_t i = 0; i < src->numel; i++) tg_f32(dst)[i] = (float)tg_f64(src)[i];
     } else {
@@ -321,7 +321,8 @@ void tg_tensor_print(const tg_tensor *t, FILE *f, int64_t max_elems)
         fprintf(f, "tensor(NULL)\n");
         return;
     }
-    fprintf(f, "tensor(%s, %s", tg_dtype_name((tg_dtype)t->dtype), tg_shape_str(t, buf, sizeof buf));
+    fprintf(f, "tensor(%s, %s", tg_dtype_name((tg_dtype)t->dtype),
+            tg_shape_str(t, buf, sizeof buf));
     int64_t n = max_elems > 0 && max_elems < t->numel ? max_elems : t->numel;
     int64_t row = t->ndim ? t->shape[t->ndim - 1] : 1;
     fprintf(f, ")\n");

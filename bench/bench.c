@@ -44,13 +44,13 @@ static stat3 summarise(double *v, int n)
 
 /* ---- every figure, for the table and the JSON ---- */
 typedef struct figure {
-    char key[96];   /* e.g. "overhead.f32.n1.fwd_rec_ns" */
+    char key[96]; /* e.g. "overhead.f32.n1.fwd_rec_ns" */
     char unit[16];
     stat3 v;
-    double torch;   /* (double)NAN when not measured */
-    double ratio;   /* tapegrad/PyTorch as the median of per-repetition ratios when the two
-                       alternated (NAN: from the two medians); for adolc.* figures,
-                       ADOL-C / tapegrad, the median of per-repetition ratios */
+    double torch; /* (double)NAN when not measured */
+    double ratio; /* tapegrad/PyTorch as the median of per-repetition ratios when the two
+                     alternated (NAN: from the two medians); for adolc.* figures,
+                     ADOL-C / tapegrad, the median of per-repetition ratios */
     bool higher_better;
     double tg;        /* adolc.* figures: tapegrad's figure measured alongside (NAN: none) */
     char tg_what[40]; /* and what it is */
@@ -94,22 +94,30 @@ static tg_tensor *chain(tg_tape *tp, tg_tensor *x, int64_t k)
 }
 
 /* The same arithmetic as plain loops over two preallocated buffers. */
-#define RAW_CHAIN(T, SFX, TANH)                                                             \
-    static void raw_chain_##SFX(const T *restrict x, T *restrict a, T *restrict b, int64_t n, \
-                                int64_t k)                                                  \
-    {                                                                                       \
-        const T *src = x;                                                                   \
-        for (int64_t i = 0; i < k; i++) {                                                   \
-            T *dst = (i & 1) ? b : a;                                                       \
-            switch (i & 3) {                                                                \
-            case 0: for (int64_t j = 0; j < n; j++) dst[j] = (T)0.5 * src[j]; break;        \
-            case 1: for (int64_t j = 0; j < n; j++) dst[j] = src[j] + (T)0.1; break;        \
-            case 2: for (int64_t j = 0; j < n; j++) dst[j] = TANH(src[j]); break;           \
-            default: for (int64_t j = 0; j < n; j++) dst[j] = src[j] + x[j]; break;         \
-            }                                                                               \
-            src = dst;                                                                      \
-        }                                                                                   \
-        __asm__ volatile("" : : "r"(src) : "memory");                                      \
+#define RAW_CHAIN(T, SFX, TANH)                                                                    \
+    static void raw_chain_##SFX(const T *restrict x, T *restrict a, T *restrict b, int64_t n,      \
+                                int64_t k)                                                         \
+    {                                                                                              \
+        const T *src = x;                                                                          \
+        for (int64_t i = 0; i < k; i++) {                                                          \
+            T *dst = (i & 1) ? b : a;                                                              \
+            switch (i & 3) {                                                                       \
+            case 0:                                                                                \
+                for (int64_t j = 0; j < n; j++) dst[j] = (T)0.5 * src[j];                          \
+                break;                                                                             \
+            case 1:                                                                                \
+                for (int64_t j = 0; j < n; j++) dst[j] = src[j] + (T)0.1;                          \
+                break;                                                                             \
+            case 2:                                                                                \
+                for (int64_t j = 0; j < n; j++) dst[j] = TANH(src[j]);                             \
+                break;                                                                             \
+            default:                                                                               \
+                for (int64_t j = 0; j < n; j++) dst[j] = src[j] + x[j];                            \
+                break;                                                                             \
+            }                                                                                      \
+            src = dst;                                                                             \
+        }                                                                                          \
+        __asm__ volatile("" : : "r"(src) : "memory");                                              \
     }
 RAW_CHAIN(float, f32, tanhf)
 RAW_CHAIN(double, f64, tanh)
@@ -152,7 +160,8 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
     }
     if (raw) {
         size_t es = tg_dtype_size(dt);
-        void *a = aligned_alloc(64, ((size_t)n * es + 63) / 64 * 64), *b = aligned_alloc(64, ((size_t)n * es + 63) / 64 * 64);
+        void *a = aligned_alloc(64, ((size_t)n * es + 63) / 64 * 64),
+             *b = aligned_alloc(64, ((size_t)n * es + 63) / 64 * 64);
         for (int r = -1; r < reps; r++) {
             double t0 = now();
             if (dt == TG_F32) raw_chain_f32(tg_data(x), a, b, n, k);
@@ -188,7 +197,8 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
         tg_tensor *y = chain(tp, x, k);
         (void)y;
         tg_tape_get_stats(tp, &st);
-        fig("memory.tape_bytes_per_node_n1", "bytes", (stat3){(double)st.arena_used / (double)st.n_nodes, 0, 0}, false);
+        fig("memory.tape_bytes_per_node_n1", "bytes",
+            (stat3){(double)st.arena_used / (double)st.n_nodes, 0, 0}, false);
     }
     free(fwd), free(bwd), free(nog), free(rw);
     tg_tape_free(tp);
@@ -204,8 +214,8 @@ typedef struct mlp {
     tg_module *net;
     tg_tensor *x[MLP_NB], *y[MLP_NB];
     tg_tensor *xin, *yin; /* the step's input: the next batch is copied here before it */
-    int next;    /* the batch of the next step */
-    bool real;   /* Fashion-MNIST's first MLP_NB batches, else random data */
+    int next;             /* the batch of the next step */
+    bool real;            /* Fashion-MNIST's first MLP_NB batches, else random data */
     tg_optim *opt;
 } mlp;
 
@@ -247,7 +257,8 @@ static void mlp_new(mlp *m)
     tg_tensor *params[6];
     int np = tg_nn_params(m->net, params, 6);
     int64_t xs[2] = {MLP_BATCH, 784}, ys[1] = {MLP_BATCH};
-    for (int b = 0; b < MLP_NB; b++) m->x[b] = tg_tensor_new(TG_F32, 2, xs), m->y[b] = tg_tensor_new(TG_F32, 1, ys);
+    for (int b = 0; b < MLP_NB; b++)
+        m->x[b] = tg_tensor_new(TG_F32, 2, xs), m->y[b] = tg_tensor_new(TG_F32, 1, ys);
     m->xin = tg_tensor_new(TG_F32, 2, xs), m->yin = tg_tensor_new(TG_F32, 1, ys);
     m->real = mlp_fashion(m);
     for (int b = 0; b < MLP_NB && !m->real; b++) {
@@ -347,8 +358,8 @@ static double raw_gemm_once(float *a, float *b, float *c, bool same_path)
             }
             bli_sgemm_ex(GEMMS[i].ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
                          GEMMS[i].tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &one, a,
-                         GEMMS[i].ta ? m : k, 1, b, GEMMS[i].tb ? k : n, 1, &zero, c, n, 1,
-                         NULL, rp);
+                         GEMMS[i].ta ? m : k, 1, b, GEMMS[i].tb ? k : n, 1, &zero, c, n, 1, NULL,
+                         rp);
         }
     return (now() - t0) / 20;
 }
@@ -367,8 +378,8 @@ static void gemm_paths(float *a, float *b, float *c, double *sup, double *packed
             bli_rntm_disable_l3_sup(&r);
             double t0 = now();
             for (int i = 0; i < 5; i++)
-                bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, 128, 256, 10, &one, a, 10, 1, b,
-                             10, 1, &zero, c, 256, 1, NULL, p ? &r : NULL);
+                bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, 128, 256, 10, &one, a, 10, 1, b, 10,
+                             1, &zero, c, 256, 1, NULL, p ? &r : NULL);
             *(p ? packed : sup) += (now() - t0) / 50;
         }
 }
@@ -425,7 +436,8 @@ static bool peer_start(torch_peer *p, int threads)
     }
     p->to = fdopen(to[1], "w"), p->from = fdopen(from[0], "r");
     char line[64];
-    if (!p->to || !p->from || !fgets(line, sizeof line, p->from) || strncmp(line, "ready", 5) != 0) {
+    if (!p->to || !p->from || !fgets(line, sizeof line, p->from) ||
+        strncmp(line, "ready", 5) != 0) {
         peer_stop(p); /* no torch: the child printed nothing */
         return false;
     }
@@ -451,7 +463,8 @@ static void bench_mlp(int threads, int reps)
     double *sps = calloc((size_t)reps, sizeof *sps), *st = calloc((size_t)reps, sizeof *st);
     double *gin = calloc((size_t)reps, sizeof *gin);
     double *tsps = calloc((size_t)reps, sizeof *tsps), *graw = calloc((size_t)reps, sizeof *graw);
-    double *gpath = calloc((size_t)reps, sizeof *gpath), *gsame = calloc((size_t)reps, sizeof *gsame);
+    double *gpath = calloc((size_t)reps, sizeof *gpath),
+           *gsame = calloc((size_t)reps, sizeof *gsame);
     float *ga = aligned_alloc(64, 784 * 256 * 4), *gb = aligned_alloc(64, 784 * 256 * 4);
     float *gc = aligned_alloc(64, 784 * 256 * 4);
     for (int i = 0; i < 784 * 256; i++) ga[i] = gb[i] = 0.001f * (float)(i % 97), gc[i] = 0;
@@ -468,7 +481,8 @@ static void bench_mlp(int threads, int reps)
         double dt = (phase[0] + phase[1] + phase[2]) / steps; /* the steps without the copies */
         tg_profile_row gr;
         tg_tape_profile(tp, NULL, 0, &gr);
-        if (r >= 0) sps[r] = MLP_BATCH / dt, st[r] = dt, gin[r] = (gr.forward_s + gr.backward_s) / steps;
+        if (r >= 0)
+            sps[r] = MLP_BATCH / dt, st[r] = dt, gin[r] = (gr.forward_s + gr.backward_s) / steps;
         for (int i = 0; i < 3 && r >= 0; i++) ph[i][r] = 1e6 * phase[i] / steps;
         /* the raw GEMMs right after, so the step's share of them sees the same load */
         double g = raw_gemm_once(ga, gb, gc, false), gs = raw_gemm_once(ga, gb, gc, true);
@@ -498,7 +512,9 @@ static void bench_mlp(int threads, int reps)
     stat3 step = summarise(st, reps);
     snprintf(key, sizeof key, "mlp.t%d.samples_per_s", threads);
     fig(key, "samples/s", summarise(sps, reps), true);
-    if (torch) find_fig(key)->torch = summarise(tsps, reps).med, find_fig(key)->ratio = summarise(vs, reps).med;
+    if (torch)
+        find_fig(key)->torch = summarise(tsps, reps).med,
+        find_fig(key)->ratio = summarise(vs, reps).med;
     const char *phase_name[3] = {"forward", "backward", "optimiser"};
     for (int i = 0; i < 3; i++) {
         snprintf(key, sizeof key, "mlp.t%d.%s_us", threads, phase_name[i]);
@@ -516,8 +532,10 @@ static void bench_mlp(int threads, int reps)
     snprintf(key, sizeof key, "gemm.t%d.path_sup_over_packed", threads);
     fig(key, "x", summarise(gpath, reps), false);
     if (threads == 1)
-        fig("memory.arena_high_water_per_step", "bytes", (stat3){(double)ts.arena_high, 0, 0}, false);
-    free(sps), free(st), free(tsps), free(graw), free(gpath), free(gin), free(share), free(eff), free(frac), free(vs), free(fsame), free(gsame), free(ga), free(gb), free(gc);
+        fig("memory.arena_high_water_per_step", "bytes", (stat3){(double)ts.arena_high, 0, 0},
+            false);
+    free(sps), free(st), free(tsps), free(graw), free(gpath), free(gin), free(share), free(eff),
+        free(frac), free(vs), free(fsame), free(gsame), free(ga), free(gb), free(gc);
     tg_tape_free(tp);
     mlp_free(&m);
 }
@@ -537,12 +555,12 @@ static void bench_mlp(int threads, int reps)
 static const char *adolc_helper; /* --adolc PATH; NULL: not asked for */
 
 typedef struct adolc_result {
-    bool ran;             /* the helper answered and its figures are in figs[] */
-    bool check_ok;        /* its gradients equal tapegrad's within 1e-12 */
+    bool ran;      /* the helper answered and its figures are in figs[] */
+    bool check_ok; /* its gradients equal tapegrad's within 1e-12 */
     char version[64];
-    char note[320];       /* why it was skipped, or what went wrong */
-    char check[512];      /* the check line */
-    bool in_memory;       /* no part of ADOL-C's tape went to a file */
+    char note[320];  /* why it was skipped, or what went wrong */
+    char check[512]; /* the check line */
+    bool in_memory;  /* no part of ADOL-C's tape went to a file */
     double ops_kind[4], ops_fixed, ops_per_op;
     double max_diff;
 } adolc_result;
@@ -654,7 +672,8 @@ static void tg_chain_rep(tg_tape *tp, tg_tensor *x, double t[3])
 }
 
 /* an adolc.* figure: ADOL-C's value, tapegrad's alongside, the ratio */
-static void adolc_fig(const char *key, const char *unit, stat3 v, double tg, const char *what, double ratio)
+static void adolc_fig(const char *key, const char *unit, stat3 v, double tg, const char *what,
+                      double ratio)
 {
     figure *f = fig(key, unit, v, false);
     if (!f) return;
@@ -665,13 +684,15 @@ static void adolc_fig(const char *key, const char *unit, stat3 v, double tg, con
 static void bench_adolc(int reps)
 {
     if (!adolc_helper) {
-        snprintf(adolc.note, sizeof adolc.note, "not asked for (bench --adolc PATH; make bench passes it)");
+        snprintf(adolc.note, sizeof adolc.note,
+                 "not asked for (bench --adolc PATH; make bench passes it)");
         return;
     }
     if (access(adolc_helper, X_OK) != 0) {
         snprintf(adolc.note, sizeof adolc.note,
                  "%s was not built: ADOL-C is not installed (make bench-deps as root, or "
-                 "apt-get install libadolc-dev)", adolc_helper);
+                 "apt-get install libadolc-dev)",
+                 adolc_helper);
         return;
     }
     int64_t shape[1] = {1};
@@ -690,7 +711,8 @@ static void bench_adolc(int reps)
         tg_tape_free(tp), tg_tensor_free(x);
         return;
     }
-    snprintf(adolc.version, sizeof adolc.version, "%s", kv_str(kv, nkv, "version") ? kv_str(kv, nkv, "version") : "unknown");
+    snprintf(adolc.version, sizeof adolc.version, "%s",
+             kv_str(kv, nkv, "version") ? kv_str(kv, nkv, "version") : "unknown");
     const char *kind[4] = {"ops_mul", "ops_add", "ops_tanh", "ops_addx"};
     for (int i = 0; i < 4; i++) adolc.ops_kind[i] = kv_num(kv, nkv, kind[i]);
     adolc.ops_fixed = kv_num(kv, nkv, "ops_fixed");
@@ -754,11 +776,16 @@ static void bench_adolc(int reps)
     } else {
         double tg_rec = summarise(v[5], reps).med, tg_rev = summarise(v[6], reps).med;
         double tg_rr = summarise(v[7], reps).med;
-        adolc_fig("adolc.n1.record", "ns/op", summarise(v[0], reps), tg_rec, "record", summarise(v[8], reps).med);
-        adolc_fig("adolc.n1.reverse", "ns/op", summarise(v[1], reps), tg_rev, "sweep", summarise(v[9], reps).med);
-        adolc_fig("adolc.n1.record_reverse", "ns/op", summarise(v[2], reps), tg_rr, "record + sweep", summarise(v[10], reps).med);
-        adolc_fig("adolc.n1.replay", "ns/op", summarise(v[3], reps), tg_rec, "record (re-record)", summarise(v[11], reps).med);
-        adolc_fig("adolc.n1.replay_reverse", "ns/op", summarise(v[4], reps), tg_rr, "record + sweep", summarise(v[12], reps).med);
+        adolc_fig("adolc.n1.record", "ns/op", summarise(v[0], reps), tg_rec, "record",
+                  summarise(v[8], reps).med);
+        adolc_fig("adolc.n1.reverse", "ns/op", summarise(v[1], reps), tg_rev, "sweep",
+                  summarise(v[9], reps).med);
+        adolc_fig("adolc.n1.record_reverse", "ns/op", summarise(v[2], reps), tg_rr,
+                  "record + sweep", summarise(v[10], reps).med);
+        adolc_fig("adolc.n1.replay", "ns/op", summarise(v[3], reps), tg_rec, "record (re-record)",
+                  summarise(v[11], reps).med);
+        adolc_fig("adolc.n1.replay_reverse", "ns/op", summarise(v[4], reps), tg_rr,
+                  "record + sweep", summarise(v[12], reps).med);
         /* bytes: ADOL-C's tape (operations, locations, values) against tapegrad's arena per
          * node, for the chain alone, as memory.tape_bytes_per_node_n1 but in f64 */
         tg_tape_reset(tp);
@@ -766,12 +793,15 @@ static void bench_adolc(int reps)
         tg_tape_stats st;
         tg_tape_get_stats(tp, &st);
         double tg_bytes = (double)st.arena_used / (double)st.n_nodes;
-        double ad_bytes = kv_num(kv, nkv, "tape_bytes") / k, tay = kv_num(kv, nkv, "taylor_bytes") / k;
+        double ad_bytes = kv_num(kv, nkv, "tape_bytes") / k,
+               tay = kv_num(kv, nkv, "taylor_bytes") / k;
         adolc_fig("adolc.n1.bytes_per_op", "bytes", (stat3){ad_bytes, ad_bytes, ad_bytes}, tg_bytes,
                   "arena bytes per node", ad_bytes / tg_bytes);
-        adolc_fig("adolc.n1.taylor_bytes_per_op", "bytes", (stat3){tay, tay, tay}, (double)NAN, "", (double)NAN);
-        adolc_fig("adolc.n1.primitive_ops_per_op", "ops", (stat3){adolc.ops_per_op, adolc.ops_per_op, adolc.ops_per_op},
-                  1, "node", (double)NAN);
+        adolc_fig("adolc.n1.taylor_bytes_per_op", "bytes", (stat3){tay, tay, tay}, (double)NAN, "",
+                  (double)NAN);
+        adolc_fig("adolc.n1.primitive_ops_per_op", "ops",
+                  (stat3){adolc.ops_per_op, adolc.ops_per_op, adolc.ops_per_op}, 1, "node",
+                  (double)NAN);
         adolc.ran = true;
     }
     for (int i = 0; i < 14; i++) free(v[i]);
@@ -823,7 +853,8 @@ static double child_peak_rss_mb(char *const argv[])
     }
     int status;
     struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) return (double)NAN;
+    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+        return (double)NAN;
     return (double)ru.ru_maxrss / 1024.0;
 }
 
@@ -853,7 +884,8 @@ static void torch_version(char *buf, size_t size)
 {
     buf[0] = 0;
     if (access("/usr/bin/python3", X_OK) != 0) return;
-    FILE *p = popen("/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null", "r");
+    FILE *p =
+        popen("/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null", "r");
     if (!p) return;
     if (!fgets(buf, (int)size, p)) buf[0] = 0;
     buf[strcspn(buf, "\n")] = 0;
@@ -892,7 +924,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--torch") == 0 && i + 1 < argc) torch_script = argv[++i];
         else if (strcmp(argv[i], "--adolc") == 0 && i + 1 < argc) adolc_helper = argv[++i];
         else {
-            fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] [--adolc HELPER]\n");
+            fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] "
+                            "[--adolc HELPER]\n");
             return 2;
         }
     }
@@ -913,7 +946,8 @@ int main(int argc, char **argv)
     }
     figure *k3 = find_fig("overhead.f32.k1000.fwd_bwd");
     figure *k6 = find_fig(quick ? "overhead.f32.k100000.fwd_bwd" : "overhead.f32.k1000000.fwd_bwd");
-    if (k3 && k6) fig("overhead.flatness_kmax_over_k1000", "x", (stat3){k6->v.med / k3->v.med, 0, 0}, false);
+    if (k3 && k6)
+        fig("overhead.flatness_kmax_over_k1000", "x", (stat3){k6->v.med / k3->v.med, 0, 0}, false);
 
     fprintf(stderr, "bench: ADOL-C side by side...\n");
     int adolc_reps = quick ? 11 : 61;
@@ -963,7 +997,8 @@ int main(int argc, char **argv)
            "MLP on %s\n",
            date, cpu, cores, bli_info_get_version_str(), tg_blis_kernels(), "cc " __VERSION__,
            TG_GIT_REV, have_torch && tv[0] ? ", PyTorch " : "", have_torch ? tv : "", mlp_data);
-    printf("%-44s %10s %10s %10s %9s %12s %8s\n", "figure", "unit", "median", "min", "max", "PyTorch", "ratio");
+    printf("%-44s %10s %10s %10s %9s %12s %8s\n", "figure", "unit", "median", "min", "max",
+           "PyTorch", "ratio");
     for (int i = 0; i < n_figs; i++) {
         figure *f = &figs[i];
         if (strncmp(f->key, "adolc.", 6) == 0) continue; /* their own part below */
@@ -981,7 +1016,8 @@ int main(int argc, char **argv)
         printf("machine busy: BLIS's raw GEMMs ran %.2fx as fast on 2 threads as on 1 (1.9-2x "
                "when the cores are free), their median repetition at %.0f%% of the fastest "
                "(92%% or more when quiet), so the MLP figures are less reliable than usual; run "
-               "again\n", scaling, 100 * steady);
+               "again\n",
+               scaling, 100 * steady);
     if (!have_torch)
         printf("PyTorch comparison skipped: /usr/bin/python3 with torch is not installed "
                "(apt-get install python3-torch)\n");
@@ -992,28 +1028,35 @@ int main(int argc, char **argv)
 
     FILE *jf = fopen(json, "w");
     if (jf) {
-        fprintf(jf, "{\n  \"date\": \"%s\",\n  \"cpu\": \"%s\",\n  \"cores\": %ld,\n", date, cpu, cores);
-        fprintf(jf, "  \"blis\": \"%s\",\n  \"blis_kernels\": \"%s\",\n", bli_info_get_version_str(),
-                tg_blis_kernels());
-        fprintf(jf, "  \"compiler\": \"%s\",\n  \"tapegrad_revision\": \"%s\",\n", __VERSION__, TG_GIT_REV);
+        fprintf(jf, "{\n  \"date\": \"%s\",\n  \"cpu\": \"%s\",\n  \"cores\": %ld,\n", date, cpu,
+                cores);
+        fprintf(jf, "  \"blis\": \"%s\",\n  \"blis_kernels\": \"%s\",\n",
+                bli_info_get_version_str(), tg_blis_kernels());
+        fprintf(jf, "  \"compiler\": \"%s\",\n  \"tapegrad_revision\": \"%s\",\n", __VERSION__,
+                TG_GIT_REV);
         fprintf(jf, "  \"threads\": {\"overhead\": 1, \"mlp\": [1, 2], \"peak_rss\": 1},\n");
         fprintf(jf, "  \"mlp_data\": \"%s\",\n", mlp_data);
         fprintf(jf, "  \"pytorch\": %s,\n  \"pytorch_version\": \"%s\",\n",
                 have_torch ? "true" : "false", have_torch ? tv : "");
-        fprintf(jf, "  \"adolc\": %s,\n  \"adolc_version\": \"%s\",\n", adolc.ran ? "true" : "false",
-                adolc.ran ? adolc.version : "");
+        fprintf(jf, "  \"adolc\": %s,\n  \"adolc_version\": \"%s\",\n",
+                adolc.ran ? "true" : "false", adolc.ran ? adolc.version : "");
         if (adolc.ran)
-            fprintf(jf, "  \"adolc_run\": {\"chain_ops\": %d, \"repetitions\": %d, \"chains_per_repetition\": %d, "
-                        "\"tape_in_memory\": %s, \"gradient_check\": \"%s\", \"gradient_max_abs_diff\": %.3g},\n",
+            fprintf(jf,
+                    "  \"adolc_run\": {\"chain_ops\": %d, \"repetitions\": %d, "
+                    "\"chains_per_repetition\": %d, "
+                    "\"tape_in_memory\": %s, \"gradient_check\": \"%s\", "
+                    "\"gradient_max_abs_diff\": %.3g},\n",
                     ADOLC_K, adolc_reps, ADOLC_INNER, adolc.in_memory ? "true" : "false",
                     adolc.check_ok ? "ok" : "failed", adolc.max_diff);
         fprintf(jf, "  \"figures\": {\n");
         for (int i = 0; i < n_figs; i++) {
             figure *f = &figs[i];
-            fprintf(jf, "    \"%s\": {\"unit\": \"%s\", \"median\": %.6g, \"min\": %.6g, \"max\": %.6g", f->key,
-                    f->unit, f->v.med, f->v.lo, f->v.hi);
+            fprintf(jf,
+                    "    \"%s\": {\"unit\": \"%s\", \"median\": %.6g, \"min\": %.6g, \"max\": %.6g",
+                    f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
             if (!isnan(f->torch)) fprintf(jf, ", \"pytorch\": %.6g", f->torch);
-            if (!isnan(f->tg)) fprintf(jf, ", \"tapegrad\": %.6g, \"tapegrad_figure\": \"%s\"", f->tg, f->tg_what);
+            if (!isnan(f->tg))
+                fprintf(jf, ", \"tapegrad\": %.6g, \"tapegrad_figure\": \"%s\"", f->tg, f->tg_what);
             if (!isnan(f->ratio)) fprintf(jf, ", \"ratio\": %.6g", f->ratio);
             fprintf(jf, "}%s\n", i + 1 < n_figs ? "," : "");
         }

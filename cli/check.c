@@ -122,17 +122,18 @@ int cmd_gradcheck(int argc, char **argv)
             const char *act;
             bool bn, classify;
             double dropout;
-        } models[] = {{"tanh", false, true, 0},     {"sigmoid", false, false, 0},
-                      {"relu", false, true, 0},     {"elu", true, true, 0},
+        } models[] = {{"tanh", false, true, 0},      {"sigmoid", false, false, 0},
+                      {"relu", false, true, 0},      {"elu", true, true, 0},
                       {"softplus", false, false, 0}, {"leaky_relu", false, true, 0.3}};
         printf("\nwhole models: MLP 5-4-3-k on 6 random examples, every parameter checked\n");
         for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
             char what[96];
-            snprintf(what, sizeof what, "%s%s%s, %s", models[i].act, models[i].bn ? " + batchnorm" : "",
-                     models[i].dropout > 0 ? " + dropout" : "",
+            snprintf(what, sizeof what, "%s%s%s, %s", models[i].act,
+                     models[i].bn ? " + batchnorm" : "", models[i].dropout > 0 ? " + dropout" : "",
                      models[i].classify ? "cross-entropy" : "mse");
             tg_gradcheck_result r;
-            int rc = check_model(models[i].act, models[i].bn, models[i].classify, models[i].dropout, &r);
+            int rc =
+                check_model(models[i].act, models[i].bn, models[i].classify, models[i].dropout, &r);
             bool ok = !rc && r.max_rel_err <= tol;
             failed += !ok, ran++;
             printf("%-22s %-44s %8lld %10.2e %10.2e %10s  %s%s%s\n", "mlp", what,
@@ -149,12 +150,15 @@ int cmd_gradcheck(int argc, char **argv)
 int cmd_graph(int argc, char **argv)
 {
     cli_opt o[] = {
-        {"layers", false, "784,256,128,10", "MLP layer sizes (each <= 100000, 50M weights in all)", NULL},
-        {"act", false, "relu", "hidden activation: relu tanh sigmoid leaky_relu elu softplus", NULL},
+        {"layers", false, "784,256,128,10", "MLP layer sizes (each <= 100000, 50M weights in all)",
+         NULL},
+        {"act", false, "relu", "hidden activation: relu tanh sigmoid leaky_relu elu softplus",
+         NULL},
         {"dropout", false, "0", "dropout after each hidden activation", NULL},
         {"batchnorm", true, NULL, "batch normalisation after each hidden linear layer", NULL},
         {"batch", false, "32", "rows of the random input batch", NULL},
-        {"out", false, "tapegrad-graph.dot", "DOT file to write (an SVG beside it with Graphviz)", NULL},
+        {"out", false, "tapegrad-graph.dot", "DOT file to write (an SVG beside it with Graphviz)",
+         NULL},
         {"help", true, NULL, "this help", NULL},
     };
     int n = (int)(sizeof o / sizeof o[0]);
@@ -171,11 +175,14 @@ int cmd_graph(int argc, char **argv)
     double dropout = 0;
     const char *act;
     if (cli_layers(o, n, "layers", sizes_ll, 32, &ns) || cli_act(o, n, "act", &act) ||
-        cli_int(o, n, "batch", 1, 1 << 20, &batch) || cli_double(o, n, "dropout", 0, 0.99, &dropout))
+        cli_int(o, n, "batch", 1, 1 << 20, &batch) ||
+        cli_double(o, n, "dropout", 0, 0.99, &dropout))
         return 2;
     if (batch * sizes_ll[0] > CLI_MAX_WEIGHTS) { /* the random input batch */
-        fprintf(stderr, "tapegrad: --batch %lld: %lld inputs of %lld features, more than %lld "
-                        "numbers\n", batch, batch, sizes_ll[0], CLI_MAX_WEIGHTS);
+        fprintf(stderr,
+                "tapegrad: --batch %lld: %lld inputs of %lld features, more than %lld "
+                "numbers\n",
+                batch, batch, sizes_ll[0], CLI_MAX_WEIGHTS);
         return 2;
     }
     int64_t sizes[32];
@@ -191,7 +198,8 @@ int cmd_graph(int argc, char **argv)
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_tensor_rand_uniform(x, 0, 1, &rng);
-    for (int64_t i = 0; i < batch; i++) tg_set(y, i, (double)tg_rng_below(&rng, (uint64_t)sizes[ns - 1]));
+    for (int64_t i = 0; i < batch; i++)
+        tg_set(y, i, (double)tg_rng_below(&rng, (uint64_t)sizes[ns - 1]));
     tg_tape *tp = tg_tape_new();
     int rc = 1;
     tg_nn_set_training(net, true);
@@ -205,14 +213,16 @@ int cmd_graph(int argc, char **argv)
         printf("%lld nodes: %s\n", (long long)tg_tape_n_nodes(tp), out);
         for (const tg_node *nd = tg_tape_first(tp); nd; nd = tg_node_next(nd)) {
             char s[64];
-            printf("  %-14s -> %-12s%s\n", tg_node_op(nd), tg_shape_str(tg_node_output(nd), s, sizeof s),
+            printf("  %-14s -> %-12s%s\n", tg_node_op(nd),
+                   tg_shape_str(tg_node_output(nd), s, sizeof s),
                    tg_node_has_grad(nd) ? "  (gradient)" : "");
         }
         rc = 0;
         if (cli_have_program("dot")) {
             char svg[1024], cmd[2200];
             size_t len = strlen(out);
-            snprintf(svg, sizeof svg, "%.*s.svg", (int)(len > 4 && !strcmp(out + len - 4, ".dot") ? len - 4 : len), out);
+            snprintf(svg, sizeof svg, "%.*s.svg",
+                     (int)(len > 4 && !strcmp(out + len - 4, ".dot") ? len - 4 : len), out);
             snprintf(cmd, sizeof cmd, "dot -Tsvg '%s' -o '%s'", out, svg);
             if (!strchr(out, '\'') && system(cmd) == 0) printf("svg: %s\n", svg);
         } else {

@@ -14,7 +14,7 @@ typedef struct cli_opt {
     bool flag;        /* takes no value */
     const char *def;  /* default value (NULL: unset) */
     const char *help;
-    const char *val;  /* filled by cli_parse */
+    const char *val; /* filled by cli_parse */
 } cli_opt;
 
 /* Fills opts[i].val from argv; prints the problem and returns nonzero on an unknown option

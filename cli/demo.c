@@ -27,8 +27,7 @@ int cmd_demo(int argc, char **argv)
     if (cli_flag(o, n, "help") || np == 0 || strcmp(pos[0], "list") == 0) {
         FILE *f = np == 0 && !cli_flag(o, n, "help") ? stderr : stdout;
         fprintf(f, "usage: tapegrad demo NAME [--out DIR]\n\ndemos:\n");
-        for (size_t i = 0; i < sizeof demos / sizeof demos[0]; i++)
-        {
+        for (size_t i = 0; i < sizeof demos / sizeof demos[0]; i++) {
             char nm[64];
             snprintf(nm, sizeof nm, "%s", demos[i].name);
             for (char *c = nm; *c; c++)

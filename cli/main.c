@@ -5,17 +5,18 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tapegrad COMMAND [options]\n"
-            "\n"
-            "commands:\n"
-            "  train      train an MLP on Fashion-MNIST, an IDX directory or a CSV file\n"
-            "  eval       evaluate a saved model on a data set\n"
-            "  gradcheck  check every op's and a whole model's gradients against finite differences\n"
-            "  graph      write the DOT (and SVG with Graphviz) of a model's tape\n"
-            "  demo NAME  run a lecture demo ('tapegrad demo list' lists them)\n"
-            "\n"
-            "'tapegrad COMMAND --help' lists a command's options.\n");
+    fprintf(
+        f,
+        "usage: tapegrad COMMAND [options]\n"
+        "\n"
+        "commands:\n"
+        "  train      train an MLP on Fashion-MNIST, an IDX directory or a CSV file\n"
+        "  eval       evaluate a saved model on a data set\n"
+        "  gradcheck  check every op's and a whole model's gradients against finite differences\n"
+        "  graph      write the DOT (and SVG with Graphviz) of a model's tape\n"
+        "  demo NAME  run a lecture demo ('tapegrad demo list' lists them)\n"
+        "\n"
+        "'tapegrad COMMAND --help' lists a command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -28,8 +29,11 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"train", cmd_train},         {"eval", cmd_eval}, {"gradcheck", cmd_gradcheck},
-                {"graph", cmd_graph},         {"demo", cmd_demo}};
+    } cmds[] = {{"train", cmd_train},
+                {"eval", cmd_eval},
+                {"gradcheck", cmd_gradcheck},
+                {"graph", cmd_graph},
+                {"demo", cmd_demo}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

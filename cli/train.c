@@ -17,7 +17,8 @@ static cli_opt model_opts_template[] = {
     {"label-col", false, "-1", "CSV: label column (negative counts from the end)", NULL},
     {"regression", true, NULL, "CSV: real-valued targets (MSE) instead of classes", NULL},
     {"test-fraction", false, "0.2", "CSV: share of rows held out for testing", NULL},
-    {"layers", false, "784,256,128,10", "layer sizes, input to output (CSV: inferred ends; each <= 100000, 50M weights in all)", NULL},
+    {"layers", false, "784,256,128,10",
+     "layer sizes, input to output (CSV: inferred ends; each <= 100000, 50M weights in all)", NULL},
     {"act", false, "relu", "hidden activation: relu tanh sigmoid leaky_relu elu softplus", NULL},
     {"dropout", false, "0", "dropout probability after each hidden activation", NULL},
     {"batchnorm", true, NULL, "batch normalisation after each hidden linear layer", NULL},
@@ -54,15 +55,19 @@ static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uin
         const char *dir = spec[0] == 'f' ? NULL : spec + 6;
         rc = tg_load_mnist_bytes(dir, dt, &d->train, &d->test, &st); /* 4x less memory */
         if (rc && !dir)
-            fprintf(stderr, "tapegrad: %s\n(install Debian's dataset-fashion-mnist package, or "
-                            "run 'make run' which installs it)\n", st.msg);
+            fprintf(stderr,
+                    "tapegrad: %s\n(install Debian's dataset-fashion-mnist package, or "
+                    "run 'make run' which installs it)\n",
+                    st.msg);
         else if (rc) fprintf(stderr, "tapegrad: %s\n", st.msg);
         d->classify = true;
         return rc ? 1 : 0;
     }
     if (len >= 4 && strcmp(spec + len - 4, ".csv") == 0) {
-        tg_csv_opts co = {.header = -1, .label_col = (int)label,
-                          .regression = cli_flag(o, n, "regression"), .delim = ','};
+        tg_csv_opts co = {.header = -1,
+                          .label_col = (int)label,
+                          .regression = cli_flag(o, n, "regression"),
+                          .delim = ','};
         tg_dataset all;
         if ((rc = tg_csv_load(spec, dt, &co, &all, &st))) {
             /* the only TG_EARG of a readable file: a label column it does not have */
@@ -101,8 +106,8 @@ static void desc_format(const model_desc *m, char *buf, size_t size)
     for (int i = 0; i < m->n_sizes && k < size; i++)
         k += (size_t)snprintf(buf + k, size - k, "%s%lld", i ? "," : "", m->sizes[i]);
     if (k < size)
-        snprintf(buf + k, size - k, " act=%s dropout=%g batchnorm=%d dtype=%s", m->act,
-                 m->dropout, m->batchnorm, tg_dtype_name(m->dtype));
+        snprintf(buf + k, size - k, " act=%s dropout=%g batchnorm=%d dtype=%s", m->act, m->dropout,
+                 m->batchnorm, tg_dtype_name(m->dtype));
 }
 
 /* desc_format's line back into m; -1 when s is not one (a number out of range included). */
@@ -146,8 +151,8 @@ static int model_opts(const cli_opt *o, int n, model_desc *m)
 {
     memset(m, 0, sizeof *m);
     const char *act;
-    if (cli_layers(o, n, "layers", m->sizes, MAX_LAYERS, &m->n_sizes) || cli_act(o, n, "act", &act) ||
-        cli_double(o, n, "dropout", 0, 0.99, &m->dropout))
+    if (cli_layers(o, n, "layers", m->sizes, MAX_LAYERS, &m->n_sizes) ||
+        cli_act(o, n, "act", &act) || cli_double(o, n, "dropout", 0, 0.99, &m->dropout))
         return 2;
     snprintf(m->act, sizeof m->act, "%s", act);
     m->batchnorm = cli_flag(o, n, "batchnorm");
@@ -165,7 +170,8 @@ static int model_opts(const cli_opt *o, int n, model_desc *m)
 static int model_fit_data(const cli_opt *o, int n, const run_data *d, model_desc *m)
 {
     const char *layers = cli_str(o, n, "layers");
-    int64_t out = d->classify ? d->train.n_classes : (tg_tensor_ndim(d->train.y) > 1 ? tg_tensor_dim(d->train.y, 1) : 1);
+    int64_t out = d->classify ? d->train.n_classes
+                              : (tg_tensor_ndim(d->train.y) > 1 ? tg_tensor_dim(d->train.y, 1) : 1);
     bool default_layers = strcmp(layers, "784,256,128,10") == 0;
     if (default_layers && (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out)) {
         /* The default sizes were meant for Fashion-MNIST: fit the ends to this data. */
@@ -176,9 +182,8 @@ static int model_fit_data(const cli_opt *o, int n, const run_data *d, model_desc
         if (cli_layers_bounded("layers", fitted, m->sizes, m->n_sizes)) return 2;
     }
     if (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out) {
-        fprintf(stderr,
-                "tapegrad: --layers %s: the data has %lld features and %lld outputs\n", layers,
-                (long long)d->train.d, (long long)out);
+        fprintf(stderr, "tapegrad: --layers %s: the data has %lld features and %lld outputs\n",
+                layers, (long long)d->train.d, (long long)out);
         return 2;
     }
     return 0;
@@ -286,9 +291,12 @@ static int init_kind(const char *s, const char *act, tg_init *k)
     static const struct {
         const char *name;
         tg_init kind;
-    } kinds[] = {{"uniform", TG_INIT_UNIFORM},           {"xavier-normal", TG_INIT_XAVIER_NORMAL},
-                 {"xavier-uniform", TG_INIT_XAVIER_UNIFORM}, {"he-normal", TG_INIT_HE_NORMAL},
-                 {"he-uniform", TG_INIT_HE_UNIFORM},     {"orthogonal", TG_INIT_ORTHOGONAL}};
+    } kinds[] = {{"uniform", TG_INIT_UNIFORM},
+                 {"xavier-normal", TG_INIT_XAVIER_NORMAL},
+                 {"xavier-uniform", TG_INIT_XAVIER_UNIFORM},
+                 {"he-normal", TG_INIT_HE_NORMAL},
+                 {"he-uniform", TG_INIT_HE_UNIFORM},
+                 {"orthogonal", TG_INIT_ORTHOGONAL}};
     if (strcmp(s, "auto") == 0) {
         bool rectifier = strstr(act, "relu") || strcmp(act, "elu") == 0;
         *k = rectifier ? TG_INIT_HE_UNIFORM : TG_INIT_XAVIER_UNIFORM;
@@ -296,8 +304,10 @@ static int init_kind(const char *s, const char *act, tg_init *k)
     }
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (strcmp(s, kinds[i].name) == 0) return *k = kinds[i].kind, 0;
-    fprintf(stderr, "tapegrad: --init %s: want auto, uniform, xavier-normal, xavier-uniform, "
-                    "he-normal, he-uniform or orthogonal\n", s);
+    fprintf(stderr,
+            "tapegrad: --init %s: want auto, uniform, xavier-normal, xavier-uniform, "
+            "he-normal, he-uniform or orthogonal\n",
+            s);
     return 2;
 }
 
@@ -341,18 +351,23 @@ enum { N_COMMON = sizeof model_opts_template / sizeof model_opts_template[0] };
 static int train_opt_table(cli_opt *o)
 {
     static const cli_opt extra[] = {
-        {"opt", false, "adam", "optimiser (sgd momentum nesterov adagrad rmsprop adadelta adam ...)", NULL},
+        {"opt", false, "adam",
+         "optimiser (sgd momentum nesterov adagrad rmsprop adadelta adam ...)", NULL},
         {"lr", false, NULL, "learning rate (default: the optimiser's)", NULL},
         {"momentum", false, NULL, "momentum of sgd-type optimisers", NULL},
         {"weight-decay", false, "0", "decoupled weight decay", NULL},
         {"l2", false, "0", "L2 regularisation added to the gradient", NULL},
         {"clip-norm", false, "0", "clip gradients to this global norm (0: off)", NULL},
-        {"schedule", false, "cosine", "learning-rate schedule over the run: constant, step, exp, cosine", NULL},
-        {"batch", false, "64", "mini-batch size (1: stochastic; 0: full batch; line-search methods: full)", NULL},
+        {"schedule", false, "cosine",
+         "learning-rate schedule over the run: constant, step, exp, cosine", NULL},
+        {"batch", false, "64",
+         "mini-batch size (1: stochastic; 0: full batch; line-search methods: full)", NULL},
         {"epochs", false, "5", "passes over the training set", NULL},
-        {"init", false, "auto", "weight init (auto: he-uniform for relu-like, else xavier-uniform)", NULL},
+        {"init", false, "auto", "weight init (auto: he-uniform for relu-like, else xavier-uniform)",
+         NULL},
         {"save", false, NULL, "save the trained model to this file", NULL},
-        {"log", false, "tapegrad-log.csv", "CSV log of the curves (a PNG plot beside it with gnuplot)", NULL},
+        {"log", false, "tapegrad-log.csv",
+         "CSV log of the curves (a PNG plot beside it with gnuplot)", NULL},
         {"profile", true, NULL, "print the time of every op kind in the training steps", NULL},
         {"help", true, NULL, "this help", NULL},
     };
@@ -368,9 +383,11 @@ static int train_optim_config(const cli_opt *o, int n, train_cfg *c)
     long long label;
     double lr = -1, momentum = -1, wd = 0, l2 = 0, clip = 0, frac;
     c->seed = 1, c->threads = 1, c->batch = 128, c->epochs = 5;
-    if (cli_int(o, n, "seed", 0, (1LL << 62), &c->seed) || cli_int(o, n, "threads", 1, 256, &c->threads) ||
-        cli_int(o, n, "batch", 0, 1LL << 40, &c->batch) || cli_int(o, n, "epochs", 1, 1000000, &c->epochs) ||
-        cli_double(o, n, "lr", 0, 1e6, &lr) || cli_double(o, n, "momentum", 0, 0.999999, &momentum) ||
+    if (cli_int(o, n, "seed", 0, (1LL << 62), &c->seed) ||
+        cli_int(o, n, "threads", 1, 256, &c->threads) ||
+        cli_int(o, n, "batch", 0, 1LL << 40, &c->batch) ||
+        cli_int(o, n, "epochs", 1, 1000000, &c->epochs) || cli_double(o, n, "lr", 0, 1e6, &lr) ||
+        cli_double(o, n, "momentum", 0, 0.999999, &momentum) ||
         cli_double(o, n, "weight-decay", 0, 1e6, &wd) || cli_double(o, n, "l2", 0, 1e6, &l2) ||
         cli_double(o, n, "clip-norm", 0, 1e12, &clip) || csv_opts(o, n, &label, &frac))
         return 2;
@@ -421,11 +438,14 @@ static void set_schedule(tg_optim_opts *oo, int kind, int64_t steps_per_epoch, l
 {
     if (kind == 0) oo->schedule.kind = TG_LR_CONSTANT;
     else if (kind == 1)
-        oo->schedule = (tg_lr_schedule){.kind = TG_LR_STEP, .step_size = steps_per_epoch, .gamma = 0.5};
+        oo->schedule =
+            (tg_lr_schedule){.kind = TG_LR_STEP, .step_size = steps_per_epoch, .gamma = 0.5};
     else if (kind == 2)
-        oo->schedule = (tg_lr_schedule){.kind = TG_LR_EXP, .gamma = pow(0.1, 1.0 / (double)(steps_per_epoch * epochs))};
+        oo->schedule = (tg_lr_schedule){
+            .kind = TG_LR_EXP, .gamma = pow(0.1, 1.0 / (double)(steps_per_epoch * epochs))};
     else
-        oo->schedule = (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = steps_per_epoch * epochs, .lr_min = 0};
+        oo->schedule =
+            (tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = steps_per_epoch * epochs, .lr_min = 0};
 }
 
 /* The initialised network, its optimiser, the batcher and the tape; 1 with a message on a
@@ -477,7 +497,8 @@ static int train_open_outputs(const train_cfg *c, train_run *r)
         r->log_new = false;
         return 1;
     }
-    fprintf(r->log, "epoch,train_loss,test_loss,%s,seconds\n", r->d.classify ? "test_accuracy" : "test_mse");
+    fprintf(r->log, "epoch,train_loss,test_loss,%s,seconds\n",
+            r->d.classify ? "test_accuracy" : "test_mse");
     return 0;
 }
 
@@ -500,8 +521,11 @@ static int train_step(train_run *r, int epoch, tg_tensor *x, tg_tensor *y, doubl
         if (tg_optim_step_closure(r->opt, train_closure, &cc, lv) == 0) return 0;
         if (r->tty) fputc('\n', stderr);
         if (tg_tape_errcode(r->tp)) fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
-        else fprintf(stderr, "tapegrad: epoch %d: the training loss is not finite: "
-                             "the run diverged\n", epoch);
+        else
+            fprintf(stderr,
+                    "tapegrad: epoch %d: the training loss is not finite: "
+                    "the run diverged\n",
+                    epoch);
         return 1;
     }
     tg_tape_reset(r->tp);
@@ -542,8 +566,9 @@ static int train_epoch(const train_cfg *c, train_run *r, int e, double t0, doubl
         seen += rows, k++;
         if (!isfinite(sum)) { /* every step: a diverging run stops at once */
             if (r->tty) fputc('\n', stderr);
-            fprintf(stderr, "tapegrad: epoch %d, step %lld: the training loss is %g: the run "
-                            "diverged (try a smaller --lr, --clip-norm or another --opt)\n",
+            fprintf(stderr,
+                    "tapegrad: epoch %d, step %lld: the training loss is %g: the run "
+                    "diverged (try a smaller --lr, --clip-norm or another --opt)\n",
                     e, (long long)k, isfinite(lv) ? sum : lv);
             return 1;
         }
@@ -563,11 +588,12 @@ static int epoch_report(const train_cfg *c, train_run *r, int e, double train_lo
                         double rate)
 {
     if (r->d.classify)
-        printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%%, %.1f s (%.0f samples/s)\n",
+        printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%%, %.1f s (%.0f "
+               "samples/s)\n",
                e, train_loss, r->ev.loss, 100 * r->ev.metric, secs, rate);
     else
-        printf("epoch %d: train loss %.5g, test MSE %.5g, %.1f s (%.0f samples/s)\n", e,
-               train_loss, r->ev.metric, secs, rate);
+        printf("epoch %d: train loss %.5g, test MSE %.5g, %.1f s (%.0f samples/s)\n", e, train_loss,
+               r->ev.metric, secs, rate);
     fflush(stdout);
     if (!r->log) return 0;
     fprintf(r->log, "%d,%.6g,%.6g,%.6g,%.3f\n", e, train_loss, r->ev.loss, r->ev.metric, secs);
@@ -609,10 +635,11 @@ static int train_close_log(const train_cfg *c, train_run *r)
     const char *log_path = c->log_path;
     char png[1024];
     size_t len = strlen(log_path);
-    snprintf(png, sizeof png, "%.*s.png", (int)(len > 4 && !strcmp(log_path + len - 4, ".csv") ? len - 4 : len), log_path);
+    snprintf(png, sizeof png, "%.*s.png",
+             (int)(len > 4 && !strcmp(log_path + len - 4, ".csv") ? len - 4 : len), log_path);
     int cols[3] = {2, 3, 4};
-    if (c->epochs > 1 &&
-        cli_plot_csv(log_path, png, "training curves", "epoch", "loss / accuracy", 1, cols, 3, false) == 0)
+    if (c->epochs > 1 && cli_plot_csv(log_path, png, "training curves", "epoch", "loss / accuracy",
+                                      1, cols, 3, false) == 0)
         printf("curves: %s and %s\n", log_path, png);
     else printf("curves: %s\n", log_path);
     return 0;
@@ -669,7 +696,8 @@ int cmd_train(int argc, char **argv)
     train_run r;
     memset(&r, 0, sizeof r);
     r.ev = (eval_result){(double)NAN, (double)NAN};
-    if ((rc = load_data(cli_str(o, n, "data"), c.md.dtype, o, n, (uint64_t)c.seed, &r.d))) return rc;
+    if ((rc = load_data(cli_str(o, n, "data"), c.md.dtype, o, n, (uint64_t)c.seed, &r.d)))
+        return rc;
     rc = model_fit_data(o, n, &r.d, &c.md);
     if (!rc) rc = train_setup(&c, &r);
     if (!rc) rc = train_open_outputs(&c, &r);
@@ -695,7 +723,8 @@ static int eval_read_desc(const char *path, char *meta, size_t size, model_desc 
         return 1;
     }
     if (desc_parse(meta, md)) {
-        fprintf(stderr, "tapegrad: %s: not a model saved by 'tapegrad train' (description '%s')\n", path, meta);
+        fprintf(stderr, "tapegrad: %s: not a model saved by 'tapegrad train' (description '%s')\n",
+                path, meta);
         return 1;
     }
     return 0;
@@ -706,7 +735,8 @@ static int eval_report(tg_module *net, tg_tape *tp, const run_data *d, bool fash
 {
     eval_result ev;
     int64_t *conf = NULL;
-    if (d->classify) conf = calloc((size_t)d->test.n_classes * (size_t)d->test.n_classes, sizeof *conf);
+    if (d->classify)
+        conf = calloc((size_t)d->test.n_classes * (size_t)d->test.n_classes, sizeof *conf);
     if (evaluate(net, tp, &d->test, d->classify, &ev, conf)) {
         free(conf);
         return 1;
@@ -714,7 +744,9 @@ static int eval_report(tg_module *net, tg_tape *tp, const run_data *d, bool fash
     if (d->classify) {
         printf("test loss %.4f, test accuracy %.2f%% on %lld examples\n", ev.loss, 100 * ev.metric,
                (long long)d->test.n);
-        if (conf) tg_confusion_print(stdout, conf, d->test.n_classes, fashion ? tg_fashion_mnist_classes : NULL);
+        if (conf)
+            tg_confusion_print(stdout, conf, d->test.n_classes,
+                               fashion ? tg_fashion_mnist_classes : NULL);
     } else {
         printf("test MSE %.6g on %lld examples\n", ev.metric, (long long)d->test.n);
     }
@@ -733,15 +765,15 @@ static int eval_model(tg_module *net, tg_tape *tp, const char *path, const char 
         return 1;
     }
     if (md->sizes[0] != d->test.d) {
-        fprintf(stderr, "tapegrad: --data %s: %s expects %lld features, the data has %lld\n",
-                data, path, md->sizes[0], (long long)d->test.d);
+        fprintf(stderr, "tapegrad: --data %s: %s expects %lld features, the data has %lld\n", data,
+                path, md->sizes[0], (long long)d->test.d);
         return 2;
     }
     tg_set_num_threads((int)threads);
     printf("model: %s\n", meta);
     if (d->classify && md->sizes[md->n_sizes - 1] < d->test.n_classes) {
-        fprintf(stderr, "tapegrad: --data %s: %s has %lld outputs, the data has %d classes\n",
-                data, path, md->sizes[md->n_sizes - 1], d->test.n_classes);
+        fprintf(stderr, "tapegrad: --data %s: %s has %lld outputs, the data has %d classes\n", data,
+                path, md->sizes[md->n_sizes - 1], d->test.n_classes);
         return 2;
     }
     return eval_report(net, tp, d, strcmp(data, "fashion-mnist") == 0);
@@ -754,7 +786,8 @@ int cmd_eval(int argc, char **argv)
         {"data", false, "fashion-mnist", "fashion-mnist, mnist:DIR or a CSV path", NULL},
         {"label-col", false, "-1", "CSV: label column", NULL},
         {"regression", true, NULL, "CSV: real-valued targets", NULL},
-        {"test-fraction", false, "0.2", "CSV: share of rows held out (same seed as training)", NULL},
+        {"test-fraction", false, "0.2", "CSV: share of rows held out (same seed as training)",
+         NULL},
         {"seed", false, "1", "CSV: the split's seed", NULL},
         {"threads", false, "1", "BLIS threads", NULL},
         {"help", true, NULL, "this help", NULL},

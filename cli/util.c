@@ -134,8 +134,8 @@ int cli_layers_bounded(const char *option, const char *value, const long long *s
         if (i) weights += (sizes[i - 1] + 1) * sizes[i]; /* at most 1e10 a layer: no overflow */
     }
     if (weights > CLI_MAX_WEIGHTS) {
-        fprintf(stderr, "tapegrad: --%s %s: %lld weights, more than %lld\n", option, value,
-                weights, CLI_MAX_WEIGHTS);
+        fprintf(stderr, "tapegrad: --%s %s: %lld weights, more than %lld\n", option, value, weights,
+                CLI_MAX_WEIGHTS);
         return 2;
     }
     return 0;
@@ -146,8 +146,8 @@ int cli_layers(const cli_opt *opts, int n, const char *name, long long *sizes, i
 {
     const char *v = cli_str(opts, n, name);
     if (!v || cli_int_list(v, sizes, max, n_sizes) || *n_sizes < 2) {
-        fprintf(stderr, "tapegrad: --%s %s: want 2 to %d sizes like 784,128,10\n", name,
-                v ? v : "", max);
+        fprintf(stderr, "tapegrad: --%s %s: want 2 to %d sizes like 784,128,10\n", name, v ? v : "",
+                max);
         return 2;
     }
     return cli_layers_bounded(name, v, sizes, *n_sizes);

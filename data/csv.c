@@ -8,8 +8,7 @@
 #include "tapegrad.h"
 
 /* data/file.c */
-int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len,
-                  tg_status *st);
+int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len, tg_status *st);
 
 #define CSV_MAX_BYTES ((uint64_t)1 << 31)
 /* Class labels are 0..CSV_MAX_CLASS (a confusion matrix stays small). */
@@ -92,10 +91,7 @@ static const char *shown(const char *p, const char *q, char *out, size_t size)
 }
 
 /* The end of the line that starts at s: LF, CRLF and CR alone all end a line. */
-static const char *line_end(const char *s)
-{
-    return s + strcspn(s, "\r\n");
-}
+static const char *line_end(const char *s) { return s + strcspn(s, "\r\n"); }
 
 /* The start of the next line, e being a line's end. */
 static const char *next_line(const char *e)
@@ -127,10 +123,11 @@ static int csv_check_args(const char *path, tg_dtype dt, const tg_csv_opts *o,
                              o->header);
     if (!good_delim(o->delim)) {
         char d[8];
-        return tg_status_set(st, TG_EARG, "tg_csv_load: %s: delimiter '%s' can be part of a "
+        return tg_status_set(st, TG_EARG,
+                             "tg_csv_load: %s: delimiter '%s' can be part of a "
                              "number, a quoted field or a line end (use a space, a tab or "
-                             "punctuation other than . + - _ ( ) \" ')", path,
-                             shown(&o->delim, &o->delim + 1, d, sizeof d));
+                             "punctuation other than . + - _ ( ) \" ')",
+                             path, shown(&o->delim, &o->delim + 1, d, sizeof d));
     }
     return TG_OK;
 }
@@ -146,8 +143,10 @@ static char *csv_read_text(const char *path, size_t *len, int *rc, tg_status *st
     if (nul) {
         size_t at = (size_t)(nul - text);
         free(text);
-        *rc = tg_status_set(st, TG_EFORMAT, "%s: offset %zu: binary data (a NUL byte) in a CSV "
-                            "file", path, at);
+        *rc = tg_status_set(st, TG_EFORMAT,
+                            "%s: offset %zu: binary data (a NUL byte) in a CSV "
+                            "file",
+                            path, at);
         return NULL;
     }
     return text;
@@ -161,8 +160,10 @@ static int csv_first_line(csv_scan *cs, const char *s, const char *e, int64_t nf
     cs->label = cs->o.label_col < 0 ? cs->cols + cs->o.label_col : cs->o.label_col;
     if (cs->cols < 2) {
         char d[8];
-        return tg_status_set(cs->st, TG_EFORMAT, "%s:%lld: one field; need a label and at least "
-                             "one feature (delimiter '%s')", cs->path, (long long)cs->line,
+        return tg_status_set(cs->st, TG_EFORMAT,
+                             "%s:%lld: one field; need a label and at least "
+                             "one feature (delimiter '%s')",
+                             cs->path, (long long)cs->line,
                              shown(&cs->o.delim, &cs->o.delim + 1, d, sizeof d));
     }
     if (cs->label < 0 || cs->label >= cs->cols)
@@ -192,12 +193,11 @@ static int csv_reserve_row(csv_scan *cs)
 /* Why a field of kind (a NUM_ value) and value v cannot be loaded as dt, or NULL. */
 static const char *field_problem(int kind, double v, tg_dtype dt)
 {
-    return kind == NUM_NOT         ? "is not a number"
-           : kind == NUM_NONFINITE ? "is not a finite number"
-           : kind == NUM_HUGE      ? "is beyond f64's range (largest 1.8e308)"
-           : dt == TG_F32 && fabs(v) >= F32_INF_FROM
-               ? "is beyond f32's range (largest 3.4e38)"
-               : NULL;
+    return kind == NUM_NOT                           ? "is not a number"
+           : kind == NUM_NONFINITE                   ? "is not a finite number"
+           : kind == NUM_HUGE                        ? "is beyond f64's range (largest 1.8e308)"
+           : dt == TG_F32 && fabs(v) >= F32_INF_FROM ? "is beyond f32's range (largest 3.4e38)"
+                                                     : NULL;
 }
 
 /* Field c, [p, q) of the line that starts at s, as a number in *v; the label column's must
@@ -219,10 +219,9 @@ static int csv_field(csv_scan *cs, const char *s, const char *p, const char *q, 
     }
     if (c != cs->label || cs->o.regression) return TG_OK;
     if (!(*v >= 0 && *v <= CSV_MAX_CLASS) || *v != floor(*v))
-        return tg_status_set(cs->st, TG_EFORMAT,
-                             "%s:%lld:%lld: label %g is not a class index (an integer 0..%d)",
-                             cs->path, (long long)cs->line, (long long)(f - s) + 1, *v,
-                             CSV_MAX_CLASS);
+        return tg_status_set(
+            cs->st, TG_EFORMAT, "%s:%lld:%lld: label %g is not a class index (an integer 0..%d)",
+            cs->path, (long long)cs->line, (long long)(f - s) + 1, *v, CSV_MAX_CLASS);
     if ((int64_t)*v > cs->max_label) cs->max_label = (int64_t)*v;
     return TG_OK;
 }

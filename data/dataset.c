@@ -82,8 +82,8 @@ static bool valid(const tg_dataset *ds)
            tg_tensor_dim(ds->y, 0) == ds->n && tg_tensor_dtype(ds->x) == tg_tensor_dtype(ds->y);
 }
 
-int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed,
-                     tg_dataset *train, tg_dataset *test, tg_status *st)
+int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed, tg_dataset *train,
+                     tg_dataset *test, tg_status *st)
 {
     if (!valid(all) || !train || !test)
         return tg_status_set(st, TG_EARG, "tg_dataset_split: bad data set or NULL output");
@@ -117,21 +117,20 @@ int tg_dataset_split(const tg_dataset *all, double test_fraction, uint64_t seed,
 }
 
 /* Column statistics and their use, row by row so the walk is sequential in memory. */
-#define STANDARDIZE(T)                                                                       \
-    static void col_sums_##T(const T *x, int64_t n, int64_t d, const double *shift,          \
-                             double *acc)                                                    \
-    {                                                                                        \
-        for (int64_t i = 0; i < n; i++)                                                      \
-            for (int64_t c = 0; c < d; c++) {                                                \
-                double v = (double)x[i * d + c] - (shift ? shift[c] : 0.0);                  \
-                acc[c] += shift ? v * v : v;                                                 \
-            }                                                                                \
-    }                                                                                        \
-    static void apply_##T(T *x, int64_t n, int64_t d, const double *mean, const double *k)  \
-    {                                                                                        \
-        for (int64_t i = 0; i < n; i++)                                                      \
-            for (int64_t c = 0; c < d; c++)                                                  \
-                x[i * d + c] = (T)(((double)x[i * d + c] - mean[c]) * k[c]);                 \
+#define STANDARDIZE(T)                                                                             \
+    static void col_sums_##T(const T *x, int64_t n, int64_t d, const double *shift, double *acc)   \
+    {                                                                                              \
+        for (int64_t i = 0; i < n; i++)                                                            \
+            for (int64_t c = 0; c < d; c++) {                                                      \
+                double v = (double)x[i * d + c] - (shift ? shift[c] : 0.0);                        \
+                acc[c] += shift ? v * v : v;                                                       \
+            }                                                                                      \
+    }                                                                                              \
+    static void apply_##T(T *x, int64_t n, int64_t d, const double *mean, const double *k)         \
+    {                                                                                              \
+        for (int64_t i = 0; i < n; i++)                                                            \
+            for (int64_t c = 0; c < d; c++)                                                        \
+                x[i * d + c] = (T)(((double)x[i * d + c] - mean[c]) * k[c]);                       \
     }
 STANDARDIZE(float)
 STANDARDIZE(double)
@@ -295,8 +294,8 @@ int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_
                         int64_t *out)
 {
     if (!scores || !labels || !out || n_classes < 1 || tg_tensor_ndim(scores) != 2 ||
-        tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) || tg_tensor_dim(scores, 1) > n_classes ||
-        !class_labels(labels, n_classes))
+        tg_tensor_numel(labels) != tg_tensor_dim(scores, 0) ||
+        tg_tensor_dim(scores, 1) > n_classes || !class_labels(labels, n_classes))
         return TG_EARG;
     int64_t n = tg_tensor_dim(scores, 0), c = tg_tensor_dim(scores, 1);
     memset(out, 0, sizeof *out * (size_t)n_classes * (size_t)n_classes);

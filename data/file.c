@@ -12,8 +12,7 @@
 /* Declared where they are used (data/idx.c, data/csv.c, nn/io.c). */
 int tg_file_open(const char *path, uint64_t *size, tg_status *st);
 int tg_file_read(int fd, void *buf, size_t n, size_t *got);
-int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len,
-                  tg_status *st);
+int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len, tg_status *st);
 
 static const char *kind(mode_t m)
 {
@@ -77,9 +76,10 @@ int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *l
     if (fd < 0) return fd;
     if (size > max) {
         close(fd);
-        return tg_status_set(st, TG_EFORMAT, "%s: %llu bytes, more than the %llu GiB this reader "
-                             "takes", path, (unsigned long long)size,
-                             (unsigned long long)(max >> 30));
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: %llu bytes, more than the %llu GiB this reader "
+                             "takes",
+                             path, (unsigned long long)size, (unsigned long long)(max >> 30));
     }
     size_t n = (size_t)size, got;
     unsigned char *p = malloc(n + 1);
@@ -89,8 +89,9 @@ int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *l
     }
     unsigned char extra;
     int rc = tg_file_read(fd, p, n, &got);
-    if (rc) rc = tg_status_set(st, TG_EIO, "%s: read error at offset %zu: %s", path, got,
-                               strerror(errno));
+    if (rc)
+        rc = tg_status_set(st, TG_EIO, "%s: read error at offset %zu: %s", path, got,
+                           strerror(errno));
     else if (got != n)
         rc = tg_status_set(st, TG_EIO, "%s: read %zu of %zu bytes (the file shrank)", path, got, n);
     else if (read(fd, &extra, 1) > 0)

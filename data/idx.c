@@ -72,17 +72,17 @@ static double element(const unsigned char *p, const idx_type *t, int64_t i)
 
 /* out[i] = element i · scale for i < n. Unsigned bytes (images, the big files) go through a
  * 256-entry table; the other types through the generic decoder. */
-#define CONVERT(T)                                                                           \
-    static void convert_##T(T *out, const unsigned char *p, const idx_type *t, int64_t n,   \
-                            double scale)                                                    \
-    {                                                                                        \
-        if (t->code == 0x08) {                                                               \
-            T lut[256];                                                                      \
-            for (int k = 0; k < 256; k++) lut[k] = (T)((double)k * scale);                   \
-            for (int64_t i = 0; i < n; i++) out[i] = lut[p[i]];                              \
-        } else {                                                                             \
-            for (int64_t i = 0; i < n; i++) out[i] = (T)(element(p, t, i) * scale);          \
-        }                                                                                    \
+#define CONVERT(T)                                                                                 \
+    static void convert_##T(T *out, const unsigned char *p, const idx_type *t, int64_t n,          \
+                            double scale)                                                          \
+    {                                                                                              \
+        if (t->code == 0x08) {                                                                     \
+            T lut[256];                                                                            \
+            for (int k = 0; k < 256; k++) lut[k] = (T)((double)k * scale);                         \
+            for (int64_t i = 0; i < n; i++) out[i] = lut[p[i]];                                    \
+        } else {                                                                                   \
+            for (int64_t i = 0; i < n; i++) out[i] = (T)(element(p, t, i) * scale);                \
+        }                                                                                          \
     }
 CONVERT(float)
 CONVERT(double)
@@ -169,18 +169,20 @@ static int source_read(source *s, unsigned char *dst, size_t n, size_t *got, tg_
             if (s->z.avail_in < 2 && !s->eof) rc = refill(s, st);
             else if (!s->z.avail_in) break; /* the end of the gzip stream */
             else if (!gz_magic(s))
-                rc = tg_status_set(st, TG_EFORMAT, "%s: offset %llu of the gzip file: %llu bytes "
-                                   "after the end of the gzip stream (not another gzip member)",
-                                   s->path, consumed(s),
-                                   (unsigned long long)(s->size > consumed(s) ? s->size - consumed(s)
+                rc =
+                    tg_status_set(st, TG_EFORMAT,
+                                  "%s: offset %llu of the gzip file: %llu bytes "
+                                  "after the end of the gzip stream (not another gzip member)",
+                                  s->path, consumed(s),
+                                  (unsigned long long)(s->size > consumed(s) ? s->size - consumed(s)
                                                                              : s->z.avail_in));
-            else if (inflateReset(&s->z) == Z_OK)
-                s->member_done = false;
-            else
-                rc = tg_status_set(st, TG_EFORMAT, "%s: zlib cannot restart", s->path);
+            else if (inflateReset(&s->z) == Z_OK) s->member_done = false;
+            else rc = tg_status_set(st, TG_EFORMAT, "%s: zlib cannot restart", s->path);
         } else if (!s->z.avail_in) {
-            rc = tg_status_set(st, TG_EFORMAT, "%s: offset %llu of the gzip file: truncated gzip "
-                               "stream (the file ends inside it)", s->path, consumed(s));
+            rc = tg_status_set(st, TG_EFORMAT,
+                               "%s: offset %llu of the gzip file: truncated gzip "
+                               "stream (the file ends inside it)",
+                               s->path, consumed(s));
         } else {
             /* Z_BUF_ERROR is no input or no room left, which the loop sees to */
             size_t room = n - done < UINT_MAX ? n - done : UINT_MAX;
@@ -191,9 +193,10 @@ static int source_read(source *s, unsigned char *dst, size_t n, size_t *got, tg_
             else if (r == Z_MEM_ERROR)
                 rc = tg_status_set(st, TG_ENOMEM, "%s: out of memory in zlib", s->path);
             else if (r != Z_OK && (r != Z_BUF_ERROR || (s->z.avail_in && s->z.avail_out)))
-                rc = tg_status_set(st, TG_EFORMAT, "%s: offset %llu of the gzip file: corrupt "
-                                   "gzip data: %s", s->path, consumed(s),
-                                   s->z.msg ? s->z.msg : "zlib error");
+                rc = tg_status_set(st, TG_EFORMAT,
+                                   "%s: offset %llu of the gzip file: corrupt "
+                                   "gzip data: %s",
+                                   s->path, consumed(s), s->z.msg ? s->z.msg : "zlib error");
         }
     }
     *got = done;
@@ -222,9 +225,10 @@ static int read_data(source *s, size_t n, size_t head_bytes, unsigned char **out
         rc = source_read(s, buf + have, cap - have, &got, st);
         have += got;
         if (!rc && have < cap)
-            rc = tg_status_set(st, TG_EFORMAT, "%s: offset %zu: truncated (the header wants %zu "
-                               "bytes of data, the %s has %zu)", s->path, head_bytes + have, n,
-                               s->gz ? "gzip stream" : "file", have);
+            rc = tg_status_set(st, TG_EFORMAT,
+                               "%s: offset %zu: truncated (the header wants %zu "
+                               "bytes of data, the %s has %zu)",
+                               s->path, head_bytes + have, n, s->gz ? "gzip stream" : "file", have);
     } while (!rc && have < n);
     if (rc) {
         free(buf);
@@ -284,14 +288,17 @@ static int idx_data_bytes(const source *s, const idx_type *type, int nd, const i
         else count *= (uint64_t)dims[i];
     }
     if (count > limit / (uint64_t)type->size)
-        return tg_status_set(st, TG_EFORMAT, "%s: offset 4: the header promises more data than "
-                             "the file can hold (%d dimensions of %s)", s->path, nd, type->name);
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: offset 4: the header promises more data than "
+                             "the file can hold (%d dimensions of %s)",
+                             s->path, nd, type->name);
     *bytes = (size_t)count * (size_t)type->size;
     uint64_t want = head_bytes + *bytes, size = s->size;
     if (!s->gz && want != size)
-        return tg_status_set(st, TG_EFORMAT, "%s: offset %llu: %s (the header wants %zu bytes of "
-                             "data, the file has %llu)", s->path,
-                             (unsigned long long)(want < size ? want : size),
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: offset %llu: %s (the header wants %zu bytes of "
+                             "data, the file has %llu)",
+                             s->path, (unsigned long long)(want < size ? want : size),
                              want < size ? "data after the last element" : "truncated", *bytes,
                              (unsigned long long)(size - head_bytes));
     return TG_OK;
@@ -299,8 +306,7 @@ static int idx_data_bytes(const source *s, const idx_type *type, int nd, const i
 
 /* The [n, rest] shape of the dimensions: the product of the rest can overflow when n == 0
  * (no data bounds it). */
-static int idx_shape(const char *path, int nd, const int64_t *dims, int64_t *shape,
-                     tg_status *st)
+static int idx_shape(const char *path, int nd, const int64_t *dims, int64_t *shape, tg_status *st)
 {
     shape[0] = dims[0], shape[1] = 1;
     for (int i = 1; i < nd; i++) {
@@ -363,12 +369,17 @@ static int check_values(const char *path, const unsigned char *p, const idx_type
         if (isfinite(v) && (dt == TG_F64 || fabs(v) < F32_INF_FROM)) continue;
         unsigned long long at = head_bytes + (unsigned long long)i * (unsigned)t->size;
         if (!isfinite(v))
-            return tg_status_set(st, TG_EFORMAT, "%s: offset %llu: element %lld is %s, not a "
-                                 "finite number", path, at, (long long)i,
-                                 isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity");
-        return tg_status_set(st, TG_EFORMAT, "%s: offset %llu: element %lld is %.9g, beyond "
-                             "f32's range (largest %.9g)", path, at, (long long)i, v,
-                             (double)FLT_MAX);
+            return tg_status_set(st, TG_EFORMAT,
+                                 "%s: offset %llu: element %lld is %s, not a "
+                                 "finite number",
+                                 path, at, (long long)i,
+                                 isnan(v) ? "NaN"
+                                 : v > 0  ? "+infinity"
+                                          : "-infinity");
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: offset %llu: element %lld is %.9g, beyond "
+                             "f32's range (largest %.9g)",
+                             path, at, (long long)i, v, (double)FLT_MAX);
     }
     return TG_OK;
 }
@@ -404,9 +415,9 @@ int tg_idx_load(const char *path, tg_dtype dt, tg_tensor **out, tg_status *st)
     return TG_OK;
 }
 
-const char *const tg_fashion_mnist_classes[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                   "Coat",        "Sandal",  "Shirt",    "Sneaker",
-                                                   "Bag",         "Ankle boot"};
+const char *const tg_fashion_mnist_classes[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                  "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                                  "Bag",         "Ankle boot"};
 
 /* dir/name, or dir/name.gz when only that exists. */
 static void find(const char *dir, const char *name, char *path, size_t size)
@@ -420,8 +431,8 @@ static void find(const char *dir, const char *name, char *path, size_t size)
 }
 
 /* Images and labels of one split into ds; checks counts and label values. */
-static int load_split(const char *dir, const char *prefix, tg_dtype dt, bool bytes,
-                      tg_dataset *ds, tg_status *st)
+static int load_split(const char *dir, const char *prefix, tg_dtype dt, bool bytes, tg_dataset *ds,
+                      tg_status *st)
 {
     char ip[4096], lp[4096], name[64];
     snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
@@ -437,12 +448,15 @@ static int load_split(const char *dir, const char *prefix, tg_dtype dt, bool byt
         size_t head_bytes;
         rc = idx_read(ip, &type, &xnd, xshape, &head_bytes, &xb, st);
         if (!rc && type->code != 0x08)
-            rc = tg_status_set(st, TG_EFORMAT, "%s: images must be unsigned bytes to be kept as "
-                               "bytes (type %s)", ip, type->name);
+            rc = tg_status_set(st, TG_EFORMAT,
+                               "%s: images must be unsigned bytes to be kept as "
+                               "bytes (type %s)",
+                               ip, type->name);
     } else {
         rc = tg_idx_load(ip, dt, &x, st);
-        if (!rc) xnd = tg_tensor_ndim(x) == 2 ? 2 : 1, xshape[0] = tg_tensor_dim(x, 0),
-                 xshape[1] = xnd == 2 ? tg_tensor_dim(x, 1) : 0;
+        if (!rc)
+            xnd = tg_tensor_ndim(x) == 2 ? 2 : 1, xshape[0] = tg_tensor_dim(x, 0),
+            xshape[1] = xnd == 2 ? tg_tensor_dim(x, 1) : 0;
     }
     if (!rc) rc = tg_idx_load(lp, dt, &y, st);
     if (!rc && xnd < 2)
@@ -469,8 +483,8 @@ static int load_split(const char *dir, const char *prefix, tg_dtype dt, bool byt
     return TG_OK;
 }
 
-static int load_mnist(const char *dir, tg_dtype dt, bool bytes, tg_dataset *train,
-                      tg_dataset *test, tg_status *st)
+static int load_mnist(const char *dir, tg_dtype dt, bool bytes, tg_dataset *train, tg_dataset *test,
+                      tg_status *st)
 {
     if (!train || !test) return tg_status_set(st, TG_EARG, "tg_load_mnist_dir: NULL output");
     if (!dir) dir = "/usr/share/datasets/fashion-mnist";

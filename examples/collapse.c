@@ -63,7 +63,8 @@ int demo_collapse(const char *outdir)
         scale = fmax(scale, fabs(tg_get(flat, i)));
     }
     printf("X W1 W2 W3 against X W with W = W1 W2 W3 ([6,3]x[3,5]x[5,4]x[4,2] = [6,3]x[3,2]):\n"
-           "  largest difference %.3g (entries up to %.3g): one linear map\n", diff, scale);
+           "  largest difference %.3g (entries up to %.3g): one linear map\n",
+           diff, scale);
 
     int64_t sn[2] = {N, 1};
     tg_tensor *x = tg_tensor_new(TG_F64, 2, sn), *y = tg_tensor_new(TG_F64, 2, sn);
@@ -73,7 +74,8 @@ int demo_collapse(const char *outdir)
         tg_set(x, i, xi), tg_set(y, i, yi);
         sx1 += xi, sy += yi, sxx += xi * xi, sxy += xi * yi;
     }
-    double slope = (N * sxy - sx1 * sy) / (N * sxx - sx1 * sx1), icept = (sy - slope * sx1) / N, ls = 0;
+    double slope = (N * sxy - sx1 * sy) / (N * sxx - sx1 * sx1), icept = (sy - slope * sx1) / N,
+           ls = 0;
     for (int i = 0; i < N; i++) {
         double e = icept + slope * tg_get(x, i) - tg_get(y, i);
         ls += e * e / N;
@@ -83,8 +85,10 @@ int demo_collapse(const char *outdir)
     printf("fitting y = sin(2x) on [-2,2], 1-16-16-1 networks, Adam, 3000 full-batch steps:\n"
            "  least-squares line         MSE %.5f\n"
            "  three linear layers        MSE %.5f (no better than the line)\n"
-           "  the same with tanh between MSE %.5f\n", ls, mse_lin, mse_tanh);
-    int ok = diff < 1e-9 * (1 + scale) && fabs(mse_lin - ls) < 0.01 * ls + 1e-4 && mse_tanh < 0.1 * ls;
+           "  the same with tanh between MSE %.5f\n",
+           ls, mse_lin, mse_tanh);
+    int ok =
+        diff < 1e-9 * (1 + scale) && fabs(mse_lin - ls) < 0.01 * ls + 1e-4 && mse_tanh < 0.1 * ls;
     tg_nn_free(lin), tg_nn_free(tanh_net);
     for (int i = 0; i < 4; i++) tg_tensor_free(m[i]);
     tg_tensor_free(x), tg_tensor_free(y);

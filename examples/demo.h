@@ -9,14 +9,14 @@
 
 #include "tapegrad.h"
 
-#define DEMOS(X)                                                                            \
-    X(boolean, "AND, OR and NOT as threshold neurons with fixed weights")                   \
-    X(xor, "XOR: with the extra feature x1*x2, with fixed two layers, and trained")         \
-    X(collapse, "a deep linear network is one linear map; a nonlinearity breaks it")        \
-    X(approx, "one hidden layer of sigmoids fits 0.2+0.4x^2+0.3x sin(15x)+0.1cos(50x)")     \
-    X(symmetry, "constant initialisation: hidden units stay identical and learn less")      \
-    X(optimizers, "every first-order optimiser on one task, loss curves on one plot")         \
-    X(optimizers_classic, "RProp, QuickProp, CG, BFGS, L-BFGS, LM: error curves and test error") \
+#define DEMOS(X)                                                                                   \
+    X(boolean, "AND, OR and NOT as threshold neurons with fixed weights")                          \
+    X(xor, "XOR: with the extra feature x1*x2, with fixed two layers, and trained")                \
+    X(collapse, "a deep linear network is one linear map; a nonlinearity breaks it")               \
+    X(approx, "one hidden layer of sigmoids fits 0.2+0.4x^2+0.3x sin(15x)+0.1cos(50x)")            \
+    X(symmetry, "constant initialisation: hidden units stay identical and learn less")             \
+    X(optimizers, "every first-order optimiser on one task, loss curves on one plot")              \
+    X(optimizers_classic, "RProp, QuickProp, CG, BFGS, L-BFGS, LM: error curves and test error")   \
     X(obd, "Optimal Brain Damage: prune the least salient weights of a trained MLP")
 
 #define X(name, what) int demo_##name(const char *outdir);
@@ -28,7 +28,7 @@ DEMOS(X)
 int cli_plot_csv(const char *csv, const char *png, const char *title, const char *xlabel,
                  const char *ylabel, int xcol, const int *ycols, int n_y, bool logy);
 
-#define DEMO_MAIN(name)                                                                     \
+#define DEMO_MAIN(name)                                                                            \
     int main(int argc, char **argv) { return demo_##name(argc > 1 ? argv[1] : "."); }
 
 #endif

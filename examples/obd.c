@@ -78,7 +78,8 @@ int demo_obd(const char *outdir)
     tg_tensor *p[4], *h[4], *s[4];
     int np = tg_nn_params(t.net, p, 4);
     for (int i = 0; i < np; i++) {
-        int64_t shape[2] = {tg_tensor_dim(p[i], 0), tg_tensor_ndim(p[i]) > 1 ? tg_tensor_dim(p[i], 1) : 1};
+        int64_t shape[2] = {tg_tensor_dim(p[i], 0),
+                            tg_tensor_ndim(p[i]) > 1 ? tg_tensor_dim(p[i], 1) : 1};
         h[i] = tg_tensor_new(TG_F64, tg_tensor_ndim(p[i]), shape);
         s[i] = tg_tensor_new(TG_F64, tg_tensor_ndim(p[i]), shape);
     }
@@ -103,7 +104,8 @@ int demo_obd(const char *outdir)
             loss = train(&t, p, np, pr, 500);
             acc = accuracy(&t, vx, vy);
             printf("  validation fell more than 2 points: the last prune is undone; %lld weights, "
-                   "%.1f%%\n", (long long)tg_pruner_alive(pr), 100 * acc);
+                   "%.1f%%\n",
+                   (long long)tg_pruner_alive(pr), 100 * acc);
             break;
         }
     }
@@ -115,10 +117,12 @@ int demo_obd(const char *outdir)
     const char *names[4] = {"x1 (circle)", "noise 1", "x2 (circle)", "noise 2"};
     printf("feature saliency (sum over each input's outgoing weights):\n");
     for (int i = 0; i < 4; i++) printf("  %-12s %12.5g\n", names[i], feat[i]);
-    bool ok = tg_pruner_alive(pr) <= total / 2 && acc >= base - 0.02 && fmin(feat[0], feat[2]) > fmax(feat[1], feat[3]);
-    printf("%s\n", ok ? "half the weights or more pruned, accuracy kept, the noise features are the "
-                        "least salient"
-                      : "OBD did NOT show what it should");
+    bool ok = tg_pruner_alive(pr) <= total / 2 && acc >= base - 0.02 &&
+              fmin(feat[0], feat[2]) > fmax(feat[1], feat[3]);
+    printf("%s\n",
+           ok ? "half the weights or more pruned, accuracy kept, the noise features are the "
+                "least salient"
+              : "OBD did NOT show what it should");
     tg_pruner_free(pr);
     for (int i = 0; i < np; i++) tg_tensor_free(h[i]), tg_tensor_free(s[i]);
     tg_nn_free(t.net), tg_tape_free(t.tp);

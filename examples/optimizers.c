@@ -18,7 +18,7 @@ static double lr_for(const char *m)
     static const struct {
         const char *name;
         double lr;
-    } t[] = {{"sgd", 0.1},     {"momentum", 0.02}, {"momentum_ema", 0.1}, {"nesterov", 0.02},
+    } t[] = {{"sgd", 0.1},      {"momentum", 0.02}, {"momentum_ema", 0.1}, {"nesterov", 0.02},
              {"adagrad", 0.05}, {"rmsprop", 0.003}, {"adadelta", 1.0},     {"adam", 0.005},
              {"nadam", 0.005},  {"adamw", 0.005}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -90,7 +90,8 @@ int demo_optimizers(const char *outdir)
         tg_batcher_free(b), tg_optim_free(opt), tg_nn_free(net);
     }
     tg_tape_reset(tp);
-    printf("two spirals (%d points), 2-32-32-2 tanh, batch 32, %d epochs, same start:\n", N, EPOCHS);
+    printf("two spirals (%d points), 2-32-32-2 tanh, batch 32, %d epochs, same start:\n", N,
+           EPOCHS);
     printf("  %-14s %8s %14s %12s\n", "method", "lr", "final loss", "accuracy");
     int learned = 0;
     for (int k = 0; k < nm; k++) {

@@ -77,7 +77,8 @@ int demo_optimizers_classic(const char *outdir)
              {"cg polak-ribiere", "cg_pr", 1}, {"bfgs", "bfgs", 1},
              {"l-bfgs", "lbfgs", 1},           {"levenberg-marquardt", "lm", 1}};
     enum { NM = sizeof m / sizeof m[0] };
-    int64_t s_tr[2] = {N_TRAIN, 2}, s_te[2] = {N_TEST, 2}, y_tr[2] = {N_TRAIN, 1}, y_te[2] = {N_TEST, 1};
+    int64_t s_tr[2] = {N_TRAIN, 2}, s_te[2] = {N_TEST, 2}, y_tr[2] = {N_TRAIN, 1},
+            y_te[2] = {N_TEST, 1};
     tg_tensor *xtr = tg_tensor_new(TG_F64, 2, s_tr), *ytr = tg_tensor_new(TG_F64, 2, y_tr);
     tg_tensor *xte = tg_tensor_new(TG_F64, 2, s_te), *yte = tg_tensor_new(TG_F64, 2, y_te);
     tg_rng r;
@@ -103,8 +104,9 @@ int demo_optimizers_classic(const char *outdir)
         curve[k][0] = mse_of(&t);
         for (int it = 1; it <= ITERS; it++) {
             double loss = curve[k][it - 1];
-            int rc = strcmp(m[k].method, "lm") == 0 ? tg_optim_step_lm(opt, residual_fn, &t, &loss, &st)
-                                                    : tg_optim_step_closure(opt, loss_fn, &t, &loss);
+            int rc = strcmp(m[k].method, "lm") == 0
+                         ? tg_optim_step_lm(opt, residual_fn, &t, &loss, &st)
+                         : tg_optim_step_closure(opt, loss_fn, &t, &loss);
             curve[k][it] = rc ? curve[k][it - 1] : mse_of(&t);
         }
         train_err[k] = error_rate(&t, xtr, ytr);
@@ -113,7 +115,8 @@ int demo_optimizers_classic(const char *outdir)
         tg_nn_free(t.net);
     }
     printf("two noisy half-moons, 2-8-1 tanh, least squares on ±1 targets, full batch,\n"
-           "%d iterations, %d training and %d test points, the same start:\n", ITERS, N_TRAIN, N_TEST);
+           "%d iterations, %d training and %d test points, the same start:\n",
+           ITERS, N_TRAIN, N_TEST);
     printf("  %-22s %12s %12s %12s\n", "method", "train MSE", "train error", "test error");
     int learned = 0;
     for (int k = 0; k < NM; k++) {

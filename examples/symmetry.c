@@ -16,11 +16,13 @@ static double spread(tg_module *net)
     int64_t in = tg_tensor_dim(p[0], 0), h = tg_tensor_dim(p[0], 1);
     double d = 0;
     for (int64_t i = 0; i < in; i++)
-        for (int64_t j = 1; j < h; j++) d = fmax(d, fabs(tg_get(p[0], i * h + j) - tg_get(p[0], i * h)));
+        for (int64_t j = 1; j < h; j++)
+            d = fmax(d, fabs(tg_get(p[0], i * h + j) - tg_get(p[0], i * h)));
     return d;
 }
 
-static double run(const char *what, tg_init init, tg_tensor *x, tg_tensor *y, double *acc, double *sp)
+static double run(const char *what, tg_init init, tg_tensor *x, tg_tensor *y, double *acc,
+                  double *sp)
 {
     int64_t sizes[3] = {2, 8, 1};
     tg_status st;

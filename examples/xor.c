@@ -78,7 +78,8 @@ int demo_xor(const char *outdir)
     tg_tape_reset(tp);
     tg_tensor *p = tg_sigmoid(tp, tg_nn_forward(net, tp, x));
     wrong += check("(c) a trained 2-4-1 tanh network, sigmoid output", p, 0.5);
-    printf("final loss %.5f; %s\n", loss, wrong ? "XOR NOT reproduced" : "XOR computed all three ways");
+    printf("final loss %.5f; %s\n", loss,
+           wrong ? "XOR NOT reproduced" : "XOR computed all three ways");
 
     tg_optim_free(opt);
     tg_nn_free(net);

@@ -7,8 +7,8 @@
 /* LAPACK (Fortran calling convention): Householder QR and the explicit Q. */
 void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau, double *work,
              const int *lwork, int *info);
-void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda,
-             const double *tau, double *work, const int *lwork, int *info);
+void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda, const double *tau,
+             double *work, const int *lwork, int *info);
 
 /* w [in,out] with orthonormal columns (in >= out) or rows (in < out): Q of the QR
  * factorisation of a standard normal matrix, with the signs of R's diagonal folded in so
@@ -18,7 +18,8 @@ static int orthogonal(tg_tensor *w, tg_rng *rng)
     if (tg_tensor_numel(w) > INT_MAX) return TG_EARG; /* LAPACK's int indices */
     int in = (int)tg_tensor_dim(w, 0), out = (int)tg_tensor_dim(w, 1);
     int m = in >= out ? in : out, n = in >= out ? out : in; /* tall m×n, column-major */
-    double *a = malloc(sizeof(double) * (size_t)m * (size_t)n), *tau = malloc(sizeof(double) * (size_t)n);
+    double *a = malloc(sizeof(double) * (size_t)m * (size_t)n),
+           *tau = malloc(sizeof(double) * (size_t)n);
     double *sign = malloc(sizeof(double) * (size_t)n), q;
     int info = 0, lwork = -1, rc = TG_OK;
     if (!a || !tau || !sign) rc = TG_ENOMEM;

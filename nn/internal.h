@@ -18,17 +18,17 @@ struct tg_module {
     tg_tensor *bound[NN_MAX_P]; /* borrowed stand-ins from tg_nn_bind_params, or NULL */
     tg_tensor *buf[NN_MAX_P];   /* owned buffers: running mean, running variance */
     int n_p, n_buf;
-    int act;                    /* NN_ACT: index into the activation names */
-    double alpha;               /* NN_ACT: leaky/elu alpha; NN_DROPOUT: p */
-    double momentum, eps;       /* NN_BATCHNORM */
-    tg_module **children;       /* NN_SEQUENTIAL, owned */
+    int act;              /* NN_ACT: index into the activation names */
+    double alpha;         /* NN_ACT: leaky/elu alpha; NN_DROPOUT: p */
+    double momentum, eps; /* NN_BATCHNORM */
+    tg_module **children; /* NN_SEQUENTIAL, owned */
     int n_children, cap;
-    tg_module *parent;          /* the container holding it, or NULL: a module is in one
-                                   tree at most, and a tree has no cycle */
-    int levels;                 /* a layer 1, a container one more than its deepest child:
-                                   the walks recurse, so tg_nn_append bounds it */
-    bool has_tensors;           /* a container: some module inside it has tensors, which
-                                   fixes the tree's dtype */
+    tg_module *parent; /* the container holding it, or NULL: a module is in one
+                          tree at most, and a tree has no cycle */
+    int levels;        /* a layer 1, a container one more than its deepest child:
+                          the walks recurse, so tg_nn_append bounds it */
+    bool has_tensors;  /* a container: some module inside it has tensors, which
+                          fixes the tree's dtype */
 };
 
 /* module.c */

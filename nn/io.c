@@ -20,8 +20,7 @@
 #include "internal.h"
 
 /* data/file.c */
-int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len,
-                  tg_status *st);
+int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len, tg_status *st);
 
 #define MAGIC "TGMODEL"
 #define VERSION 1u
@@ -77,7 +76,10 @@ static uint32_t get_u32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t get_u64(const unsigned char *p) { return get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+static uint64_t get_u64(const unsigned char *p)
+{
+    return get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
 
 static uint32_t dtype_code(tg_dtype dt) { return dt == TG_F32 ? 1u : 2u; }
 
@@ -112,7 +114,8 @@ static int parse(const char *path, model_file *mf, tg_status *st)
     if (n < 28 || memcmp(p, MAGIC, 8) != 0)
         rc = tg_status_set(st, TG_EFORMAT, "%s: not a tapegrad model (bad magic)", path);
     else if (get_u32(p + n - 4) != (uint32_t)crc32_z(0L, p, n - 4))
-        rc = tg_status_set(st, TG_EFORMAT, "%s: checksum mismatch: the file is truncated or corrupted", path);
+        rc = tg_status_set(st, TG_EFORMAT,
+                           "%s: checksum mismatch: the file is truncated or corrupted", path);
     else if (get_u32(p + 8) != VERSION)
         rc = tg_status_set(st, TG_EFORMAT, "%s: format version %u, this tapegrad reads %u", path,
                            get_u32(p + 8), VERSION);
@@ -135,21 +138,27 @@ static int parse(const char *path, model_file *mf, tg_status *st)
 
 /* Tensor i's header at *off: at most TG_MAX_DIMS dimensions, and data that fits before the
  * checksum. Its dimensions in dims; *off moves past its data. */
-static int tensor_at(const char *path, const model_file *mf, uint32_t i, size_t *off,
-                     uint32_t *nd, uint64_t *dims, tg_status *st)
+static int tensor_at(const char *path, const model_file *mf, uint32_t i, size_t *off, uint32_t *nd,
+                     uint64_t *dims, tg_status *st)
 {
     size_t end = mf->len - 4, o = *off;
     if (end - o < 4)
-        return tg_status_set(st, TG_EFORMAT, "%s: offset %zu: the file ends before tensor %u (the "
-                             "header says %u tensors)", path, o, i, mf->count);
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: offset %zu: the file ends before tensor %u (the "
+                             "header says %u tensors)",
+                             path, o, i, mf->count);
     *nd = get_u32(mf->p + o);
     if (*nd > TG_MAX_DIMS)
-        return tg_status_set(st, TG_EFORMAT, "%s: offset %zu: tensor %u claims %u dimensions "
-                             "(at most %d)", path, o, i, *nd, TG_MAX_DIMS);
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: offset %zu: tensor %u claims %u dimensions "
+                             "(at most %d)",
+                             path, o, i, *nd, TG_MAX_DIMS);
     o += 4;
     if (end - o < 8 * (size_t)*nd)
-        return tg_status_set(st, TG_EFORMAT, "%s: offset %zu: the file ends in tensor %u's "
-                             "dimensions", path, o, i);
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: offset %zu: the file ends in tensor %u's "
+                             "dimensions",
+                             path, o, i);
     /* The element count, saturated above what the rest of the file can hold. */
     uint64_t room = (end - o - 8 * (size_t)*nd) / mf->es, count = 1;
     for (uint32_t d = 0; d < *nd; d++, o += 8) {
@@ -158,8 +167,10 @@ static int tensor_at(const char *path, const model_file *mf, uint32_t i, size_t 
         else count *= dims[d];
     }
     if (count > room)
-        return tg_status_set(st, TG_EFORMAT, "%s: offset %zu: tensor %u's data does not fit in "
-                             "the file (%zu bytes are left)", path, o, i, end - o);
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: offset %zu: tensor %u's data does not fit in "
+                             "the file (%zu bytes are left)",
+                             path, o, i, end - o);
     *off = o + (size_t)count * mf->es;
     return TG_OK;
 }
@@ -222,8 +233,10 @@ static int walk(const char *path, model_file *mf, tg_tensor *const *ts, tg_statu
         for (uint32_t d = 0; d < nd && !rc; d++)
             if (dims[d] != (uint64_t)tg_tensor_dim(ts[i], (int)d)) {
                 char s[64];
-                rc = tg_status_set(st, TG_ESHAPE, "%s: tensor %u: dimension %u is %llu, the model's "
-                                   "tensor is %s", path, i, d, (unsigned long long)dims[d],
+                rc = tg_status_set(st, TG_ESHAPE,
+                                   "%s: tensor %u: dimension %u is %llu, the model's "
+                                   "tensor is %s",
+                                   path, i, d, (unsigned long long)dims[d],
                                    tg_shape_str(ts[i], s, sizeof s));
             }
     }
@@ -238,9 +251,10 @@ static int walk(const char *path, model_file *mf, tg_tensor *const *ts, tg_statu
             if (sign < 0 && k > mf->meta_len) continue;
             uint32_t len = sign < 0 ? mf->meta_len - k : mf->meta_len + k;
             if (plausible_with(mf, len))
-                return tg_status_set(st, TG_EFORMAT, "%s: the description length %u looks wrong: "
-                                     "the tensors after it fit with a length of %u", path,
-                                     mf->meta_len, len);
+                return tg_status_set(st, TG_EFORMAT,
+                                     "%s: the description length %u looks wrong: "
+                                     "the tensors after it fit with a length of %u",
+                                     path, mf->meta_len, len);
         }
     return rc;
 }
@@ -271,14 +285,18 @@ static int check_description(const char *path, const model_file *mf, const char 
         long long v = strtoll(p, &e, 10);
         if (errno || e == p || v <= 0 || v > (1LL << 31) || n >= 256 || (*e && *e != ',') ||
             (*e == ',' && !e[1]))
-            return tg_status_set(st, TG_EFORMAT, "%s: the description's layer sizes '%s' are not "
-                                 "a list of 1..2^31", path, layers);
+            return tg_status_set(st, TG_EFORMAT,
+                                 "%s: the description's layer sizes '%s' are not "
+                                 "a list of 1..2^31",
+                                 path, layers);
         sizes[n++] = (uint64_t)v;
         p = *e ? e + 1 : e;
     }
     if (n < 2)
-        return tg_status_set(st, TG_EFORMAT, "%s: the description has %d layer size%s, an MLP needs "
-                             "at least 2", path, n, n == 1 ? "" : "s");
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: the description has %d layer size%s, an MLP needs "
+                             "at least 2",
+                             path, n, n == 1 ? "" : "s");
     if (bn != 0 && bn != 1)
         return tg_status_set(st, TG_EFORMAT, "%s: the description's batchnorm=%d, want 0 or 1",
                              path, bn);
@@ -289,9 +307,11 @@ static int check_description(const char *path, const model_file *mf, const char 
      * gamma, beta, running mean and variance [out]. */
     uint64_t want = (uint64_t)(n - 1) * 2 + (bn ? (uint64_t)(n - 2) * 4 : 0);
     if (want != mf->count)
-        return tg_status_set(st, TG_EFORMAT, "%s: the description (layers %s%s) asks for %llu "
-                             "tensors, %s %u", path, layers, bn ? ", batch norm" : "",
-                             (unsigned long long)want, holds, mf->count);
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: the description (layers %s%s) asks for %llu "
+                             "tensors, %s %u",
+                             path, layers, bn ? ", batch norm" : "", (unsigned long long)want,
+                             holds, mf->count);
     uint32_t i = 0;
     for (int l = 0; l + 1 < n; l++)
         for (int k = 0; k < (bn && l + 2 < n ? 6 : 2); k++, i++) {
@@ -303,9 +323,11 @@ static int check_description(const char *path, const model_file *mf, const char 
             for (uint32_t d = 0; same && d < nd; d++) same = dims[d] == shape[d];
             if (!same) {
                 char a[160], b[64];
-                return tg_status_set(st, TG_EFORMAT, "%s: tensor %u is %s, the description "
-                                     "(layers %s) wants %s", path, i, dims_str(nd, dims, a, sizeof a),
-                                     layers, dims_str(nd_want, shape, b, sizeof b));
+                return tg_status_set(st, TG_EFORMAT,
+                                     "%s: tensor %u is %s, the description "
+                                     "(layers %s) wants %s",
+                                     path, i, dims_str(nd, dims, a, sizeof a), layers,
+                                     dims_str(nd_want, shape, b, sizeof b));
             }
         }
     return TG_OK;
@@ -396,7 +418,8 @@ int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_s
         return tg_status_set(st, TG_EARG, "tg_nn_save: description longer than %d bytes", MAX_META);
     tg_tensor *ts[MAX_TENSORS];
     int n = tg_nn_collect(m, true, ts, MAX_TENSORS);
-    if (n > MAX_TENSORS) return tg_status_set(st, TG_EARG, "tg_nn_save: more than %d tensors", MAX_TENSORS);
+    if (n > MAX_TENSORS)
+        return tg_status_set(st, TG_EARG, "tg_nn_save: more than %d tensors", MAX_TENSORS);
     buf b = {0};
     put(&b, MAGIC, 8);
     put_u32(&b, VERSION);
@@ -410,14 +433,21 @@ int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_s
             return tg_status_set(st, TG_EDTYPE, "tg_nn_save: the module mixes dtypes");
         }
         put_u32(&b, (uint32_t)tg_tensor_ndim(ts[i]));
-        for (int d = 0; d < tg_tensor_ndim(ts[i]); d++) put_u64(&b, (uint64_t)tg_tensor_dim(ts[i], d));
+        for (int d = 0; d < tg_tensor_ndim(ts[i]); d++)
+            put_u64(&b, (uint64_t)tg_tensor_dim(ts[i], d));
         put(&b, tg_data(ts[i]), (size_t)tg_tensor_numel(ts[i]) * tg_dtype_size(m->dtype));
     }
     put_u32(&b, (uint32_t)crc32_z(0L, b.p, b.n));
     model_file mf = {0};
     if (!b.oom) {
-        mf = (model_file){b.p, b.n, dtype_code(m->dtype), (uint32_t)n, (uint32_t)meta_len,
-                          (const char *)b.p + 24, tg_dtype_size(m->dtype), NULL};
+        mf = (model_file){b.p,
+                          b.n,
+                          dtype_code(m->dtype),
+                          (uint32_t)n,
+                          (uint32_t)meta_len,
+                          (const char *)b.p + 24,
+                          tg_dtype_size(m->dtype),
+                          NULL};
         b.oom = !(mf.at = malloc(sizeof *mf.at * (size_t)(n ? n : 1)));
     }
     if (b.oom) {
@@ -458,8 +488,10 @@ int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_s
                                strerror(errno));
         if (rc) unlink(tmp);
         else if (sync_dir(dir))
-            rc = tg_status_set(st, TG_EIO, "tg_nn_save: %s is written, but syncing its directory "
-                               "%s failed: %s", path, dir, strerror(errno));
+            rc = tg_status_set(st, TG_EIO,
+                               "tg_nn_save: %s is written, but syncing its directory "
+                               "%s failed: %s",
+                               path, dir, strerror(errno));
     }
     free(tmp);
     free(b.p);
@@ -503,7 +535,8 @@ int tg_nn_load(tg_module *m, const char *path, tg_status *st)
         rc = tg_status_set(st, TG_EDTYPE, "%s: holds %s tensors, the model is %s", path,
                            mf.dtype == 1 ? "f32" : "f64", tg_dtype_name(m->dtype));
     else if ((int)mf.count != n)
-        rc = tg_status_set(st, TG_ESHAPE, "%s: holds %u tensors, the model has %d", path, mf.count, n);
+        rc = tg_status_set(st, TG_ESHAPE, "%s: holds %u tensors, the model has %d", path, mf.count,
+                           n);
     /* Every tensor's header against the module, and the description, before anything is
      * written. */
     if (!rc) rc = walk(path, &mf, ts, st);

@@ -113,10 +113,22 @@ tg_module *tg_nn_linear(int64_t in, int64_t out, tg_dtype dt)
     return m;
 }
 
-static const char *const ACTS[] = {"identity", "sigmoid", "tanh",     "relu", "leaky_relu", "elu",
+static const char *const ACTS[] = {"identity", "sigmoid", "tanh", "relu",    "leaky_relu", "elu",
                                    "softplus", "step",    "sign", "softmax", "log_softmax"};
-enum { A_IDENTITY, A_SIGMOID, A_TANH, A_RELU, A_LEAKY, A_ELU, A_SOFTPLUS, A_STEP, A_SIGN,
-       A_SOFTMAX, A_LOG_SOFTMAX, N_ACTS };
+enum {
+    A_IDENTITY,
+    A_SIGMOID,
+    A_TANH,
+    A_RELU,
+    A_LEAKY,
+    A_ELU,
+    A_SOFTPLUS,
+    A_STEP,
+    A_SIGN,
+    A_SOFTMAX,
+    A_LOG_SOFTMAX,
+    N_ACTS
+};
 
 int tg_nn_act_id(const char *name)
 {
@@ -130,7 +142,8 @@ tg_module *tg_nn_activation(const char *name, double alpha, tg_dtype dt)
     clear_status();
     int id = tg_nn_act_id(name);
     if (id < 0) {
-        fail(TG_EARG, "tg_nn_activation: unknown activation '%s' (known: identity, sigmoid, "
+        fail(TG_EARG,
+             "tg_nn_activation: unknown activation '%s' (known: identity, sigmoid, "
              "tanh, relu, leaky_relu, elu, softplus, step, sign, softmax, log_softmax)",
              name ? name : "(null)");
         return NULL;
@@ -219,12 +232,14 @@ static int append(tg_module *seq, tg_module *m)
     /* Refusals that leave m to whoever has it: its container, or the caller when m holds seq. */
     if (m->parent)
         return fail(TG_EARG, "tg_nn_append: the layer is already in a container (a module "
-                    "belongs to one container)");
+                             "belongs to one container)");
     int depth = 0; /* containers from seq's root down to seq */
     for (const tg_module *c = seq; c; c = c->parent, depth++)
         if (c == m)
-            return fail(TG_EARG, "tg_nn_append: the layer %s the container: the tree would "
-                        "contain itself", m == seq ? "is" : "holds");
+            return fail(TG_EARG,
+                        "tg_nn_append: the layer %s the container: the tree would "
+                        "contain itself",
+                        m == seq ? "is" : "holds");
     /* The other refusals take ownership of m: it is freed. A tree takes the dtype of its
      * first layer with tensors (dropout and activations have none), so one saved file has
      * one dtype; ops refuse mixed dtypes anyway. */
@@ -233,14 +248,14 @@ static int append(tg_module *seq, tg_module *m)
     bool m_has = has_tensors(m);
     int rc = TG_OK;
     if (!seq || seq->kind != NN_SEQUENTIAL)
-        rc = fail(TG_EARG, "tg_nn_append: %s", seq ? "the container is not a sequential"
-                                                   : "the container is NULL");
+        rc = fail(TG_EARG, "tg_nn_append: %s",
+                  seq ? "the container is not a sequential" : "the container is NULL");
     else if (depth + m->levels > MAX_LEVELS)
         rc = fail(TG_EARG, "tg_nn_append: the tree would be %d levels deep, more than %d",
                   depth + m->levels, MAX_LEVELS);
     else if (m_has && has_tensors(root) && m->dtype != root->dtype)
-        rc = fail(TG_EDTYPE, "tg_nn_append: the layer is %s, the model %s",
-                  tg_dtype_name(m->dtype), tg_dtype_name(root->dtype));
+        rc = fail(TG_EDTYPE, "tg_nn_append: the layer is %s, the model %s", tg_dtype_name(m->dtype),
+                  tg_dtype_name(root->dtype));
     else if (seq->n_children == seq->cap) {
         int cap = seq->cap < INT_MAX / 2 ? (seq->cap ? 2 * seq->cap : 8) : 0;
         tg_module **c = cap ? realloc(seq->children, (size_t)cap * sizeof *c) : NULL;
@@ -274,8 +289,8 @@ int tg_nn_append(tg_module *seq, tg_module *m)
     return rc;
 }
 
-tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropout,
-                     bool batchnorm, tg_dtype dt, tg_status *st)
+tg_module *tg_nn_mlp(int n, const int64_t *sizes, const char *act, double dropout, bool batchnorm,
+                     tg_dtype dt, tg_status *st)
 {
     if (n < 2 || !sizes) {
         tg_status_set(st, TG_EARG, "tg_nn_mlp: want at least 2 layer sizes, got %d", n);
@@ -371,7 +386,8 @@ tg_tensor *tg_nn_forward(tg_module *m, tg_tape *tp, tg_tensor *x)
         for (int i = 0; i < m->n_children && x; i++) {
             tg_act act;
             double alpha;
-            if (i + 1 < m->n_children && fused_act(m->children[i], m->children[i + 1], &act, &alpha)) {
+            if (i + 1 < m->n_children &&
+                fused_act(m->children[i], m->children[i + 1], &act, &alpha)) {
                 const tg_module *lin = m->children[i++];
                 x = tg_linear_act(tp, x, P(lin, 0), P(lin, 1), act, alpha);
             } else {
@@ -437,7 +453,10 @@ int tg_nn_collect(const tg_module *m, bool with_buf, tg_tensor **out, int max)
     return c.n;
 }
 
-int tg_nn_params(tg_module *m, tg_tensor **out, int max) { return tg_nn_collect(m, false, out, max); }
+int tg_nn_params(tg_module *m, tg_tensor **out, int max)
+{
+    return tg_nn_collect(m, false, out, max);
+}
 int tg_nn_n_params(const tg_module *m) { return tg_nn_walk(m, false, NULL, NULL); }
 
 static void count_elems(tg_tensor *t, void *ctx) { *(int64_t *)ctx += tg_tensor_numel(t); }
@@ -470,7 +489,8 @@ static int bind(tg_module *m, tg_tensor *const *params, int n, int *k)
 
 static void bind_set(tg_module *m, tg_tensor *const *params, int *k)
 {
-    for (int i = 0; i < m->n_p; i++, (*k)++) m->bound[i] = params[*k] == m->p[i] ? NULL : params[*k];
+    for (int i = 0; i < m->n_p; i++, (*k)++)
+        m->bound[i] = params[*k] == m->p[i] ? NULL : params[*k];
     for (int i = 0; i < m->n_children; i++) bind_set(m->children[i], params, k);
 }
 
@@ -492,9 +512,9 @@ static int describe(const tg_module *m, FILE *f, int depth)
     fprintf(f, "%*s", 2 * depth, "");
     switch (m->kind) {
     case NN_LINEAR:
-        fprintf(f, "linear %lld -> %lld (weight %s, bias %s)\n", (long long)tg_tensor_dim(m->p[0], 0),
-                (long long)tg_tensor_dim(m->p[0], 1), tg_shape_str(m->p[0], a, sizeof a),
-                tg_shape_str(m->p[1], b, sizeof b));
+        fprintf(f, "linear %lld -> %lld (weight %s, bias %s)\n",
+                (long long)tg_tensor_dim(m->p[0], 0), (long long)tg_tensor_dim(m->p[0], 1),
+                tg_shape_str(m->p[0], a, sizeof a), tg_shape_str(m->p[1], b, sizeof b));
         break;
     case NN_ACT: fprintf(f, "%s\n", ACTS[m->act]); break;
     case NN_PRELU: fprintf(f, "prelu (alpha %s)\n", tg_shape_str(m->p[0], a, sizeof a)); break;

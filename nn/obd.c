@@ -15,7 +15,8 @@ static int eval_grad(tg_loss_fn fn, void *ctx, int n, tg_tensor *const *params)
     return rc < 0 ? rc : rc ? TG_EARG : TG_OK;
 }
 
-int tg_hessian_diag(tg_loss_fn fn, void *ctx, int n, tg_tensor *const *params, tg_tensor *const *diag)
+int tg_hessian_diag(tg_loss_fn fn, void *ctx, int n, tg_tensor *const *params,
+                    tg_tensor *const *diag)
 {
     if (!fn || n < 1 || !params || !diag) return TG_EARG;
     for (int i = 0; i < n; i++)
@@ -70,7 +71,7 @@ int tg_feature_saliency(const tg_tensor *s, double *out)
 struct tg_pruner {
     int n;
     tg_tensor **params;
-    unsigned char **mask;  /* 1 alive, 0 pruned */
+    unsigned char **mask; /* 1 alive, 0 pruned */
     int64_t alive;
     /* undo: the last prune's (param, index, value) */
     int64_t n_undo, *undo_idx;
@@ -156,7 +157,8 @@ int64_t tg_pruner_prune(tg_pruner *p, tg_tensor *const *saliency, int64_t count)
         return TG_ENOMEM;
     }
     for (int64_t j = 0; j < count; j++) {
-        p->undo_p[j] = c[j].p, p->undo_idx[j] = c[j].k, p->undo_v[j] = tg_get(p->params[c[j].p], c[j].k);
+        p->undo_p[j] = c[j].p, p->undo_idx[j] = c[j].k,
+        p->undo_v[j] = tg_get(p->params[c[j].p], c[j].k);
         p->mask[c[j].p][c[j].k] = 0;
         tg_set(p->params[c[j].p], c[j].k, 0);
     }

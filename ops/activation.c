@@ -97,7 +97,6 @@ tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha)
     return tg_op_finish(tp, n);
 }
 
-
 void tg_softmax_fwd(tg_node *n) { TG_DISPATCH(n, softmax_fwd); }
 void tg_softmax_bwd(tg_node *n)
 {

@@ -136,8 +136,7 @@ static void FN(softmax_bwd)(tg_node *n)
                     dxb[l * inner + k] += dyb[l * inner + k] - M(exp)(yb[l * inner + k]) * s[k];
         } else {
             for (int64_t l = 0; l < len; l++)
-                for (int64_t k = 0; k < inner; k++)
-                    s[k] += dyb[l * inner + k] * yb[l * inner + k];
+                for (int64_t k = 0; k < inner; k++) s[k] += dyb[l * inner + k] * yb[l * inner + k];
             for (int64_t l = 0; l < len; l++)
                 for (int64_t k = 0; k < inner; k++)
                     dxb[l * inner + k] += yb[l * inner + k] * (dyb[l * inner + k] - s[k]);

@@ -85,8 +85,8 @@ TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T 
  * register (a single running sum is a serial chain it may not reorder), and they lose less
  * precision over long f32 sums. */
 TG_INLINE void FN(ew_sum)(int64_t len, int pass, T *restrict d, const T *restrict a,
-                          const T *restrict b, const T s, const T *restrict y,
-                          const T *restrict dy, T (*df)(T dy, T a, T b, T y))
+                          const T *restrict b, const T s, const T *restrict y, const T *restrict dy,
+                          T (*df)(T dy, T a, T b, T y))
 {
 #define TERM(i) (pass == DA ? df(dy[i], s, b[i], y[i]) : df(dy[i], a[i], s, y[i]))
     T acc[8] = {0}, sum = 0;

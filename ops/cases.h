@@ -18,12 +18,12 @@ typedef struct tg_op_case {
     int n_in;
     int ndim[TG_CASE_MAX_IN];
     int64_t shape[TG_CASE_MAX_IN][TG_MAX_DIMS];
-    double lo, hi;     /* inputs uniform in [lo, hi); both 0 means [-1, 1) */
-    unsigned no_grad;  /* bit i set: input i needs no gradient (labels, running statistics) */
+    double lo, hi;    /* inputs uniform in [lo, hi); both 0 means [-1, 1) */
+    unsigned no_grad; /* bit i set: input i needs no gradient (labels, running statistics) */
     /* Optional: overwrites inputs after the random fill (labels, ±1 targets, probabilities,
      * values kept away from kinks). Inputs are f64 here. */
     void (*init)(tg_tensor *const *in, const double *arg, tg_rng *rng);
-    double arg[4];     /* the op's attributes (axis, alpha, p...), read by fn and init */
+    double arg[4]; /* the op's attributes (axis, alpha, p...), read by fn and init */
 } tg_op_case;
 
 /* Σ w_i y_i with fixed weights w_i = sin(1.3 i + 0.5) + 0.25 (all distinct, both signs):
@@ -32,9 +32,11 @@ typedef struct tg_op_case {
 tg_tensor *tg_case_dot(tg_tape *tp, tg_tensor *y);
 
 /* One array per family, defined in ops/cases_<family>.c. */
-#define TG_CASE_FAMILIES(X) X(matmul) X(elementwise) X(unary) X(reduce) X(shape) \
-    X(activation) X(loss) X(norm)
-#define X(fam) extern const tg_op_case tg_cases_##fam[]; extern const int tg_n_cases_##fam;
+#define TG_CASE_FAMILIES(X)                                                                        \
+    X(matmul) X(elementwise) X(unary) X(reduce) X(shape) X(activation) X(loss) X(norm)
+#define X(fam)                                                                                     \
+    extern const tg_op_case tg_cases_##fam[];                                                      \
+    extern const int tg_n_cases_##fam;
 TG_CASE_FAMILIES(X)
 #undef X
 

@@ -1,11 +1,11 @@
 /* ops/cases_activation.c: self-check cases of the activations (ops/cases.h). */
 #include "cases.h"
 
-#define ACT1(NAME)                                                                           \
-    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                 \
-    {                                                                                        \
-        (void)ctx;                                                                           \
-        return tg_case_dot(tp, tg_##NAME(tp, in[0]));                                        \
+#define ACT1(NAME)                                                                                 \
+    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                       \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        return tg_case_dot(tp, tg_##NAME(tp, in[0]));                                              \
     }
 ACT1(sigmoid)
 ACT1(tanh)

@@ -4,16 +4,16 @@
  * broadcast, up to 6-D), each with both gradients and with one input left out. */
 #include "cases.h"
 
-#define BIN(NAME)                                                                            \
-    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                 \
-    {                                                                                        \
-        (void)ctx;                                                                           \
-        return tg_case_dot(tp, tg_##NAME(tp, in[0], in[1]));                                 \
-    }                                                                                        \
-    static tg_tensor *f_##NAME##_self(tg_tape *tp, tg_tensor *const *in, void *ctx)          \
-    {                                                                                        \
-        (void)ctx;                                                                           \
-        return tg_case_dot(tp, tg_##NAME(tp, in[0], in[0]));                                 \
+#define BIN(NAME)                                                                                  \
+    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                       \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        return tg_case_dot(tp, tg_##NAME(tp, in[0], in[1]));                                       \
+    }                                                                                              \
+    static tg_tensor *f_##NAME##_self(tg_tape *tp, tg_tensor *const *in, void *ctx)                \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        return tg_case_dot(tp, tg_##NAME(tp, in[0], in[0]));                                       \
     }
 BIN(add)
 BIN(sub)

@@ -1,11 +1,11 @@
 /* ops/cases_loss.c: self-check cases of the losses (ops/cases.h). */
 #include "cases.h"
 
-#define LOSS(NAME)                                                                           \
-    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                 \
-    {                                                                                        \
-        (void)ctx;                                                                           \
-        return tg_##NAME(tp, in[0], in[1]);                                                  \
+#define LOSS(NAME)                                                                                 \
+    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                       \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        return tg_##NAME(tp, in[0], in[1]);                                                        \
     }
 LOSS(mse_loss)
 LOSS(half_sse_loss)

@@ -30,8 +30,7 @@ static tg_tensor *f_bn_train_running(tg_tape *tp, tg_tensor *const *in, void *ct
 static tg_tensor *f_bn_eval(tg_tape *tp, tg_tensor *const *in, void *ctx)
 {
     (void)ctx;
-    return tg_case_dot(tp,
-                       tg_batch_norm(tp, in[0], in[1], in[2], in[3], in[4], 0.1, 1e-5, false));
+    return tg_case_dot(tp, tg_batch_norm(tp, in[0], in[1], in[2], in[3], in[4], 0.1, 1e-5, false));
 }
 
 /* Two batch norms in series, the second with γ and β swapped: x's gradient passes through

@@ -2,11 +2,11 @@
  * (TG_ALL_AXES for all), arg[1] keepdim. */
 #include "cases.h"
 
-#define RED(NAME)                                                                            \
-    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                 \
-    {                                                                                        \
-        const double *a = ctx;                                                               \
-        return tg_case_dot(tp, tg_##NAME(tp, in[0], (int)a[0], a[1] != 0));                  \
+#define RED(NAME)                                                                                  \
+    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                       \
+    {                                                                                              \
+        const double *a = ctx;                                                                     \
+        return tg_case_dot(tp, tg_##NAME(tp, in[0], (int)a[0], a[1] != 0));                        \
     }
 RED(sum)
 RED(mean)

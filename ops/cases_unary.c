@@ -1,17 +1,17 @@
 /* ops/cases_unary.c: self-check cases of the unary math ops (ops/cases.h). */
 #include "cases.h"
 
-#define PLAIN(NAME)                                                                          \
-    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                 \
-    {                                                                                        \
-        (void)ctx;                                                                           \
-        return tg_case_dot(tp, tg_##NAME(tp, in[0]));                                        \
+#define PLAIN(NAME)                                                                                \
+    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                       \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        return tg_case_dot(tp, tg_##NAME(tp, in[0]));                                              \
     }
 /* The scalar attribute comes from the case's arg[0]. */
-#define WITH_SCALAR(NAME)                                                                    \
-    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                 \
-    {                                                                                        \
-        return tg_case_dot(tp, tg_##NAME(tp, in[0], ((const double *)ctx)[0]));              \
+#define WITH_SCALAR(NAME)                                                                          \
+    static tg_tensor *f_##NAME(tg_tape *tp, tg_tensor *const *in, void *ctx)                       \
+    {                                                                                              \
+        return tg_case_dot(tp, tg_##NAME(tp, in[0], ((const double *)ctx)[0]));                    \
     }
 PLAIN(neg)
 PLAIN(exp)

@@ -78,7 +78,6 @@ static void FN(ce_bwd)(tg_node *n)
     if (soft && n->in[1]->requires_grad) {
         T *dq = n->in[1]->grad->data;
         for (int64_t r = 0; r < N; r++)
-            for (int64_t j = 0; j < C; j++)
-                dq[r * C + j] -= g * ((z[r * C + j] - mx[r]) - lsv[r]);
+            for (int64_t j = 0; j < C; j++) dq[r * C + j] -= g * ((z[r * C + j] - mx[r]) - lsv[r]);
     }
 }

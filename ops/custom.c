@@ -25,8 +25,8 @@ void tg_custom_bwd(tg_node *n)
 
 const char *tg_custom_name(const tg_node *n) { return ((const custom_saved *)n->saved)->op->name; }
 
-tg_tensor *tg_custom(tg_tape *tp, const tg_custom_op *op, void *ctx, int n_in,
-                     tg_tensor *const *in, int ndim, const int64_t *shape)
+tg_tensor *tg_custom(tg_tape *tp, const tg_custom_op *op, void *ctx, int n_in, tg_tensor *const *in,
+                     int ndim, const int64_t *shape)
 {
     if (!tp || tp->err) return NULL;
     if (!op || !op->name || !op->forward || !op->backward || n_in < 1 || n_in > CUSTOM_MAX_IN ||

@@ -47,10 +47,7 @@ static inline T FN(sqrt_dx)(T dy, T x, T y, T a) { return dy * (T)0.5 / y; }
 /* y = |x|;  dx += dy sign(x), with sign(0) = 0 and, as PyTorch, sign(NaN) = 0. A product with
  * a selected constant (rather than selecting dy or -dy) keeps the loop branch-free. */
 static inline T FN(abs)(T x, T a) { return M(fabs)(x); }
-static inline T FN(abs_dx)(T dy, T x, T y, T a)
-{
-    return dy * (x > 0 ? (T)1 : x < 0 ? (T)-1 : 0);
-}
+static inline T FN(abs_dx)(T dy, T x, T y, T a) { return dy * (x > 0 ? (T)1 : x < 0 ? (T)-1 : 0); }
 /* y = x²;  dx += 2x dy. */
 static inline T FN(square)(T x, T a) { return x * x; }
 static inline T FN(square_dx)(T dy, T x, T y, T a) { return 2 * x * dy; }
@@ -81,10 +78,7 @@ static inline T FN(elu)(T x, T a) { return x > 0 ? x : a * M(expm1)(x); }
 static inline T FN(elu_dx)(T dy, T x, T y, T a) { return dy * (x > 0 ? 1 : a * M(exp)(x)); }
 /* ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): no overflow for large x, no loss for very
  * negative x. Its derivative is the sigmoid. */
-static inline T FN(softplus)(T x, T a)
-{
-    return FN(pos_part)(x) + M(log1p)(M(exp)(-M(fabs)(x)));
-}
+static inline T FN(softplus)(T x, T a) { return FN(pos_part)(x) + M(log1p)(M(exp)(-M(fabs)(x))); }
 static inline T FN(softplus_dx)(T dy, T x, T y, T a) { return dy * FN(sigmoid)(x, a); }
 /* [x > 0] and sign(x) (sign(0) = 0; a NaN passes through sign): exact, with no derivative to
  * add (tg_step in ops.h). */

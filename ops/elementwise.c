@@ -2,8 +2,7 @@
  * the broadcast dimensions by accumulating into the input's (smaller) gradient. */
 #include "elem.h"
 
-bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd,
-                        int64_t *out)
+bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd, int64_t *out)
 {
     int n = na > nb ? na : nb;
     for (int i = 0; i < n; i++) {
@@ -19,8 +18,8 @@ bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int 
  * n->attr.binary.layout holds the layout and n->attr.binary.row the row length m of a ROW
  * operand. A ROW operand is a suffix of the output's shape (a bias [n] against [B,n], or
  * [3,4] against [2,3,4]): output element i reads its element i % m, so a loop over rows of
- * m is plain and the inner loop vectorises. Anything else (a column [B,1], both operands broadcast) takes the
- * general path with strides. */
+ * m is plain and the inner loop vectorises. Anything else (a column [B,1], both operands broadcast)
+ * takes the general path with strides. */
 enum { SAME, A_SCALAR, B_SCALAR, A_ROW, B_ROW, GENERAL };
 
 /* t's shape, without its leading 1s, equals the last dimensions of the output. */

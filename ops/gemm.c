@@ -83,8 +83,8 @@ static void gemm_run(tg_dtype dt, const tg_gemm_args *g, bool one_thread)
                      g->c, (inc_t)g->n, 1, NULL, r);
     } else {
         double one = 1.0, beta = g->beta;
-        bli_dgemm_ex(ta, tb, m, n, k, &one, (double *)g->a, lda, 1, (double *)g->b, ldb, 1,
-                     &beta, g->c, (inc_t)g->n, 1, NULL, r);
+        bli_dgemm_ex(ta, tb, m, n, k, &one, (double *)g->a, lda, 1, (double *)g->b, ldb, 1, &beta,
+                     g->c, (inc_t)g->n, 1, NULL, r);
     }
 }
 

@@ -10,15 +10,17 @@
 #include "../autograd/clones.h"
 #include "../autograd/internal.h"
 
-#define TG_OP(nm, ar, sets) void tg_##nm##_fwd(tg_node *); void tg_##nm##_bwd(tg_node *);
+#define TG_OP(nm, ar, sets)                                                                        \
+    void tg_##nm##_fwd(tg_node *);                                                                 \
+    void tg_##nm##_bwd(tg_node *);
 #include "ops.def"
 #undef TG_OP
 
 /* Calls fn##_f32(n) or fn##_f64(n) by the output's dtype. */
-#define TG_DISPATCH(n, fn)                                                                 \
-    do {                                                                                   \
-        if ((n)->out->dtype == TG_F32) fn##_f32(n);                                        \
-        else fn##_f64(n);                                                                  \
+#define TG_DISPATCH(n, fn)                                                                         \
+    do {                                                                                           \
+        if ((n)->out->dtype == TG_F32) fn##_f32(n);                                                \
+        else fn##_f64(n);                                                                          \
     } while (0)
 
 /* An OpenMP pragma for a loop whose iterations are a fast path's parts, each computed as
@@ -39,8 +41,7 @@ static inline int tg_axis(int axis, int ndim)
 
 /* NumPy broadcasting of shapes a and b into out (ndim returned in *nd). false if they do
  * not broadcast. Defined in elementwise.c, used by every op that broadcasts. */
-bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd,
-                        int64_t *out);
+bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd, int64_t *out);
 
 /* ---- ops/gemm.c: the GEMMs on BLIS (the only file of the library that includes blis.h) ----
  * One GEMM, C := beta C + op(A)·op(B), row-major operands as stored: A is (ta ? k×m : m×k),

@@ -49,8 +49,8 @@ static void FN(la_rows)(tg_node *n, int pass, int64_t r0, int64_t r1)
 
 /* db[c0..c1) := (db_set ? db : 0) + the column sums of dz [rows, cols], in row order. */
 TG_VEC_CLONES
-static void FN(la_db)(T *restrict db, const T *restrict dz, int64_t rows, int64_t cols,
-                      int64_t c0, int64_t c1, bool db_set)
+static void FN(la_db)(T *restrict db, const T *restrict dz, int64_t rows, int64_t cols, int64_t c0,
+                      int64_t c1, bool db_set)
 {
     for (int64_t r = 0; r < rows; r++) {
         const T *restrict dzr = dz + r * cols;

@@ -172,8 +172,8 @@ static tg_tensor *pair(tg_tape *tp, int op, tg_tensor *p, tg_tensor *t, double c
     if (!n) return NULL;
     n->attr.loss.c = c;
     n->attr.loss.scale = op == TG_OP_half_sse_loss ? 0.5
-              : op == TG_OP_kl_div_loss ? 1.0 / (double)(p->ndim ? p->shape[0] : 1)
-                                        : 1.0 / (double)p->numel;
+                         : op == TG_OP_kl_div_loss ? 1.0 / (double)(p->ndim ? p->shape[0] : 1)
+                                                   : 1.0 / (double)p->numel;
     n->attr.loss.eps = p->dtype == TG_F32 ? 1e-7 : 1e-12;
     return tg_op_finish(tp, n);
 }

@@ -3,7 +3,6 @@
  * read through the GEMM's transposition flags, never copied. */
 #include "internal.h"
 
-
 static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                  const void *a, const void *b, double beta, void *c)
 {
@@ -13,8 +12,8 @@ static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t 
 /* ---- matmul: y = a · b, batched over a leading dimension ----
  * Attributes: n->attr.matmul (batch, m, k, n, a_batched, b_batched). A batched a with a
  * shared b is one GEMM of B·m rows. */
-static void mm_dims(const tg_node *n, int64_t *B, int64_t *m, int64_t *k, int64_t *nn,
-                    bool *ab, bool *bb)
+static void mm_dims(const tg_node *n, int64_t *B, int64_t *m, int64_t *k, int64_t *nn, bool *ab,
+                    bool *bb)
 {
     *B = n->attr.matmul.batch, *m = n->attr.matmul.m, *k = n->attr.matmul.k;
     *nn = n->attr.matmul.n;
@@ -32,7 +31,7 @@ void tg_matmul_fwd(tg_node *n)
     const char *a = n->in[0]->data, *b = n->in[1]->data;
     char *y = n->out->data;
     if (n->out->numel == 0) return; /* else B <= numel: the loop below is bounded */
-    if (!bb) { /* shared b: fold the batch into the rows */
+    if (!bb) {                      /* shared b: fold the batch into the rows */
         gemm(tp, dt, false, false, (ab ? B : 1) * m, nn, k, a, b, 0.0, y);
         return;
     }
@@ -63,9 +62,11 @@ void tg_matmul_bwd(tg_node *n)
         int64_t rows = (ab ? B : 1) * m;
         tg_gemm_args ga, gb; /* da += dy · bᵀ;  db += aᵀ · dy, summed over the batch by the GEMM */
         if (A->requires_grad)
-            ga = (tg_gemm_args){false, true, rows, k, nn, dy, Bt->data, tg_grad_beta(A), A->grad->data};
+            ga = (tg_gemm_args){false,           true,         rows, k, nn, dy, Bt->data,
+                                tg_grad_beta(A), A->grad->data};
         if (Bt->requires_grad)
-            gb = (tg_gemm_args){true, false, k, nn, rows, A->data, dy, tg_grad_beta(Bt), Bt->grad->data};
+            gb = (tg_gemm_args){true,          false, k, nn, rows, A->data, dy, tg_grad_beta(Bt),
+                                Bt->grad->data};
         tg_gemm_pair(tp, dt, A->requires_grad ? &ga : NULL, Bt->requires_grad ? &gb : NULL);
         return;
     }
@@ -75,8 +76,8 @@ void tg_matmul_bwd(tg_node *n)
         const char *dyt = dy + (size_t)(t * m * nn) * es;
         if (A->requires_grad) {
             if (t == 0) beta_a = tg_grad_beta(A);
-            gemm(tp, dt, false, true, m, k, nn, dyt, (char *)Bt->data + ob, ab || t == 0 ? beta_a : 1,
-                 (char *)A->grad->data + oa);
+            gemm(tp, dt, false, true, m, k, nn, dyt, (char *)Bt->data + ob,
+                 ab || t == 0 ? beta_a : 1, (char *)A->grad->data + oa);
         }
         if (Bt->requires_grad) {
             if (t == 0) beta_b = tg_grad_beta(Bt);
@@ -116,7 +117,8 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
     }
     int64_t shape3[3] = {B, m, nn};
     bool batched = ab || bb;
-    tg_node *n = tg_op_begin(tp, TG_OP_matmul, 2, in, batched ? 3 : 2, batched ? shape3 : shape3 + 1);
+    tg_node *n =
+        tg_op_begin(tp, TG_OP_matmul, 2, in, batched ? 3 : 2, batched ? shape3 : shape3 + 1);
     if (!n) return NULL;
     n->attr.matmul.batch = B, n->attr.matmul.m = m, n->attr.matmul.k = k, n->attr.matmul.n = nn;
     n->attr.matmul.a_batched = ab, n->attr.matmul.b_batched = bb;
@@ -125,21 +127,21 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
 
 /* ---- linear: y = x · w + b, x [..., k] (leading dimensions folded into rows) ----
  * The bias is copied into every row of y, then one GEMM adds x · w (beta = 1). */
-#define LINEAR_KERNELS(T, SFX)                                                              \
-    static void linear_bias_##SFX(tg_node *n, int64_t rows, int64_t cols)                  \
-    {                                                                                       \
-        const T *b = n->in[2]->data;                                                        \
-        T *y = n->out->data;                                                                \
-        for (int64_t r = 0; r < rows; r++) memcpy(y + r * cols, b, (size_t)cols * sizeof(T)); \
-    }                                                                                       \
-    static void linear_dbias_##SFX(tg_node *n, int64_t rows, int64_t cols, bool add)       \
-    {                                                                                       \
-        const T *dy = n->out->grad->data;                                                   \
-        T *db = n->in[2]->grad->data;                                                       \
-        if (!add) memset(db, 0, (size_t)cols * sizeof(T));                                  \
-        if (cols == 0) return; /* rows may be 2^48 */                                       \
-        for (int64_t r = 0; r < rows; r++)                                                  \
-            for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];                   \
+#define LINEAR_KERNELS(T, SFX)                                                                     \
+    static void linear_bias_##SFX(tg_node *n, int64_t rows, int64_t cols)                          \
+    {                                                                                              \
+        const T *b = n->in[2]->data;                                                               \
+        T *y = n->out->data;                                                                       \
+        for (int64_t r = 0; r < rows; r++) memcpy(y + r * cols, b, (size_t)cols * sizeof(T));      \
+    }                                                                                              \
+    static void linear_dbias_##SFX(tg_node *n, int64_t rows, int64_t cols, bool add)               \
+    {                                                                                              \
+        const T *dy = n->out->grad->data;                                                          \
+        T *db = n->in[2]->grad->data;                                                              \
+        if (!add) memset(db, 0, (size_t)cols * sizeof(T));                                         \
+        if (cols == 0) return; /* rows may be 2^48 */                                              \
+        for (int64_t r = 0; r < rows; r++)                                                         \
+            for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];                          \
     }
 LINEAR_KERNELS(float, f32)
 LINEAR_KERNELS(double, f64)
@@ -165,9 +167,11 @@ void tg_linear_bwd(tg_node *n)
     /* beta 0 writes a gradient nothing has reached yet (tg_grad_beta), 1 adds to it */
     tg_gemm_args gx, gw;
     if (x->requires_grad)
-        gx = (tg_gemm_args){false, true, rows, k, cols, dy, w->data, tg_grad_beta(x), x->grad->data};
+        gx =
+            (tg_gemm_args){false, true, rows, k, cols, dy, w->data, tg_grad_beta(x), x->grad->data};
     if (w->requires_grad)
-        gw = (tg_gemm_args){true, false, k, cols, rows, x->data, dy, tg_grad_beta(w), w->grad->data};
+        gw =
+            (tg_gemm_args){true, false, k, cols, rows, x->data, dy, tg_grad_beta(w), w->grad->data};
     tg_gemm_pair(tp, dt, x->requires_grad ? &gx : NULL, w->requires_grad ? &gw : NULL);
     if (b->requires_grad) {
         bool add = tg_grad_beta(b);
@@ -185,8 +189,8 @@ static tg_node *linear_node(tg_tape *tp, int op, tg_tensor *const *in)
     if (tg_op_check(tp, op, 3, in)) return NULL;
     if (x->ndim < 1 || w->ndim != 2 || b->ndim != 1 || x->shape[x->ndim - 1] != w->shape[0] ||
         b->shape[0] != w->shape[1]) {
-        tg_fail(tp, TG_ESHAPE, "tg_%s: %s: want x [...,k], w [k,n], b [n]",
-                tg_op_table[op].name, tg_shapes_str(buf, sizeof buf, 3, in));
+        tg_fail(tp, TG_ESHAPE, "tg_%s: %s: want x [...,k], w [k,n], b [n]", tg_op_table[op].name,
+                tg_shapes_str(buf, sizeof buf, 3, in));
         return NULL;
     }
     int64_t k = w->shape[0], cols = w->shape[1], rows = k ? x->numel / k : 0;
@@ -255,7 +259,8 @@ static void la_db(tg_node *n, int64_t rows, int64_t cols, bool db_set, int t, in
     int64_t c0 = t == 0 ? 0 : cols * t / nt / 16 * 16;
     int64_t c1 = t + 1 == nt ? cols : cols * (t + 1) / nt / 16 * 16;
     if (c0 >= c1) return;
-    if (n->out->dtype == TG_F32) la_db_f32(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
+    if (n->out->dtype == TG_F32)
+        la_db_f32(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
     else la_db_f64(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
 }
 
@@ -288,14 +293,16 @@ void tg_linear_act_bwd(tg_node *n)
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     bool db_set = b->requires_grad && tg_grad_beta(b); /* db holds values: add to them */
-    if (b->requires_grad && rows == 0 && !db_set) /* no rows: db is a sum of nothing */
+    if (b->requires_grad && rows == 0 && !db_set)      /* no rows: db is a sum of nothing */
         memset(b->grad->data, 0, (size_t)cols * tg_dtype_size(dt));
     if (rows > 0 && cols > 0) la_pass(n, 1, db_set, rows, cols);
     tg_gemm_args gx, gw; /* dx = dz · wᵀ, dw = xᵀ · dz */
     if (x->requires_grad)
-        gx = (tg_gemm_args){false, true, rows, k, cols, n->saved, w->data, tg_grad_beta(x), x->grad->data};
+        gx = (tg_gemm_args){false,           true,         rows, k, cols, n->saved, w->data,
+                            tg_grad_beta(x), x->grad->data};
     if (w->requires_grad)
-        gw = (tg_gemm_args){true, false, k, cols, rows, x->data, n->saved, tg_grad_beta(w), w->grad->data};
+        gw = (tg_gemm_args){true,         false, k, cols, rows, x->data, n->saved, tg_grad_beta(w),
+                            w->grad->data};
     tg_gemm_pair(tp, dt, x->requires_grad ? &gx : NULL, w->requires_grad ? &gw : NULL);
 }
 
@@ -310,7 +317,8 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
     if (tp && !tp->err && act == TG_ACT_LEAKY_RELU && !(alpha >= 0 && isfinite(alpha))) {
         tg_fail(tp, TG_EARG,
                 "tg_linear_act: leaky_relu alpha %g must be finite and >= 0 (its gradient is "
-                "taken from the output)", alpha);
+                "taken from the output)",
+                alpha);
         return NULL;
     }
     tg_node *n = linear_node(tp, TG_OP_linear_act, in);
@@ -318,8 +326,8 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
     n->attr.linear.act = act;
     n->attr.linear.alpha = act == TG_ACT_LEAKY_RELU ? alpha : 0;
     if (tg_op_records(tp, 3, in)) { /* dz for the backward, written there: not zeroed */
-        size_t bytes = (size_t)(n->attr.linear.rows * n->attr.linear.cols) *
-                       tg_dtype_size((tg_dtype)x->dtype);
+        size_t bytes =
+            (size_t)(n->attr.linear.rows * n->attr.linear.cols) * tg_dtype_size((tg_dtype)x->dtype);
         if (!(n->saved = tg_arena_alloc(tp, bytes ? bytes : 1))) {
             tg_fail(tp, TG_ENOMEM, "tg_linear_act: out of memory for dz (%zu bytes)", bytes);
             return NULL;

@@ -6,27 +6,27 @@
  * them. The mask is drawn from the tape's generator (one uniform draw per element, in
  * order, so a seed fixes it whatever the dtype) and saved as one byte per element in the
  * arena. n->attr.dropout.p = p. */
-#define DROPOUT_KERNELS(T, SFX)                                                              \
-    static void dropout_fwd_##SFX(tg_node *n)                                                \
-    {                                                                                        \
-        const T *restrict x = n->in[0]->data;                                                \
-        T *restrict y = n->out->data;                                                        \
-        uint8_t *restrict keep = n->saved;                                                   \
-        const double p = n->attr.dropout.p;                                                  \
-        const T scale = (T)(1.0 / (1.0 - p));                                                \
-        tg_rng *r = &n->out->tape->rng;                                                      \
-        const int64_t len = n->out->numel;                                                   \
-        for (int64_t i = 0; i < len; i++) keep[i] = tg_rng_uniform(r) >= p;                  \
-        for (int64_t i = 0; i < len; i++) y[i] = keep[i] ? x[i] * scale : (T)0;              \
-    }                                                                                        \
-    static void dropout_bwd_##SFX(tg_node *n)                                                \
-    {                                                                                        \
-        const T *restrict dy = n->out->grad->data;                                           \
-        const uint8_t *restrict keep = n->saved;                                             \
-        T *restrict dx = n->in[0]->grad->data;                                               \
-        const T scale = (T)(1.0 / (1.0 - n->attr.dropout.p));                                \
-        for (int64_t i = 0, len = n->out->numel; i < len; i++)                               \
-            dx[i] += keep[i] ? dy[i] * scale : (T)0;                                         \
+#define DROPOUT_KERNELS(T, SFX)                                                                    \
+    static void dropout_fwd_##SFX(tg_node *n)                                                      \
+    {                                                                                              \
+        const T *restrict x = n->in[0]->data;                                                      \
+        T *restrict y = n->out->data;                                                              \
+        uint8_t *restrict keep = n->saved;                                                         \
+        const double p = n->attr.dropout.p;                                                        \
+        const T scale = (T)(1.0 / (1.0 - p));                                                      \
+        tg_rng *r = &n->out->tape->rng;                                                            \
+        const int64_t len = n->out->numel;                                                         \
+        for (int64_t i = 0; i < len; i++) keep[i] = tg_rng_uniform(r) >= p;                        \
+        for (int64_t i = 0; i < len; i++) y[i] = keep[i] ? x[i] * scale : (T)0;                    \
+    }                                                                                              \
+    static void dropout_bwd_##SFX(tg_node *n)                                                      \
+    {                                                                                              \
+        const T *restrict dy = n->out->grad->data;                                                 \
+        const uint8_t *restrict keep = n->saved;                                                   \
+        T *restrict dx = n->in[0]->grad->data;                                                     \
+        const T scale = (T)(1.0 / (1.0 - n->attr.dropout.p));                                      \
+        for (int64_t i = 0, len = n->out->numel; i < len; i++)                                     \
+            dx[i] += keep[i] ? dy[i] * scale : (T)0;                                               \
     }
 DROPOUT_KERNELS(float, f32)
 DROPOUT_KERNELS(double, f64)
@@ -65,98 +65,98 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
  * from μ, σ² after a training forward, so the kernels touch nothing but the node.
  * Attributes: n->attr.batch_norm (N, C, R, eps, training). Sums are in double for
  * both dtypes; the variance is two-pass (no E[x²] - μ² cancellation). */
-#define BN_KERNELS(T, SFX)                                                                   \
-    static void bn_fwd_##SFX(tg_node *n)                                                     \
-    {                                                                                        \
-        const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;                    \
-        const int64_t R = n->attr.batch_norm.R;                                              \
-        double *mean = n->saved, *var = mean + C, *inv = var + C;                            \
-        const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;              \
-        const T *restrict beta = n->in[2]->data;                                             \
-        T *restrict y = n->out->data;                                                        \
-        /* empty x: no value to touch (and N · C may be 2^48 with R = 0) */                  \
-        const bool empty = n->in[0]->numel == 0;                                             \
-        if (n->attr.batch_norm.training && !empty) {                                         \
-            const double M = (double)(N * R);                                                \
-            for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0;                            \
-            for (int64_t b = 0; b < N; b++)                                                  \
-                for (int64_t c = 0; c < C; c++) {                                            \
-                    const T *row = x + (b * C + c) * R;                                      \
-                    double s = 0;                                                            \
-                    for (int64_t r = 0; r < R; r++) s += (double)row[r];                     \
-                    mean[c] += s;                                                            \
-                }                                                                            \
-            for (int64_t c = 0; c < C; c++) mean[c] /= M;                                    \
-            for (int64_t b = 0; b < N; b++)                                                  \
-                for (int64_t c = 0; c < C; c++) {                                            \
-                    const T *row = x + (b * C + c) * R;                                      \
-                    const double m = mean[c];                                                \
-                    double s = 0;                                                            \
-                    for (int64_t r = 0; r < R; r++) {                                        \
-                        const double d = (double)row[r] - m;                                 \
-                        s += d * d;                                                          \
-                    }                                                                        \
-                    var[c] += s;                                                             \
-                }                                                                            \
-            for (int64_t c = 0; c < C; c++) var[c] /= M;                                     \
-        }                                                                                    \
-        const double eps = n->attr.batch_norm.eps;                                           \
-        for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + eps);                   \
-        if (empty) return;                                                                   \
-        for (int64_t b = 0; b < N; b++)                                                      \
-            for (int64_t c = 0; c < C; c++) {                                                \
-                const T *row = x + (b * C + c) * R;                                          \
-                T *out = y + (b * C + c) * R;                                                \
-                const double m = mean[c], a = (double)gamma[c] * inv[c];                     \
-                const double b0 = (double)beta[c];                                           \
-                for (int64_t r = 0; r < R; r++) out[r] = (T)(((double)row[r] - m) * a + b0); \
-            }                                                                                \
-    }                                                                                        \
-    static void bn_bwd_##SFX(tg_node *n)                                                     \
-    {                                                                                        \
-        const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;                    \
-        const int64_t R = n->attr.batch_norm.R;                                              \
-        const double M = (double)(N * R);                                                    \
-        double *saved = n->saved, *sdy = saved + 3 * C, *sdyx = saved + 4 * C;               \
-        const double *mean = saved, *inv = saved + 2 * C;                                    \
-        const bool training = n->attr.batch_norm.training;                                   \
-        const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;              \
-        const T *restrict dy = n->out->grad->data;                                           \
-        const bool empty = n->in[0]->numel == 0;                                             \
-        for (int64_t c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;                                \
-        for (int64_t b = 0; b < (empty ? 0 : N); b++)                                        \
-            for (int64_t c = 0; c < C; c++) {                                                \
-                const T *row = x + (b * C + c) * R, *g = dy + (b * C + c) * R;               \
-                const double m = mean[c], s = inv[c];                                        \
-                double s1 = 0, s2 = 0;                                                       \
-                for (int64_t r = 0; r < R; r++) {                                            \
-                    s1 += (double)g[r];                                                      \
-                    s2 += (double)g[r] * (((double)row[r] - m) * s);                         \
-                }                                                                            \
-                sdy[c] += s1, sdyx[c] += s2;                                                 \
-            }                                                                                \
-        if (n->in[1]->requires_grad) {                                                       \
-            T *dgamma = n->in[1]->grad->data;                                                \
-            for (int64_t c = 0; c < C; c++) dgamma[c] += (T)sdyx[c];                         \
-        }                                                                                    \
-        if (n->in[2]->requires_grad) {                                                       \
-            T *dbeta = n->in[2]->grad->data;                                                 \
-            for (int64_t c = 0; c < C; c++) dbeta[c] += (T)sdy[c];                           \
-        }                                                                                    \
-        if (!n->in[0]->requires_grad || empty) return;                                       \
-        T *restrict dx = n->in[0]->grad->data;                                               \
-        for (int64_t b = 0; b < N; b++)                                                      \
-            for (int64_t c = 0; c < C; c++) {                                                \
-                const int64_t o = (b * C + c) * R;                                           \
-                const double m = mean[c], s = inv[c], k = (double)gamma[c] * s;              \
-                /* eval: the statistics are constants, so only the direct term is left */    \
-                const double my = training ? sdy[c] / M : 0.0;                               \
-                const double mx = training ? sdyx[c] / M : 0.0;                              \
-                for (int64_t r = 0; r < R; r++) {                                            \
-                    const double xh = ((double)x[o + r] - m) * s;                            \
-                    dx[o + r] += (T)(k * ((double)dy[o + r] - my - xh * mx));                \
-                }                                                                            \
-            }                                                                                \
+#define BN_KERNELS(T, SFX)                                                                         \
+    static void bn_fwd_##SFX(tg_node *n)                                                           \
+    {                                                                                              \
+        const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;                          \
+        const int64_t R = n->attr.batch_norm.R;                                                    \
+        double *mean = n->saved, *var = mean + C, *inv = var + C;                                  \
+        const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;                    \
+        const T *restrict beta = n->in[2]->data;                                                   \
+        T *restrict y = n->out->data;                                                              \
+        /* empty x: no value to touch (and N · C may be 2^48 with R = 0) */                       \
+        const bool empty = n->in[0]->numel == 0;                                                   \
+        if (n->attr.batch_norm.training && !empty) {                                               \
+            const double M = (double)(N * R);                                                      \
+            for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0;                                  \
+            for (int64_t b = 0; b < N; b++)                                                        \
+                for (int64_t c = 0; c < C; c++) {                                                  \
+                    const T *row = x + (b * C + c) * R;                                            \
+                    double s = 0;                                                                  \
+                    for (int64_t r = 0; r < R; r++) s += (double)row[r];                           \
+                    mean[c] += s;                                                                  \
+                }                                                                                  \
+            for (int64_t c = 0; c < C; c++) mean[c] /= M;                                          \
+            for (int64_t b = 0; b < N; b++)                                                        \
+                for (int64_t c = 0; c < C; c++) {                                                  \
+                    const T *row = x + (b * C + c) * R;                                            \
+                    const double m = mean[c];                                                      \
+                    double s = 0;                                                                  \
+                    for (int64_t r = 0; r < R; r++) {                                              \
+                        const double d = (double)row[r] - m;                                       \
+                        s += d * d;                                                                \
+                    }                                                                              \
+                    var[c] += s;                                                                   \
+                }                                                                                  \
+            for (int64_t c = 0; c < C; c++) var[c] /= M;                                           \
+        }                                                                                          \
+        const double eps = n->attr.batch_norm.eps;                                                 \
+        for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + eps);                         \
+        if (empty) return;                                                                         \
+        for (int64_t b = 0; b < N; b++)                                                            \
+            for (int64_t c = 0; c < C; c++) {                                                      \
+                const T *row = x + (b * C + c) * R;                                                \
+                T *out = y + (b * C + c) * R;                                                      \
+                const double m = mean[c], a = (double)gamma[c] * inv[c];                           \
+                const double b0 = (double)beta[c];                                                 \
+                for (int64_t r = 0; r < R; r++) out[r] = (T)(((double)row[r] - m) * a + b0);       \
+            }                                                                                      \
+    }                                                                                              \
+    static void bn_bwd_##SFX(tg_node *n)                                                           \
+    {                                                                                              \
+        const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;                          \
+        const int64_t R = n->attr.batch_norm.R;                                                    \
+        const double M = (double)(N * R);                                                          \
+        double *saved = n->saved, *sdy = saved + 3 * C, *sdyx = saved + 4 * C;                     \
+        const double *mean = saved, *inv = saved + 2 * C;                                          \
+        const bool training = n->attr.batch_norm.training;                                         \
+        const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;                    \
+        const T *restrict dy = n->out->grad->data;                                                 \
+        const bool empty = n->in[0]->numel == 0;                                                   \
+        for (int64_t c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;                                      \
+        for (int64_t b = 0; b < (empty ? 0 : N); b++)                                              \
+            for (int64_t c = 0; c < C; c++) {                                                      \
+                const T *row = x + (b * C + c) * R, *g = dy + (b * C + c) * R;                     \
+                const double m = mean[c], s = inv[c];                                              \
+                double s1 = 0, s2 = 0;                                                             \
+                for (int64_t r = 0; r < R; r++) {                                                  \
+                    s1 += (double)g[r];                                                            \
+                    s2 += (double)g[r] * (((double)row[r] - m) * s);                               \
+                }                                                                                  \
+                sdy[c] += s1, sdyx[c] += s2;                                                       \
+            }                                                                                      \
+        if (n->in[1]->requires_grad) {                                                             \
+            T *dgamma = n->in[1]->grad->data;                                                      \
+            for (int64_t c = 0; c < C; c++) dgamma[c] += (T)sdyx[c];                               \
+        }                                                                                          \
+        if (n->in[2]->requires_grad) {                                                             \
+            T *dbeta = n->in[2]->grad->data;                                                       \
+            for (int64_t c = 0; c < C; c++) dbeta[c] += (T)sdy[c];                                 \
+        }                                                                                          \
+        if (!n->in[0]->requires_grad || empty) return;                                             \
+        T *restrict dx = n->in[0]->grad->data;                                                     \
+        for (int64_t b = 0; b < N; b++)                                                            \
+            for (int64_t c = 0; c < C; c++) {                                                      \
+                const int64_t o = (b * C + c) * R;                                                 \
+                const double m = mean[c], s = inv[c], k = (double)gamma[c] * s;                    \
+                /* eval: the statistics are constants, so only the direct term is left */          \
+                const double my = training ? sdy[c] / M : 0.0;                                     \
+                const double mx = training ? sdyx[c] / M : 0.0;                                    \
+                for (int64_t r = 0; r < R; r++) {                                                  \
+                    const double xh = ((double)x[o + r] - m) * s;                                  \
+                    dx[o + r] += (T)(k * ((double)dy[o + r] - my - xh * mx));                      \
+                }                                                                                  \
+            }                                                                                      \
     }
 BN_KERNELS(float, f32)
 BN_KERNELS(double, f64)
@@ -185,13 +185,17 @@ static bool running_ok(tg_tape *tp, const tg_tensor *x, tg_tensor *r, const char
         return false;
     }
     if (!tg_tensor_usable(tp, r)) {
-        tg_fail(tp, TG_ESTATE, "tg_batch_norm: running %s belongs to another tape or was made "
-                "before tg_tape_reset", what);
+        tg_fail(tp, TG_ESTATE,
+                "tg_batch_norm: running %s belongs to another tape or was made "
+                "before tg_tape_reset",
+                what);
         return false;
     }
     if (training && !r->leaf) {
-        tg_fail(tp, TG_EARG, "tg_batch_norm: running %s is an op output; training updates it "
-                "in place, so it must be a leaf", what);
+        tg_fail(tp, TG_EARG,
+                "tg_batch_norm: running %s is an op output; training updates it "
+                "in place, so it must be a leaf",
+                what);
         return false;
     }
     return true;
@@ -213,8 +217,10 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
         !running_ok(tp, x, running_var, "variance", training))
         return NULL;
     if (!(eps > 0 && isfinite(eps)) || !(momentum >= 0 && momentum <= 1)) {
-        tg_fail(tp, TG_EARG, "tg_batch_norm: eps = %g, momentum = %g: want eps > 0 (finite) and "
-                "0 <= momentum <= 1", eps, momentum);
+        tg_fail(tp, TG_EARG,
+                "tg_batch_norm: eps = %g, momentum = %g: want eps > 0 (finite) and "
+                "0 <= momentum <= 1",
+                eps, momentum);
         return NULL;
     }
     if (!training && (!running_mean || !running_var)) {
@@ -226,8 +232,10 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
     /* One value per channel has no spread: the unbiased variance would divide by 0 (and
      * PyTorch refuses it too), so training needs M = N·R >= 2. */
     if (training && C > 0 && N * R < 2) {
-        tg_fail(tp, TG_ESHAPE, "tg_batch_norm: %s: training needs more than one value per "
-                "channel (N times the trailing sizes >= 2)", tg_shape_str(x, buf, sizeof buf));
+        tg_fail(tp, TG_ESHAPE,
+                "tg_batch_norm: %s: training needs more than one value per "
+                "channel (N times the trailing sizes >= 2)",
+                tg_shape_str(x, buf, sizeof buf));
         return NULL;
     }
     if (!training)
@@ -253,8 +261,7 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
     double M = (double)(N * R);
     for (int64_t c = 0; c < C; c++) {
         if (running_mean)
-            tg_set(running_mean, c,
-                   (1 - momentum) * tg_get(running_mean, c) + momentum * mean[c]);
+            tg_set(running_mean, c, (1 - momentum) * tg_get(running_mean, c) + momentum * mean[c]);
         if (running_var)
             tg_set(running_var, c,
                    (1 - momentum) * tg_get(running_var, c) + momentum * var[c] * M / (M - 1));

@@ -9,10 +9,10 @@ void tg_reshape_fwd(tg_node *n)
            (size_t)n->out->numel * tg_dtype_size((tg_dtype)n->out->dtype));
 }
 
-#define ADD_KERNEL(T, SFX)                                                                   \
-    static void add_into_##SFX(T *restrict d, const T *restrict s, int64_t len)              \
-    {                                                                                        \
-        for (int64_t i = 0; i < len; i++) d[i] += s[i];                                      \
+#define ADD_KERNEL(T, SFX)                                                                         \
+    static void add_into_##SFX(T *restrict d, const T *restrict s, int64_t len)                    \
+    {                                                                                              \
+        for (int64_t i = 0; i < len; i++) d[i] += s[i];                                            \
     }
 ADD_KERNEL(float, f32)
 ADD_KERNEL(double, f64)
@@ -34,7 +34,8 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
     char buf[128], want[128];
     if (tg_op_check(tp, TG_OP_reshape, 1, &x)) return NULL;
     if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) {
-        tg_fail(tp, TG_EARG, "tg_reshape: %s: bad target rank %d", tg_shape_str(x, buf, sizeof buf), ndim);
+        tg_fail(tp, TG_EARG, "tg_reshape: %s: bad target rank %d", tg_shape_str(x, buf, sizeof buf),
+                ndim);
         return NULL;
     }
     int64_t s[TG_MAX_DIMS];
@@ -51,9 +52,11 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
     /* The product of the given sizes, checked: [3, 6148914691236517206] must not wrap to 2. */
     int64_t known = tg_shape_numel(ndim, s);
     if (known < 0) {
-        tg_fail(tp, TG_ESHAPE, "tg_reshape: %s to %s: the target's non-zero sizes multiply to "
-                "more than %lld (TG_MAX_NUMEL)", tg_shape_str(x, buf, sizeof buf),
-                tg_shape_fmt(ndim, shape, want, sizeof want), (long long)TG_MAX_NUMEL);
+        tg_fail(tp, TG_ESHAPE,
+                "tg_reshape: %s to %s: the target's non-zero sizes multiply to "
+                "more than %lld (TG_MAX_NUMEL)",
+                tg_shape_str(x, buf, sizeof buf), tg_shape_fmt(ndim, shape, want, sizeof want),
+                (long long)TG_MAX_NUMEL);
         return NULL;
     }
     if (infer >= 0 && known == 0) { /* the -1 could be anything: refused, as in PyTorch */
@@ -73,24 +76,24 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
 
 /* ---- transpose: swap axes a0 < a1. Viewed as [A, n0, B, n1, C] -> [A, n1, B, n0, C].
  * Attributes: n->attr.transpose (A, n0, B, n1, C). ---- */
-#define TRANSPOSE_KERNEL(T, SFX)                                                             \
-    static void transpose_##SFX(const tg_node *n, const T *restrict src, T *restrict dst,    \
-                                bool back)                                                   \
-    {                                                                                        \
-        const int64_t A = n->attr.transpose.A, n0 = n->attr.transpose.n0;                    \
-        const int64_t B = n->attr.transpose.B, n1 = n->attr.transpose.n1;                    \
-        const int64_t C = n->attr.transpose.C;                                               \
-        for (int64_t a = 0; a < A; a++)                                                      \
-            for (int64_t i = 0; i < n0; i++)                                                 \
-                for (int64_t b = 0; b < B; b++)                                              \
-                    for (int64_t j = 0; j < n1; j++) {                                       \
-                        int64_t xi = (((a * n0 + i) * B + b) * n1 + j) * C;                  \
-                        int64_t yi = (((a * n1 + j) * B + b) * n0 + i) * C;                  \
-                        if (back)                                                            \
-                            for (int64_t c = 0; c < C; c++) dst[xi + c] += src[yi + c];      \
-                        else                                                                 \
-                            for (int64_t c = 0; c < C; c++) dst[yi + c] = src[xi + c];       \
-                    }                                                                        \
+#define TRANSPOSE_KERNEL(T, SFX)                                                                   \
+    static void transpose_##SFX(const tg_node *n, const T *restrict src, T *restrict dst,          \
+                                bool back)                                                         \
+    {                                                                                              \
+        const int64_t A = n->attr.transpose.A, n0 = n->attr.transpose.n0;                          \
+        const int64_t B = n->attr.transpose.B, n1 = n->attr.transpose.n1;                          \
+        const int64_t C = n->attr.transpose.C;                                                     \
+        for (int64_t a = 0; a < A; a++)                                                            \
+            for (int64_t i = 0; i < n0; i++)                                                       \
+                for (int64_t b = 0; b < B; b++)                                                    \
+                    for (int64_t j = 0; j < n1; j++) {                                             \
+                        int64_t xi = (((a * n0 + i) * B + b) * n1 + j) * C;                        \
+                        int64_t yi = (((a * n1 + j) * B + b) * n0 + i) * C;                        \
+                        if (back)                                                                  \
+                            for (int64_t c = 0; c < C; c++) dst[xi + c] += src[yi + c];            \
+                        else                                                                       \
+                            for (int64_t c = 0; c < C; c++) dst[yi + c] = src[xi + c];             \
+                    }                                                                              \
     }
 TRANSPOSE_KERNEL(float, f32)
 TRANSPOSE_KERNEL(double, f64)
@@ -186,8 +189,8 @@ void tg_slice_bwd(tg_node *n)
     int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
     int64_t start = n->attr.view.start;
     int64_t rows = n->out->numel / (outer * inner);
-    add_block((tg_dtype)n->out->dtype, n->in[0]->grad->data, n->out->grad->data, outer, rows,
-              inner, len, start, rows, 0);
+    add_block((tg_dtype)n->out->dtype, n->in[0]->grad->data, n->out->grad->data, outer, rows, inner,
+              len, start, rows, 0);
 }
 
 tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t end)
@@ -272,9 +275,11 @@ tg_tensor *tg_concat(tg_tape *tp, int n_in, tg_tensor *const *xs, int axis)
         }
         /* each size is at most TG_MAX_NUMEL, so the sum cannot overflow before this */
         if ((total += xs[k]->shape[ax]) > TG_MAX_NUMEL) {
-            tg_fail(tp, TG_ESHAPE, "tg_concat: %s: the sizes along axis %d add up to more than "
-                    "%lld (TG_MAX_NUMEL)", tg_shapes_str(buf, sizeof buf, n_in < 8 ? n_in : 8, xs),
-                    axis, (long long)TG_MAX_NUMEL);
+            tg_fail(tp, TG_ESHAPE,
+                    "tg_concat: %s: the sizes along axis %d add up to more than "
+                    "%lld (TG_MAX_NUMEL)",
+                    tg_shapes_str(buf, sizeof buf, n_in < 8 ? n_in : 8, xs), axis,
+                    (long long)TG_MAX_NUMEL);
             return NULL;
         }
     }

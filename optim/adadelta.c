@@ -8,33 +8,37 @@
  * with g the gradient plus rho w and alpha = opts.beta2. eps is added after the roots, as
  * in the lectures (Zeiler and PyTorch write sqrt(D + eps) / sqrt(G + eps)). D starts at 0,
  * so the first steps are about lr eps: AdaDelta starts slowly. Slots: 0 is G, 1 is D. */
-#define ADADELTA_KERNEL(T, SFX, SQRT)                                                      \
-    TG_VEC_CLONES                                                                          \
-    static void adadelta_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,      \
-                               T *const *s, int64_t n)                                     \
-    {                                                                                      \
-        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps; \
-        const T a = (T)o->opts.beta2;                                                      \
-        T *restrict G = s[0], *restrict D = s[1];                                          \
-        for (int64_t i = 0; i < n; i++) {                                                  \
-            T gi = g[i] + l2 * w[i];                                                       \
-            G[i] = a * G[i] + ((T)1 - a) * gi * gi;                                        \
-            T d = gi * (SQRT(D[i]) + eps) / (SQRT(G[i]) + eps);                            \
-            D[i] = a * D[i] + ((T)1 - a) * d * d;                                          \
-            w[i] = keep * w[i] - lr * d;                                                   \
-        }                                                                                  \
+#define ADADELTA_KERNEL(T, SFX, SQRT)                                                              \
+    TG_VEC_CLONES                                                                                  \
+    static void adadelta_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s, \
+                               int64_t n)                                                          \
+    {                                                                                              \
+        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps;        \
+        const T a = (T)o->opts.beta2;                                                              \
+        T *restrict G = s[0], *restrict D = s[1];                                                  \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T gi = g[i] + l2 * w[i];                                                               \
+            G[i] = a * G[i] + ((T)1 - a) * gi * gi;                                                \
+            T d = gi * (SQRT(D[i]) + eps) / (SQRT(G[i]) + eps);                                    \
+            D[i] = a * D[i] + ((T)1 - a) * d * d;                                                  \
+            w[i] = keep * w[i] - lr * d;                                                           \
+        }                                                                                          \
     }
 ADADELTA_KERNEL(float, f32, sqrtf)
 ADADELTA_KERNEL(double, f64, sqrt)
 
 static void adadelta_defaults(tg_optim_opts *o)
 {
-    o->lr = 1.0;    /* the lectures: eta = 1 works */
+    o->lr = 1.0;     /* the lectures: eta = 1 works */
     o->beta2 = 0.95; /* Zeiler's rho */
     o->eps = 1e-3;
 }
 
 const tg_optim_class tg_adadelta_class = {
-    .name = "adadelta", .uses = TG_USES_EPS, .n_slots = 2, .defaults = adadelta_defaults,
-    .update_f32 = adadelta_f32, .update_f64 = adadelta_f64,
+    .name = "adadelta",
+    .uses = TG_USES_EPS,
+    .n_slots = 2,
+    .defaults = adadelta_defaults,
+    .update_f32 = adadelta_f32,
+    .update_f64 = adadelta_f64,
 };

@@ -5,18 +5,18 @@
  * rho w. The lectures' g_t / sqrt(sum_i g_i^2) with eps after the root, as PyTorch's
  * Adagrad, so that a coordinate whose gradients were all zero does not divide 0 by 0.
  * Slot 0 is G. */
-#define ADAGRAD_KERNEL(T, SFX, SQRT)                                                       \
-    TG_VEC_CLONES                                                                          \
-    static void adagrad_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,       \
-                              T *const *s, int64_t n)                                      \
-    {                                                                                      \
-        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps; \
-        T *restrict G = s[0];                                                              \
-        for (int64_t i = 0; i < n; i++) {                                                  \
-            T gi = g[i] + l2 * w[i];                                                       \
-            G[i] += gi * gi;                                                               \
-            w[i] = keep * w[i] - lr * gi / (SQRT(G[i]) + eps);                             \
-        }                                                                                  \
+#define ADAGRAD_KERNEL(T, SFX, SQRT)                                                               \
+    TG_VEC_CLONES                                                                                  \
+    static void adagrad_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s,  \
+                              int64_t n)                                                           \
+    {                                                                                              \
+        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps;        \
+        T *restrict G = s[0];                                                                      \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T gi = g[i] + l2 * w[i];                                                               \
+            G[i] += gi * gi;                                                                       \
+            w[i] = keep * w[i] - lr * gi / (SQRT(G[i]) + eps);                                     \
+        }                                                                                          \
     }
 ADAGRAD_KERNEL(float, f32, sqrtf)
 ADAGRAD_KERNEL(double, f64, sqrt)
@@ -28,6 +28,10 @@ static void adagrad_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_adagrad_class = {
-    .name = "adagrad", .uses = TG_USES_EPS, .n_slots = 1, .defaults = adagrad_defaults,
-    .update_f32 = adagrad_f32, .update_f64 = adagrad_f64,
+    .name = "adagrad",
+    .uses = TG_USES_EPS,
+    .n_slots = 1,
+    .defaults = adagrad_defaults,
+    .update_f32 = adagrad_f32,
+    .update_f64 = adagrad_f64,
 };

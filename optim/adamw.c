@@ -15,6 +15,10 @@ static void adamw_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_adamw_class = {
-    .name = "adamw", .uses = TG_USES_EPS, .n_slots = 2, .defaults = adamw_defaults,
-    .update_f32 = tg_adam_update_f32, .update_f64 = tg_adam_update_f64,
+    .name = "adamw",
+    .uses = TG_USES_EPS,
+    .n_slots = 2,
+    .defaults = adamw_defaults,
+    .update_f32 = tg_adam_update_f32,
+    .update_f64 = tg_adam_update_f64,
 };

@@ -2,20 +2,20 @@
 #include "internal.h"
 
 /* Sum of squares accumulated in double, for f32 gradients too. */
-#define CLIP_KERNELS(T, SFX)                                                               \
-    static double sum_sq_##SFX(const T *g, int64_t n)                                      \
-    {                                                                                      \
-        double s = 0;                                                                      \
-        for (int64_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];                  \
-        return s;                                                                          \
-    }                                                                                      \
-    static void scale_##SFX(T *g, int64_t n, T c)                                          \
-    {                                                                                      \
-        for (int64_t i = 0; i < n; i++) g[i] *= c;                                         \
-    }                                                                                      \
-    static void clamp_##SFX(T *g, int64_t n, T c)                                          \
-    {                                                                                      \
-        for (int64_t i = 0; i < n; i++) g[i] = g[i] > c ? c : (g[i] < -c ? -c : g[i]);     \
+#define CLIP_KERNELS(T, SFX)                                                                       \
+    static double sum_sq_##SFX(const T *g, int64_t n)                                              \
+    {                                                                                              \
+        double s = 0;                                                                              \
+        for (int64_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];                          \
+        return s;                                                                                  \
+    }                                                                                              \
+    static void scale_##SFX(T *g, int64_t n, T c)                                                  \
+    {                                                                                              \
+        for (int64_t i = 0; i < n; i++) g[i] *= c;                                                 \
+    }                                                                                              \
+    static void clamp_##SFX(T *g, int64_t n, T c)                                                  \
+    {                                                                                              \
+        for (int64_t i = 0; i < n; i++) g[i] = g[i] > c ? c : (g[i] < -c ? -c : g[i]);             \
     }
 CLIP_KERNELS(float, f32)
 CLIP_KERNELS(double, f64)
@@ -51,7 +51,7 @@ double tg_clip_grad_norm(int n, tg_tensor *const *params, double max_norm)
     if (!list_ok(n, params) || !(max_norm > 0)) return TG_EARG;
     double norm = norm_of(n, params);
     if (!(norm > max_norm) || !isfinite(norm)) return norm; /* nothing to do, or nothing sane */
-    double c = max_norm / norm; /* the lectures' g := g theta / |g| */
+    double c = max_norm / norm;                             /* the lectures' g := g theta / |g| */
     for (int i = 0; i < n; i++) {
         tg_tensor *g = tg_optim_active_grad(params[i]);
         if (!g) continue;

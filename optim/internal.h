@@ -41,19 +41,19 @@ enum {
 
 struct tg_optim {
     const tg_optim_class *cls;
-    tg_optim_opts opts;  /* a copy; opts.lr is the base lr the schedule scales */
-    tg_dtype dtype;      /* of every parameter */
+    tg_optim_opts opts; /* a copy; opts.lr is the base lr the schedule scales */
+    tg_dtype dtype;     /* of every parameter */
     int n_params;
-    tg_tensor **params;  /* borrowed parameters (the array is ours) */
-    tg_tensor **grads;   /* inside a step: each parameter's gradient, NULL if it has none */
-    float **s32;         /* f32: s32[p * n_slots + k] is slot k of parameter p (numel floats) */
-    double **s64;        /* f64: likewise */
-    void *state_mem;     /* one zeroed block holding every slot, freed with the optimiser */
+    tg_tensor **params; /* borrowed parameters (the array is ours) */
+    tg_tensor **grads;  /* inside a step: each parameter's gradient, NULL if it has none */
+    float **s32;        /* f32: s32[p * n_slots + k] is slot k of parameter p (numel floats) */
+    double **s64;       /* f64: likewise */
+    void *state_mem;    /* one zeroed block holding every slot, freed with the optimiser */
     size_t state_bytes;
-    int64_t t;           /* steps taken; inside a step, the number of this step (from 1) */
-    double lr;           /* inside a step: the scheduled learning rate of this step */
-    double keep;         /* inside a step: 1 - lr * weight_decay (decoupled decay factor) */
-    void *extra;         /* state of methods with an init hook (e.g. a BFGS matrix) */
+    int64_t t;   /* steps taken; inside a step, the number of this step (from 1) */
+    double lr;   /* inside a step: the scheduled learning rate of this step */
+    double keep; /* inside a step: 1 - lr * weight_decay (decoupled decay factor) */
+    void *extra; /* state of methods with an init hook (e.g. a BFGS matrix) */
 };
 
 /* One parameter's update: w (n elements) from its gradient g, with the method's state slots
@@ -66,10 +66,10 @@ typedef void (*tg_update_f64)(const tg_optim *o, double *restrict w, const doubl
 
 struct tg_optim_class {
     const char *name;
-    unsigned uses;                        /* TG_USES_...: options with a range to check */
-    int n_slots;                          /* per-element state buffers, 0..TG_OPTIM_SLOTS_MAX */
-    void (*defaults)(tg_optim_opts *o);   /* writes the method's constants over the common ones */
-    tg_update_f32 update_f32;             /* per-element methods: both kernels */
+    unsigned uses;                      /* TG_USES_...: options with a range to check */
+    int n_slots;                        /* per-element state buffers, 0..TG_OPTIM_SLOTS_MAX */
+    void (*defaults)(tg_optim_opts *o); /* writes the method's constants over the common ones */
+    tg_update_f32 update_f32;           /* per-element methods: both kernels */
     tg_update_f64 update_f64;
     /* Optional hooks for methods that are not one kernel per parameter (NULL if unused):
      * step replaces the generic step (fn is NULL when called from tg_optim_step);
@@ -78,7 +78,7 @@ struct tg_optim_class {
     int (*init)(tg_optim *o, tg_status *st);
     void (*reset)(tg_optim *o);
     void (*destroy)(tg_optim *o);
-    bool needs_closure;                   /* tg_optim_step is refused (TG_ESTATE) */
+    bool needs_closure; /* tg_optim_step is refused (TG_ESTATE) */
 };
 
 #define X(nm) extern const tg_optim_class tg_##nm##_class;

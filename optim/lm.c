@@ -12,12 +12,12 @@ void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, c
              double *b, const int *ldb, int *info);
 
 typedef struct lm {
-    int64_t n, m;       /* weights, residuals of the last call */
-    double *J;          /* m x n, row i = de_i/dw */
+    int64_t n, m; /* weights, residuals of the last call */
+    double *J;    /* m x n, row i = de_i/dw */
     double *A, *M, *b, *x, *dx, *e;
     double mu;
     tg_tape *tp;
-    tg_tensor *seed;    /* one-hot seed shaped like e */
+    tg_tensor *seed; /* one-hot seed shaped like e */
 } lm;
 
 static void flat_get(const tg_optim *o, double *x)
@@ -98,7 +98,8 @@ int tg_optim_step_lm(tg_optim *o, tg_residual_fn fn, void *ctx, double *loss, tg
         }
     }
     if (o->opts.check_finite && !finite) /* nothing has changed yet */
-        return tg_status_set(st, TG_EARG, "tg_optim_step_lm: a residual or an element of its "
+        return tg_status_set(st, TG_EARG,
+                             "tg_optim_step_lm: a residual or an element of its "
                              "Jacobian is not finite (check_finite)");
     /* A = JᵀJ, b = Jᵀe. */
     memset(s->A, 0, sizeof(double) * (size_t)(n * n));
@@ -186,6 +187,12 @@ static void lm_destroy(tg_optim *o)
 static void lm_defaults(tg_optim_opts *o) { o->damping = 1e-3; }
 
 const tg_optim_class tg_lm_class = {
-    .name = "lm", .uses = TG_USES_DAMPING, .defaults = lm_defaults, .step = lm_refuse,
-    .init = lm_init, .reset = lm_reset, .destroy = lm_destroy, .needs_closure = true,
+    .name = "lm",
+    .uses = TG_USES_DAMPING,
+    .defaults = lm_defaults,
+    .step = lm_refuse,
+    .init = lm_init,
+    .reset = lm_reset,
+    .destroy = lm_destroy,
+    .needs_closure = true,
 };

@@ -95,28 +95,28 @@ static int check_params(const char *name, int n, tg_tensor *const *params, tg_st
 {
     if (n < 1 || !params)
         return tg_status_set(st, TG_EARG, "tg_optim_new: %s: no parameters (n_params = %d%s)", name,
-                      n, params ? "" : ", params = NULL");
+                             n, params ? "" : ", params = NULL");
     for (int i = 0; i < n; i++) {
         const tg_tensor *p = params[i];
         if (!p)
             return tg_status_set(st, TG_EARG, "tg_optim_new: %s: parameter %d is NULL", name, i);
         if (!tg_tensor_is_leaf(p))
-            return tg_status_set(st, TG_EARG,
-                          "tg_optim_new: %s: parameter %d is an op output, not a leaf", name, i);
+            return tg_status_set(
+                st, TG_EARG, "tg_optim_new: %s: parameter %d is an op output, not a leaf", name, i);
         if (!tg_requires_grad(p))
             return tg_status_set(st, TG_EARG,
-                          "tg_optim_new: %s: parameter %d does not require grad "
-                          "(tg_set_requires_grad)", name, i);
+                                 "tg_optim_new: %s: parameter %d does not require grad "
+                                 "(tg_set_requires_grad)",
+                                 name, i);
         if (tg_tensor_dtype(p) != tg_tensor_dtype(params[0]))
-            return tg_status_set(st, TG_EDTYPE,
-                          "tg_optim_new: %s: parameter %d is %s but parameter 0 is %s", name,
-                          i, tg_dtype_name(tg_tensor_dtype(p)),
-                          tg_dtype_name(tg_tensor_dtype(params[0])));
+            return tg_status_set(
+                st, TG_EDTYPE, "tg_optim_new: %s: parameter %d is %s but parameter 0 is %s", name,
+                i, tg_dtype_name(tg_tensor_dtype(p)), tg_dtype_name(tg_tensor_dtype(params[0])));
         for (int j = 0; j < i; j++) /* a parameter given twice would be updated twice */
             if (params[j] == p)
                 return tg_status_set(st, TG_EARG,
-                              "tg_optim_new: %s: parameter %d is parameter %d again", name, i,
-                              j);
+                                     "tg_optim_new: %s: parameter %d is parameter %d again", name,
+                                     i, j);
     }
     return TG_OK;
 }
@@ -163,7 +163,7 @@ tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
             snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", methods[i]->name);
         }
         tg_status_set(st, TG_EARG, "tg_optim_new: unknown method \"%s\" (known: %s)",
-               name ? name : "(null)", known);
+                      name ? name : "(null)", known);
         return NULL;
     }
     tg_optim_opts o_def;
@@ -239,7 +239,9 @@ void tg_optim_begin_step(tg_optim *o)
  * and the update pass became 10x slower after a few hundred steps. */
 #if defined(__SSE2__)
 #include <xmmintrin.h>
-#define FTZ_BEGIN() unsigned ftz_csr_ = _mm_getcsr(); _mm_setcsr(ftz_csr_ | 0x8040u)
+#define FTZ_BEGIN()                                                                                \
+    unsigned ftz_csr_ = _mm_getcsr();                                                              \
+    _mm_setcsr(ftz_csr_ | 0x8040u)
 #define FTZ_END() _mm_setcsr(ftz_csr_)
 #else
 #define FTZ_BEGIN() (void)0
@@ -319,17 +321,17 @@ static void update_part(tg_optim *o, int t, int nt, bool stream)
 /* Whether some element of g is NaN or infinite: its exponent bits are all ones, and adding
  * one to the lowest of them carries into the sign bit. An OR of integers, so the loop
  * vectorises (a float reduction could not be reordered). */
-#define ANY_NONFINITE(T, SFX, U, EXP, ONE, SIGN)                                           \
-    TG_VEC_CLONES                                                                          \
-    static bool any_nonfinite_##SFX(const T *restrict g, int64_t n)                        \
-    {                                                                                      \
-        U acc = 0;                                                                         \
-        for (int64_t i = 0; i < n; i++) {                                                  \
-            U b;                                                                           \
-            memcpy(&b, g + i, sizeof b);                                                   \
-            acc |= (b & EXP) + ONE;                                                        \
-        }                                                                                  \
-        return acc & SIGN;                                                                 \
+#define ANY_NONFINITE(T, SFX, U, EXP, ONE, SIGN)                                                   \
+    TG_VEC_CLONES                                                                                  \
+    static bool any_nonfinite_##SFX(const T *restrict g, int64_t n)                                \
+    {                                                                                              \
+        U acc = 0;                                                                                 \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            U b;                                                                                   \
+            memcpy(&b, g + i, sizeof b);                                                           \
+            acc |= (b & EXP) + ONE;                                                                \
+        }                                                                                          \
+        return acc & SIGN;                                                                         \
     }
 ANY_NONFINITE(float, f32, uint32_t, UINT32_C(0x7f800000), UINT32_C(0x00800000),
               UINT32_C(0x80000000))

@@ -27,23 +27,25 @@ enum { M_CG_FR, M_CG_PR, M_BFGS, M_LBFGS };
 
 typedef struct quasi {
     int method;
-    int64_t n, m;        /* weights; L-BFGS history */
-    double *x, *g, *p;   /* point, gradient at it, CG's direction (kept between steps) */
-    double *d;           /* this step's direction */
-    double *xn, *gn;     /* trial point and its gradient */
-    double *V;           /* BFGS: n x n inverse Hessian estimate */
-    double *S, *Y, *rho; /* L-BFGS: m pairs s = x' - x, y = g' - g */
-    double f, alpha;     /* f(x), the last accepted step */
-    double last_gp;      /* g'p of the last iteration (scales CG's first trial step) */
+    int64_t n, m;          /* weights; L-BFGS history */
+    double *x, *g, *p;     /* point, gradient at it, CG's direction (kept between steps) */
+    double *d;             /* this step's direction */
+    double *xn, *gn;       /* trial point and its gradient */
+    double *V;             /* BFGS: n x n inverse Hessian estimate */
+    double *S, *Y, *rho;   /* L-BFGS: m pairs s = x' - x, y = g' - g */
+    double f, alpha;       /* f(x), the last accepted step */
+    double last_gp;        /* g'p of the last iteration (scales CG's first trial step) */
     int64_t k, hist, head; /* iterations since restart; pairs stored; next slot */
-    bool have;           /* x, g, f hold the current point */
+    bool have;             /* x, g, f hold the current point */
 } quasi;
 
 static int method_of(const tg_optim *o)
 {
     const char *nm = o->cls->name;
-    return strcmp(nm, "cg_fr") == 0 ? M_CG_FR : strcmp(nm, "cg_pr") == 0 ? M_CG_PR
-         : strcmp(nm, "bfgs") == 0 ? M_BFGS : M_LBFGS;
+    return strcmp(nm, "cg_fr") == 0   ? M_CG_FR
+           : strcmp(nm, "cg_pr") == 0 ? M_CG_PR
+           : strcmp(nm, "bfgs") == 0  ? M_BFGS
+                                      : M_LBFGS;
 }
 
 static int64_t n_weights(const tg_optim *o)
@@ -267,8 +269,8 @@ static int quasi_step(tg_optim *o, tg_loss_fn fn, void *ctx, double *loss)
     int64_t k = restarting ? 0 : q->k;
     bool newton = q->method == M_BFGS || q->method == M_LBFGS;
     double a0 = k > 0 && newton ? 1
-              : k > 0 ? fmin(1, 2 * q->alpha * fabs(q->last_gp) / fabs(gp))
-                      : fmin(1, 1 / sqrt(gg));
+                : k > 0         ? fmin(1, 2 * q->alpha * fabs(q->last_gp) / fabs(gp))
+                                : fmin(1, 1 / sqrt(gg));
     double c2 = newton ? 0.9 : 0.1, f_new = q->f;
     double a = line_search(o, q, fn, ctx, a0, c2, &f_new, &rc);
     if (rc) {
@@ -313,8 +315,10 @@ static int quasi_init(tg_optim *o, tg_status *st)
     q->m = q->method == M_LBFGS ? o->opts.history : 0; /* 1..1000, checked by tg_optim_new */
     int64_t n = q->n;
     if (q->method == M_BFGS && n > BFGS_MAX_N)
-        return tg_status_set(st, TG_EARG, "tg_optim_new: bfgs: %lld weights need a %lld x %lld "
-                             "matrix; use lbfgs", (long long)n, (long long)n, (long long)n);
+        return tg_status_set(st, TG_EARG,
+                             "tg_optim_new: bfgs: %lld weights need a %lld x %lld "
+                             "matrix; use lbfgs",
+                             (long long)n, (long long)n, (long long)n);
     size_t v = sizeof(double) * (size_t)n;
     q->x = malloc(v), q->g = malloc(v), q->p = calloc((size_t)n ? (size_t)n : 1, sizeof(double));
     q->d = malloc(v), q->xn = malloc(v), q->gn = malloc(v);
@@ -351,11 +355,16 @@ static void quasi_destroy(tg_optim *o)
 static void quasi_defaults(tg_optim_opts *o) { o->lr = 1; }
 static void lbfgs_defaults(tg_optim_opts *o) { o->lr = 1, o->history = 10; }
 
-#define QUASI_CLASS(NM, DEFAULTS, USES)                                                     \
-    const tg_optim_class tg_##NM##_class = {                                               \
-        .name = #NM, .uses = USES, .defaults = DEFAULTS, .step = quasi_step,               \
-        .init = quasi_init, .reset = quasi_reset, .destroy = quasi_destroy,                \
-        .needs_closure = true,                                                             \
+#define QUASI_CLASS(NM, DEFAULTS, USES)                                                            \
+    const tg_optim_class tg_##NM##_class = {                                                       \
+        .name = #NM,                                                                               \
+        .uses = USES,                                                                              \
+        .defaults = DEFAULTS,                                                                      \
+        .step = quasi_step,                                                                        \
+        .init = quasi_init,                                                                        \
+        .reset = quasi_reset,                                                                      \
+        .destroy = quasi_destroy,                                                                  \
+        .needs_closure = true,                                                                     \
     };
 QUASI_CLASS(cg_fr, quasi_defaults, 0)
 QUASI_CLASS(cg_pr, quasi_defaults, 0)

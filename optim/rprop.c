@@ -10,24 +10,24 @@
  * Slots: 0 is g(t-1), 1 is eta (0 before the first step). */
 #include "internal.h"
 
-#define RPROP_KERNEL(T, SFX, NAME, IRPROP)                                                 \
-    TG_VEC_CLONES                                                                          \
-    static void NAME##_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,        \
-                             T *const *s, int64_t n)                                       \
-    {                                                                                      \
-        const T l2 = (T)o->opts.l2, keep = (T)o->keep, up = (T)o->opts.step_up;            \
-        const T down = (T)o->opts.step_down, lo = (T)o->opts.step_min;                     \
-        const T hi = (T)o->opts.step_max, eta0 = (T)o->lr;                                 \
-        T *restrict prev = s[0], *restrict eta = s[1];                                     \
-        for (int64_t i = 0; i < n; i++) {                                                  \
-            T gi = g[i] + l2 * w[i], e = eta[i] > 0 ? eta[i] : eta0, S = prev[i] * gi;     \
-            if (S > 0) e = e * up < hi ? e * up : hi;                                      \
-            else if (S < 0) e = e * down > lo ? e * down : lo;                             \
-            eta[i] = e;                                                                    \
-            if (IRPROP && S < 0) gi = 0; /* forget it: no move, S = 0 next time */         \
-            w[i] = keep * w[i] - e * (T)((gi > 0) - (gi < 0));                             \
-            prev[i] = gi;                                                                  \
-        }                                                                                  \
+#define RPROP_KERNEL(T, SFX, NAME, IRPROP)                                                         \
+    TG_VEC_CLONES                                                                                  \
+    static void NAME##_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s,   \
+                             int64_t n)                                                            \
+    {                                                                                              \
+        const T l2 = (T)o->opts.l2, keep = (T)o->keep, up = (T)o->opts.step_up;                    \
+        const T down = (T)o->opts.step_down, lo = (T)o->opts.step_min;                             \
+        const T hi = (T)o->opts.step_max, eta0 = (T)o->lr;                                         \
+        T *restrict prev = s[0], *restrict eta = s[1];                                             \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T gi = g[i] + l2 * w[i], e = eta[i] > 0 ? eta[i] : eta0, S = prev[i] * gi;             \
+            if (S > 0) e = e * up < hi ? e * up : hi;                                              \
+            else if (S < 0) e = e * down > lo ? e * down : lo;                                     \
+            eta[i] = e;                                                                            \
+            if (IRPROP && S < 0) gi = 0; /* forget it: no move, S = 0 next time */                 \
+            w[i] = keep * w[i] - e * (T)((gi > 0) - (gi < 0));                                     \
+            prev[i] = gi;                                                                          \
+        }                                                                                          \
     }
 RPROP_KERNEL(float, f32, rprop, 0)
 RPROP_KERNEL(double, f64, rprop, 0)
@@ -41,11 +41,19 @@ static void rprop_defaults(tg_optim_opts *o)
 }
 
 const tg_optim_class tg_rprop_class = {
-    .name = "rprop", .uses = TG_USES_RPROP, .n_slots = 2, .defaults = rprop_defaults,
-    .update_f32 = rprop_f32, .update_f64 = rprop_f64,
+    .name = "rprop",
+    .uses = TG_USES_RPROP,
+    .n_slots = 2,
+    .defaults = rprop_defaults,
+    .update_f32 = rprop_f32,
+    .update_f64 = rprop_f64,
 };
 
 const tg_optim_class tg_irprop_class = {
-    .name = "irprop", .uses = TG_USES_RPROP, .n_slots = 2, .defaults = rprop_defaults,
-    .update_f32 = irprop_f32, .update_f64 = irprop_f64,
+    .name = "irprop",
+    .uses = TG_USES_RPROP,
+    .n_slots = 2,
+    .defaults = rprop_defaults,
+    .update_f32 = irprop_f32,
+    .update_f64 = irprop_f64,
 };

@@ -47,8 +47,7 @@ double tg_lr_at(const tg_lr_schedule *s, double lr, int64_t k)
     case TG_LR_EXP: return lr * pow(s->gamma, (double)k);
     case TG_LR_COSINE:
         if (k >= s->t_max) return s->lr_min; /* stays at the floor: no restart */
-        return s->lr_min +
-               (lr - s->lr_min) * 0.5 * (1.0 + cos(PI * (double)k / (double)s->t_max));
+        return s->lr_min + (lr - s->lr_min) * 0.5 * (1.0 + cos(PI * (double)k / (double)s->t_max));
     default: return lr;
     }
 }

@@ -29,7 +29,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     fclose(f);
     /* detected header, classification, last column; forced header, regression, first column;
      * no header, ';' and the second column from the end; the first byte as the delimiter */
-    tg_csv_opts opts[4] = {{-1, -1, false, ','}, {1, 0, true, ','}, {0, -2, false, ';'},
+    tg_csv_opts opts[4] = {{-1, -1, false, ','},
+                           {1, 0, true, ','},
+                           {0, -2, false, ';'},
                            {-1, 1, true, size ? (char)data[0] : ','}};
     for (int k = 0; k < 4; k++) {
         tg_dataset ds[2] = {{0}, {0}};
@@ -42,8 +44,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
                                  : (ds[f64].x || rc[f64] != st.code || !strstr(st.msg, path)))
                 abort();
         }
-        if (rc[0] == TG_OK && (rc[1] != TG_OK || ds[0].n != ds[1].n || ds[0].d != ds[1].d))
-            abort();
+        if (rc[0] == TG_OK && (rc[1] != TG_OK || ds[0].n != ds[1].n || ds[0].d != ds[1].d)) abort();
         if (opts[k].delim && strchr("0123456789+-.eEinfaINFAxXpP\"'\r\n", opts[k].delim) &&
             rc[0] != TG_EARG)
             abort();

@@ -44,8 +44,8 @@ static inline void wdot_fwd(void *ctx, int n_in, const tg_tensor *const *in, tg_
     for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) s += (double)(i + 1) * tg_get(in[0], i);
     tg_set(out, 0, s);
 }
-static inline void wdot_bwd(void *ctx, int n_in, const tg_tensor *const *in,
-                            const tg_tensor *out, const tg_tensor *dout, tg_tensor *const *din)
+static inline void wdot_bwd(void *ctx, int n_in, const tg_tensor *const *in, const tg_tensor *out,
+                            const tg_tensor *dout, tg_tensor *const *din)
 {
     (void)ctx, (void)n_in, (void)out;
     for (int64_t i = 0; din[0] && i < tg_tensor_numel(in[0]); i++)
@@ -96,7 +96,8 @@ static inline void expect(const tg_tensor *t, int64_t n, const double *want, dou
 }
 #define EXPECT(t, n, want, tol) expect((t), (n), (want), (tol), __FILE__, __LINE__)
 /* Within tol absolutely, whatever the magnitude of want. */
-#define EXPECT_ABS(t, n, want, tol) expect_within((t), (n), (want), (tol), false, __FILE__, __LINE__)
+#define EXPECT_ABS(t, n, want, tol)                                                                \
+    expect_within((t), (n), (want), (tol), false, __FILE__, __LINE__)
 
 /* Runs every self-check case of the family's ops, ops[0..n-1]: each passes the gradient
  * check (max relative error <= 1e-6) and agrees in f32 with f64 (within 1e-4); a failing

@@ -153,8 +153,8 @@ static void test_tensor_random(void)
         f32diff = fmax(f32diff, fabs(tg_get(a, i) - tg_get(c, i)) / (1 + fabs(tg_get(a, i))));
     }
     for (int i = 0; i < 1000; i++) var += (tg_get(a, i) - mean) * (tg_get(a, i) - mean) / 999;
-    CHECK(maxdiff == 0);      /* same seed, same stream */
-    CHECK(f32diff < 1e-6);    /* f32 gets the same values, rounded */
+    CHECK(maxdiff == 0);        /* same seed, same stream */
+    CHECK(f32diff < 1e-6);      /* f32 gets the same values, rounded */
     CHECK_NEAR(mean, 1.0, 0.2); /* 4 standard errors of the mean */
     CHECK_NEAR(sqrt(var), 2.0, 0.2);
     tg_tensor_rand_uniform(a, -1, 3, &r1);
@@ -236,7 +236,7 @@ static void test_backward_twice(void)
     CHECK(gl && tg_get(gl, 0) == 1.0);
     tg_backward(tp, loss);
     CHECK_NEAR(tg_get(tg_grad(w), 0), 2 * g1, 1e-15); /* accumulated */
-    CHECK(tg_get(tg_grad(loss), 0) == 1.0);            /* re-seeded, not 2 */
+    CHECK(tg_get(tg_grad(loss), 0) == 1.0);           /* re-seeded, not 2 */
     CHECK(tg_grad(h) == NULL); /* x does not require grad, so h is not even recorded */
     tg_zero_grad(w);
     tg_backward(tp, loss);
@@ -801,7 +801,8 @@ static void test_profile(void)
     CHECK(tg_tape_profile(NULL, rows, 8, &gemm) == TG_EARG);
     CHECK(tg_tape_profile(tp, NULL, 8, &gemm) == TG_EARG);
     CHECK(tg_tape_profile(tp, rows, -1, &gemm) == TG_EARG);
-    CHECK(tg_tape_profile_print(NULL, stdout) == TG_EARG && tg_tape_profile_print(tp, NULL) == TG_EARG);
+    CHECK(tg_tape_profile_print(NULL, stdout) == TG_EARG &&
+          tg_tape_profile_print(tp, NULL) == TG_EARG);
     tg_tape_profile_clear(NULL); /* harmless */
     tg_tape_free(tp);
 
@@ -1020,7 +1021,8 @@ static void test_gradcheck_errors(void)
             nomem += rc == TG_ENOMEM;
             clean += live == 0 && (rc == TG_OK || (rc < 0 && res.msg[0] != '\0')) &&
                      (rc != TG_ENOMEM || strstr(res.msg, "out of memory"));
-            if (live || (rc && !res.msg[0])) printf("  allocation %ld: rc %d, %ld live, \"%s\"\n", k, rc, live, res.msg);
+            if (live || (rc && !res.msg[0]))
+                printf("  allocation %ld: rc %d, %ld live, \"%s\"\n", k, rc, live, res.msg);
         }
         CHECK(clean == total && nomem >= 5);
     }
@@ -1073,7 +1075,6 @@ static void test_long_chain(void)
     tg_tape_free(tp);
     tg_tensor_free(x);
 }
-
 
 static void test_graph_api(void)
 {

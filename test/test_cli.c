@@ -108,7 +108,8 @@ static void test_train_eval_csv(void)
     CHECK_STR_HAS(out, "test accuracy");
     CHECK(access(log, R_OK) == 0 && access(model, R_OK) == 0);
     /* --profile: every op kind of the step, and the GEMM line */
-    snprintf(args, sizeof args, "train --data %s --layers 3,8,2 --epochs 2 --batch 16 --log '' --profile", csv);
+    snprintf(args, sizeof args,
+             "train --data %s --layers 3,8,2 --epochs 2 --batch 16 --log '' --profile", csv);
     CHECK(run(args) == 0);
     CHECK_STR_HAS(out, "profile of the training steps");
     CHECK_STR_HAS(out, "linear");
@@ -118,7 +119,8 @@ static void test_train_eval_csv(void)
     CHECK(run(args) == 2);
     CHECK_STR_HAS(out, "the data has 3 features");
     /* A line-search method trains full batch through the closure. */
-    snprintf(args, sizeof args, "train --data %s --layers 3,4,2 --opt bfgs --epochs 5 --log ''", csv);
+    snprintf(args, sizeof args, "train --data %s --layers 3,4,2 --opt bfgs --epochs 5 --log ''",
+             csv);
     CHECK(run(args) == 0);
     CHECK_STR_HAS(out, "batch 160");
     snprintf(args, sizeof args, "eval --model %s --data %s", model, csv);
@@ -160,8 +162,8 @@ static void test_every_option_is_checked(void)
     for (int i = 0; i < 30; i++) fprintf(f, "%d,%d,%d,%d\n", i, -i, i % 5, i % 3); /* 3 classes */
     fclose(f);
     char args[1024];
-    snprintf(args, sizeof args, "train --data %s --layers 3,4,2 --epochs 1 --log '' --save %s",
-             csv, model);
+    snprintf(args, sizeof args, "train --data %s --layers 3,4,2 --epochs 1 --log '' --save %s", csv,
+             model);
     CHECK(run(args) == 0);
     static const struct {
         const char *args, *names; /* names: what the output must hold */
@@ -181,7 +183,8 @@ static void test_every_option_is_checked(void)
         {"train --data %s --layers 3,0,2", "--layers 3,0,2"},
         {"train --data %s --layers 3,-4,2", "--layers 3,-4,2"},
         {"train --data %s --layers 3,4,", "--layers 3,4,"},
-        {"train --data %s --layers 3,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2",
+        {"train --data %s --layers "
+         "3,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2",
          "want 2 to 32 sizes"},
         {"train --data %s --layers 4,8,2", "--layers 4,8,2"},
         {"train --data %s --layers 3,100000000,3",
@@ -246,8 +249,13 @@ static void test_every_option_is_checked(void)
         char a[1024] = "";
         for (const char *c = cases[i].args; *c; c++) { /* the %-names of the comment above */
             size_t k = strlen(a);
-            const char *sub = c[0] != '%' ? NULL : c[1] == 's' ? csv : c[1] == 't' ? tiny
-                            : c[1] == 'u' ? one : c[1] == 'v' ? three : c[1] == 'm' ? model : NULL;
+            const char *sub = c[0] != '%'   ? NULL
+                              : c[1] == 's' ? csv
+                              : c[1] == 't' ? tiny
+                              : c[1] == 'u' ? one
+                              : c[1] == 'v' ? three
+                              : c[1] == 'm' ? model
+                                            : NULL;
             if (sub) snprintf(a + k, sizeof a - k, "%s", sub), c++;
             else if (k + 1 < sizeof a) a[k] = *c, a[k + 1] = '\0';
         }
@@ -302,8 +310,10 @@ static void test_outputs_checked_first(void)
             CHECK(entries == 0); /* no log, no model, no temporary file */
         }
     /* A run that fails before its first epoch (it diverges) removes the log it made. */
-    snprintf(args, sizeof args, "train --data %s --regression --layers 3,8,1 --opt sgd --lr 1e6 "
-             "--schedule constant --batch 4 --epochs 50 --log %s --save %s", csv, good_log, good_save);
+    snprintf(args, sizeof args,
+             "train --data %s --regression --layers 3,8,1 --opt sgd --lr 1e6 "
+             "--schedule constant --batch 4 --epochs 50 --log %s --save %s",
+             csv, good_log, good_save);
     CHECK(run(args) == 1);
     CHECK(access(good_log, F_OK) != 0 && access(good_save, F_OK) != 0);
     /* A log that cannot be written once the run is going (a full disk) stops it there. */
@@ -352,13 +362,17 @@ static void test_divergence_stops_at_once(void)
     fprintf(f, "a,b,y\n");
     for (int i = 0; i < 50; i++) fprintf(f, "%d,%d,%g\n", i, i % 7, 1e30 * (1 + i % 3));
     fclose(f);
-    snprintf(args, sizeof args, "train --data %s --regression --layers 2,4,1 --opt lbfgs "
-             "--epochs 3 --log '' --save %s", big, model);
+    snprintf(args, sizeof args,
+             "train --data %s --regression --layers 2,4,1 --opt lbfgs "
+             "--epochs 3 --log '' --save %s",
+             big, model);
     CHECK(run(args) == 1);
     CHECK_STR_HAS(out, "tapegrad: epoch 1: the training loss is not finite: the run diverged");
     CHECK(access(model, F_OK) != 0);
-    snprintf(args, sizeof args, "train --data %s --regression --layers 2,4,1 --opt sgd "
-             "--epochs 3 --log '' --save %s", big, model);
+    snprintf(args, sizeof args,
+             "train --data %s --regression --layers 2,4,1 --opt sgd "
+             "--epochs 3 --log '' --save %s",
+             big, model);
     CHECK(run(args) == 1);
     CHECK_STR_HAS(out, "tapegrad: epoch 1, step 1: the training loss is inf: the run diverged");
     CHECK(access(model, F_OK) != 0);

@@ -38,8 +38,8 @@ static void test_idx(void)
 {
     char p[128];
     /* ubyte images [2, 2, 3] -> [2, 6] scaled by 1/255 */
-    const unsigned char img[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3,
-                                 0, 51, 102, 153, 204, 255, 255, 0, 0, 0, 0, 51};
+    const unsigned char img[] = {0, 0, 8, 3,  0,   0,   0,   2,   0,   0, 0, 2, 0, 0,
+                                 0, 3, 0, 51, 102, 153, 204, 255, 255, 0, 0, 0, 0, 51};
     for (int gz = 0; gz < 2; gz++) {
         path_of(p, sizeof p, gz ? "img.gz" : "img");
         write_bytes(p, img, sizeof img, gz);
@@ -117,7 +117,8 @@ static void check_bytes_loader(const tg_dataset *tr)
     tg_status st;
     CHECK(tg_load_mnist_bytes(NULL, TG_F32, &b, &bt, &st) == TG_OK);
     CHECK(b.x == NULL && b.x_bytes && b.n == tr->n && b.d == tr->d && b.n_classes == tr->n_classes);
-    tg_batcher *p = tg_batcher_new(tr, 100, true, 5, &st), *q = tg_batcher_new(&b, 100, true, 5, &st);
+    tg_batcher *p = tg_batcher_new(tr, 100, true, 5, &st),
+               *q = tg_batcher_new(&b, 100, true, 5, &st);
     tg_tensor *px = NULL, *py = NULL, *qx = NULL, *qy = NULL;
     CHECK(p && q && tg_batcher_next(p, &px, &py) && tg_batcher_next(q, &qx, &qy));
     CHECK(px && qx && memcmp(tg_data(px), tg_data(qx), 100 * 784 * sizeof(float)) == 0);
@@ -357,7 +358,9 @@ static void test_idx_errors(void)
     /* a gzip file whose header asks for 20000 bytes (within gzip's ratio) but holds 5 */
     write_idx(p, 0x08, 2, (uint32_t[]){200, 100}, "12345", 5, true);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
-    CHECK_STR_HAS(st.msg, "offset 17: truncated (the header wants 20000 bytes of data, the gzip stream has 5)");
+    CHECK_STR_HAS(
+        st.msg,
+        "offset 17: truncated (the header wants 20000 bytes of data, the gzip stream has 5)");
     /* a huge dimension next to a zero one: no data, but [n, rest] does not fit */
     write_idx(p, 0x08, 3, (uint32_t[]){0, 0xffffffffu, 0xffffffffu}, "", 0, false);
     CHECK(tg_idx_load(p, TG_F32, &t, &st) == TG_EFORMAT && t == keep);
@@ -444,7 +447,8 @@ static void test_csv_more(void)
     tg_dataset ds, sentinel = {.n = -5};
     tg_status st;
     /* BOM, tabs, label in the middle (-2), blank lines counted in line numbers */
-    write_text(p, "\xEF\xBB\xBF" "1\t7\t2\n\n 3 \t0\t4\n");
+    write_text(p, "\xEF\xBB\xBF"
+                  "1\t7\t2\n\n 3 \t0\t4\n");
     tg_csv_opts o = {.header = -1, .label_col = -2, .delim = '\t'};
     CHECK(tg_csv_load(p, TG_F32, &o, &ds, &st) == TG_OK && st.code == TG_OK);
     CHECK(ds.n == 2 && ds.d == 2 && ds.n_classes == 8 && tg_tensor_ndim(ds.y) == 1);
@@ -534,7 +538,7 @@ static void test_standardize_values(void)
         CHECK_NEAR(tg_get(fit.x, 2), 0, tol);
         CHECK_NEAR(tg_get(fit.x, 4), 1 / sd, tol);
         CHECK(tg_get(fit.x, 1) == 0 && tg_get(fit.x, 5) == 0); /* constant: only centred */
-        CHECK_NEAR(tg_get(other.x, 0), 3 / sd, 4 * tol);         /* the training set's statistics */
+        CHECK_NEAR(tg_get(other.x, 0), 3 / sd, 4 * tol);       /* the training set's statistics */
         CHECK(tg_get(other.x, 1) == 3);
         tg_dataset narrow = {other.x, other.y, 1, 1, 2, NULL};
         CHECK(tg_dataset_standardize(&fit, &narrow) == TG_EARG); /* d does not match x */
@@ -752,7 +756,8 @@ static void test_gzip_damage(void)
     unsigned char *raw = malloc(16 + big), *packed = malloc(big + 4096);
     memcpy(raw, (unsigned char[]){0, 0, 8, 2, 0, 0, 0x75, 0x30, 0, 0, 0, 10}, 12);
     uint64_t x = 88172645463325252ull;
-    for (size_t i = 12; i < 12 + big; i++) x ^= x << 13, x ^= x >> 7, x ^= x << 17, raw[i] = (unsigned char)x;
+    for (size_t i = 12; i < 12 + big; i++)
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17, raw[i] = (unsigned char)x;
     write_bytes(p, raw, 12 + big, true);
     size_t pn = read_back(p, packed, big + 4096);
     CHECK(pn > 262144 + 16);
@@ -898,7 +903,8 @@ static void test_idx_values(void)
                 for (int k = 0; k < 3; k++) {
                     uint64_t u;
                     memcpy(&u, &vals[k], 8);
-                    for (int b = 0; b < 8; b++) payload[8 * k + b] = (unsigned char)(u >> (56 - 8 * b));
+                    for (int b = 0; b < 8; b++)
+                        payload[8 * k + b] = (unsigned char)(u >> (56 - 8 * b));
                 }
                 write_idx(p, 0x0E, 1, (uint32_t[]){3}, payload, sizeof payload, gz);
                 tg_status st;
@@ -951,8 +957,8 @@ static void test_csv_delimiters(void)
             accepted_ok &= rc == TG_OK && ds.n == 2 && ds.d == 2 && tg_get(ds.x, 3) == 4;
             if (rc == TG_OK) tg_dataset_free(&ds);
         } else {
-            refused_ok &= rc == TG_EARG && st.code == TG_EARG && ds.n == -2 &&
-                          strstr(st.msg, p) && strstr(st.msg, "can be part of a number") != NULL;
+            refused_ok &= rc == TG_EARG && st.code == TG_EARG && ds.n == -2 && strstr(st.msg, p) &&
+                          strstr(st.msg, "can be part of a number") != NULL;
         }
     }
     CHECK(refused_ok && accepted_ok);
@@ -1014,7 +1020,8 @@ static void test_metric_labels(void)
 {
     int64_t s22[2] = {2, 2}, s2[1] = {2};
     tg_tensor *sc = tg_tensor_from(TG_F64, 2, s22, (double[]){1, 0, 0, 1});
-    const double bad[] = {0.5, 1.5, -1, -0.5, 2, 3, (double)NAN, (double)INFINITY, 1e300, 1 + 1e-15};
+    const double bad[] = {0.5,   1.5,      -1, -0.5, 2, 3, (double)NAN, (double)INFINITY,
+                          1e300, 1 + 1e-15};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         for (int f64 = 0; f64 < 2; f64++) {
             tg_tensor *lab = tg_tensor_new(f64 ? TG_F64 : TG_F32, 1, s2);

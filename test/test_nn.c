@@ -35,7 +35,7 @@ static void test_mlp_forward_by_hand(void)
     CHECK(y && fabs(tg_get(y, 0) - 11.25) < 1e-12);
     CHECK(tg_backward(tp, tg_sum(tp, y, TG_ALL_AXES, false)) == TG_OK);
     CHECK(fabs(tg_get(tg_grad(p[2]), 0) - 5.5) < 1e-12 && tg_get(tg_grad(p[2]), 1) == 0);
-    CHECK(tg_get(tg_grad(p[0]), 1) == 0); /* the dead unit passes no gradient */
+    CHECK(tg_get(tg_grad(p[0]), 1) == 0);              /* the dead unit passes no gradient */
     CHECK(fabs(tg_get(tg_grad(p[0]), 2) - 4) < 1e-12); /* x2 · w2[0] = 2 · 2 */
     tg_tape_free(tp);
     tg_tensor_free(x);
@@ -97,7 +97,7 @@ static void test_whole_model_gradcheck(void)
     m.n = tg_nn_params(m.net, params, 8);
     CHECK(m.n == 7);
     tg_tensor_rand_uniform(params[1], -0.3, 0.3, &r);
-    tg_tensor_rand_uniform(params[2], 0.5, 1.5, &r); /* gamma */
+    tg_tensor_rand_uniform(params[2], 0.5, 1.5, &r);  /* gamma */
     tg_tensor_rand_uniform(params[3], -0.3, 0.3, &r); /* beta */
     int64_t xs[2] = {6, 4}, ys[1] = {6};
     m.x = tg_tensor_new(TG_F64, 2, xs);
@@ -107,7 +107,8 @@ static void test_whole_model_gradcheck(void)
     tg_gradcheck_opts go = {.seed = 4};
     CHECK(tg_gradcheck(model_loss, m.n, params, &m, &go, &res) == TG_OK);
     CHECK(res.n_checked == tg_nn_n_weights(m.net));
-    if (res.max_rel_err > 1e-6) printf("  linear/batchnorm/prelu: max rel err %g\n", res.max_rel_err);
+    if (res.max_rel_err > 1e-6)
+        printf("  linear/batchnorm/prelu: max rel err %g\n", res.max_rel_err);
     CHECK(res.max_rel_err <= 1e-6);
     tg_nn_bind_params(m.net, params, m.n);
     tg_tensor_free(m.x), tg_tensor_free(m.y);
@@ -119,10 +120,13 @@ static void test_whole_model_gradcheck(void)
  * gradients equal the composition. */
 static void test_sequential_fuses(void)
 {
-    const struct { const char *act; double alpha; bool fused; } cases[] = {
-        {"relu", 0, true}, {"tanh", 0, true}, {"sigmoid", 0, true}, {"leaky_relu", 0.2, true},
-        {"leaky_relu", -0.5, false}, {"elu", 0, false}, {"softplus", 0, false},
-        {"identity", 0, false}};
+    const struct {
+        const char *act;
+        double alpha;
+        bool fused;
+    } cases[] = {{"relu", 0, true},         {"tanh", 0, true},           {"sigmoid", 0, true},
+                 {"leaky_relu", 0.2, true}, {"leaky_relu", -0.5, false}, {"elu", 0, false},
+                 {"softplus", 0, false},    {"identity", 0, false}};
     tg_rng r;
     tg_rng_seed(&r, 4);
     int64_t xs[2] = {5, 3};
@@ -136,9 +140,11 @@ static void test_sequential_fuses(void)
         tg_tape *tp = tg_tape_new();
         tg_tensor *y = tg_nn_forward(seq, tp, x);
         const tg_node *first = tg_tape_first(tp);
-        bool one = tg_tape_n_nodes(tp) == 1 && first && strcmp(tg_node_op(first), "linear_act") == 0;
+        bool one =
+            tg_tape_n_nodes(tp) == 1 && first && strcmp(tg_node_op(first), "linear_act") == 0;
         CHECK(y && one == cases[c].fused);
-        if (!(y && one == cases[c].fused)) printf("  %s: %lld nodes\n", cases[c].act, (long long)tg_tape_n_nodes(tp));
+        if (!(y && one == cases[c].fused))
+            printf("  %s: %lld nodes\n", cases[c].act, (long long)tg_tape_n_nodes(tp));
         CHECK(tg_backward(tp, tg_sum(tp, tg_square(tp, y), TG_ALL_AXES, false)) == TG_OK);
         tg_tensor *gw = tg_tensor_clone(tg_grad(p[0])), *yv = tg_tensor_clone(y);
         /* the same function by hand: linear, then the activation op */
@@ -219,8 +225,8 @@ static void test_train_eval_modes(void)
 /* Every activation name as a layer gives what its op gives; PReLU with 1 or C channels. */
 static void test_activation_layers(void)
 {
-    const char *names[] = {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus",
-                           "step", "sign", "softmax", "log_softmax", "identity"};
+    const char *names[] = {"sigmoid", "tanh", "relu",    "leaky_relu",  "elu",     "softplus",
+                           "step",    "sign", "softmax", "log_softmax", "identity"};
     int64_t xs[2] = {2, 3};
     tg_tensor *x = tg_tensor_from(TG_F64, 2, xs, (double[]){-2, -0.5, 0.25, 1, 3, -1});
     tg_tape *tp = tg_tape_new();
@@ -249,7 +255,8 @@ static void test_activation_layers(void)
         tg_nn_free(a);
     }
     /* Defaults when alpha is 0: leaky 0.01, elu 1. */
-    tg_module *lk = tg_nn_activation("leaky_relu", 0, TG_F64), *el = tg_nn_activation("elu", 0, TG_F64);
+    tg_module *lk = tg_nn_activation("leaky_relu", 0, TG_F64),
+              *el = tg_nn_activation("elu", 0, TG_F64);
     tg_tensor *yl = tg_nn_forward(lk, tp, x), *ye = tg_nn_forward(el, tp, x);
     CHECK(yl && fabs(tg_get(yl, 0) - -0.02) < 1e-15);
     CHECK(ye && fabs(tg_get(ye, 0) - expm1(-2.0)) < 1e-15);
@@ -288,7 +295,8 @@ static void test_param_order(void)
     CHECK(tg_nn_append(seq, inner) == TG_OK);
     CHECK(tg_nn_append(seq, tg_nn_linear(4, 2, TG_F32)) == TG_OK);
     const int64_t want[7][2] = {{3, 4}, {4, 0}, {4, 0}, {4, 0}, {4, 0}, {4, 2}, {2, 0}};
-    const double first[7] = {(double)NAN, 0, 1, 0, 0.25, (double)NAN, 0}; /* fill values where known */
+    const double first[7] = {(double)NAN, 0,           1, 0,
+                             0.25,        (double)NAN, 0}; /* fill values where known */
     tg_tensor *p[8] = {0};
     CHECK(tg_nn_n_params(seq) == 7 && tg_nn_params(seq, p, 8) == 7 && p[7] == NULL);
     for (int i = 0; i < 7; i++) {
@@ -351,10 +359,12 @@ static void test_mlp_layout(void)
     FILE *f = open_memstream(&text, &len);
     tg_nn_describe(net, f);
     fclose(f);
-    CHECK_STR_HAS(text, "sequential (9 layers)\n  linear 5 -> 5 (weight [5,5], bias [5])\n"
-                        "  batchnorm1d 5 (momentum 0.1, eps 1e-05)\n  elu\n  dropout p=0.25\n"
-                        "  linear 5 -> 5 (weight [5,5], bias [5])\n  batchnorm1d 5 (momentum 0.1, eps 1e-05)\n"
-                        "  elu\n  dropout p=0.25\n  linear 5 -> 2 (weight [5,2], bias [2])\n");
+    CHECK_STR_HAS(
+        text,
+        "sequential (9 layers)\n  linear 5 -> 5 (weight [5,5], bias [5])\n"
+        "  batchnorm1d 5 (momentum 0.1, eps 1e-05)\n  elu\n  dropout p=0.25\n"
+        "  linear 5 -> 5 (weight [5,5], bias [5])\n  batchnorm1d 5 (momentum 0.1, eps 1e-05)\n"
+        "  elu\n  dropout p=0.25\n  linear 5 -> 2 (weight [5,2], bias [2])\n");
     free(text);
     tg_tensor *p[10];
     CHECK(tg_nn_params(net, p, 10) == 10);
@@ -649,14 +659,30 @@ static void test_append_dtype(void)
  * outside the range nn.h gives; a bad dtype is TG_EDTYPE. */
 static void test_constructor_ranges(void)
 {
-    const double probes[] = {(double)NAN, -(double)INFINITY, (double)INFINITY, -1, -1e-300, 0,
-                             1e-300, 1e-5, 0.5, 0.999, 1, 1.5, 3, 1e300};
+    const double probes[] = {(double)NAN,
+                             -(double)INFINITY,
+                             (double)INFINITY,
+                             -1,
+                             -1e-300,
+                             0,
+                             1e-300,
+                             1e-5,
+                             0.5,
+                             0.999,
+                             1,
+                             1.5,
+                             3,
+                             1e300};
     enum { LIN_IN, LIN_OUT, ACT_ALPHA, PRELU_CH, PRELU_INIT, DROP_P, BN_F, BN_MOM, BN_EPS, NARG };
-    static const char *const prefix[NARG] = {
-        "tg_nn_linear: in = ", "tg_nn_linear: out = ", "tg_nn_activation: leaky_relu: alpha = ",
-        "tg_nn_prelu: channels = ", "tg_nn_prelu: init = ", "tg_nn_dropout: p = ",
-        "tg_nn_batchnorm1d: features = ", "tg_nn_batchnorm1d: momentum = ",
-        "tg_nn_batchnorm1d: eps = "};
+    static const char *const prefix[NARG] = {"tg_nn_linear: in = ",
+                                             "tg_nn_linear: out = ",
+                                             "tg_nn_activation: leaky_relu: alpha = ",
+                                             "tg_nn_prelu: channels = ",
+                                             "tg_nn_prelu: init = ",
+                                             "tg_nn_dropout: p = ",
+                                             "tg_nn_batchnorm1d: features = ",
+                                             "tg_nn_batchnorm1d: momentum = ",
+                                             "tg_nn_batchnorm1d: eps = "};
     int refused = 0;
     for (int a = 0; a < NARG; a++)
         for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++) {
@@ -669,7 +695,9 @@ static void test_constructor_ranges(void)
             switch (a) {
             case LIN_IN: m = tg_nn_linear(iv, 2, TG_F32), want = iv >= 1; break;
             case LIN_OUT: m = tg_nn_linear(2, iv, TG_F32), want = iv >= 1; break;
-            case ACT_ALPHA: m = tg_nn_activation("leaky_relu", v, TG_F32), want = isfinite(v); break;
+            case ACT_ALPHA:
+                m = tg_nn_activation("leaky_relu", v, TG_F32), want = isfinite(v);
+                break;
             case PRELU_CH: m = tg_nn_prelu(iv, 0.25, TG_F32), want = iv >= 1; break;
             case PRELU_INIT: m = tg_nn_prelu(2, v, TG_F32), want = isfinite(v); break;
             case DROP_P: m = tg_nn_dropout(v), want = v >= 0 && v < 1; break;
@@ -733,7 +761,8 @@ static bool same(tg_module *a, tg_module *b)
     int n = tg_nn_params(a, pa, 16);
     if (tg_nn_params(b, pb, 16) != n) return false;
     for (int i = 0; i < n; i++)
-        if (memcmp(tg_data(pa[i]), tg_data(pb[i]), (size_t)tg_tensor_numel(pa[i]) * tg_dtype_size(tg_tensor_dtype(pa[i]))))
+        if (memcmp(tg_data(pa[i]), tg_data(pb[i]),
+                   (size_t)tg_tensor_numel(pa[i]) * tg_dtype_size(tg_tensor_dtype(pa[i]))))
             return false;
     return true;
 }
@@ -756,7 +785,8 @@ static void test_save_load(void)
     CHECK(!same(a, b));
     CHECK(tg_nn_save_meta(a, path, "hello model", &st) == TG_OK);
     char meta[64];
-    CHECK(tg_nn_read_meta(path, meta, sizeof meta, &st) == TG_OK && strcmp(meta, "hello model") == 0);
+    CHECK(tg_nn_read_meta(path, meta, sizeof meta, &st) == TG_OK &&
+          strcmp(meta, "hello model") == 0);
     CHECK(tg_nn_load(b, path, &st) == TG_OK);
     CHECK(same(a, b));
     long size = file_size(path);
@@ -942,7 +972,7 @@ static void test_save_load_more(void)
     const char *fails[3] = {"/proc/tg_nn_test.tg", NULL, NULL}; /* even root cannot create there */
     char under_file[200], onto_dir[200];
     snprintf(under_file, sizeof under_file, "%s/m.tg/x.tg", d); /* parent is a file */
-    snprintf(onto_dir, sizeof onto_dir, "%s/full", d);           /* rename onto a directory */
+    snprintf(onto_dir, sizeof onto_dir, "%s/full", d);          /* rename onto a directory */
     mkdir(onto_dir, 0755);
     char inside[260];
     snprintf(inside, sizeof inside, "%s/keep", onto_dir);
@@ -1021,7 +1051,8 @@ static void test_obd(void)
     int n = tg_nn_params(c.net, p, 4);
     tg_tensor_rand_uniform(p[1], 0.1, 0.5, &r), tg_tensor_rand_uniform(p[3], 0.1, 0.5, &r);
     for (int i = 0; i < n; i++) {
-        int64_t shape[2] = {tg_tensor_dim(p[i], 0), tg_tensor_ndim(p[i]) > 1 ? tg_tensor_dim(p[i], 1) : 1};
+        int64_t shape[2] = {tg_tensor_dim(p[i], 0),
+                            tg_tensor_ndim(p[i]) > 1 ? tg_tensor_dim(p[i], 1) : 1};
         h[i] = tg_tensor_new(TG_F64, tg_tensor_ndim(p[i]), shape);
         s[i] = tg_tensor_new(TG_F64, tg_tensor_ndim(p[i]), shape);
     }
@@ -1048,7 +1079,8 @@ static void test_obd(void)
     CHECK(fabs(tg_get(s[0], 2) - tg_get(p[0], 2) * tg_get(p[0], 2) * tg_get(h[0], 2)) < 1e-15);
     double feat[3];
     CHECK(tg_feature_saliency(s[0], feat) == TG_OK);
-    CHECK(fabs(feat[1] - (tg_get(s[0], 4) + tg_get(s[0], 5) + tg_get(s[0], 6) + tg_get(s[0], 7))) < 1e-15);
+    CHECK(fabs(feat[1] - (tg_get(s[0], 4) + tg_get(s[0], 5) + tg_get(s[0], 6) + tg_get(s[0], 7))) <
+          1e-15);
 
     /* Prune the 5 least salient weights: zero, masked through a step, undoable. */
     tg_pruner *pr = tg_pruner_new(n, p, &st);

@@ -49,10 +49,7 @@ static void c_u32(craft *c, uint32_t v)
     for (int i = 0; i < 4; i++) c->b[c->n++] = (unsigned char)(v >> (8 * i));
 }
 
-static void c_u64(craft *c, uint64_t v)
-{
-    c_u32(c, (uint32_t)v), c_u32(c, (uint32_t)(v >> 32));
-}
+static void c_u64(craft *c, uint64_t v) { c_u32(c, (uint32_t)v), c_u32(c, (uint32_t)(v >> 32)); }
 
 /* Header with dtype code (1 f32, 2 f64), count and description; meta_len as written. */
 static void c_head(craft *c, uint32_t dtype, uint32_t count, const char *meta, uint32_t meta_len)
@@ -180,7 +177,8 @@ static void test_description_lies(void)
     struct rusage r0, r1;
     getrusage(RUSAGE_SELF, &r0);
     double t0 = now_s();
-    refuse(p, TG_EFORMAT, "the description (layers 3,50000000,3) asks for 4 tensors, the file holds 0");
+    refuse(p, TG_EFORMAT,
+           "the description (layers 3,50000000,3) asks for 4 tensors, the file holds 0");
     CHECK(now_s() - t0 < 0.5);
     getrusage(RUSAGE_SELF, &r1);
     CHECK(r1.ru_maxrss - r0.ru_maxrss < 64 * 1024); /* KiB: far from the 1.2 GB asked for */
@@ -193,7 +191,8 @@ static void test_description_lies(void)
     c_head(&c, 1, 4, d, (uint32_t)strlen(d));
     c_mlp(&c, 3, s343, false, 4);
     c_write(&c, p);
-    refuse(p, TG_EFORMAT, "tensor 0 is [3,4], the description (layers 3,50000000,3) wants [3,50000000]");
+    refuse(p, TG_EFORMAT,
+           "tensor 0 is [3,4], the description (layers 3,50000000,3) wants [3,50000000]");
     /* ... and a module that fits the tensors does not make the file good */
     CHECK(tg_nn_load(small, p, &st) == TG_EFORMAT);
     CHECK_STR_HAS(st.msg, "the description (layers 3,50000000,3) wants");
@@ -229,8 +228,7 @@ static void test_description_lies(void)
     const char *odd[3] = {"mlp layers=3,4,3 act=relu dropout=0 batchnorm=2 dtype=f32",
                           "mlp layers=3,4,3 act=relu dropout=0 batchnorm=0 dtype=f16",
                           "mlplayers=3,50000000,3 act=relu dropout=0 batchnorm=0 dtype=f32"};
-    const char *odd_want[3] = {"batchnorm=2, want 0 or 1", "says dtype=f16",
-                               "asks for 4 tensors"};
+    const char *odd_want[3] = {"batchnorm=2, want 0 or 1", "says dtype=f16", "asks for 4 tensors"};
     for (int i = 0; i < 3; i++) {
         c_head(&c, 1, i == 2 ? 0 : 4, odd[i], (uint32_t)strlen(odd[i]));
         if (i < 2) c_mlp(&c, 3, s343, false, 4);
@@ -271,7 +269,8 @@ static void test_description_lies(void)
         c_mlp(&c, 3, s343, false, 4);
         c_write(&c, p);
         char meta[64];
-        CHECK(tg_nn_read_meta(p, meta, sizeof meta, &st) == TG_OK && strcmp(meta, free_text[i]) == 0);
+        CHECK(tg_nn_read_meta(p, meta, sizeof meta, &st) == TG_OK &&
+              strcmp(meta, free_text[i]) == 0);
         CHECK(tg_nn_load(small, p, &st) == TG_OK);
     }
     tg_nn_free(small);
@@ -340,8 +339,10 @@ static void test_structure_lies(void)
         c_mlp(&c, 3, s343, false, 4);
         c_write(&c, p);
         char want[128];
-        snprintf(want, sizeof want, "the description length %d looks wrong: the tensors after it fit "
-                 "with a length of %d", (int)strlen(meta) + delta, (int)strlen(meta));
+        snprintf(want, sizeof want,
+                 "the description length %d looks wrong: the tensors after it fit "
+                 "with a length of %d",
+                 (int)strlen(meta) + delta, (int)strlen(meta));
         refuse(p, TG_EFORMAT, want);
         CHECK(tg_nn_load(m, p, &st) == TG_EFORMAT);
         CHECK_STR_HAS(st.msg, want);
@@ -430,7 +431,7 @@ static void test_stale_temp_files(void)
     char gone[4][64], kept[14][64];
     snprintf(gone[0], 64, "m.tg.tmp.%d.AbC123", (int)dead);
     snprintf(gone[1], 64, "m.tg.tmp.%d.zzzzzz", (int)dead);
-    snprintf(gone[2], 64, "m.tg.tmp.OLDabc");   /* no pid, 2 hours old */
+    snprintf(gone[2], 64, "m.tg.tmp.OLDabc"); /* no pid, 2 hours old */
     snprintf(gone[3], 64, "m.tg.tmp.%d.000000", (int)dead);
     snprintf(kept[0], 64, "m.tg.tmp.%d.AbC123", (int)me); /* alive: a save in progress */
     snprintf(kept[1], 64, "m.tg.tmp.1.AbC123");           /* init is alive */

@@ -24,11 +24,11 @@ typedef struct {
     double y[5], dx[5]; /* at X below, with loss Σ (i+1) y_i */
 } ref_case;
 
-#define NO_ALPHA(op)                                                                       \
-    static tg_tensor *do_##op(tg_tape *tp, tg_tensor *x, double a)                         \
-    {                                                                                      \
-        (void)a;                                                                           \
-        return tg_##op(tp, x);                                                             \
+#define NO_ALPHA(op)                                                                               \
+    static tg_tensor *do_##op(tg_tape *tp, tg_tensor *x, double a)                                 \
+    {                                                                                              \
+        (void)a;                                                                                   \
+        return tg_##op(tp, x);                                                                     \
     }
 NO_ALPHA(sigmoid)
 NO_ALPHA(tanh)
@@ -37,18 +37,27 @@ NO_ALPHA(softplus)
 
 static const double X[5] = {-3.0, -0.7, 0.0, 0.4, 2.5};
 static const ref_case refs[] = {
-    {"sigmoid", do_sigmoid, 0,
+    {"sigmoid",
+     do_sigmoid,
+     0,
      {0.04742587317756678, 0.3318122278318339, 0.5, 0.598687660112452, 0.9241418199787566},
      {0.04517665973091214, 0.44342574658621814, 0.75, 0.9610429829661166, 0.3505185827255404}},
-    {"tanh", do_tanh, 0,
+    {"tanh",
+     do_tanh,
+     0,
      {-0.9950547536867305, -0.6043677771171635, 0.0, 0.3799489622552249, 0.9866142981514303},
      {0.009866037165440166, 1.2694791799649172, 3.0, 3.422555144324711, 0.13296113341580285}},
     /* At 0: relu takes 0, leaky_relu and elu the left-hand slope (PyTorch's choice). */
     {"relu", do_relu, 0, {0.0, 0.0, 0.0, 0.4, 2.5}, {0.0, 0.0, 0.0, 4.0, 5.0}},
     {"leaky_relu", tg_leaky_relu, 0.2, {-0.6, -0.14, 0.0, 0.4, 2.5}, {0.2, 0.4, 0.6, 4.0, 5.0}},
-    {"elu", tg_elu, 1.5, {-1.4253193974482041, -0.7551220443128857, 0.0, 0.4, 2.5},
+    {"elu",
+     tg_elu,
+     1.5,
+     {-1.4253193974482041, -0.7551220443128857, 0.0, 0.4, 2.5},
      {0.07468060255179591, 1.4897559113742287, 4.5, 4.0, 5.0}},
-    {"softplus", do_softplus, 0,
+    {"softplus",
+     do_softplus,
+     0,
      {0.04858735157374206, 0.4031860488854579, 0.6931471805599453, 0.9130152523999526,
       2.5788897342925496},
      {0.04742587317756679, 0.6636244556636679, 1.5, 2.394750640449808, 4.620709099893783}},
@@ -244,22 +253,26 @@ static void test_softmax_values(void)
         int axis;
         double y[6], dz[6];
     } ref[] = {
-        {false, 0,
+        {false,
+         0,
          {0.8807970779778823, 0.8175744761936437, 0.2689414213699951, 0.11920292202211755,
           0.18242552380635632, 0.7310585786300049},
          {-0.31498075621051935, -0.44743935621099856, -0.5898357997244456, 0.3149807562105196,
           0.4474393562109985, 0.5898357997244454}},
-        {true, 0,
+        {true,
+         0,
          {-0.1269280110429726, -0.20141327798275246, -1.3132616875182228, -2.1269280110429727,
           -1.7014132779827524, -0.31326168751822286},
          {-3.4039853898894115, -3.7230213333555056, 0.5795272076700441, 3.4039853898894123,
           3.7230213333555056, -0.5795272076700441}},
-        {false, 1,
+        {false,
+         1,
          {0.09003057317038045, 0.2447284710547976, 0.6652409557748218, 0.00649794331566194,
           0.0291217615374784, 0.9643802951468596},
          {-0.1418170936098121, -0.14077035746962996, 0.28258745107944266, -0.01272220854093401,
           -0.027895221430987126, 0.04061742997192122}},
-        {true, 1,
+        {true,
+         1,
          {-2.4076059644443806, -1.4076059644443804, -0.4076059644443804, -5.036269565124779,
           -3.5362695651247793, -0.03626956512477912},
          {0.4598165609777174, 0.5316291736712142, -0.9914457346489307, 3.902530850265071,
@@ -522,7 +535,7 @@ static void test_errors(void)
     CHECK_STR_HAS(tg_tape_error(tp), "tg_prelu: input 1 is NULL");
     tg_tape_reset(tp);
     CHECK(tg_softmax(NULL, x, 0) == NULL && tg_relu(NULL, x) == NULL);
-    tg_tensor *(*const unary[])(tg_tape *, tg_tensor *) = {tg_sigmoid, tg_tanh, tg_relu,
+    tg_tensor *(*const unary[])(tg_tape *, tg_tensor *) = {tg_sigmoid,  tg_tanh, tg_relu,
                                                            tg_softplus, tg_step, tg_sign};
     for (size_t k = 0; k < sizeof unary / sizeof unary[0]; k++) {
         CHECK(unary[k](tp, NULL) == NULL);
@@ -546,7 +559,7 @@ static void test_errors(void)
 /* ---- the family's self-check cases: gradients against finite differences, f32 vs f64 ---- */
 static void test_selfcheck_activation(void)
 {
-    static const char *ops[] = {"sigmoid", "tanh", "relu", "leaky_relu", "elu",    "softplus",
+    static const char *ops[] = {"sigmoid", "tanh", "relu", "leaky_relu", "elu",        "softplus",
                                 "prelu",   "step", "sign", "softmax",    "log_softmax"};
     enum { N_OPS = sizeof ops / sizeof ops[0] };
     int count[N_OPS];

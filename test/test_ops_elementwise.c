@@ -10,8 +10,7 @@
 #include "tapegrad.h"
 
 /* Internal to the library (ops/internal.h); the tests link its objects directly. */
-bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd,
-                        int64_t *out);
+bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nd, int64_t *out);
 
 static bool same_shape(const tg_tensor *t, int ndim, const int64_t *shape)
 {
@@ -37,8 +36,8 @@ static const double ROW_DA[4][6] = {{1, 2, 3, 4, 5, 6},
                                     {2, -8, 24, 8, -20, 48},
                                     {0.5, -0.5, 0.375, 2, -1.25, 0.75}};
 /* b's gradient is summed over the two rows it was broadcast to. */
-static const double ROW_DB[4][3] = {{5, 7, 9}, {-5, -7, -9}, {3, 21, -27},
-                                    {-0.75, -1.3125, 0.421875}};
+static const double ROW_DB[4][3] = {
+    {5, 7, 9}, {-5, -7, -9}, {3, 21, -27}, {-0.75, -1.3125, 0.421875}};
 
 static void test_binary_values(void)
 {
@@ -97,27 +96,27 @@ typedef struct {
 } shape_pair;
 
 static const shape_pair pairs[] = {
-    {2, 2, {3, 4}, {3, 4}},                     /* same shape */
-    {0, 0, {0}, {0}},                           /* two scalars */
-    {3, 0, {2, 3, 5}, {0}},                     /* b scalar [] */
-    {3, 2, {2, 3, 5}, {1, 1}},                  /* b [1,1] */
-    {1, 2, {1}, {4, 5}},                        /* a scalar [1] */
-    {2, 1, {4, 7}, {7}},                        /* b a row */
-    {2, 2, {4, 7}, {1, 7}},                     /* b a row [1,7] */
-    {1, 3, {5}, {2, 3, 5}},                     /* a a row */
-    {4, 2, {2, 2, 3, 4}, {3, 4}},               /* b a suffix of two dims */
-    {3, 4, {1, 3, 4}, {2, 2, 3, 4}},            /* a a suffix [1,3,4] */
-    {2, 2, {5, 1}, {5, 3}},                     /* a a column */
-    {2, 2, {5, 3}, {5, 1}},                     /* b a column */
-    {2, 2, {3, 1}, {1, 4}},                     /* outer product */
-    {3, 2, {2, 1, 3}, {4, 1}},                  /* both broadcast */
-    {3, 3, {2, 3, 4}, {1, 3, 1}},               /* middle axis */
-    {3, 3, {2, 1, 4}, {2, 3, 1}},               /* mixed */
-    {4, 4, {2, 3, 1, 5}, {2, 3, 4, 1}},         /* merged leading dims */
+    {2, 2, {3, 4}, {3, 4}},                      /* same shape */
+    {0, 0, {0}, {0}},                            /* two scalars */
+    {3, 0, {2, 3, 5}, {0}},                      /* b scalar [] */
+    {3, 2, {2, 3, 5}, {1, 1}},                   /* b [1,1] */
+    {1, 2, {1}, {4, 5}},                         /* a scalar [1] */
+    {2, 1, {4, 7}, {7}},                         /* b a row */
+    {2, 2, {4, 7}, {1, 7}},                      /* b a row [1,7] */
+    {1, 3, {5}, {2, 3, 5}},                      /* a a row */
+    {4, 2, {2, 2, 3, 4}, {3, 4}},                /* b a suffix of two dims */
+    {3, 4, {1, 3, 4}, {2, 2, 3, 4}},             /* a a suffix [1,3,4] */
+    {2, 2, {5, 1}, {5, 3}},                      /* a a column */
+    {2, 2, {5, 3}, {5, 1}},                      /* b a column */
+    {2, 2, {3, 1}, {1, 4}},                      /* outer product */
+    {3, 2, {2, 1, 3}, {4, 1}},                   /* both broadcast */
+    {3, 3, {2, 3, 4}, {1, 3, 1}},                /* middle axis */
+    {3, 3, {2, 1, 4}, {2, 3, 1}},                /* mixed */
+    {4, 4, {2, 3, 1, 5}, {2, 3, 4, 1}},          /* merged leading dims */
     {6, 5, {2, 1, 2, 1, 1, 3}, {2, 1, 3, 1, 3}}, /* 6-D */
     {6, 6, {1, 2, 1, 2, 1, 2}, {2, 1, 2, 1, 2, 1}},
-    {2, 2, {0, 3}, {1, 3}},                     /* empty output */
-    {2, 1, {2, 1}, {0}},                        /* empty output, both broadcast */
+    {2, 2, {0, 3}, {1, 3}}, /* empty output */
+    {2, 1, {2, 1}, {0}},    /* empty output, both broadcast */
 };
 
 /* The flat index in t (shape ndim, dims) of output multi-index idx (nd dims). */
@@ -323,11 +322,11 @@ typedef struct {
     double y[4], dx[4];
 } unary_ref;
 
-#define NO_SCALAR(op)                                                                      \
-    static tg_tensor *do_##op(tg_tape *tp, tg_tensor *x, double c)                         \
-    {                                                                                      \
-        (void)c;                                                                           \
-        return tg_##op(tp, x);                                                             \
+#define NO_SCALAR(op)                                                                              \
+    static tg_tensor *do_##op(tg_tape *tp, tg_tensor *x, double c)                                 \
+    {                                                                                              \
+        (void)c;                                                                                   \
+        return tg_##op(tp, x);                                                                     \
     }
 NO_SCALAR(neg)
 NO_SCALAR(exp)
@@ -482,7 +481,7 @@ static void test_errors(void)
     tg_tape_reset(tp);
     for (int k = 0; k < 4; k++) CHECK(binaries[k](NULL, a, a) == NULL);
     CHECK(tg_neg(NULL, a) == NULL && tg_pow_scalar(NULL, a, 2) == NULL);
-    tg_tensor *(*const unary[])(tg_tape *, tg_tensor *) = {tg_neg, tg_exp, tg_log,
+    tg_tensor *(*const unary[])(tg_tape *, tg_tensor *) = {tg_neg,  tg_exp, tg_log,
                                                            tg_sqrt, tg_abs, tg_square};
     for (size_t k = 0; k < sizeof unary / sizeof unary[0]; k++) {
         CHECK(unary[k](tp, NULL) == NULL);
@@ -523,7 +522,7 @@ static void test_errors(void)
 /* ---- the families' self-check cases: gradients against finite differences, f32 vs f64 ---- */
 static void test_selfcheck_elementwise_unary(void)
 {
-    static const char *ops[] = {"add",        "sub",        "mul", "div", "neg",
+    static const char *ops[] = {"add",        "sub",        "mul",        "div", "neg",
                                 "add_scalar", "mul_scalar", "pow_scalar", "exp", "log",
                                 "sqrt",       "abs",        "square"};
     enum { N_OPS = sizeof ops / sizeof ops[0] };

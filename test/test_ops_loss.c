@@ -60,20 +60,28 @@ typedef struct {
 } ref6;
 
 static const ref6 refs6[] = {
-    {"mse_loss", tg_mse_loss, 0.5366666666666665,
+    {"mse_loss",
+     tg_mse_loss,
+     0.5366666666666665,
      {-0.06666666666666667, -0.3333333333333333, 0.29999999999999993, 0.19999999999999998,
       -0.3333333333333333, 0.03333333333333336},
      {0.06666666666666667, 0.3333333333333333, -0.29999999999999993, -0.19999999999999998,
       0.3333333333333333, -0.03333333333333336}},
     /* ½ Σ: the gradient is the output error pred - target itself, not divided by n. */
-    {"half_sse_loss", tg_half_sse_loss, 1.6099999999999997,
+    {"half_sse_loss",
+     tg_half_sse_loss,
+     1.6099999999999997,
      {-0.2, -1.0, 0.8999999999999999, 0.6, -1.0, 0.10000000000000009},
      {0.2, 1.0, -0.8999999999999999, -0.6, 1.0, -0.10000000000000009}},
-    {"l1_loss", tg_l1_loss, 0.6333333333333333,
+    {"l1_loss",
+     tg_l1_loss,
+     0.6333333333333333,
      {-1 / 6.0, -1 / 6.0, 1 / 6.0, 1 / 6.0, -1 / 6.0, 1 / 6.0},
      {1 / 6.0, 1 / 6.0, -1 / 6.0, -1 / 6.0, 1 / 6.0, -1 / 6.0}},
     /* relu(|p - q| - 0.5).mean() in PyTorch: elements 0 and 5 lie inside the tube. */
-    {"eps_insensitive_loss c 0.5", eps_half, 0.25,
+    {"eps_insensitive_loss c 0.5",
+     eps_half,
+     0.25,
      {0.0, -1 / 6.0, 1 / 6.0, 1 / 6.0, -1 / 6.0, 0.0},
      {0.0, 1 / 6.0, -1 / 6.0, -1 / 6.0, 1 / 6.0, 0.0}},
 };
@@ -196,8 +204,7 @@ static void test_bce_with_logits_extremes(void)
     double e40 = exp(-40.0);
     run_loss(tg_bce_with_logits_loss, TG_F64, 1, S(4), 1, S(4), V(1000, -1000, 40, -1000),
              V(0, 1, 1, 0), (1000 + 1000 + log1p(e40) + 0) / 4,
-             V(0.25, -0.25, (1 / (1 + e40) - 1) / 4, 0), V(-250, 250, -10, 250), 1e-14,
-             __LINE__);
+             V(0.25, -0.25, (1 / (1 + e40) - 1) / 4, 0), V(-250, 250, -10, 250), 1e-14, __LINE__);
     tg_tape *tp = tg_tape_new();
     tg_tensor *z = leaf(TG_F64, 1, S(1), V(40), true), *y = leaf(TG_F64, 1, S(1), V(1), false);
     tg_tensor *l = tg_bce_with_logits_loss(tp, z, y);
@@ -208,10 +215,10 @@ static void test_bce_with_logits_extremes(void)
 
 /* ---- cross-entropy ---- */
 static const double Z34[12] = {0.2, -1.0, 0.5, 2.0, 1.5, 0.3, -0.7, 0.0, -2.0, 1.0, 0.1, 0.4};
-static const double DZ34[12] = {
-    0.038311091612692305, 0.011539079045781032, -0.2816187688920895,  0.2317685982336161,
-    -0.12947563591745748, 0.06140075851541089,  0.022588076730152028, 0.04548680067189452,
-    0.008276456856307532, 0.16623707978053462,  0.06758695296264278,  -0.2421004895994849};
+static const double DZ34[12] = {0.038311091612692305, 0.011539079045781032, -0.2816187688920895,
+                                0.2317685982336161,   -0.12947563591745748, 0.06140075851541089,
+                                0.022588076730152028, 0.04548680067189452,  0.008276456856307532,
+                                0.16623707978053462,  0.06758695296264278,  -0.2421004895994849};
 
 static void test_cross_entropy_values(void)
 {
@@ -311,8 +318,8 @@ static void test_cross_entropy_labels_frozen(void)
 static void test_cross_entropy_soft(void)
 {
     const double z[6] = {0.2, -1.0, 0.5, 1.5, 0.3, -0.7}, q[6] = {0.1, 0.6, 0.3, 0.5, 0.2, 0.1};
-    const double dz[6] = {0.13860430037590377,  -0.24319347638502742, 0.10458917600912374,
-                          0.03328664657656379,  -0.01467570173912135, -0.0186109448374425};
+    const double dz[6] = {0.13860430037590377, -0.24319347638502742, 0.10458917600912374,
+                          0.03328664657656379, -0.01467570173912135, -0.0186109448374425};
     const double dq[6] = {0.4874784634569188, 1.0874784634569188, 0.33747846345691884,
                           0.1725026383287572, 0.7725026383287572, 1.2725026383287572};
     run_loss(tg_cross_entropy_soft, TG_F64, 2, S(2, 3), 2, S(2, 3), z, q, 1.1704805741199245, dz,
@@ -350,8 +357,12 @@ static void test_kl_div(void)
     const double lq[6] = {-1.0, -2.0, -0.5, -0.3, -1.5, -2.5};
     const double p[6] = {0.0, 0.3, 0.7, 0.6, 0.3, 0.1};
     const double dlq[6] = {0, -0.15, -0.35, -0.3, -0.15, -0.05};
-    const double dp[6] = {0, 0.8980135978370319, 0.5716625280306338, 0.39458718811700466,
-                          0.6480135978370319, 0.5987074535029773};
+    const double dp[6] = {0,
+                          0.8980135978370319,
+                          0.5716625280306338,
+                          0.39458718811700466,
+                          0.6480135978370319,
+                          0.5987074535029773};
     run_loss(tg_kl_div_loss, TG_F64, 2, S(2, 3), 2, S(2, 3), lq, p, 0.1605949865441633, dlq, dp,
              1e-14, __LINE__);
     run_loss(tg_kl_div_loss, TG_F32, 2, S(2, 3), 2, S(2, 3), lq, p, 0.1605949865441633, dlq, dp,
@@ -388,10 +399,8 @@ static void test_margin_losses(void)
     /* scores of ±1000 and ±30: ln(1 + e^-M) neither overflows nor rounds e^-30 away */
     const double e30 = exp(-30.0);
     run_loss(tg_logistic_loss, TG_F64, 1, S(4), 1, S(4), V(1000, -1000, 30, -30), V(1, 1, -1, -1),
-             (1000 + 30 + 2 * log1p(e30)) / 4,
-             V(0, -0.25, 0.25 / (1 + e30), e30 / (1 + e30) / 4),
-             V(0, 250, -7.5 / (1 + e30), 30 * e30 / (1 + e30) / 4),
-             1e-14, __LINE__);
+             (1000 + 30 + 2 * log1p(e30)) / 4, V(0, -0.25, 0.25 / (1 + e30), e30 / (1 + e30) / 4),
+             V(0, 250, -7.5 / (1 + e30), 30 * e30 / (1 + e30) / 4), 1e-14, __LINE__);
     tg_tape *tp = tg_tape_new();
     tg_tensor *s = leaf(TG_F64, 1, S(1), V(30), true), *lab = leaf(TG_F64, 1, S(1), V(1), false);
     tg_tensor *l = tg_logistic_loss(tp, s, lab);
@@ -424,8 +433,8 @@ static void test_gradients_accumulate(void)
     tg_tensor *g = leaf(TG_F64, 1, S(2), V(0.5, -1.5), true);
     l = tg_logistic_loss(tp, g, g);
     CHECK(l && tg_backward(tp, l) == TG_OK);
-    EXPECT(tg_grad(g), 2,
-           V(-2 * 0.5 / (1 + exp(0.25)) / 2, -2 * -1.5 / (1 + exp(2.25)) / 2), 1e-15);
+    EXPECT(tg_grad(g), 2, V(-2 * 0.5 / (1 + exp(0.25)) / 2, -2 * -1.5 / (1 + exp(2.25)) / 2),
+           1e-15);
     tg_tape_free(tp);
     drop_all();
 }
@@ -517,7 +526,10 @@ static void test_errors(void)
         int64_t zs[2], ts[2];
         const char *msg;
     } ce_bad[] = {
-        {1, 1, {6}, {6},
+        {1,
+         1,
+         {6},
+         {6},
          "tg_cross_entropy: [6] and [6]: want logits [N,C] (N, C > 0) and labels [N]"},
         {2, 1, {2, 3}, {3}, "tg_cross_entropy: [2,3] and [3]: want logits"},
         {2, 2, {2, 3}, {2, 1}, "tg_cross_entropy: [2,3] and [2,1]: want logits"},
@@ -563,10 +575,10 @@ static void test_errors(void)
 /* ---- the family's self-check cases: gradients against finite differences, f32 vs f64 ---- */
 static void test_selfcheck_loss(void)
 {
-    static const char *ops[] = {"mse_loss",      "half_sse_loss",      "l1_loss",
-                                "eps_insensitive_loss", "bce_loss", "bce_with_logits_loss",
-                                "cross_entropy", "cross_entropy_soft", "kl_div_loss",
-                                "hinge_loss",    "logistic_loss"};
+    static const char *ops[] = {
+        "mse_loss",    "half_sse_loss",        "l1_loss",       "eps_insensitive_loss",
+        "bce_loss",    "bce_with_logits_loss", "cross_entropy", "cross_entropy_soft",
+        "kl_div_loss", "hinge_loss",           "logistic_loss"};
     enum { N_OPS = sizeof ops / sizeof ops[0] };
     int count[N_OPS];
     check_family_cases(ops, N_OPS, count);

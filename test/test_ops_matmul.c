@@ -21,11 +21,15 @@ static void test_linear_act_values(void)
         {TG_ACT_IDENTITY, 0, {0.1, -4.8}, {0.5 - 2, 0.25 + 4}, {1, 2, -2, -4}, {1, 2}},
         {TG_ACT_RELU, 0, {0.1, 0}, {0.5, 0.25}, {1, 0, -2, 0}, {1, 0}},
         {TG_ACT_LEAKY_RELU, 0.1, {0.1, -0.48}, {0.3, 0.65}, {1, 0.2, -2, -0.4}, {1, 0.2}},
-        {TG_ACT_TANH, 0, {0.099667994624955819, -0.9998645517007605},
+        {TG_ACT_TANH,
+         0,
+         {0.099667994624955819, -0.9998645517007605},
          {0.49449138891924538, 0.24860008572080899},
          {0.9900662908474398, 0.00054175650447452206, -1.9801325816948796, -0.0010835130089490441},
          {0.9900662908474398, 0.00054175650447452206}},
-        {TG_ACT_SIGMOID, 0, {0.52497918747894001, 0.0081625711531598966},
+        {TG_ACT_SIGMOID,
+         0,
+         {0.52497918747894001, 0.0081625711531598966},
          {0.108496132925787, 0.094727784389540992},
          {0.24937604019289197, 0.016191887170658996, -0.49875208038578395, -0.032383774341317992},
          {0.24937604019289197, 0.016191887170658996}},
@@ -78,8 +82,8 @@ static tg_tensor *act_of(tg_tape *tp, tg_tensor *z, tg_act act, double alpha)
  * to). */
 static void test_linear_act_matches_composition(void)
 {
-    const int64_t dims[][4] = {{3, 4, 5, 0}, {128, 64, 256, 0}, {200, 33, 170, 0},
-                               {2, 64, 40, 300}};
+    const int64_t dims[][4] = {
+        {3, 4, 5, 0}, {128, 64, 256, 0}, {200, 33, 170, 0}, {2, 64, 40, 300}};
     tg_rng r;
     tg_rng_seed(&r, 5);
     int bad = 0, runs = 0;
@@ -104,11 +108,13 @@ static void test_linear_act_matches_composition(void)
                     for (int fused = 0; fused < 2; fused++) {
                         tg_tape *tp = tg_tape_new();
                         tg_zero_grad(x), tg_zero_grad(w), tg_zero_grad(b);
-                        tg_tensor *y = fused ? tg_linear_act(tp, x, w, b, (tg_act)act, 0.05)
-                                             : act_of(tp, tg_linear(tp, x, w, b), (tg_act)act, 0.05);
+                        tg_tensor *y = fused
+                                           ? tg_linear_act(tp, x, w, b, (tg_act)act, 0.05)
+                                           : act_of(tp, tg_linear(tp, x, w, b), (tg_act)act, 0.05);
                         /* x and b used again, recorded later: their gradients hold values
                          * when the op's backward adds to them */
-                        tg_tensor *loss = tg_add(tp, weighted(tp, y), tg_sum(tp, x, TG_ALL_AXES, false));
+                        tg_tensor *loss =
+                            tg_add(tp, weighted(tp, y), tg_sum(tp, x, TG_ALL_AXES, false));
                         loss = tg_add(tp, loss, tg_sum(tp, tg_square(tp, b), TG_ALL_AXES, false));
                         if (!loss || tg_backward(tp, loss) != TG_OK) bad++;
                         tg_tensor **out = fused ? got : ref;
@@ -120,8 +126,8 @@ static void test_linear_act_matches_composition(void)
                     for (int i = 0; i < 4; i++) e = fmax(e, maxdiff(got[i], ref[i]));
                     if (!(e <= tol)) {
                         bad++;
-                        printf("  linear_act %s %s case %zu, %d threads: error %g\n",
-                               ACT_NAME[act], tg_dtype_name(dt), c, threads, e);
+                        printf("  linear_act %s %s case %zu, %d threads: error %g\n", ACT_NAME[act],
+                               tg_dtype_name(dt), c, threads, e);
                     }
                     runs++;
                     for (int i = 0; i < 4; i++) tg_tensor_free(got[i]), tg_tensor_free(ref[i]);
@@ -146,43 +152,44 @@ static void test_threads_same_bits(void)
     tg_rng r;
     tg_rng_seed(&r, 9);
     for (int shape = 0; shape < 2; shape++)
-    for (int d = 0; d < 2; d++) {
-        int64_t rows = shape ? 128 : 256, k = shape ? 784 : 48, cols = shape ? 256 : 200;
-        int64_t sx[2] = {rows, k}, sw[2] = {k, cols}, sb[1] = {cols};
-        tg_dtype dt = d ? TG_F64 : TG_F32;
-        tg_tensor *x = tg_tensor_new(dt, 2, sx), *w = tg_tensor_new(dt, 2, sw);
-        tg_tensor *b = tg_tensor_new(dt, 1, sb);
-        tg_tensor_rand_uniform(x, -1, 1, &r), tg_tensor_rand_uniform(w, -0.3, 0.3, &r);
-        tg_tensor_rand_uniform(b, -0.5, 0.5, &r);
-        tg_set_requires_grad(x, true), tg_set_requires_grad(w, true), tg_set_requires_grad(b, true);
-        for (int op = 0; op < 3; op++) {
-            tg_tensor *out[2][4];
-            for (int threads = 1; threads <= 2; threads++) {
-                tg_set_num_threads(threads);
-                tg_tape *tp = tg_tape_new();
-                tg_tape_set_profiling(tp, true);
-                tg_zero_grad(x), tg_zero_grad(w), tg_zero_grad(b);
-                tg_tensor *y = op == 0   ? tg_linear_act(tp, x, w, b, TG_ACT_TANH, 0)
-                               : op == 1 ? tg_linear(tp, x, w, b)
-                                         : tg_matmul(tp, x, w);
-                CHECK(sweep(tp, y) == TG_OK);
-                tg_profile_row gemm;
-                tg_tape_profile(tp, NULL, 0, &gemm);
-                CHECK(gemm.forward_calls == 1 && gemm.backward_calls == 2);
-                tg_tensor **o = out[threads - 1];
-                o[0] = tg_tensor_clone(y), o[1] = tg_tensor_clone(tg_grad(x));
-                o[2] = tg_tensor_clone(tg_grad(w)), o[3] = tg_tensor_clone(tg_grad(b));
-                tg_tape_free(tp);
+        for (int d = 0; d < 2; d++) {
+            int64_t rows = shape ? 128 : 256, k = shape ? 784 : 48, cols = shape ? 256 : 200;
+            int64_t sx[2] = {rows, k}, sw[2] = {k, cols}, sb[1] = {cols};
+            tg_dtype dt = d ? TG_F64 : TG_F32;
+            tg_tensor *x = tg_tensor_new(dt, 2, sx), *w = tg_tensor_new(dt, 2, sw);
+            tg_tensor *b = tg_tensor_new(dt, 1, sb);
+            tg_tensor_rand_uniform(x, -1, 1, &r), tg_tensor_rand_uniform(w, -0.3, 0.3, &r);
+            tg_tensor_rand_uniform(b, -0.5, 0.5, &r);
+            tg_set_requires_grad(x, true), tg_set_requires_grad(w, true),
+                tg_set_requires_grad(b, true);
+            for (int op = 0; op < 3; op++) {
+                tg_tensor *out[2][4];
+                for (int threads = 1; threads <= 2; threads++) {
+                    tg_set_num_threads(threads);
+                    tg_tape *tp = tg_tape_new();
+                    tg_tape_set_profiling(tp, true);
+                    tg_zero_grad(x), tg_zero_grad(w), tg_zero_grad(b);
+                    tg_tensor *y = op == 0   ? tg_linear_act(tp, x, w, b, TG_ACT_TANH, 0)
+                                   : op == 1 ? tg_linear(tp, x, w, b)
+                                             : tg_matmul(tp, x, w);
+                    CHECK(sweep(tp, y) == TG_OK);
+                    tg_profile_row gemm;
+                    tg_tape_profile(tp, NULL, 0, &gemm);
+                    CHECK(gemm.forward_calls == 1 && gemm.backward_calls == 2);
+                    tg_tensor **o = out[threads - 1];
+                    o[0] = tg_tensor_clone(y), o[1] = tg_tensor_clone(tg_grad(x));
+                    o[2] = tg_tensor_clone(tg_grad(w)), o[3] = tg_tensor_clone(tg_grad(b));
+                    tg_tape_free(tp);
+                }
+                tg_set_num_threads(1);
+                for (int i = 0; i < 4; i++) {
+                    size_t bytes = (size_t)tg_tensor_numel(out[0][i]) * tg_dtype_size(dt);
+                    CHECK(memcmp(tg_data(out[0][i]), tg_data(out[1][i]), bytes) == 0);
+                    tg_tensor_free(out[0][i]), tg_tensor_free(out[1][i]);
+                }
             }
-            tg_set_num_threads(1);
-            for (int i = 0; i < 4; i++) {
-                size_t bytes = (size_t)tg_tensor_numel(out[0][i]) * tg_dtype_size(dt);
-                CHECK(memcmp(tg_data(out[0][i]), tg_data(out[1][i]), bytes) == 0);
-                tg_tensor_free(out[0][i]), tg_tensor_free(out[1][i]);
-            }
+            tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b);
         }
-        tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b);
-    }
 }
 
 /* matmul(a, a) and linear(x, x, b): both gradient GEMMs write the same gradient, so they
@@ -233,7 +240,8 @@ static void test_linear_act_errors_and_edges(void)
     tg_tensor *b = leaf(TG_F32, 1, S(5), NULL, true), *b6 = leaf(TG_F32, 1, S(6), NULL, true);
     tg_tensor *w64 = leaf(TG_F64, 2, S(4, 5), NULL, true);
     CHECK(tg_linear_act(tp, x, w, b6, TG_ACT_RELU, 0) == NULL && tg_tape_errcode(tp) == TG_ESHAPE);
-    CHECK_STR_HAS(tg_tape_error(tp), "tg_linear_act: [3,4], [4,5] and [6]: want x [...,k], w [k,n], b [n]");
+    CHECK_STR_HAS(tg_tape_error(tp),
+                  "tg_linear_act: [3,4], [4,5] and [6]: want x [...,k], w [k,n], b [n]");
     tg_tape_reset(tp);
     CHECK(tg_linear_act(tp, x, w, b, (tg_act)7, 0) == NULL && tg_tape_errcode(tp) == TG_EARG);
     CHECK_STR_HAS(tg_tape_error(tp), "unknown activation 7");
@@ -263,7 +271,8 @@ static void test_linear_act_errors_and_edges(void)
     tg_tape_reset(tp);
 
     /* k = 0: y = act(b) in every row, dw and dx empty, db the column sums of dz */
-    tg_tensor *x0 = leaf(TG_F64, 2, S(2, 0), NULL, true), *w0 = leaf(TG_F64, 2, S(0, 3), NULL, true);
+    tg_tensor *x0 = leaf(TG_F64, 2, S(2, 0), NULL, true),
+              *w0 = leaf(TG_F64, 2, S(0, 3), NULL, true);
     tg_tensor *bb = leaf(TG_F64, 1, S(3), V(-1, 0.5, 2), true);
     y = tg_linear_act(tp, x0, w0, bb, TG_ACT_RELU, 0);
     EXPECT(y, 6, V(0, 0.5, 2, 0, 0.5, 2), 0);
@@ -271,12 +280,14 @@ static void test_linear_act_errors_and_edges(void)
     EXPECT(tg_grad(bb), 3, V(0, 2 + 5, 3 + 6), 0);
     tg_tape_reset(tp);
     /* no rows: empty output; the bias gradient is a sum of nothing */
-    tg_tensor *xe = leaf(TG_F64, 2, S(0, 3), NULL, true), *we = leaf(TG_F64, 2, S(3, 2), NULL, true);
+    tg_tensor *xe = leaf(TG_F64, 2, S(0, 3), NULL, true),
+              *we = leaf(TG_F64, 2, S(3, 2), NULL, true);
     tg_tensor *be = leaf(TG_F64, 1, S(2), V(1, 1), true);
     tg_zero_grad(be);
     y = tg_linear_act(tp, xe, we, be, TG_ACT_TANH, 0);
     CHECK(y && tg_tensor_numel(y) == 0);
-    tg_tensor *s = tg_add(tp, tg_sum(tp, y, TG_ALL_AXES, false), tg_sum(tp, be, TG_ALL_AXES, false));
+    tg_tensor *s =
+        tg_add(tp, tg_sum(tp, y, TG_ALL_AXES, false), tg_sum(tp, be, TG_ALL_AXES, false));
     CHECK(s && tg_backward(tp, s) == TG_OK);
     EXPECT(tg_grad(be), 2, V(1, 1), 0);
     tg_tape_free(tp);
@@ -293,7 +304,8 @@ static double product_err(const tg_tensor *got, const tg_tensor *p, bool pt, con
         for (int64_t j = 0; j < n; j++) {
             double s = 0, mag = 0;
             for (int64_t l = 0; l < k; l++) {
-                double t = tg_get(p, pt ? l * m + i : i * k + l) * tg_get(q, qt ? j * k + l : l * n + j);
+                double t =
+                    tg_get(p, pt ? l * m + i : i * k + l) * tg_get(q, qt ? j * k + l : l * n + j);
                 s += t, mag += fabs(t);
             }
             e = fmax(e, fabs(tg_get(got, i * n + j) - s) / (mag + 1e-300));
@@ -309,9 +321,9 @@ static void test_gemm_paths(void)
 {
     /* m, k, n of a·b; the input gradient g·bᵀ is m x k with inner size n, the other one
      * aᵀ·g is k x n with inner size m */
-    const int64_t dims[][3] = {{128, 256, 10}, {64, 64, 10}, {64, 64, 2}, {64, 64, 1},
-                               {63, 64, 10}, {64, 63, 10}, {70, 65, 33}, {128, 96, 128},
-                               {5, 7, 3}, {32, 256, 256}, {9, 300, 257}, {16, 255, 256},
+    const int64_t dims[][3] = {{128, 256, 10}, {64, 64, 10},   {64, 64, 2},   {64, 64, 1},
+                               {63, 64, 10},   {64, 63, 10},   {70, 65, 33},  {128, 96, 128},
+                               {5, 7, 3},      {32, 256, 256}, {9, 300, 257}, {16, 255, 256},
                                {16, 256, 255}};
     tg_rng r;
     tg_rng_seed(&r, 11);
@@ -337,8 +349,8 @@ static void test_gemm_paths(void)
                 CHECK(ey <= tol && ea <= tol && eb <= tol);
                 if (!(ey <= tol && ea <= tol && eb <= tol))
                     printf("  %s %lldx%lldx%lld, %d threads: errors y %g da %g db %g\n",
-                           tg_dtype_name(dt), (long long)m, (long long)k, (long long)n, threads,
-                           ey, ea, eb);
+                           tg_dtype_name(dt), (long long)m, (long long)k, (long long)n, threads, ey,
+                           ea, eb);
                 tg_tape_free(tp);
                 tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(g);
             }
@@ -348,11 +360,8 @@ static void test_gemm_paths(void)
 }
 
 static const check_case cases[] = {
-    TEST(test_linear_act_values),
-    TEST(test_linear_act_matches_composition),
-    TEST(test_threads_same_bits),
-    TEST(test_shared_input_gradients),
-    TEST(test_linear_act_errors_and_edges),
-    TEST(test_gemm_paths),
+    TEST(test_linear_act_values),           TEST(test_linear_act_matches_composition),
+    TEST(test_threads_same_bits),           TEST(test_shared_input_gradients),
+    TEST(test_linear_act_errors_and_edges), TEST(test_gemm_paths),
 };
 TEST_MAIN("test_ops_matmul", cases)

@@ -221,9 +221,12 @@ static void test_activations(void)
     EXPECT_EXACT(tg_relu(tp, x), 5, V(0, 0, 0, 0.5, 2));
     EXPECT_EXACT(tg_leaky_relu(tp, x, 0.1), 5, V(-0.2, -0.05, 0, 0.5, 2));
     EXPECT_EXACT(tg_elu(tp, x, 1), 5, V(exp(-2) - 1, exp(-0.5) - 1, 0, 0.5, 2));
-    EXPECT_EXACT(tg_sigmoid(tp, x), 5, V(1 / (1 + exp(2)), 1 / (1 + exp(0.5)), 0.5, 1 / (1 + exp(-0.5)), 1 / (1 + exp(-2))));
+    EXPECT_EXACT(
+        tg_sigmoid(tp, x), 5,
+        V(1 / (1 + exp(2)), 1 / (1 + exp(0.5)), 0.5, 1 / (1 + exp(-0.5)), 1 / (1 + exp(-2))));
     EXPECT_EXACT(tg_tanh(tp, x), 5, V(tanh(-2), tanh(-0.5), 0, tanh(0.5), tanh(2)));
-    EXPECT_EXACT(tg_softplus(tp, x), 5, V(log1p(exp(-2)), log1p(exp(-0.5)), log(2), log1p(exp(0.5)), log1p(exp(2))));
+    EXPECT_EXACT(tg_softplus(tp, x), 5,
+                 V(log1p(exp(-2)), log1p(exp(-0.5)), log(2), log1p(exp(0.5)), log1p(exp(2))));
     EXPECT_EXACT(tg_step(tp, x), 5, V(0, 0, 0, 1, 1));
     EXPECT_EXACT(tg_sign(tp, x), 5, V(-1, -1, 0, 1, 1));
     release();
@@ -304,7 +307,8 @@ static void test_losses(void)
     /* Margins M = g y: hinge (1 - M)+, logistic ln(1 + e^-M). */
     tg_tensor *g = NEW(1, S(3), V(2, 0.5, -1)), *pm = NEW(1, S(3), V(1, 1, 1));
     EXPECT_EXACT(tg_hinge_loss(tp, g, pm), 1, V((0 + 0.5 + 2) / 3));
-    EXPECT_EXACT(tg_logistic_loss(tp, g, pm), 1, V((log1p(exp(-2)) + log1p(exp(-0.5)) + log1p(exp(1))) / 3));
+    EXPECT_EXACT(tg_logistic_loss(tp, g, pm), 1,
+                 V((log1p(exp(-2)) + log1p(exp(-0.5)) + log1p(exp(1))) / 3));
     release();
     /* cross-entropy reference from PyTorch (F.cross_entropy, float64):
      * logits [[1,2,3],[1,-1,0]], labels [2,0] -> 0.4076059644443804 */
@@ -322,14 +326,16 @@ static void test_loss_errors(void)
     tg_tensor *lg = NEW(2, S(2, 2), V(0, log(3), log(2), log(2)));
     tg_tensor *bl = CONST(1, S(2), V(1, 2));
     CHECK(tg_cross_entropy(tp, lg, bl) == NULL);
-    CHECK_STR_HAS(tg_tape_error(tp), "tg_cross_entropy: label 2 of row 1 is not a class index in 0..1");
+    CHECK_STR_HAS(tg_tape_error(tp),
+                  "tg_cross_entropy: label 2 of row 1 is not a class index in 0..1");
     release();
     tg_tensor *frac = CONST(1, S(2), V(0.5, 1));
     CHECK(tg_cross_entropy(tp, lg, frac) == NULL);
     CHECK(tg_tape_errcode(tp) == TG_EARG);
     release();
     CHECK(tg_mse_loss(tp, p, lg) == NULL);
-    CHECK_STR_HAS(tg_tape_error(tp), "tg_mse_loss: [3] and [2,2]: prediction and target shapes differ");
+    CHECK_STR_HAS(tg_tape_error(tp),
+                  "tg_mse_loss: [3] and [2,2]: prediction and target shapes differ");
     release();
     CHECK(tg_cross_entropy(tp, p, t) == NULL);
     CHECK_STR_HAS(tg_tape_error(tp), "want logits [N,C]");
@@ -382,7 +388,10 @@ static void test_batch_norm(void)
     tg_tensor *rm = CONST(1, S(2), V(0, 0)), *rv = CONST(1, S(2), V(1, 1));
     tg_tensor *y = tg_batch_norm(tp, x, g, b, rm, rv, 0.1, 1e-5, true);
     double s0 = 1 / sqrt(1.25 + 1e-5), s1 = 1 / sqrt(3 + 1e-5);
-    EXPECT_ABS(y, 8, V(2 * -1.5 * s0, 1 - s1, 2 * -0.5 * s0, 1 - s1, 2 * 0.5 * s0, 1 - s1, 2 * 1.5 * s0, 1 + 3 * s1), 1e-12);
+    EXPECT_ABS(y, 8,
+               V(2 * -1.5 * s0, 1 - s1, 2 * -0.5 * s0, 1 - s1, 2 * 0.5 * s0, 1 - s1, 2 * 1.5 * s0,
+                 1 + 3 * s1),
+               1e-12);
     /* Running statistics: 0.9 r + 0.1 stat, with the unbiased variance (PyTorch's rule). */
     EXPECT_EXACT(rm, 2, V(0.25, 0.3));
     EXPECT_EXACT(rv, 2, V(0.9 + 0.1 * 1.25 * 4 / 3, 0.9 + 0.1 * 3 * 4 / 3));
@@ -406,7 +415,8 @@ static void test_batch_norm(void)
     CHECK_STR_HAS(tg_tape_error(tp), "training needs more than one value per channel");
     release();
     CHECK(tg_batch_norm(tp, x, g2, b2, NULL, NULL, 0.1, 1e-5, true) == NULL);
-    CHECK_STR_HAS(tg_tape_error(tp), "tg_batch_norm: [4,2], [1] and [1]: want x [N,C,...], gamma [C], beta [C]");
+    CHECK_STR_HAS(tg_tape_error(tp),
+                  "tg_batch_norm: [4,2], [1] and [1]: want x [N,C,...], gamma [C], beta [C]");
     release();
     end();
 }
@@ -421,22 +431,18 @@ static void test_stale_input(void)
     tg_tape_reset(tp);
     CHECK(tg_neg(tp, y) == NULL);
     CHECK(tg_tape_errcode(tp) == TG_ESTATE);
-    CHECK_STR_HAS(tg_tape_error(tp), "tg_neg: input 0 belongs to another tape or was made before tg_tape_reset");
+    CHECK_STR_HAS(tg_tape_error(tp),
+                  "tg_neg: input 0 belongs to another tape or was made before tg_tape_reset");
     release();
     end();
 }
 
 static const check_case cases[] = {
-    TEST(test_elementwise),
-    TEST(test_elementwise_errors),
-    TEST(test_unary),
-    TEST(test_reduce),
-    TEST(test_shape),
-    TEST(test_activations),
-    TEST(test_losses),
-    TEST(test_loss_errors),
-    TEST(test_dropout),
-    TEST(test_batch_norm),
+    TEST(test_elementwise), TEST(test_elementwise_errors),
+    TEST(test_unary),       TEST(test_reduce),
+    TEST(test_shape),       TEST(test_activations),
+    TEST(test_losses),      TEST(test_loss_errors),
+    TEST(test_dropout),     TEST(test_batch_norm),
     TEST(test_stale_input),
 };
 TEST_MAIN("test_ops_values", cases)

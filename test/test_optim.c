@@ -311,7 +311,7 @@ static void test_first_steps(void)
 typedef struct torch_case {
     const char *m;
     double lr, momentum, beta2, eps, l2, weight_decay; /* < 0: the method's default */
-    double want[3][2];                                  /* w after steps 1, 2, 3 */
+    double want[3][2];                                 /* w after steps 1, 2, 3 */
 } torch_case;
 
 /* clang-format off */
@@ -375,8 +375,8 @@ static void test_against_pytorch(void)
                     double got = tg_get(p, i), want = tc->want[t][i];
                     if (fabs(got - want) > (d ? 2e-6 : 1e-14)) {
                         printf("test_optim.c: case %zu (%s, %s): step %d, w[%d] = %.17g, "
-                               "PyTorch %.17g\n", c, tc->m, d ? "f32" : "f64", t + 1, i, got,
-                               want);
+                               "PyTorch %.17g\n",
+                               c, tc->m, d ? "f32" : "f64", t + 1, i, got, want);
                         check_failed++;
                     } else {
                         check_passed++;
@@ -485,8 +485,7 @@ static void test_schedule_steps(void)
         tg_lr_schedule s;
         double lr[6];
     } t[] = {
-        {{.kind = TG_LR_STEP, .step_size = 3, .gamma = 0.5},
-         {0.1, 0.1, 0.1, 0.05, 0.05, 0.05}},
+        {{.kind = TG_LR_STEP, .step_size = 3, .gamma = 0.5}, {0.1, 0.1, 0.1, 0.05, 0.05, 0.05}},
         {{.kind = TG_LR_EXP, .gamma = 0.9},
          {0.1, 0.090000000000000011, 0.081000000000000016, 0.07290000000000002,
           0.065610000000000016, 0.059049000000000018}},
@@ -547,7 +546,7 @@ static void test_l2_vs_weight_decay(void)
             tg_tensor_free(p);
         }
     }
-    CHECK_NEAR(ws[0], ws[1], 1e-15);  /* SGD: w(1 - lr rho) - lr g either way */
+    CHECK_NEAR(ws[0], ws[1], 1e-15);   /* SGD: w(1 - lr rho) - lr g either way */
     CHECK(fabs(ws[2] - ws[3]) > 1e-3); /* Adam: not the same */
     /* Adam with decoupled decay, by hand, first step: w(1 - 0.03) - 0.1 sign(g) (v^/sqrt(G^)
      * = g/|g| at t = 1, eps aside). */
@@ -663,8 +662,8 @@ static bool in_list(const char *name, const char *const *list)
 
 static bool option_ok(const char *m, const char *field, double v, const tg_optim_opts *o)
 {
-    static const char *const uses_eps[] = {"adagrad", "rmsprop", "adadelta", "adam", "nadam",
-                                           "adamw", NULL};
+    static const char *const uses_eps[] = {"adagrad", "rmsprop", "adadelta", "adam",
+                                           "nadam",   "adamw",   NULL};
     static const char *const rprops[] = {"rprop", "irprop", NULL};
     if (!(v >= 0 && isfinite(v))) return false; /* any method, any field */
     bool rp = in_list(m, rprops);
@@ -683,13 +682,25 @@ static bool option_ok(const char *m, const char *field, double v, const tg_optim
 
 static void test_option_ranges(void)
 {
-    const double probes[] = {(double)NAN, -(double)INFINITY, (double)INFINITY, -1, -1e-300, 0,
-                             1e-300, 1e-7, 0.5, 0.999, 1, 1.5, 50, 1e300};
+    const double probes[] = {(double)NAN,
+                             -(double)INFINITY,
+                             (double)INFINITY,
+                             -1,
+                             -1e-300,
+                             0,
+                             1e-300,
+                             1e-7,
+                             0.5,
+                             0.999,
+                             1,
+                             1.5,
+                             50,
+                             1e300};
     const double int_probes[] = {-1, 0, 1, 10, 1000, 1001, 9e18};
-    static const char *const fields[] = {"lr", "momentum", "beta1", "beta2", "eps", "l2",
-                                         "weight_decay", "clip_norm", "clip_value", "step_up",
-                                         "step_down", "step_min", "step_max", "mu_max",
-                                         "damping", "history", "restart"};
+    static const char *const fields[] = {
+        "lr",           "momentum",  "beta1",      "beta2",   "eps",       "l2",
+        "weight_decay", "clip_norm", "clip_value", "step_up", "step_down", "step_min",
+        "step_max",     "mu_max",    "damping",    "history", "restart"};
     tg_tensor *a = tg_tensor_new(TG_F64, 1, (int64_t[]){2});
     tg_set_requires_grad(a, true);
     int refused = 0, accepted = 0;
@@ -708,10 +719,11 @@ static void test_option_ranges(void)
             for (size_t k = 0; k < np; k++) {
                 if (is_int && !(pv[k] >= -1)) continue;
                 o = defaults(name);
-                double *slot[] = {&o.lr, &o.momentum, &o.beta1, &o.beta2, &o.eps, &o.l2,
-                                  &o.weight_decay, &o.clip_norm, &o.clip_value, &o.step_up,
-                                  &o.step_down, &o.step_min, &o.step_max, &o.mu_max,
-                                  &o.damping, NULL, NULL};
+                double *slot[] = {&o.lr,         &o.momentum, &o.beta1,        &o.beta2,
+                                  &o.eps,        &o.l2,       &o.weight_decay, &o.clip_norm,
+                                  &o.clip_value, &o.step_up,  &o.step_down,    &o.step_min,
+                                  &o.step_max,   &o.mu_max,   &o.damping,      NULL,
+                                  NULL};
                 if (!strcmp(fields[f], "history")) o.history = (int64_t)pv[k];
                 else if (!strcmp(fields[f], "restart")) o.restart = (int64_t)pv[k];
                 else *slot[f] = pv[k];
@@ -777,8 +789,8 @@ static void test_option_ranges(void)
  * is not checked. tg_optim_new and tg_lr_at agree. */
 static void test_schedule_ranges(void)
 {
-    const double probes[] = {(double)NAN, -(double)INFINITY, (double)INFINITY, -1, 0, 1e-300,
-                             0.5, 1, 2, 1e300};
+    const double probes[] = {
+        (double)NAN, -(double)INFINITY, (double)INFINITY, -1, 0, 1e-300, 0.5, 1, 2, 1e300};
     tg_tensor *a = tg_tensor_new(TG_F64, 1, (int64_t[]){2});
     tg_set_requires_grad(a, true);
     const tg_lr_kind kinds[4] = {TG_LR_CONSTANT, TG_LR_STEP, TG_LR_EXP, TG_LR_COSINE};
@@ -789,8 +801,8 @@ static void test_schedule_ranges(void)
                 double v = probes[i];
                 bool integer = f == 0 || f == 2;
                 if (integer && !(fabs(v) < 1e18 && v == floor(v))) continue;
-                tg_lr_schedule s = {.kind = kinds[k], .step_size = 10, .gamma = 0.5, .t_max = 100,
-                                    .lr_min = 0};
+                tg_lr_schedule s = {
+                    .kind = kinds[k], .step_size = 10, .gamma = 0.5, .t_max = 100, .lr_min = 0};
                 if (f == 0) s.step_size = (int64_t)v;
                 if (f == 1) s.gamma = v;
                 if (f == 2) s.t_max = (int64_t)v;
@@ -798,8 +810,9 @@ static void test_schedule_ranges(void)
                 bool reads = (f == 0 && kinds[k] == TG_LR_STEP) ||
                              (f == 1 && (kinds[k] == TG_LR_STEP || kinds[k] == TG_LR_EXP)) ||
                              (f >= 2 && kinds[k] == TG_LR_COSINE);
-                bool want = !reads || (integer ? v >= 1 : f == 1 ? v > 0 && isfinite(v)
-                                                                  : v >= 0 && isfinite(v));
+                bool want = !reads || (integer  ? v >= 1
+                                       : f == 1 ? v > 0 && isfinite(v)
+                                                : v >= 0 && isfinite(v));
                 tg_optim_opts o = defaults("sgd");
                 o.schedule = s;
                 tg_status st;
@@ -953,7 +966,8 @@ static void test_parallel_step_matches_serial(void)
                 for (int i = 0; i < 4; i++)
                     same &= memcmp(tg_data(p[0][i]), tg_data(p[1][i]),
                                    (size_t)sizes[i] * (d ? 4 : 8)) == 0;
-                if (!same) printf("test_optim.c: %s: 2 threads differ from 1\n", tg_optim_method(m));
+                if (!same)
+                    printf("test_optim.c: %s: 2 threads differ from 1\n", tg_optim_method(m));
                 CHECK(same);
             }
             for (int c = 0; c < 2; c++) {
@@ -1006,8 +1020,8 @@ static double rosenbrock(tg_tensor *p)
 }
 
 /* Runs steps of m with learning rate lr on f from start; returns the final f. */
-static double minimise(const char *m, tg_dtype dt, double lr, double eps,
-                       double (*f)(tg_tensor *), const double *start, int steps)
+static double minimise(const char *m, tg_dtype dt, double lr, double eps, double (*f)(tg_tensor *),
+                       const double *start, int steps)
 {
     int64_t s[1] = {2};
     tg_tensor *p = tg_tensor_new(dt, 1, s);
@@ -1034,22 +1048,20 @@ static void test_convergence(void)
     static const struct {
         const char *m;
         double lr_quad, lr_rosen, eps_rosen; /* eps 0: the method's default */
-    } t[] = {{"sgd", 0.04, 1e-3, 0},      {"momentum", 0.01, 2e-4, 0},
-             {"momentum_ema", 0.04, 1e-3, 0}, {"nesterov", 0.01, 2e-4, 0},
-             {"adagrad", 0.5, 0.3, 0},    {"rmsprop", 0.01, 1e-3, 0},
-             {"adadelta", 1, 0.3, 1e-6},  {"adam", 0.05, 0.02, 0},
-             {"nadam", 0.05, 0.02, 0},    {"adamw", 0.05, 0.02, 0},
-             {"rprop", 0.1, 0.01, 0},     {"irprop", 0.1, 0.01, 0},
-             {"quickprop", 0.05, 0, 0}};
+    } t[] = {
+        {"sgd", 0.04, 1e-3, 0},      {"momentum", 0.01, 2e-4, 0}, {"momentum_ema", 0.04, 1e-3, 0},
+        {"nesterov", 0.01, 2e-4, 0}, {"adagrad", 0.5, 0.3, 0},    {"rmsprop", 0.01, 1e-3, 0},
+        {"adadelta", 1, 0.3, 1e-6},  {"adam", 0.05, 0.02, 0},     {"nadam", 0.05, 0.02, 0},
+        {"adamw", 0.05, 0.02, 0},    {"rprop", 0.1, 0.01, 0},     {"irprop", 0.1, 0.01, 0},
+        {"quickprop", 0.05, 0, 0}};
     const double q0[2] = {0, 0}, r0[2] = {-1.2, 1};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         double fq = minimise(t[i].m, TG_F64, t[i].lr_quad, 0, quadratic, q0, 3000);
         double fq32 = minimise(t[i].m, TG_F32, t[i].lr_quad, 0, quadratic, q0, 3000);
         /* QuickProp's parabola steps are for convex valleys: checked on the quadratic. */
-        double fr = t[i].lr_rosen > 0
-                        ? minimise(t[i].m, TG_F64, t[i].lr_rosen, t[i].eps_rosen, rosenbrock, r0,
-                                   30000)
-                        : 0;
+        double fr = t[i].lr_rosen > 0 ? minimise(t[i].m, TG_F64, t[i].lr_rosen, t[i].eps_rosen,
+                                                 rosenbrock, r0, 30000)
+                                      : 0;
         bool adamw = strcmp(t[i].m, "adamw") == 0; /* decays towards 0, so ends off the optimum */
         bool ok = fq < (adamw ? 1e-2 : 1e-6) && fq32 < (adamw ? 1e-2 : 1e-5) &&
                   fr < (adamw ? 1e-1 : 1e-3);
@@ -1130,7 +1142,10 @@ static void test_check_finite(void)
 {
     const double bad[3] = {(double)NAN, (double)INFINITY, -(double)INFINITY};
     const int64_t sizes[2] = {37, 5};
-    const struct { int p; int64_t i; } at[3] = {{0, 0}, {1, 2}, {1, 4}};
+    const struct {
+        int p;
+        int64_t i;
+    } at[3] = {{0, 0}, {1, 2}, {1, 4}};
     int refused = 0;
     for (int m = 0; tg_optim_method(m); m++) {
         const char *name = tg_optim_method(m);
@@ -1176,8 +1191,9 @@ static void test_check_finite(void)
                     }
                     ok &= bits_equal(pa[0], pb[0]) && bits_equal(pa[1], pb[1]);
                     ok &= tg_optim_step_count(A) == tg_optim_step_count(B);
-                    if (!ok) printf("  %s %s: bad %g at %d: not refused cleanly\n", name,
-                                    d ? "f32" : "f64", bad[b], w);
+                    if (!ok)
+                        printf("  %s %s: bad %g at %d: not refused cleanly\n", name,
+                               d ? "f32" : "f64", bad[b], w);
                     CHECK(ok);
                     tg_optim_free(A), tg_optim_free(B);
                     for (int p = 0; p < 2; p++) tg_tensor_free(pa[p]), tg_tensor_free(pb[p]);
@@ -1280,8 +1296,9 @@ static void test_check_finite_line_search(void)
                     ok &= tg_optim_step_count(A) == tg_optim_step_count(B);
                 }
                 ok &= refused == (poison <= b.evals); /* a's poison came while b ran as far */
-                if (!ok) printf("  %s: %s at call %d: not refused cleanly\n", ms[m],
-                                fail ? "TG_EIO" : "NaN gradient", poison);
+                if (!ok)
+                    printf("  %s: %s at call %d: not refused cleanly\n", ms[m],
+                           fail ? "TG_EIO" : "NaN gradient", poison);
                 CHECK(ok);
                 tg_optim_free(A), tg_optim_free(B);
                 tg_tensor_free(a.p), tg_tensor_free(b.p);
@@ -1334,8 +1351,8 @@ static void test_line_search_methods(void)
         int kr = iterations(t[i].m, rosenbrock, r0, 1e-10, t[i].max_rosen, &er);
         int kq = iterations(t[i].m, quadratic, q0, 1e-12, t[i].max_quad, &eq);
         if (kr < 0 || kq < 0)
-            printf("  %s: rosenbrock %d iterations (%d evaluations), quadratic %d\n", t[i].m,
-                   kr, er, kq);
+            printf("  %s: rosenbrock %d iterations (%d evaluations), quadratic %d\n", t[i].m, kr,
+                   er, kq);
         CHECK(kr > 0 && kq > 0);
     }
     /* Far fewer iterations than gradient descent: SGD at its best rate above needed 30000

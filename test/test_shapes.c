@@ -72,8 +72,8 @@ static bool same_dims(int na, const int64_t *a, int nb, const int64_t *b)
 /* ---- random sizes and shapes ---- */
 static tg_rng rng;
 
-static const int64_t HUGE_SIZES[] = {P(31), P(40), P(47), TG_MAX_NUMEL, TG_MAX_NUMEL + 1, P(62),
-                                     INT64_MAX};
+static const int64_t HUGE_SIZES[] = {P(31), P(40),    P(47), TG_MAX_NUMEL, TG_MAX_NUMEL + 1,
+                                     P(62), INT64_MAX};
 #define N_HUGE (int)(sizeof HUGE_SIZES / sizeof HUGE_SIZES[0])
 
 static int64_t below(int64_t n) { return (int64_t)tg_rng_below(&rng, (uint64_t)n); }
@@ -170,9 +170,26 @@ static const double SCALARS[] = {0, 0.5, 2, -1, 1e308, NaN, INF, -INF};
 
 /* ---- ops, grouped by how they are called ---- */
 enum kind {
-    K_UNARY, K_SCALAR, K_DROPOUT, K_BINARY, K_REDUCE, K_RESHAPE, K_TRANSPOSE, K_SLICE,
-    K_CONCAT, K_MATMUL, K_LINEAR, K_LINEAR_ACT, K_PRELU, K_SOFTMAX, K_PAIR, K_EPS, K_CE,
-    K_CE_SOFT, K_BN, K_CUSTOM
+    K_UNARY,
+    K_SCALAR,
+    K_DROPOUT,
+    K_BINARY,
+    K_REDUCE,
+    K_RESHAPE,
+    K_TRANSPOSE,
+    K_SLICE,
+    K_CONCAT,
+    K_MATMUL,
+    K_LINEAR,
+    K_LINEAR_ACT,
+    K_PRELU,
+    K_SOFTMAX,
+    K_PAIR,
+    K_EPS,
+    K_CE,
+    K_CE_SOFT,
+    K_BN,
+    K_CUSTOM
 };
 
 typedef tg_tensor *(*fn1)(tg_tape *, tg_tensor *);
@@ -190,7 +207,10 @@ typedef struct driver {
     unsigned want;
 } driver;
 
-#define D(name, kind, want) {#name, kind, (void (*)(void))tg_##name, want}
+#define D(name, kind, want)                                                                        \
+    {                                                                                              \
+#name, kind, (void (*)(void))tg_##name, want                                               \
+    }
 static const driver drivers[] = {
     D(matmul, K_MATMUL, F_BIG | F_EMPTY | F_NOMEM),
     D(linear, K_LINEAR, F_BIG | F_EMPTY | F_NOMEM),
@@ -301,7 +321,9 @@ static void gen(trial *t)
         rand_leaf(t, 0, 4), t->fa = pick(ps, 7), t->flag = chance(60);
         break;
     }
-    case K_BINARY: case K_PAIR: case K_EPS: {
+    case K_BINARY:
+    case K_PAIR:
+    case K_EPS: {
         bool pair = t->d->kind != K_BINARY;
         if (!pair && chance(25)) { /* [2^40,1,0] and [1,2^40,0] */
             nd = rand_empty_huge(1, 4, s);
@@ -354,8 +376,8 @@ static void gen(trial *t)
         t->ia = rand_axis(nd_of(x));
         int ax = ref_axis(t->ia, nd_of(x));
         int64_t len = ax >= 0 ? shape_of(x)[ax] : 3;
-        const int64_t b[] = {len + 1, INT64_MIN, INT64_MAX, P(40), -P(40), -1, -2, 0, 1, 2,
-                             len, -len};
+        const int64_t b[] = {len + 1, INT64_MIN, INT64_MAX, P(40), -P(40), -1,
+                             -2,      0,         1,         2,     len,    -len};
         /* mostly within [-len, len], where start <= end decides */
         t->ja = chance(80) ? b[5 + below(7)] : b[below(12)];
         t->jb = chance(80) ? b[5 + below(7)] : b[below(12)];
@@ -394,7 +416,8 @@ static void gen(trial *t)
         leaf_or_rand(t, nd, s);
         break;
     }
-    case K_LINEAR: case K_LINEAR_ACT: {
+    case K_LINEAR:
+    case K_LINEAR_ACT: {
         x = rand_leaf(t, chance(5) ? 0 : 1, 4);
         int nx = nd_of(x);
         int64_t k = nx ? shape_of(x)[nx - 1] : 1, n = rand_size();
@@ -415,7 +438,8 @@ static void gen(trial *t)
         else rand_leaf(t, 0, 2);
         break;
     }
-    case K_CE: case K_CE_SOFT: {
+    case K_CE:
+    case K_CE_SOFT: {
         x = rand_leaf(t, chance(90) ? 2 : 1, chance(90) ? 2 : 3);
         const int64_t *z = shape_of(x);
         int64_t N = nd_of(x) ? z[0] : 1;
@@ -434,8 +458,7 @@ static void gen(trial *t)
         tg_set_requires_grad(t->in[3], false), tg_set_requires_grad(t->in[4], false);
         t->n_op = 3;
         t->no_rm = chance(25), t->no_rv = chance(25);
-        static const double ms[] = {0.1, 0, 1, 1.5, -0.1, NaN}, es[] = {1e-5, 1, 0, -1, NaN,
-                                                                        INF};
+        static const double ms[] = {0.1, 0, 1, 1.5, -0.1, NaN}, es[] = {1e-5, 1, 0, -1, NaN, INF};
         t->fa = chance(80) ? 0.1 : pick(ms, 6), t->fb = chance(80) ? 1e-5 : pick(es, 6);
         t->flag = chance(60);
         break;
@@ -474,7 +497,8 @@ static tg_tensor *run(tg_tape *tp, const trial *t)
     case K_UNARY: return ((fn1)t->d->fn)(tp, in[0]);
     case K_SCALAR: return ((fn_s)t->d->fn)(tp, in[0], t->fa);
     case K_DROPOUT: return tg_dropout(tp, in[0], t->fa, t->flag);
-    case K_BINARY: case K_PAIR: return ((fn2)t->d->fn)(tp, in[0], in[1]);
+    case K_BINARY:
+    case K_PAIR: return ((fn2)t->d->fn)(tp, in[0], in[1]);
     case K_EPS: return tg_eps_insensitive_loss(tp, in[0], in[1], t->fa);
     case K_REDUCE: return ((fn_r)t->d->fn)(tp, in[0], t->ia, t->flag);
     case K_SOFTMAX: return ((fn_a)t->d->fn)(tp, in[0], t->ia);
@@ -486,7 +510,8 @@ static tg_tensor *run(tg_tape *tp, const trial *t)
     case K_LINEAR: return tg_linear(tp, in[0], in[1], in[2]);
     case K_LINEAR_ACT: return tg_linear_act(tp, in[0], in[1], in[2], (tg_act)t->ia, t->fa);
     case K_PRELU: return tg_prelu(tp, in[0], in[1]);
-    case K_CE: case K_CE_SOFT: return ((fn2)t->d->fn)(tp, in[0], in[1]);
+    case K_CE:
+    case K_CE_SOFT: return ((fn2)t->d->fn)(tp, in[0], in[1]);
     case K_BN:
         return tg_batch_norm(tp, in[0], in[1], in[2], t->no_rm ? NULL : in[3],
                              t->no_rv ? NULL : in[4], t->fa, t->fb, t->flag);
@@ -542,7 +567,8 @@ static int ref(const trial *t, expect *e)
         }
         return out(e, n, s);
     }
-    case K_PAIR: case K_EPS:
+    case K_PAIR:
+    case K_EPS:
         if (!same_dims(na, a, nb, b) || numel == 0) return fail_with(e, TG_ESHAPE);
         if (t->d->kind == K_EPS && !(t->fa >= 0 && isfinite(t->fa))) return fail_with(e, TG_EARG);
         return out(e, 0, NULL);
@@ -622,7 +648,8 @@ static int ref(const trial *t, expect *e)
         s[n++] = a[na - 2], s[n++] = b[nb - 1];
         return out(e, n, s);
     }
-    case K_LINEAR: case K_LINEAR_ACT: {
+    case K_LINEAR:
+    case K_LINEAR_ACT: {
         if (t->d->kind == K_LINEAR_ACT) {
             if (t->ia < 0 || t->ia > TG_ACT_SIGMOID) return fail_with(e, TG_EARG);
             if (t->ia == TG_ACT_LEAKY_RELU && !(t->fa >= 0 && isfinite(t->fa)))
@@ -640,7 +667,8 @@ static int ref(const trial *t, expect *e)
         if (nb != 1 || (b[0] != 1 && b[0] != last)) return fail_with(e, TG_ESHAPE);
         return out(e, na, a);
     }
-    case K_CE: case K_CE_SOFT: {
+    case K_CE:
+    case K_CE_SOFT: {
         bool ok = na == 2 && a[0] > 0 && a[1] > 0;
         if (t->d->kind == K_CE) ok = ok && nb == 1 && b[0] == a[0];
         else ok = ok && same_dims(na, a, nb, b);
@@ -703,10 +731,10 @@ static bool all_zero(const tg_tensor *g)
     return true;
 }
 
-#define BAD(why)                                                                           \
-    do {                                                                                   \
-        if (ty->bad++ < 5) describe(t, why, tg_tape_error(tp));                           \
-        goto done;                                                                         \
+#define BAD(why)                                                                                   \
+    do {                                                                                           \
+        if (ty->bad++ < 5) describe(t, why, tg_tape_error(tp));                                    \
+        goto done;                                                                                 \
     } while (0)
 
 static void judge(trial *t, tally *ty)
@@ -791,9 +819,9 @@ static void test_generated_shapes(void)
                            (!(d->want & F_NOMEM) || ty.enomem > 0);
             if (ty.bad || !reached || getenv("TG_SHAPES_VERBOSE"))
                 printf("  %-21s %s: %d trials: %d ok (%d empty), %d too big, %d other ESHAPE, "
-                       "%d EARG, %d ENOMEM, %d wrong\n", d->name, tg_dtype_name((tg_dtype)dt),
-                       ty.trials, ty.ok, ty.ok_empty, ty.too_big, ty.eshape, ty.earg, ty.enomem,
-                       ty.bad);
+                       "%d EARG, %d ENOMEM, %d wrong\n",
+                       d->name, tg_dtype_name((tg_dtype)dt), ty.trials, ty.ok, ty.ok_empty,
+                       ty.too_big, ty.eshape, ty.earg, ty.enomem, ty.bad);
             CHECK(ty.bad == 0);
             CHECK(reached);
         }
@@ -816,8 +844,9 @@ static void test_every_op_generated(void)
 /* ---- leaves: tg_tensor_new against the reference, exhaustively over 0..3 dimensions ---- */
 static void test_leaf_shapes(void)
 {
-    static const int64_t pool[] = {0, 1, 2, 3, P(24), P(31), P(40), P(47), TG_MAX_NUMEL,
-                                   TG_MAX_NUMEL + 1, P(62), INT64_MAX, -1, -P(40), INT64_MIN};
+    static const int64_t pool[] = {
+        0,     1,         2,  3,      P(24),    P(31), P(40), P(47), TG_MAX_NUMEL, TG_MAX_NUMEL + 1,
+        P(62), INT64_MAX, -1, -P(40), INT64_MIN};
     const int np = (int)(sizeof pool / sizeof pool[0]);
     int wrong = 0, made = 0, refused = 0;
     for (int nd = 0; nd <= 4; nd++) {
@@ -835,8 +864,8 @@ static void test_leaf_shapes(void)
                 bool ok = want < 0 ? !a && !b
                                    : a && b && tg_tensor_numel(a) == want &&
                                          same_dims(tg_tensor_ndim(a), tg_tensor_shape(a), nd, s);
-                if (!ok && wrong++ < 5) printf("  leaf of %d dims, #%d: want numel %lld\n", nd, c,
-                                               (long long)want);
+                if (!ok && wrong++ < 5)
+                    printf("  leaf of %d dims, #%d: want numel %lld\n", nd, c, (long long)want);
                 made += a != NULL, refused += a == NULL;
                 tg_tensor_free(a), tg_tensor_free(b);
             }
@@ -983,7 +1012,12 @@ static void test_empty_huge_no_loop(void)
         {"linear_act", e_linear_act, 3, {2, 2, 1}, {{P(40), 0}, {0, 0}, {0}}, 2, {P(40), 0}},
         /* 2^40 samples of no channel */
         {"batch_norm train", e_bn_train, 3, {2, 1, 1}, {{P(40), 0}, {0}, {0}}, 2, {P(40), 0}},
-        {"batch_norm eval", e_bn_eval, 5, {3, 1, 1, 1, 1}, {{P(20), 2, 0}, {2}, {2}, {2}, {2}}, 3,
+        {"batch_norm eval",
+         e_bn_eval,
+         5,
+         {3, 1, 1, 1, 1},
+         {{P(20), 2, 0}, {2}, {2}, {2}, {2}},
+         3,
          {P(20), 2, 0}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
@@ -1144,12 +1178,17 @@ static void test_rand_fill_ranges(void)
         tg_tensor_fill(t, 5);
         double m = dt == TG_F32 ? 3.4e38 : 1.7e308;
         /* f64's [-m, m] is infinitely wide; f32's fits in double */
-        const double bad_uniform[][2] = {{1, 0}, {NaN, 1}, {0, NaN}, {-INF, 0},
-                                         {0, INF}, {0, 2 * m}, {-m, dt == TG_F64 ? m : 2 * m}};
+        const double bad_uniform[][2] = {{1, 0},
+                                         {NaN, 1},
+                                         {0, NaN},
+                                         {-INF, 0},
+                                         {0, INF},
+                                         {0, 2 * m},
+                                         {-m, dt == TG_F64 ? m : 2 * m}};
         for (int i = 0; i < 7; i++)
             CHECK(tg_tensor_rand_uniform(t, bad_uniform[i][0], bad_uniform[i][1], &r) == TG_EARG);
-        const double bad_normal[][2] = {{0, -1}, {0, NaN}, {NaN, 1}, {INF, 0}, {0, INF},
-                                        {m, m / 16}, {0, m / 8}};
+        const double bad_normal[][2] = {{0, -1},  {0, NaN},    {NaN, 1},  {INF, 0},
+                                        {0, INF}, {m, m / 16}, {0, m / 8}};
         for (int i = 0; i < 7; i++)
             CHECK(tg_tensor_rand_normal(t, bad_normal[i][0], bad_normal[i][1], &r) == TG_EARG);
         bool untouched = true;
@@ -1219,8 +1258,8 @@ static void test_max_nan(void)
                   (double[]){1, 0});
         check_max(d, 1, S(2), (double[]){inf, nan}, 0, false, 1, (double[]){nan}, (double[]){0, 1});
         /* rows [1 NaN 3] and [4 5 6] along the last axis */
-        check_max(d, 2, S(2, 3), (double[]){1, nan, 3, 4, 5, 6}, 1, false, 2,
-                  (double[]){nan, 6}, (double[]){0, 1, 0, 0, 0, 2});
+        check_max(d, 2, S(2, 3), (double[]){1, nan, 3, 4, 5, 6}, 1, false, 2, (double[]){nan, 6},
+                  (double[]){0, 1, 0, 0, 0, 2});
         /* columns, a strided slice (inner 3): [1 4], [NaN NaN], [3 6] */
         check_max(d, 2, S(2, 3), (double[]){1, nan, 3, 4, nan, 6}, 0, true, 3,
                   (double[]){4, nan, 6}, (double[]){0, 2, 0, 1, 0, 3});
@@ -1233,15 +1272,10 @@ static void test_max_nan(void)
 }
 
 static const check_case cases[] = {
-    TEST(test_generated_shapes),
-    TEST(test_every_op_generated),
-    TEST(test_leaf_shapes),
-    TEST(test_issue_cases),
-    TEST(test_empty_huge_no_loop),
-    TEST(test_sticky_shape_error),
-    TEST(test_null_tensor_functions),
-    TEST(test_print_arguments),
-    TEST(test_rand_fill_ranges),
-    TEST(test_max_nan),
+    TEST(test_generated_shapes),      TEST(test_every_op_generated),
+    TEST(test_leaf_shapes),           TEST(test_issue_cases),
+    TEST(test_empty_huge_no_loop),    TEST(test_sticky_shape_error),
+    TEST(test_null_tensor_functions), TEST(test_print_arguments),
+    TEST(test_rand_fill_ranges),      TEST(test_max_nan),
 };
 TEST_MAIN("test_shapes", cases)

@@ -93,9 +93,9 @@ typedef struct tg_rng {
 } tg_rng;
 
 TG_API void tg_rng_seed(tg_rng *r, uint64_t seed);
-TG_API uint64_t tg_rng_next(tg_rng *r);          /* 64 random bits */
-TG_API double tg_rng_uniform(tg_rng *r);         /* uniform in [0, 1) */
-TG_API double tg_rng_normal(tg_rng *r);          /* standard normal (Box-Muller) */
+TG_API uint64_t tg_rng_next(tg_rng *r);              /* 64 random bits */
+TG_API double tg_rng_uniform(tg_rng *r);             /* uniform in [0, 1) */
+TG_API double tg_rng_normal(tg_rng *r);              /* standard normal (Box-Muller) */
 TG_API uint64_t tg_rng_below(tg_rng *r, uint64_t n); /* uniform in [0, n), unbiased; 0 if n == 0 */
 
 /* Number of threads BLIS uses for matrix products, and the library's own parallel loops

@@ -21,8 +21,8 @@ extern "C" {
 #endif
 
 typedef struct tg_dataset {
-    tg_tensor *x;  /* [n, d] features */
-    tg_tensor *y;  /* [n] class indices stored as numbers, or [n, k] regression targets */
+    tg_tensor *x; /* [n, d] features */
+    tg_tensor *y; /* [n] class indices stored as numbers, or [n, k] regression targets */
     int64_t n, d;
     int n_classes; /* 0 for regression targets */
     /* Instead of x (then NULL): features stored as bytes, [n, d] row-major, each feature
@@ -97,8 +97,8 @@ typedef struct tg_batcher tg_batcher;
  * shuffle is set (a generator seeded by seed; otherwise in order). The batch tensors are
  * allocated here, once: the last, shorter batch of an epoch has its own pair, so iterating
  * allocates nothing. ds must outlive the batcher. NULL (TG_EARG, TG_ENOMEM in st) on error. */
-TG_API tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle,
-                                  uint64_t seed, tg_status *st);
+TG_API tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle, uint64_t seed,
+                                  tg_status *st);
 TG_API void tg_batcher_free(tg_batcher *b);
 /* Starts a new epoch (reshuffling if asked). A new batcher starts at an epoch's start. */
 TG_API void tg_batcher_reset(tg_batcher *b);
@@ -121,8 +121,7 @@ TG_API double tg_mse(const tg_tensor *pred, const tg_tensor *target);
 TG_API int tg_confusion_matrix(const tg_tensor *scores, const tg_tensor *labels, int n_classes,
                                int64_t *out);
 /* Prints the matrix with per-class recall; names (n_classes entries) may be NULL. */
-TG_API int tg_confusion_print(FILE *f, const int64_t *m, int n_classes,
-                              const char *const *names);
+TG_API int tg_confusion_print(FILE *f, const int64_t *m, int n_classes, const char *const *names);
 
 #ifdef __cplusplus
 }

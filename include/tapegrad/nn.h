@@ -51,8 +51,7 @@ TG_API tg_module *tg_nn_dropout(double p);
 /* Batch normalisation of x [N, features] (features >= 1): gamma 1, beta 0, running mean 0
  * and var 1; momentum in [0, 1] is the running statistics' update rate, eps > 0 (finite)
  * is added to the variance. */
-TG_API tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps,
-                                    tg_dtype dt);
+TG_API tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps, tg_dtype dt);
 TG_API tg_module *tg_nn_sequential(void);
 /* Appends m to seq. A module belongs to one container and a tree is at most 64 levels deep
  * (a layer is one level, a container one more than its deepest child). TG_EARG, with seq
@@ -107,8 +106,7 @@ TG_API int tg_nn_describe(const tg_module *m, FILE *f);
  * tapegrad train stores the layers ("mlp layers=... act=... dropout=... batchnorm=0|1
  * dtype=f32|f64"), and a description of that form must describe the tensors saved. */
 TG_API int tg_nn_save(const tg_module *m, const char *path, tg_status *st);
-TG_API int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta,
-                           tg_status *st);
+TG_API int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_status *st);
 /* Reads path (a regular file of at most 16 GiB; anything else is TG_EIO at once) into the
  * module's parameters and buffers. Everything is checked first (magic, version, checksum,
  * dtype, count and shapes against the module, the whole file's structure, a description

@@ -41,8 +41,8 @@ typedef enum tg_act {
     TG_ACT_TANH,
     TG_ACT_SIGMOID
 } tg_act;
-TG_API tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b,
-                                tg_act act, double alpha);
+TG_API tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, tg_act act,
+                                double alpha);
 
 /* ---- elementwise, with NumPy broadcasting; gradients are summed over broadcast axes ----
  * Shapes align from the right; each dimension pair is equal or has a 1 (either operand
@@ -60,7 +60,7 @@ TG_API tg_tensor *tg_mul_scalar(tg_tape *tp, tg_tensor *x, double c); /* c * x *
 /* x^p with C's pow: NaN for x < 0 and a non-integer p. dx = p x^(p-1), and 0 for p = 0. */
 TG_API tg_tensor *tg_pow_scalar(tg_tape *tp, tg_tensor *x, double p);
 TG_API tg_tensor *tg_exp(tg_tape *tp, tg_tensor *x);
-TG_API tg_tensor *tg_log(tg_tape *tp, tg_tensor *x);    /* natural log */
+TG_API tg_tensor *tg_log(tg_tape *tp, tg_tensor *x); /* natural log */
 TG_API tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_abs(tg_tape *tp, tg_tensor *x);    /* dx = sign(x), 0 at 0 */
 TG_API tg_tensor *tg_square(tg_tape *tp, tg_tensor *x); /* x*x */
@@ -91,11 +91,11 @@ TG_API tg_tensor *tg_concat(tg_tape *tp, int n, tg_tensor *const *xs, int axis);
 /* ---- activations: same shape as x; NaN inputs stay NaN (step excepted) ---- */
 TG_API tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x); /* 1/(1+e^-x), stable for any x */
 TG_API tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x);
-TG_API tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x);    /* max(0,x); dx = [x > 0] */
+TG_API tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x); /* max(0,x); dx = [x > 0] */
 /* x>0 ? x : αx and x>0 ? x : α(e^x-1); at x = 0 the slope is α. α finite (TG_EARG). */
 TG_API tg_tensor *tg_leaky_relu(tg_tape *tp, tg_tensor *x, double alpha);
 TG_API tg_tensor *tg_elu(tg_tape *tp, tg_tensor *x, double alpha);
-TG_API tg_tensor *tg_softplus(tg_tape *tp, tg_tensor *x);                 /* ln(1+e^x), stable */
+TG_API tg_tensor *tg_softplus(tg_tape *tp, tg_tensor *x); /* ln(1+e^x), stable */
 /* x>0 ? x : α·x with a learnable α broadcast against x ([1] or the last dimension,
  * TG_ESHAPE otherwise). dα sums min(0,x)·dy over the elements each α entry covers. */
 TG_API tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha);
@@ -159,8 +159,8 @@ TG_API tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
  * eps > 0 finite, 0 <= momentum <= 1 (TG_EARG). The statistics used are saved in the
  * arena. */
 TG_API tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta,
-                                tg_tensor *running_mean, tg_tensor *running_var,
-                                double momentum, double eps, bool training);
+                                tg_tensor *running_mean, tg_tensor *running_var, double momentum,
+                                double eps, bool training);
 
 /* ---- user-defined ops ---- */
 /* An op written outside the library: a forward and a backward over plain tensors. Inputs

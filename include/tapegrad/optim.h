@@ -86,9 +86,9 @@ typedef struct tg_optim_opts {
     int64_t restart;     /* CG: restart from steepest descent every this many steps (>= 0;
                             0, the default: the number of weights) */
     tg_lr_schedule schedule; /* applied at each step; TG_LR_CONSTANT by default */
-    bool check_finite;   /* refuse a step whose gradient holds a NaN or an infinity: the step
-                            returns TG_EARG and changes nothing (weights, state, step count).
-                            Costs one read of every gradient per step; off by default. */
+    bool check_finite;       /* refuse a step whose gradient holds a NaN or an infinity: the step
+                                returns TG_EARG and changes nothing (weights, state, step count).
+                                Costs one read of every gradient per step; off by default. */
 } tg_optim_opts;
 
 /* Fills opts with the defaults of method name. 0, or TG_EARG for an unknown name or NULL. */

@@ -98,9 +98,9 @@ TG_API int tg_backward_seed(tg_tape *tp, tg_tensor *y, const tg_tensor *seed);
  * keeps them) until tg_tape_profile_clear. A timed kernel costs two clock reads (about
  * 40 ns); with profiling off nothing is timed. */
 typedef struct tg_profile_row {
-    const char *op;                        /* op name; "custom" for every user-defined op */
+    const char *op; /* op name; "custom" for every user-defined op */
     int64_t forward_calls, backward_calls;
-    double forward_s, backward_s;          /* seconds inside the kernels */
+    double forward_s, backward_s; /* seconds inside the kernels */
 } tg_profile_row;
 /* Turns profiling on (allocating its table the first time: TG_ENOMEM) or off (the figures
  * stay readable). TG_EARG for a NULL tape. */
@@ -118,9 +118,9 @@ TG_API int tg_tape_profile_print(const tg_tape *tp, FILE *f);
 
 /* ---- Graph API: walk the recorded nodes in recording order. ---- */
 TG_API int64_t tg_tape_n_nodes(const tg_tape *tp);
-TG_API const tg_node *tg_tape_first(const tg_tape *tp);   /* NULL if none */
-TG_API const tg_node *tg_node_next(const tg_node *n);     /* NULL after the last */
-TG_API const char *tg_node_op(const tg_node *n);           /* op name, e.g. "matmul" */
+TG_API const tg_node *tg_tape_first(const tg_tape *tp); /* NULL if none */
+TG_API const tg_node *tg_node_next(const tg_node *n);   /* NULL after the last */
+TG_API const char *tg_node_op(const tg_node *n);        /* op name, e.g. "matmul" */
 TG_API int tg_node_n_inputs(const tg_node *n);
 TG_API const tg_tensor *tg_node_input(const tg_node *n, int i);
 TG_API const tg_tensor *tg_node_output(const tg_node *n);
@@ -143,13 +143,13 @@ typedef struct tg_gradcheck_opts {
 } tg_gradcheck_opts;
 
 typedef struct tg_gradcheck_result {
-    double max_abs_err;  /* largest |analytic - numeric| */
-    double max_rel_err;  /* largest relative error, as defined in the options */
-    int worst_input;     /* which input and element gave max_rel_err (-1 if none) */
+    double max_abs_err; /* largest |analytic - numeric| */
+    double max_rel_err; /* largest relative error, as defined in the options */
+    int worst_input;    /* which input and element gave max_rel_err (-1 if none) */
     int64_t worst_index;
     double worst_analytic, worst_numeric;
-    int64_t n_checked;   /* elements compared */
-    char msg[256];       /* why the check failed ("" when it returned 0) */
+    int64_t n_checked; /* elements compared */
+    char msg[256];     /* why the check failed ("" when it returned 0) */
 } tg_gradcheck_result;
 
 /* Compares every analytic gradient element of f with the 4-point central difference
@@ -167,11 +167,11 @@ TG_API int tg_gradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inputs, 
  * every axis), gradchecked in f64 and compared between f32 and f64. `tapegrad gradcheck`
  * prints it as a table; the test suite requires max_rel_err <= 1e-6 for every case. ---- */
 typedef struct tg_selfcheck_result {
-    const char *op;            /* the op under test */
-    const char *what;          /* what the case covers */
-    tg_gradcheck_result grad;  /* f64 analytic gradients against finite differences */
-    double f32_err;            /* largest |f32 - f64| over the value and every gradient
-                                  element, relative to max(1, |f64|) */
+    const char *op;           /* the op under test */
+    const char *what;         /* what the case covers */
+    tg_gradcheck_result grad; /* f64 analytic gradients against finite differences */
+    double f32_err;           /* largest |f32 - f64| over the value and every gradient
+                                 element, relative to max(1, |f64|) */
 } tg_selfcheck_result;
 
 TG_API int tg_selfcheck_count(void);

@@ -29,7 +29,7 @@ TG_API int tg_tensor_free(tg_tensor *t);
 
 TG_API tg_dtype tg_tensor_dtype(const tg_tensor *t);
 TG_API int tg_tensor_ndim(const tg_tensor *t);
-TG_API const int64_t *tg_tensor_shape(const tg_tensor *t); /* ndim entries */
+TG_API const int64_t *tg_tensor_shape(const tg_tensor *t);  /* ndim entries */
 TG_API int64_t tg_tensor_dim(const tg_tensor *t, int axis); /* negative axis counts from the end */
 TG_API int64_t tg_tensor_numel(const tg_tensor *t);
 TG_API bool tg_tensor_is_leaf(const tg_tensor *t);
