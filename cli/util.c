@@ -217,7 +217,7 @@ bool cli_have_program(const char *name)
         if (len && len + strlen(name) + 2 < sizeof buf) {
             memcpy(buf, path, len);
             buf[len] = '/';
-            strcpy(buf + len + 1, name);
+            memcpy(buf + len + 1, name, strlen(name) + 1); /* fits: checked above */
             if (access(buf, X_OK) == 0) return true;
         }
         path += len + (colon ? 1 : 0);

@@ -71,7 +71,7 @@ int tg_file_read(int fd, void *buf, size_t n, size_t *got)
  * len bytes. A negative TG_E... code with st filled on error; *out untouched. */
 int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len, tg_status *st)
 {
-    uint64_t size;
+    uint64_t size = 0;
     int fd = tg_file_open(path, &size, st);
     if (fd < 0) return fd;
     if (size > max) {

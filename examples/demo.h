@@ -23,10 +23,8 @@
 DEMOS(X)
 #undef X
 
-/* From cli/util.c: a gnuplot PNG of CSV columns (0 written, 1 gnuplot missing, -1 error). */
-#include <stdbool.h>
-int cli_plot_csv(const char *csv, const char *png, const char *title, const char *xlabel,
-                 const char *ylabel, int xcol, const int *ycols, int n_y, bool logy);
+/* cli_plot_csv (cli/util.c): a gnuplot PNG of CSV columns. */
+#include "../cli/cli.h"
 
 #define DEMO_MAIN(name)                                                                            \
     int main(int argc, char **argv) { return demo_##name(argc > 1 ? argv[1] : "."); }

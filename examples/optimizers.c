@@ -30,6 +30,7 @@ static void spirals(tg_tensor *x, tg_tensor *y)
 {
     for (int i = 0; i < N; i++) {
         int c = i % 2;
+        /* NOLINTNEXTLINE(bugprone-integer-division): whole points per arm, on purpose */
         double t = 0.25 + 3.0 * (double)(i / 2) / (N / 2), r = t / 3.25;
         double a = t * 2.2 + c * 3.14159265358979323846;
         tg_set(x, 2 * i, r * cos(a)), tg_set(x, 2 * i + 1, r * sin(a)), tg_set(y, i, c);

@@ -222,7 +222,7 @@ static int walk(const char *path, model_file *mf, tg_tensor *const *ts, tg_statu
     int rc = TG_OK;
     for (uint32_t i = 0; !rc && i < mf->count; i++) {
         uint32_t nd = 0;
-        uint64_t dims[TG_MAX_DIMS];
+        uint64_t dims[TG_MAX_DIMS] = {0};
         mf->at[i] = off;
         if ((rc = tensor_at(path, mf, i, &off, &nd, dims, st)) || !ts) continue;
         if (nd != (uint32_t)tg_tensor_ndim(ts[i])) {
@@ -273,6 +273,7 @@ static int check_description(const char *path, const model_file *mf, const char 
     text[mf->meta_len] = '\0';
     double dropout;
     int bn;
+    /* NOLINTNEXTLINE(cert-err34-c): all 5 fields must match; the values are checked after */
     if (sscanf(text, "mlp layers=%511s act=%31s dropout=%lf batchnorm=%d dtype=%7s", layers, act,
                &dropout, &bn, dtype) != 5)
         return TG_OK;
@@ -467,11 +468,12 @@ int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_s
         return TG_EARG;
     }
     size_t len = strlen(path);
-    char *tmp = malloc(2 * len + 40), *dir = tmp + len + 32;
+    char *tmp = malloc(2 * len + 40);
     if (!tmp) {
         free(b.p);
         return tg_status_set(st, TG_ENOMEM, "tg_nn_save: out of memory");
     }
+    char *dir = tmp + len + 32;
     remove_stale(dir, split_path(path, dir, len + 8));
     snprintf(tmp, len + 32, "%s.tmp.%d.XXXXXX", path, (int)getpid());
     int fd = mkstemp(tmp);
@@ -541,9 +543,13 @@ int tg_nn_load(tg_module *m, const char *path, tg_status *st)
      * written. */
     if (!rc) rc = walk(path, &mf, ts, st);
     if (!rc) rc = check_description(path, &mf, "the file holds", st);
+    /* NOLINTBEGIN(clang-analyzer-core.NullDereference): walk filled mf.at when rc is 0 */
+    /* NOLINTBEGIN(clang-analyzer-core.UndefinedBinaryOperatorResult): the same */
     for (int i = 0; !rc && i < n; i++)
         memcpy(tg_data(ts[i]), mf.p + mf.at[i] + 4 + 8 * (size_t)tg_tensor_ndim(ts[i]),
                (size_t)tg_tensor_numel(ts[i]) * mf.es);
+    /* NOLINTEND(clang-analyzer-core.UndefinedBinaryOperatorResult) */
+    /* NOLINTEND(clang-analyzer-core.NullDereference) */
     model_file_free(&mf);
     return rc;
 }

@@ -266,6 +266,7 @@ static int append(tg_module *seq, tg_module *m)
         free_tree(m);
         return rc;
     }
+    /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): NULL seq returned above */
     seq->children[seq->n_children++] = m;
     m->parent = seq;
     for (tg_module *c = seq, *child = m; c; child = c, c = c->parent) {

@@ -123,11 +123,11 @@ int tg_selfcheck_run(int idx, tg_selfcheck_result *res)
         return TG_EARG;
     }
     res->op = c->op, res->what = c->what;
-    tg_tensor *x64[TG_CASE_MAX_IN], *x32[TG_CASE_MAX_IN];
+    tg_tensor *x64[TG_CASE_MAX_IN] = {0}, *x32[TG_CASE_MAX_IN] = {0};
     int rc = make_inputs(c, idx, TG_F64, x64);
     if (!rc) rc = make_inputs(c, idx, TG_F32, x32);
     if (rc) {
-        free_inputs(c->n_in, x64);
+        free_inputs(c->n_in, x64), free_inputs(c->n_in, x32);
         snprintf(res->grad.msg, sizeof res->grad.msg, "tg_selfcheck_run: out of memory");
         return rc;
     }

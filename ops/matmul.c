@@ -127,24 +127,23 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
 
 /* ---- linear: y = x · w + b, x [..., k] (leading dimensions folded into rows) ----
  * The bias is copied into every row of y, then one GEMM adds x · w (beta = 1). */
-#define LINEAR_KERNELS(T, SFX)                                                                     \
-    static void linear_bias_##SFX(tg_node *n, int64_t rows, int64_t cols)                          \
-    {                                                                                              \
-        const T *b = n->in[2]->data;                                                               \
-        T *y = n->out->data;                                                                       \
-        for (int64_t r = 0; r < rows; r++) memcpy(y + r * cols, b, (size_t)cols * sizeof(T));      \
-    }                                                                                              \
-    static void linear_dbias_##SFX(tg_node *n, int64_t rows, int64_t cols, bool add)               \
-    {                                                                                              \
-        const T *dy = n->out->grad->data;                                                          \
-        T *db = n->in[2]->grad->data;                                                              \
-        if (!add) memset(db, 0, (size_t)cols * sizeof(T));                                         \
-        if (cols == 0) return; /* rows may be 2^48 */                                              \
-        for (int64_t r = 0; r < rows; r++)                                                         \
-            for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];                          \
-    }
-LINEAR_KERNELS(float, f32)
-LINEAR_KERNELS(double, f64)
+/* linear_bias_f32, linear_dbias_f32, linear_bias_f64 and linear_dbias_f64, from the template
+ * ops/linear_t.h. */
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "linear_t.h"
+#undef T
+#undef FN
+#undef M
+
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "linear_t.h"
+#undef T
+#undef FN
+#undef M
 
 void tg_linear_fwd(tg_node *n)
 {

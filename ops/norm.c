@@ -6,30 +6,23 @@
  * them. The mask is drawn from the tape's generator (one uniform draw per element, in
  * order, so a seed fixes it whatever the dtype) and saved as one byte per element in the
  * arena. n->attr.dropout.p = p. */
-#define DROPOUT_KERNELS(T, SFX)                                                                    \
-    static void dropout_fwd_##SFX(tg_node *n)                                                      \
-    {                                                                                              \
-        const T *restrict x = n->in[0]->data;                                                      \
-        T *restrict y = n->out->data;                                                              \
-        uint8_t *restrict keep = n->saved;                                                         \
-        const double p = n->attr.dropout.p;                                                        \
-        const T scale = (T)(1.0 / (1.0 - p));                                                      \
-        tg_rng *r = &n->out->tape->rng;                                                            \
-        const int64_t len = n->out->numel;                                                         \
-        for (int64_t i = 0; i < len; i++) keep[i] = tg_rng_uniform(r) >= p;                        \
-        for (int64_t i = 0; i < len; i++) y[i] = keep[i] ? x[i] * scale : (T)0;                    \
-    }                                                                                              \
-    static void dropout_bwd_##SFX(tg_node *n)                                                      \
-    {                                                                                              \
-        const T *restrict dy = n->out->grad->data;                                                 \
-        const uint8_t *restrict keep = n->saved;                                                   \
-        T *restrict dx = n->in[0]->grad->data;                                                     \
-        const T scale = (T)(1.0 / (1.0 - n->attr.dropout.p));                                      \
-        for (int64_t i = 0, len = n->out->numel; i < len; i++)                                     \
-            dx[i] += keep[i] ? dy[i] * scale : (T)0;                                               \
-    }
-DROPOUT_KERNELS(float, f32)
-DROPOUT_KERNELS(double, f64)
+/* dropout_fwd_f32, dropout_bwd_f32, dropout_fwd_f64 and dropout_bwd_f64, from the template
+ * ops/dropout_t.h. */
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "dropout_t.h"
+#undef T
+#undef FN
+#undef M
+
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "dropout_t.h"
+#undef T
+#undef FN
+#undef M
 
 void tg_dropout_fwd(tg_node *n) { TG_DISPATCH(n, dropout_fwd); }
 void tg_dropout_bwd(tg_node *n)
@@ -65,101 +58,22 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
  * from μ, σ² after a training forward, so the kernels touch nothing but the node.
  * Attributes: n->attr.batch_norm (N, C, R, eps, training). Sums are in double for
  * both dtypes; the variance is two-pass (no E[x²] - μ² cancellation). */
-#define BN_KERNELS(T, SFX)                                                                         \
-    static void bn_fwd_##SFX(tg_node *n)                                                           \
-    {                                                                                              \
-        const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;                          \
-        const int64_t R = n->attr.batch_norm.R;                                                    \
-        double *mean = n->saved, *var = mean + C, *inv = var + C;                                  \
-        const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;                    \
-        const T *restrict beta = n->in[2]->data;                                                   \
-        T *restrict y = n->out->data;                                                              \
-        /* empty x: no value to touch (and N · C may be 2^48 with R = 0) */                       \
-        const bool empty = n->in[0]->numel == 0;                                                   \
-        if (n->attr.batch_norm.training && !empty) {                                               \
-            const double M = (double)(N * R);                                                      \
-            for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0;                                  \
-            for (int64_t b = 0; b < N; b++)                                                        \
-                for (int64_t c = 0; c < C; c++) {                                                  \
-                    const T *row = x + (b * C + c) * R;                                            \
-                    double s = 0;                                                                  \
-                    for (int64_t r = 0; r < R; r++) s += (double)row[r];                           \
-                    mean[c] += s;                                                                  \
-                }                                                                                  \
-            for (int64_t c = 0; c < C; c++) mean[c] /= M;                                          \
-            for (int64_t b = 0; b < N; b++)                                                        \
-                for (int64_t c = 0; c < C; c++) {                                                  \
-                    const T *row = x + (b * C + c) * R;                                            \
-                    const double m = mean[c];                                                      \
-                    double s = 0;                                                                  \
-                    for (int64_t r = 0; r < R; r++) {                                              \
-                        const double d = (double)row[r] - m;                                       \
-                        s += d * d;                                                                \
-                    }                                                                              \
-                    var[c] += s;                                                                   \
-                }                                                                                  \
-            for (int64_t c = 0; c < C; c++) var[c] /= M;                                           \
-        }                                                                                          \
-        const double eps = n->attr.batch_norm.eps;                                                 \
-        for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + eps);                         \
-        if (empty) return;                                                                         \
-        for (int64_t b = 0; b < N; b++)                                                            \
-            for (int64_t c = 0; c < C; c++) {                                                      \
-                const T *row = x + (b * C + c) * R;                                                \
-                T *out = y + (b * C + c) * R;                                                      \
-                const double m = mean[c], a = (double)gamma[c] * inv[c];                           \
-                const double b0 = (double)beta[c];                                                 \
-                for (int64_t r = 0; r < R; r++) out[r] = (T)(((double)row[r] - m) * a + b0);       \
-            }                                                                                      \
-    }                                                                                              \
-    static void bn_bwd_##SFX(tg_node *n)                                                           \
-    {                                                                                              \
-        const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;                          \
-        const int64_t R = n->attr.batch_norm.R;                                                    \
-        const double M = (double)(N * R);                                                          \
-        double *saved = n->saved, *sdy = saved + 3 * C, *sdyx = saved + 4 * C;                     \
-        const double *mean = saved, *inv = saved + 2 * C;                                          \
-        const bool training = n->attr.batch_norm.training;                                         \
-        const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;                    \
-        const T *restrict dy = n->out->grad->data;                                                 \
-        const bool empty = n->in[0]->numel == 0;                                                   \
-        for (int64_t c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;                                      \
-        for (int64_t b = 0; b < (empty ? 0 : N); b++)                                              \
-            for (int64_t c = 0; c < C; c++) {                                                      \
-                const T *row = x + (b * C + c) * R, *g = dy + (b * C + c) * R;                     \
-                const double m = mean[c], s = inv[c];                                              \
-                double s1 = 0, s2 = 0;                                                             \
-                for (int64_t r = 0; r < R; r++) {                                                  \
-                    s1 += (double)g[r];                                                            \
-                    s2 += (double)g[r] * (((double)row[r] - m) * s);                               \
-                }                                                                                  \
-                sdy[c] += s1, sdyx[c] += s2;                                                       \
-            }                                                                                      \
-        if (n->in[1]->requires_grad) {                                                             \
-            T *dgamma = n->in[1]->grad->data;                                                      \
-            for (int64_t c = 0; c < C; c++) dgamma[c] += (T)sdyx[c];                               \
-        }                                                                                          \
-        if (n->in[2]->requires_grad) {                                                             \
-            T *dbeta = n->in[2]->grad->data;                                                       \
-            for (int64_t c = 0; c < C; c++) dbeta[c] += (T)sdy[c];                                 \
-        }                                                                                          \
-        if (!n->in[0]->requires_grad || empty) return;                                             \
-        T *restrict dx = n->in[0]->grad->data;                                                     \
-        for (int64_t b = 0; b < N; b++)                                                            \
-            for (int64_t c = 0; c < C; c++) {                                                      \
-                const int64_t o = (b * C + c) * R;                                                 \
-                const double m = mean[c], s = inv[c], k = (double)gamma[c] * s;                    \
-                /* eval: the statistics are constants, so only the direct term is left */          \
-                const double my = training ? sdy[c] / M : 0.0;                                     \
-                const double mx = training ? sdyx[c] / M : 0.0;                                    \
-                for (int64_t r = 0; r < R; r++) {                                                  \
-                    const double xh = ((double)x[o + r] - m) * s;                                  \
-                    dx[o + r] += (T)(k * ((double)dy[o + r] - my - xh * mx));                      \
-                }                                                                                  \
-            }                                                                                      \
-    }
-BN_KERNELS(float, f32)
-BN_KERNELS(double, f64)
+/* bn_fwd_f32, bn_bwd_f32, bn_fwd_f64 and bn_bwd_f64, from the template ops/batch_norm_t.h. */
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "batch_norm_t.h"
+#undef T
+#undef FN
+#undef M
+
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "batch_norm_t.h"
+#undef T
+#undef FN
+#undef M
 
 void tg_batch_norm_fwd(tg_node *n) { TG_DISPATCH(n, bn_fwd); }
 void tg_batch_norm_bwd(tg_node *n) { TG_DISPATCH(n, bn_bwd); }

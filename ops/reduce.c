@@ -6,76 +6,22 @@
  * NaN, and the first NaN is the element its gradient goes to. */
 #include "internal.h"
 
-#define REDUCE_KERNELS(T, SFX)                                                                     \
-    static void sum_fwd_##SFX(tg_node *n)                                                          \
-    {                                                                                              \
-        int64_t outer = n->attr.view.outer, len = n->attr.view.len;                                \
-        int64_t inner = n->attr.view.inner;                                                        \
-        const T *x = n->in[0]->data;                                                               \
-        T *y = n->out->data;                                                                       \
-        T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;                             \
-        if (n->out->numel == 0) return;                                                            \
-        for (int64_t o = 0; o < outer; o++) {                                                      \
-            T *yo = y + o * inner;                                                                 \
-            for (int64_t k = 0; k < inner; k++) yo[k] = 0;                                         \
-            for (int64_t l = 0; l < len; l++) {                                                    \
-                const T *xr = x + (o * len + l) * inner;                                           \
-                for (int64_t k = 0; k < inner; k++) yo[k] += xr[k];                                \
-            }                                                                                      \
-            for (int64_t k = 0; k < inner; k++) yo[k] *= scale;                                    \
-        }                                                                                          \
-    }                                                                                              \
-    static void sum_bwd_##SFX(tg_node *n)                                                          \
-    {                                                                                              \
-        int64_t outer = n->attr.view.outer, len = n->attr.view.len;                                \
-        int64_t inner = n->attr.view.inner;                                                        \
-        const T *dy = n->out->grad->data;                                                          \
-        T *dx = n->in[0]->grad->data;                                                              \
-        T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;                             \
-        if (n->out->numel == 0) return;                                                            \
-        for (int64_t o = 0; o < outer; o++)                                                        \
-            for (int64_t l = 0; l < len; l++) {                                                    \
-                T *dr = dx + (o * len + l) * inner;                                                \
-                const T *g = dy + o * inner;                                                       \
-                for (int64_t k = 0; k < inner; k++) dr[k] += scale * g[k];                         \
-            }                                                                                      \
-    }                                                                                              \
-    static void max_fwd_##SFX(tg_node *n)                                                          \
-    {                                                                                              \
-        int64_t outer = n->attr.view.outer, len = n->attr.view.len;                                \
-        int64_t inner = n->attr.view.inner;                                                        \
-        const T *x = n->in[0]->data;                                                               \
-        T *y = n->out->data;                                                                       \
-        int64_t *arg = n->saved;                                                                   \
-        if (n->out->numel == 0) return; /* else len >= 1 (the wrapper checks) */                   \
-        for (int64_t o = 0; o < outer; o++)                                                        \
-            for (int64_t k = 0; k < inner; k++) {                                                  \
-                const T *xs = x + o * len * inner + k;                                             \
-                T m = xs[0];                                                                       \
-                int64_t best = 0;                                                                  \
-                /* !(v <= m) takes a larger v or a NaN; a NaN ends the slice */                    \
-                for (int64_t l = 1; l < len && m == m; l++) {                                      \
-                    const T v = xs[l * inner];                                                     \
-                    if (!(v <= m)) m = v, best = l;                                                \
-                }                                                                                  \
-                y[o * inner + k] = m;                                                              \
-                if (arg) arg[o * inner + k] = best;                                                \
-            }                                                                                      \
-    }                                                                                              \
-    static void max_bwd_##SFX(tg_node *n)                                                          \
-    {                                                                                              \
-        int64_t outer = n->attr.view.outer, len = n->attr.view.len;                                \
-        int64_t inner = n->attr.view.inner;                                                        \
-        const T *dy = n->out->grad->data;                                                          \
-        T *dx = n->in[0]->grad->data;                                                              \
-        const int64_t *arg = n->saved;                                                             \
-        if (n->out->numel == 0) return;                                                            \
-        for (int64_t o = 0; o < outer; o++)                                                        \
-            for (int64_t k = 0; k < inner; k++)                                                    \
-                dx[(o * len + arg[o * inner + k]) * inner + k] += dy[o * inner + k];               \
-    }
-REDUCE_KERNELS(float, f32)
-REDUCE_KERNELS(double, f64)
+/* sum_fwd, sum_bwd, max_fwd and max_bwd for f32 and f64, from the template ops/reduce_t.h. */
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "reduce_t.h"
+#undef T
+#undef FN
+#undef M
+
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "reduce_t.h"
+#undef T
+#undef FN
+#undef M
 
 void tg_sum_fwd(tg_node *n) { TG_DISPATCH(n, sum_fwd); }
 void tg_sum_bwd(tg_node *n)

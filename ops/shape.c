@@ -76,27 +76,22 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
 
 /* ---- transpose: swap axes a0 < a1. Viewed as [A, n0, B, n1, C] -> [A, n1, B, n0, C].
  * Attributes: n->attr.transpose (A, n0, B, n1, C). ---- */
-#define TRANSPOSE_KERNEL(T, SFX)                                                                   \
-    static void transpose_##SFX(const tg_node *n, const T *restrict src, T *restrict dst,          \
-                                bool back)                                                         \
-    {                                                                                              \
-        const int64_t A = n->attr.transpose.A, n0 = n->attr.transpose.n0;                          \
-        const int64_t B = n->attr.transpose.B, n1 = n->attr.transpose.n1;                          \
-        const int64_t C = n->attr.transpose.C;                                                     \
-        for (int64_t a = 0; a < A; a++)                                                            \
-            for (int64_t i = 0; i < n0; i++)                                                       \
-                for (int64_t b = 0; b < B; b++)                                                    \
-                    for (int64_t j = 0; j < n1; j++) {                                             \
-                        int64_t xi = (((a * n0 + i) * B + b) * n1 + j) * C;                        \
-                        int64_t yi = (((a * n1 + j) * B + b) * n0 + i) * C;                        \
-                        if (back)                                                                  \
-                            for (int64_t c = 0; c < C; c++) dst[xi + c] += src[yi + c];            \
-                        else                                                                       \
-                            for (int64_t c = 0; c < C; c++) dst[yi + c] = src[xi + c];             \
-                    }                                                                              \
-    }
-TRANSPOSE_KERNEL(float, f32)
-TRANSPOSE_KERNEL(double, f64)
+/* transpose_f32 and transpose_f64, from the template ops/transpose_t.h. */
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "transpose_t.h"
+#undef T
+#undef FN
+#undef M
+
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "transpose_t.h"
+#undef T
+#undef FN
+#undef M
 
 /* Empty tensors return first: [2^40, 2^8, 0] would otherwise loop 2^48 times over nothing. */
 void tg_transpose_fwd(tg_node *n)

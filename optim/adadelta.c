@@ -8,24 +8,21 @@
  * with g the gradient plus rho w and alpha = opts.beta2. eps is added after the roots, as
  * in the lectures (Zeiler and PyTorch write sqrt(D + eps) / sqrt(G + eps)). D starts at 0,
  * so the first steps are about lr eps: AdaDelta starts slowly. Slots: 0 is G, 1 is D. */
-#define ADADELTA_KERNEL(T, SFX, SQRT)                                                              \
-    TG_VEC_CLONES                                                                                  \
-    static void adadelta_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s, \
-                               int64_t n)                                                          \
-    {                                                                                              \
-        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps;        \
-        const T a = (T)o->opts.beta2;                                                              \
-        T *restrict G = s[0], *restrict D = s[1];                                                  \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T gi = g[i] + l2 * w[i];                                                               \
-            G[i] = a * G[i] + ((T)1 - a) * gi * gi;                                                \
-            T d = gi * (SQRT(D[i]) + eps) / (SQRT(G[i]) + eps);                                    \
-            D[i] = a * D[i] + ((T)1 - a) * d * d;                                                  \
-            w[i] = keep * w[i] - lr * d;                                                           \
-        }                                                                                          \
-    }
-ADADELTA_KERNEL(float, f32, sqrtf)
-ADADELTA_KERNEL(double, f64, sqrt)
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "adadelta_t.h"
+#undef T
+#undef FN
+#undef M
+
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "adadelta_t.h"
+#undef T
+#undef FN
+#undef M
 
 static void adadelta_defaults(tg_optim_opts *o)
 {

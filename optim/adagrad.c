@@ -5,21 +5,21 @@
  * rho w. The lectures' g_t / sqrt(sum_i g_i^2) with eps after the root, as PyTorch's
  * Adagrad, so that a coordinate whose gradients were all zero does not divide 0 by 0.
  * Slot 0 is G. */
-#define ADAGRAD_KERNEL(T, SFX, SQRT)                                                               \
-    TG_VEC_CLONES                                                                                  \
-    static void adagrad_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s,  \
-                              int64_t n)                                                           \
-    {                                                                                              \
-        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps;        \
-        T *restrict G = s[0];                                                                      \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T gi = g[i] + l2 * w[i];                                                               \
-            G[i] += gi * gi;                                                                       \
-            w[i] = keep * w[i] - lr * gi / (SQRT(G[i]) + eps);                                     \
-        }                                                                                          \
-    }
-ADAGRAD_KERNEL(float, f32, sqrtf)
-ADAGRAD_KERNEL(double, f64, sqrt)
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "adagrad_t.h"
+#undef T
+#undef FN
+#undef M
+
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "adagrad_t.h"
+#undef T
+#undef FN
+#undef M
 
 static void adagrad_defaults(tg_optim_opts *o)
 {

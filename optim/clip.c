@@ -1,24 +1,18 @@
 /* optim/clip.c: gradient clipping over a parameter list, by global L2 norm and by value. */
 #include "internal.h"
 
-/* Sum of squares accumulated in double, for f32 gradients too. */
-#define CLIP_KERNELS(T, SFX)                                                                       \
-    static double sum_sq_##SFX(const T *g, int64_t n)                                              \
-    {                                                                                              \
-        double s = 0;                                                                              \
-        for (int64_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];                          \
-        return s;                                                                                  \
-    }                                                                                              \
-    static void scale_##SFX(T *g, int64_t n, T c)                                                  \
-    {                                                                                              \
-        for (int64_t i = 0; i < n; i++) g[i] *= c;                                                 \
-    }                                                                                              \
-    static void clamp_##SFX(T *g, int64_t n, T c)                                                  \
-    {                                                                                              \
-        for (int64_t i = 0; i < n; i++) g[i] = g[i] > c ? c : (g[i] < -c ? -c : g[i]);             \
-    }
-CLIP_KERNELS(float, f32)
-CLIP_KERNELS(double, f64)
+/* sum_sq, scale and clamp of one gradient, from the template optim/clip_t.h. */
+#define T float
+#define FN(name) name##_f32
+#include "clip_t.h"
+#undef T
+#undef FN
+
+#define T double
+#define FN(name) name##_f64
+#include "clip_t.h"
+#undef T
+#undef FN
 
 static bool list_ok(int n, tg_tensor *const *params)
 {

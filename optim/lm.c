@@ -141,6 +141,7 @@ int tg_optim_step_lm(tg_optim *o, tg_residual_fn fn, void *ctx, double *loss, tg
     return TG_OK;
 }
 
+/* NOLINTNEXTLINE(readability-non-const-parameter): a tg_optim_class step writes *loss */
 static int lm_refuse(tg_optim *o, tg_loss_fn fn, void *ctx, double *loss)
 {
     (void)o, (void)fn, (void)ctx, (void)loss;
@@ -160,7 +161,8 @@ static int lm_init(tg_optim *o, tg_status *st)
     s->n = n;
     s->mu = o->opts.damping; /* > 0, checked by tg_optim_new */
     size_t v = sizeof(double) * (size_t)(n ? n : 1);
-    s->A = malloc(v * (size_t)n), s->M = malloc(v * (size_t)n), s->b = malloc(v);
+    s->A = malloc(v * (size_t)(n ? n : 1)), s->M = malloc(v * (size_t)(n ? n : 1)),
+    s->b = malloc(v);
     s->x = malloc(v), s->dx = malloc(v), s->tp = tg_tape_new();
     if (!s->A || !s->M || !s->b || !s->x || !s->dx || !s->tp)
         return tg_status_set(st, TG_ENOMEM, "tg_optim_new: lm: out of memory");

@@ -3,21 +3,17 @@
 
 /* h := alpha h + lr (g + rho w);  w := w (1 - lr lambda) - h.
  * With L2 this is Borisov's dW_t = eta (dE + rho W_{t-1}) + mu dW_{t-1}. Slot 0 is h. */
-#define MOMENTUM_KERNEL(T, SFX)                                                                    \
-    TG_VEC_CLONES                                                                                  \
-    static void momentum_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s, \
-                               int64_t n)                                                          \
-    {                                                                                              \
-        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep;                              \
-        const T a = (T)o->opts.momentum;                                                           \
-        T *restrict h = s[0];                                                                      \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            h[i] = a * h[i] + lr * (g[i] + l2 * w[i]);                                             \
-            w[i] = keep * w[i] - h[i];                                                             \
-        }                                                                                          \
-    }
-MOMENTUM_KERNEL(float, f32)
-MOMENTUM_KERNEL(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "momentum_t.h"
+#undef T
+#undef FN
+
+#define T double
+#define FN(name) name##_f64
+#include "momentum_t.h"
+#undef T
+#undef FN
 
 static void momentum_defaults(tg_optim_opts *o)
 {

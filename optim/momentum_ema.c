@@ -3,21 +3,17 @@
 
 /* v := gamma v + (1 - gamma)(g + rho w);  w := w (1 - lr lambda) - lr v. Slot 0 is v.
  * Unlike Polyak's form, v is an average, so lr keeps the scale it has in plain SGD. */
-#define MOMENTUM_EMA_KERNEL(T, SFX)                                                                \
-    TG_VEC_CLONES                                                                                  \
-    static void momentum_ema_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,          \
-                                   T *const *s, int64_t n)                                         \
-    {                                                                                              \
-        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep;                              \
-        const T c = (T)o->opts.momentum;                                                           \
-        T *restrict v = s[0];                                                                      \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            v[i] = c * v[i] + ((T)1 - c) * (g[i] + l2 * w[i]);                                     \
-            w[i] = keep * w[i] - lr * v[i];                                                        \
-        }                                                                                          \
-    }
-MOMENTUM_EMA_KERNEL(float, f32)
-MOMENTUM_EMA_KERNEL(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "momentum_ema_t.h"
+#undef T
+#undef FN
+
+#define T double
+#define FN(name) name##_f64
+#include "momentum_ema_t.h"
+#undef T
+#undef FN
 
 static void momentum_ema_defaults(tg_optim_opts *o)
 {

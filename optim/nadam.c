@@ -11,27 +11,21 @@
  * current gradient's share. This is PyTorch's NAdam update with its mu_t and mu_{t+1} both
  * held at gamma; PyTorch and Keras by default let mu_t grow towards gamma over the first
  * thousands of steps (momentum_decay). Slots: 0 is v, 1 is G. */
-#define NADAM_KERNEL(T, SFX, SQRT)                                                                 \
-    TG_VEC_CLONES                                                                                  \
-    static void nadam_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s,    \
-                            int64_t n)                                                             \
-    {                                                                                              \
-        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps;        \
-        const double gam = o->opts.beta1, t = (double)o->t;                                        \
-        const T b1 = (T)gam, b2 = (T)o->opts.beta2;                                                \
-        const T cv = (T)(gam / (1.0 - pow(gam, t + 1.0)));   /* on the new moment */               \
-        const T cg = (T)((1.0 - gam) / (1.0 - pow(gam, t))); /* on the gradient */                 \
-        const T c2 = (T)(1.0 / (1.0 - pow(o->opts.beta2, t)));                                     \
-        T *restrict v = s[0], *restrict G = s[1];                                                  \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T gi = g[i] + l2 * w[i];                                                               \
-            v[i] = b1 * v[i] + ((T)1 - b1) * gi;                                                   \
-            G[i] = b2 * G[i] + ((T)1 - b2) * gi * gi;                                              \
-            w[i] = keep * w[i] - lr * (cv * v[i] + cg * gi) / (SQRT(G[i] * c2) + eps);             \
-        }                                                                                          \
-    }
-NADAM_KERNEL(float, f32, sqrtf)
-NADAM_KERNEL(double, f64, sqrt)
+#define T float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "nadam_t.h"
+#undef T
+#undef FN
+#undef M
+
+#define T double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "nadam_t.h"
+#undef T
+#undef FN
+#undef M
 
 static void nadam_defaults(tg_optim_opts *o)
 {

@@ -9,22 +9,17 @@
  * the same trajectory (u_t = w_t - alpha h_t at every t; test_optim checks it), and, with
  * h = lr * buf, PyTorch's SGD(nesterov=True) at a constant lr. With L2 the gradient is
  * g + rho u. Slot 0 is h. */
-#define NESTEROV_KERNEL(T, SFX)                                                                    \
-    TG_VEC_CLONES                                                                                  \
-    static void nesterov_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s, \
-                               int64_t n)                                                          \
-    {                                                                                              \
-        const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep;                              \
-        const T a = (T)o->opts.momentum;                                                           \
-        T *restrict h = s[0];                                                                      \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T step = lr * (g[i] + l2 * w[i]);                                                      \
-            h[i] = a * h[i] + step;                                                                \
-            w[i] = keep * w[i] - (a * h[i] + step);                                                \
-        }                                                                                          \
-    }
-NESTEROV_KERNEL(float, f32)
-NESTEROV_KERNEL(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "nesterov_t.h"
+#undef T
+#undef FN
+
+#define T double
+#define FN(name) name##_f64
+#include "nesterov_t.h"
+#undef T
+#undef FN
 
 static void nesterov_defaults(tg_optim_opts *o)
 {

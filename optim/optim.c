@@ -321,22 +321,33 @@ static void update_part(tg_optim *o, int t, int nt, bool stream)
 /* Whether some element of g is NaN or infinite: its exponent bits are all ones, and adding
  * one to the lowest of them carries into the sign bit. An OR of integers, so the loop
  * vectorises (a float reduction could not be reordered). */
-#define ANY_NONFINITE(T, SFX, U, EXP, ONE, SIGN)                                                   \
-    TG_VEC_CLONES                                                                                  \
-    static bool any_nonfinite_##SFX(const T *restrict g, int64_t n)                                \
-    {                                                                                              \
-        U acc = 0;                                                                                 \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            U b;                                                                                   \
-            memcpy(&b, g + i, sizeof b);                                                           \
-            acc |= (b & EXP) + ONE;                                                                \
-        }                                                                                          \
-        return acc & SIGN;                                                                         \
-    }
-ANY_NONFINITE(float, f32, uint32_t, UINT32_C(0x7f800000), UINT32_C(0x00800000),
-              UINT32_C(0x80000000))
-ANY_NONFINITE(double, f64, uint64_t, UINT64_C(0x7ff0000000000000), UINT64_C(0x0010000000000000),
-              UINT64_C(0x8000000000000000))
+#define T float
+#define FN(name) name##_f32
+#define U uint32_t
+#define EXP UINT32_C(0x7f800000)
+#define ONE UINT32_C(0x00800000)
+#define SIGN UINT32_C(0x80000000)
+#include "nonfinite_t.h"
+#undef T
+#undef FN
+#undef U
+#undef EXP
+#undef ONE
+#undef SIGN
+
+#define T double
+#define FN(name) name##_f64
+#define U uint64_t
+#define EXP UINT64_C(0x7ff0000000000000)
+#define ONE UINT64_C(0x0010000000000000)
+#define SIGN UINT64_C(0x8000000000000000)
+#include "nonfinite_t.h"
+#undef T
+#undef FN
+#undef U
+#undef EXP
+#undef ONE
+#undef SIGN
 
 /* True when every gradient in o->grads is finite (opts.check_finite). */
 static bool grads_finite(const tg_optim *o)

@@ -319,10 +319,10 @@ static int quasi_init(tg_optim *o, tg_status *st)
                              "tg_optim_new: bfgs: %lld weights need a %lld x %lld "
                              "matrix; use lbfgs",
                              (long long)n, (long long)n, (long long)n);
-    size_t v = sizeof(double) * (size_t)n;
+    size_t v = sizeof(double) * (size_t)(n ? n : 1);
     q->x = malloc(v), q->g = malloc(v), q->p = calloc((size_t)n ? (size_t)n : 1, sizeof(double));
     q->d = malloc(v), q->xn = malloc(v), q->gn = malloc(v);
-    if (q->method == M_BFGS) q->V = malloc(v * (size_t)n);
+    if (q->method == M_BFGS) q->V = malloc(v * (size_t)(n ? n : 1));
     if (q->method == M_LBFGS) {
         q->S = malloc(v * (size_t)q->m), q->Y = malloc(v * (size_t)q->m);
         q->rho = malloc(sizeof(double) * 2 * (size_t)q->m);

@@ -9,31 +9,17 @@
  * or 0 when both slopes are 0. Slots: 0 is S', 1 is dW'. */
 #include "internal.h"
 
-#define QUICKPROP_KERNEL(T, SFX)                                                                   \
-    TG_VEC_CLONES                                                                                  \
-    static void quickprop_##SFX(const tg_optim *o, T *restrict w, const T *restrict g,             \
-                                T *const *s, int64_t n)                                            \
-    {                                                                                              \
-        const T l2 = (T)o->opts.l2, keep = (T)o->keep, eta0 = (T)o->lr;                            \
-        const T mu_max = (T)o->opts.mu_max;                                                        \
-        T *restrict prev = s[0], *restrict dw = s[1];                                              \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T S = g[i] + l2 * w[i], d = dw[i];                                                     \
-            T eta = d == 0 || -d * S > 0 ? eta0 : 0;                                               \
-            T mu;                                                                                  \
-            if (prev[i] == S) {                                                                    \
-                mu = S == 0 ? 0 : mu_max;                                                          \
-            } else {                                                                               \
-                T beta = S / (prev[i] - S), gamma = S * -d * beta;                                 \
-                mu = beta > mu_max || gamma < 0 ? mu_max : beta;                                   \
-            }                                                                                      \
-            T step = -eta * S + mu * d;                                                            \
-            w[i] = keep * w[i] + step;                                                             \
-            prev[i] = S, dw[i] = step;                                                             \
-        }                                                                                          \
-    }
-QUICKPROP_KERNEL(float, f32)
-QUICKPROP_KERNEL(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "quickprop_t.h"
+#undef T
+#undef FN
+
+#define T double
+#define FN(name) name##_f64
+#include "quickprop_t.h"
+#undef T
+#undef FN
 
 static void quickprop_defaults(tg_optim_opts *o)
 {

@@ -10,29 +10,39 @@
  * Slots: 0 is g(t-1), 1 is eta (0 before the first step). */
 #include "internal.h"
 
-#define RPROP_KERNEL(T, SFX, NAME, IRPROP)                                                         \
-    TG_VEC_CLONES                                                                                  \
-    static void NAME##_##SFX(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s,   \
-                             int64_t n)                                                            \
-    {                                                                                              \
-        const T l2 = (T)o->opts.l2, keep = (T)o->keep, up = (T)o->opts.step_up;                    \
-        const T down = (T)o->opts.step_down, lo = (T)o->opts.step_min;                             \
-        const T hi = (T)o->opts.step_max, eta0 = (T)o->lr;                                         \
-        T *restrict prev = s[0], *restrict eta = s[1];                                             \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T gi = g[i] + l2 * w[i], e = eta[i] > 0 ? eta[i] : eta0, S = prev[i] * gi;             \
-            if (S > 0) e = e * up < hi ? e * up : hi;                                              \
-            else if (S < 0) e = e * down > lo ? e * down : lo;                                     \
-            eta[i] = e;                                                                            \
-            if (IRPROP && S < 0) gi = 0; /* forget it: no move, S = 0 next time */                 \
-            w[i] = keep * w[i] - e * (T)((gi > 0) - (gi < 0));                                     \
-            prev[i] = gi;                                                                          \
-        }                                                                                          \
-    }
-RPROP_KERNEL(float, f32, rprop, 0)
-RPROP_KERNEL(double, f64, rprop, 0)
-RPROP_KERNEL(float, f32, irprop, 1)
-RPROP_KERNEL(double, f64, irprop, 1)
+/* rprop_f32, rprop_f64 (IRPROP 0), irprop_f32 and irprop_f64 (IRPROP 1), from the template
+ * optim/rprop_t.h. */
+#define T float
+#define FN(name) name##_f32
+#define IRPROP 0
+#include "rprop_t.h"
+#undef T
+#undef FN
+#undef IRPROP
+
+#define T double
+#define FN(name) name##_f64
+#define IRPROP 0
+#include "rprop_t.h"
+#undef T
+#undef FN
+#undef IRPROP
+
+#define T float
+#define FN(name) name##_f32
+#define IRPROP 1
+#include "rprop_t.h"
+#undef T
+#undef FN
+#undef IRPROP
+
+#define T double
+#define FN(name) name##_f64
+#define IRPROP 1
+#include "rprop_t.h"
+#undef T
+#undef FN
+#undef IRPROP
 
 static void rprop_defaults(tg_optim_opts *o)
 {

@@ -43,6 +43,7 @@ double tg_lr_at(const tg_lr_schedule *s, double lr, int64_t k)
         return TG_EARG;
     if (!s) return lr;
     switch (s->kind) {
+    /* NOLINTNEXTLINE(bugprone-integer-division): step decay: whole steps */
     case TG_LR_STEP: return lr * pow(s->gamma, (double)(k / s->step_size));
     case TG_LR_EXP: return lr * pow(s->gamma, (double)k);
     case TG_LR_COSINE:

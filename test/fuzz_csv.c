@@ -29,10 +29,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     fclose(f);
     /* detected header, classification, last column; forced header, regression, first column;
      * no header, ';' and the second column from the end; the first byte as the delimiter */
-    tg_csv_opts opts[4] = {{-1, -1, false, ','},
-                           {1, 0, true, ','},
-                           {0, -2, false, ';'},
-                           {-1, 1, true, size ? (char)data[0] : ','}};
+    tg_csv_opts opts[4] = {
+        {-1, -1, false, ','},
+        {1, 0, true, ','},
+        {0, -2, false, ';'},
+        /* NOLINTNEXTLINE(bugprone-narrowing-conversions): any byte value will do */
+        {-1, 1, true, size ? (char)data[0] : ','}};
     for (int k = 0; k < 4; k++) {
         tg_dataset ds[2] = {{0}, {0}};
         int rc[2];

@@ -79,6 +79,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 
     /* compressed whole: the same outcome as the plain bytes (unless they were gzip already) */
     size_t n;
+    /* NOLINTNEXTLINE(bugprone-narrowing-conversions): size % 10 is 0..9 */
     unsigned char *gz = gzip(data, size, size % 10, &n);
     spill(path, gz, n);
     int rc = load(path, TG_F32, &t);

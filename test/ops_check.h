@@ -25,6 +25,7 @@ static inline tg_tensor *leaf(tg_dtype dt, int ndim, const int64_t *shape, const
         printf("%s: cannot make a leaf\n", check_test);
         exit(1);
     }
+    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): v has numel(t) values */
     for (int64_t i = 0; v && i < tg_tensor_numel(t); i++) tg_set(t, i, v[i]);
     if (grad) tg_set_requires_grad(t, true);
     return leaves[n_leaves++] = t;

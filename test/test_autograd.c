@@ -435,9 +435,9 @@ static void test_errors(void)
 
 /* ---- stale tensors ----
  * One step of a training loop, repeated identically: a chain of 1-element 1-D tanh ops
- * (192 arena bytes per op, so a stagger of 3 lines would put a stale output exactly on its
- * successor), a [4,8] tanh (data on a cache line), a [4,8] x [8,3] product, a 0-D sum, and
- * the sweep. Keeps every op output and two intermediate gradients. */
+ * (176 arena bytes per op, packed at 16 bytes, so a stagger of whole lines could put a stale
+ * output exactly on a successor), a [4,8] tanh (data on a cache line), a [4,8] x [8,3]
+ * product, a 0-D sum, and the sweep. Keeps every op output and two intermediate gradients. */
 typedef struct stale_step {
     tg_tensor *t[16], *loss;
     int n;
@@ -466,6 +466,7 @@ static bool same_grads(tg_tensor *const *leaf, double *saved, bool save)
         for (int64_t j = 0; j < tg_tensor_numel(leaf[i]); j++, k++) {
             double g = tg_get(tg_grad(leaf[i]), j);
             if (save) saved[k] = g;
+            /* NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): bitwise on purpose */
             else same &= memcmp(&g, &saved[k], sizeof g) == 0;
         }
     return same;
@@ -760,8 +761,8 @@ static void test_profile(void)
         kernels += rows[i].forward_s + rows[i].backward_s;
     }
     CHECK(kernels <= wall);
-    CHECK(gemm.forward_s > 0 && gemm.forward_s <= lin->forward_s + mm->forward_s);
-    CHECK(gemm.backward_s > 0 && gemm.backward_s <= lin->backward_s + mm->backward_s);
+    CHECK(lin && mm && gemm.forward_s > 0 && gemm.forward_s <= lin->forward_s + mm->forward_s);
+    CHECK(lin && mm && gemm.backward_s > 0 && gemm.backward_s <= lin->backward_s + mm->backward_s);
     CHECK(tg_tape_profile(tp, rows, 1, NULL) == 3); /* counted, one written */
     CHECK(tg_tape_profile(tp, NULL, 0, NULL) == 3);
 
@@ -1217,8 +1218,10 @@ static void test_threads_separate_tapes(void)
     int same = 0;
     for (int i = 0; i < T; i++)
         same += seq[i].rc == TG_OK && par[i].rc == TG_OK &&
+                /* NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): bitwise on purpose */
                 memcmp(seq[i].w, par[i].w, sizeof seq[i].w) == 0;
     CHECK(same == T);
+    /* NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): bitwise on purpose */
     CHECK(memcmp(seq[0].w, seq[1].w, sizeof seq[0].w) != 0); /* the runs do differ */
     tg_tensor_free(x);
 }

@@ -234,8 +234,8 @@ static void test_split_batches_metrics(void)
     tg_batcher *b = tg_batcher_new(&all, 4, true, 3, &st);
     CHECK(b && tg_batcher_count(b) == 3);
     tg_tensor *bx, *by;
-    int sizes[3], nb = 0;
-    double order1[10], order2[10];
+    int sizes[3] = {0}, nb = 0;
+    double order1[10] = {0}, order2[10] = {0}; /* zeros where a short epoch left a gap */
     int k = 0;
     while (tg_batcher_next(b, &bx, &by)) {
         if (nb < 3) sizes[nb] = (int)tg_tensor_dim(bx, 0);

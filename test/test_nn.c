@@ -577,6 +577,7 @@ static void test_append_tree_rules(void)
                                     into itself or its descendants: R1 3, S1 2, S2 1, R2 1, F 1 */
     /* The cases by name: twice, and a cycle. */
     tg_module *a = tg_nn_sequential(), *b = tg_nn_sequential(), *lin = tg_nn_linear(2, 2, TG_F64);
+    /* NOLINTNEXTLINE(misc-redundant-expression): two calls: the 2nd is refused */
     CHECK(tg_nn_append(a, lin) == TG_OK && tg_nn_append(a, lin) == TG_EARG);
     CHECK(tg_nn_n_params(a) == 2);
     CHECK(tg_nn_append(b, a) == TG_OK && tg_nn_append(a, b) == TG_EARG && tg_nn_n_params(b) == 2);
@@ -762,7 +763,7 @@ static bool same(tg_module *a, tg_module *b)
     if (tg_nn_params(b, pb, 16) != n) return false;
     for (int i = 0; i < n; i++)
         if (memcmp(tg_data(pa[i]), tg_data(pb[i]),
-                   (size_t)tg_tensor_numel(pa[i]) * tg_dtype_size(tg_tensor_dtype(pa[i]))))
+                   (size_t)tg_tensor_numel(pa[i]) * tg_dtype_size(tg_tensor_dtype(pa[i]))) != 0)
             return false;
     return true;
 }
@@ -878,6 +879,8 @@ static void check_patched(tg_module *m, tg_module *m0, const char *bad, const un
                           long size, long at, uint32_t v, const char *want)
 {
     unsigned char *c = malloc((size_t)size);
+    CHECK(c != NULL);
+    if (!c) return;
     memcpy(c, b, (size_t)size);
     put32(c + at, v);
     put32(c + size - 4, (uint32_t)crc32(0L, c, (uInt)(size - 4)));
@@ -948,19 +951,22 @@ static void test_save_load_more(void)
     unsigned char *bytes = slurp(path, &size);
     CHECK(bytes && size > 100);
     tg_module *c = small(TG_F64, 3), *c0 = small(TG_F64, 3);
-    check_patched(c, c0, bad, bytes, size, 8, 2, "format version 2, this tapegrad reads 1");
-    check_patched(c, c0, bad, bytes, size, 12, 7, "unknown dtype code 7");
-    check_patched(c, c0, bad, bytes, size, 16, 9, "holds 9 tensors, the model has 8");
-    check_patched(c, c0, bad, bytes, size, 20, 100000, "bad description length");
-    check_patched(c, c0, bad, bytes, size, 24, 1, "tensor 0 has 1 dimensions, the model's has 2");
-    memcpy(bytes, "TGMODEX", 8);
-    spill(bad, bytes, (size_t)size);
-    CHECK(tg_nn_load(c, bad, &st) == TG_EFORMAT);
-    CHECK_STR_HAS(st.msg, "not a tapegrad model (bad magic)");
-    memcpy(bytes, "TGMODEL", 8);
-    spill(bad, bytes, 0);
-    CHECK(tg_nn_load(c, bad, &st) == TG_EFORMAT); /* empty */
-    CHECK(tg_nn_load(c, d, &st) < 0);             /* a directory */
+    if (bytes && size > 100) { /* the checks below patch the file's bytes */
+        check_patched(c, c0, bad, bytes, size, 8, 2, "format version 2, this tapegrad reads 1");
+        check_patched(c, c0, bad, bytes, size, 12, 7, "unknown dtype code 7");
+        check_patched(c, c0, bad, bytes, size, 16, 9, "holds 9 tensors, the model has 8");
+        check_patched(c, c0, bad, bytes, size, 20, 100000, "bad description length");
+        check_patched(c, c0, bad, bytes, size, 24, 1,
+                      "tensor 0 has 1 dimensions, the model's has 2");
+        memcpy(bytes, "TGMODEX", 8);
+        spill(bad, bytes, (size_t)size);
+        CHECK(tg_nn_load(c, bad, &st) == TG_EFORMAT);
+        CHECK_STR_HAS(st.msg, "not a tapegrad model (bad magic)");
+        memcpy(bytes, "TGMODEL", 8);
+        spill(bad, bytes, 0);
+        CHECK(tg_nn_load(c, bad, &st) == TG_EFORMAT); /* empty */
+    }
+    CHECK(tg_nn_load(c, d, &st) < 0); /* a directory */
     CHECK_STR_HAS(st.msg, d);
     CHECK(same(c, c0));
     tg_module *extra = tg_nn_mlp(3, (int64_t[]){3, 4, 2}, "tanh", 0, false, TG_F64, &st);
@@ -998,7 +1004,7 @@ static void test_save_load_more(void)
     CHECK_STR_HAS(st.msg, "cannot write");
     long size2;
     unsigned char *now = slurp(path, &size2);
-    CHECK(now && size2 == size && memcmp(now, bytes, (size_t)size) == 0);
+    CHECK(now && bytes && size2 == size && memcmp(now, bytes, (size_t)size) == 0);
     CHECK(no_temp_left(d));
     CHECK(tg_nn_load(b, path, &st) == TG_OK); /* still a good model */
     free(now);

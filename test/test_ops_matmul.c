@@ -262,6 +262,7 @@ static void test_linear_act_errors_and_edges(void)
     tg_tape_stats s0, s1;
     tg_tape_set_grad_mode(tp, false);
     tg_tensor *y = tg_linear_act(tp, x, w, b, TG_ACT_RELU, 0);
+    CHECK(y != NULL);
     tg_tape_get_stats(tp, &s0);
     tg_tape_set_grad_mode(tp, true);
     tg_tape_reset(tp);

@@ -674,9 +674,9 @@ static bool option_ok(const char *m, const char *field, double v, const tg_optim
     if (!strcmp(field, "step_down")) return !rp || (v > 0 && v <= 1);
     if (!strcmp(field, "step_min")) return !rp || (v > 0 && v <= o->step_max);
     if (!strcmp(field, "step_max")) return !rp || v >= o->step_min;
-    if (!strcmp(field, "mu_max")) return strcmp(m, "quickprop") || v > 0;
-    if (!strcmp(field, "damping")) return strcmp(m, "lm") || v > 0;
-    if (!strcmp(field, "history")) return strcmp(m, "lbfgs") || (v >= 1 && v <= 1000);
+    if (!strcmp(field, "mu_max")) return strcmp(m, "quickprop") != 0 || v > 0;
+    if (!strcmp(field, "damping")) return strcmp(m, "lm") != 0 || v > 0;
+    if (!strcmp(field, "history")) return strcmp(m, "lbfgs") != 0 || (v >= 1 && v <= 1000);
     return true; /* lr, l2, weight_decay, clip_norm, clip_value, restart */
 }
 
@@ -845,6 +845,7 @@ static int quad_closure(void *ctx, double *loss)
     return TG_OK;
 }
 
+/* NOLINTNEXTLINE(readability-non-const-parameter): a tg_loss_fn writes *loss */
 static int failing_closure(void *ctx, double *loss)
 {
     (void)ctx, (void)loss;

@@ -1,0 +1,20 @@
+/* optim/adadelta_t.h: AdaDelta's kernel, adadelta_f32 / adadelta_f64, for the element type T.
+ * optim/adadelta.c includes this file twice, as ops/elem.h does ops/elem_t.h: T = float with
+ * FN(name) = name_f32 and float libm (M(sqrt) = sqrtf), then T = double with name_f64 and sqrt. No
+ * include guard, on purpose. */
+
+TG_VEC_CLONES
+static void FN(adadelta)(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s,
+                         int64_t n)
+{
+    const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep, eps = (T)o->opts.eps;
+    const T a = (T)o->opts.beta2;
+    T *restrict G = s[0], *restrict D = s[1];
+    for (int64_t i = 0; i < n; i++) {
+        T gi = g[i] + l2 * w[i];
+        G[i] = a * G[i] + ((T)1 - a) * gi * gi;
+        T d = gi * (M(sqrt)(D[i]) + eps) / (M(sqrt)(G[i]) + eps);
+        D[i] = a * D[i] + ((T)1 - a) * d * d;
+        w[i] = keep * w[i] - lr * d;
+    }
+}

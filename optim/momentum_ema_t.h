@@ -1,0 +1,16 @@
+/* optim/momentum_ema_t.h: the EMA momentum kernel, momentum_ema_f32 / momentum_ema_f64, for the
+ * element type T. optim/momentum_ema.c includes this file twice, as ops/elem.h does ops/elem_t.h: T
+ * = float with FN(name) = name_f32, then T = double with name_f64. No include guard, on purpose. */
+
+TG_VEC_CLONES
+static void FN(momentum_ema)(const tg_optim *o, T *restrict w, const T *restrict g, T *const *s,
+                             int64_t n)
+{
+    const T lr = (T)o->lr, l2 = (T)o->opts.l2, keep = (T)o->keep;
+    const T c = (T)o->opts.momentum;
+    T *restrict v = s[0];
+    for (int64_t i = 0; i < n; i++) {
+        v[i] = c * v[i] + ((T)1 - c) * (g[i] + l2 * w[i]);
+        w[i] = keep * w[i] - lr * v[i];
+    }
+}
