@@ -61,20 +61,8 @@ tg_tensor *tg_elu(tg_tape *tp, tg_tensor *x, double alpha)
 
 /* ---- prelu, softmax and log_softmax: prelu_fwd_f32 ... softmax_bwd_f64, from the template
  * ops/activation_t.h, where their comments give the math ---- */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "activation_t.h"
-#undef T
-#undef FN
-#undef M
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "activation_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "activation_t.h"
+#include "stamp.h"
 
 void tg_prelu_fwd(tg_node *n) { TG_DISPATCH(n, prelu_fwd); }
 void tg_prelu_bwd(tg_node *n) { TG_DISPATCH(n, prelu_bwd); }

@@ -16,21 +16,8 @@
 #define TG_INLINE static inline
 #endif
 
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "elem_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "elem_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "elem_t.h"
+#include "stamp.h"
 
 /* y = f(x, a) with the function of the node's dtype. */
 TG_INLINE void unary_fwd(tg_node *n, float (*f32)(float, float), double (*f64)(double, double))

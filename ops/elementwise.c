@@ -82,16 +82,8 @@ static void bcast_init(bcast *c, const tg_node *n)
 enum { FWD, DA, DB };
 
 /* binary_fwd_f32, binary_bwd_f32 and their f64 forms, from the template ops/binary_t.h. */
-#define T float
-#define FN(name) name##_f32
-#include "binary_t.h"
-#undef T
-#undef FN
-#define T double
-#define FN(name) name##_f64
-#include "binary_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "binary_t.h"
+#include "stamp.h"
 
 /* The wrapper of all four: the broadcast shape, then the layout the kernels will use. */
 static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)

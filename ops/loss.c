@@ -8,16 +8,8 @@
  * and eps bce's clamp (attr.loss.eps); the loops are ops/pair_t.h. ---- */
 typedef double (*pair_fn)(double p, double t, double c, double eps);
 
-#define T float
-#define FN(name) name##_f32
-#include "pair_t.h"
-#undef T
-#undef FN
-#define T double
-#define FN(name) name##_f64
-#include "pair_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "pair_t.h"
+#include "stamp.h"
 
 TG_INLINE void pair_fwd(tg_node *n, pair_fn phi)
 {
@@ -217,20 +209,8 @@ tg_tensor *tg_kl_div_loss(tg_tape *tp, tg_tensor *log_q, tg_tensor *p)
 
 /* ---- cross-entropy from logits: ce_fwd_f32 ... ce_bwd_f64, from the template ops/ce_t.h,
  * where the comment gives the math and what is saved ---- */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "ce_t.h"
-#undef T
-#undef FN
-#undef M
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "ce_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "ce_t.h"
+#include "stamp.h"
 
 void tg_cross_entropy_fwd(tg_node *n) { TG_DISPATCH(n, ce_fwd); }
 void tg_cross_entropy_bwd(tg_node *n) { TG_DISPATCH(n, ce_bwd); }

@@ -129,21 +129,8 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
  * The bias is copied into every row of y, then one GEMM adds x · w (beta = 1). */
 /* linear_bias_f32, linear_dbias_f32, linear_bias_f64 and linear_dbias_f64, from the template
  * ops/linear_t.h. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "linear_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "linear_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "linear_t.h"
+#include "stamp.h"
 
 void tg_linear_fwd(tg_node *n)
 {
@@ -233,16 +220,8 @@ static int act_threads(int64_t rows, int64_t cols)
 /* la_rows_f32, la_rows_f64 (one thread's rows of a pass) and la_db_f32, la_db_f64 (columns
  * of the bias gradient), from the template ops/linear_act_t.h. */
 #include "elem.h"
-#define T float
-#define FN(name) name##_f32
-#include "linear_act_t.h"
-#undef T
-#undef FN
-#define T double
-#define FN(name) name##_f64
-#include "linear_act_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "linear_act_t.h"
+#include "stamp.h"
 
 /* Thread t of nt: its rows of pass (0 forward, 1 backward). */
 static void la_rows(tg_node *n, int pass, int64_t rows, int t, int nt)

@@ -8,21 +8,8 @@
  * arena. n->attr.dropout.p = p. */
 /* dropout_fwd_f32, dropout_bwd_f32, dropout_fwd_f64 and dropout_bwd_f64, from the template
  * ops/dropout_t.h. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "dropout_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "dropout_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "dropout_t.h"
+#include "stamp.h"
 
 void tg_dropout_fwd(tg_node *n) { TG_DISPATCH(n, dropout_fwd); }
 void tg_dropout_bwd(tg_node *n)
@@ -59,21 +46,8 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
  * Attributes: n->attr.batch_norm (N, C, R, eps, training). Sums are in double for
  * both dtypes; the variance is two-pass (no E[x²] - μ² cancellation). */
 /* bn_fwd_f32, bn_bwd_f32, bn_fwd_f64 and bn_bwd_f64, from the template ops/batch_norm_t.h. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "batch_norm_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "batch_norm_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "batch_norm_t.h"
+#include "stamp.h"
 
 void tg_batch_norm_fwd(tg_node *n) { TG_DISPATCH(n, bn_fwd); }
 void tg_batch_norm_bwd(tg_node *n) { TG_DISPATCH(n, bn_bwd); }

@@ -7,21 +7,8 @@
 #include "internal.h"
 
 /* sum_fwd, sum_bwd, max_fwd and max_bwd for f32 and f64, from the template ops/reduce_t.h. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "reduce_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "reduce_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "reduce_t.h"
+#include "stamp.h"
 
 void tg_sum_fwd(tg_node *n) { TG_DISPATCH(n, sum_fwd); }
 void tg_sum_bwd(tg_node *n)

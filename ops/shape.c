@@ -77,21 +77,8 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
 /* ---- transpose: swap axes a0 < a1. Viewed as [A, n0, B, n1, C] -> [A, n1, B, n0, C].
  * Attributes: n->attr.transpose (A, n0, B, n1, C). ---- */
 /* transpose_f32 and transpose_f64, from the template ops/transpose_t.h. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "transpose_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "transpose_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "transpose_t.h"
+#include "stamp.h"
 
 /* Empty tensors return first: [2^40, 2^8, 0] would otherwise loop 2^48 times over nothing. */
 void tg_transpose_fwd(tg_node *n)

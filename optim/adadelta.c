@@ -8,21 +8,8 @@
  * with g the gradient plus rho w and alpha = opts.beta2. eps is added after the roots, as
  * in the lectures (Zeiler and PyTorch write sqrt(D + eps) / sqrt(G + eps)). D starts at 0,
  * so the first steps are about lr eps: AdaDelta starts slowly. Slots: 0 is G, 1 is D. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "adadelta_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "adadelta_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "adadelta_t.h"
+#include "stamp.h"
 
 static void adadelta_defaults(tg_optim_opts *o)
 {

@@ -5,21 +5,8 @@
  * rho w. The lectures' g_t / sqrt(sum_i g_i^2) with eps after the root, as PyTorch's
  * Adagrad, so that a coordinate whose gradients were all zero does not divide 0 by 0.
  * Slot 0 is G. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "adagrad_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "adagrad_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "adagrad_t.h"
+#include "stamp.h"
 
 static void adagrad_defaults(tg_optim_opts *o)
 {

@@ -6,21 +6,8 @@
  * w := w (1 - lr lambda) - lr v^ / (sqrt(G^) + eps),
  * with g the gradient plus rho w, gamma = opts.beta1, alpha = opts.beta2 and t the number
  * of this step (from 1). Slots: 0 is v, 1 is G. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "adam_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "adam_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "adam_t.h"
+#include "stamp.h"
 
 static void adam_defaults(tg_optim_opts *o)
 {

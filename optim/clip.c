@@ -2,17 +2,8 @@
 #include "internal.h"
 
 /* sum_sq, scale and clamp of one gradient, from the template optim/clip_t.h. */
-#define T float
-#define FN(name) name##_f32
-#include "clip_t.h"
-#undef T
-#undef FN
-
-#define T double
-#define FN(name) name##_f64
-#include "clip_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "clip_t.h"
+#include "stamp.h"
 
 static bool list_ok(int n, tg_tensor *const *params)
 {

@@ -3,17 +3,8 @@
 
 /* h := alpha h + lr (g + rho w);  w := w (1 - lr lambda) - h.
  * With L2 this is Borisov's dW_t = eta (dE + rho W_{t-1}) + mu dW_{t-1}. Slot 0 is h. */
-#define T float
-#define FN(name) name##_f32
-#include "momentum_t.h"
-#undef T
-#undef FN
-
-#define T double
-#define FN(name) name##_f64
-#include "momentum_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "momentum_t.h"
+#include "stamp.h"
 
 static void momentum_defaults(tg_optim_opts *o)
 {

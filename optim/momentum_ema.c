@@ -3,17 +3,8 @@
 
 /* v := gamma v + (1 - gamma)(g + rho w);  w := w (1 - lr lambda) - lr v. Slot 0 is v.
  * Unlike Polyak's form, v is an average, so lr keeps the scale it has in plain SGD. */
-#define T float
-#define FN(name) name##_f32
-#include "momentum_ema_t.h"
-#undef T
-#undef FN
-
-#define T double
-#define FN(name) name##_f64
-#include "momentum_ema_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "momentum_ema_t.h"
+#include "stamp.h"
 
 static void momentum_ema_defaults(tg_optim_opts *o)
 {

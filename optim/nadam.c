@@ -11,21 +11,8 @@
  * current gradient's share. This is PyTorch's NAdam update with its mu_t and mu_{t+1} both
  * held at gamma; PyTorch and Keras by default let mu_t grow towards gamma over the first
  * thousands of steps (momentum_decay). Slots: 0 is v, 1 is G. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "nadam_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "nadam_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "nadam_t.h"
+#include "stamp.h"
 
 static void nadam_defaults(tg_optim_opts *o)
 {

@@ -9,17 +9,8 @@
  * the same trajectory (u_t = w_t - alpha h_t at every t; test_optim checks it), and, with
  * h = lr * buf, PyTorch's SGD(nesterov=True) at a constant lr. With L2 the gradient is
  * g + rho u. Slot 0 is h. */
-#define T float
-#define FN(name) name##_f32
-#include "nesterov_t.h"
-#undef T
-#undef FN
-
-#define T double
-#define FN(name) name##_f64
-#include "nesterov_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "nesterov_t.h"
+#include "stamp.h"
 
 static void nesterov_defaults(tg_optim_opts *o)
 {

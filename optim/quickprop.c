@@ -9,17 +9,8 @@
  * or 0 when both slopes are 0. Slots: 0 is S', 1 is dW'. */
 #include "internal.h"
 
-#define T float
-#define FN(name) name##_f32
-#include "quickprop_t.h"
-#undef T
-#undef FN
-
-#define T double
-#define FN(name) name##_f64
-#include "quickprop_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "quickprop_t.h"
+#include "stamp.h"
 
 static void quickprop_defaults(tg_optim_opts *o)
 {

@@ -3,21 +3,8 @@
 
 /* G := alpha G + (1 - alpha) g*g;  w := w (1 - lr lambda) - lr g / (sqrt(G) + eps), with
  * g the gradient plus rho w and alpha = opts.beta2. Slot 0 is G. */
-#define T float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "rmsprop_t.h"
-#undef T
-#undef FN
-#undef M
-
-#define T double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "rmsprop_t.h"
-#undef T
-#undef FN
-#undef M
+#define TG_TEMPLATE "rmsprop_t.h"
+#include "stamp.h"
 
 static void rmsprop_defaults(tg_optim_opts *o)
 {

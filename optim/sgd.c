@@ -2,17 +2,8 @@
 #include "internal.h"
 
 /* w := w (1 - lr lambda) - lr (g + rho w): the lectures' step with L2 / weight decay. */
-#define T float
-#define FN(name) name##_f32
-#include "sgd_t.h"
-#undef T
-#undef FN
-
-#define T double
-#define FN(name) name##_f64
-#include "sgd_t.h"
-#undef T
-#undef FN
+#define TG_TEMPLATE "sgd_t.h"
+#include "stamp.h"
 
 static void sgd_defaults(tg_optim_opts *o) { o->lr = 0.01; }
 
