@@ -139,7 +139,12 @@ typedef struct tg_op {
     int arity;                   /* number of tensor inputs; -1 for variadic (concat) */
     void (*forward)(tg_node *);  /* writes n->out from n->in[] and the attributes */
     void (*backward)(tg_node *); /* adds into n->in[i]->grad from n->out->grad */
-    bool sets;                   /* backward writes unset input gradients (tg_grad_beta) */
+    /* The same backward written in public ops, for sweeps that record (autograd/higher.c):
+     * sets dx[i], a tensor of n->in[i]'s shape on tp, to dyᵀ·∂out/∂in[i] for every i with
+     * want[i], from dy (n->out's shape) and the node's inputs and output, so that the
+     * gradient it builds can be differentiated again. Errors go on the tape. */
+    void (*vjp)(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx);
+    bool sets; /* backward writes unset input gradients (tg_grad_beta) */
 } tg_op;
 
 #define TG_OP(nm, ar, sets) TG_OP_##nm,
@@ -196,8 +201,9 @@ tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x);
 /* Formats the shapes of n tensors as "[2,3] and [4]" for messages. */
 const char *tg_shapes_str(char *buf, size_t size, int n, tg_tensor *const *t);
 
-/* ops/custom.c: the user's name for a custom node. */
+/* ops/custom.c: the user's name for a custom node, and whether it has a backward in ops. */
 const char *tg_custom_name(const tg_node *n);
+bool tg_custom_has_vjp(const tg_node *n);
 
 /* arena.c */
 void *tg_arena_alloc(tg_tape *tp, size_t bytes); /* TG_ALIGN-aligned; NULL when out of memory */
@@ -230,6 +236,12 @@ int tg_cpu_count(void);
  * "tg_<who>") when out of memory. */
 tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
                            const int64_t *shape);
+
+/* A tensor on tp of the given shape with every element value, recorded nowhere and needing
+ * no gradient: the ones, zeros and masks the backwards in ops use as constants. NULL (and
+ * an error naming "tg_<who>") when out of memory. */
+tg_tensor *tg_const(tg_tape *tp, const char *who, tg_dtype dt, int ndim, const int64_t *shape,
+                    double value);
 
 /* tensor.c */
 int tg_leaf_grad_alloc(tg_tensor *t); /* allocates t->grad zeroed; TG_ENOMEM */

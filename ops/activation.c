@@ -129,3 +129,16 @@ tg_tensor *tg_log_softmax(tg_tape *tp, tg_tensor *x, int axis)
 {
     return softmax(tp, TG_OP_log_softmax, x, axis);
 }
+
+/* Backwards in ops: being written. */
+TG_VJP_PENDING(sigmoid)
+TG_VJP_PENDING(tanh)
+TG_VJP_PENDING(relu)
+TG_VJP_PENDING(leaky_relu)
+TG_VJP_PENDING(elu)
+TG_VJP_PENDING(softplus)
+TG_VJP_PENDING(prelu)
+TG_VJP_PENDING(step)
+TG_VJP_PENDING(sign)
+TG_VJP_PENDING(softmax)
+TG_VJP_PENDING(log_softmax)

@@ -24,7 +24,18 @@ static void dot_bwd(void *ctx, int n_in, const tg_tensor *const *in, const tg_te
             tg_set(din[0], i, tg_get(din[0], i) + g * case_w(i));
 }
 
-static const tg_custom_op case_dot_op = {"case_dot", dot_fwd, dot_bwd};
+/* dy · w, with w a constant: the second derivative of a linear map is 0. */
+static tg_tensor *dot_vjp(void *ctx, tg_tape *tp, int n_in, tg_tensor *const *in, tg_tensor *out,
+                          tg_tensor *dout, int i)
+{
+    (void)ctx, (void)n_in, (void)out, (void)i;
+    tg_tensor *w = tg_const_like(tp, in[0], 0);
+    if (!w) return NULL;
+    for (int64_t j = 0; j < w->numel; j++) tg_set(w, j, case_w(j));
+    return tg_mul(tp, dout, w);
+}
+
+static const tg_custom_op case_dot_op = {"case_dot", dot_fwd, dot_bwd, dot_vjp};
 
 tg_tensor *tg_case_dot(tg_tape *tp, tg_tensor *y)
 {
@@ -132,6 +143,10 @@ int tg_selfcheck_run(int idx, tg_selfcheck_result *res)
         return rc;
     }
     rc = tg_gradcheck(c->fn, c->n_in, x64, (void *)c->arg, NULL, &res->grad);
+    if (!rc) {
+        rc = tg_gradgradcheck(c->fn, c->n_in, x64, (void *)c->arg, NULL, &res->grad2);
+        if (rc) snprintf(res->grad.msg, sizeof res->grad.msg, "second order: %.240s", res->grad2.msg);
+    }
 
     /* f32 against f64: the value and every gradient, from one recorded pass each. */
     tg_tape *t64 = tg_tape_new(), *t32 = tg_tape_new();

@@ -135,3 +135,33 @@ tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, T
 void tg_div_fwd(tg_node *n) { binary_fwd(n, div_f32, div_f64); }
 void tg_div_bwd(tg_node *n) { binary_bwd(n, div_da_f32, div_db_f32, div_da_f64, div_db_f64); }
 tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_div, a, b); }
+
+/* ---- the same backwards in ops (tg_op.vjp): each contribution summed back to its
+ * operand's shape ---- */
+static tg_tensor *to(tg_tape *tp, tg_tensor *g, const tg_tensor *x)
+{
+    return g && g->numel != x->numel ? tg_sum_to(tp, g, x->ndim, x->shape) : g;
+}
+
+void tg_add_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    for (int i = 0; i < 2; i++)
+        if (want[i]) dx[i] = to(tp, dy, n->in[i]);
+}
+void tg_sub_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    if (want[0]) dx[0] = to(tp, dy, n->in[0]);
+    if (want[1]) dx[1] = to(tp, tg_neg(tp, dy), n->in[1]);
+}
+void tg_mul_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    if (want[0]) dx[0] = to(tp, tg_mul(tp, dy, n->in[1]), n->in[0]);
+    if (want[1]) dx[1] = to(tp, tg_mul(tp, dy, n->in[0]), n->in[1]);
+}
+/* da = dy / b, db = -dy a / b² = -(dy / b) y. */
+void tg_div_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    tg_tensor *q = tg_div(tp, dy, n->in[1]);
+    if (want[0]) dx[0] = to(tp, q, n->in[0]);
+    if (want[1]) dx[1] = to(tp, tg_neg(tp, tg_mul(tp, q, n->out)), n->in[1]);
+}

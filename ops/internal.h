@@ -12,9 +12,27 @@
 
 #define TG_OP(nm, ar, sets)                                                                        \
     void tg_##nm##_fwd(tg_node *);                                                                 \
-    void tg_##nm##_bwd(tg_node *);
+    void tg_##nm##_bwd(tg_node *);                                                                 \
+    void tg_##nm##_vjp(tg_tape *, const tg_node *, tg_tensor *, const bool *, tg_tensor **);
 #include "ops.def"
 #undef TG_OP
+
+/* Backwards in ops (tg_op.vjp): dx[i] for the inputs with want[i], from dy and the node's
+ * inputs and output, built with public ops only, so that tg_gradients can record them.
+ * Each is written next to its op's numeric backward and mirrors its formula. */
+/* A constant on tp shaped like t, every element value (autograd/higher.c's tg_const). */
+static inline tg_tensor *tg_const_like(tg_tape *tp, const tg_tensor *t, double value)
+{
+    return tg_const(tp, "gradients", (tg_dtype)t->dtype, t->ndim, t->shape, value);
+}
+/* Placeholder while an op's backward in ops is being written: fails with TG_ESTATE. */
+#define TG_VJP_PENDING(nm)                                                                         \
+    void tg_##nm##_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,             \
+                       tg_tensor **dx)                                                             \
+    {                                                                                              \
+        (void)n, (void)dy, (void)want, (void)dx;                                                   \
+        tg_fail(tp, TG_ESTATE, "tg_gradients: tg_" #nm " has no backward in ops yet");             \
+    }
 
 /* Calls fn##_f32(n) or fn##_f64(n) by the output's dtype. */
 #define TG_DISPATCH(n, fn)                                                                         \

@@ -247,3 +247,16 @@ tg_tensor *tg_cross_entropy_soft(tg_tape *tp, tg_tensor *logits, tg_tensor *q)
 {
     return cross_entropy(tp, TG_OP_cross_entropy_soft, logits, q);
 }
+
+/* Backwards in ops: being written. */
+TG_VJP_PENDING(mse_loss)
+TG_VJP_PENDING(half_sse_loss)
+TG_VJP_PENDING(l1_loss)
+TG_VJP_PENDING(eps_insensitive_loss)
+TG_VJP_PENDING(bce_loss)
+TG_VJP_PENDING(bce_with_logits_loss)
+TG_VJP_PENDING(cross_entropy)
+TG_VJP_PENDING(cross_entropy_soft)
+TG_VJP_PENDING(kl_div_loss)
+TG_VJP_PENDING(hinge_loss)
+TG_VJP_PENDING(logistic_loss)

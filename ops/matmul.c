@@ -313,3 +313,8 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
     }
     return tg_op_finish(tp, n);
 }
+
+/* Backwards in ops: being written. */
+TG_VJP_PENDING(matmul)
+TG_VJP_PENDING(linear)
+TG_VJP_PENDING(linear_act)

@@ -156,3 +156,7 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
     }
     return y;
 }
+
+/* Backwards in ops: being written. */
+TG_VJP_PENDING(dropout)
+TG_VJP_PENDING(batch_norm)

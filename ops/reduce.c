@@ -77,3 +77,37 @@ tg_tensor *tg_max(tg_tape *tp, tg_tensor *x, int axis, bool keepdim)
 {
     return reduce(tp, TG_OP_max, x, axis, keepdim);
 }
+
+/* ---- the same backwards in ops (tg_op.vjp): dy viewed as [outer, 1, inner], repeated
+ * along the reduced axis ---- */
+static tg_tensor *spread(tg_tape *tp, const tg_node *n, tg_tensor *dy)
+{
+    const int64_t v1[3] = {n->attr.view.outer, 1, n->attr.view.inner};
+    const int64_t v[3] = {n->attr.view.outer, n->attr.view.len, n->attr.view.inner};
+    tg_tensor *x = n->in[0];
+    return tg_reshape(tp, tg_broadcast_to(tp, tg_reshape(tp, dy, 3, v1), 3, v), x->ndim, x->shape);
+}
+void tg_sum_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = spread(tp, n, dy);
+}
+void tg_mean_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = spread(tp, n, tg_mul_scalar(tp, dy, 1.0 / (double)n->attr.view.len));
+}
+/* dy at the element the forward chose, by a constant 0/1 mask: the maximum is piecewise
+ * linear, so its second derivative is 0. */
+void tg_max_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    tg_tensor *x = n->in[0], *mask = tg_const_like(tp, x, 0);
+    if (!mask) return;
+    int64_t len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t *arg = n->saved;
+    for (int64_t o = 0; o < n->attr.view.outer && n->out->numel; o++)
+        for (int64_t k = 0; k < inner; k++)
+            tg_set(mask, (o * len + arg[o * inner + k]) * inner + k, 1);
+    dx[0] = tg_mul(tp, spread(tp, n, dy), mask);
+}

@@ -274,3 +274,25 @@ tg_tensor *tg_concat(tg_tape *tp, int n_in, tg_tensor *const *xs, int axis)
     n->attr.view.axis = ax;
     return tg_op_finish(tp, n);
 }
+
+/* ---- the same backwards in ops (tg_op.vjp) ---- */
+void tg_reshape_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                    tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_reshape(tp, dy, n->in[0]->ndim, n->in[0]->shape);
+}
+/* dy viewed as [A, n1, B, n0, C] with its axes 1 and 3 swapped back. */
+void tg_transpose_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                      tg_tensor **dx)
+{
+    (void)want;
+    const int64_t v[5] = {n->attr.transpose.A, n->attr.transpose.n1, n->attr.transpose.B,
+                          n->attr.transpose.n0, n->attr.transpose.C};
+    tg_tensor *x = n->in[0];
+    dx[0] = tg_reshape(tp, tg_transpose(tp, tg_reshape(tp, dy, 5, v), 1, 3), x->ndim, x->shape);
+}
+
+/* Backwards in ops: being written. */
+TG_VJP_PENDING(slice)
+TG_VJP_PENDING(concat)

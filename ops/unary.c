@@ -31,6 +31,65 @@ void tg_abs_bwd(tg_node *n) { unary_bwd(n, abs_dx_f32, abs_dx_f64); }
 void tg_square_fwd(tg_node *n) { unary_fwd(n, square_f32, square_f64); }
 void tg_square_bwd(tg_node *n) { unary_bwd(n, square_dx_f32, square_dx_f64); }
 
+/* ---- the same backwards in ops (tg_op.vjp) ---- */
+void tg_neg_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)n, (void)want;
+    dx[0] = tg_neg(tp, dy);
+}
+void tg_add_scalar_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                       tg_tensor **dx)
+{
+    (void)tp, (void)n, (void)want;
+    dx[0] = dy;
+}
+void tg_mul_scalar_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                       tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul_scalar(tp, dy, n->attr.scalar);
+}
+/* p x^(p-1) dy; for p = 0 the numeric backward's exact 0, as a constant. */
+void tg_pow_scalar_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                       tg_tensor **dx)
+{
+    (void)want;
+    double p = n->attr.scalar;
+    if (p == 0) {
+        dx[0] = tg_const_like(tp, dy, 0);
+        return;
+    }
+    tg_tensor *d = p == 1 ? NULL : tg_mul_scalar(tp, tg_pow_scalar(tp, n->in[0], p - 1), p);
+    dx[0] = d ? tg_mul(tp, dy, d) : dy;
+}
+void tg_exp_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul(tp, dy, n->out);
+}
+void tg_log_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_div(tp, dy, n->in[0]);
+}
+void tg_sqrt_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_div(tp, tg_mul_scalar(tp, dy, 0.5), n->out);
+}
+/* sign(x) has derivative 0, so the second derivative of |x| is 0 (away from 0). */
+void tg_abs_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul(tp, dy, tg_sign(tp, n->in[0]));
+}
+void tg_square_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                   tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul(tp, dy, tg_mul_scalar(tp, n->in[0], 2));
+}
+
 static tg_tensor *with_scalar(tg_tape *tp, int op, tg_tensor *x, double c)
 {
     if (tg_op_check(tp, op, 1, &x)) return NULL;

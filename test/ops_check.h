@@ -52,7 +52,22 @@ static inline void wdot_bwd(void *ctx, int n_in, const tg_tensor *const *in, con
     for (int64_t i = 0; din[0] && i < tg_tensor_numel(in[0]); i++)
         tg_set(din[0], i, tg_get(din[0], i) + (double)(i + 1) * tg_get(dout, 0));
 }
-static const tg_custom_op wdot = {"wdot", wdot_fwd, wdot_bwd};
+static tg_tensor *wdot_vjp(void *ctx, tg_tape *tp, int n_in, tg_tensor *const *in,
+                           tg_tensor *out, tg_tensor *dout, int i)
+{
+    (void)ctx, (void)n_in, (void)out, (void)i;
+    int64_t n = tg_tensor_numel(in[0]);
+    tg_tensor *w = tg_tensor_new(tg_tensor_dtype(in[0]), 1, &n);
+    if (!w) return NULL;
+    for (int64_t j = 0; j < n; j++) tg_set(w, j, (double)(j + 1));
+    int64_t shape[TG_MAX_DIMS];
+    int nd = tg_tensor_ndim(in[0]);
+    for (int d = 0; d < nd; d++) shape[d] = tg_tensor_shape(in[0])[d];
+    tg_tensor *r = tg_mul(tp, dout, tg_reshape(tp, w, nd, shape)); /* copies w */
+    tg_tensor_free(w);
+    return r;
+}
+static const tg_custom_op wdot = {"wdot", wdot_fwd, wdot_bwd, wdot_vjp};
 
 static inline tg_tensor *weighted(tg_tape *tp, tg_tensor *y)
 {

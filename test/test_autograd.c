@@ -893,7 +893,7 @@ static void cube_bwd(void *ctx, int n_in, const tg_tensor *const *in, const tg_t
     }
 }
 
-static const tg_custom_op cube_op = {"cube", cube_fwd, cube_bwd};
+static const tg_custom_op cube_op = {"cube", cube_fwd, cube_bwd, NULL};
 
 static tg_tensor *fn_cube(tg_tape *tp, tg_tensor *const *in, void *ctx)
 {
@@ -963,7 +963,7 @@ static void nan_bwd(void *ctx, int n_in, const tg_tensor *const *in, const tg_te
     if (din[0]) tg_tensor_fill(din[0], (double)NAN);
 }
 
-static const tg_custom_op nan_op = {"nan", nan_fwd, nan_bwd};
+static const tg_custom_op nan_op = {"nan", nan_fwd, nan_bwd, NULL};
 
 static tg_tensor *fn_nan(tg_tape *tp, tg_tensor *const *in, void *ctx)
 {

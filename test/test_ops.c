@@ -20,7 +20,17 @@ static void test_selfcheck_cases(void)
                    i, r.op, r.what, rc, r.grad.max_rel_err, r.grad.worst_input,
                    (long long)r.grad.worst_index, r.grad.worst_analytic, r.grad.worst_numeric,
                    r.f32_err, r.grad.msg);
+        if (!rc && (r.grad2.max_rel_err > 1e-6 || r.grad2.first_order_err > 1e-10))
+            printf("  case %d %s (%s): second order: max rel err %.3g at d2/d%d[%lld]d%d[%lld] "
+                   "(analytic %.10g, numeric %.10g), recorded gradient off by %.3g\n",
+                   i, r.op, r.what, r.grad2.max_rel_err, r.grad2.worst_input,
+                   (long long)r.grad2.worst_index, r.grad2.worst_wrt,
+                   (long long)r.grad2.worst_wrt_index, r.grad2.worst_analytic,
+                   r.grad2.worst_numeric, r.grad2.first_order_err);
         CHECK(r.grad.max_rel_err <= 1e-6);
+        CHECK(r.grad2.max_rel_err <= 1e-6);
+        CHECK(r.grad2.first_order_err <= 1e-10);
+        CHECK(r.grad2.n_checked > 0);
         CHECK(r.f32_err <= 1e-4);
     }
     tg_selfcheck_result r;

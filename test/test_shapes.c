@@ -487,7 +487,7 @@ static void zero_bwd(void *ctx, int n_in, const tg_tensor *const *in, const tg_t
 {
     (void)ctx, (void)n_in, (void)in, (void)out, (void)dout, (void)din;
 }
-static const tg_custom_op probe = {"probe", zero_fwd, zero_bwd};
+static const tg_custom_op probe = {"probe", zero_fwd, zero_bwd, NULL};
 
 static tg_tensor *run(tg_tape *tp, const trial *t)
 {

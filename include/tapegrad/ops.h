@@ -53,6 +53,13 @@ TG_API tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a - b */
 TG_API tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a * b */
 TG_API tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a / b */
 
+/* Broadcasting as an op and its adjoint. broadcast_to repeats x to shape (x's shape must
+ * broadcast to it, TG_ESHAPE otherwise); sum_to sums x over the axes where shape (which
+ * must broadcast to x's shape) is 1 or missing, giving shape: the gradient of a broadcast
+ * operand. */
+TG_API tg_tensor *tg_broadcast_to(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_sum_to(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape);
+
 /* ---- unary math, same shape as x; the scalar c or p must be finite (TG_EARG) ---- */
 TG_API tg_tensor *tg_neg(tg_tape *tp, tg_tensor *x);                  /* -x */
 TG_API tg_tensor *tg_add_scalar(tg_tape *tp, tg_tensor *x, double c); /* x + c */
@@ -172,6 +179,14 @@ typedef struct tg_custom_op {
     void (*forward)(void *ctx, int n_in, const tg_tensor *const *in, tg_tensor *out);
     void (*backward)(void *ctx, int n_in, const tg_tensor *const *in, const tg_tensor *out,
                      const tg_tensor *dout, tg_tensor *const *din);
+    /* Optional (NULL: none): the same backward written in ops on tp, for the sweeps of
+     * tg_gradients. Returns input i's gradient dyᵀ·∂out/∂in[i], a tensor of in[i]'s shape
+     * built with tapegrad ops from in[], out and dout (so that, recorded, it can be
+     * differentiated again), or NULL with the error on the tape. Called only for inputs
+     * that need a gradient. Without it, tg_gradients through this op fails with
+     * TG_ESTATE and builds nothing; tg_backward needs only backward. */
+    tg_tensor *(*vjp)(void *ctx, tg_tape *tp, int n_in, tg_tensor *const *in, tg_tensor *out,
+                      tg_tensor *dout, int i);
 } tg_custom_op;
 
 /* Runs op on n_in inputs (1..16) into a new output of the given shape, recording it like any

@@ -91,6 +91,29 @@ TG_API int tg_backward(tg_tape *tp, tg_tensor *loss);
  * With a one-hot seed it gives one row of the Jacobian (Levenberg-Marquardt uses it). */
 TG_API int tg_backward_seed(tg_tape *tp, tg_tensor *y, const tg_tensor *seed);
 
+/* ---- Higher order: gradients as tensors on the tape ----
+ * tg_gradients is PyTorch's autograd.grad: the gradients of y with respect to the chosen
+ * tensors xs, returned as tensors on tp instead of added into leaf gradients. Its sweep
+ * calls each node's backward written in ops (docs/higher-order.md), so with
+ * TG_GRAD_RECORD the gradients are recorded like any op output and can be differentiated
+ * again, to any order. Only the nodes between xs and y are swept. */
+#define TG_GRAD_RECORD 1u /* record the sweep: the gradients can be differentiated again */
+/* Sets grads[i] (i < n) to seedᵀ·∂y/∂xs[i], a tensor on tp of xs[i]'s shape and dtype;
+ * exact zeros when y does not depend on xs[i]. seed: y's shape and dtype, or NULL for a
+ * scalar y (seed 1); a seed that requires a gradient makes the result differentiable in
+ * it too (the double-VJP trick of tg_jvp). xs: tensors that require a gradient (leaves or
+ * op outputs on tp; one may appear twice). Nothing else changes: leaf gradients are not
+ * touched, and the tape's grad mode is as before. Without TG_GRAD_RECORD the sweep records
+ * nothing and the gradients need none.
+ * Returns 0, or with grads all NULL and the error on the tape: TG_EARG (NULL arguments,
+ * n < 1, an x that needs no gradient, y that needs none, e.g. a gradient from a sweep
+ * that did not record, unknown flags), TG_ESHAPE or TG_EDTYPE (a scalar y without a seed,
+ * a seed that does not match y), TG_ESTATE (y, seed or an x from another tape or an
+ * earlier reset; a custom op without a vjp between xs and y, found before anything is
+ * built), TG_ENOMEM (ops already recorded by the sweep stay on the tape, unused). */
+TG_API int tg_gradients(tg_tape *tp, tg_tensor *y, tg_tensor *seed, int n, tg_tensor *const *xs,
+                        tg_tensor **grads, unsigned flags);
+
 /* ---- Profiling: where a step's time goes, per op kind. ----
  * While profiling is on, every forward kernel (recorded or not) and every backward kernel
  * of a sweep is timed on a monotonic clock and summed per op kind, and so is every BLIS
@@ -150,6 +173,12 @@ typedef struct tg_gradcheck_result {
     double worst_analytic, worst_numeric;
     int64_t n_checked; /* elements compared */
     char msg[256];     /* why the check failed ("" when it returned 0) */
+    /* tg_gradgradcheck only: the worst entry ∂²f/∂a∂b has a = (worst_input, worst_index)
+     * and b = (worst_wrt, worst_wrt_index); first_order_err is the largest relative
+     * difference between the gradient tg_gradients builds and tg_backward's. */
+    int worst_wrt;
+    int64_t worst_wrt_index;
+    double first_order_err;
 } tg_gradcheck_result;
 
 /* Compares every analytic gradient element of f with the 4-point central difference
@@ -163,13 +192,26 @@ typedef struct tg_gradcheck_result {
 TG_API int tg_gradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inputs, void *ctx,
                         const tg_gradcheck_opts *opts, tg_gradcheck_result *res);
 
+/* Second derivatives of f against central differences of its analytic gradient, in f64.
+ * For every element b of every input that requires a gradient: the analytic column
+ * ∂/∂x_b ∇f, one sweep of tg_gradients over the recorded gradient (seeded with the unit
+ * vector of b, so by the symmetry of the Hessian it is the row ∂²f/∂x_b∂x_·), against
+ * (∇f(x-2h e_b) - 8∇f(x-h e_b) + 8∇f(x+h e_b) - ∇f(x+2h e_b)) / 12h from tg_backward at
+ * perturbed points. Errors and options as tg_gradcheck (n_checked counts Hessian
+ * entries); also checks that the recorded gradient matches tg_backward's
+ * (first_order_err). Cost: 4 first-order evaluations and one sweep per input element. */
+TG_API int tg_gradgradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inputs, void *ctx,
+                            const tg_gradcheck_opts *opts, tg_gradcheck_result *res);
+
 /* ---- The built-in op self-check: every op at several shapes (broadcasting, non-square,
- * every axis), gradchecked in f64 and compared between f32 and f64. `tapegrad gradcheck`
- * prints it as a table; the test suite requires max_rel_err <= 1e-6 for every case. ---- */
+ * every axis), gradchecked in f64 to first and second order, and compared between f32 and
+ * f64. `tapegrad gradcheck` prints it as a table (--order 2: the second-order one); the
+ * test suite requires max_rel_err <= 1e-6 for every case at both orders. ---- */
 typedef struct tg_selfcheck_result {
     const char *op;           /* the op under test */
     const char *what;         /* what the case covers */
     tg_gradcheck_result grad; /* f64 analytic gradients against finite differences */
+    tg_gradcheck_result grad2; /* f64 second derivatives (tg_gradgradcheck) */
     double f32_err;           /* largest |f32 - f64| over the value and every gradient
                                  element, relative to max(1, |f64|) */
 } tg_selfcheck_result;
