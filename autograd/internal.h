@@ -33,7 +33,8 @@ struct tg_tensor {
  * zeroed (tg_op_begin), so an op that sets nothing reads zeros. */
 typedef union tg_attr {
     /* unary.c's scalar ops (the c of add_scalar, mul_scalar, pow_scalar) and the alpha of
-     * leaky_relu and elu: the a of the element functions (ops/elem_t.h's loop) */
+     * leaky_relu and elu: the a of the element functions (ops/elem_t.h's loop); pad's
+     * value */
     double scalar;
     /* matmul: a [batch,] m x k times b [batch,] k x n; which operands have the batch */
     struct {
@@ -57,7 +58,8 @@ typedef union tg_attr {
     } prelu;
     /* an input viewed as [outer, len, inner] around an axis: sum, mean, max (len the
      * reduced length), softmax, log_softmax, slice (len the input's, start the first
-     * index kept) and concat (len the output's, axis the concatenated one) */
+     * index kept, axis the sliced one) and concat (len the output's, axis the
+     * concatenated one) */
     struct {
         int64_t outer, len, inner, start;
         int axis;

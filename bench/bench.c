@@ -541,6 +541,86 @@ static void bench_mlp(int threads, int reps)
     mlp_free(&m);
 }
 
+/* ---- 3b. Hessian-vector product on the bench MLP ----
+ * The MLP of part 2 (784-256-256-10 relu, batch 128, cross-entropy) in f32 and f64: one
+ * gradient (forward + tg_backward) against one Hessian-vector product (forward, the
+ * gradient recorded by tg_gradients, then the gradient of Σ g·v without recording), on the
+ * same tape, alternating, 1 thread. PyTorch's figure is its double-backward HVP
+ * (autograd.grad with create_graph=True, then autograd.grad of Σ g·v). */
+typedef struct hvp_case {
+    tg_module *net;
+    tg_tensor *x, *y, *params[6], *v[6];
+    int np;
+} hvp_case;
+
+static tg_tensor *hvp_loss(tg_tape *tp, hvp_case *c)
+{
+    return tg_cross_entropy(tp, tg_nn_forward(c->net, tp, c->x), c->y);
+}
+
+static double hvp_once(tg_tape *tp, hvp_case *c, bool hvp)
+{
+    double t0 = now();
+    tg_tape_reset(tp);
+    tg_tensor *loss = hvp_loss(tp, c);
+    if (!hvp) {
+        for (int i = 0; i < c->np; i++) tg_zero_grad(c->params[i]);
+        if (tg_backward(tp, loss)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+        return now() - t0;
+    }
+    tg_tensor *g[6], *hv[6], *s = NULL;
+    if (tg_gradients(tp, loss, NULL, c->np, c->params, g, TG_GRAD_RECORD) == 0)
+        for (int i = 0; i < c->np; i++) {
+            tg_tensor *d = tg_sum(tp, tg_mul(tp, g[i], c->v[i]), TG_ALL_AXES, false);
+            s = s ? tg_add(tp, s, d) : d;
+        }
+    if (!s || tg_gradients(tp, s, NULL, c->np, c->params, hv, 0))
+        fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+    else sink += tg_get(hv[0], 0);
+    return now() - t0;
+}
+
+static void bench_hvp(tg_dtype dt, int reps)
+{
+    hvp_case c;
+    tg_status st;
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    c.net = tg_nn_mlp(4, MLP_SIZES, "relu", 0, false, dt, &st);
+    tg_nn_init(c.net, TG_INIT_HE_UNIFORM, 0, &rng);
+    c.np = tg_nn_params(c.net, c.params, 6);
+    int64_t xs[2] = {MLP_BATCH, 784};
+    c.x = tg_tensor_new(dt, 2, xs), c.y = tg_tensor_new(dt, 1, xs);
+    tg_tensor_rand_uniform(c.x, 0, 1, &rng);
+    for (int i = 0; i < MLP_BATCH; i++) tg_set(c.y, i, (double)tg_rng_below(&rng, 10));
+    for (int i = 0; i < c.np; i++) {
+        c.v[i] = tg_tensor_new(dt, tg_tensor_ndim(c.params[i]), tg_tensor_shape(c.params[i]));
+        tg_tensor_rand_normal(c.v[i], 0, 1, &rng);
+    }
+    tg_tape *tp = tg_tape_new();
+    const int inner = 10;
+    double *tg = calloc((size_t)reps, sizeof *tg), *th = calloc((size_t)reps, sizeof *th);
+    double *ratio = calloc((size_t)reps, sizeof *ratio);
+    for (int r = -1; r < reps; r++) {
+        double a = 0, b = 0;
+        for (int k = 0; k < inner; k++) a += hvp_once(tp, &c, false), b += hvp_once(tp, &c, true);
+        if (r >= 0) tg[r] = 1e3 * a / inner, th[r] = 1e3 * b / inner, ratio[r] = b / a;
+    }
+    const char *d = dt == TG_F32 ? "f32" : "f64";
+    char key[96];
+    snprintf(key, sizeof key, "hvp.%s.gradient_ms", d);
+    fig(key, "ms", summarise(tg, reps), false);
+    snprintf(key, sizeof key, "hvp.%s.hvp_ms", d);
+    fig(key, "ms", summarise(th, reps), false);
+    snprintf(key, sizeof key, "hvp.%s.hvp_over_gradient", d);
+    fig(key, "x", summarise(ratio, reps), false);
+    free(tg), free(th), free(ratio);
+    tg_tape_free(tp);
+    for (int i = 0; i < c.np; i++) tg_tensor_free(c.v[i]);
+    tg_tensor_free(c.x), tg_tensor_free(c.y);
+    tg_nn_free(c.net);
+}
+
 /* ---- 1b. ADOL-C side by side on the 1-element chain (bench/adolc_chain.cpp) ----
  * The f64 chain of section 1 on 1-element tensors (K = 1000 ops) written with ADOL-C's
  * adoubles, in a child process (built from bench/adolc_chain.cpp when libadolc-dev is
@@ -957,6 +1037,10 @@ int main(int argc, char **argv)
     int adolc_reps = quick ? 11 : 61;
     bench_adolc(adolc_reps);
     if (adolc.ran && !adolc.check_ok) fprintf(stderr, "bench: %s\n", adolc.check);
+
+    fprintf(stderr, "bench: Hessian-vector product...\n");
+    bench_hvp(TG_F32, reps);
+    bench_hvp(TG_F64, reps);
 
     fprintf(stderr, "bench: MLP training step...\n");
     /* more repetitions than elsewhere: on a shared machine the MLP moves the most, and its

@@ -25,7 +25,7 @@ static tg_tensor *model_loss(tg_tape *tp, tg_tensor *const *in, void *ctx)
 
 /* A small MLP of the given activation and loss on random data, checked over every
  * parameter. Returns 0 when the check ran. */
-static int check_model(const char *act, bool batchnorm, bool classify, double dropout,
+static int check_model(const char *act, bool batchnorm, bool classify, double dropout, int order,
                        tg_gradcheck_result *res)
 {
     int64_t sizes[4] = {5, 4, 3, classify ? 3 : 2};
@@ -53,7 +53,8 @@ static int check_model(const char *act, bool batchnorm, bool classify, double dr
     else tg_tensor_rand_normal(c.y, 0, 1, &rng);
     tg_nn_set_training(c.net, true);
     tg_gradcheck_opts go = {.seed = 3};
-    int rc = tg_gradcheck(model_loss, c.n_params, params, &c, &go, res);
+    int rc = order == 2 ? tg_gradgradcheck(model_loss, c.n_params, params, &c, &go, res)
+                        : tg_gradcheck(model_loss, c.n_params, params, &c, &go, res);
     tg_nn_bind_params(c.net, params, c.n_params); /* the module's own tensors again */
     tg_tensor_free(c.x);
     tg_tensor_free(c.y);
@@ -65,6 +66,7 @@ int cmd_gradcheck(int argc, char **argv)
 {
     cli_opt o[] = {
         {"op", false, NULL, "only the cases of this op", NULL},
+        {"order", false, "1", "1: gradients; 2: second derivatives (tg_gradgradcheck)", NULL},
         {"tol", false, "1e-6", "largest relative error that passes", NULL},
         {"verbose", true, NULL, "print the passing cases too", NULL},
         {"help", true, NULL, "this help", NULL},
@@ -74,12 +76,17 @@ int cmd_gradcheck(int argc, char **argv)
     if (cli_flag(o, n, "help")) {
         printf("usage: tapegrad gradcheck [options]\n"
                "Checks every op's self-check cases (f64 gradients against 4-point central\n"
-               "differences, f32 against f64) and whole MLPs, and prints a table.\n");
+               "differences, f32 against f64) and whole MLPs, and prints a table. With\n"
+               "--order 2, the second derivatives instead: every entry of the Hessian\n"
+               "against central differences of the gradient, and the gradient the recording\n"
+               "sweep builds against tg_backward's (column 'rec err', 1e-10 passes).\n"
+               "Exits 1 if a check fails.\n");
         cli_usage_opts(stdout, o, n);
         return 0;
     }
     double tol = 1e-6;
-    if (cli_double(o, n, "tol", 0, 1, &tol)) return 2;
+    long long order = 1;
+    if (cli_double(o, n, "tol", 0, 1, &tol) || cli_int(o, n, "order", 1, 2, &order)) return 2;
     const char *only = cli_str(o, n, "op");
     bool verbose = cli_flag(o, n, "verbose") || only;
     if (only) {
@@ -91,7 +98,7 @@ int cmd_gradcheck(int argc, char **argv)
         }
     }
     printf("%-22s %-44s %8s %10s %10s %10s  %s\n", "op", "case", "checked", "max abs", "max rel",
-           "f32 err", "result");
+           order == 2 ? "rec err" : "f32 err", "result");
     int failed = 0, ran = 0;
     const char *prev = "";
     int op_cases = 0, op_failed = 0;
@@ -108,13 +115,16 @@ int cmd_gradcheck(int argc, char **argv)
         if (only && strcmp(op, only) != 0) continue;
         tg_selfcheck_result r;
         int rc = tg_selfcheck_run(i, &r);
-        bool ok = !rc && r.grad.max_rel_err <= tol && r.f32_err <= 1e-4;
+        const tg_gradcheck_result *g = order == 2 ? &r.grad2 : &r.grad;
+        double other = order == 2 ? r.grad2.first_order_err : r.f32_err;
+        bool ok = !rc && r.grad.max_rel_err <= tol && r.f32_err <= 1e-4 &&
+                  (order == 1 || (r.grad2.max_rel_err <= tol && other <= 1e-10));
         failed += !ok, ran++;
         op_cases++, op_failed += !ok;
-        if (r.grad.max_rel_err > op_worst) op_worst = r.grad.max_rel_err;
+        if (g->max_rel_err > op_worst) op_worst = g->max_rel_err;
         if (verbose || !ok)
             printf("%-22s %-44.44s %8lld %10.2e %10.2e %10.2e  %s%s%s\n", r.op, r.what,
-                   (long long)r.grad.n_checked, r.grad.max_abs_err, r.grad.max_rel_err, r.f32_err,
+                   (long long)g->n_checked, g->max_abs_err, g->max_rel_err, other,
                    ok ? "ok" : "FAIL", rc ? ": " : "", rc ? r.grad.msg : "");
     }
     if (!only) {
@@ -125,7 +135,8 @@ int cmd_gradcheck(int argc, char **argv)
         } models[] = {{"tanh", false, true, 0},      {"sigmoid", false, false, 0},
                       {"relu", false, true, 0},      {"elu", true, true, 0},
                       {"softplus", false, false, 0}, {"leaky_relu", false, true, 0.3}};
-        printf("\nwhole models: MLP 5-4-3-k on 6 random examples, every parameter checked\n");
+        printf("\nwhole models: MLP 5-4-3-k on 6 random examples, every parameter checked%s\n",
+               order == 2 ? " (every entry of the Hessian)" : "");
         for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
             char what[96];
             snprintf(what, sizeof what, "%s%s%s, %s", models[i].act,
@@ -133,8 +144,9 @@ int cmd_gradcheck(int argc, char **argv)
                      models[i].classify ? "cross-entropy" : "mse");
             tg_gradcheck_result r;
             int rc =
-                check_model(models[i].act, models[i].bn, models[i].classify, models[i].dropout, &r);
-            bool ok = !rc && r.max_rel_err <= tol;
+                check_model(models[i].act, models[i].bn, models[i].classify, models[i].dropout,
+                            (int)order, &r);
+            bool ok = !rc && r.max_rel_err <= tol && (order == 1 || r.first_order_err <= 1e-10);
             failed += !ok, ran++;
             printf("%-22s %-44s %8lld %10.2e %10.2e %10s  %s%s%s\n", "mlp", what,
                    (long long)r.n_checked, r.max_abs_err, r.max_rel_err, "", ok ? "ok" : "FAIL",

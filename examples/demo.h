@@ -17,7 +17,8 @@
     X(symmetry, "constant initialisation: hidden units stay identical and learn less")             \
     X(optimizers, "every first-order optimiser on one task, loss curves on one plot")              \
     X(optimizers_classic, "RProp, QuickProp, CG, BFGS, L-BFGS, LM: error curves and test error")   \
-    X(obd, "Optimal Brain Damage: prune the least salient weights of a trained MLP")
+    X(obd, "Optimal Brain Damage: prune the least salient weights of a trained MLP")             \
+    X(ode, "a network learns u'' + u = 0, u(0) = 0, u'(0) = 1 (sin x) from a loss holding u''")
 
 #define X(name, what) int demo_##name(const char *outdir);
 DEMOS(X)

@@ -7,6 +7,7 @@
 #include "tapegrad/tensor.h"
 #include "tapegrad/tape.h"
 #include "tapegrad/ops.h"
+#include "tapegrad/derivs.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/data.h"

@@ -130,15 +130,114 @@ tg_tensor *tg_log_softmax(tg_tape *tp, tg_tensor *x, int axis)
     return softmax(tp, TG_OP_log_softmax, x, axis);
 }
 
-/* Backwards in ops: being written. */
-TG_VJP_PENDING(sigmoid)
-TG_VJP_PENDING(tanh)
-TG_VJP_PENDING(relu)
-TG_VJP_PENDING(leaky_relu)
-TG_VJP_PENDING(elu)
-TG_VJP_PENDING(softplus)
-TG_VJP_PENDING(prelu)
-TG_VJP_PENDING(step)
-TG_VJP_PENDING(sign)
-TG_VJP_PENDING(softmax)
-TG_VJP_PENDING(log_softmax)
+/* ---- the same backwards in ops (tg_op.vjp), each mirroring the formula above. Masks of
+ * a kinked function are constants read off x: piecewise constant, they have derivative 0,
+ * and the kink itself gets the numeric backward's choice. ---- */
+/* A constant shaped like x: on where x > 0, else off (a NaN x gets off). */
+static tg_tensor *pos_mask(tg_tape *tp, const tg_tensor *x, double on, double off)
+{
+    tg_tensor *m = tg_const_like(tp, x, off);
+    if (!m) return NULL;
+    for (int64_t i = 0; i < m->numel; i++)
+        if (tg_get(x, i) > 0) tg_set(m, i, on);
+    return m;
+}
+/* 1 - t. */
+static tg_tensor *one_minus(tg_tape *tp, tg_tensor *t)
+{
+    return tg_add_scalar(tp, tg_neg(tp, t), 1);
+}
+
+/* dy σ(1-σ), from the output. */
+void tg_sigmoid_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul(tp, tg_mul(tp, dy, n->out), one_minus(tp, n->out));
+}
+/* dy (1 - y²). */
+void tg_tanh_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul(tp, dy, one_minus(tp, tg_square(tp, n->out)));
+}
+/* dy [x > 0]: the second derivative is 0 (0 at the kink too). */
+void tg_relu_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul(tp, dy, pos_mask(tp, n->in[0], 1, 0));
+}
+/* dy (x > 0 ? 1 : α): the second derivative is 0. */
+void tg_leaky_relu_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                       tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul(tp, dy, pos_mask(tp, n->in[0], 1, n->attr.scalar));
+}
+/* dy (x > 0 ? 1 : α e^x) as dy ([x > 0] + α e^(x [x <= 0]) [x <= 0]): the exponent is 0
+ * for a finite x > 0, so e^x cannot overflow where it is masked off. */
+void tg_elu_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    tg_tensor *x = n->in[0], *on = pos_mask(tp, x, 1, 0), *off = pos_mask(tp, x, 0, 1);
+    tg_tensor *neg = tg_mul_scalar(tp, tg_exp(tp, tg_mul(tp, x, off)), n->attr.scalar);
+    dx[0] = tg_mul(tp, dy, tg_add(tp, on, tg_mul(tp, neg, off)));
+}
+/* dy σ(x). */
+void tg_softplus_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    dx[0] = tg_mul(tp, dy, tg_sigmoid(tp, n->in[0]));
+}
+/* dx = dy (x > 0 ? 1 : α) = dy ([x > 0] + α [x <= 0]), dα = Σ dy x [x <= 0] summed to α's
+ * shape. A 0-d x makes [1] of the broadcast: reshaped back. */
+void tg_prelu_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    tg_tensor *x = n->in[0], *al = n->in[1], *off = pos_mask(tp, x, 0, 1);
+    if (want[0]) {
+        tg_tensor *d = tg_mul(tp, dy, tg_add(tp, pos_mask(tp, x, 1, 0), tg_mul(tp, off, al)));
+        dx[0] = d && d->ndim != x->ndim ? tg_reshape(tp, d, x->ndim, x->shape) : d;
+    }
+    if (want[1]) {
+        tg_tensor *d = tg_mul(tp, dy, tg_mul(tp, x, off));
+        dx[1] = d && d->ndim < al->ndim ? tg_reshape(tp, d, al->ndim, al->shape)
+                                        : tg_sum_to(tp, d, al->ndim, al->shape);
+    }
+}
+/* Step and sign: the gradient is 0 (above), so every higher derivative is 0 too. */
+void tg_step_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)dy, (void)want;
+    dx[0] = tg_const_like(tp, n->in[0], 0);
+}
+void tg_sign_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)dy, (void)want;
+    dx[0] = tg_const_like(tp, n->in[0], 0);
+}
+/* t viewed as [outer, len, inner] around the node's axis: the sums run along axis 1. */
+static tg_tensor *view3(tg_tape *tp, const tg_node *n, tg_tensor *t)
+{
+    const int64_t v[3] = {n->attr.view.outer, n->attr.view.len, n->attr.view.inner};
+    return tg_reshape(tp, t, 3, v);
+}
+static tg_tensor *unview3(tg_tape *tp, const tg_node *n, tg_tensor *t)
+{
+    return tg_reshape(tp, t, n->in[0]->ndim, n->in[0]->shape);
+}
+/* y (dy - Σ dy y). */
+void tg_softmax_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    tg_tensor *y = view3(tp, n, n->out), *g = view3(tp, n, dy);
+    tg_tensor *s = tg_sum(tp, tg_mul(tp, g, y), 1, true);
+    dx[0] = unview3(tp, n, tg_mul(tp, y, tg_sub(tp, g, s)));
+}
+/* dy - e^y Σ dy. */
+void tg_log_softmax_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                        tg_tensor **dx)
+{
+    (void)want;
+    tg_tensor *y = view3(tp, n, n->out), *g = view3(tp, n, dy);
+    tg_tensor *s = tg_sum(tp, g, 1, true);
+    dx[0] = unview3(tp, n, tg_sub(tp, g, tg_mul(tp, tg_exp(tp, y), s)));
+}

@@ -78,6 +78,7 @@ const tg_op_case tg_cases_activation[] = {
      away_from_zero, {0}},
     {"prelu", "[2,2,2,3] alpha [3]", f_prelu, 2, {4, 1}, {{2, 2, 2, 3}, {3}}, 0, 0, 0,
      away_from_zero, {0}},
+    {"prelu", "[] alpha [1]", f_prelu, 2, {0, 1}, {{0}, {1}}, 0, 0, 0, away_from_zero, {0}},
     {"prelu", "[7] alpha [7]", f_prelu, 2, {1, 1}, {{7}, {7}}, 0, 0, 0, away_from_zero, {0}},
     {"step", "[3,4] away from 0 (gradient 0)", f_step, 1, {2}, {{3, 4}}, 0, 0, 0, away_from_zero,
      {0}},

@@ -42,6 +42,7 @@ static void signed_divisor(tg_tensor *const *in, const double *arg, tg_rng *rng)
     ROW(NAME, "[1] and [2,5]: scalar a", 1, 2, (1), (2, 5), LO, HI, 0),                      \
     ROW(NAME, "[1] and [5], a needs no grad", 1, 1, (1), (5), LO, HI, 1),                    \
     ROW(NAME, "[2,3] and row [3]", 2, 1, (2, 3), (3), LO, HI, 0),                            \
+    ROW(NAME, "[3] and [1,3]: same count, one more axis", 1, 2, (3), (1, 3), LO, HI, 0),      \
     ROW(NAME, "[2,3,4] and [1,3,4]: suffix b", 3, 3, (2, 3, 4), (1, 3, 4), LO, HI, 0),       \
     ROW(NAME, "row [4] and [3,2,4]: suffix a", 1, 3, (4), (3, 2, 4), LO, HI, 0),             \
     ROW(NAME, "[3,5] and row [5], b needs no grad", 2, 1, (3, 5), (5), LO, HI, 2),           \

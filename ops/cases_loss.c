@@ -45,6 +45,20 @@ static void probs(tg_tensor *const *in, const double *arg, tg_rng *rng)
     }
 }
 
+/* Probabilities outside [0,1] on both sides, far from the clamp, where the clamped logs
+ * are constant (bce's gradient in p is 0), with the target on the same side (0 below, 1
+ * above), so the loss is about eps in f32 and f64 alike. The targets' gradient there is
+ * ±(ln(1-eps) - ln eps), which differs between f32 and f64: they need none. */
+static void clamped_probs(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    (void)arg;
+    for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) {
+        double u = 0.5 * tg_rng_uniform(rng);
+        tg_set(in[0], i, i % 2 ? 1.5 + u : -0.5 - u);
+        tg_set(in[1], i, i % 2 ? 1 : 0);
+    }
+}
+
 static void targets01(tg_tensor *const *in, const double *arg, tg_rng *rng)
 {
     (void)arg;
@@ -144,6 +158,8 @@ const tg_op_case tg_cases_loss[] = {
     {"bce_loss", "[3,2]", f_bce_loss, 2, {2, 2}, {{3, 2}, {3, 2}}, 0, 0, 0, probs, {0}},
     {"bce_loss", "[1,2,2,2] 4-D, target needs no grad", f_bce_loss, 2, {4, 4},
      {{1, 2, 2, 2}, {1, 2, 2, 2}}, 0, 0, 2, probs, {0}},
+    {"bce_loss", "[3,2] p outside [0,1] (clamped), targets need no grad", f_bce_loss, 2, {2, 2},
+     {{3, 2}, {3, 2}}, 0, 0, 2, clamped_probs, {0}},
     {"bce_with_logits_loss", "[4,2]", f_bce_with_logits_loss, 2, {2, 2}, {{4, 2}, {4, 2}}, -6, 6,
      0, targets01, {0}},
     {"bce_with_logits_loss", "[5] large logits", f_bce_with_logits_loss, 2, {1, 1}, {{5}, {5}},

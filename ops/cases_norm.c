@@ -90,6 +90,10 @@ const tg_op_case tg_cases_norm[] = {
      {{5, 3}, {3}, {3}, {3}, {3}}, 0, 0, 8 | 16, positive_var, {0}},
     {"batch_norm", "eval [2,2,3] (features on axis 1)", f_bn_eval, 5, {3, 1, 1, 1, 1},
      {{2, 2, 3}, {2}, {2}, {2}, {2}}, 0, 0, 8 | 16, positive_var, {0}},
+    {"batch_norm", "eval [3,2,2], only gamma and beta need grads", f_bn_eval, 5,
+     {3, 1, 1, 1, 1}, {{3, 2, 2}, {2}, {2}, {2}, {2}}, 0, 0, 1 | 8 | 16, positive_var, {0}},
+    {"batch_norm", "eval [4,3], only x needs a grad", f_bn_eval, 5, {2, 1, 1, 1, 1},
+     {{4, 3}, {3}, {3}, {3}, {3}}, 0, 0, 2 | 4 | 8 | 16, positive_var, {0}},
     {"batch_norm", "eval [1,4] (N = 1 is fine in eval)", f_bn_eval, 5, {2, 1, 1, 1, 1},
      {{1, 4}, {4}, {4}, {4}, {4}}, 0, 0, 8 | 16, positive_var, {0}},
 };

@@ -140,7 +140,11 @@ tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, T
  * operand's shape ---- */
 static tg_tensor *to(tg_tape *tp, tg_tensor *g, const tg_tensor *x)
 {
-    return g && g->numel != x->numel ? tg_sum_to(tp, g, x->ndim, x->shape) : g;
+    if (!g || (g->ndim == x->ndim &&
+               memcmp(g->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim) == 0))
+        return g;
+    return g->numel == x->numel ? tg_reshape(tp, g, x->ndim, x->shape) /* [1,C] onto [C] */
+                                : tg_sum_to(tp, g, x->ndim, x->shape);
 }
 
 void tg_add_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)

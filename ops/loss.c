@@ -248,15 +248,158 @@ tg_tensor *tg_cross_entropy_soft(tg_tape *tp, tg_tensor *logits, tg_tensor *q)
     return cross_entropy(tp, TG_OP_cross_entropy_soft, logits, q);
 }
 
-/* Backwards in ops: being written. */
-TG_VJP_PENDING(mse_loss)
-TG_VJP_PENDING(half_sse_loss)
-TG_VJP_PENDING(l1_loss)
-TG_VJP_PENDING(eps_insensitive_loss)
-TG_VJP_PENDING(bce_loss)
-TG_VJP_PENDING(bce_with_logits_loss)
-TG_VJP_PENDING(cross_entropy)
-TG_VJP_PENDING(cross_entropy_soft)
-TG_VJP_PENDING(kl_div_loss)
-TG_VJP_PENDING(hinge_loss)
-TG_VJP_PENDING(logistic_loss)
+/* ---- the same backwards in ops (tg_op.vjp). dy is the loss's [] gradient, g = dy scale
+ * broadcasts against the inputs. Where a derivative is piecewise constant (l1, the ε tube,
+ * the margin of hinge, the bce clamp, kl's t > 0) it is a constant read off the inputs: its
+ * own derivative is 0, and kinks get the numeric backward's choice. ---- */
+/* A constant shaped like p: f(p_i, t_i, c, eps) at each element. */
+static tg_tensor *coef(tg_tape *tp, const tg_node *n, pair_fn f)
+{
+    const tg_tensor *p = n->in[0], *t = n->in[1];
+    tg_tensor *k = tg_const_like(tp, p, 0);
+    if (!k) return NULL;
+    for (int64_t i = 0; i < k->numel; i++)
+        tg_set(k, i, f(tg_get(p, i), tg_get(t, i), n->attr.loss.c, n->attr.loss.eps));
+    return k;
+}
+static tg_tensor *scaled(tg_tape *tp, const tg_node *n, tg_tensor *dy)
+{
+    return tg_mul_scalar(tp, dy, n->attr.loss.scale);
+}
+/* dp = g dphi/dp and dt = g dphi/dt with both derivatives constants (l1, ε-insensitive). */
+static void const_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                      tg_tensor **dx, pair_fn dp, pair_fn dt)
+{
+    tg_tensor *g = scaled(tp, n, dy);
+    if (want[0]) dx[0] = tg_mul(tp, g, coef(tp, n, dp));
+    if (want[1]) dx[1] = tg_mul(tp, g, coef(tp, n, dt));
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+/* The masks and the clamp's constant part: bce's p strictly inside [eps, 1-eps], its
+ * clamped p and 1 - that where outside (0 inside; in double, then rounded, as 1 - eps
+ * may not exist in f32), hinge's M = p t < 1, kl's t > 0. */
+static double bce_in(double p, double t, double c, double eps) { return p > eps && p < 1 - eps; }
+static double bce_out(double p, double t, double c, double eps)
+{
+    return p > eps && p < 1 - eps ? 0.0 : clampp(p, eps);
+}
+static double bce_out_q(double p, double t, double c, double eps)
+{
+    return p > eps && p < 1 - eps ? 0.0 : 1 - clampp(p, eps);
+}
+static double hinge_on(double p, double t, double c, double eps) { return 1 - p * t > 0; }
+static double kl_on(double p, double t, double c, double eps) { return t > 0; }
+static double kl_off(double p, double t, double c, double eps) { return !(t > 0); }
+#pragma GCC diagnostic pop
+
+/* g 2(p - t) and its negative. */
+static void sq_err_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                       tg_tensor **dx)
+{
+    tg_tensor *d =
+        tg_mul(tp, scaled(tp, n, dy), tg_mul_scalar(tp, tg_sub(tp, n->in[0], n->in[1]), 2));
+    if (want[0]) dx[0] = d;
+    if (want[1]) dx[1] = tg_neg(tp, d);
+}
+void tg_mse_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    sq_err_vjp(tp, n, dy, want, dx);
+}
+void tg_half_sse_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                          tg_tensor **dx)
+{
+    sq_err_vjp(tp, n, dy, want, dx);
+}
+/* ±g sign(p - t): the second derivative is 0. */
+void tg_l1_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    const_vjp(tp, n, dy, want, dx, abs_err_dp, abs_err_dt);
+}
+void tg_eps_insensitive_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                                 tg_tensor **dx)
+{
+    const_vjp(tp, n, dy, want, dx, eps_ins_dp, eps_ins_dt);
+}
+/* With m = [eps < p < 1-eps], the clamp as ops: p̂ = p m + (p clamped)(1 - m) and
+ * q̂ = (1 - p) m + (1 - p clamped)(1 - m), so that dp = g m (p - t) / (p̂ q̂) (p̂ = p and
+ * q̂ = 1 - p inside; finite outside, where m = 0) and dt = g (ln q̂ - ln p̂). Outside the
+ * clamp p̂ and q̂ are constants. */
+void tg_bce_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    tg_tensor *p = n->in[0], *t = n->in[1], *g = scaled(tp, n, dy), *m = coef(tp, n, bce_in);
+    tg_tensor *pc = tg_add(tp, tg_mul(tp, p, m), coef(tp, n, bce_out));
+    tg_tensor *qc =
+        tg_add(tp, tg_mul(tp, tg_add_scalar(tp, tg_neg(tp, p), 1), m), coef(tp, n, bce_out_q));
+    if (want[0])
+        dx[0] = tg_mul(tp, tg_mul(tp, g, tg_div(tp, tg_sub(tp, p, t), tg_mul(tp, pc, qc))), m);
+    if (want[1]) dx[1] = tg_mul(tp, g, tg_sub(tp, tg_log(tp, qc), tg_log(tp, pc)));
+}
+/* dz = g (σ(z) - t), dt = -g z. */
+void tg_bce_with_logits_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                                 tg_tensor **dx)
+{
+    tg_tensor *g = scaled(tp, n, dy);
+    if (want[0]) dx[0] = tg_mul(tp, g, tg_sub(tp, tg_sigmoid(tp, n->in[0]), n->in[1]));
+    if (want[1]) dx[1] = tg_neg(tp, tg_mul(tp, g, n->in[0]));
+}
+/* dg = -g t [M < 1], dt = -g p [M < 1]: the second derivative in p alone is 0, the mixed one
+ * -g [M < 1]. */
+void tg_hinge_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                       tg_tensor **dx)
+{
+    tg_tensor *g = tg_mul(tp, scaled(tp, n, dy), coef(tp, n, hinge_on));
+    if (want[0]) dx[0] = tg_neg(tp, tg_mul(tp, g, n->in[1]));
+    if (want[1]) dx[1] = tg_neg(tp, tg_mul(tp, g, n->in[0]));
+}
+/* dp = -g t σ(-p t), dt = -g p σ(-p t). */
+void tg_logistic_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                          tg_tensor **dx)
+{
+    tg_tensor *p = n->in[0], *t = n->in[1], *g = scaled(tp, n, dy);
+    tg_tensor *s = tg_sigmoid(tp, tg_neg(tp, tg_mul(tp, p, t)));
+    if (want[0]) dx[0] = tg_neg(tp, tg_mul(tp, g, tg_mul(tp, t, s)));
+    if (want[1]) dx[1] = tg_neg(tp, tg_mul(tp, g, tg_mul(tp, p, s)));
+}
+/* dp = -g t; dt = g [t > 0] (ln t + 1 - p), the log taken of t [t > 0] + [t <= 0] (1 where
+ * t <= 0, so no -inf there). */
+void tg_kl_div_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                        tg_tensor **dx)
+{
+    tg_tensor *p = n->in[0], *t = n->in[1], *g = scaled(tp, n, dy);
+    if (want[0]) dx[0] = tg_neg(tp, tg_mul(tp, g, t));
+    if (want[1]) {
+        tg_tensor *on = coef(tp, n, kl_on);
+        tg_tensor *lt = tg_log(tp, tg_add(tp, tg_mul(tp, t, on), coef(tp, n, kl_off)));
+        dx[1] = tg_mul(tp, tg_mul(tp, g, tg_sub(tp, tg_add_scalar(tp, lt, 1), p)), on);
+    }
+}
+/* dz = g (softmax(z) - onehot(k)), g = dy / N, with the one-hot a constant from the
+ * checked labels the forward saved; the labels get zeros. */
+void tg_cross_entropy_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                          tg_tensor **dx)
+{
+    tg_tensor *z = n->in[0];
+    const int64_t N = z->shape[0], C = z->shape[1], *idx = n->saved;
+    if (want[0]) {
+        tg_tensor *oh = tg_const_like(tp, z, 0);
+        if (!oh) return;
+        for (int64_t r = 0; r < N; r++) tg_set(oh, r * C + idx[r], 1);
+        tg_tensor *g = tg_mul_scalar(tp, dy, 1.0 / (double)N);
+        dx[0] = tg_mul(tp, g, tg_sub(tp, tg_softmax(tp, z, 1), oh));
+    }
+    if (want[1]) dx[1] = tg_const_like(tp, n->in[1], 0);
+}
+/* dz = g (softmax(z) Σ_j q_j - q), dq = -g log_softmax(z), g = dy / N. */
+void tg_cross_entropy_soft_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                               tg_tensor **dx)
+{
+    tg_tensor *z = n->in[0], *q = n->in[1];
+    tg_tensor *g = tg_mul_scalar(tp, dy, 1.0 / (double)z->shape[0]);
+    if (want[0]) {
+        tg_tensor *mass = tg_sum(tp, q, 1, true);
+        dx[0] = tg_mul(tp, g, tg_sub(tp, tg_mul(tp, tg_softmax(tp, z, 1), mass), q));
+    }
+    if (want[1]) dx[1] = tg_neg(tp, tg_mul(tp, g, tg_log_softmax(tp, z, 1)));
+}

@@ -1,6 +1,7 @@
 /* ops/matmul.c: matmul, linear and linear_act. Their GEMMs go through tg_gemm and
- * tg_gemm_pair (ops/gemm.c, which owns everything about BLIS); transposed operands are
- * read through the GEMM's transposition flags, never copied. */
+ * tg_gemm_pair (ops/gemm.c, which owns everything about BLIS); the kernels read transposed
+ * operands through the GEMM's transposition flags, never copied (the backwards in ops at the
+ * end do copy them, with tg_transpose). */
 #include "internal.h"
 
 static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
@@ -314,7 +315,96 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
     return tg_op_finish(tp, n);
 }
 
-/* Backwards in ops: being written. */
-TG_VJP_PENDING(matmul)
-TG_VJP_PENDING(linear)
-TG_VJP_PENDING(linear_act)
+/* ---- the same backwards in ops (tg_op.vjp), built from public ops; transposed operands
+ * are copies here (tg_transpose). ---- */
+
+/* da = dy · bᵀ, db = aᵀ · dy. An operand shared across the batch gets the sum over the
+ * batch as one product with the batch folded into the inner dimension (as the numeric
+ * backward does), so no intermediate is larger than the inputs and dy. Copies (tg_transpose,
+ * tg_reshape): one per gradient, three for db of a batched a with a shared b, four for da
+ * of a shared a with a batched b. */
+void tg_matmul_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    tg_tensor *a = n->in[0], *b = n->in[1];
+    int64_t B, m, k, nn;
+    bool ab, bb;
+    mm_dims(n, &B, &m, &k, &nn, &ab, &bb);
+    if (want[0] && !ab && bb) { /* Σ_t dy_t b_tᵀ = [m, B·n] · [B·n, k] */
+        const int64_t s0[2] = {m, B * nn}, s1[2] = {B * nn, k};
+        dx[0] = tg_matmul(tp, tg_reshape(tp, tg_transpose(tp, dy, 0, 1), 2, s0),
+                          tg_reshape(tp, tg_transpose(tp, b, 1, 2), 2, s1));
+    } else if (want[0]) dx[0] = tg_matmul(tp, dy, tg_transpose(tp, b, -2, -1));
+    if (want[1] && ab && !bb) { /* Σ_t a_tᵀ dy_t = [k, B·m] · [B·m, n] */
+        const int64_t s0[2] = {B * m, k}, s1[2] = {B * m, nn};
+        dx[1] = tg_matmul(tp, tg_transpose(tp, tg_reshape(tp, a, 2, s0), 0, 1),
+                          tg_reshape(tp, dy, 2, s1));
+    } else if (want[1]) dx[1] = tg_matmul(tp, tg_transpose(tp, a, -2, -1), dy);
+}
+
+/* t viewed as [rows, cols] (a reshape, unless t is 2-D already). */
+static tg_tensor *as_rows(tg_tape *tp, tg_tensor *t, int64_t rows, int64_t cols)
+{
+    const int64_t s[2] = {rows, cols};
+    return t && t->ndim != 2 ? tg_reshape(tp, t, 2, s) : t;
+}
+
+/* Linear's gradients from dz [..., cols], the gradient at x · w + b:
+ * dx = dz · wᵀ, dw = xᵀ · dz, db = Σ_rows dz. */
+static void linear_grads(tg_tape *tp, const tg_node *n, tg_tensor *dz, const bool *want,
+                         tg_tensor **dx)
+{
+    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
+    tg_tensor *x = n->in[0], *w = n->in[1];
+    tg_tensor *dz2 = as_rows(tp, dz, rows, cols);
+    if (want[0]) {
+        tg_tensor *g = tg_matmul(tp, dz2, tg_transpose(tp, w, 0, 1));
+        dx[0] = g && x->ndim != 2 ? tg_reshape(tp, g, x->ndim, x->shape) : g;
+    }
+    if (want[1]) dx[1] = tg_matmul(tp, tg_transpose(tp, as_rows(tp, x, rows, k), 0, 1), dz2);
+    if (want[2]) dx[2] = tg_sum(tp, dz2, 0, false);
+}
+
+void tg_linear_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    linear_grads(tp, n, dy, want, dx);
+}
+
+/* The constant y > 0 ? 1 : alpha, relu's (alpha 0) and leaky_relu's slope read off the
+ * output as the numeric backward does. Piecewise constant, so its derivative is 0. */
+static tg_tensor *act_slope(tg_tape *tp, const tg_tensor *y, double alpha)
+{
+    tg_tensor *m = tg_const_like(tp, y, 1);
+    if (!m) return NULL;
+    if (y->dtype == TG_F32) {
+        const float *yv = tg_f32(y);
+        float *mv = tg_f32(m);
+        for (int64_t i = 0; i < y->numel; i++)
+            if (!(yv[i] > 0)) mv[i] = (float)alpha;
+    } else {
+        const double *yv = tg_f64(y);
+        double *mv = tg_f64(m);
+        for (int64_t i = 0; i < y->numel; i++)
+            if (!(yv[i] > 0)) mv[i] = alpha;
+    }
+    return m;
+}
+
+/* dz = dy ⊙ act'(y): relu and leaky_relu by their constant slope, tanh 1 - y², sigmoid
+ * y (1 - y) (ops of y, so second derivatives go through y); then as linear. */
+void tg_linear_act_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                       tg_tensor **dx)
+{
+    tg_tensor *y = n->out, *dz = dy;
+    switch (n->attr.linear.act) {
+    case TG_ACT_RELU: dz = tg_mul(tp, dy, act_slope(tp, y, 0)); break;
+    case TG_ACT_LEAKY_RELU: dz = tg_mul(tp, dy, act_slope(tp, y, n->attr.linear.alpha)); break;
+    case TG_ACT_TANH:
+        dz = tg_mul(tp, dy, tg_add_scalar(tp, tg_neg(tp, tg_square(tp, y)), 1));
+        break;
+    case TG_ACT_SIGMOID:
+        dz = tg_mul(tp, tg_mul(tp, dy, y), tg_add_scalar(tp, tg_neg(tp, y), 1));
+        break;
+    default: break;
+    }
+    if (dz) linear_grads(tp, n, dz, want, dx);
+}

@@ -157,6 +157,75 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
     return y;
 }
 
-/* Backwards in ops: being written. */
-TG_VJP_PENDING(dropout)
-TG_VJP_PENDING(batch_norm)
+/* ---- the same backwards in ops (tg_op.vjp) ---- */
+
+/* dx = dy · (m / (1-p)), with the saved mask as a constant (the map is linear in x). */
+void tg_dropout_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    tg_tensor *x = n->in[0], *m = tg_const_like(tp, x, 0);
+    if (!m) return;
+    const uint8_t *keep = n->saved;
+    const double scale = 1.0 / (1.0 - n->attr.dropout.p);
+    for (int64_t i = 0; i < x->numel; i++)
+        if (keep[i]) tg_set(m, i, scale);
+    dx[0] = tg_mul(tp, dy, m);
+}
+
+/* A constant shaped like s (a per-channel view) holding v[0..C). */
+static tg_tensor *channel_const(tg_tape *tp, const tg_tensor *like, int nd, const int64_t *s,
+                                const double *v, int64_t C)
+{
+    tg_tensor *t = tg_const(tp, "gradients", (tg_dtype)like->dtype, nd, s, 0);
+    for (int64_t c = 0; t && c < C; c++) tg_set(t, c, v[c]);
+    return t;
+}
+
+/* x and dy viewed as [N, C, R] ([N, C] when x is 2-D), with the channel statistics of shape
+ * [1, C, 1] ([1, C]). Training: the statistics are ops of x, so second derivatives go
+ * through them:
+ *   μ = Σ x / M, σ = sqrt(Σ (x - μ)² / M + eps), x̂ = (x - μ) / σ,
+ *   dx = γ/σ · (dy - Σ dy / M - x̂ Σ dy x̂ / M).
+ * Eval: μ and s = 1/sqrt(σ² + eps) are the saved constants, x̂ = (x - μ) s, dx = dy · γ s.
+ * Both: dγ = Σ dy x̂, dβ = Σ dy (sums over N and R). */
+void tg_batch_norm_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
+                       tg_tensor **dx)
+{
+    const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;
+    const int64_t R = n->attr.batch_norm.R;
+    const double M = (double)(N * R),
+                 im = M > 0 ? 1.0 / M : 1.0; /* training: M = 0 only if C = 0 */
+    tg_tensor *x = n->in[0], *gamma = n->in[1];
+    const double *mean = n->saved, *inv = mean + 2 * C;
+    const int nd = x->ndim == 2 ? 2 : 3;
+    const int64_t v[3] = {N, C, R}, cs[3] = {1, C, 1};
+    tg_tensor *xv = x->ndim == nd ? x : tg_reshape(tp, x, nd, v);
+    tg_tensor *dyv = dy->ndim == nd ? dy : tg_reshape(tp, dy, nd, v);
+    tg_tensor *gc = tg_reshape(tp, gamma, nd, cs);
+    tg_tensor *xh = NULL, *g = NULL;
+    if (n->attr.batch_norm.training) {
+        tg_tensor *mu = tg_mul_scalar(tp, tg_sum_to(tp, xv, nd, cs), im);
+        tg_tensor *d = tg_sub(tp, xv, mu);
+        tg_tensor *var = tg_mul_scalar(tp, tg_sum_to(tp, tg_square(tp, d), nd, cs), im);
+        tg_tensor *sig = tg_sqrt(tp, tg_add_scalar(tp, var, n->attr.batch_norm.eps));
+        xh = tg_div(tp, d, sig);
+        tg_tensor *sdy = tg_sum_to(tp, dyv, nd, cs);
+        tg_tensor *sdyx = tg_sum_to(tp, tg_mul(tp, dyv, xh), nd, cs);
+        if (want[0]) {
+            tg_tensor *in = tg_sub(tp, tg_sub(tp, dyv, tg_mul_scalar(tp, sdy, im)),
+                                   tg_mul(tp, xh, tg_mul_scalar(tp, sdyx, im)));
+            g = tg_mul(tp, tg_div(tp, gc, sig), in);
+        }
+        if (want[1]) dx[1] = tg_reshape(tp, sdyx, 1, &C);
+        if (want[2]) dx[2] = tg_reshape(tp, sdy, 1, &C);
+    } else {
+        tg_tensor *s = channel_const(tp, x, nd, cs, inv, C);
+        if (want[0]) g = tg_mul(tp, dyv, tg_mul(tp, gc, s));
+        if (want[1]) {
+            xh = tg_mul(tp, tg_sub(tp, xv, channel_const(tp, x, nd, cs, mean, C)), s);
+            dx[1] = tg_reshape(tp, tg_sum_to(tp, tg_mul(tp, dyv, xh), nd, cs), 1, &C);
+        }
+        if (want[2]) dx[2] = tg_reshape(tp, tg_sum_to(tp, dyv, nd, cs), 1, &C);
+    }
+    if (want[0]) dx[0] = g && g->ndim != x->ndim ? tg_reshape(tp, g, x->ndim, x->shape) : g;
+}

@@ -1,5 +1,5 @@
-/* ops/shape.c: reshape, transpose, slice and concat. Outputs are contiguous copies; the
- * backward of each moves the gradient back the same way. */
+/* ops/shape.c: reshape, transpose, slice, concat and pad. Outputs are contiguous copies;
+ * the backward of each moves the gradient back the same way. */
 #include "internal.h"
 
 /* ---- reshape: the same elements in a new shape ---- */
@@ -125,7 +125,7 @@ tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int a0, int a1)
 }
 
 /* ---- slice and concat: copies of [outer, len, inner] blocks along an axis ----
- * Slice attributes: n->attr.view (outer, len the input length, inner, start). */
+ * Slice attributes: n->attr.view (outer, len the input length, inner, start, axis). */
 static void copy_block(size_t es, char *dst, const char *src, int64_t outer, int64_t rows,
                        int64_t inner, int64_t dst_len, int64_t dst_off, int64_t src_len,
                        int64_t src_off)
@@ -197,7 +197,7 @@ tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t 
     tg_node *n = tg_op_begin(tp, TG_OP_slice, 1, &x, x->ndim, shape);
     if (!n) return NULL;
     n->attr.view.outer = outer, n->attr.view.len = len, n->attr.view.inner = inner;
-    n->attr.view.start = s;
+    n->attr.view.start = s, n->attr.view.axis = ax;
     return tg_op_finish(tp, n);
 }
 
@@ -275,9 +275,115 @@ tg_tensor *tg_concat(tg_tape *tp, int n_in, tg_tensor *const *xs, int axis)
     return tg_op_finish(tp, n);
 }
 
+/* ---- pad: x inside a border of value, before[d] and after[d] elements along each axis d.
+ * Saved context: the 2 ndim sizes, before then after (too many for n->attr). The interior
+ * is copied as rows: the axes after the last padded one k are whole in both, so a row is
+ * x's block from axis k on, x->shape[k] · inner elements, placed before[k] · inner into
+ * the output's block; an odometer steps through x's indices before axis k. ---- */
+#define FILL_KERNEL(T, SFX)                                                                        \
+    static void fill_##SFX(T *restrict d, T v, int64_t len)                                        \
+    {                                                                                              \
+        for (int64_t i = 0; i < len; i++) d[i] = v;                                                \
+    }
+FILL_KERNEL(float, f32)
+FILL_KERNEL(double, f64)
+
+/* Every row of x (numel > 0) and its place in y: copied forward into y; back, copied or
+ * (add) added from dy into dx (xd and yd then being the gradients). */
+static void pad_rows(const tg_node *n, void *xd, void *yd, bool back, bool add)
+{
+    const tg_tensor *x = n->in[0], *y = n->out;
+    const int64_t *before = n->saved;
+    tg_dtype dt = (tg_dtype)y->dtype;
+    size_t es = tg_dtype_size(dt);
+    int k = x->ndim - 1;
+    while (k >= 0 && before[k] == 0 && before[x->ndim + k] == 0) k--;
+    if (k < 0) { /* nothing padded */
+        if (back && add) add_into(dt, xd, yd, x->numel);
+        else if (back) memcpy(xd, yd, (size_t)x->numel * es);
+        else memcpy(yd, xd, (size_t)x->numel * es);
+        return;
+    }
+    int64_t inner = 1, ys[TG_MAX_DIMS], t = 1, idx[TG_MAX_DIMS] = {0}, off = 0;
+    for (int d = x->ndim - 1; d > k; d--) inner *= x->shape[d];
+    for (int d = x->ndim - 1; d >= 0; d--) ys[d] = t, t *= y->shape[d]; /* y's strides */
+    for (int d = 0; d <= k; d++) off += before[d] * ys[d];
+    const int64_t w = x->shape[k] * inner;
+    for (int64_t i = 0; i < x->numel; i += w) {
+        char *xr = (char *)xd + (size_t)i * es, *yr = (char *)yd + (size_t)off * es;
+        if (back && add) add_into(dt, xr, yr, w);
+        else if (back) memcpy(xr, yr, (size_t)w * es);
+        else memcpy(yr, xr, (size_t)w * es);
+        for (int d = k - 1; d >= 0; d--) {
+            off += ys[d];
+            if (++idx[d] < x->shape[d]) break;
+            off -= ys[d] * x->shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* y = value around x;  dx (+)= the interior of dy. sets = 1: an unset dx is written
+ * (tg_grad_beta). An empty x leaves only the border; an empty y has an empty x. */
+void tg_pad_fwd(tg_node *n)
+{
+    tg_tensor *y = n->out;
+    if (y->numel == 0) return;
+    if (y->dtype == TG_F32) fill_f32(y->data, (float)n->attr.scalar, y->numel);
+    else fill_f64(y->data, n->attr.scalar, y->numel);
+    if (n->in[0]->numel) pad_rows(n, n->in[0]->data, y->data, false, false);
+}
+
+void tg_pad_bwd(tg_node *n)
+{
+    tg_tensor *x = n->in[0];
+    if (!x->requires_grad) return;
+    bool add = tg_grad_beta(x);
+    if (x->numel) pad_rows(n, x->grad->data, n->out->grad->data, true, add);
+}
+
+tg_tensor *tg_pad(tg_tape *tp, tg_tensor *x, const int64_t *before, const int64_t *after,
+                  double value)
+{
+    char buf[128];
+    if (tg_op_check(tp, TG_OP_pad, 1, &x)) return NULL;
+    if (x->ndim > 0 && (!before || !after)) {
+        tg_fail(tp, TG_EARG, "tg_pad: %s: the %s sizes are NULL", tg_shape_str(x, buf, sizeof buf),
+                before ? "after" : "before");
+        return NULL;
+    }
+    int64_t shape[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) {
+        if (before[d] < 0 || after[d] < 0) {
+            tg_fail(tp, TG_EARG, "tg_pad: %s: negative padding %lld before, %lld after axis %d",
+                    tg_shape_str(x, buf, sizeof buf), (long long)before[d], (long long)after[d], d);
+            return NULL;
+        }
+        /* x->shape[d] <= TG_MAX_NUMEL: the sum saturates instead of wrapping, and anything
+         * that large is refused by tg_arena_tensor below */
+        int64_t s = x->shape[d];
+        s = before[d] > INT64_MAX - s ? INT64_MAX : s + before[d];
+        shape[d] = after[d] > INT64_MAX - s ? INT64_MAX : s + after[d];
+    }
+    if (!isfinite(value)) {
+        tg_fail(tp, TG_EARG, "tg_pad: %s: the padding value %g is not finite",
+                tg_shape_str(x, buf, sizeof buf), value);
+        return NULL;
+    }
+    tg_node *n = tg_op_begin(tp, TG_OP_pad, 1, &x, x->ndim, shape);
+    if (!n) return NULL;
+    n->attr.scalar = value;
+    if (x->ndim > 0) {
+        int64_t *p = tg_op_save(tp, n, 2 * (size_t)x->ndim * sizeof(int64_t));
+        if (!p) return NULL;
+        memcpy(p, before, (size_t)x->ndim * sizeof(int64_t));
+        memcpy(p + x->ndim, after, (size_t)x->ndim * sizeof(int64_t));
+    }
+    return tg_op_finish(tp, n);
+}
+
 /* ---- the same backwards in ops (tg_op.vjp) ---- */
-void tg_reshape_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
-                    tg_tensor **dx)
+void tg_reshape_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     (void)want;
     dx[0] = tg_reshape(tp, dy, n->in[0]->ndim, n->in[0]->shape);
@@ -292,7 +398,36 @@ void tg_transpose_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *
     tg_tensor *x = n->in[0];
     dx[0] = tg_reshape(tp, tg_transpose(tp, tg_reshape(tp, dy, 5, v), 1, 3), x->ndim, x->shape);
 }
-
-/* Backwards in ops: being written. */
-TG_VJP_PENDING(slice)
-TG_VJP_PENDING(concat)
+/* dy into its window: dy padded with zeros along the axis (pad and slice are adjoints). */
+void tg_slice_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    int64_t before[TG_MAX_DIMS] = {0}, after[TG_MAX_DIMS] = {0};
+    int ax = n->attr.view.axis;
+    before[ax] = n->attr.view.start;
+    after[ax] = n->attr.view.len - n->attr.view.start - dy->shape[ax];
+    dx[0] = tg_pad(tp, dy, before, after, 0);
+}
+/* Each input's window of dy, a slice along the axis. */
+void tg_concat_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    int ax = n->attr.view.axis;
+    int64_t off = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        int64_t rows = n->in[k]->shape[ax];
+        if (want[k]) dx[k] = tg_slice(tp, dy, ax, off, off + rows);
+        off += rows;
+    }
+}
+/* The interior of dy: a slice along each padded axis (pad and slice are adjoints). */
+void tg_pad_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    (void)want;
+    const tg_tensor *x = n->in[0];
+    const int64_t *before = n->saved;
+    tg_tensor *g = dy;
+    for (int d = 0; d < x->ndim; d++)
+        if (before[d] || before[x->ndim + d])
+            g = tg_slice(tp, g, d, before[d], before[d] + x->shape[d]);
+    dx[0] = g;
+}

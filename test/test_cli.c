@@ -234,6 +234,9 @@ static void test_every_option_is_checked(void)
         {"gradcheck --tol abc", "--tol abc"},
         {"gradcheck --tol 2", "--tol 2"},
         {"gradcheck --verbose=1", "--verbose takes no value"},
+        {"gradcheck --order 3", "--order 3"},
+        {"gradcheck --order 0", "--order 0"},
+        {"gradcheck --order two", "--order two"},
         {"graph --layers abc", "--layers abc"},
         {"graph --layers 5", "--layers 5"},
         {"graph --layers 3,100000000,3", "--layers 3,100000000,3"},
@@ -388,6 +391,14 @@ static void test_graph_and_gradcheck(void)
     CHECK_STR_HAS(out, "linear");
     CHECK(run("gradcheck --op tanh") == 0);
     CHECK_STR_HAS(out, "tanh");
+    CHECK(run("gradcheck --order 2 --op tanh") == 0);
+    CHECK_STR_HAS(out, "rec err");
+    CHECK_STR_HAS(out, "0 failed");
+    /* the whole table, second order: every op and the whole models pass */
+    CHECK(run("gradcheck --order 2") == 0);
+    CHECK_STR_HAS(out, "whole models");
+    CHECK_STR_HAS(out, "(every entry of the Hessian)");
+    CHECK_STR_HAS(out, ", 0 failed");
 }
 
 static void cleanup(void)

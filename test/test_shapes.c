@@ -179,6 +179,9 @@ enum kind {
     K_TRANSPOSE,
     K_SLICE,
     K_CONCAT,
+    K_BCAST,
+    K_SUM_TO,
+    K_PAD,
     K_MATMUL,
     K_LINEAR,
     K_LINEAR_ACT,
@@ -235,6 +238,9 @@ static const driver drivers[] = {
     D(transpose, K_TRANSPOSE, F_EMPTY),
     D(slice, K_SLICE, F_EMPTY),
     D(concat, K_CONCAT, F_BIG | F_EMPTY),
+    D(pad, K_PAD, F_BIG | F_EMPTY | F_NOMEM),
+    D(broadcast_to, K_BCAST, F_BIG | F_EMPTY | F_NOMEM),
+    D(sum_to, K_SUM_TO, F_BIG | F_EMPTY | F_NOMEM),
     D(sigmoid, K_UNARY, F_EMPTY),
     D(tanh, K_UNARY, F_EMPTY),
     D(relu, K_UNARY, F_EMPTY),
@@ -277,8 +283,10 @@ typedef struct trial {
     bool flag;         /* keepdim, training */
     bool null_shape;   /* pass NULL for the target shape */
     bool no_rm, no_rv; /* batch_norm without running statistics */
-    int nd;            /* target shape of reshape and custom */
+    int nd;            /* target shape of reshape, broadcast_to, sum_to and custom */
     int64_t s[8];
+    int64_t pb[8], pa[8]; /* pad's sizes before and after */
+    bool null_pb, null_pa;
 } trial;
 
 static tg_tensor *add_leaf(trial *t, int nd, const int64_t *s)
@@ -402,6 +410,42 @@ static void gen(trial *t)
         t->ib = n; /* n = 0 passes x all the same */
         break;
     }
+    case K_BCAST:
+    case K_SUM_TO: {
+        x = rand_leaf(t, 0, 4);
+        int na = nd_of(x);
+        const int64_t *a = shape_of(x);
+        if (chance(15)) { /* anything */
+            t->nd = chance(90) ? (int)below(5) : chance(50) ? -1 : 7;
+            for (int i = 0; i < 8; i++) t->s[i] = wild_size();
+        } else if (t->d->kind == K_BCAST) { /* x's 1s grown, leading sizes added */
+            t->nd = na + (int)below(TG_MAX_DIMS - na + 1);
+            for (int i = 0; i < t->nd; i++) {
+                int j = i - (t->nd - na);
+                int64_t base = j >= 0 ? a[j] : rand_size();
+                t->s[i] = chance(8) ? rand_size() : base == 1 && chance(60) ? rand_size() : base;
+            }
+        } else { /* leading sizes dropped, others made 1 */
+            int drop = (int)below(na + 1);
+            t->nd = na - drop;
+            for (int i = 0; i < t->nd; i++)
+                t->s[i] = chance(8) ? wild_size() : chance(40) ? 1 : a[i + drop];
+        }
+        t->null_shape = t->nd > 0 && chance(3);
+        break;
+    }
+    case K_PAD: {
+        x = rand_leaf(t, 0, 4);
+        static const int64_t wild[] = {-1,           -P(40), INT64_MIN, P(31),    P(40),
+                                       TG_MAX_NUMEL, P(47),  P(62),     INT64_MAX};
+        for (int i = 0; i < nd_of(x); i++) {
+            t->pb[i] = chance(92) ? below(3) : wild[below(9)];
+            t->pa[i] = chance(92) ? below(3) : wild[below(9)];
+        }
+        t->null_pb = chance(3), t->null_pa = chance(3);
+        t->fa = chance(80) ? 0.5 : pick(SCALARS, 8);
+        break;
+    }
     case K_MATMUL: {
         x = rand_leaf(t, chance(10) ? 1 : 2, chance(10) ? 4 : 3);
         int na = nd_of(x);
@@ -506,6 +550,10 @@ static tg_tensor *run(tg_tape *tp, const trial *t)
     case K_RESHAPE: return tg_reshape(tp, in[0], t->nd, target);
     case K_SLICE: return tg_slice(tp, in[0], t->ia, t->ja, t->jb);
     case K_CONCAT: return tg_concat(tp, t->ib, in, t->ia);
+    case K_BCAST: return tg_broadcast_to(tp, in[0], t->nd, target);
+    case K_SUM_TO: return tg_sum_to(tp, in[0], t->nd, target);
+    case K_PAD:
+        return tg_pad(tp, in[0], t->null_pb ? NULL : t->pb, t->null_pa ? NULL : t->pa, t->fa);
     case K_MATMUL: return tg_matmul(tp, in[0], in[1]);
     case K_LINEAR: return tg_linear(tp, in[0], in[1], in[2]);
     case K_LINEAR_ACT: return tg_linear_act(tp, in[0], in[1], in[2], (tg_act)t->ia, t->fa);
@@ -639,6 +687,32 @@ static int ref(const trial *t, expect *e)
         for (int i = 0; i < na; i++) s[i] = i == ax ? total : a[i];
         return out(e, na, s);
     }
+    case K_BCAST:
+    case K_SUM_TO: {
+        if (t->nd < 0 || t->nd > TG_MAX_DIMS || (t->nd > 0 && t->null_shape))
+            return fail_with(e, TG_EARG);
+        for (int i = 0; i < t->nd; i++)
+            if (t->s[i] < 0) return fail_with(e, TG_EARG);
+        if (ref_numel(t->nd, t->s) < 0) return e->too_big = true, fail_with(e, TG_ESHAPE);
+        /* the small shape, aligned from the right, has each size equal to the big one's or 1 */
+        bool up = t->d->kind == K_BCAST;
+        int ns = up ? na : t->nd, nbig = up ? t->nd : na;
+        const int64_t *small = up ? a : t->s, *big = up ? t->s : a;
+        if (ns > nbig) return fail_with(e, TG_ESHAPE);
+        for (int i = 0; i < ns; i++)
+            if (small[i] != 1 && small[i] != big[i + nbig - ns]) return fail_with(e, TG_ESHAPE);
+        return out(e, t->nd, t->s);
+    }
+    case K_PAD:
+        if (na > 0 && (t->null_pb || t->null_pa)) return fail_with(e, TG_EARG);
+        for (int i = 0; i < na; i++) {
+            if (t->pb[i] < 0 || t->pa[i] < 0) return fail_with(e, TG_EARG);
+            /* in double: anything past 2^63 is far past TG_MAX_NUMEL */
+            double v = (double)a[i] + (double)t->pb[i] + (double)t->pa[i];
+            s[i] = v >= 0x1p63 ? INT64_MAX : a[i] + t->pb[i] + t->pa[i];
+        }
+        if (!isfinite(t->fa)) return fail_with(e, TG_EARG);
+        return out(e, na, s);
     case K_MATMUL: {
         if (na < 2 || na > 3 || nb < 2 || nb > 3) return fail_with(e, TG_ESHAPE);
         if (a[na - 1] != b[nb - 2]) return fail_with(e, TG_ESHAPE);
@@ -767,7 +841,7 @@ static void judge(trial *t, tally *ty)
         ty->ok++, ty->ok_empty += empty;
         /* sum over an empty axis, or a product with inner size 0: zeros */
         bool zeros = !empty && tg_tensor_numel(t->in[0]) == 0 &&
-                     (t->d->kind == K_REDUCE || t->d->kind == K_MATMUL);
+                     (t->d->kind == K_REDUCE || t->d->kind == K_MATMUL || t->d->kind == K_SUM_TO);
         if (zeros && !all_zero(y)) BAD("want zeros");
         if (!t->grad_mode || !tg_requires_grad(y)) goto done;
         int rc = tg_backward(tp, tg_sum(tp, y, TG_ALL_AXES, false));
@@ -962,6 +1036,18 @@ static tg_tensor *e_softmax(tg_tape *tp, tg_tensor *const *x) { return tg_softma
 static tg_tensor *e_concat(tg_tape *tp, tg_tensor *const *x) { return tg_concat(tp, 2, x, 1); }
 static tg_tensor *e_matmul(tg_tape *tp, tg_tensor *const *x) { return tg_matmul(tp, x[0], x[1]); }
 static tg_tensor *e_add(tg_tape *tp, tg_tensor *const *x) { return tg_add(tp, x[0], x[1]); }
+static tg_tensor *e_broadcast_to(tg_tape *tp, tg_tensor *const *x)
+{
+    return tg_broadcast_to(tp, x[0], 4, S(3, P(36), P(8), 0));
+}
+static tg_tensor *e_sum_to(tg_tape *tp, tg_tensor *const *x)
+{
+    return tg_sum_to(tp, x[0], 2, S(1, 0));
+}
+static tg_tensor *e_pad(tg_tape *tp, tg_tensor *const *x)
+{
+    return tg_pad(tp, x[0], S(0, 1, 0), S(0, 2, 0), 1.5);
+}
 static tg_tensor *e_reshape(tg_tape *tp, tg_tensor *const *x)
 {
     return tg_reshape(tp, x[0], 3, S(0, P(20), P(20)));
@@ -1002,6 +1088,10 @@ static void test_empty_huge_no_loop(void)
         {"slice", e_slice, 1, {3}, {{P(40), 4, 0}}, 3, {P(40), 2, 0}},
         {"softmax", e_softmax, 1, {3}, {{P(40), 3, 0}}, 3, {P(40), 3, 0}},
         {"concat", e_concat, 2, {3, 3}, {{P(40), 2, 0}, {P(40), 1, 0}}, 3, {P(40), 3, 0}},
+        {"pad", e_pad, 1, {3}, {{P(40), 2, 0}}, 3, {P(40), 5, 0}},
+        /* [2^36,1,0] repeated 3 times along a new axis and 2^8 times along its 1 */
+        {"broadcast_to", e_broadcast_to, 1, {3}, {{P(36), 1, 0}}, 4, {3, P(36), P(8), 0}},
+        {"sum_to", e_sum_to, 1, {3}, {{P(40), P(8), 0}}, 2, {1, 0}},
         /* a batch of 2^40 empty products, and its backward into a non-empty a */
         {"matmul", e_matmul, 2, {2, 3}, {{2, 3}, {P(40), 3, 0}}, 3, {P(40), 2, 0}},
         {"matmul batched", e_matmul, 2, {3, 3}, {{P(40), 0, 3}, {P(40), 3, 0}}, 3, {P(40), 0, 0}},

@@ -91,6 +91,33 @@ def train_fashion(torch):
         idx = perm[i:i + 128]
         opt.zero_grad(); torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward(); opt.step()
 
+def hvp(torch, dtype, reps):
+    """The Hessian-vector product of bench.c's part 3b: the bench MLP's cross-entropy at a
+    random batch, by double backward; and one gradient beside it. Milliseconds."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                              torch.nn.ReLU(), torch.nn.Linear(256, 10)).to(dtype)
+    ps = list(net.parameters())
+    x = torch.rand(128, 784, dtype=dtype); y = torch.randint(0, 10, (128,))
+    v = [torch.randn_like(p) for p in ps]
+    lossf = torch.nn.CrossEntropyLoss()
+    def grad():
+        return torch.autograd.grad(lossf(net(x), y), ps)
+    def hv():
+        g = torch.autograd.grad(lossf(net(x), y), ps, create_graph=True)
+        s = sum((gi * vi).sum() for gi, vi in zip(g, v))
+        return torch.autograd.grad(s, ps)
+    out = []
+    for f in (grad, hv):
+        f()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            for _ in range(10): f()
+            ts.append((time.perf_counter() - t0) / 10 * 1e3)
+        out.append(statistics.median(ts))
+    return out
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=7)
@@ -103,7 +130,7 @@ def main():
         env = dict(os.environ)
         # The MLP is run by bench.c itself through --part mlp-serve, alternating with its
         # own repetitions; --part mlp runs it alone.
-        for part, th in (("overhead", 1),):
+        for part, th in (("overhead", 1), ("hvp", 1)):
             env["BLIS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(th)
             out = subprocess.run([sys.executable, __file__, "--part", part, "--threads", str(th),
                                   "--reps", str(a.reps)] + (["--quick"] if a.quick else []),
@@ -116,9 +143,10 @@ def main():
             sys.stdout.write(out.stdout)
         return
     if a.part == "rss":  # a process whose only child is the training run
-        subprocess.run([sys.executable, __file__, "--part", "fashion"], capture_output=True)
+        done = subprocess.run([sys.executable, __file__, "--part", "fashion"], capture_output=True)
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"memory.peak_rss_fashion_mnist_1_epoch {rss:.6g}")
+        if done.returncode == 0:  # without torch the child fails: no figure
+            print(f"memory.peak_rss_fashion_mnist_1_epoch {rss:.6g}")
         return
     import torch
     torch.set_num_threads(a.threads)
@@ -132,6 +160,12 @@ def main():
             f, b, ng, fb = overhead(torch, torch.float32, 1, k, 3 if k >= 100000 else a.reps)
             for key, v in (("fwd_recorded", f), ("backward", b), ("fwd_nograd", ng), ("fwd_bwd", fb)):
                 print(f"overhead.f32.k{k}.{key} {v:.6g}")
+    elif a.part == "hvp":
+        for dname, dt in (("f32", torch.float32), ("f64", torch.float64)):
+            g, h = hvp(torch, dt, a.reps)
+            print(f"hvp.{dname}.gradient_ms {g:.6g}")
+            print(f"hvp.{dname}.hvp_ms {h:.6g}")
+            print(f"hvp.{dname}.hvp_over_gradient {h / g:.6g}")
     elif a.part == "mlp":
         print(f"mlp.t{a.threads}.samples_per_s {mlp(torch, a.reps):.6g}")
     elif a.part == "mlp-serve":  # one repetition per line read, for bench.c

@@ -21,7 +21,8 @@ extern "C" {
 
 /* ---- matrix products (BLIS) ---- */
 /* y = a · b. a [m,k] or [B,m,k]; b [k,n] or [B,k,n]; y [m,n] or [B,m,n].
- * da += dy · bᵀ, db += aᵀ · dy: GEMMs with transposition flags, no copies. */
+ * da += dy · bᵀ, db += aᵀ · dy: in tg_backward, GEMMs with transposition flags, no copies
+ * (the backward in ops of tg_gradients copies the transposed operand). */
 TG_API tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b);
 /* y = x · w + b (a fully connected layer in one op). x [m,k], w [k,n], b [n]; y [m,n].
  * dx += dy · wᵀ, dw += xᵀ · dy, db += column sums of dy. */
@@ -53,10 +54,13 @@ TG_API tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a - b */
 TG_API tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a * b */
 TG_API tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b); /* a / b */
 
-/* Broadcasting as an op and its adjoint. broadcast_to repeats x to shape (x's shape must
- * broadcast to it, TG_ESHAPE otherwise); sum_to sums x over the axes where shape (which
- * must broadcast to x's shape) is 1 or missing, giving shape: the gradient of a broadcast
- * operand. */
+/* Broadcasting as an op and its adjoint, each the other's gradient. broadcast_to repeats x
+ * to shape: x's shape must broadcast to it (aligned from the right, each size of x equal or
+ * 1, at most ndim dimensions). sum_to sums x over the axes where shape is 1 or missing,
+ * giving shape: shape must broadcast to x's shape. It is the gradient of a broadcast
+ * operand. A bad target rank (outside 0..TG_MAX_DIMS, or shape NULL with ndim > 0) or a
+ * negative size is TG_EARG; a target past TG_MAX_NUMEL, or one that does not broadcast,
+ * TG_ESHAPE. */
 TG_API tg_tensor *tg_broadcast_to(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape);
 TG_API tg_tensor *tg_sum_to(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape);
 
@@ -94,6 +98,15 @@ TG_API tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, i
 /* Joins n tensors along axis (1 <= n <= 65535, TG_EARG otherwise); all other dimensions must
  * agree, and the sizes along axis add up to at most TG_MAX_NUMEL (TG_ESHAPE otherwise). */
 TG_API tg_tensor *tg_concat(tg_tape *tp, int n, tg_tensor *const *xs, int axis);
+/* Constant padding: x inside a border of value, before[d] elements ahead of it and after[d]
+ * behind it along each axis d, so axis d has before[d] + x's size + after[d] elements.
+ * before and after hold x's ndim sizes, each >= 0 (TG_EARG otherwise; either may be NULL
+ * for a 0-d x, which is copied); value must be finite as a double (TG_EARG) and is
+ * converted to x's dtype. An output past TG_MAX_NUMEL is TG_ESHAPE. dx is the interior of
+ * dy: tg_pad and tg_slice are each other's adjoints (the gradient of a slice is its dy
+ * padded with zeros). */
+TG_API tg_tensor *tg_pad(tg_tape *tp, tg_tensor *x, const int64_t *before, const int64_t *after,
+                         double value);
 
 /* ---- activations: same shape as x; NaN inputs stay NaN (step excepted) ---- */
 TG_API tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x); /* 1/(1+e^-x), stable for any x */
