@@ -206,6 +206,10 @@ static int sweep(tg_tape *tp, tg_tensor *y, tg_tensor *seed, int nx, tg_tensor *
         grads[i] = s->grad ? s->grad
                            : tg_const(tp, "gradients", (tg_dtype)xs[i]->dtype, xs[i]->ndim,
                                       xs[i]->shape, 0);
+        /* Where ∂y/∂x is the identity the sum is the seed itself: a copy on the tape
+         * instead (recorded when the seed needs a gradient), so that the result is always
+         * the sweep's own tensor. */
+        if (grads[i] && grads[i] == seed) grads[i] = tg_mul_scalar(tp, seed, 1);
         if (!grads[i]) return tp->err;
     }
     return TG_OK;

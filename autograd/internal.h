@@ -36,10 +36,11 @@ typedef union tg_attr {
      * leaky_relu and elu: the a of the element functions (ops/elem_t.h's loop); pad's
      * value */
     double scalar;
-    /* matmul: a [batch,] m x k times b [batch,] k x n; which operands have the batch */
+    /* matmul: a [batch,] m x k times b [batch,] k x n; which operands have the batch;
+     * matmul_t: op(a) m x k times op(b) k x n, and whether op transposes (ta, tb) */
     struct {
         int64_t batch, m, k, n;
-        bool a_batched, b_batched;
+        bool a_batched, b_batched, ta, tb;
     } matmul;
     /* linear and linear_act: x [rows, k] · w [k, cols]; linear_act's tg_act and the
      * leaky_relu alpha (0 for the other activations) */

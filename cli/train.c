@@ -378,6 +378,12 @@ static int train_opt_table(cli_opt *o)
 }
 
 /* The numbers, the optimiser and its schedule into c; 2 and a message on a bad value. */
+/* Methods train cannot step: lm (residuals), newton and newton_cg (a recorded objective). */
+static bool c_api_only(const char *m)
+{
+    return !strcmp(m, "lm") || !strcmp(m, "newton") || !strcmp(m, "newton_cg");
+}
+
 static int train_optim_config(const cli_opt *o, int n, train_cfg *c)
 {
     long long label;
@@ -396,8 +402,16 @@ static int train_optim_config(const cli_opt *o, int n, train_cfg *c)
     if (tg_optim_defaults(opt_name, &c->oo)) {
         fprintf(stderr, "tapegrad: --opt %s: unknown optimiser; one of:", opt_name);
         for (int i = 0; tg_optim_method(i); i++)
-            if (strcmp(tg_optim_method(i), "lm") != 0) fprintf(stderr, " %s", tg_optim_method(i));
+            if (!c_api_only(tg_optim_method(i))) fprintf(stderr, " %s", tg_optim_method(i));
         fprintf(stderr, "\n");
+        return 2;
+    }
+    if (strcmp(opt_name, "newton") == 0 || strcmp(opt_name, "newton_cg") == 0) {
+        fprintf(stderr,
+                "tapegrad: --opt %s steps on an objective recorded for second "
+                "derivatives, which train does not build; use it from C "
+                "(tg_optim_step_newton) or in 'tapegrad demo optimizers-classic'\n",
+                opt_name);
         return 2;
     }
     if (strcmp(opt_name, "lm") == 0) {

@@ -16,8 +16,10 @@
     X(approx, "one hidden layer of sigmoids fits 0.2+0.4x^2+0.3x sin(15x)+0.1cos(50x)")            \
     X(symmetry, "constant initialisation: hidden units stay identical and learn less")             \
     X(optimizers, "every first-order optimiser on one task, loss curves on one plot")              \
-    X(optimizers_classic, "RProp, QuickProp, CG, BFGS, L-BFGS, LM: error curves and test error")   \
-    X(obd, "Optimal Brain Damage: prune the least salient weights of a trained MLP")             \
+    X(optimizers_classic,                                                                          \
+      "RProp, QuickProp, CG, BFGS, L-BFGS, LM, Newton, Newton-CG: error curves, test error")       \
+    X(obd, "Optimal Brain Damage: prune the least salient weights of a trained MLP")               \
+    X(obd_fashion, "Optimal Brain Damage on Fashion-MNIST: LeCun's diagonal vs magnitude pruning") \
     X(ode, "a network learns u'' + u = 0, u(0) = 0, u'(0) = 1 (sin x) from a loss holding u''")
 
 #define X(name, what) int demo_##name(const char *outdir);

@@ -14,6 +14,22 @@ static tg_tensor *f_matmul_self(tg_tape *tp, tg_tensor *const *in, void *ctx)
     return tg_case_dot(tp, tg_matmul(tp, in[0], in[0]));
 }
 
+/* arg[0]: bit 0 transposes a, bit 1 b */
+static tg_tensor *f_matmul_t(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    const double *arg = ctx;
+    int f = (int)arg[0];
+    return tg_case_dot(tp, tg_matmul_t(tp, in[0], in[1], f & 1, f & 2));
+}
+
+/* aᵀ·a and a·aᵀ: one input on both sides, transposed on one */
+static tg_tensor *f_matmul_t_self(tg_tape *tp, tg_tensor *const *in, void *ctx)
+{
+    const double *arg = ctx;
+    int f = (int)arg[0];
+    return tg_case_dot(tp, tg_matmul_t(tp, in[0], in[0], f & 1, f & 2));
+}
+
 static tg_tensor *f_linear(tg_tape *tp, tg_tensor *const *in, void *ctx)
 {
     (void)ctx;
@@ -42,6 +58,14 @@ const tg_op_case tg_cases_matmul[] = {
      0, 0, NULL, {0}},
     {"matmul", "batched [2,3,2] x batched [2,2,3], a needs no grad", f_matmul, 2, {3, 3},
      {{2, 3, 2}, {2, 2, 3}}, 0, 0, 1, NULL, {0}},
+    {"matmul_t", "[3,4] x [4,5]", f_matmul_t, 2, {2, 2}, {{3, 4}, {4, 5}}, 0, 0, 0, NULL, {0}},
+    {"matmul_t", "[4,3]ᵀ x [4,5]", f_matmul_t, 2, {2, 2}, {{4, 3}, {4, 5}}, 0, 0, 0, NULL, {1}},
+    {"matmul_t", "[3,4] x [5,4]ᵀ", f_matmul_t, 2, {2, 2}, {{3, 4}, {5, 4}}, 0, 0, 0, NULL, {2}},
+    {"matmul_t", "[4,3]ᵀ x [5,4]ᵀ", f_matmul_t, 2, {2, 2}, {{4, 3}, {5, 4}}, 0, 0, 0, NULL, {3}},
+    {"matmul_t", "[2,6]ᵀ x [2,1], b needs no grad", f_matmul_t, 2, {2, 2}, {{2, 6}, {2, 1}}, 0,
+     0, 2, NULL, {1}},
+    {"matmul_t", "aᵀ x a, [3,2]", f_matmul_t_self, 1, {2}, {{3, 2}}, 0, 0, 0, NULL, {1}},
+    {"matmul_t", "a x aᵀ, [2,3]", f_matmul_t_self, 1, {2}, {{2, 3}}, 0, 0, 0, NULL, {2}},
     {"linear", "[4,3] x [3,5] + [5]", f_linear, 3, {2, 2, 1}, {{4, 3}, {3, 5}, {5}}, 0, 0, 0,
      NULL, {0}},
     {"linear", "[2,3,4] x [4,2] + [2] (leading dims folded)", f_linear, 3, {3, 2, 1},

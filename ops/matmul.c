@@ -1,7 +1,7 @@
-/* ops/matmul.c: matmul, linear and linear_act. Their GEMMs go through tg_gemm and
+/* ops/matmul.c: matmul, matmul_t, linear and linear_act. Their GEMMs go through tg_gemm and
  * tg_gemm_pair (ops/gemm.c, which owns everything about BLIS); the kernels read transposed
  * operands through the GEMM's transposition flags, never copied (the backwards in ops at the
- * end do copy them, with tg_transpose). */
+ * end use matmul_t's flags, and copy an operand only for batched products). */
 #include "internal.h"
 
 static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
@@ -123,6 +123,70 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
     if (!n) return NULL;
     n->attr.matmul.batch = B, n->attr.matmul.m = m, n->attr.matmul.k = k, n->attr.matmul.n = nn;
     n->attr.matmul.a_batched = ab, n->attr.matmul.b_batched = bb;
+    return tg_op_finish(tp, n);
+}
+
+/* ---- matmul_t: y = op(a) · op(b) for 2-D a and b, op(t) = tᵀ where ta (tb) is set ----
+ * Attributes: n->attr.matmul (m, k, n of the product, ta, tb). The flags go to the GEMM,
+ * so no operand is copied; the backwards in ops use it to take transposed products. */
+void tg_matmul_t_fwd(tg_node *n)
+{
+    const int64_t m = n->attr.matmul.m, k = n->attr.matmul.k, nn = n->attr.matmul.n;
+    if (n->out->numel == 0) return;
+    gemm(n->out->tape, (tg_dtype)n->out->dtype, n->attr.matmul.ta, n->attr.matmul.tb, m, nn, k,
+         n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
+}
+
+/* da = dy·op(b)ᵀ (ta: op(b)·dyᵀ), db = op(a)ᵀ·dy (tb: dyᵀ·op(a)), as GEMMs with flags. */
+void tg_matmul_t_bwd(tg_node *n)
+{
+    const int64_t m = n->attr.matmul.m, k = n->attr.matmul.k, nn = n->attr.matmul.n;
+    const bool ta = n->attr.matmul.ta, tb = n->attr.matmul.tb;
+    tg_tensor *A = n->in[0], *Bt = n->in[1];
+    tg_dtype dt = (tg_dtype)n->out->dtype;
+    size_t es = tg_dtype_size(dt);
+    if (n->out->numel == 0) { /* dy is empty: the gradients get zeros */
+        if (A->requires_grad && !tg_grad_beta(A)) memset(A->grad->data, 0, (size_t)A->numel * es);
+        if (Bt->requires_grad && !tg_grad_beta(Bt))
+            memset(Bt->grad->data, 0, (size_t)Bt->numel * es);
+        return;
+    }
+    const void *dy = n->out->grad->data;
+    tg_gemm_args ga, gb;
+    if (A->requires_grad)
+        ga =
+            ta ? (tg_gemm_args){tb, true, k, m, nn, Bt->data, dy, tg_grad_beta(A), A->grad->data}
+               : (tg_gemm_args){false, !tb, m, k, nn, dy, Bt->data, tg_grad_beta(A), A->grad->data};
+    if (Bt->requires_grad)
+        gb = tb ? (tg_gemm_args){true, ta, nn, k, m, dy, A->data, tg_grad_beta(Bt), Bt->grad->data}
+                : (tg_gemm_args){!ta,           false, k, nn, m, A->data, dy, tg_grad_beta(Bt),
+                                 Bt->grad->data};
+    tg_gemm_pair(n->out->tape, dt, A->requires_grad ? &ga : NULL, Bt->requires_grad ? &gb : NULL);
+}
+
+tg_tensor *tg_matmul_t(tg_tape *tp, tg_tensor *a, tg_tensor *b, bool ta, bool tb)
+{
+    tg_tensor *in[2] = {a, b};
+    char sa[128], sb[128];
+    if (tg_op_check(tp, TG_OP_matmul_t, 2, in)) return NULL;
+    if (a->ndim != 2 || b->ndim != 2) {
+        tg_fail(tp, TG_ESHAPE, "tg_matmul_t: %s and %s: operands must be 2-D",
+                tg_shape_str(a, sa, sizeof sa), tg_shape_str(b, sb, sizeof sb));
+        return NULL;
+    }
+    int64_t m = a->shape[ta ? 1 : 0], k = a->shape[ta ? 0 : 1];
+    int64_t kb = b->shape[tb ? 1 : 0], nn = b->shape[tb ? 0 : 1];
+    if (k != kb) {
+        tg_fail(tp, TG_ESHAPE, "tg_matmul_t: %s%s x %s%s: inner dimensions %lld and %lld differ",
+                tg_shape_str(a, sa, sizeof sa), ta ? "ᵀ" : "", tg_shape_str(b, sb, sizeof sb),
+                tb ? "ᵀ" : "", (long long)k, (long long)kb);
+        return NULL;
+    }
+    const int64_t shape[2] = {m, nn};
+    tg_node *n = tg_op_begin(tp, TG_OP_matmul_t, 2, in, 2, shape);
+    if (!n) return NULL;
+    n->attr.matmul.batch = 1, n->attr.matmul.m = m, n->attr.matmul.k = k, n->attr.matmul.n = nn;
+    n->attr.matmul.ta = ta, n->attr.matmul.tb = tb;
     return tg_op_finish(tp, n);
 }
 
@@ -315,14 +379,24 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
     return tg_op_finish(tp, n);
 }
 
-/* ---- the same backwards in ops (tg_op.vjp), built from public ops; transposed operands
- * are copies here (tg_transpose). ---- */
+/* ---- the same backwards in ops (tg_op.vjp), built from public ops: transposed products
+ * through tg_matmul_t's flags; only batched products copy an operand (tg_transpose). ---- */
+
+/* da = dy·op(b)ᵀ or op(b)·dyᵀ, db = op(a)ᵀ·dy or dyᵀ·op(a): matmul_t again. */
+void tg_matmul_t_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
+{
+    tg_tensor *a = n->in[0], *b = n->in[1];
+    const bool ta = n->attr.matmul.ta, tb = n->attr.matmul.tb;
+    if (want[0]) dx[0] = ta ? tg_matmul_t(tp, b, dy, tb, true) : tg_matmul_t(tp, dy, b, false, !tb);
+    if (want[1]) dx[1] = tb ? tg_matmul_t(tp, dy, a, true, ta) : tg_matmul_t(tp, a, dy, !ta, false);
+}
 
 /* da = dy · bᵀ, db = aᵀ · dy. An operand shared across the batch gets the sum over the
  * batch as one product with the batch folded into the inner dimension (as the numeric
- * backward does), so no intermediate is larger than the inputs and dy. Copies (tg_transpose,
- * tg_reshape): one per gradient, three for db of a batched a with a shared b, four for da
- * of a shared a with a batched b. */
+ * backward does), so no intermediate is larger than the inputs and dy. 2-D products and
+ * those with a shared operand take tg_matmul_t's flags (reshapes of the batch only, which
+ * copy); a gradient of a product batched on both sides, and da of a shared a, copy the
+ * transposed operand (tg_transpose). */
 void tg_matmul_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     tg_tensor *a = n->in[0], *b = n->in[1];
@@ -333,12 +407,16 @@ void tg_matmul_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *wan
         const int64_t s0[2] = {m, B * nn}, s1[2] = {B * nn, k};
         dx[0] = tg_matmul(tp, tg_reshape(tp, tg_transpose(tp, dy, 0, 1), 2, s0),
                           tg_reshape(tp, tg_transpose(tp, b, 1, 2), 2, s1));
+    } else if (want[0] && !bb) { /* [B·m, n] · bᵀ, viewed back as a */
+        const int64_t s0[2] = {B * m, nn};
+        tg_tensor *g = tg_matmul_t(tp, ab ? tg_reshape(tp, dy, 2, s0) : dy, b, false, true);
+        dx[0] = ab ? tg_reshape(tp, g, a->ndim, a->shape) : g;
     } else if (want[0]) dx[0] = tg_matmul(tp, dy, tg_transpose(tp, b, -2, -1));
     if (want[1] && ab && !bb) { /* Σ_t a_tᵀ dy_t = [k, B·m] · [B·m, n] */
         const int64_t s0[2] = {B * m, k}, s1[2] = {B * m, nn};
-        dx[1] = tg_matmul(tp, tg_transpose(tp, tg_reshape(tp, a, 2, s0), 0, 1),
-                          tg_reshape(tp, dy, 2, s1));
-    } else if (want[1]) dx[1] = tg_matmul(tp, tg_transpose(tp, a, -2, -1), dy);
+        dx[1] = tg_matmul_t(tp, tg_reshape(tp, a, 2, s0), tg_reshape(tp, dy, 2, s1), true, false);
+    } else if (want[1] && !ab && !bb) dx[1] = tg_matmul_t(tp, a, dy, true, false);
+    else if (want[1]) dx[1] = tg_matmul(tp, tg_transpose(tp, a, -2, -1), dy);
 }
 
 /* t viewed as [rows, cols] (a reshape, unless t is 2-D already). */
@@ -357,10 +435,10 @@ static void linear_grads(tg_tape *tp, const tg_node *n, tg_tensor *dz, const boo
     tg_tensor *x = n->in[0], *w = n->in[1];
     tg_tensor *dz2 = as_rows(tp, dz, rows, cols);
     if (want[0]) {
-        tg_tensor *g = tg_matmul(tp, dz2, tg_transpose(tp, w, 0, 1));
+        tg_tensor *g = tg_matmul_t(tp, dz2, w, false, true);
         dx[0] = g && x->ndim != 2 ? tg_reshape(tp, g, x->ndim, x->shape) : g;
     }
-    if (want[1]) dx[1] = tg_matmul(tp, tg_transpose(tp, as_rows(tp, x, rows, k), 0, 1), dz2);
+    if (want[1]) dx[1] = tg_matmul_t(tp, as_rows(tp, x, rows, k), dz2, true, false);
     if (want[2]) dx[2] = tg_sum(tp, dz2, 0, false);
 }
 

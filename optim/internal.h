@@ -20,7 +20,7 @@
 #define TG_OPTIM_LIST(X)                                                                   \
     X(sgd) X(momentum) X(momentum_ema) X(nesterov) X(adagrad) X(rmsprop) X(adadelta)       \
     X(adam) X(nadam) X(adamw) X(rprop) X(irprop) X(quickprop) \
-    X(cg_fr) X(cg_pr) X(bfgs) X(lbfgs) X(lm)
+    X(cg_fr) X(cg_pr) X(bfgs) X(lbfgs) X(lm) X(newton) X(newton_cg)
 /* clang-format on */
 
 #define TG_OPTIM_SLOTS_MAX 4 /* state buffers per parameter a per-element method may ask for */
@@ -31,11 +31,12 @@ typedef struct tg_optim_class tg_optim_class;
  * against it only for the methods that read them (other methods only need them finite and
  * >= 0, which a zero-filled field is). The ranges are in optim.c's check_opts. */
 enum {
-    TG_USES_EPS = 1,     /* eps > 0: the method divides by it */
-    TG_USES_RPROP = 2,   /* step_up >= 1, step_down in (0, 1], 0 < step_min <= step_max */
-    TG_USES_MU_MAX = 4,  /* mu_max > 0 */
-    TG_USES_DAMPING = 8, /* damping > 0 */
-    TG_USES_HISTORY = 16 /* history in [1, TG_LBFGS_MAX_HISTORY] */
+    TG_USES_EPS = 1,      /* eps > 0: the method divides by it */
+    TG_USES_RPROP = 2,    /* step_up >= 1, step_down in (0, 1], 0 < step_min <= step_max */
+    TG_USES_MU_MAX = 4,   /* mu_max > 0 */
+    TG_USES_DAMPING = 8,  /* damping > 0 */
+    TG_USES_HISTORY = 16, /* history in [1, TG_LBFGS_MAX_HISTORY] */
+    TG_USES_CG = 32       /* cg_iters >= 1, cg_tol in (0, 1) */
 };
 #define TG_LBFGS_MAX_HISTORY 1000
 

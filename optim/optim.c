@@ -51,7 +51,7 @@ static int check_opts(const tg_optim_class *cls, const tg_optim_opts *o, tg_stat
     const double inf = HUGE_VAL;
     const bool eps = cls->uses & TG_USES_EPS, rp = cls->uses & TG_USES_RPROP;
     const bool mu = cls->uses & TG_USES_MU_MAX, dm = cls->uses & TG_USES_DAMPING;
-    const bool hist = cls->uses & TG_USES_HISTORY;
+    const bool hist = cls->uses & TG_USES_HISTORY, cg = cls->uses & TG_USES_CG;
     const range r[] = {
         {"lr", o->lr, 0, inf, false, true, NULL},
         {"momentum", o->momentum, 0, 1, false, true, NULL},
@@ -72,6 +72,8 @@ static int check_opts(const tg_optim_class *cls, const tg_optim_opts *o, tg_stat
         {"history", (double)o->history, hist ? 1 : 0, hist ? TG_LBFGS_MAX_HISTORY : inf, false,
          !hist, NULL},
         {"restart", (double)o->restart, 0, inf, false, true, NULL},
+        {"cg_iters", (double)o->cg_iters, cg ? 1 : 0, inf, false, true, NULL},
+        {"cg_tol", o->cg_tol, 0, cg ? 1 : inf, cg, true, NULL},
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
         const range *q = &r[i];
@@ -157,7 +159,7 @@ tg_optim *tg_optim_new(const char *name, int n_params, tg_tensor *const *params,
     if (st) *st = (tg_status){0};
     const tg_optim_class *cls = find_method(name);
     if (!cls) {
-        char known[200] = "";
+        char known[320] = "";
         for (int i = 0; i < N_METHODS; i++) {
             size_t len = strlen(known);
             snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", methods[i]->name);

@@ -234,6 +234,8 @@ static void test_every_option_is_checked(void)
         {"gradcheck --tol abc", "--tol abc"},
         {"gradcheck --tol 2", "--tol 2"},
         {"gradcheck --verbose=1", "--verbose takes no value"},
+        {"train --opt newton", "--opt newton steps on an objective recorded"},
+        {"train --opt newton_cg", "--opt newton_cg steps on an objective recorded"},
         {"gradcheck --order 3", "--order 3"},
         {"gradcheck --order 0", "--order 0"},
         {"gradcheck --order two", "--order two"},

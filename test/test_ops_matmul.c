@@ -360,9 +360,89 @@ static void test_gemm_paths(void)
     tg_set_num_threads(1);
 }
 
+/* tg_matmul_t against products worked out by hand, its gradients against tg_matmul on
+ * copies transposed by tg_transpose (bit for bit: the same GEMMs of the same numbers), and
+ * its errors. */
+static void test_matmul_t(void)
+{
+    const double av[6] = {1, 2, 3, 4, 5, 6}, cv[6] = {1, 0, 0, 1, 1, 1};
+    /* a·aᵀ, aᵀ·a, aᵀ·cᵀ for a = [[1,2,3],[4,5,6]], c = [[1,0],[0,1],[1,1]] (by hand) */
+    const double aat[4] = {14, 32, 32, 77};
+    const double ata[9] = {17, 22, 27, 22, 29, 36, 27, 36, 45};
+    const double atct[9] = {1, 4, 5, 2, 5, 7, 3, 6, 9};
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        tg_tensor *a = tg_tensor_new(dt, 2, (int64_t[]){2, 3});
+        tg_tensor *c = tg_tensor_new(dt, 2, (int64_t[]){3, 2});
+        for (int i = 0; i < 6; i++) tg_set(a, i, av[i]), tg_set(c, i, cv[i]);
+        tg_tape *tp = tg_tape_new();
+        tg_tensor *y1 = tg_matmul_t(tp, a, a, false, true),
+                  *y2 = tg_matmul_t(tp, a, a, true, false);
+        tg_tensor *y3 = tg_matmul_t(tp, a, c, true, true);
+        CHECK(y1 && y2 && y3);
+        CHECK(tg_tensor_shape(y1)[0] == 2 && tg_tensor_shape(y1)[1] == 2);
+        CHECK(tg_tensor_shape(y2)[0] == 3 && tg_tensor_shape(y3)[1] == 3);
+        for (int i = 0; i < 4; i++) CHECK(tg_get(y1, i) == aat[i]);
+        for (int i = 0; i < 9; i++) CHECK(tg_get(y2, i) == ata[i] && tg_get(y3, i) == atct[i]);
+        tg_tape_free(tp);
+        tg_tensor_free(a), tg_tensor_free(c);
+    }
+    /* gradients: every flag pair, against matmul of transposed copies */
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    for (int f = 0; f < 4; f++) {
+        bool ta = f & 1, tb = f & 2;
+        tg_tensor *a = tg_tensor_new(TG_F64, 2, ta ? (int64_t[]){5, 3} : (int64_t[]){3, 5});
+        tg_tensor *b = tg_tensor_new(TG_F64, 2, tb ? (int64_t[]){4, 5} : (int64_t[]){5, 4});
+        tg_tensor_rand_normal(a, 0, 1, &rng), tg_tensor_rand_normal(b, 0, 1, &rng);
+        tg_set_requires_grad(a, true), tg_set_requires_grad(b, true);
+        tg_tape *tp = tg_tape_new();
+        tg_tensor *w = tg_tensor_new(TG_F64, 2, (int64_t[]){3, 4});
+        tg_tensor_rand_normal(w, 0, 1, &rng);
+        tg_tensor *y = tg_matmul_t(tp, a, b, ta, tb);
+        CHECK(tg_backward(tp, tg_sum(tp, tg_mul(tp, y, w), TG_ALL_AXES, false)) == 0);
+        tg_tensor *ga = tg_tensor_clone(tg_grad(a)), *gb = tg_tensor_clone(tg_grad(b));
+        tg_zero_grad(a), tg_zero_grad(b);
+        tg_tape_reset(tp);
+        tg_tensor *ya = ta ? tg_transpose(tp, a, 0, 1) : a,
+                  *yb = tb ? tg_transpose(tp, b, 0, 1) : b;
+        tg_tensor *z = tg_matmul(tp, ya, yb);
+        CHECK(tg_backward(tp, tg_sum(tp, tg_mul(tp, z, w), TG_ALL_AXES, false)) == 0);
+        CHECK(maxdiff(ga, tg_grad(a)) < 1e-13 && maxdiff(gb, tg_grad(b)) < 1e-13);
+        tg_tape_free(tp);
+        tg_tensor_free(a), tg_tensor_free(b), tg_tensor_free(w), tg_tensor_free(ga),
+            tg_tensor_free(gb);
+    }
+    /* errors: ranks, inner sizes; nothing recorded, the first error kept */
+    tg_tensor *a = tg_tensor_new(TG_F64, 2, (int64_t[]){2, 3});
+    tg_tensor *b3 = tg_tensor_new(TG_F64, 3, (int64_t[]){1, 3, 2});
+    tg_tensor *v = tg_tensor_new(TG_F64, 1, (int64_t[]){3});
+    tg_set_requires_grad(a, true);
+    tg_tape *tp = tg_tape_new();
+    CHECK(tg_matmul_t(tp, a, b3, false, false) == NULL);
+    CHECK(tg_tape_errcode(tp) == TG_ESHAPE);
+    CHECK_STR_HAS(tg_tape_error(tp), "tg_matmul_t: [2,3] and [1,3,2]: operands must be 2-D");
+    tg_tape_reset(tp);
+    CHECK(tg_matmul_t(tp, v, a, false, false) == NULL && tg_tape_errcode(tp) == TG_ESHAPE);
+    tg_tape_reset(tp);
+    CHECK(tg_matmul_t(tp, a, a, false, false) == NULL); /* [2,3]·[2,3]: 3 and 2 */
+    CHECK_STR_HAS(tg_tape_error(tp), "inner dimensions 3 and 2 differ");
+    CHECK(tg_matmul_t(tp, a, a, true, false) == NULL);
+    CHECK_STR_HAS(tg_tape_error(tp), "inner dimensions 3 and 2 differ"); /* the first kept */
+    CHECK(tg_tape_n_nodes(tp) == 0);
+    tg_tape_reset(tp);
+    CHECK(tg_matmul_t(tp, a, NULL, false, true) == NULL && tg_tape_errcode(tp) == TG_EARG);
+    tg_tape_free(tp);
+    tg_tensor_free(a), tg_tensor_free(b3), tg_tensor_free(v);
+}
+
 static const check_case cases[] = {
-    TEST(test_linear_act_values),           TEST(test_linear_act_matches_composition),
-    TEST(test_threads_same_bits),           TEST(test_shared_input_gradients),
-    TEST(test_linear_act_errors_and_edges), TEST(test_gemm_paths),
+    TEST(test_linear_act_values),
+    TEST(test_linear_act_matches_composition),
+    TEST(test_threads_same_bits),
+    TEST(test_shared_input_gradients),
+    TEST(test_linear_act_errors_and_edges),
+    TEST(test_gemm_paths),
+    TEST(test_matmul_t),
 };
 TEST_MAIN("test_ops_matmul", cases)

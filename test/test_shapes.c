@@ -183,6 +183,7 @@ enum kind {
     K_SUM_TO,
     K_PAD,
     K_MATMUL,
+    K_MATMUL_T,
     K_LINEAR,
     K_LINEAR_ACT,
     K_PRELU,
@@ -216,6 +217,7 @@ typedef struct driver {
     }
 static const driver drivers[] = {
     D(matmul, K_MATMUL, F_BIG | F_EMPTY | F_NOMEM),
+    D(matmul_t, K_MATMUL_T, F_BIG | F_EMPTY | F_NOMEM),
     D(linear, K_LINEAR, F_BIG | F_EMPTY | F_NOMEM),
     D(linear_act, K_LINEAR_ACT, F_BIG | F_EMPTY | F_NOMEM),
     D(add, K_BINARY, F_BIG | F_EMPTY),
@@ -460,6 +462,20 @@ static void gen(trial *t)
         leaf_or_rand(t, nd, s);
         break;
     }
+    case K_MATMUL_T: { /* ia: bit 0 ta, bit 1 tb */
+        t->ia = (int)below(4);
+        bool ta = t->ia & 1, tb = t->ia & 2;
+        x = rand_leaf(t, chance(10) ? 1 : 2, chance(10) ? 3 : 2);
+        int na = nd_of(x);
+        const int64_t *a = shape_of(x);
+        int64_t k = na == 2 ? a[ta ? 0 : 1] : 1;
+        nd = chance(10) ? 3 : 2;
+        for (int i = 0; i < nd; i++) s[i] = rand_size();
+        if (nd == 2) s[tb ? 1 : 0] = chance(80) ? k : rand_size();
+        if (!leafable(nd, s)) s[tb ? 0 : nd - 1] = 1 + below(2);
+        leaf_or_rand(t, nd, s);
+        break;
+    }
     case K_LINEAR:
     case K_LINEAR_ACT: {
         x = rand_leaf(t, chance(5) ? 0 : 1, 4);
@@ -555,6 +571,7 @@ static tg_tensor *run(tg_tape *tp, const trial *t)
     case K_PAD:
         return tg_pad(tp, in[0], t->null_pb ? NULL : t->pb, t->null_pa ? NULL : t->pa, t->fa);
     case K_MATMUL: return tg_matmul(tp, in[0], in[1]);
+    case K_MATMUL_T: return tg_matmul_t(tp, in[0], in[1], t->ia & 1, t->ia & 2);
     case K_LINEAR: return tg_linear(tp, in[0], in[1], in[2]);
     case K_LINEAR_ACT: return tg_linear_act(tp, in[0], in[1], in[2], (tg_act)t->ia, t->fa);
     case K_PRELU: return tg_prelu(tp, in[0], in[1]);
@@ -722,6 +739,12 @@ static int ref(const trial *t, expect *e)
         s[n++] = a[na - 2], s[n++] = b[nb - 1];
         return out(e, n, s);
     }
+    case K_MATMUL_T: {
+        bool ta = t->ia & 1, tb = t->ia & 2;
+        if (na != 2 || nb != 2 || a[ta ? 0 : 1] != b[tb ? 1 : 0]) return fail_with(e, TG_ESHAPE);
+        s[0] = a[ta ? 1 : 0], s[1] = b[tb ? 0 : 1];
+        return out(e, 2, s);
+    }
     case K_LINEAR:
     case K_LINEAR_ACT: {
         if (t->d->kind == K_LINEAR_ACT) {
@@ -841,7 +864,8 @@ static void judge(trial *t, tally *ty)
         ty->ok++, ty->ok_empty += empty;
         /* sum over an empty axis, or a product with inner size 0: zeros */
         bool zeros = !empty && tg_tensor_numel(t->in[0]) == 0 &&
-                     (t->d->kind == K_REDUCE || t->d->kind == K_MATMUL || t->d->kind == K_SUM_TO);
+                     (t->d->kind == K_REDUCE || t->d->kind == K_MATMUL ||
+                      t->d->kind == K_MATMUL_T || t->d->kind == K_SUM_TO);
         if (zeros && !all_zero(y)) BAD("want zeros");
         if (!t->grad_mode || !tg_requires_grad(y)) goto done;
         int rc = tg_backward(tp, tg_sum(tp, y, TG_ALL_AXES, false));

@@ -22,8 +22,15 @@ extern "C" {
 /* ---- matrix products (BLIS) ---- */
 /* y = a · b. a [m,k] or [B,m,k]; b [k,n] or [B,k,n]; y [m,n] or [B,m,n].
  * da += dy · bᵀ, db += aᵀ · dy: in tg_backward, GEMMs with transposition flags, no copies
- * (the backward in ops of tg_gradients copies the transposed operand). */
+ * (the backward in ops of tg_gradients takes them through tg_matmul_t's flags, and copies
+ * a transposed operand only for products batched on both sides). */
 TG_API tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b);
+/* y = op(a) · op(b) for 2-D a and b, where op(t) is tᵀ if its flag (ta, tb) is set and t
+ * otherwise: the product of transposed operands without copying them (the flags go to
+ * the GEMM). op(a) [m,k], op(b) [k,n], y [m,n]; TG_ESHAPE for other ranks or inner sizes.
+ * Its gradients are matmul_t products too: da = dy·op(b)ᵀ (ta: op(b)·dyᵀ), db = op(a)ᵀ·dy
+ * (tb: dyᵀ·op(a)). The backwards in ops of matmul and linear use it. */
+TG_API tg_tensor *tg_matmul_t(tg_tape *tp, tg_tensor *a, tg_tensor *b, bool ta, bool tb);
 /* y = x · w + b (a fully connected layer in one op). x [m,k], w [k,n], b [n]; y [m,n].
  * dx += dy · wᵀ, dw += xᵀ · dy, db += column sums of dy. */
 TG_API tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b);

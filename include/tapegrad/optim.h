@@ -61,8 +61,8 @@ TG_API double tg_lr_at(const tg_lr_schedule *s, double lr, int64_t k);
  * tg_optim_new refuses (TG_EARG, the message naming the field and its range) a field that
  * is NaN, infinite or negative whatever the method, and a field the method reads that is
  * outside the range given here: a zero-filled struct is refused by the methods whose
- * constants cannot be 0 (eps, RProp's steps, mu_max, damping, history). Symbols are the
- * lectures'. */
+ * constants cannot be 0 (eps, RProp's steps, mu_max, damping, history, cg_iters, cg_tol).
+ * Symbols are the lectures'. */
 typedef struct tg_optim_opts {
     double lr;           /* eta: base learning rate (>= 0); the schedule scales it */
     double momentum;     /* alpha of momentum/nesterov, gamma of momentum_ema, in [0, 1) */
@@ -81,10 +81,16 @@ typedef struct tg_optim_opts {
     double step_min;     /* eta_min of RProp (> 0) */
     double step_max;     /* eta_max of RProp (>= step_min) */
     double mu_max;       /* QuickProp's largest step growth factor (> 0) */
-    double damping;      /* Levenberg-Marquardt's initial mu (> 0; default 1e-3) */
+    double damping;      /* the initial damping: Levenberg-Marquardt's mu (> 0; default
+                            1e-3), Newton's lambda (>= 0; default 0: the plain Newton step
+                            first), Newton-CG's lambda (> 0; default 1) */
     int64_t history;     /* L-BFGS: pairs kept, 1 to 1000 (default 10) */
     int64_t restart;     /* CG: restart from steepest descent every this many steps (>= 0;
                             0, the default: the number of weights) */
+    int64_t cg_iters;    /* Newton-CG: most conjugate-gradient iterations per step (>= 1;
+                            default 250) */
+    double cg_tol;       /* Newton-CG: CG stops when its residual norm is at most
+                            cg_tol * |g|, in (0, 1) (default 1e-6) */
     tg_lr_schedule schedule; /* applied at each step; TG_LR_CONSTANT by default */
     bool check_finite;       /* refuse a step whose gradient holds a NaN or an infinity: the step
                                 returns TG_EARG and changes nothing (weights, state, step count).
@@ -109,7 +115,8 @@ typedef int (*tg_loss_fn)(void *ctx, double *loss);
  * tg_optim_step: "sgd", "momentum", "momentum_ema", "nesterov", "adagrad", "rmsprop",
  * "adadelta", "adam", "nadam", "adamw", and the full-batch "rprop", "irprop", "quickprop";
  * through tg_optim_step_closure only: "cg_fr", "cg_pr", "bfgs", "lbfgs"; through
- * tg_optim_step_lm only: "lm". tg_optim_method lists them. params are
+ * tg_optim_step_lm only: "lm"; through tg_optim_step_newton only: "newton", "newton_cg".
+ * tg_optim_method lists them. params are
  * borrowed: distinct leaves of one dtype (f32 or f64) with requires_grad on, alive while the
  * optimiser is. opts is copied; NULL means tg_optim_defaults(name). The state (moments) is
  * allocated here, zeroed, and owned by the optimiser.
@@ -151,6 +158,42 @@ typedef tg_tensor *(*tg_residual_fn)(tg_tape *tp, void *ctx);
  * Σe² is not finite counts as no decrease. */
 TG_API int tg_optim_step_lm(tg_optim *opt, tg_residual_fn fn, void *ctx, double *loss,
                             tg_status *st);
+/* The objective for Newton's methods: records the scalar loss (one element, any shape) on
+ * tp from the optimiser's parameters and returns it, or NULL with the error on the tape. It
+ * is called several times a step, so it must give the same function each time (no
+ * dropout, the same data). The same signature as tg_residual_fn. */
+typedef tg_tensor *(*tg_objective_fn)(tg_tape *tp, void *ctx);
+/* One iteration of a "newton" or "newton_cg" optimiser on the objective f that fn records.
+ * The step records f on the optimiser's own tape, then its gradient g with tg_gradients
+ * (TG_GRAD_RECORD), and takes second derivatives by sweeping that recorded gradient again;
+ * every op between the parameters and f needs a backward in ops (tape.h, Higher order).
+ * The parameters are one vector w of doubles; a parameter whose requires_grad is off is
+ * held fixed (left out of w).
+ * "newton": the dense Hessian H, one sweep per weight (seeded with each unit vector), then
+ *   w := w - dw with (H + lambda I) dw = g solved by Cholesky (LAPACK dpotrf/dpotrs); a
+ *   step that lowers f is taken and lambda divided by 10; otherwise (or when H + lambda I
+ *   is not positive definite) lambda := max(10 lambda, lambda_min), lambda_min =
+ *   1e-3 max|H_ii| (1e-3 if the diagonal is 0), and the system solved again, up to 30
+ *   times. lambda starts at opts.damping (default 0: the plain Newton step H^-1 g first).
+ *   Dense in the number of weights n (2 n² doubles; refused above 4096 by tg_optim_new).
+ * "newton_cg" (Hessian-free, Martens 2010): conjugate gradients from d = 0 on
+ *   (H + lambda I) d = -g with exact Hessian-vector products (one sweep of the gradient of
+ *   Σ g·v each), stopped after opts.cg_iters iterations, when the residual norm is at most
+ *   opts.cg_tol |g|, or at a direction p with pᵀ(H + lambda I)p <= 0 (then d so far, or
+ *   d = -g / lambda if there is none); then w + d is tried once. With the reduction ratio
+ *   rho = (f(w + d) - f(w)) / (gᵀd + dᵀHd / 2): rho > 3/4 gives lambda := max(lambda 2/3,
+ *   1e-12), rho < 1/4 (or a non-finite f(w + d)) lambda := lambda 3/2; the step is taken
+ *   only if f(w + d) < f(w). lambda starts at opts.damping (default 1).
+ * No step is taken when g = 0. *loss (if not NULL) gets f at the point the step ends on
+ * (the old one if no trial lowered f). A trial point where fn fails or f is not finite
+ * counts as no decrease. Returns 0, or with nothing changed (parameters, lambda, step
+ * count; the message in *st when st is not NULL): TG_EARG (NULL opt or fn; fn failing or
+ * f not finite at the current point; with opts.check_finite a NaN or inf in g, in H or in
+ * a Hessian-vector product), TG_ESHAPE (f is not of one element), TG_ESTATE (another
+ * method), or the error of tg_gradients (e.g. TG_ESTATE for an op with no backward in
+ * ops). tg_optim_step and tg_optim_step_closure refuse these methods (TG_ESTATE). */
+TG_API int tg_optim_step_newton(tg_optim *opt, tg_objective_fn fn, void *ctx, double *loss,
+                                tg_status *st);
 /* Zeroes every parameter's gradient (allocating it if absent). 0, TG_EARG or TG_ENOMEM. */
 TG_API int tg_optim_zero_grad(tg_optim *opt);
 /* Zeroes the state (moments) and the step count: the optimiser starts afresh. */
@@ -167,7 +210,8 @@ TG_API int64_t tg_optim_step_count(const tg_optim *opt);
 TG_API int tg_optim_set_step_count(tg_optim *opt, int64_t k);
 /* The method's name, and the options in use (base lr included); NULL for NULL. */
 TG_API const char *tg_optim_name(const tg_optim *opt);
-/* True for methods that need tg_optim_step_closure (line searches) or tg_optim_step_lm. */
+/* True for methods that need tg_optim_step_closure (line searches), tg_optim_step_lm or
+ * tg_optim_step_newton. */
 TG_API bool tg_optim_needs_closure(const tg_optim *opt);
 TG_API const tg_optim_opts *tg_optim_options(const tg_optim *opt);
 
