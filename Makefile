@@ -33,7 +33,7 @@ DEMO_OBJ := $(DEMO_SRC:%.c=$(B)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 FASHION  := /usr/share/datasets/fashion-mnist
 HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops/*.def nn/*.h \
-                       optim/*.h data/*.h cli/*.h test/*.h)
+                       optim/*.h data/*.h cli/*.h test/*.h examples/*.h)
 DEPS_OK  := $(B)/.deps-ok
 
 .PHONY: all lib test asan tsan valgrind install clean deps help run examples cli data-deps bench bench-deps fuzz FORCE \
