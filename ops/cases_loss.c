@@ -90,6 +90,12 @@ static void soft_targets(tg_tensor *const *in, const double *arg, tg_rng *rng)
         tg_set(in[1], i, 0.1 + tg_rng_uniform(rng));
     rows_to_probs(in[1], tg_tensor_dim(in[1], -1));
 }
+/* kl_div with some targets at or below 0: their terms are 0, and so are their gradients */
+static void kl_nonpositive(tg_tensor *const *in, const double *arg, tg_rng *rng)
+{
+    (void)arg, (void)rng;
+    for (int64_t i = 0; i < tg_tensor_numel(in[1]); i += 3) tg_set(in[1], i, i % 2 ? 0.0 : -0.4);
+}
 static void kl_inputs(tg_tensor *const *in, const double *arg, tg_rng *rng)
 {
     soft_targets(in, arg, rng);
@@ -187,6 +193,8 @@ const tg_op_case tg_cases_loss[] = {
     {"kl_div_loss", "[2,2,3]", f_kl_div_loss, 2, {3, 3}, {{2, 2, 3}, {2, 2, 3}}, 0, 0, 0,
      kl_inputs, {0}},
     {"kl_div_loss", "[5] 1-D", f_kl_div_loss, 2, {1, 1}, {{5}, {5}}, 0, 0, 0, kl_inputs, {0}},
+    {"kl_div_loss", "[2,6], targets 0 and -0.4 among them", f_kl_div_loss, 2, {2, 2},
+     {{2, 6}, {2, 6}}, 0.1, 1, 2, kl_nonpositive, {0}},
     {"kl_div_loss", "[1,6], p needs no grad", f_kl_div_loss, 2, {2, 2}, {{1, 6}, {1, 6}}, 0, 0, 2,
      kl_inputs, {0}},
     {"hinge_loss", "[8]", f_hinge_loss, 2, {1, 1}, {{8}, {8}}, -2, 2, 0, pm1, {1}},

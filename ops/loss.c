@@ -110,7 +110,10 @@ static inline double kl_div(double p, double t, double c, double eps)
 {
     return t > 0 ? t * (log(t) - p) : 0.0;
 }
-static inline double kl_div_dp(double p, double t, double c, double eps) { return -t; }
+static inline double kl_div_dp(double p, double t, double c, double eps)
+{
+    return t > 0 ? -t : 0.0;
+}
 static inline double kl_div_dt(double p, double t, double c, double eps)
 {
     return t > 0 ? log(t) + 1 - p : 0.0;
@@ -362,15 +365,15 @@ void tg_logistic_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bo
     if (want[0]) dx[0] = tg_neg(tp, tg_mul(tp, g, tg_mul(tp, t, s)));
     if (want[1]) dx[1] = tg_neg(tp, tg_mul(tp, g, tg_mul(tp, p, s)));
 }
-/* dp = -g t; dt = g [t > 0] (ln t + 1 - p), the log taken of t [t > 0] + [t <= 0] (1 where
- * t <= 0, so no -inf there). */
+/* dp = -g t [t > 0]; dt = g [t > 0] (ln t + 1 - p), the log taken of t [t > 0] + [t <= 0]
+ * (1 where t <= 0, so no -inf there). */
 void tg_kl_div_loss_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
                         tg_tensor **dx)
 {
     tg_tensor *p = n->in[0], *t = n->in[1], *g = scaled(tp, n, dy);
-    if (want[0]) dx[0] = tg_neg(tp, tg_mul(tp, g, t));
+    tg_tensor *on = coef(tp, n, kl_on);
+    if (want[0]) dx[0] = tg_neg(tp, tg_mul(tp, g, tg_mul(tp, t, on)));
     if (want[1]) {
-        tg_tensor *on = coef(tp, n, kl_on);
         tg_tensor *lt = tg_log(tp, tg_add(tp, tg_mul(tp, t, on), coef(tp, n, kl_off)));
         dx[1] = tg_mul(tp, tg_mul(tp, g, tg_sub(tp, tg_add_scalar(tp, lt, 1), p)), on);
     }
