@@ -203,8 +203,8 @@ int tg_gradgradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inputs, voi
     int rc = TG_OK, nx = 0;
     int64_t total = 0;
     tg_tensor **x = copy_inputs(n_inputs, inputs);
-    tg_tensor **xr = calloc((size_t)n_inputs + 1, sizeof *xr);  /* inputs that require one */
-    tg_tensor **g = calloc((size_t)n_inputs + 1, sizeof *g);    /* their recorded gradients */
+    tg_tensor **xr = calloc((size_t)n_inputs + 1, sizeof *xr);   /* inputs that require one */
+    tg_tensor **g = calloc((size_t)n_inputs + 1, sizeof *g);     /* their recorded gradients */
     tg_tensor **col = calloc((size_t)n_inputs + 1, sizeof *col); /* one analytic column */
     int *which = calloc((size_t)n_inputs + 1, sizeof *which);
     double *fv = NULL;
@@ -270,7 +270,8 @@ int tg_gradgradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inputs, voi
             for (int a = 0; a < nx; a++)
                 for (int64_t p = 0; p < xr[a]->numel; p++, at++) {
                     double num = (fv[at] - 8 * fv[total + at] + 8 * fv[2 * total + at] -
-                                  fv[3 * total + at]) / (12 * h);
+                                  fv[3 * total + at]) /
+                                 (12 * h);
                     if (isnan(num)) {
                         rc = failed(res, TG_EARG,
                                     "tg_gradgradcheck: the gradient is NaN near input %d "

@@ -161,7 +161,8 @@ static int sweep(tg_tape *tp, tg_tensor *y, tg_tensor *seed, int nx, tg_tensor *
 
     /* The sweep. */
     if (ys->flags & (G_NEEDED | G_TARGET)) {
-        ys->grad = seed ? seed : tg_const(tp, "gradients", (tg_dtype)y->dtype, y->ndim, y->shape, 1);
+        ys->grad =
+            seed ? seed : tg_const(tp, "gradients", (tg_dtype)y->dtype, y->ndim, y->shape, 1);
         if (!ys->grad) return tp->err;
     }
     bool want_small[SMALL_IN];

@@ -145,7 +145,8 @@ int tg_selfcheck_run(int idx, tg_selfcheck_result *res)
     rc = tg_gradcheck(c->fn, c->n_in, x64, (void *)c->arg, NULL, &res->grad);
     if (!rc) {
         rc = tg_gradgradcheck(c->fn, c->n_in, x64, (void *)c->arg, NULL, &res->grad2);
-        if (rc) snprintf(res->grad.msg, sizeof res->grad.msg, "second order: %.240s", res->grad2.msg);
+        if (rc)
+            snprintf(res->grad.msg, sizeof res->grad.msg, "second order: %.240s", res->grad2.msg);
     }
 
     /* f32 against f64: the value and every gradient, from one recorded pass each. */

@@ -30,13 +30,18 @@ void tg_custom_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *wan
         if (!want[i]) continue;
         dx[i] = s->op->vjp(s->ctx, tp, n->n_in, n->in, n->out, dy, i);
         if (!dx[i] && !tp->err)
-            tg_fail(tp, TG_EARG, "tg_gradients: the vjp of custom op %s returned NULL for input "
-                    "%d with no error on the tape", s->op->name, i);
+            tg_fail(tp, TG_EARG,
+                    "tg_gradients: the vjp of custom op %s returned NULL for input "
+                    "%d with no error on the tape",
+                    s->op->name, i);
     }
 }
 
 const char *tg_custom_name(const tg_node *n) { return ((const custom_saved *)n->saved)->op->name; }
-bool tg_custom_has_vjp(const tg_node *n) { return ((const custom_saved *)n->saved)->op->vjp != NULL; }
+bool tg_custom_has_vjp(const tg_node *n)
+{
+    return ((const custom_saved *)n->saved)->op->vjp != NULL;
+}
 
 tg_tensor *tg_custom(tg_tape *tp, const tg_custom_op *op, void *ctx, int n_in, tg_tensor *const *in,
                      int ndim, const int64_t *shape)
@@ -67,4 +72,3 @@ tg_tensor *tg_custom(tg_tape *tp, const tg_custom_op *op, void *ctx, int n_in, t
     s->ctx = ctx;
     return tg_op_finish(tp, n);
 }
-

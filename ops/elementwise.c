@@ -140,8 +140,8 @@ tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, T
  * operand's shape ---- */
 static tg_tensor *to(tg_tape *tp, tg_tensor *g, const tg_tensor *x)
 {
-    if (!g || (g->ndim == x->ndim &&
-               memcmp(g->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim) == 0))
+    if (!g ||
+        (g->ndim == x->ndim && memcmp(g->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim) == 0))
         return g;
     return g->numel == x->numel ? tg_reshape(tp, g, x->ndim, x->shape) /* [1,C] onto [C] */
                                 : tg_sum_to(tp, g, x->ndim, x->shape);

@@ -1,7 +1,8 @@
 /* ops/table.c: the op table, generated from ops.def. */
 #include "internal.h"
 
-#define TG_OP(nm, ar, sets) [TG_OP_##nm] = {#nm, ar, tg_##nm##_fwd, tg_##nm##_bwd, tg_##nm##_vjp, sets},
+#define TG_OP(nm, ar, sets)                                                                        \
+    [TG_OP_##nm] = {#nm, ar, tg_##nm##_fwd, tg_##nm##_bwd, tg_##nm##_vjp, sets},
 const tg_op tg_op_table[TG_OP_COUNT] = {
 #include "ops.def"
 };

@@ -83,8 +83,7 @@ void tg_abs_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, 
     (void)want;
     dx[0] = tg_mul(tp, dy, tg_sign(tp, n->in[0]));
 }
-void tg_square_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
-                   tg_tensor **dx)
+void tg_square_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     (void)want;
     dx[0] = tg_mul(tp, dy, tg_mul_scalar(tp, n->in[0], 2));

@@ -52,8 +52,8 @@ static inline void wdot_bwd(void *ctx, int n_in, const tg_tensor *const *in, con
     for (int64_t i = 0; din[0] && i < tg_tensor_numel(in[0]); i++)
         tg_set(din[0], i, tg_get(din[0], i) + (double)(i + 1) * tg_get(dout, 0));
 }
-static tg_tensor *wdot_vjp(void *ctx, tg_tape *tp, int n_in, tg_tensor *const *in,
-                           tg_tensor *out, tg_tensor *dout, int i)
+static tg_tensor *wdot_vjp(void *ctx, tg_tape *tp, int n_in, tg_tensor *const *in, tg_tensor *out,
+                           tg_tensor *dout, int i)
 {
     (void)ctx, (void)n_in, (void)out, (void)i;
     int64_t n = tg_tensor_numel(in[0]);

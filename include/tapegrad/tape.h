@@ -208,12 +208,12 @@ TG_API int tg_gradgradcheck(tg_scalar_fn f, int n_inputs, tg_tensor *const *inpu
  * f64. `tapegrad gradcheck` prints it as a table (--order 2: the second-order one); the
  * test suite requires max_rel_err <= 1e-6 for every case at both orders. ---- */
 typedef struct tg_selfcheck_result {
-    const char *op;           /* the op under test */
-    const char *what;         /* what the case covers */
-    tg_gradcheck_result grad; /* f64 analytic gradients against finite differences */
+    const char *op;            /* the op under test */
+    const char *what;          /* what the case covers */
+    tg_gradcheck_result grad;  /* f64 analytic gradients against finite differences */
     tg_gradcheck_result grad2; /* f64 second derivatives (tg_gradgradcheck) */
-    double f32_err;           /* largest |f32 - f64| over the value and every gradient
-                                 element, relative to max(1, |f64|) */
+    double f32_err;            /* largest |f32 - f64| over the value and every gradient
+                                  element, relative to max(1, |f64|) */
 } tg_selfcheck_result;
 
 TG_API int tg_selfcheck_count(void);
