@@ -291,6 +291,7 @@ static int dense_args(tg_tape *tp, const char *who, bool f, int n, tg_tensor *co
     d->xs = tg_arena_alloc(tp, sizeof *d->xs * 3 * (size_t)d->nx);
     d->off = tg_arena_alloc(tp, sizeof *d->off * (size_t)d->nx);
     if (!d->xs || !d->off) return tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory", who);
+    memset(d->off, 0, sizeof *d->off * (size_t)d->nx);
     int k = 0;
     int64_t at = 0;
     for (int i = 0; i < n; i++)
@@ -315,6 +316,7 @@ static void jac_rows(tg_tape *tp, tg_tensor *y, const dense *d, double *J)
 /* By columns: g = Jᵀw recorded once; column j is the gradient of g_j in w. */
 static void jac_cols(tg_tape *tp, tg_tensor *y, const dense *d, double *J)
 {
+    if (!d->xs || d->nx < 1) return; /* dense_args made them */
     tg_tensor **g = d->xs + d->nx, *w = grad_seed(tp, "jacobian", y), *col;
     if (!w || tg_gradients(tp, y, w, d->nx, d->xs, g, TG_GRAD_RECORD)) return;
     int64_t m = y->numel;
@@ -342,9 +344,9 @@ int tg_jacobian(tg_tape *tp, tg_tensor_fn f, void *ctx, int n, tg_tensor *const 
 {
     if (!tp) return TG_EARG;
     if (tp->err) return tp->err;
-    dense d;
+    dense d = {0};
     int rc = dense_args(tp, "jacobian", f != NULL, n, inputs, jac, false, &d);
-    if (rc) return rc;
+    if (rc || !f) return rc ? rc : TG_EARG;
     bool mode = tp->grad_mode;
     tp->grad_mode = true;
     tg_tensor *y = f(tp, inputs, ctx);
@@ -371,9 +373,9 @@ int tg_hessian(tg_tape *tp, tg_scalar_fn f, void *ctx, int n, tg_tensor *const *
 {
     if (!tp) return TG_EARG;
     if (tp->err) return tp->err;
-    dense d;
+    dense d = {0};
     int rc = dense_args(tp, "hessian", f != NULL, n, inputs, hess, true, &d);
-    if (rc) return rc;
+    if (rc || !f) return rc ? rc : TG_EARG;
     bool mode = tp->grad_mode;
     tp->grad_mode = true;
     tg_tensor *y = f(tp, inputs, ctx);
@@ -384,6 +386,7 @@ int tg_hessian(tg_tape *tp, tg_scalar_fn f, void *ctx, int n, tg_tensor *const *
                      tg_shape_str(y, a, sizeof a));
     }
     double *H = tg_f64(hess);
+    if (!rc && (!d.xs || d.nx < 1)) rc = TG_EARG; /* dense_args made them */
     tg_tensor **g = d.xs + d.nx, **r = g + d.nx;
     if (!rc && !y->requires_grad) memset(H, 0, sizeof(double) * (size_t)hess->numel);
     else if (!rc && !tg_gradients(tp, y, NULL, d.nx, d.xs, g, TG_GRAD_RECORD)) {

@@ -231,7 +231,7 @@ int tg_gradients(tg_tape *tp, tg_tensor *y, tg_tensor *seed, int n, tg_tensor *c
     tp->grad_mode = (flags & TG_GRAD_RECORD) != 0;
     rc = sweep(tp, y, seed, n, xs, grads);
     tp->grad_mode = mode;
-    if (rc)
+    if (rc && grads)
         for (int i = 0; i < n; i++) grads[i] = NULL;
     return rc;
 }

@@ -319,7 +319,7 @@ int tg_optim_step_newton(tg_optim *o, tg_objective_fn fn, void *ctx, double *los
         o->t++;
         return TG_OK;
     }
-    double f0;
+    double f0 = 0;
     int rc = record(&j, &f0);
     if (rc) return rc;
     bool finite = read_vec(s, s->G, s->g);

@@ -66,7 +66,7 @@ static int derivs(tg_tape *tp, tg_tensor *const *p, tg_tensor *x, tg_tensor **u,
 /* mean((u'' + u)²) + u(0)² + (u'(0) - 1)². */
 static tg_tensor *ode_loss(tg_tape *tp, tg_tensor *const *p, tg_tensor *x)
 {
-    tg_tensor *u, *du, *d2u;
+    tg_tensor *u = NULL, *du = NULL, *d2u = NULL;
     if (derivs(tp, p, x, &u, &du, &d2u)) return NULL;
     tg_tensor *pde = tg_mean(tp, tg_square(tp, tg_add(tp, d2u, u)), TG_ALL_AXES, false);
     tg_tensor *u0 = tg_sum(tp, tg_square(tp, tg_slice(tp, u, 0, 0, 1)), TG_ALL_AXES, false);
@@ -97,11 +97,11 @@ static double rel(double a, double b) { return fabs(a - b) / fmax(fmax(fabs(a), 
 static double check_derivs(tg_tape *tp, ode *o)
 {
     const double h = 1e-3;
-    double um2[N], um1[N], u0[N], up1[N], up2[N];
+    double um2[N] = {0}, um1[N] = {0}, u0[N] = {0}, up1[N] = {0}, up2[N] = {0};
     u_at(tp, o, -2 * h, um2), u_at(tp, o, -h, um1), u_at(tp, o, 0, u0);
     u_at(tp, o, h, up1), u_at(tp, o, 2 * h, up2);
     tg_tape_reset(tp);
-    tg_tensor *u, *du, *d2u;
+    tg_tensor *u = NULL, *du = NULL, *d2u = NULL;
     CHECK(derivs(tp, o->p, o->x, &u, &du, &d2u) == 0);
     if (!d2u) return (double)INFINITY;
     CHECK(tg_requires_grad(d2u)); /* recorded: differentiable again */
