@@ -143,9 +143,8 @@ int cmd_gradcheck(int argc, char **argv)
                      models[i].bn ? " + batchnorm" : "", models[i].dropout > 0 ? " + dropout" : "",
                      models[i].classify ? "cross-entropy" : "mse");
             tg_gradcheck_result r;
-            int rc =
-                check_model(models[i].act, models[i].bn, models[i].classify, models[i].dropout,
-                            (int)order, &r);
+            int rc = check_model(models[i].act, models[i].bn, models[i].classify, models[i].dropout,
+                                 (int)order, &r);
             bool ok = !rc && r.max_rel_err <= tol && (order == 1 || r.first_order_err <= 1e-10);
             failed += !ok, ran++;
             printf("%-22s %-44s %8lld %10.2e %10.2e %10s  %s%s%s\n", "mlp", what,
@@ -163,6 +162,11 @@ int cmd_graph(int argc, char **argv)
 {
     cli_opt o[] = {
         {"layers", false, "784,256,128,10", "MLP layer sizes (each <= 100000, 50M weights in all)",
+         NULL},
+        {"arch", false, NULL, "the network as a spec instead (as for train; docs/cli.md)", NULL},
+        {"input-shape", false, NULL,
+         "--arch: one example's shape, C,H,W or a width (default 1,28,28 for a spec starting "
+         "with a conv or pool, else 784)",
          NULL},
         {"act", false, "relu", "hidden activation: relu tanh sigmoid leaky_relu elu softplus",
          NULL},
@@ -186,9 +190,41 @@ int cmd_graph(int argc, char **argv)
     int ns;
     double dropout = 0;
     const char *act;
-    if (cli_layers(o, n, "layers", sizes_ll, 32, &ns) || cli_act(o, n, "act", &act) ||
-        cli_int(o, n, "batch", 1, 1 << 20, &batch) ||
-        cli_double(o, n, "dropout", 0, 0.99, &dropout))
+    /* --arch: the spec and one example's shape; the input batch is [batch, features] */
+    char spec[TG_NN_SPEC_MAX_LEN + 1];
+    int in_nd = 0;
+    int64_t in[3] = {0};
+    if (cli_given(o, n, "arch")) {
+        static const char *const mlp_only[] = {"layers", "act", "dropout", "batchnorm"};
+        for (size_t i = 0; i < sizeof mlp_only / sizeof mlp_only[0]; i++)
+            if (cli_given(o, n, mlp_only[i])) {
+                fprintf(stderr,
+                        "tapegrad: --%s and --arch: give one (--arch describes every layer)\n",
+                        mlp_only[i]);
+                return 2;
+            }
+        tg_nn_spec_info info;
+        if (cli_arch(cli_str(o, n, "arch"), spec, &info) ||
+            cli_int(o, n, "batch", 1, 1 << 20, &batch))
+            return 2;
+        const char *shape = cli_str(o, n, "input-shape");
+        int64_t features = 784; /* Fashion-MNIST's width: [1,28,28] for images */
+        if (shape) {            /* its own element count is the width */
+            long long v[4];
+            int k = 0;
+            features = 1;
+            if (!cli_int_list(shape, v, 4, &k))
+                for (int i = 0; i < k; i++)
+                    features = features > (1LL << 40) ? features : features * v[i];
+        }
+        if (cli_arch_input(spec, shape, true, features, 0, 1, &in_nd, in, &info)) return 2;
+        ns = 2, sizes_ll[0] = features, sizes_ll[1] = info.out_shape[0];
+    } else if (cli_given(o, n, "input-shape")) {
+        fprintf(stderr, "tapegrad: --input-shape goes with --arch\n");
+        return 2;
+    } else if (cli_layers(o, n, "layers", sizes_ll, 32, &ns) || cli_act(o, n, "act", &act) ||
+               cli_int(o, n, "batch", 1, 1 << 20, &batch) ||
+               cli_double(o, n, "dropout", 0, 0.99, &dropout))
         return 2;
     if (batch * sizes_ll[0] > CLI_MAX_WEIGHTS) { /* the random input batch */
         fprintf(stderr,
@@ -200,7 +236,9 @@ int cmd_graph(int argc, char **argv)
     int64_t sizes[32];
     for (int i = 0; i < ns; i++) sizes[i] = sizes_ll[i];
     tg_status st = {0};
-    tg_module *net = tg_nn_mlp(ns, sizes, act, dropout, cli_flag(o, n, "batchnorm"), TG_F32, &st);
+    tg_module *net =
+        in_nd ? tg_nn_from_spec(spec, in_nd, in, TG_F32, &st)
+              : tg_nn_mlp(ns, sizes, act, dropout, cli_flag(o, n, "batchnorm"), TG_F32, &st);
     if (!net) { /* out of memory: the options were checked */
         fprintf(stderr, "tapegrad: %s\n", st.msg);
         return 1;
@@ -215,7 +253,12 @@ int cmd_graph(int argc, char **argv)
     tg_tape *tp = tg_tape_new();
     int rc = 1;
     tg_nn_set_training(net, true);
-    tg_tensor *loss = tg_cross_entropy(tp, tg_nn_forward(net, tp, x), y);
+    tg_tensor *xin = x;
+    if (in_nd == 3) {
+        int64_t s4[4] = {batch, in[0], in[1], in[2]};
+        xin = tg_reshape(tp, x, 4, s4);
+    }
+    tg_tensor *loss = tg_cross_entropy(tp, tg_nn_forward(net, tp, xin), y);
     const char *out = cli_str(o, n, "out");
     if (!loss || tg_backward(tp, loss)) {
         fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));

@@ -48,6 +48,22 @@ int cli_act(const cli_opt *opts, int n, const char *name, const char **out);
  * again) and path is not a directory. 1 and a message naming the option if not. */
 int cli_check_writable(const char *option, const char *path);
 void cli_usage_opts(FILE *f, const cli_opt *opts, int n);
+/* Whether the option was given on the command line (not left at its default). */
+bool cli_given(const cli_opt *opts, int n, const char *name);
+
+/* --arch: the spec with its whitespace removed into out (TG_NN_SPEC_MAX_LEN + 1 bytes), its
+ * syntax checked (tg_nn_spec_check, ndim 0) into *info; 2 and a message "tapegrad: --arch:
+ * token 3 '...': ..." naming the token otherwise. */
+int cli_arch(const char *spec, char *out, tg_nn_spec_info *info);
+/* The input shape of one example for spec on data of width features: --input-shape
+ * (C,H,W or F, of that many elements) when given (shape_opt non-NULL); else [1,s,s] when
+ * the spec starts with a conv or pool and images is set and features is s²; else
+ * [features]. Then the spec's shapes through it: the output must be [out] when out > 0
+ * (the data's classes or targets), at least min_out when min_out > 0, and the parameters
+ * and buffers at most CLI_MAX_WEIGHTS elements. 2 and a message naming the option
+ * otherwise. */
+int cli_arch_input(const char *spec, const char *shape_opt, bool images, int64_t features,
+                   int64_t out, int64_t min_out, int *nd, int64_t *shape, tg_nn_spec_info *info);
 
 /* The commands. Each returns the process exit status: 0, 1 on a failure, 2 on bad usage. */
 int cmd_train(int argc, char **argv);

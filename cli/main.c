@@ -10,7 +10,7 @@ static void usage(FILE *f)
         "usage: tapegrad COMMAND [options]\n"
         "\n"
         "commands:\n"
-        "  train      train an MLP on Fashion-MNIST, an IDX directory or a CSV file\n"
+        "  train      train an MLP or a --arch network on Fashion-MNIST, IDX files or a CSV file\n"
         "  eval       evaluate a saved model on a data set\n"
         "  gradcheck  check every op's and a whole model's gradients against finite differences\n"
         "  graph      write the DOT (and SVG with Graphviz) of a model's tape\n"

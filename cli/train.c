@@ -19,6 +19,11 @@ static cli_opt model_opts_template[] = {
     {"test-fraction", false, "0.2", "CSV: share of rows held out for testing", NULL},
     {"layers", false, "784,256,128,10",
      "layer sizes, input to output (CSV: inferred ends; each <= 100000, 50M weights in all)", NULL},
+    {"arch", false, NULL,
+     "the network as a spec, e.g. conv(32,3)-relu-maxpool(2)-flatten-linear(10) (docs/cli.md)",
+     NULL},
+    {"input-shape", false, NULL,
+     "--arch: one example's shape, C,H,W or a width (default: docs/cli.md)", NULL},
     {"act", false, "relu", "hidden activation: relu tanh sigmoid leaky_relu elu softplus", NULL},
     {"dropout", false, "0", "dropout probability after each hidden activation", NULL},
     {"batchnorm", true, NULL, "batch normalisation after each hidden linear layer", NULL},
@@ -30,6 +35,7 @@ static cli_opt model_opts_template[] = {
 typedef struct run_data {
     tg_dataset train, test;
     bool classify;
+    bool images; /* IDX images: a square width is [1,s,s] for a spec starting with a conv */
 } run_data;
 
 /* The CSV options, checked whatever the data, so that a bad value is refused up front. */
@@ -61,6 +67,7 @@ static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uin
                     st.msg);
         else if (rc) fprintf(stderr, "tapegrad: %s\n", st.msg);
         d->classify = true;
+        d->images = true;
         return rc ? 1 : 0;
     }
     if (len >= 4 && strcmp(spec + len - 4, ".csv") == 0) {
@@ -92,6 +99,10 @@ static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uin
 
 /* The model description saved with the parameters, so eval can rebuild the network. */
 typedef struct model_desc {
+    bool arch; /* a --arch spec instead of the MLP's layers */
+    char spec[TG_NN_SPEC_MAX_LEN + 1];
+    int in_nd; /* --arch: one example's shape */
+    int64_t in[3];
     long long sizes[MAX_LAYERS];
     int n_sizes;
     char act[32];
@@ -100,8 +111,17 @@ typedef struct model_desc {
     tg_dtype dtype;
 } model_desc;
 
+#define DESC_SIZE (TG_NN_SPEC_MAX_LEN + 128)
+
 static void desc_format(const model_desc *m, char *buf, size_t size)
 {
+    if (m->arch) {
+        size_t k = (size_t)snprintf(buf, size, "arch spec=%s input=", m->spec);
+        for (int i = 0; i < m->in_nd && k < size; i++)
+            k += (size_t)snprintf(buf + k, size - k, "%s%lld", i ? "," : "", (long long)m->in[i]);
+        if (k < size) snprintf(buf + k, size - k, " dtype=%s", tg_dtype_name(m->dtype));
+        return;
+    }
     size_t k = (size_t)snprintf(buf, size, "mlp layers=");
     for (int i = 0; i < m->n_sizes && k < size; i++)
         k += (size_t)snprintf(buf + k, size - k, "%s%lld", i ? "," : "", m->sizes[i]);
@@ -116,6 +136,17 @@ static int desc_parse(const char *s, model_desc *m)
     char layers[512], act[32], dtype[8], *end;
     int at = -1, at_bn = -1;
     memset(m, 0, sizeof *m);
+    if (strncmp(s, "arch ", 5) == 0) { /* checked against the tensors by tg_nn_read_meta */
+        char input[64];
+        long long v[4];
+        if (sscanf(s, "arch spec=%1024s input=%63s dtype=%7s", m->spec, input, dtype) != 3 ||
+            cli_int_list(input, v, 4, &m->in_nd) || (m->in_nd != 1 && m->in_nd != 3))
+            return -1;
+        for (int i = 0; i < m->in_nd; i++) m->in[i] = v[i];
+        m->arch = true;
+        m->dtype = strcmp(dtype, "f64") == 0 ? TG_F64 : TG_F32;
+        return 0;
+    }
     /* The numbers are read by strtod and strtol, range-checked, between the words. */
     if (sscanf(s, "mlp layers=%511s act=%31s dropout=%n", layers, act, &at) != 2 || at < 0)
         return -1;
@@ -140,8 +171,10 @@ static tg_module *build_model(const model_desc *m)
     int64_t sizes[MAX_LAYERS];
     for (int i = 0; i < m->n_sizes; i++) sizes[i] = m->sizes[i];
     tg_status st = {0};
-    tg_module *net = tg_nn_mlp(m->n_sizes, sizes, m->act, m->dropout, m->batchnorm, m->dtype, &st);
-    if (!net) fprintf(stderr, "tapegrad: %s\n", st.msg);
+    tg_module *net =
+        m->arch ? tg_nn_from_spec(m->spec, m->in_nd, m->in, m->dtype, &st)
+                : tg_nn_mlp(m->n_sizes, sizes, m->act, m->dropout, m->batchnorm, m->dtype, &st);
+    if (!net) fprintf(stderr, "tapegrad: %s%s\n", m->arch ? "--arch: " : "", st.msg);
     return net;
 }
 
@@ -151,11 +184,30 @@ static int model_opts(const cli_opt *o, int n, model_desc *m)
 {
     memset(m, 0, sizeof *m);
     const char *act;
-    if (cli_layers(o, n, "layers", m->sizes, MAX_LAYERS, &m->n_sizes) ||
-        cli_act(o, n, "act", &act) || cli_double(o, n, "dropout", 0, 0.99, &m->dropout))
+    if (cli_given(o, n, "arch")) {
+        static const char *const mlp_only[] = {"layers", "act", "dropout", "batchnorm"};
+        for (size_t i = 0; i < sizeof mlp_only / sizeof mlp_only[0]; i++)
+            if (cli_given(o, n, mlp_only[i])) {
+                fprintf(stderr,
+                        "tapegrad: --%s and --arch: give one (--arch describes every layer)\n",
+                        mlp_only[i]);
+                return 2;
+            }
+        tg_nn_spec_info info;
+        if (cli_arch(cli_str(o, n, "arch"), m->spec, &info)) return 2;
+        m->arch = true;
+        snprintf(m->act, sizeof m->act, "%s",
+                 strstr(m->spec, "relu") || strstr(m->spec, "elu") ? "relu" : "tanh");
+    } else if (cli_given(o, n, "input-shape")) {
+        fprintf(stderr, "tapegrad: --input-shape goes with --arch\n");
         return 2;
-    snprintf(m->act, sizeof m->act, "%s", act);
-    m->batchnorm = cli_flag(o, n, "batchnorm");
+    } else if (cli_layers(o, n, "layers", m->sizes, MAX_LAYERS, &m->n_sizes) ||
+               cli_act(o, n, "act", &act) || cli_double(o, n, "dropout", 0, 0.99, &m->dropout))
+        return 2;
+    else {
+        snprintf(m->act, sizeof m->act, "%s", act);
+        m->batchnorm = cli_flag(o, n, "batchnorm");
+    }
     const char *dt = cli_str(o, n, "dtype");
     if (strcmp(dt, "f32") != 0 && strcmp(dt, "f64") != 0) {
         fprintf(stderr, "tapegrad: --dtype %s: want f32 or f64\n", dt);
@@ -172,6 +224,11 @@ static int model_fit_data(const cli_opt *o, int n, const run_data *d, model_desc
     const char *layers = cli_str(o, n, "layers");
     int64_t out = d->classify ? d->train.n_classes
                               : (tg_tensor_ndim(d->train.y) > 1 ? tg_tensor_dim(d->train.y, 1) : 1);
+    if (m->arch) {
+        tg_nn_spec_info info;
+        return cli_arch_input(m->spec, cli_str(o, n, "input-shape"), d->images, d->train.d, out, 0,
+                              &m->in_nd, m->in, &info);
+    }
     bool default_layers = strcmp(layers, "784,256,128,10") == 0;
     if (default_layers && (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out)) {
         /* The default sizes were meant for Fashion-MNIST: fit the ends to this data. */
@@ -187,6 +244,17 @@ static int model_fit_data(const cli_opt *o, int n, const run_data *d, model_desc
         return 2;
     }
     return 0;
+}
+
+/* The model's output for a batch x [B, features]: reshaped to [B, C, H, W] first for a spec
+ * on images (tg_reshape on the tape: one copy of the batch, small next to a convolution). */
+static tg_tensor *model_forward(tg_module *net, tg_tape *tp, tg_tensor *x, const model_desc *m)
+{
+    if (m->arch && m->in_nd == 3) {
+        int64_t s[4] = {tg_tensor_dim(x, 0), m->in[0], m->in[1], m->in[2]};
+        x = tg_reshape(tp, x, 4, s);
+    }
+    return tg_nn_forward(net, tp, x);
 }
 
 /* Loss of a batch: cross-entropy for classes, MSE for regression. */
@@ -205,8 +273,8 @@ typedef struct eval_result {
 } eval_result;
 
 /* Loss and metric over a whole set, in no-grad mode, in batches of 1000. */
-static int evaluate(tg_module *net, tg_tape *tp, const tg_dataset *ds, bool classify,
-                    eval_result *r, int64_t *confusion)
+static int evaluate(tg_module *net, const model_desc *md, tg_tape *tp, const tg_dataset *ds,
+                    bool classify, eval_result *r, int64_t *confusion)
 {
     tg_status st = {0};
     tg_batcher *b = tg_batcher_new(ds, 1000, false, 0, &st);
@@ -223,7 +291,7 @@ static int evaluate(tg_module *net, tg_tape *tp, const tg_dataset *ds, bool clas
     if (confusion) memset(confusion, 0, sizeof(int64_t) * (size_t)(ds->n_classes * ds->n_classes));
     while (tg_batcher_next(b, &x, &y)) {
         tg_tape_reset(tp);
-        tg_tensor *out = tg_nn_forward(net, tp, x);
+        tg_tensor *out = model_forward(net, tp, x, md);
         tg_tensor *l = batch_loss(tp, out, y, classify);
         if (!l) {
             fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
@@ -257,6 +325,7 @@ static int evaluate(tg_module *net, tg_tape *tp, const tg_dataset *ds, bool clas
 
 /* The full-batch closure of line-search methods: loss and gradients over one batch. */
 typedef struct closure_ctx {
+    const model_desc *md;
     tg_module *net;
     tg_tape *tp;
     tg_tensor *x, *y;
@@ -267,7 +336,7 @@ static int train_closure(void *ctx, double *loss)
 {
     closure_ctx *c = ctx;
     tg_tape_reset(c->tp);
-    tg_tensor *l = batch_loss(c->tp, tg_nn_forward(c->net, c->tp, c->x), c->y, c->classify);
+    tg_tensor *l = batch_loss(c->tp, model_forward(c->net, c->tp, c->x, c->md), c->y, c->classify);
     if (!l || tg_backward(c->tp, l)) return TG_EARG;
     *loss = tg_get(l, 0);
     return TG_OK;
@@ -339,7 +408,8 @@ typedef struct train_run {
     int64_t steps_per_epoch;
     double train_secs, optim_secs;
     eval_result ev;
-    char desc[512];
+    const model_desc *md;
+    char desc[DESC_SIZE];
 } train_run;
 
 static const char *const schedules[] = {"constant", "step", "exp", "cosine"};
@@ -531,7 +601,7 @@ static void train_banner(const train_cfg *c, train_run *r)
 static int train_step(train_run *r, int epoch, tg_tensor *x, tg_tensor *y, double *lv)
 {
     if (r->full) { /* one iteration of the method over the whole training set */
-        closure_ctx cc = {r->net, r->tp, x, y, r->d.classify};
+        closure_ctx cc = {r->md, r->net, r->tp, x, y, r->d.classify};
         if (tg_optim_step_closure(r->opt, train_closure, &cc, lv) == 0) return 0;
         if (r->tty) fputc('\n', stderr);
         if (tg_tape_errcode(r->tp)) fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
@@ -543,7 +613,7 @@ static int train_step(train_run *r, int epoch, tg_tensor *x, tg_tensor *y, doubl
         return 1;
     }
     tg_tape_reset(r->tp);
-    tg_tensor *loss = batch_loss(r->tp, tg_nn_forward(r->net, r->tp, x), y, r->d.classify);
+    tg_tensor *loss = batch_loss(r->tp, model_forward(r->net, r->tp, x, r->md), y, r->d.classify);
     tg_optim_zero_grad(r->opt);
     bool bad = !loss || tg_backward(r->tp, loss);
     double t_opt = cli_now();
@@ -629,7 +699,7 @@ static int train_loop(const train_cfg *c, train_run *r)
         r->train_secs += train_time;
         if (c->profile) tg_tape_set_profiling(r->tp, false); /* not the evaluation */
         if (r->tty) fputc('\n', stderr);
-        if (evaluate(r->net, r->tp, &r->d.test, r->d.classify, &r->ev, NULL)) return 1;
+        if (evaluate(r->net, r->md, r->tp, &r->d.test, r->d.classify, &r->ev, NULL)) return 1;
         double secs = cli_now() - t0;
         if (epoch_report(c, r, e, sum / (double)seen, secs, (double)seen / train_time)) return 1;
         r->epochs_done = e;
@@ -709,6 +779,7 @@ int cmd_train(int argc, char **argv)
     if (rc) return rc;
     train_run r;
     memset(&r, 0, sizeof r);
+    r.md = &c.md;
     r.ev = (eval_result){(double)NAN, (double)NAN};
     if ((rc = load_data(cli_str(o, n, "data"), c.md.dtype, o, n, (uint64_t)c.seed, &r.d)))
         return rc;
@@ -745,13 +816,14 @@ static int eval_read_desc(const char *path, char *meta, size_t size, model_desc 
 }
 
 /* The test set's loss and metric, and a confusion matrix for classes, printed. */
-static int eval_report(tg_module *net, tg_tape *tp, const run_data *d, bool fashion)
+static int eval_report(tg_module *net, const model_desc *md, tg_tape *tp, const run_data *d,
+                       bool fashion)
 {
     eval_result ev;
     int64_t *conf = NULL;
     if (d->classify)
         conf = calloc((size_t)d->test.n_classes * (size_t)d->test.n_classes, sizeof *conf);
-    if (evaluate(net, tp, &d->test, d->classify, &ev, conf)) {
+    if (evaluate(net, md, tp, &d->test, d->classify, &ev, conf)) {
         free(conf);
         return 1;
     }
@@ -778,19 +850,30 @@ static int eval_model(tg_module *net, tg_tape *tp, const char *path, const char 
         fprintf(stderr, "tapegrad: %s\n", st.msg);
         return 1;
     }
-    if (md->sizes[0] != d->test.d) {
+    long long in = md->sizes[0], outs = md->sizes[md->n_sizes > 0 ? md->n_sizes - 1 : 0];
+    if (md->arch) { /* the spec's shapes, checked against the file by tg_nn_read_meta */
+        tg_nn_spec_info info;
+        in = 1;
+        for (int i = 0; i < md->in_nd; i++) in *= md->in[i];
+        if (tg_nn_spec_check(md->spec, md->in_nd, md->in, &info, &st) || info.out_ndim != 1) {
+            fprintf(stderr, "tapegrad: %s: the model's output is not [N, classes]\n", path);
+            return 1;
+        }
+        outs = info.out_shape[0];
+    }
+    if (in != d->test.d) {
         fprintf(stderr, "tapegrad: --data %s: %s expects %lld features, the data has %lld\n", data,
-                path, md->sizes[0], (long long)d->test.d);
+                path, in, (long long)d->test.d);
         return 2;
     }
     tg_set_num_threads((int)threads);
     printf("model: %s\n", meta);
-    if (d->classify && md->sizes[md->n_sizes - 1] < d->test.n_classes) {
+    if (d->classify && outs < d->test.n_classes) {
         fprintf(stderr, "tapegrad: --data %s: %s has %lld outputs, the data has %d classes\n", data,
-                path, md->sizes[md->n_sizes - 1], d->test.n_classes);
+                path, outs, d->test.n_classes);
         return 2;
     }
-    return eval_report(net, tp, d, strcmp(data, "fashion-mnist") == 0);
+    return eval_report(net, md, tp, d, strcmp(data, "fashion-mnist") == 0);
 }
 
 int cmd_eval(int argc, char **argv)
@@ -820,7 +903,7 @@ int cmd_eval(int argc, char **argv)
         csv_opts(o, n, &label, &frac))
         return 2;
     const char *path = cli_str(o, n, "model"), *data = cli_str(o, n, "data");
-    char meta[512];
+    char meta[DESC_SIZE];
     model_desc md;
     if (eval_read_desc(path, meta, sizeof meta, &md)) return 1;
     run_data d;

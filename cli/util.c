@@ -1,4 +1,5 @@
 /* cli/util.c: option parsing, plotting through gnuplot, timing. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,4 +254,100 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+bool cli_given(const cli_opt *opts, int n, const char *name)
+{
+    const cli_opt *o = find((cli_opt *)opts, n, name);
+    return o && o->val != o->def;
+}
+
+int cli_arch(const char *spec, char *out, tg_nn_spec_info *info)
+{
+    size_t k = 0, len = strlen(spec);
+    if (len > TG_NN_SPEC_MAX_LEN) {
+        fprintf(stderr, "tapegrad: --arch: the spec has %zu characters, at most %d\n", len,
+                TG_NN_SPEC_MAX_LEN);
+        return 2;
+    }
+    for (const char *p = spec; *p; p++)
+        if (!isspace((unsigned char)*p)) out[k++] = *p;
+    out[k] = '\0';
+    tg_status st = {0};
+    if (tg_nn_spec_check(out, 0, NULL, info, &st)) {
+        fprintf(stderr, "tapegrad: --arch: %s\n", st.msg);
+        return 2;
+    }
+    return 0;
+}
+
+static const char *shape_text(int nd, const int64_t *d, char *s, size_t size)
+{
+    size_t k = (size_t)snprintf(s, size, "[N");
+    for (int i = 0; i < nd && k < size; i++)
+        k += (size_t)snprintf(s + k, size - k, ",%lld", (long long)d[i]);
+    if (k < size) snprintf(s + k, size - k, "]");
+    return s;
+}
+
+int cli_arch_input(const char *spec, const char *shape_opt, bool images, int64_t features,
+                   int64_t out, int64_t min_out, int *nd, int64_t *shape, tg_nn_spec_info *info)
+{
+    tg_status st = {0};
+    if (tg_nn_spec_check(spec, 0, NULL, info, &st)) {
+        fprintf(stderr, "tapegrad: --arch: %s\n", st.msg);
+        return 2;
+    }
+    if (shape_opt) {
+        long long v[4];
+        int n = 0;
+        if (cli_int_list(shape_opt, v, 4, &n) || (n != 1 && n != 3)) {
+            fprintf(stderr, "tapegrad: --input-shape %s: want C,H,W or a width\n", shape_opt);
+            return 2;
+        }
+        long long prod = 1;
+        for (int i = 0; i < n; i++) prod = prod > (1LL << 40) ? prod : prod * v[i];
+        if (prod != features) {
+            fprintf(stderr,
+                    "tapegrad: --input-shape %s: %lld elements, the data has %lld features\n",
+                    shape_opt, prod, (long long)features);
+            return 2;
+        }
+        *nd = n;
+        for (int i = 0; i < n; i++) shape[i] = v[i];
+    } else if (info->image_input) {
+        int64_t s = 1;
+        while (s * s < features) s++;
+        if (!images || s * s != features) {
+            fprintf(stderr,
+                    "tapegrad: --arch: the spec starts with a conv or pool, which needs images "
+                    "[C,H,W]: give --input-shape C,H,W (the data has %lld features)\n",
+                    (long long)features);
+            return 2;
+        }
+        *nd = 3, shape[0] = 1, shape[1] = s, shape[2] = s;
+    } else {
+        *nd = 1, shape[0] = features;
+    }
+    if (tg_nn_spec_check(spec, *nd, shape, info, &st)) {
+        char a[80];
+        fprintf(stderr, "tapegrad: --arch: %s (input %s)\n", st.msg,
+                shape_text(*nd, shape, a, sizeof a));
+        return 2;
+    }
+    char a[80];
+    if ((out > 0 || min_out > 0) &&
+        (info->out_ndim != 1 || (out > 0 && info->out_shape[0] != out) ||
+         info->out_shape[0] < min_out)) {
+        fprintf(stderr, "tapegrad: --arch: the output is %s, the data needs [N,%lld]%s\n",
+                shape_text(info->out_ndim, info->out_shape, a, sizeof a),
+                (long long)(out > 0 ? out : min_out), out > 0 ? "" : " or more");
+        return 2;
+    }
+    if (info->n_elems > CLI_MAX_WEIGHTS) {
+        fprintf(stderr, "tapegrad: --arch: %lld weights and buffers, more than %lld\n",
+                (long long)info->n_elems, CLI_MAX_WEIGHTS);
+        return 2;
+    }
+    return 0;
 }

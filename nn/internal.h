@@ -8,7 +8,19 @@
 
 #define NN_MAX_P 2
 
-enum { NN_LINEAR, NN_ACT, NN_PRELU, NN_DROPOUT, NN_BATCHNORM, NN_SEQUENTIAL };
+enum {
+    NN_LINEAR,
+    NN_ACT,
+    NN_PRELU,
+    NN_DROPOUT,
+    NN_BATCHNORM, /* batchnorm1d, or batchnorm2d when bn2d */
+    NN_SEQUENTIAL,
+    NN_CONV2D,
+    NN_MAX_POOL2D,
+    NN_AVG_POOL2D,
+    NN_GLOBAL_AVG_POOL2D,
+    NN_FLATTEN
+};
 
 struct tg_module {
     int kind;
@@ -21,6 +33,10 @@ struct tg_module {
     int act;              /* NN_ACT: index into the activation names */
     double alpha;         /* NN_ACT: leaky/elu alpha; NN_DROPOUT: p */
     double momentum, eps; /* NN_BATCHNORM */
+    bool bn2d;            /* NN_BATCHNORM: made by tg_nn_batchnorm2d (x must be [N,C,H,W]) */
+    tg_conv2d_opts conv;  /* NN_CONV2D: as given, zeros meaning their defaults */
+    int64_t kernel[2];    /* NN_CONV2D: kh, kw */
+    tg_pool2d_opts pool;  /* NN_MAX_POOL2D, NN_AVG_POOL2D: as given */
     tg_module **children; /* NN_SEQUENTIAL, owned */
     int n_children, cap;
     tg_module *parent; /* the container holding it, or NULL: a module is in one
@@ -30,6 +46,9 @@ struct tg_module {
     bool has_tensors;  /* a container: some module inside it has tensors, which
                           fixes the tree's dtype */
 };
+
+/* autograd/internal.h: the element count of a shape, -1 past TG_MAX_NUMEL */
+int64_t tg_shape_numel(int ndim, const int64_t *shape);
 
 /* module.c */
 int tg_nn_act_id(const char *name); /* -1 if unknown */

@@ -21,6 +21,9 @@
 
 /* data/file.c */
 int tg_file_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len, tg_status *st);
+/* nn/spec.c */
+int tg_nn_spec_tensor_shapes(const char *text, int ndim, const int64_t *in_shape, int max, int *nds,
+                             int64_t (*dims)[4], tg_status *st);
 
 #define MAGIC "TGMODEL"
 #define VERSION 1u
@@ -265,12 +268,75 @@ static int walk(const char *path, model_file *mf, tg_tensor *const *ts, tg_statu
  * order), so building it costs no more than the file holds. The format is tapegrad train's
  * (cli/train.c), read the same way; other descriptions are free text. holds is "the file
  * holds" or, for a save, "the model has". */
+/* The description "arch spec=SPEC input=C,H,W|F dtype=f32|f64" of tapegrad train --arch:
+ * the tensors tg_nn_from_spec makes for it, listed from the spec without building it (so
+ * it costs nothing however large it claims to be), must be the file's. */
+static int check_arch(const char *path, const model_file *mf, const char *text, const char *holds,
+                      tg_status *st)
+{
+    char spec[MAX_META + 1], input[64], dtype[8];
+    if (sscanf(text, "arch spec=%4096s input=%63s dtype=%7s", spec, input, dtype) != 3)
+        return TG_OK;
+    int64_t in[3];
+    int nd = 0;
+    for (const char *p = input; *p;) {
+        char *e;
+        errno = 0;
+        long long v = strtoll(p, &e, 10);
+        if (errno || e == p || v <= 0 || nd == 3 || (*e && *e != ',') || (*e == ',' && !e[1]))
+            return tg_status_set(st, TG_EFORMAT,
+                                 "%s: the description's input '%s' is not C,H,W or a width", path,
+                                 input);
+        in[nd++] = v;
+        p = *e ? e + 1 : e;
+    }
+    if (nd != 1 && nd != 3)
+        return tg_status_set(st, TG_EFORMAT,
+                             "%s: the description's input '%s' is not C,H,W or a width", path,
+                             input);
+    if (strcmp(dtype, mf->dtype == 1 ? "f32" : "f64") != 0)
+        return tg_status_set(st, TG_EFORMAT, "%s: the description says dtype=%s, %s %s tensors",
+                             path, dtype, holds, mf->dtype == 1 ? "f32" : "f64");
+    int *nds = malloc(sizeof *nds * MAX_TENSORS);
+    int64_t(*dims)[4] = malloc(sizeof *dims * MAX_TENSORS);
+    tg_status why = {0};
+    int n = nds && dims ? tg_nn_spec_tensor_shapes(spec, nd, in, MAX_TENSORS, nds, dims, &why) : -2;
+    int rc = TG_OK;
+    if (n == -2) rc = tg_status_set(st, TG_ENOMEM, "%s: out of memory", path);
+    else if (n < 0)
+        rc = tg_status_set(st, TG_EFORMAT, "%s: the description's spec: %s", path, why.msg);
+    else if ((uint32_t)n != mf->count)
+        rc = tg_status_set(st, TG_EFORMAT,
+                           "%s: the description (arch %.60s) asks for %d tensors, %s %u", path,
+                           spec, n, holds, mf->count);
+    for (uint32_t i = 0; !rc && i < mf->count; i++) {
+        uint64_t fd[TG_MAX_DIMS], want[4];
+        uint32_t fnd = 0;
+        size_t off = mf->at[i];
+        tensor_at(path, mf, i, &off, &fnd, fd, NULL); /* checked by walk */
+        bool same = fnd == (uint32_t)nds[i];
+        for (int d = 0; d < nds[i]; d++) want[d] = (uint64_t)dims[i][d];
+        for (uint32_t d = 0; same && d < fnd; d++) same = fd[d] == want[d];
+        if (!same) {
+            char a[160], b[96];
+            rc = tg_status_set(st, TG_EFORMAT,
+                               "%s: tensor %u is %s, the description (arch %.60s) wants %s", path,
+                               i, dims_str(fnd, fd, a, sizeof a), spec,
+                               dims_str((uint32_t)nds[i], want, b, sizeof b));
+        }
+    }
+    free(nds);
+    free(dims);
+    return rc;
+}
+
 static int check_description(const char *path, const model_file *mf, const char *holds,
                              tg_status *st)
 {
     char text[MAX_META + 1], layers[512], act[32], dtype[8];
     memcpy(text, mf->meta, mf->meta_len);
     text[mf->meta_len] = '\0';
+    if (strncmp(text, "arch ", 5) == 0) return check_arch(path, mf, text, holds, st);
     double dropout;
     int bn;
     /* NOLINTNEXTLINE(cert-err34-c): all 5 fields must match; the values are checked after */

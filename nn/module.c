@@ -190,33 +190,172 @@ tg_module *tg_nn_dropout(double p)
     return m;
 }
 
-tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps, tg_dtype dt)
+/* Batch norm over n channels (fn and arg name the constructor and its size argument):
+ * gamma 1, beta 0, running mean 0 and variance 1. */
+static tg_module *batchnorm(const char *fn, const char *arg, int64_t n, double momentum, double eps,
+                            tg_dtype dt)
 {
     clear_status();
-    if (features < 1) {
-        fail(TG_EARG, "tg_nn_batchnorm1d: features = %lld, want >= 1", (long long)features);
+    if (n < 1) {
+        fail(TG_EARG, "%s: %s = %lld, want >= 1", fn, arg, (long long)n);
         return NULL;
     }
     if (!(momentum >= 0 && momentum <= 1)) {
-        fail(TG_EARG, "tg_nn_batchnorm1d: momentum = %g is outside [0, 1]", momentum);
+        fail(TG_EARG, "%s: momentum = %g is outside [0, 1]", fn, momentum);
         return NULL;
     }
     if (!(eps > 0 && isfinite(eps))) {
-        fail(TG_EARG, "tg_nn_batchnorm1d: eps = %g is outside (0, inf)", eps);
+        fail(TG_EARG, "%s: eps = %g is outside (0, inf)", fn, eps);
         return NULL;
     }
-    tg_module *m = module_new("tg_nn_batchnorm1d", NN_BATCHNORM, dt);
+    tg_module *m = module_new(fn, NN_BATCHNORM, dt);
     if (!m) return NULL;
-    m->p[0] = param(dt, 1, &features, 1);
-    m->p[1] = param(dt, 1, &features, 0);
+    m->p[0] = param(dt, 1, &n, 1);
+    m->p[1] = param(dt, 1, &n, 0);
     m->n_p = 2;
-    m->buf[0] = tg_tensor_new(dt, 1, &features);
-    m->buf[1] = tg_tensor_new(dt, 1, &features);
+    m->buf[0] = tg_tensor_new(dt, 1, &n);
+    m->buf[1] = tg_tensor_new(dt, 1, &n);
     m->n_buf = 2;
     m->momentum = momentum, m->eps = eps;
-    if (!m->p[0] || !m->p[1] || !m->buf[0] || !m->buf[1]) return no_memory("tg_nn_batchnorm1d", m);
+    if (!m->p[0] || !m->p[1] || !m->buf[0] || !m->buf[1]) return no_memory(fn, m);
     tg_tensor_fill(m->buf[1], 1);
     return m;
+}
+
+tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps, tg_dtype dt)
+{
+    return batchnorm("tg_nn_batchnorm1d", "features", features, momentum, eps, dt);
+}
+
+tg_module *tg_nn_batchnorm2d(int64_t channels, double momentum, double eps, tg_dtype dt)
+{
+    tg_module *m = batchnorm("tg_nn_batchnorm2d", "channels", channels, momentum, eps, dt);
+    if (m) m->bn2d = true;
+    return m;
+}
+
+/* Window geometry limit: sizes past it would overflow the output size arithmetic. */
+#define GEOM_MAX ((int64_t)1 << 40)
+
+/* Checks one geometry value v (name[axis] of fn): lo <= v <= GEOM_MAX. */
+static bool geom_ok(const char *fn, const char *name, int axis, int64_t v, int64_t lo,
+                    const char *note)
+{
+    if (v >= lo && v <= GEOM_MAX) return true;
+    if (axis < 0)
+        fail(TG_EARG, "%s: %s = %lld, want %lld..2^40%s", fn, name, (long long)v, (long long)lo,
+             note);
+    else
+        fail(TG_EARG, "%s: %s[%d] = %lld, want %lld..2^40%s", fn, name, axis, (long long)v,
+             (long long)lo, note);
+    return false;
+}
+
+tg_module *tg_nn_conv2d(int64_t in_ch, int64_t out_ch, int64_t kh, int64_t kw,
+                        const tg_conv2d_opts *o, bool bias, tg_dtype dt)
+{
+    static const char fn[] = "tg_nn_conv2d";
+    clear_status();
+    tg_conv2d_opts c = {0};
+    if (o) c = *o;
+    if (in_ch < 1 || out_ch < 1) {
+        fail(TG_EARG, "%s: %s = %lld, want >= 1", fn, in_ch < 1 ? "in_ch" : "out_ch",
+             (long long)(in_ch < 1 ? in_ch : out_ch));
+        return NULL;
+    }
+    if (!geom_ok(fn, "kh", -1, kh, 1, "") || !geom_ok(fn, "kw", -1, kw, 1, "")) return NULL;
+    for (int a = 0; a < 2; a++)
+        if (!geom_ok(fn, "stride", a, c.stride[a], 0, " (0 means 1)") ||
+            !geom_ok(fn, "padding", a, c.padding[a], 0, "") ||
+            !geom_ok(fn, "dilation", a, c.dilation[a], 0, " (0 means 1)"))
+            return NULL;
+    for (int a = 0; a < 2; a++) { /* both factors <= 2^40: no overflow */
+        int64_t k = a ? kw : kh, ext = (c.dilation[a] ? c.dilation[a] : 1) * (k - 1) + 1;
+        if (ext > GEOM_MAX) {
+            fail(TG_EARG,
+                 "%s: the dilated kernel on axis %d, dilation[%d] (k - 1) + 1 = %lld, "
+                 "is more than 2^40",
+                 fn, 2 + a, a, (long long)ext);
+            return NULL;
+        }
+    }
+    if (c.groups < 0) {
+        fail(TG_EARG, "%s: groups = %lld, want >= 0 (0 means 1)", fn, (long long)c.groups);
+        return NULL;
+    }
+    int64_t g = c.groups ? c.groups : 1;
+    if (in_ch % g || out_ch % g) {
+        fail(TG_EARG, "%s: groups = %lld does not divide %s = %lld", fn, (long long)g,
+             in_ch % g ? "in_ch" : "out_ch", (long long)(in_ch % g ? in_ch : out_ch));
+        return NULL;
+    }
+    int64_t ws[4] = {out_ch, in_ch / g, kh, kw}, numel = 1;
+    for (int d = 0; d < 4; d++) {
+        if (numel > TG_MAX_NUMEL / ws[d]) {
+            fail(TG_EARG, "%s: %lld x %lld x %lld x %lld weights are more than 2^48", fn,
+                 (long long)ws[0], (long long)ws[1], (long long)kh, (long long)kw);
+            return NULL;
+        }
+        numel *= ws[d];
+    }
+    tg_module *m = module_new(fn, NN_CONV2D, dt);
+    if (!m) return NULL;
+    m->conv = c;
+    m->kernel[0] = kh, m->kernel[1] = kw;
+    m->p[0] = param(dt, 4, ws, 0);
+    m->n_p = 1;
+    if (bias) m->p[m->n_p++] = param(dt, 1, &out_ch, 0);
+    if (!m->p[0] || (bias && !m->p[1])) return no_memory(fn, m);
+    tg_rng rng;
+    tg_rng_seed(&rng, 0);
+    tg_nn_init(m, TG_INIT_UNIFORM, 0, &rng);
+    return m;
+}
+
+/* A pooling layer of kind (max or average) over o's windows. */
+static tg_module *pool(const char *fn, int kind, const tg_pool2d_opts *o)
+{
+    clear_status();
+    if (!o) {
+        fail(TG_EARG, "%s: the options are NULL (the kernel size is needed)", fn);
+        return NULL;
+    }
+    for (int a = 0; a < 2; a++)
+        if (!geom_ok(fn, "kernel", a, o->kernel[a], 1, "") ||
+            !geom_ok(fn, "stride", a, o->stride[a], 0, " (0 means the kernel size)") ||
+            !geom_ok(fn, "padding", a, o->padding[a], 0, ""))
+            return NULL;
+    for (int a = 0; a < 2; a++)
+        if (o->padding[a] > o->kernel[a] / 2) {
+            fail(TG_EARG, "%s: padding[%d] = %lld is more than half the kernel (%lld)", fn, a,
+                 (long long)o->padding[a], (long long)o->kernel[a]);
+            return NULL;
+        }
+    tg_module *m = module_new(fn, kind, TG_F32);
+    if (m) m->pool = *o;
+    return m;
+}
+
+tg_module *tg_nn_max_pool2d(const tg_pool2d_opts *o)
+{
+    return pool("tg_nn_max_pool2d", NN_MAX_POOL2D, o);
+}
+
+tg_module *tg_nn_avg_pool2d(const tg_pool2d_opts *o)
+{
+    return pool("tg_nn_avg_pool2d", NN_AVG_POOL2D, o);
+}
+
+tg_module *tg_nn_global_avg_pool2d(void)
+{
+    clear_status();
+    return module_new("tg_nn_global_avg_pool2d", NN_GLOBAL_AVG_POOL2D, TG_F32);
+}
+
+tg_module *tg_nn_flatten(void)
+{
+    clear_status();
+    return module_new("tg_nn_flatten", NN_FLATTEN, TG_F32);
 }
 
 tg_module *tg_nn_sequential(void)
@@ -365,6 +504,24 @@ static bool fused_act(const tg_module *lin, const tg_module *next, tg_act *act, 
     }
 }
 
+/* x [N, ...] as [N, product of the rest]; a matrix is returned as it is. */
+static tg_tensor *flatten(tg_tape *tp, tg_tensor *x)
+{
+    int nd = tg_tensor_ndim(x);
+    if (nd < 2) {
+        char a[64];
+        tg_tape_fail(tp, TG_ESHAPE,
+                     "tg_nn_forward: flatten: x is %s, want [N, ...] of 2 or more "
+                     "dimensions",
+                     tg_shape_str(x, a, sizeof a));
+        return NULL;
+    }
+    if (nd == 2) return x;
+    int64_t shape[2] = {tg_tensor_dim(x, 0), 1};
+    for (int d = 1; d < nd; d++) shape[1] *= tg_tensor_dim(x, d);
+    return tg_reshape(tp, x, 2, shape);
+}
+
 tg_tensor *tg_nn_forward(tg_module *m, tg_tape *tp, tg_tensor *x)
 {
     if (!tp) return NULL;
@@ -380,7 +537,18 @@ tg_tensor *tg_nn_forward(tg_module *m, tg_tape *tp, tg_tensor *x)
     case NN_LINEAR: return tg_linear(tp, x, P(m, 0), P(m, 1));
     case NN_PRELU: return tg_prelu(tp, x, P(m, 0));
     case NN_DROPOUT: return tg_dropout(tp, x, m->alpha, m->training);
+    case NN_CONV2D: return tg_conv2d(tp, x, P(m, 0), m->n_p > 1 ? P(m, 1) : NULL, &m->conv);
+    case NN_MAX_POOL2D: return tg_max_pool2d(tp, x, &m->pool);
+    case NN_AVG_POOL2D: return tg_avg_pool2d(tp, x, &m->pool);
+    case NN_GLOBAL_AVG_POOL2D: return tg_global_avg_pool2d(tp, x);
+    case NN_FLATTEN: return flatten(tp, x);
     case NN_BATCHNORM:
+        if (m->bn2d && tg_tensor_ndim(x) != 4) {
+            char a[64];
+            tg_tape_fail(tp, TG_ESHAPE, "tg_nn_forward: batchnorm2d: x is %s, want [N,C,H,W]",
+                         tg_shape_str(x, a, sizeof a));
+            return NULL;
+        }
         return tg_batch_norm(tp, x, P(m, 0), P(m, 1), m->buf[0], m->buf[1], m->momentum, m->eps,
                              m->training);
     case NN_SEQUENTIAL:
@@ -507,27 +675,75 @@ int tg_nn_bind_params(tg_module *m, tg_tensor *const *params, int n)
     return TG_OK;
 }
 
-static int describe(const tg_module *m, FILE *f, int depth)
+/* "[1,8,26,26]" into buf. */
+static const char *dims_str(int nd, const int64_t *s, char *buf, size_t size)
+{
+    size_t k = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < nd && k < size; d++)
+        k += (size_t)snprintf(buf + k, size - k, "%s%lld", d ? "," : "", (long long)s[d]);
+    if (k < size) snprintf(buf + k, size - k, "]");
+    return buf;
+}
+
+static int64_t or1(int64_t v) { return v ? v : 1; }
+
+/* A pooling layer's stride on axis a: 0 means the kernel size. */
+static int64_t pool_stride(const tg_module *m, int a)
+{
+    return m->pool.stride[a] ? m->pool.stride[a] : m->pool.kernel[a];
+}
+
+/* The layer's kind and settings, one line without its newline (a container: its size). */
+static void layer_text(const tg_module *m, char *t, size_t size)
 {
     char a[64], b[64];
-    fprintf(f, "%*s", 2 * depth, "");
+    const tg_conv2d_opts *c = &m->conv;
+    const tg_pool2d_opts *o = &m->pool;
+    int64_t in_ch = m->kind == NN_CONV2D ? tg_tensor_dim(m->p[0], 1) * or1(c->groups) : 0;
     switch (m->kind) {
     case NN_LINEAR:
-        fprintf(f, "linear %lld -> %lld (weight %s, bias %s)\n",
-                (long long)tg_tensor_dim(m->p[0], 0), (long long)tg_tensor_dim(m->p[0], 1),
-                tg_shape_str(m->p[0], a, sizeof a), tg_shape_str(m->p[1], b, sizeof b));
+        snprintf(t, size, "linear %lld -> %lld (weight %s, bias %s)",
+                 (long long)tg_tensor_dim(m->p[0], 0), (long long)tg_tensor_dim(m->p[0], 1),
+                 tg_shape_str(m->p[0], a, sizeof a), tg_shape_str(m->p[1], b, sizeof b));
         break;
-    case NN_ACT: fprintf(f, "%s\n", ACTS[m->act]); break;
-    case NN_PRELU: fprintf(f, "prelu (alpha %s)\n", tg_shape_str(m->p[0], a, sizeof a)); break;
-    case NN_DROPOUT: fprintf(f, "dropout p=%g\n", m->alpha); break;
+    case NN_ACT: snprintf(t, size, "%s", ACTS[m->act]); break;
+    case NN_PRELU: snprintf(t, size, "prelu (alpha %s)", tg_shape_str(m->p[0], a, sizeof a)); break;
+    case NN_DROPOUT: snprintf(t, size, "dropout p=%g", m->alpha); break;
     case NN_BATCHNORM:
-        fprintf(f, "batchnorm1d %lld (momentum %g, eps %g)\n", (long long)tg_tensor_dim(m->p[0], 0),
-                m->momentum, m->eps);
+        snprintf(t, size, "batchnorm%s %lld (momentum %g, eps %g)", m->bn2d ? "2d" : "1d",
+                 (long long)tg_tensor_dim(m->p[0], 0), m->momentum, m->eps);
         break;
-    default:
-        fprintf(f, "sequential (%d layers)\n", m->n_children);
-        for (int i = 0; i < m->n_children; i++) describe(m->children[i], f, depth + 1);
+    case NN_CONV2D:
+        if (m->n_p > 1) snprintf(b, sizeof b, "bias %s", tg_shape_str(m->p[1], a, sizeof a));
+        else snprintf(b, sizeof b, "no bias");
+        snprintf(t, size,
+                 "conv2d %lld -> %lld, kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld, "
+                 "dilation %lldx%lld, groups %lld (weight %s, %s)",
+                 (long long)in_ch, (long long)tg_tensor_dim(m->p[0], 0), (long long)m->kernel[0],
+                 (long long)m->kernel[1], (long long)or1(c->stride[0]),
+                 (long long)or1(c->stride[1]), (long long)c->padding[0], (long long)c->padding[1],
+                 (long long)or1(c->dilation[0]), (long long)or1(c->dilation[1]),
+                 (long long)or1(c->groups), tg_shape_str(m->p[0], a, sizeof a), b);
+        break;
+    case NN_MAX_POOL2D:
+    case NN_AVG_POOL2D:
+        snprintf(t, size, "%s kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld",
+                 m->kind == NN_MAX_POOL2D ? "max_pool2d" : "avg_pool2d", (long long)o->kernel[0],
+                 (long long)o->kernel[1], (long long)pool_stride(m, 0),
+                 (long long)pool_stride(m, 1), (long long)o->padding[0], (long long)o->padding[1]);
+        break;
+    case NN_GLOBAL_AVG_POOL2D: snprintf(t, size, "global_avg_pool2d"); break;
+    case NN_FLATTEN: snprintf(t, size, "flatten"); break;
+    default: snprintf(t, size, "sequential (%d layers)", m->n_children);
     }
+}
+
+static int describe(const tg_module *m, FILE *f, int depth)
+{
+    char t[320];
+    layer_text(m, t, sizeof t);
+    fprintf(f, "%*s%s\n", 2 * depth, "", t);
+    for (int i = 0; i < m->n_children; i++) describe(m->children[i], f, depth + 1);
     return TG_OK;
 }
 
@@ -535,4 +751,146 @@ int tg_nn_describe(const tg_module *m, FILE *f)
 {
     if (!m || !f) return TG_EARG;
     return describe(m, f, 0);
+}
+
+/* The output size of a window of extent ext (d (k - 1) + 1) sliding with stride st over n
+ * elements padded by p on both sides, or -1 when the window is larger than that. */
+static int64_t windows(int64_t n, int64_t p, int64_t ext, int64_t st)
+{
+    int64_t room = n + 2 * p - ext;
+    return room < 0 ? -1 : room / st + 1;
+}
+
+/* m's output shape for an input of shape (*nd, s), in place: TG_OK, or TG_ESHAPE with the
+ * reason in why. The ops' shape rules, without running them. */
+static int out_shape(const tg_module *m, int *nd, int64_t *s, char *why, size_t size)
+{
+    char in[160];
+    dims_str(*nd, s, in, sizeof in);
+    int64_t c = m->n_p ? tg_tensor_dim(m->p[0], 0) : 0;
+    switch (m->kind) {
+    case NN_SEQUENTIAL:
+        for (int i = 0; i < m->n_children; i++)
+            if (out_shape(m->children[i], nd, s, why, size)) return TG_ESHAPE;
+        return TG_OK;
+    case NN_LINEAR:
+        if (*nd < 1 || s[*nd - 1] != c) break;
+        s[*nd - 1] = tg_tensor_dim(m->p[0], 1);
+        return TG_OK;
+    case NN_ACT:
+        if (*nd < 1 && (m->act == A_SOFTMAX || m->act == A_LOG_SOFTMAX)) break;
+        return TG_OK;
+    case NN_PRELU:
+        if (c != 1 && (*nd < 1 || s[*nd - 1] != c)) break;
+        return TG_OK;
+    case NN_DROPOUT: return TG_OK;
+    case NN_BATCHNORM:
+        if (*nd < 2 || s[1] != c || (m->bn2d && *nd != 4)) break;
+        return TG_OK;
+    case NN_CONV2D: {
+        int64_t g = or1(m->conv.groups), ho[2];
+        if (*nd != 4 || s[1] != tg_tensor_dim(m->p[0], 1) * g) break;
+        for (int a = 0; a < 2; a++) {
+            int64_t ext = or1(m->conv.dilation[a]) * (m->kernel[a] - 1) + 1;
+            ho[a] = windows(s[2 + a], m->conv.padding[a], ext, or1(m->conv.stride[a]));
+            int64_t padded = s[2 + a] + 2 * m->conv.padding[a];
+            if (ho[a] < 1) {
+                snprintf(why, size,
+                         "input %s: the kernel (%lld wide with dilation) is larger "
+                         "than the padded input (%lld) on axis %d",
+                         in, (long long)ext, (long long)padded, 2 + a);
+                return TG_ESHAPE;
+            }
+        }
+        s[1] = c, s[2] = ho[0], s[3] = ho[1];
+        return TG_OK;
+    }
+    case NN_MAX_POOL2D:
+    case NN_AVG_POOL2D: {
+        int64_t ho[2];
+        if (*nd != 4) break;
+        for (int a = 0; a < 2; a++) {
+            ho[a] = windows(s[2 + a], m->pool.padding[a], m->pool.kernel[a], pool_stride(m, a));
+            int64_t padded = s[2 + a] + 2 * m->pool.padding[a];
+            if (ho[a] < 1) {
+                snprintf(why, size,
+                         "input %s: the kernel (%lld) is larger than the padded input "
+                         "(%lld) on axis %d",
+                         in, (long long)m->pool.kernel[a], (long long)padded, 2 + a);
+                return TG_ESHAPE;
+            }
+        }
+        s[2] = ho[0], s[3] = ho[1];
+        return TG_OK;
+    }
+    case NN_GLOBAL_AVG_POOL2D:
+        if (*nd != 4) break;
+        *nd = 2;
+        return TG_OK;
+    case NN_FLATTEN:
+        if (*nd < 2) break;
+        for (int d = 2; d < *nd; d++) s[1] *= s[d];
+        *nd = 2;
+        return TG_OK;
+    }
+    /* a rank or size that does not fit: say what the layer takes */
+    char want[64];
+    switch (m->kind) {
+    case NN_LINEAR: snprintf(want, sizeof want, "[...,%lld]", (long long)c); break;
+    case NN_ACT: snprintf(want, sizeof want, "at least 1 dimension"); break;
+    case NN_PRELU: snprintf(want, sizeof want, "[...,%lld]", (long long)c); break;
+    case NN_BATCHNORM:
+        snprintf(want, sizeof want, m->bn2d ? "[N,%lld,H,W]" : "[N,%lld,...]", (long long)c);
+        break;
+    case NN_CONV2D: {
+        int64_t in_ch = tg_tensor_dim(m->p[0], 1) * or1(m->conv.groups);
+        snprintf(want, sizeof want, "[N,%lld,H,W]", (long long)in_ch);
+        break;
+    }
+    case NN_FLATTEN: snprintf(want, sizeof want, "[N, ...] of 2 or more dimensions"); break;
+    default: snprintf(want, sizeof want, "[N,C,H,W]");
+    }
+    snprintf(why, size, "input %s, want %s", in, want);
+    return TG_ESHAPE;
+}
+
+static int describe_shape(const tg_module *m, FILE *f, int depth, int *nd, int64_t *s)
+{
+    char t[320], why[320], out[160];
+    layer_text(m, t, sizeof t);
+    fprintf(f, "%*s%s", 2 * depth, "", t);
+    long long np = (long long)tg_nn_n_weights(m);
+    if (m->kind == NN_SEQUENTIAL) {
+        int nd2 = *nd;
+        int64_t s2[TG_MAX_DIMS];
+        memcpy(s2, s, sizeof s2);
+        if (out_shape(m, &nd2, s2, why, sizeof why)) fprintf(f, ": out ?, %lld params\n", np);
+        else fprintf(f, ": out %s, %lld params\n", dims_str(nd2, s2, out, sizeof out), np);
+        for (int i = 0; i < m->n_children; i++) {
+            int rc = describe_shape(m->children[i], f, depth + 1, nd, s);
+            if (rc) return rc;
+        }
+        return TG_OK;
+    }
+    if (out_shape(m, nd, s, why, sizeof why)) {
+        fprintf(f, ": does not fit: %s\n", why);
+        return TG_ESHAPE;
+    }
+    fprintf(f, ": out %s, %lld params\n", dims_str(*nd, s, out, sizeof out), np);
+    return TG_OK;
+}
+
+int tg_nn_describe_shape(const tg_module *m, int ndim, const int64_t *in_shape, FILE *f)
+{
+    if (!m || !f || ndim < 0 || ndim > TG_MAX_DIMS || (ndim && !in_shape)) return TG_EARG;
+    int64_t s[TG_MAX_DIMS] = {0};
+    for (int d = 0; d < ndim; d++) {
+        if (in_shape[d] < 0) return TG_EARG;
+        s[d] = in_shape[d];
+    }
+    if (tg_shape_numel(ndim, s) < 0) return TG_EARG; /* more than TG_MAX_NUMEL */
+    char in[160];
+    fprintf(f, "input %s\n", dims_str(ndim, s, in, sizeof in));
+    int nd = ndim;
+    return describe_shape(m, f, 0, &nd, s);
 }

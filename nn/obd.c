@@ -364,7 +364,13 @@ static int lecun_layers(tg_tape *tp, tg_module *m, tg_module **out, int *n)
         return tg_tape_fail(tp, TG_EARG,
                             "tg_hessian_diag_lecun: a %s layer (only linear layers, "
                             "elementwise activations and dropout in eval mode are supported)",
-                            m->kind == NN_BATCHNORM ? "batch norm" : "prelu");
+                            m->kind == NN_BATCHNORM           ? "batch norm"
+                            : m->kind == NN_PRELU             ? "prelu"
+                            : m->kind == NN_CONV2D            ? "conv2d"
+                            : m->kind == NN_MAX_POOL2D        ? "max pool"
+                            : m->kind == NN_AVG_POOL2D        ? "average pool"
+                            : m->kind == NN_GLOBAL_AVG_POOL2D ? "global average pool"
+                                                              : "flatten");
     }
     if (*n == LECUN_MAX_LAYERS)
         return tg_tape_fail(tp, TG_EARG, "tg_hessian_diag_lecun: more than %d layers",

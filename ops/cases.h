@@ -33,7 +33,8 @@ tg_tensor *tg_case_dot(tg_tape *tp, tg_tensor *y);
 
 /* One array per family, defined in ops/cases_<family>.c. */
 #define TG_CASE_FAMILIES(X)                                                                        \
-    X(matmul) X(elementwise) X(unary) X(reduce) X(shape) X(activation) X(loss) X(norm)
+    X(matmul)                                                                                      \
+    X(elementwise) X(unary) X(reduce) X(shape) X(activation) X(loss) X(norm) X(conv) X(pool)
 #define X(fam)                                                                                     \
     extern const tg_op_case tg_cases_##fam[];                                                      \
     extern const int tg_n_cases_##fam;

@@ -403,6 +403,135 @@ static void test_graph_and_gradcheck(void)
     CHECK_STR_HAS(out, ", 0 failed");
 }
 
+/* --arch: a spec instead of --layers, for train, eval and graph. Good specs train, save their
+ * spec in the model ("arch spec=... input=... dtype=...") and eval rebuilds the network from
+ * it; a tiny conv net on 4x4 "images" (a CSV of 16 features, --input-shape 1,4,4) trains
+ * one epoch and round-trips. Bad specs and conflicting options exit 2 at once, naming the
+ * token or the option. */
+static void test_arch(void)
+{
+    char csv[128], img[128], model[128], cmodel[128], args[2048];
+    path(csv, sizeof csv, "arch.csv");
+    path(img, sizeof img, "img.csv");
+    path(model, sizeof model, "arch.tg");
+    path(cmodel, sizeof cmodel, "conv.tg");
+    write_csv(csv);
+    FILE *f = fopen(img, "w");
+    for (int j = 0; j < 16; j++) fprintf(f, "p%d,", j);
+    fprintf(f, "label\n");
+    unsigned r = 11;
+    for (int i = 0; i < 120; i++) { /* class 1: a bright left half */
+        int c = i % 2;
+        for (int j = 0; j < 16; j++) {
+            r = r * 1103515245u + 12345u;
+            fprintf(f, "%.3f,", (double)(r >> 8 & 0xff) / 256.0 + (c && j % 4 < 2 ? 1.0 : 0.0));
+        }
+        fprintf(f, "%d\n", c);
+    }
+    fclose(f);
+    /* an MLP as a spec, with spaces (dropped in the saved description) */
+    snprintf(args, sizeof args,
+             "train --data %s --arch 'linear(8) - relu - dropout(0.1) - linear(2)' --epochs 2 "
+             "--batch 16 --lr 0.05 --log '' --save %s",
+             csv, model);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "model: arch spec=linear(8)-relu-dropout(0.1)-linear(2) input=3 dtype=f32");
+    CHECK_STR_HAS(out, "epoch 2:");
+    snprintf(args, sizeof args, "eval --model %s --data %s", model, csv);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "model: arch spec=linear(8)-relu-dropout(0.1)-linear(2) input=3 dtype=f32");
+    CHECK_STR_HAS(out, "test accuracy");
+    snprintf(args, sizeof args, "eval --model %s --data %s", model, img);
+    CHECK(run(args) == 2);
+    CHECK_STR_HAS(out, "expects 3 features, the data has 16");
+    /* a conv net on [N,1,4,4], f64, with batch norm on its channels */
+    snprintf(args, sizeof args,
+             "train --data %s --arch 'conv(4,3,pad=1)-bn-relu-maxpool(2)-flatten-linear(2)' "
+             "--input-shape 1,4,4 --dtype f64 --epochs 1 --batch 16 --log '' --save %s",
+             img, cmodel);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "arch spec=conv(4,3,pad=1)-bn-relu-maxpool(2)-flatten-linear(2) "
+                       "input=1,4,4 dtype=f64");
+    CHECK_STR_HAS(out, "test accuracy");
+    snprintf(args, sizeof args, "eval --model %s --data %s", cmodel, img);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "input=1,4,4 dtype=f64");
+    CHECK_STR_HAS(out, "confusion matrix");
+    /* graph takes the spec too; Fashion-MNIST's shape [1,28,28] for a conv net */
+    char dot[128];
+    path(dot, sizeof dot, "arch.dot");
+    snprintf(args, sizeof args,
+             "graph --arch 'conv(2,3)-relu-maxpool(2)-flatten-linear(10)' --batch 2 --out %s", dot);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "conv2d");
+    CHECK_STR_HAS(out, "[2,2,13,13]");
+    snprintf(args, sizeof args, "graph --arch 'linear(4)-tanh-linear(3)' --batch 2 --out %s", dot);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "linear_act     -> [2,4]"); /* the input: 784 features */
+
+    char long_spec[1200] = "";
+    for (int i = 0; i < 220; i++) strcat(long_spec, "relu-");
+    strcat(long_spec, "linear(2)");
+    static const struct {
+        const char *args, *names;
+    } cases[] = {
+        {"train --arch 'conv(32,3)-relu-maxpool(0)'",
+         "--arch: token 3 'maxpool(0)': k 0 is below 1"},
+        {"train --data %s --arch 'linear(8)-'", "--arch: token 2 '': empty (a '-' at the end?)"},
+        {"train --data %s --arch ''", "--arch: the spec is empty"},
+        {"train --data %s --arch 'linear(8)-foo'", "--arch: token 2 'foo': unknown layer 'foo'"},
+        {"train --data %s --arch 'linear(8'", "--arch: token 1 'linear(8': missing ')'"},
+        {"train --data %s --arch 'linear(8,2)'", "token 1 'linear(8,2)': too many arguments"},
+        {"train --data %s --arch 'linear(x)'", "token 1 'linear(x)': out: 'x' is not an integer"},
+        {"train --data %s --arch '%l'", "--arch: the spec has 1109 characters, at most 1024"},
+        {"train --data %s --arch 'linear(2)' --layers 3,2", "--layers and --arch: give one"},
+        {"train --data %s --arch 'linear(2)' --act tanh", "--act and --arch: give one"},
+        {"train --data %s --arch 'linear(2)' --dropout 0.1", "--dropout and --arch"},
+        {"train --data %s --arch 'linear(2)' --batchnorm", "--batchnorm and --arch"},
+        {"train --data %s --input-shape 1,1,3", "--input-shape goes with --arch"},
+        {"train --data %s --arch 'linear(3)'", "--arch: the output is [N,3], the data needs [N,2]"},
+        {"train --data %s --arch 'conv(2,1)-flatten-linear(2)'",
+         "the spec starts with a conv or pool, which needs images [C,H,W]: give --input-shape"},
+        {"train --data %i --arch 'conv(2,3)-linear(2)' --input-shape 1,4,4",
+         "--arch: token 2 'linear(2)': linear needs [N,features], the input here is [N,2,2,2]"},
+        {"train --data %i --arch 'conv(2,3)' --input-shape 1,4,4",
+         "--arch: the output is [N,2,2,2], the data needs [N,2]"},
+        {"train --data %i --arch 'conv(2,5)-flatten-linear(2)' --input-shape 1,4,4",
+         "token 1 'conv(2,5)': the 5x5 kernel (dilation 1) is larger than the input [N,1,4,4]"},
+        {"train --data %i --arch 'conv(2,3)-flatten-linear(2)' --input-shape 1,3,3",
+         "--input-shape 1,3,3: 9 elements, the data has 16 features"},
+        {"train --data %i --arch 'conv(2,3)-flatten-linear(2)' --input-shape 1,4",
+         "--input-shape 1,4"},
+        {"train --data %i --arch 'conv(2,3)-flatten-linear(2)' --input-shape abc",
+         "--input-shape abc"},
+        {"train --data %s --arch 'linear(16000000)-linear(2)'",
+         "--arch: 96000002 weights and buffers, more than 50000000"},
+        {"graph --arch 'linear(2)' --layers 3,2", "--layers and --arch"},
+        {"graph --arch 'linear(2'", "--arch: token 1 'linear(2': missing ')'"},
+        {"graph --arch 'conv(2,3)'", "--arch: the output is [N,2,26,26]"},
+        {"graph --input-shape 3", "--input-shape goes with --arch"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char a[2048] = "";
+        for (const char *c = cases[i].args; *c; c++) {
+            size_t k = strlen(a);
+            const char *sub = c[0] != '%'   ? NULL
+                              : c[1] == 's' ? csv
+                              : c[1] == 'i' ? img
+                              : c[1] == 'l' ? long_spec
+                                            : NULL;
+            if (sub) snprintf(a + k, sizeof a - k, "%s", sub), c++;
+            else if (k + 1 < sizeof a) a[k] = *c, a[k + 1] = '\0';
+        }
+        double t0 = now();
+        int rc = run(a);
+        bool ok = rc == 2 && strstr(out, cases[i].names) && !strstr(out, "epoch 1:");
+        if (!ok) printf("  tapegrad %s: exit %d: %s\n", a, rc, out);
+        CHECK(ok);
+        CHECK(now() - t0 < 5);
+    }
+}
+
 static void cleanup(void)
 {
     char cmd[128];
@@ -427,6 +556,7 @@ static const check_case cases[] = {
     TEST(test_outputs_checked_first),
     TEST(test_divergence_stops_at_once),
     TEST(test_graph_and_gradcheck),
+    TEST(test_arch),
     TEST(test_cleanup),
 };
 TEST_MAIN("test_cli", cases)

@@ -193,6 +193,10 @@ enum kind {
     K_CE,
     K_CE_SOFT,
     K_BN,
+    K_CONV2D,
+    K_UNFOLD,
+    K_FOLD,
+    K_POOL,
     K_CUSTOM
 };
 
@@ -201,6 +205,7 @@ typedef tg_tensor *(*fn_s)(tg_tape *, tg_tensor *, double);
 typedef tg_tensor *(*fn2)(tg_tape *, tg_tensor *, tg_tensor *);
 typedef tg_tensor *(*fn_r)(tg_tape *, tg_tensor *, int, bool);
 typedef tg_tensor *(*fn_a)(tg_tape *, tg_tensor *, int);
+typedef tg_tensor *(*fn_pool)(tg_tape *, tg_tensor *, const tg_pool2d_opts *);
 
 enum { F_BIG = 1, F_EMPTY = 2, F_NOMEM = 4 }; /* outcomes the generator must reach */
 
@@ -267,6 +272,11 @@ static const driver drivers[] = {
     D(logistic_loss, K_PAIR, 0),
     D(dropout, K_DROPOUT, F_EMPTY),
     D(batch_norm, K_BN, F_EMPTY),
+    D(conv2d, K_CONV2D, F_BIG | F_EMPTY | F_NOMEM),
+    D(unfold, K_UNFOLD, F_BIG | F_EMPTY | F_NOMEM),
+    D(fold, K_FOLD, F_BIG | F_EMPTY | F_NOMEM),
+    D(max_pool2d, K_POOL, F_BIG | F_EMPTY),
+    D(avg_pool2d, K_POOL, F_BIG | F_EMPTY),
     D(custom, K_CUSTOM, F_BIG | F_EMPTY | F_NOMEM),
 };
 #define N_DRIVERS (int)(sizeof drivers / sizeof drivers[0])
@@ -317,6 +327,76 @@ static tg_tensor *leaf_or_rand(trial *t, int nd, const int64_t *s)
 
 static const int64_t *shape_of(const tg_tensor *x) { return tg_tensor_shape(x); }
 static int nd_of(const tg_tensor *x) { return tg_tensor_ndim(x); }
+
+/* ---- conv2d, unfold, fold: a trial's window options in pb (stride, padding and dilation
+ * per axis, then groups; NULL options if null_pb), the kernel in pa[0..1] and fold's output
+ * size in pa[2..3]; conv2d passes b if flag ---- */
+static const int64_t CONV_WILD[] = {-1,    1 << 17,   P(31),     P(40),
+                                    P(48), P(48) + 1, INT64_MAX, INT64_MIN};
+static int64_t conv_value(void) { return chance(93) ? below(3) : CONV_WILD[below(8)]; }
+static void gen_conv_opts(trial *t)
+{
+    for (int i = 0; i < 6; i++) t->pb[i] = conv_value();
+    t->null_pb = chance(4);
+}
+static void gen_kernel(trial *t)
+{
+    for (int i = 0; i < 2; i++) t->pa[i] = chance(92) ? 1 + below(3) : CONV_WILD[below(8)];
+}
+static const tg_conv2d_opts *conv_opts(const trial *t, tg_conv2d_opts *o)
+{
+    *o = (tg_conv2d_opts){
+        {t->pb[0], t->pb[1]}, {t->pb[2], t->pb[3]}, {t->pb[4], t->pb[5]}, t->pb[6]};
+    return t->null_pb ? NULL : o;
+}
+/* A negative option or one past 2^48 (groups too, for conv2d); the resolved stride,
+ * padding and dilation into r[0..5]. */
+static bool conv_opts_bad(const trial *t, bool groups, int64_t *r)
+{
+    for (int i = 0; i < 6; i++) {
+        int64_t v = t->null_pb ? 0 : t->pb[i];
+        if (v < 0 || v > P(48)) return true;
+        r[i] = v == 0 && (i < 2 || i >= 4) ? 1 : v;
+    }
+    return groups && !t->null_pb && (t->pb[6] < 0 || t->pb[6] > P(48));
+}
+static bool kernel_bad(int64_t kh, int64_t kw)
+{
+    return kh < 1 || kw < 1 || kh > P(48) || kw > P(48);
+}
+/* The window count along an axis, every argument in range: (in + 2p - d(k-1) - 1)/s + 1, or
+ * 0 if the window is wider than the padded input. In double first (exact below 2^53, and
+ * anything above is wider than the padded input). */
+static int64_t windows(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
+{
+    double padded = (double)in + 2.0 * (double)p, span = (double)d * (double)(k - 1) + 1;
+    if (span > padded) return 0;
+    return (in + 2 * p - (d * (k - 1) + 1)) / s + 1;
+}
+
+/* ---- max_pool2d, avg_pool2d: the kernel, stride and padding per axis in pa[0..5] (NULL
+ * options if null_pa) ---- */
+static const int64_t POOL_WILD[] = {-1, 0, 2, P(31), P(40), P(48), INT64_MAX, INT64_MIN};
+static void gen_pool(trial *t)
+{
+    int64_t s[TG_MAX_DIMS];
+    bool grow = chance(20); /* [0,2^47,1,1] with kernel 2, padding 1: an output too large */
+    if (grow) add_leaf(t, 4, (rand_empty_huge(4, 4, s), s));
+    else if (chance(92)) rand_leaf(t, 4, 4);
+    else rand_leaf(t, 3, 5);
+    for (int i = 0; i < 2; i++) {
+        int64_t k = grow && chance(70) ? 2 : 1 + below(3);
+        t->pa[i] = chance(94) ? k : POOL_WILD[below(8)];
+        t->pa[2 + i] = chance(94) ? below(3) : POOL_WILD[below(8)];
+        t->pa[4 + i] = chance(94) ? below(k / 2 + 1) : POOL_WILD[below(8)];
+    }
+    t->null_pa = chance(3);
+}
+static const tg_pool2d_opts *pool_opts(const trial *t, tg_pool2d_opts *o)
+{
+    *o = (tg_pool2d_opts){{t->pa[0], t->pa[1]}, {t->pa[2], t->pa[3]}, {t->pa[4], t->pa[5]}};
+    return t->null_pa ? NULL : o;
+}
 
 static void gen(trial *t)
 {
@@ -523,6 +603,58 @@ static void gen(trial *t)
         t->flag = chance(60);
         break;
     }
+    case K_CONV2D: {
+        x = chance(92) ? rand_leaf(t, 4, 4) : rand_leaf(t, 3, 5);
+        gen_conv_opts(t);
+        int64_t C = nd_of(x) == 4 ? shape_of(x)[1] : 1, u = below(10);
+        int64_t G = u < 5 ? u % 2 : u < 7 ? C : u < 8 ? 2 : u < 9 ? 3 : CONV_WILD[below(8)];
+        t->pb[6] = G;
+        if (G < 1 || G > 3) G = 1;
+        int64_t O = G * (1 + below(2)), Cg = C % G ? C : C / G;
+        s[0] = chance(95) ? O : rand_size(), s[1] = chance(95) ? Cg : rand_size();
+        s[2] = chance(95) ? 1 + below(3) : 0, s[3] = chance(95) ? 1 + below(3) : 0;
+        for (int i = 3; i >= 0 && !leafable(4, s); i--) s[i] = i == 0 ? G : 1;
+        if (chance(95)) leaf_or_rand(t, 4, s);
+        else rand_leaf(t, 0, 5);
+        t->flag = chance(75);
+        if (t->flag) leaf_or_rand(t, 1, chance(90) ? S(s[0]) : S(rand_size()));
+        break;
+    }
+    case K_UNFOLD:
+        if (chance(92)) rand_leaf(t, 4, 4);
+        else rand_leaf(t, 3, 5);
+        gen_conv_opts(t), gen_kernel(t);
+        t->pb[6] = chance(50) ? below(3) : -5; /* ignored */
+        break;
+    case K_FOLD: { /* cols of a geometry, sometimes off by one, or anything */
+        gen_conv_opts(t), gen_kernel(t);
+        for (int i = 2; i < 4; i++) t->pa[i] = chance(90) ? below(5) : CONV_WILD[below(8)];
+        if (chance(15)) { /* a huge output from few windows: strides as large as the sizes */
+            static const int64_t big[] = {1 << 17, P(31), P(40)};
+            for (int i = 0; i < 2; i++) {
+                t->pa[2 + i] = chance(70) ? big[below(3)] : 1 + below(3);
+                t->pb[i] = t->pa[2 + i], t->pb[2 + i] = 0, t->pa[i] = 1;
+            }
+            t->null_pb = false;
+        }
+        int64_t r[6], Ho = 0, Wo = 0;
+        if (!conv_opts_bad(t, false, r) && !kernel_bad(t->pa[0], t->pa[1]) && t->pa[2] >= 0 &&
+            t->pa[3] >= 0 && t->pa[2] <= P(48) && t->pa[3] <= P(48)) {
+            Ho = windows(t->pa[2], t->pa[0], r[0], r[2], r[4]);
+            Wo = windows(t->pa[3], t->pa[1], r[1], r[3], r[5]);
+        }
+        s[0] = rand_size(), s[1] = chance(50) ? 1 : rand_size();
+        bool small = Ho > 0 && Wo > 0 && Ho <= 32 && Wo <= 32 && t->pa[0] <= 32 && t->pa[1] <= 32 &&
+                     s[1] <= P(48);
+        if (small) {
+            s[1] *= t->pa[0] * t->pa[1], s[2] = Ho * Wo;
+            if (chance(10)) s[1 + below(2)] += chance(50) ? 1 : -1;
+        }
+        if (small && chance(92) && leafable(3, s)) add_leaf(t, 3, s);
+        else rand_leaf(t, chance(90) ? 3 : 2, chance(90) ? 3 : 4);
+        break;
+    }
+    case K_POOL: gen_pool(t); break;
     case K_CUSTOM: {
         int n = 1 + (int)below(3);
         for (int k = 0; k < n; k++) rand_leaf(t, 0, 3);
@@ -580,6 +712,22 @@ static tg_tensor *run(tg_tape *tp, const trial *t)
     case K_BN:
         return tg_batch_norm(tp, in[0], in[1], in[2], t->no_rm ? NULL : in[3],
                              t->no_rv ? NULL : in[4], t->fa, t->fb, t->flag);
+    case K_CONV2D: {
+        tg_conv2d_opts o;
+        return tg_conv2d(tp, in[0], in[1], t->flag ? in[2] : NULL, conv_opts(t, &o));
+    }
+    case K_UNFOLD: {
+        tg_conv2d_opts o;
+        return tg_unfold(tp, in[0], t->pa[0], t->pa[1], conv_opts(t, &o));
+    }
+    case K_FOLD: {
+        tg_conv2d_opts o;
+        return tg_fold(tp, in[0], t->pa[2], t->pa[3], t->pa[0], t->pa[1], conv_opts(t, &o));
+    }
+    case K_POOL: {
+        tg_pool2d_opts o;
+        return ((fn_pool)t->d->fn)(tp, in[0], pool_opts(t, &o));
+    }
     default: {
         tg_tensor *many[17];
         for (int i = 0; i < 17; i++) many[i] = in[i < t->n ? i : 0];
@@ -785,6 +933,59 @@ static int ref(const trial *t, expect *e)
         for (int i = 2; i < na; i++) MR *= a[i];
         if (t->flag && C > 0 && MR < 2) return fail_with(e, TG_ESHAPE);
         return out(e, na, a); /* running variances are zeros: never negative */
+    }
+    case K_CONV2D: {
+        int64_t r[6];
+        if (na != 4 || nb != 4 || (t->flag && nd_of(in[2]) != 1)) return fail_with(e, TG_ESHAPE);
+        if (conv_opts_bad(t, true, r)) return fail_with(e, TG_EARG);
+        int64_t G = t->null_pb || t->pb[6] == 0 ? 1 : t->pb[6], C = a[1], O = b[0];
+        if (b[2] < 1 || b[3] < 1 || C % G || O % G || b[1] != C / G) return fail_with(e, TG_ESHAPE);
+        if (t->flag && shape_of(in[2])[0] != O) return fail_with(e, TG_ESHAPE);
+        int64_t Ho = windows(a[2], b[2], r[0], r[2], r[4]),
+                Wo = windows(a[3], b[3], r[1], r[3], r[5]);
+        if (!Ho || !Wo) return fail_with(e, TG_ESHAPE);
+        s[0] = a[0], s[1] = O, s[2] = Ho, s[3] = Wo;
+        return out(e, 4, s);
+    }
+    case K_UNFOLD: {
+        int64_t r[6], kh = t->pa[0], kw = t->pa[1];
+        if (na != 4) return fail_with(e, TG_ESHAPE);
+        if (conv_opts_bad(t, false, r) || kernel_bad(kh, kw)) return fail_with(e, TG_EARG);
+        int64_t Ho = windows(a[2], kh, r[0], r[2], r[4]), Wo = windows(a[3], kw, r[1], r[3], r[5]);
+        if (!Ho || !Wo) return fail_with(e, TG_ESHAPE);
+        const int64_t all[6] = {a[0], a[1], kh, kw, Ho, Wo};
+        if (ref_numel(6, all) < 0) return e->too_big = true, fail_with(e, TG_ESHAPE);
+        s[0] = a[0], s[1] = a[1] * kh * kw, s[2] = Ho * Wo;
+        return out(e, 3, s);
+    }
+    case K_FOLD: {
+        int64_t r[6], kh = t->pa[0], kw = t->pa[1], H = t->pa[2], W = t->pa[3];
+        if (na != 3) return fail_with(e, TG_ESHAPE);
+        if (conv_opts_bad(t, false, r) || kernel_bad(kh, kw)) return fail_with(e, TG_EARG);
+        if (H < 0 || W < 0 || H > P(48) || W > P(48)) return fail_with(e, TG_EARG);
+        int64_t CK = a[1];
+        if (CK > 0 && ((double)kh * (double)kw > (double)CK || CK % (kh * kw)))
+            return fail_with(e, TG_ESHAPE);
+        int64_t Ho = windows(H, kh, r[0], r[2], r[4]), Wo = windows(W, kw, r[1], r[3], r[5]);
+        if (!Ho || !Wo || (double)Ho * (double)Wo != (double)a[2]) return fail_with(e, TG_ESHAPE);
+        s[0] = a[0], s[1] = CK ? CK / (kh * kw) : 0, s[2] = H, s[3] = W;
+        return out(e, 4, s);
+    }
+    case K_POOL: {
+        if (na != 4) return fail_with(e, TG_ESHAPE);
+        if (t->null_pa) return fail_with(e, TG_EARG);
+        for (int i = 0; i < 2; i++) {
+            int64_t k = t->pa[i], st = t->pa[2 + i], p = t->pa[4 + i];
+            if (k < 1 || st < 0 || p < 0 || p > k / 2) return fail_with(e, TG_EARG);
+        }
+        if (a[2] == 0 || a[3] == 0) return fail_with(e, TG_ESHAPE);
+        s[0] = a[0], s[1] = a[1];
+        for (int i = 0; i < 2; i++) { /* (in + 2p - k) / stride + 1, at least 1 */
+            int64_t k = t->pa[i], st = t->pa[2 + i] ? t->pa[2 + i] : k, p = t->pa[4 + i];
+            if (a[2 + i] < k - 2 * p) return fail_with(e, TG_ESHAPE);
+            s[2 + i] = (a[2 + i] - (k - 2 * p)) / st + 1;
+        }
+        return out(e, 4, s);
     }
     default: /* custom */
         if (t->ia < 1 || t->ia > 16 || t->nd < 0 || t->nd > TG_MAX_DIMS ||

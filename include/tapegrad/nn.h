@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "core.h"
+#include "ops.h"
 #include "optim.h"
 #include "tape.h"
 #include "tensor.h"
@@ -52,6 +53,27 @@ TG_API tg_module *tg_nn_dropout(double p);
  * and var 1; momentum in [0, 1] is the running statistics' update rate, eps > 0 (finite)
  * is added to the variance. */
 TG_API tg_module *tg_nn_batchnorm1d(int64_t features, double momentum, double eps, tg_dtype dt);
+/* Batch normalisation of x [N,C,H,W] (channels >= 1) over N, H and W: tg_batch_norm, with
+ * gamma, beta, running statistics, momentum and eps as tg_nn_batchnorm1d's; another rank
+ * is TG_ESHAPE at the forward. */
+TG_API tg_module *tg_nn_batchnorm2d(int64_t channels, double momentum, double eps, tg_dtype dt);
+/* tg_conv2d of x [N,in_ch,H,W] with weight [out_ch, in_ch/groups, kh, kw] and, if bias, a
+ * bias [out_ch]; y [N,out_ch,Ho,Wo]. in_ch, out_ch >= 1; kh, kw in 1..2^40; o (NULL for
+ * the defaults, copied) as ops.h's tg_conv2d_opts: stride, padding and dilation in 0..2^40,
+ * groups >= 0 dividing in_ch and out_ch; the dilated kernel, dilation·(k - 1) + 1,
+ * at most 2^40 on each axis. Initialised TG_INIT_UNIFORM with fan_in =
+ * in_ch/groups·kh·kw, seed 0, bias 0. */
+TG_API tg_module *tg_nn_conv2d(int64_t in_ch, int64_t out_ch, int64_t kh, int64_t kw,
+                               const tg_conv2d_opts *o, bool bias, tg_dtype dt);
+/* tg_max_pool2d / tg_avg_pool2d of x [N,C,H,W] over o's windows (o required, copied):
+ * kernel in 1..2^40, stride in 0..2^40 (0: the kernel size), padding in 0..kernel/2. */
+TG_API tg_module *tg_nn_max_pool2d(const tg_pool2d_opts *o);
+TG_API tg_module *tg_nn_avg_pool2d(const tg_pool2d_opts *o);
+/* tg_global_avg_pool2d: x [N,C,H,W] to [N,C]. */
+TG_API tg_module *tg_nn_global_avg_pool2d(void);
+/* x [N, ...] (2 or more dimensions, TG_ESHAPE otherwise) as [N, product of the rest], by
+ * tg_reshape; a matrix is returned as it is (no node). */
+TG_API tg_module *tg_nn_flatten(void);
 TG_API tg_module *tg_nn_sequential(void);
 /* Appends m to seq. A module belongs to one container and a tree is at most 64 levels deep
  * (a layer is one level, a container one more than its deepest child). TG_EARG, with seq
@@ -92,10 +114,23 @@ TG_API int64_t tg_nn_n_weights(const tg_module *m); /* elements over all paramet
  * order, shapes and dtype as tg_nn_params): for gradient checks of whole models, and for
  * sharing weights. Binding the module's own tensors undoes it. The tensors are borrowed. */
 TG_API int tg_nn_bind_params(tg_module *m, tg_tensor *const *params, int n);
-/* Initialises every linear layer: weights by kind, biases 0 (value for TG_INIT_CONSTANT). */
+/* Initialises every linear and conv2d layer: weights by kind, biases 0 (value for
+ * TG_INIT_CONSTANT). Fans: a linear layer's n_in = in, n_out = out; a conv2d's n_in =
+ * in_ch/groups·kh·kw, n_out = out_ch/groups·kh·kw. TG_INIT_ORTHOGONAL makes a conv2d's
+ * weight orthogonal as the matrix [out_ch, in_ch/groups·kh·kw]. Other layers are left. */
 TG_API int tg_nn_init(tg_module *m, tg_init kind, double value, tg_rng *rng);
 /* One line per layer: its kind and shapes. */
 TG_API int tg_nn_describe(const tg_module *m, FILE *f);
+/* As tg_nn_describe for an input of shape in_shape (ndim dimensions, batch included), after
+ * a line "input [..]": each line ends with the layer's output shape and its parameter
+ * count (": out [1,8,26,26], 80 params"; a container's line with its output and every
+ * parameter inside it, "out ?" if a layer below does not fit). The shapes come from shape
+ * arithmetic, the ops' rules applied without running anything (so it costs nothing and
+ * works for any batch size, and batch norm's need of two values per channel in training
+ * is not checked). Returns 0, TG_EARG (NULL m or f, a bad shape), or TG_ESHAPE when a
+ * layer does not take its input: its line then ends with ": does not fit: " and the reason,
+ * and nothing follows. */
+TG_API int tg_nn_describe_shape(const tg_module *m, int ndim, const int64_t *in_shape, FILE *f);
 
 /* ---- save and load (format: docs/nn.md) ---- */
 /* Writes parameters and buffers to path through a temporary file in the same directory
@@ -207,6 +242,57 @@ TG_API void tg_pruner_apply(tg_pruner *p);
 TG_API int64_t tg_pruner_alive(const tg_pruner *p);
 /* Restores the values and mask saved by the last tg_pruner_prune (undo a prune). */
 TG_API int tg_pruner_undo(tg_pruner *p);
+
+/* ---- architecture specs (nn/spec.c) ----
+ * A Sequential from a compact text, as tapegrad train --arch takes it:
+ *     conv(32,3)-relu-maxpool(2)-conv(64,3,pad=1)-relu-maxpool(2)-flatten-linear(128)-relu-
+ *     dropout(0.3)-linear(10)
+ * Tokens are separated by '-' (outside parentheses); each is a layer name with optional
+ * arguments in parentheses, positional in the order below, then name=value (spaces around
+ * them are ignored). Defaults in brackets; sizes and geometry are integers of at most 2^24.
+ *   conv(out, k, stride [1], pad [0], dilation [1], groups [1], bias [1])  k x k kernel;
+ *       groups divides the input and output channels; bias 0 or 1
+ *   maxpool(k, stride [k], pad [0]), avgpool(...)  k x k windows, pad at most k / 2
+ *   gap  global average pool [N,C,H,W] -> [N,C];  flatten  [N,C,H,W] -> [N, C·H·W]
+ *   linear(out)  needs [N, features]: after a conv or pool, flatten or gap first
+ *   bn(momentum [0.1], eps [1e-5])  batchnorm2d on [N,C,H,W], batchnorm1d on [N,F]
+ *   dropout(p [0.5]), 0 <= p < 1;  prelu(init [0.25]), one learnable alpha
+ *   every activation of tg_nn_activation: relu tanh sigmoid softplus step sign softmax
+ *       log_softmax identity, leaky_relu(alpha [0.01]) and elu(alpha [1]) (alpha 0 is the
+ *       default, as there)
+ * in_shape is one example's shape: [features] (ndim 1) or [C,H,W] (ndim 3); every layer's
+ * input channels or features follow from it. At most TG_NN_SPEC_MAX_LEN characters and
+ * TG_NN_SPEC_MAX_LAYERS tokens. Errors (TG_EARG for the syntax and the argument values,
+ * groups that do not divide the channels and pool padding over half the kernel included;
+ * TG_ESHAPE for shapes: a window larger than its padded input, a conv, pool or gap on
+ * features, a linear layer after a 4-D output, more than 2^48 elements in a tensor, an
+ * in_shape of another rank) name the token and its number, starting at 1:
+ * "token 3 'maxpool(0)': k 0 is below 1". Layers are built by their constructors
+ * (tg_nn_conv2d, ...), initialised as those are; a constructor's failure is reported with
+ * the token too. NULL on failure, with the reason in *st. */
+#define TG_NN_SPEC_MAX_LEN 1024
+#define TG_NN_SPEC_MAX_LAYERS 64
+TG_API tg_module *tg_nn_from_spec(const char *spec, int ndim, const int64_t *in_shape, tg_dtype dt,
+                                  tg_status *st);
+/* What tg_nn_from_spec would build, without allocating it. */
+typedef struct tg_nn_spec_info {
+    int n_layers;      /* tokens */
+    int n_tensors;     /* parameters and buffers: what tg_nn_save writes */
+    int64_t n_weights; /* elements of the parameters (saturated above 2^48) */
+    int64_t n_elems;   /* elements of the parameters and buffers */
+    bool image_input;  /* the first layer that fixes the input's rank is a conv, pool or gap */
+    int out_ndim;      /* one example's output: [out] (1) or [C,H,W] (3) */
+    int64_t out_shape[3];
+} tg_nn_spec_info;
+/* Checks spec for the input in_shape as tg_nn_from_spec does and fills *info (may be NULL);
+ * ndim 0 checks the syntax only (then only n_layers and image_input are filled).
+ * tapegrad train --arch saves the description "arch spec=SPEC input=C,H,W|F dtype=f32|f64"
+ * (no spaces in SPEC); tg_nn_save_meta, tg_nn_load and tg_nn_read_meta check one of that
+ * form against the file's tensors as they check the mlp form, from the spec's list of
+ * tensors (nothing is built: no memory for the tensors it describes). */
+TG_API int tg_nn_spec_check(const char *spec, int ndim, const int64_t *in_shape,
+                            tg_nn_spec_info *info, tg_status *st);
+/* ---- end of architecture specs ---- */
 
 #ifdef __cplusplus
 }

@@ -189,6 +189,53 @@ TG_API tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_
                                 tg_tensor *running_mean, tg_tensor *running_var, double momentum,
                                 double eps, bool training);
 
+/* ---- convolution and pooling, on NCHW tensors ---- */
+/* The geometry of a 2-D window sliding over [H, W]: per axis (0 = H, 1 = W) the stride
+ * (0 means 1), the zero padding on both sides, and the dilation (0 means 1); groups (0
+ * means 1) splits the channels for conv2d. A zeroed struct, or NULL, is stride 1, no
+ * padding, dilation 1, one group. Output size per axis: (in + 2 pad - dil (k - 1) - 1) /
+ * stride + 1, which must be >= 1 (TG_ESHAPE: the kernel is larger than the padded
+ * input). Negative values, and values past 2^48 (TG_MAX_NUMEL), are TG_EARG. */
+typedef struct tg_conv2d_opts {
+    int64_t stride[2], padding[2], dilation[2];
+    int64_t groups;
+} tg_conv2d_opts;
+/* y[n,o] = b[o] + Σ_{c in o's group, i, j} w[o,c,i,j] · x[n, c, s h + d i - p, s w + d j - p]:
+ * x [N,C,H,W], w [O, C/groups, kh, kw], b [O] or NULL; y [N,O,Ho,Wo]. C and O divisible by
+ * groups (depthwise: groups = C). As an unfolded input (im2col, in the tape's arena) times
+ * w viewed as [O, C/groups·kh·kw], one GEMM per group and image (a 1x1 kernel with stride 1
+ * and no padding multiplies x itself); the gradients are GEMMs with transposition flags and
+ * the fold of the input gradient. An empty kernel (kh or kw 0) is TG_ESHAPE. */
+TG_API tg_tensor *tg_conv2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b,
+                            const tg_conv2d_opts *o);
+/* The 1-D case: x [N,C,L], w [O, C/groups, k], b [O] or NULL; y [N,O,Lo]. Recorded as
+ * conv2d on [N,C,1,L]. */
+TG_API tg_tensor *tg_conv1d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, int64_t stride,
+                            int64_t padding, int64_t dilation, int64_t groups);
+/* im2col, as PyTorch's unfold: x [N,C,H,W] into [N, C·kh·kw, Ho·Wo], every window's
+ * elements as a column (zeros where it reaches into the padding; o->groups is ignored).
+ * fold is its adjoint (col2im): cols [N, C·kh·kw, L] summed back into [N,C,H,W], where L
+ * must be the window count of that geometry and cols' rows a multiple of kh·kw (TG_ESHAPE
+ * otherwise). Kernel sizes from 1, and fold's H and W from 0, up to 2^48 (else TG_EARG). */
+TG_API tg_tensor *tg_unfold(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw,
+                            const tg_conv2d_opts *o);
+TG_API tg_tensor *tg_fold(tg_tape *tp, tg_tensor *cols, int64_t H, int64_t W, int64_t kh,
+                          int64_t kw, const tg_conv2d_opts *o);
+/* Pooling windows: kernel [kh, kw] (>= 1), stride (0 means the kernel size), padding (at
+ * most half the kernel, as in PyTorch). There is no default kernel: NULL options are
+ * TG_EARG. */
+typedef struct tg_pool2d_opts {
+    int64_t kernel[2], stride[2], padding[2];
+} tg_pool2d_opts;
+/* The maximum of each window of x [N,C,H,W] ([N,C,Ho,Wo]); padding counts as -inf, NaN
+ * propagates, the gradient goes to the first maximal element of the window. */
+TG_API tg_tensor *tg_max_pool2d(tg_tape *tp, tg_tensor *x, const tg_pool2d_opts *o);
+/* The mean of each window, padding counted as zeros in the divisor kh·kw (PyTorch's
+ * count_include_pad = true). */
+TG_API tg_tensor *tg_avg_pool2d(tg_tape *tp, tg_tensor *x, const tg_pool2d_opts *o);
+/* The mean over H and W of x [N,C,H,W]: [N,C]. (A mean over the flattened H·W.) */
+TG_API tg_tensor *tg_global_avg_pool2d(tg_tape *tp, tg_tensor *x);
+
 /* ---- user-defined ops ---- */
 /* An op written outside the library: a forward and a backward over plain tensors. Inputs
  * and the output are contiguous, of one dtype. backward must ADD into din[i] (zeroed or
