@@ -223,8 +223,9 @@ static const int64_t MLP_SIZES[4] = {784, 256, 256, 10};
 static const char *mlp_data = "random data"; /* what the MLP trained on, for the report */
 
 /* The first MLP_NB·128 training images (scaled to [0, 1]) and labels of Fashion-MNIST into
- * m->x, m->y; false (nothing kept) if the data set is not installed or does not load. */
-static bool mlp_fashion(mlp *m)
+ * x[0..MLP_NB-1] ([128, 784]) and y; false (nothing kept) if the data set is not installed
+ * or does not load. */
+static bool fashion_batches(tg_tensor **x, tg_tensor **y)
 {
     tg_tensor *img = NULL, *lab = NULL;
     tg_status st;
@@ -236,8 +237,8 @@ static bool mlp_fashion(mlp *m)
     }
     const float *pi = tg_data(img), *pl = tg_data(lab);
     for (int b = 0; b < MLP_NB; b++) {
-        memcpy(tg_data(m->x[b]), pi + (size_t)b * MLP_BATCH * 784, MLP_BATCH * 784 * sizeof(float));
-        memcpy(tg_data(m->y[b]), pl + (size_t)b * MLP_BATCH, MLP_BATCH * sizeof(float));
+        memcpy(tg_data(x[b]), pi + (size_t)b * MLP_BATCH * 784, MLP_BATCH * 784 * sizeof(float));
+        memcpy(tg_data(y[b]), pl + (size_t)b * MLP_BATCH, MLP_BATCH * sizeof(float));
     }
     tg_tensor_free(img), tg_tensor_free(lab);
     return true;
@@ -260,7 +261,7 @@ static void mlp_new(mlp *m)
     for (int b = 0; b < MLP_NB; b++)
         m->x[b] = tg_tensor_new(TG_F32, 2, xs), m->y[b] = tg_tensor_new(TG_F32, 1, ys);
     m->xin = tg_tensor_new(TG_F32, 2, xs), m->yin = tg_tensor_new(TG_F32, 1, ys);
-    m->real = mlp_fashion(m);
+    m->real = fashion_batches(m->x, m->y);
     for (int b = 0; b < MLP_NB && !m->real; b++) {
         tg_tensor_rand_uniform(m->x[b], 0, 1, &rng);
         for (int i = 0; i < MLP_BATCH; i++) tg_set(m->y[b], i, (double)tg_rng_below(&rng, 10));
@@ -384,8 +385,8 @@ static void gemm_paths(float *a, float *b, float *c, double *sup, double *packed
         }
 }
 
-/* The PyTorch MLP runs in a child process (bench/torch/bench.py --part mlp-serve) that
- * answers one repetition per request, so that tapegrad's and PyTorch's repetitions
+/* The PyTorch MLP (and CNN) runs in a child process (bench/torch/bench.py --part mlp-serve,
+ * cnn-serve) that answers one repetition per request, so that tapegrad's and PyTorch's repetitions
  * alternate and both see the same load on a shared machine. */
 typedef struct torch_peer {
     pid_t pid;
@@ -405,7 +406,7 @@ static void peer_stop(torch_peer *p)
     *p = (torch_peer){0};
 }
 
-static bool peer_start(torch_peer *p, int threads)
+static bool peer_start(torch_peer *p, int threads, const char *part)
 {
     *p = (torch_peer){0};
     if (access("/usr/bin/python3", X_OK) != 0 || access(torch_script, R_OK) != 0) return false;
@@ -424,7 +425,7 @@ static bool peer_start(torch_peer *p, int threads)
         dup2(to[0], 0), dup2(from[1], 1);
         close(to[0]), close(to[1]), close(from[0]), close(from[1]);
         if (!freopen("/dev/null", "w", stderr)) _exit(127);
-        execl("/usr/bin/python3", "python3", torch_script, "--part", "mlp-serve", "--threads", th,
+        execl("/usr/bin/python3", "python3", torch_script, "--part", part, "--threads", th,
               (char *)NULL);
         _exit(127);
     }
@@ -471,7 +472,7 @@ static void bench_mlp(int threads, int reps)
     for (int i = 0; i < 784 * 256; i++) ga[i] = gb[i] = 0.001f * (float)(i % 97), gc[i] = 0;
     const int steps = 30;
     torch_peer peer;
-    bool torch = peer_start(&peer, threads);
+    bool torch = peer_start(&peer, threads, "mlp-serve");
     double *ph[3];
     for (int i = 0; i < 3; i++) ph[i] = calloc((size_t)reps, sizeof *ph[i]);
     for (int r = -1; r < reps; r++) {
@@ -539,6 +540,218 @@ static void bench_mlp(int threads, int reps)
         free(frac), free(vs), free(fsame), free(gsame), free(ga), free(gb), free(gc);
     tg_tape_free(tp);
     mlp_free(&m);
+}
+
+/* ---- 2b. convolution layers and the CNN of `tapegrad demo cnn` ----
+ * The two convolutions of examples/cnn.c at its batch of 128, f32, 3x3 kernels, padding 1:
+ * l1 1→32 channels on 28x28 (its input needs no gradient: it is the data), l2 32→64 on
+ * 14x14 (its input needs one). Per layer: the recorded forward (grad mode on, as in
+ * training) and the forward + backward of the sum of its output (the seed of ones that
+ * tg_sum's backward spreads) in milliseconds, the median over
+ * repetitions of the mean of CONV_INNER calls; beside them BLIS alone on the GEMMs of
+ * those calls (one per image: the forward w·cols, [O, 9C]·[9C, HW]; the backward dw +=
+ * dy·colsᵀ and, for l2, dcols = wᵀ·dy), so that the rest (unfold, fold, bias, the tape)
+ * shows. PyTorch's figures (bench.py --part conv) are medians of its own repetitions, run
+ * after tapegrad's, not alternating with them. */
+#define CONV_INNER 10
+
+typedef struct conv_layer {
+    const char *name;
+    int64_t C, H, O;
+    bool dx; /* the input needs a gradient */
+} conv_layer;
+
+static const conv_layer CONV_LAYERS[2] = {{"l1", 1, 28, 32, false}, {"l2", 32, 14, 64, true}};
+
+/* Seconds for one call's GEMMs (forward only, or forward and backward) as raw bli_sgemm
+ * calls, BLIS choosing its path, on buffers of their sizes: b[0] w [O, 9C], b[1] cols
+ * [9C, HW], b[2] y [O, HW], b[3] dw [O, 9C], b[4] dcols [9C, HW]. */
+static double conv_raw_gemms(const conv_layer *l, bool bwd, float *const *b)
+{
+    float one = 1, zero = 0;
+    int64_t O = l->O, K = 9 * l->C, L = l->H * l->H;
+    double t0 = now();
+    for (int n = 0; n < MLP_BATCH; n++) {
+        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, O, L, K, &one, b[0], K, 1, b[1], L, 1,
+                  &zero, b[2], L, 1);
+        if (!bwd) continue;
+        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, O, K, L, &one, b[2], L, 1, b[1], L, 1, &one,
+                  b[3], K, 1);
+        if (l->dx)
+            bli_sgemm(BLIS_TRANSPOSE, BLIS_NO_TRANSPOSE, K, L, O, &one, b[0], K, 1, b[2], L, 1,
+                      &zero, b[4], L, 1);
+    }
+    return now() - t0;
+}
+
+static void bench_conv(int threads, int reps)
+{
+    tg_set_num_threads(threads);
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_tape *tp = tg_tape_new();
+    for (int li = 0; li < 2; li++) {
+        const conv_layer *l = &CONV_LAYERS[li];
+        int64_t xs[4] = {MLP_BATCH, l->C, l->H, l->H}, ws[4] = {l->O, l->C, 3, 3}, bs[1] = {l->O};
+        tg_tensor *x = tg_tensor_new(TG_F32, 4, xs), *w = tg_tensor_new(TG_F32, 4, ws);
+        tg_tensor *b = tg_tensor_new(TG_F32, 1, bs);
+        tg_tensor_rand_uniform(x, 0, 1, &rng);
+        tg_tensor_rand_uniform(w, -0.3, 0.3, &rng);
+        tg_set_requires_grad(w, true), tg_set_requires_grad(b, true);
+        if (l->dx) tg_set_requires_grad(x, true);
+        int64_t K = 9 * l->C, L = l->H * l->H;
+        int64_t sizes[5] = {l->O * K, K * L, l->O * L, l->O * K, K * L};
+        float *rb[5];
+        for (int k = 0; k < 5; k++) {
+            rb[k] = aligned_alloc(64, (size_t)sizes[k] * 4);
+            for (int64_t i = 0; i < sizes[k]; i++) rb[k][i] = 0.01f * (float)(i % (5 + k));
+        }
+        double *v[4];
+        for (int k = 0; k < 4; k++) v[k] = calloc((size_t)reps, sizeof *v[k]);
+        const tg_conv2d_opts o = {.padding = {1, 1}};
+        for (int r = -1; r < reps; r++) {
+            double t[4] = {0, 0, 0, 0};
+            for (int i = 0; i < CONV_INNER; i++) {
+                double t0 = now();
+                tg_tape_reset(tp);
+                if (!tg_conv2d(tp, x, w, b, &o)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+                double t1 = now();
+                tg_tape_reset(tp);
+                tg_tensor *y = tg_sum(tp, tg_conv2d(tp, x, w, b, &o), TG_ALL_AXES, false);
+                if (!y || tg_backward(tp, y)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+                double t2 = now();
+                t[0] += t1 - t0, t[1] += t2 - t1;
+                t[2] += conv_raw_gemms(l, false, rb);
+                t[3] += conv_raw_gemms(l, true, rb);
+            }
+            for (int k = 0; k < 4 && r >= 0; k++) v[k][r] = 1e3 * t[k] / CONV_INNER;
+        }
+        tg_tape_reset(tp);
+        static const char *const what[4] = {"fwd_ms", "fwd_bwd_ms", "raw_gemm_fwd_ms",
+                                            "raw_gemm_fwd_bwd_ms"};
+        for (int k = 0; k < 4; k++) {
+            char key[96];
+            snprintf(key, sizeof key, "conv.%s.t%d.%s", l->name, threads, what[k]);
+            fig(key, "ms", summarise(v[k], reps), false);
+            free(v[k]);
+        }
+        for (int k = 0; k < 5; k++) free(rb[k]);
+        tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b);
+    }
+    tg_tape_free(tp);
+}
+
+/* The CNN of examples/cnn.c as that demo builds it (tg_nn layers, He-uniform weights, Adam
+ * lr 1e-3), one training step on each of the MLP's 16 batches in turn (Fashion-MNIST, or
+ * random data of its shapes), timed like the MLP's step (the batch copied in first,
+ * outside the time), alternating repetition by repetition with PyTorch's same model
+ * (bench.py --part cnn-serve). Also the profile's share of the step spent in BLIS calls
+ * and in the kernels of conv2d and max_pool2d (GEMMs included). */
+#define CNN_STEPS 8
+
+static tg_module *cnn_model(void)
+{
+    const tg_conv2d_opts conv = {.padding = {1, 1}};
+    const tg_pool2d_opts pool = {.kernel = {2, 2}};
+    tg_module *net = tg_nn_sequential();
+    tg_nn_append(net, tg_nn_conv2d(1, 32, 3, 3, &conv, true, TG_F32));
+    tg_nn_append(net, tg_nn_activation("relu", 0, TG_F32));
+    tg_nn_append(net, tg_nn_max_pool2d(&pool));
+    tg_nn_append(net, tg_nn_conv2d(32, 64, 3, 3, &conv, true, TG_F32));
+    tg_nn_append(net, tg_nn_activation("relu", 0, TG_F32));
+    tg_nn_append(net, tg_nn_max_pool2d(&pool));
+    tg_nn_append(net, tg_nn_flatten());
+    tg_nn_append(net, tg_nn_linear(64 * 7 * 7, 128, TG_F32));
+    tg_nn_append(net, tg_nn_activation("relu", 0, TG_F32));
+    if (tg_nn_append(net, tg_nn_linear(128, 10, TG_F32))) {
+        fprintf(stderr, "bench: %s\n", tg_nn_last_status()->msg);
+        tg_nn_free(net);
+        return NULL;
+    }
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_nn_init(net, TG_INIT_HE_UNIFORM, 0, &rng);
+    return net;
+}
+
+static void bench_cnn(int threads, int reps)
+{
+    tg_set_num_threads(threads);
+    tg_module *net = cnn_model();
+    if (!net) return;
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_tensor *bx[MLP_NB], *by[MLP_NB], *params[8];
+    int64_t xs[2] = {MLP_BATCH, 784}, ys[1] = {MLP_BATCH}, img[4] = {MLP_BATCH, 1, 28, 28};
+    for (int b = 0; b < MLP_NB; b++)
+        bx[b] = tg_tensor_new(TG_F32, 2, xs), by[b] = tg_tensor_new(TG_F32, 1, ys);
+    tg_tensor *xin = tg_tensor_new(TG_F32, 4, img), *yin = tg_tensor_new(TG_F32, 1, ys);
+    if (!fashion_batches(bx, by))
+        for (int b = 0; b < MLP_NB; b++) {
+            tg_tensor_rand_uniform(bx[b], 0, 1, &rng);
+            for (int i = 0; i < MLP_BATCH; i++) tg_set(by[b], i, (double)tg_rng_below(&rng, 10));
+        }
+    int np = tg_nn_params(net, params, 8);
+    tg_optim_opts oo;
+    tg_optim_defaults("adam", &oo);
+    oo.lr = 1e-3;
+    tg_status st;
+    tg_optim *opt = tg_optim_new("adam", np, params, &oo, &st);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_profiling(tp, true);
+    double *sps = calloc((size_t)reps, sizeof *sps), *tsps = calloc((size_t)reps, sizeof *tsps);
+    double *vs = calloc((size_t)reps, sizeof *vs), *share[3];
+    for (int k = 0; k < 3; k++) share[k] = calloc((size_t)reps, sizeof *share[k]);
+    torch_peer peer;
+    bool torch = peer_start(&peer, threads, "cnn-serve");
+    int next = 0;
+    for (int r = -1; r < reps; r++) {
+        double t = 0;
+        tg_tape_profile_clear(tp);
+        for (int s = 0; s < CNN_STEPS; s++) {
+            /* the batch's rows into the [128,1,28,28] input: the same bytes */
+            memcpy(tg_data(xin), tg_data(bx[next]), MLP_BATCH * 784 * sizeof(float));
+            tg_tensor_copy(yin, by[next]);
+            next = (next + 1) % MLP_NB;
+            double t0 = now();
+            tg_tape_reset(tp);
+            tg_optim_zero_grad(opt);
+            tg_tensor *loss = tg_cross_entropy(tp, tg_nn_forward(net, tp, xin), yin);
+            if (!loss || tg_backward(tp, loss) || tg_optim_step(opt))
+                fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+            t += now() - t0;
+        }
+        tg_profile_row rows[64], gr;
+        int nr = tg_tape_profile(tp, rows, 64, &gr);
+        double conv = 0, pool = 0;
+        for (int i = 0; i < nr && i < 64; i++) {
+            double k = rows[i].forward_s + rows[i].backward_s;
+            if (strcmp(rows[i].op, "conv2d") == 0) conv += k;
+            if (strcmp(rows[i].op, "max_pool2d") == 0) pool += k;
+        }
+        double tv = torch ? peer_rep(&peer) : (double)NAN;
+        if (torch) usleep(PEER_QUIET_US);
+        torch = torch && !isnan(tv);
+        if (r < 0) continue;
+        sps[r] = MLP_BATCH * CNN_STEPS / t, tsps[r] = tv, vs[r] = sps[r] / tv;
+        share[0][r] = 100 * (gr.forward_s + gr.backward_s) / t;
+        share[1][r] = 100 * conv / t, share[2][r] = 100 * pool / t;
+    }
+    peer_stop(&peer);
+    char key[96];
+    snprintf(key, sizeof key, "cnn.t%d.samples_per_s", threads);
+    figure *f = fig(key, "samples/s", summarise(sps, reps), true);
+    if (torch && f) f->torch = summarise(tsps, reps).med, f->ratio = summarise(vs, reps).med;
+    fig_t("cnn.t%d.gemm_time_share", threads, "%", summarise(share[0], reps));
+    fig_t("cnn.t%d.conv2d_time_share", threads, "%", summarise(share[1], reps));
+    fig_t("cnn.t%d.max_pool2d_time_share", threads, "%", summarise(share[2], reps));
+    for (int k = 0; k < 3; k++) free(share[k]);
+    free(sps), free(tsps), free(vs);
+    tg_tape_free(tp);
+    tg_optim_free(opt);
+    for (int b = 0; b < MLP_NB; b++) tg_tensor_free(bx[b]), tg_tensor_free(by[b]);
+    tg_tensor_free(xin), tg_tensor_free(yin);
+    tg_nn_free(net);
 }
 
 /* ---- 3b. Hessian-vector product on the bench MLP ----
@@ -1048,6 +1261,8 @@ int main(int argc, char **argv)
     int mlp_reps = quick ? 5 : 15;
     bench_mlp(1, mlp_reps);
     bench_mlp(2, mlp_reps);
+    fprintf(stderr, "bench: convolution layers and the CNN training step...\n");
+    for (int th = 1; th <= 2; th++) bench_conv(th, reps), bench_cnn(th, reps);
     tg_set_num_threads(1);
     /* the machine's state during the MLP: on a quiet machine BLIS's 2-thread GEMMs run at
      * 1.9-2x its 1-thread speed (less: the second core was partly taken during the 2-thread
@@ -1122,7 +1337,8 @@ int main(int argc, char **argv)
                 bli_info_get_version_str(), tg_blis_kernels());
         fprintf(jf, "  \"compiler\": \"%s\",\n  \"tapegrad_revision\": \"%s\",\n", __VERSION__,
                 TG_GIT_REV);
-        fprintf(jf, "  \"threads\": {\"overhead\": 1, \"mlp\": [1, 2], \"peak_rss\": 1},\n");
+        fprintf(jf, "  \"threads\": {\"overhead\": 1, \"mlp\": [1, 2], \"conv\": [1, 2], \"cnn\": "
+                    "[1, 2], \"peak_rss\": 1},\n");
         fprintf(jf, "  \"mlp_data\": \"%s\",\n", mlp_data);
         fprintf(jf, "  \"pytorch\": %s,\n  \"pytorch_version\": \"%s\",\n",
                 have_torch ? "true" : "false", have_torch ? tv : "");

@@ -35,7 +35,7 @@ static double test_accuracy(run *r)
 {
     tg_status st;
     tg_batcher *b = tg_batcher_new(&r->test, 1000, false, 0, &st);
-    if (!b) return NAN;
+    if (!b) return (double)NAN;
     bool mode = tg_tape_set_grad_mode(r->tp, false);
     double right = 0;
     int64_t seen = 0;
@@ -195,7 +195,7 @@ int demo_obd_fashion(const char *outdir)
     r.bt = tg_batcher_new(&r.train, BATCH, true, 1, &st);
     r.hess = tg_batcher_new(&r.train, HESS_ROWS, true, 2, &st);
     tg_tensor *start[4] = {0};
-    double obd[N_ROUNDS][2] = {{0}}, mag[N_ROUNDS][2] = {{0}}, base = NAN;
+    double obd[N_ROUNDS][2] = {{0}}, mag[N_ROUNDS][2] = {{0}}, base = (double)NAN;
     int rc = r.net && r.tp && r.bt && r.hess ? 0 : -1;
     if (rc) fprintf(stderr, "obd_fashion: %s\n", st.msg[0] ? st.msg : "out of memory");
     if (!rc) {

@@ -467,7 +467,8 @@ static void test_bad_args(void)
         CHECK(ok && tg_nn_last_status()->code == TG_OK);
         tg_nn_free(ok);
     }
-    const double bad_eps[4] = {0, -1, INFINITY, NAN}, bad_mom[4] = {-0.1, 1.5, NAN, -INFINITY};
+    const double bad_eps[4] = {0, -1, (double)INFINITY, (double)NAN},
+                 bad_mom[4] = {-0.1, 1.5, (double)NAN, -(double)INFINITY};
     for (int i = 0; i < 4; i++) {
         refused(tg_nn_batchnorm2d(4, 0.1, bad_eps[i], TG_F32), TG_EARG,
                 "tg_nn_batchnorm2d: eps = ");
@@ -479,7 +480,7 @@ static void test_bad_args(void)
     refused(tg_nn_batchnorm2d(2, 0.1, 1e-5, (tg_dtype)99), TG_EDTYPE, "tg_nn_batchnorm2d: dtype");
     /* batchnorm1d keeps its own name and argument */
     refused(tg_nn_batchnorm1d(0, 0.1, 1e-5, TG_F32), TG_EARG, "tg_nn_batchnorm1d: features = 0");
-    refused(tg_nn_batchnorm1d(3, 0.1, INFINITY, TG_F32), TG_EARG,
+    refused(tg_nn_batchnorm1d(3, 0.1, (double)INFINITY, TG_F32), TG_EARG,
             "tg_nn_batchnorm1d: eps = inf is outside (0, inf)");
     /* no arguments: they always succeed, and clear the status */
     ok = tg_nn_flatten();

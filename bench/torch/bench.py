@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The PyTorch side of `make bench`: the same workloads as bench/bench.c, printed as
 "key value" lines with the same keys (bench.c reads them and prints the ratios). The MLP
-part runs as a server (--part mlp-serve) that bench.c asks for one repetition at a time,
-alternating with its own, so that both engines see the same machine load.
+and CNN parts run as servers (--part mlp-serve, cnn-serve) that bench.c asks for one
+repetition at a time, alternating with its own, so that both engines see the same machine load.
 Thread counts are applied both through torch.set_num_threads and BLIS_NUM_THREADS, since
 Debian's PyTorch runs its GEMMs on BLIS and torch.set_num_threads does not reach it."""
 import argparse, gzip, os, resource, statistics, subprocess, sys, time
@@ -63,6 +63,62 @@ def mlp_runner(torch):
             opt.zero_grad(); loss = lossf(net(xin), yin); loss.backward(); opt.step()
             t += time.perf_counter() - t0
         return 128 / (t / 30)
+    return rep
+
+def conv_layers(torch, threads, reps):
+    """bench.c's part 2b: the demo CNN's two convolutions (batch 128, 3x3, padding 1; l1
+    1->32 on 28x28 with an input needing no gradient, l2 32->64 on 14x14 with one), the
+    forward with autograd recording and the forward + backward of the output's sum, in ms: the
+    median over repetitions of the mean of 10 calls."""
+    torch.manual_seed(1)
+    F = torch.nn.functional
+    for name, c, h, o, dx in (("l1", 1, 28, 32, False), ("l2", 32, 14, 64, True)):
+        x = torch.rand(128, c, h, h, requires_grad=dx)
+        w = (torch.rand(o, c, 3, 3) * 0.6 - 0.3).requires_grad_(True)
+        b = torch.zeros(o, requires_grad=True)
+        fwd, fb = [], []
+        for r in range(reps + 1):
+            a = t = 0.0
+            for _ in range(10):
+                t0 = time.perf_counter(); y = F.conv2d(x, w, b, padding=1); t1 = time.perf_counter()
+                F.conv2d(x, w, b, padding=1).sum().backward(); t2 = time.perf_counter()
+                a += t1 - t0; t += t2 - t1
+            if r:
+                fwd.append(a / 10 * 1e3); fb.append(t / 10 * 1e3)
+        print(f"conv.{name}.t{threads}.fwd_ms {statistics.median(fwd):.6g}")
+        print(f"conv.{name}.t{threads}.fwd_bwd_ms {statistics.median(fb):.6g}")
+
+def cnn_runner(torch):
+    """One repetition (8 steps) of bench.c's CNN per call, returning samples/s: the model of
+    examples/cnn.c in torch.nn, Adam lr 1e-3, on the MLP's 16 batches (Fashion-MNIST or
+    random), each copied into the input before its step, outside the step's time."""
+    torch.manual_seed(1)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    nb = 16
+    if os.path.isdir(FASHION):
+        x = torch.tensor(load_idx(FASHION + "/train-images-idx3-ubyte.gz")[:nb * 128].reshape(nb, 128, 1, 28, 28),
+                         dtype=torch.float32) / 255
+        y = torch.tensor(load_idx(FASHION + "/train-labels-idx1-ubyte.gz")[:nb * 128].reshape(nb, 128),
+                         dtype=torch.long)
+    else:
+        x = torch.rand(nb, 128, 1, 28, 28); y = torch.randint(0, 10, (nb, 128))
+    xs, ys = [x[i].contiguous() for i in range(nb)], [y[i].contiguous() for i in range(nb)]
+    xin, yin = torch.empty(128, 1, 28, 28), torch.empty(128, dtype=torch.long)
+    lossf = torch.nn.CrossEntropyLoss()
+    state = {"next": 0}
+    def rep():
+        t = 0.0
+        for _ in range(8):
+            b = state["next"]; state["next"] = (b + 1) % nb
+            xin.copy_(xs[b]); yin.copy_(ys[b])
+            t0 = time.perf_counter()
+            opt.zero_grad(); loss = lossf(net(xin), yin); loss.backward(); opt.step()
+            t += time.perf_counter() - t0
+        return 128 / (t / 8)
     return rep
 
 def mlp(torch, reps):
@@ -130,7 +186,7 @@ def main():
         env = dict(os.environ)
         # The MLP is run by bench.c itself through --part mlp-serve, alternating with its
         # own repetitions; --part mlp runs it alone.
-        for part, th in (("overhead", 1), ("hvp", 1)):
+        for part, th in (("overhead", 1), ("hvp", 1), ("conv", 1), ("conv", 2)):
             env["BLIS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(th)
             out = subprocess.run([sys.executable, __file__, "--part", part, "--threads", str(th),
                                   "--reps", str(a.reps)] + (["--quick"] if a.quick else []),
@@ -166,10 +222,17 @@ def main():
             print(f"hvp.{dname}.gradient_ms {g:.6g}")
             print(f"hvp.{dname}.hvp_ms {h:.6g}")
             print(f"hvp.{dname}.hvp_over_gradient {h / g:.6g}")
+    elif a.part == "conv":
+        conv_layers(torch, a.threads, a.reps)
     elif a.part == "mlp":
         print(f"mlp.t{a.threads}.samples_per_s {mlp(torch, a.reps):.6g}")
     elif a.part == "mlp-serve":  # one repetition per line read, for bench.c
         rep = mlp_runner(torch)
+        print("ready", flush=True)
+        for _ in sys.stdin:
+            print(f"{rep():.6g}", flush=True)
+    elif a.part == "cnn-serve":  # the same for the CNN
+        rep = cnn_runner(torch)
         print("ready", flush=True)
         for _ in sys.stdin:
             print(f"{rep():.6g}", flush=True)
