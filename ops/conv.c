@@ -629,5 +629,6 @@ void tg_conv2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *wan
         }
         dx[1] = view(tp, dw, 4, w->shape);
     }
-    if (want[2]) dx[2] = dy3 ? tg_sum(tp, tg_sum(tp, dy3, 2, false), 0, false) : NULL;
+    if (n->n_in > 2 && want[2]) /* the bias, when there is one */
+        dx[2] = dy3 ? tg_sum(tp, tg_sum(tp, dy3, 2, false), 0, false) : NULL;
 }
