@@ -37,7 +37,7 @@ static int64_t out_len(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
     int64_t padded = in + 2 * p;
     if (padded < 1 || (k > 1 && d > (padded - 1) / (k - 1))) return 0;
     int64_t span = d * (k - 1) + 1;
-    return span > padded ? 0 : (padded - span) / s + 1;
+    return span > padded || s < 1 ? 0 : (padded - span) / s + 1; /* s >= 1: read_opts */
 }
 
 /* Reads o (NULL: every default) into g, and the groups (0 means 1) into *groups unless
@@ -351,7 +351,7 @@ tg_tensor *tg_conv2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, cons
                 tg_shapes_str(buf, sizeof buf, n_in, in), b ? ", b [O]" : "");
         return NULL;
     }
-    conv_args a;
+    conv_args a = {0};
     if (conv_check(tp, "conv2d", n_in, in, x->shape, w->shape, o, 4, &a)) return NULL;
     return conv_record(tp, n_in, in, &a);
 }
@@ -393,7 +393,7 @@ tg_tensor *tg_conv1d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, int6
     const int64_t xs[4] = {x->shape[0], x->shape[1], 1, x->shape[2]};
     const int64_t ws[4] = {w->shape[0], w->shape[1], 1, w->shape[2]};
     const tg_conv2d_opts o = {{1, stride}, {0, padding}, {1, dilation}, groups};
-    conv_args a;
+    conv_args a = {0};
     if (conv_check(tp, "conv1d", n_in, in, xs, ws, &o, 3, &a)) return NULL;
     tg_tensor *in4[3] = {tg_reshape(tp, x, 4, xs), tg_reshape(tp, w, 4, ws), b};
     if (!in4[0] || !in4[1]) return NULL;
@@ -443,7 +443,7 @@ void tg_unfold_bwd(tg_node *n)
 tg_tensor *tg_unfold(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw, const tg_conv2d_opts *o)
 {
     char buf[128];
-    geom g;
+    geom g = {0};
     if (tg_op_check(tp, TG_OP_unfold, 1, &x)) return NULL;
     if (x->ndim != 4) {
         tg_fail(tp, TG_ESHAPE, "tg_unfold: x %s: want [N,C,H,W]", tg_shape_str(x, buf, sizeof buf));
@@ -502,7 +502,7 @@ tg_tensor *tg_fold(tg_tape *tp, tg_tensor *cols, int64_t H, int64_t W, int64_t k
                    const tg_conv2d_opts *o)
 {
     char buf[128];
-    geom g;
+    geom g = {0};
     if (tg_op_check(tp, TG_OP_fold, 1, &cols)) return NULL;
     tg_shape_str(cols, buf, sizeof buf);
     if (cols->ndim != 3) {
@@ -526,7 +526,8 @@ tg_tensor *tg_fold(tg_tape *tp, tg_tensor *cols, int64_t H, int64_t W, int64_t k
     char what[192];
     snprintf(what, sizeof what, "cols %s into %lldx%lld", buf, (long long)H, (long long)W);
     if (fit_windows(tp, "fold", what, &g)) return NULL;
-    if (g.Ho > L / g.Wo || g.Ho * g.Wo != L) { /* by division first: Ho·Wo may pass int64_t */
+    if (g.Wo < 1 || g.Ho > L / g.Wo ||
+        g.Ho * g.Wo != L) { /* by division first: Ho·Wo may pass int64_t */
         tg_fail(tp, TG_ESHAPE, "tg_fold: %s: %lld columns, but the geometry has %lldx%lld windows",
                 what, (long long)L, (long long)g.Ho, (long long)g.Wo);
         return NULL;

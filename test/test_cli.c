@@ -470,8 +470,10 @@ static void test_arch(void)
     CHECK_STR_HAS(out, "linear_act     -> [2,4]"); /* the input: 784 features */
 
     char long_spec[1200] = "";
-    for (int i = 0; i < 220; i++) strcat(long_spec, "relu-");
-    strcat(long_spec, "linear(2)");
+    size_t at = 0;
+    for (int i = 0; i < 220; i++)
+        at += (size_t)snprintf(long_spec + at, sizeof long_spec - at, "relu-");
+    snprintf(long_spec + at, sizeof long_spec - at, "linear(2)");
     static const struct {
         const char *args, *names;
     } cases[] = {

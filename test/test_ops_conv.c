@@ -551,7 +551,8 @@ static void test_selfcheck_conv(void)
     check_case_count("fold", count[2], 3);
     for (int i = 0; i < tg_selfcheck_count(); i++) {
         const char *what, *op = tg_selfcheck_op(i, &what);
-        if (strcmp(op, "conv2d") && strcmp(op, "unfold") && strcmp(op, "fold")) continue;
+        if (strcmp(op, "conv2d") != 0 && strcmp(op, "unfold") != 0 && strcmp(op, "fold") != 0)
+            continue;
         tg_selfcheck_result r;
         CHECK(tg_selfcheck_run(i, &r) == TG_OK && r.grad2.max_rel_err <= 1e-6);
     }
