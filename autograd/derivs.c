@@ -204,8 +204,9 @@ int tg_hvp(tg_tape *tp, tg_scalar_fn f, void *ctx, int n, tg_tensor *const *para
     if (rc) return rc;
 
     /* v as constants, g the recorded gradient, h the product (NULL entries: zeros) */
-    tg_tensor **vc = tg_arena_alloc(tp, sizeof *vc * 3 * (size_t)n), **g = vc + n, **h = g + n;
+    tg_tensor **vc = tg_arena_alloc(tp, sizeof *vc * 3 * (size_t)n);
     if (!vc) return tg_fail(tp, TG_ENOMEM, "tg_hvp: out of memory");
+    tg_tensor **g = vc + n, **h = g + n;
     for (int i = 0; i < n; i++) {
         g[i] = h[i] = NULL;
         vc[i] = tg_const(tp, "hvp", (tg_dtype)v[i]->dtype, v[i]->ndim, v[i]->shape, 0);

@@ -310,7 +310,7 @@ static int check_arch(const char *path, const model_file *mf, const char *text, 
                            "%s: the description (arch %.60s) asks for %d tensors, %s %u", path,
                            spec, n, holds, mf->count);
     for (uint32_t i = 0; !rc && i < mf->count; i++) {
-        uint64_t fd[TG_MAX_DIMS], want[4];
+        uint64_t fd[TG_MAX_DIMS], want[TG_MAX_DIMS] = {0};
         uint32_t fnd = 0;
         size_t off = mf->at[i];
         tensor_at(path, mf, i, &off, &fnd, fd, NULL); /* checked by walk */

@@ -186,8 +186,8 @@ void tg_conv2d_fwd(tg_node *n)
         for (int64_t i = 0; i < N; i++) {
             char *yn = y + (size_t)(i * s->O * L) * es;
             if (!s->bias) memset(yn, 0, (size_t)(s->O * L) * es);
-            else if (dt == TG_F32) bias_fill_f32((float *)yn, n->in[2]->data, s->O, L);
-            else bias_fill_f64((double *)yn, n->in[2]->data, s->O, L);
+            else if (dt == TG_F32) bias_fill_f32((float *)(void *)yn, n->in[2]->data, s->O, L);
+            else bias_fill_f64((double *)(void *)yn, n->in[2]->data, s->O, L);
         }
         return;
     }
@@ -197,8 +197,8 @@ void tg_conv2d_fwd(tg_node *n)
         if (!s->direct) walk(g, TO_COLS, dt, xn, s->cols), cols = s->cols;
         double beta = 0; /* the bias first, then the GEMM adds to it */
         if (s->bias) {
-            if (dt == TG_F32) bias_fill_f32((float *)yn, n->in[2]->data, s->O, L);
-            else bias_fill_f64((double *)yn, n->in[2]->data, s->O, L);
+            if (dt == TG_F32) bias_fill_f32((float *)(void *)yn, n->in[2]->data, s->O, L);
+            else bias_fill_f64((double *)(void *)yn, n->in[2]->data, s->O, L);
             beta = 1;
         }
         for (int64_t q = 0; q < G; q++) /* y_q = w_q [Og, K] · cols_q [K, L] */

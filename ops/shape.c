@@ -304,7 +304,7 @@ static void pad_rows(const tg_node *n, void *xd, void *yd, bool back, bool add)
         else memcpy(yd, xd, (size_t)x->numel * es);
         return;
     }
-    int64_t inner = 1, ys[TG_MAX_DIMS], t = 1, idx[TG_MAX_DIMS] = {0}, off = 0;
+    int64_t inner = 1, ys[TG_MAX_DIMS] = {0}, t = 1, idx[TG_MAX_DIMS] = {0}, off = 0;
     for (int d = x->ndim - 1; d > k; d--) inner *= x->shape[d];
     for (int d = x->ndim - 1; d >= 0; d--) ys[d] = t, t *= y->shape[d]; /* y's strides */
     for (int d = 0; d <= k; d++) off += before[d] * ys[d];
