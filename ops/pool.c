@@ -209,6 +209,13 @@ static bool cols_shape(tg_tape *tp, const tg_node *n, int64_t *s)
     return true;
 }
 
+/* dy [N,C,Ho,Wo] repeated over each window: columns of shape s [N, C, kh·kw, Ho·Wo]. */
+static tg_tensor *over_windows(tg_tape *tp, tg_tensor *dy, const int64_t *s)
+{
+    const int64_t s1[4] = {s[0], s[1], 1, s[3]};
+    return tg_broadcast_to(tp, tg_reshape(tp, dy, 4, s1), 4, s);
+}
+
 /* dx = fold(dy at the window's maximum): dy repeated over the window times a constant 0/1
  * mask of where the maximum is. Piecewise linear, so the second derivative is 0. */
 void tg_max_pool2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
@@ -231,9 +238,7 @@ void tg_max_pool2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
             const int64_t i = a / g->W - (oh * g->sh - g->ph), j = a % g->W - (ow * g->sw - g->pw);
             tg_set(mask, (p * kk + i * g->kw + j) * L + l, 1);
         }
-    const int64_t s1[4] = {s[0], s[1], 1, L};
-    tg_tensor *cols = tg_broadcast_to(tp, tg_reshape(tp, dy, 4, s1), 4, s);
-    dx[0] = fold_back(tp, n, tg_mul(tp, cols, mask));
+    dx[0] = fold_back(tp, n, tg_mul(tp, over_windows(tp, dy, s), mask));
 }
 
 /* dx = fold(dy / (kh·kw) repeated over the window). Linear: the second derivative is 0. */
@@ -248,7 +253,6 @@ void tg_avg_pool2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
         return;
     }
     if (!cols_shape(tp, n, s)) return;
-    const int64_t s1[4] = {s[0], s[1], 1, s[3]};
     tg_tensor *d = tg_mul_scalar(tp, dy, 1.0 / ((double)g->kh * (double)g->kw));
-    dx[0] = fold_back(tp, n, tg_broadcast_to(tp, tg_reshape(tp, d, 4, s1), 4, s));
+    dx[0] = fold_back(tp, n, over_windows(tp, d, s));
 }
