@@ -195,14 +195,7 @@ int cmd_graph(int argc, char **argv)
     int in_nd = 0;
     int64_t in[3] = {0};
     if (cli_given(o, n, "arch")) {
-        static const char *const mlp_only[] = {"layers", "act", "dropout", "batchnorm"};
-        for (size_t i = 0; i < sizeof mlp_only / sizeof mlp_only[0]; i++)
-            if (cli_given(o, n, mlp_only[i])) {
-                fprintf(stderr,
-                        "tapegrad: --%s and --arch: give one (--arch describes every layer)\n",
-                        mlp_only[i]);
-                return 2;
-            }
+        if (cli_arch_alone(o, n)) return 2;
         tg_nn_spec_info info;
         if (cli_arch(cli_str(o, n, "arch"), spec, &info) ||
             cli_int(o, n, "batch", 1, 1 << 20, &batch))

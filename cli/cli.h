@@ -55,6 +55,9 @@ bool cli_given(const cli_opt *opts, int n, const char *name);
  * syntax checked (tg_nn_spec_check, ndim 0) into *info; 2 and a message "tapegrad: --arch:
  * token 3 '...': ..." naming the token otherwise. */
 int cli_arch(const char *spec, char *out, tg_nn_spec_info *info);
+/* With --arch given: 1 (after a message) if an MLP option (--layers, --act, --dropout,
+ * --batchnorm) is given too, else 0. */
+int cli_arch_alone(const cli_opt *opts, int n);
 /* The input shape of one example for spec on data of width features: --input-shape
  * (C,H,W or F, of that many elements) when given (shape_opt non-NULL); else [1,s,s] when
  * the spec starts with a conv or pool and images is set and features is s²; else

@@ -185,14 +185,7 @@ static int model_opts(const cli_opt *o, int n, model_desc *m)
     memset(m, 0, sizeof *m);
     const char *act;
     if (cli_given(o, n, "arch")) {
-        static const char *const mlp_only[] = {"layers", "act", "dropout", "batchnorm"};
-        for (size_t i = 0; i < sizeof mlp_only / sizeof mlp_only[0]; i++)
-            if (cli_given(o, n, mlp_only[i])) {
-                fprintf(stderr,
-                        "tapegrad: --%s and --arch: give one (--arch describes every layer)\n",
-                        mlp_only[i]);
-                return 2;
-            }
+        if (cli_arch_alone(o, n)) return 2;
         tg_nn_spec_info info;
         if (cli_arch(cli_str(o, n, "arch"), m->spec, &info)) return 2;
         m->arch = true;

@@ -262,6 +262,18 @@ bool cli_given(const cli_opt *opts, int n, const char *name)
     return o && o->val != o->def;
 }
 
+int cli_arch_alone(const cli_opt *o, int n)
+{
+    static const char *const mlp_only[] = {"layers", "act", "dropout", "batchnorm"};
+    for (size_t i = 0; i < sizeof mlp_only / sizeof mlp_only[0]; i++)
+        if (cli_given(o, n, mlp_only[i])) {
+            fprintf(stderr, "tapegrad: --%s and --arch: give one (--arch describes every layer)\n",
+                    mlp_only[i]);
+            return 1;
+        }
+    return 0;
+}
+
 int cli_arch(const char *spec, char *out, tg_nn_spec_info *info)
 {
     size_t k = 0, len = strlen(spec);
