@@ -186,10 +186,10 @@ int cmd_graph(int argc, char **argv)
         cli_usage_opts(stdout, o, n);
         return 0;
     }
-    long long sizes_ll[32], batch = 32;
+    long long sizes_ll[32] = {0}, batch = 32;
     int ns;
     double dropout = 0;
-    const char *act;
+    const char *act = NULL;
     /* --arch: the spec and one example's shape; the input batch is [batch, features] */
     char spec[TG_NN_SPEC_MAX_LEN + 1];
     int in_nd = 0;
@@ -226,7 +226,7 @@ int cmd_graph(int argc, char **argv)
                 batch, batch, sizes_ll[0], CLI_MAX_WEIGHTS);
         return 2;
     }
-    int64_t sizes[32];
+    int64_t sizes[32] = {0};
     for (int i = 0; i < ns; i++) sizes[i] = sizes_ll[i];
     tg_status st = {0};
     tg_module *net =
