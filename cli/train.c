@@ -377,6 +377,8 @@ static int init_kind(const char *s, const char *act, tg_init *k)
 typedef struct train_cfg {
     long long seed, threads, batch, epochs;
     const char *opt_name, *save, *log_path;
+    const char *ckpt, *resume; /* --checkpoint, --resume */
+    long long ckpt_every;      /* steps between checkpoints; 0: every epoch */
     tg_optim_opts oo;
     int schedule; /* an index into schedules[] */
     model_desc md;
@@ -399,6 +401,10 @@ typedef struct train_run {
     bool tty;
     int epochs_done;
     int64_t steps_per_epoch;
+    /* --resume: the epochs done and the steps into the next, with its loss so far */
+    int64_t start_epoch, start_step, start_seen;
+    double start_sum;
+    bool resumed;
     double train_secs, optim_secs;
     eval_result ev;
     const model_desc *md;
@@ -408,7 +414,7 @@ typedef struct train_run {
 static const char *const schedules[] = {"constant", "step", "exp", "cosine"};
 enum { N_SCHEDULES = sizeof schedules / sizeof schedules[0] };
 enum { N_COMMON = sizeof model_opts_template / sizeof model_opts_template[0] };
-#define TRAIN_MAX_OPTS (N_COMMON + 16)
+#define TRAIN_MAX_OPTS (N_COMMON + 20)
 
 /* Fills o (TRAIN_MAX_OPTS long) with train's options; returns how many. */
 static int train_opt_table(cli_opt *o)
@@ -429,6 +435,11 @@ static int train_opt_table(cli_opt *o)
         {"init", false, "auto", "weight init (auto: he-uniform for relu-like, else xavier-uniform)",
          NULL},
         {"save", false, NULL, "save the trained model to this file", NULL},
+        {"checkpoint", false, NULL,
+         "save the whole run's state to this file after every epoch (docs/cli.md)", NULL},
+        {"checkpoint-every", false, "0",
+         "--checkpoint every this many steps instead (0: after every epoch)", NULL},
+        {"resume", false, NULL, "continue the run of this --checkpoint file", NULL},
         {"log", false, "tapegrad-log.csv",
          "CSV log of the curves (a PNG plot beside it with gnuplot)", NULL},
         {"profile", true, NULL, "print the time of every op kind in the training steps", NULL},
@@ -507,6 +518,17 @@ static int train_config(const cli_opt *o, int n, train_cfg *c)
         return 2;
     }
     c->profile = cli_flag(o, n, "profile");
+    c->ckpt = cli_str(o, n, "checkpoint"), c->resume = cli_str(o, n, "resume");
+    if (cli_int(o, n, "checkpoint-every", 0, 1LL << 40, &c->ckpt_every)) return 2;
+    if ((c->ckpt && !*c->ckpt) || (c->resume && !*c->resume)) {
+        fprintf(stderr, "tapegrad: --%s: the path is empty\n",
+                c->ckpt && !*c->ckpt ? "checkpoint" : "resume");
+        return 2;
+    }
+    if (cli_given(o, n, "checkpoint-every") && !c->ckpt) {
+        fprintf(stderr, "tapegrad: --checkpoint-every: needs --checkpoint PATH\n");
+        return 2;
+    }
     return 0;
 }
 
@@ -550,6 +572,8 @@ static int train_setup(train_cfg *c, train_run *r)
         fprintf(stderr, "tapegrad: %s\n", st.msg);
         return 1;
     }
+    /* a line-search method takes one step an epoch (its schedule was set from the batch) */
+    r->steps_per_epoch = tg_batcher_count(r->bt);
     if (!(r->tp = tg_tape_new())) return 1;
     tg_tape_seed(r->tp, (uint64_t)c->seed);
     return 0;
@@ -567,15 +591,18 @@ static void log_error(train_run *r, const char *log_path)
 static int train_open_outputs(const train_cfg *c, train_run *r)
 {
     if (c->save && cli_check_writable("save", c->save)) return 1;
+    if (c->ckpt && cli_check_writable("checkpoint", c->ckpt)) return 1;
     if (!c->log_path || !*c->log_path) return 0;
     r->log_new = access(c->log_path, F_OK) != 0;
-    if (!(r->log = fopen(c->log_path, "w"))) {
+    bool append = r->resumed && !r->log_new; /* a resumed run goes on with its log */
+    if (!(r->log = fopen(c->log_path, append ? "a" : "w"))) {
         log_error(r, c->log_path);
         r->log_new = false;
         return 1;
     }
-    fprintf(r->log, "epoch,train_loss,test_loss,%s,seconds\n",
-            r->d.classify ? "test_accuracy" : "test_mse");
+    if (!append)
+        fprintf(r->log, "epoch,train_loss,test_loss,%s,seconds\n",
+                r->d.classify ? "test_accuracy" : "test_mse");
     return 0;
 }
 
@@ -588,6 +615,110 @@ static void train_banner(const train_cfg *c, train_run *r)
     printf("model: %s, %lld weights\n", r->desc, (long long)tg_nn_n_weights(r->net));
     printf("training: %s lr %g, batch %lld, %lld epochs, %lld thread%s, seed %lld\n", c->opt_name,
            c->oo.lr, c->batch, c->epochs, c->threads, c->threads > 1 ? "s" : "", c->seed);
+}
+
+/* ---- checkpoints (--checkpoint, --resume) ----
+ * The library's checkpoint holds the model, the optimiser, the batcher and the tape's
+ * generator, with the epochs done and the steps into the next; its caller's blob holds the
+ * loss summed so far in that epoch and the options that shape the run, which a resume must
+ * give again (all but --epochs, which may grow). */
+#define CKPT_TAG "tapegrad train checkpoint 1"
+
+/* The options a resumed run must share with the checkpointed one, as text. */
+static void run_signature(const train_cfg *c, const train_run *r, char *buf, size_t size)
+{
+    const tg_optim_opts *o = &c->oo;
+    snprintf(buf, size,
+             "opt=%s lr=%.17g momentum=%.17g weight-decay=%.17g l2=%.17g clip-norm=%.17g "
+             "schedule=%s batch=%lld seed=%lld init=%d model=%s",
+             c->opt_name, o->lr, o->momentum, o->weight_decay, o->l2, o->clip_norm,
+             schedules[c->schedule], c->batch, c->seed, (int)c->init, r->desc);
+}
+
+/* Saves the run after `epochs` whole epochs and `step` steps of the next (the loss summed
+ * over its seen rows so far); 1 with a message on a failure (the old checkpoint stays). */
+static int save_checkpoint(const train_cfg *c, train_run *r, int64_t epochs, int64_t step,
+                           double sum, int64_t seen)
+{
+    char blob[DESC_SIZE + 512], sig[DESC_SIZE + 300];
+    run_signature(c, r, sig, sizeof sig);
+    int len = snprintf(blob, sizeof blob, "%s\nsum %a\nseen %lld\nepochs %lld\n%s", CKPT_TAG, sum,
+                       (long long)seen, c->epochs, sig);
+    tg_checkpoint ck = {.model = r->net,
+                        .optim = r->opt,
+                        .batcher = r->bt,
+                        .tape = r->tp,
+                        .epoch = epochs,
+                        .step = step,
+                        .meta = r->desc,
+                        .user = blob,
+                        .user_len = len < (int)sizeof blob ? (size_t)len : sizeof blob - 1};
+    tg_status st = {0};
+    if (tg_checkpoint_save(c->ckpt, &ck, &st)) {
+        if (r->tty) fputc('\n', stderr);
+        fprintf(stderr, "tapegrad: --checkpoint: %s\n", st.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* --resume: the run's state from the file, checked against this run's options; 1 (a bad or
+ * mismatched file) or 2 (other options than the checkpointed run's) with a message. */
+static int load_checkpoint(const train_cfg *c, train_run *r)
+{
+    char blob[DESC_SIZE + 513], sig[DESC_SIZE + 300];
+    tg_checkpoint ck = {.model = r->net,
+                        .optim = r->opt,
+                        .batcher = r->bt,
+                        .tape = r->tp,
+                        .user = blob,
+                        .user_cap = sizeof blob - 1};
+    tg_status st = {0};
+    desc_format(r->md, r->desc, sizeof r->desc);
+    if (tg_checkpoint_load(c->resume, &ck, &st)) {
+        fprintf(stderr, "tapegrad: --resume: %s\n", st.msg);
+        return 1;
+    }
+    blob[ck.user_len] = '\0';
+    /* CKPT_TAG, "sum %a", "seen N", "epochs N", then the signature, one a line */
+    char *at = strchr(blob, '\n'), *end = NULL;
+    long long seen = -1, epochs = 0;
+    double sum = (double)NAN;
+    bool ok = at && (size_t)(at - blob) == strlen(CKPT_TAG) &&
+              !strncmp(blob, CKPT_TAG, at - blob) && !strncmp(at + 1, "sum ", 4);
+    if (ok) sum = strtod(at + 5, &end);
+    ok = ok && sscanf(end, "\nseen %lld\nepochs %lld\n", &seen, &epochs) == 2 && seen >= 0;
+    at = ok ? strstr(end, "\nepochs ") : NULL;
+    at = at ? strchr(at + 1, '\n') : NULL;
+    if (!at || !isfinite(sum) || ck.epoch < 0 || ck.epoch > 1000000 || ck.step < 0 ||
+        ck.step > r->steps_per_epoch) {
+        fprintf(stderr, "tapegrad: --resume %s: not a checkpoint of 'tapegrad train'\n", c->resume);
+        return 1;
+    }
+    run_signature(c, r, sig, sizeof sig);
+    if (strcmp(at + 1, sig) != 0) {
+        /* the first option that differs */
+        const char *a = at + 1, *b = sig;
+        while (*a && *a == *b) a++, b++;
+        while (a > at + 1 && a[-1] != ' ') a--, b--;
+        fprintf(stderr,
+                "tapegrad: --resume %s: the checkpointed run had %.*s, this one has %.*s "
+                "(give the options of that run)\n",
+                c->resume, (int)strcspn(a, " "), a, (int)strcspn(b, " "), b);
+        return 2;
+    }
+    if (epochs != c->epochs && c->schedule >= 2)
+        fprintf(stderr,
+                "tapegrad: note: the checkpointed run had --epochs %lld; the %s schedule now "
+                "spans %lld\n",
+                epochs, schedules[c->schedule], c->epochs);
+    r->resumed = true;
+    r->start_epoch = ck.epoch, r->start_step = ck.step;
+    r->start_sum = sum, r->start_seen = seen;
+    r->epochs_done = (int)ck.epoch;
+    printf("resumed: %s after %lld epoch%s and %lld step%s\n", c->resume, (long long)ck.epoch,
+           ck.epoch == 1 ? "" : "s", (long long)ck.step, ck.step == 1 ? "" : "s");
+    return 0;
 }
 
 /* One optimiser step on the batch (x, y), its loss in *lv; 1 with a message on a failure. */
@@ -630,7 +761,9 @@ static int train_epoch(const train_cfg *c, train_run *r, int e, double t0, doubl
     int64_t seen = 0, k = 0;
     tg_tensor *x, *y;
     tg_nn_set_training(r->net, true);
-    tg_batcher_reset(r->bt);
+    if (r->resumed && e == r->start_epoch + 1 && r->start_step > 0) /* in the batcher's place */
+        sum = r->start_sum, seen = r->start_seen, k = r->start_step;
+    else tg_batcher_reset(r->bt);
     if (c->profile && tg_tape_set_profiling(r->tp, true)) {
         fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
         return 1;
@@ -649,6 +782,10 @@ static int train_epoch(const train_cfg *c, train_run *r, int e, double t0, doubl
                     e, (long long)k, isfinite(lv) ? sum : lv);
             return 1;
         }
+        int64_t global = (int64_t)(e - 1) * r->steps_per_epoch + k;
+        if (c->ckpt && c->ckpt_every > 0 && global % c->ckpt_every == 0 &&
+            save_checkpoint(c, r, e - 1, k, sum, seen))
+            return 1;
         double now = cli_now();
         if (now - last > 0.1 || k == r->steps_per_epoch) {
             progress(r->tty, e, (int)c->epochs, k, r->steps_per_epoch, sum / (double)seen,
@@ -684,7 +821,7 @@ static int epoch_report(const train_cfg *c, train_run *r, int e, double train_lo
 /* Every epoch: a pass over the training set, then the test set's loss, printed and logged. */
 static int train_loop(const train_cfg *c, train_run *r)
 {
-    for (int e = 1; e <= c->epochs; e++) {
+    for (int e = (int)r->start_epoch + 1; e <= c->epochs; e++) {
         double t0 = cli_now(), sum;
         int64_t seen;
         if (train_epoch(c, r, e, t0, &sum, &seen)) return 1;
@@ -696,7 +833,11 @@ static int train_loop(const train_cfg *c, train_run *r)
         double secs = cli_now() - t0;
         if (epoch_report(c, r, e, sum / (double)seen, secs, (double)seen / train_time)) return 1;
         r->epochs_done = e;
+        if (c->ckpt && c->ckpt_every == 0 && save_checkpoint(c, r, e, 0, 0, 0)) return 1;
     }
+    /* resumed after the last epoch: the result is the evaluation of the model as it is */
+    if (r->start_epoch >= c->epochs)
+        return evaluate(r->net, r->md, r->tp, &r->d.test, r->d.classify, &r->ev, NULL);
     return 0;
 }
 
@@ -778,6 +919,7 @@ int cmd_train(int argc, char **argv)
         return rc;
     rc = model_fit_data(o, n, &r.d, &c.md);
     if (!rc) rc = train_setup(&c, &r);
+    if (!rc && c.resume) rc = load_checkpoint(&c, &r);
     if (!rc) rc = train_open_outputs(&c, &r);
     if (!rc) {
         train_banner(&c, &r);

@@ -167,49 +167,87 @@ int tg_dataset_standardize(tg_dataset *fit, tg_dataset *other)
 }
 
 /* ---- batches ---- */
+/* A batcher is rank `rank` of `size` (1 of 1 for tg_batcher_new). Every epoch has one
+ * permutation of the rows, the same for any size, cut into global batches of gbatch rows
+ * (the last may be shorter); each global batch of g rows is cut into size contiguous parts,
+ * the first g mod size one row longer, and this rank takes part `rank`. */
 struct tg_batcher {
     const tg_dataset *ds;
-    int64_t batch, pos, *perm;
+    int64_t batch;  /* rows of a full global batch's part (clamped to n) */
+    int64_t gbatch; /* rows of a full global batch: size · batch, or n if that is more */
+    int64_t pos;    /* the next global batch's first position in perm */
+    int64_t grows;  /* rows of the global batch the last tg_batcher_next returned */
+    int64_t *perm;
+    int rank, size;
     bool shuffle;
     tg_rng rng;
-    tg_tensor *x, *y;           /* full batches */
-    tg_tensor *x_last, *y_last; /* the shorter last batch, if any */
+    tg_tensor *x, *y;           /* full parts (batch rows), if there is a full global batch */
+    tg_tensor *x_last, *y_last; /* this rank's part of the shorter last one, if it differs */
 };
+
+/* A new [rows, d] feature tensor for ds and a [rows, ...] target tensor. */
+static bool batch_pair(const tg_dataset *ds, int64_t rows, tg_tensor **x, tg_tensor **y)
+{
+    int64_t xs[2] = {rows, ds->d};
+    *x = ds->x ? like(ds->x, rows) : tg_tensor_new(tg_tensor_dtype(ds->y), 2, xs);
+    *y = like(ds->y, rows);
+    return *x && *y;
+}
+
+static tg_batcher *batcher_new(const char *who, const tg_dataset *ds, int64_t batch, bool shuffle,
+                               uint64_t seed, int rank, int size, tg_status *st)
+{
+    if (!valid_for_batches(ds) || ds->n < 1) {
+        tg_status_set(st, TG_EARG, "%s: empty or malformed data set", who);
+        return NULL;
+    }
+    if (batch < 1) {
+        tg_status_set(st, TG_EARG, "%s: batch size %lld, want >= 1", who, (long long)batch);
+        return NULL;
+    }
+    if (size < 1 || rank < 0 || rank >= size) {
+        tg_status_set(st, TG_EARG, "%s: rank %d of size %d, want size >= 1 and 0 <= rank < size",
+                      who, rank, size);
+        return NULL;
+    }
+    int64_t n = ds->n;
+    if (batch > n) batch = n;
+    /* size · batch > n exactly when batch > n / size: then the epoch is one global batch. */
+    bool full = batch <= n / size;
+    int64_t gbatch = full ? (int64_t)size * batch : n, g_last = full ? n % gbatch : n;
+    int64_t last = g_last ? g_last / size + (rank < g_last % size) : 0; /* this rank's rows */
+    bool own_last = g_last && !(full && last == batch);
+    tg_batcher *b = calloc(1, sizeof *b);
+    bool ok = b != NULL;
+    if (b) {
+        b->ds = ds, b->batch = batch, b->gbatch = gbatch, b->shuffle = shuffle;
+        b->rank = rank, b->size = size;
+        b->perm = malloc(sizeof *b->perm * (size_t)n);
+        ok = b->perm && (!full || batch_pair(ds, batch, &b->x, &b->y)) &&
+             (!own_last || batch_pair(ds, last, &b->x_last, &b->y_last));
+    }
+    if (!ok) {
+        tg_batcher_free(b);
+        tg_status_set(st, TG_ENOMEM, "%s: out of memory", who);
+        return NULL;
+    }
+    tg_rng_seed(&b->rng, seed);
+    for (int64_t i = 0; i < n; i++) b->perm[i] = i;
+    tg_batcher_reset(b);
+    if (st) st->code = TG_OK, st->msg[0] = '\0';
+    return b;
+}
 
 tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch, bool shuffle, uint64_t seed,
                            tg_status *st)
 {
-    if (!valid_for_batches(ds) || ds->n < 1) {
-        tg_status_set(st, TG_EARG, "tg_batcher_new: empty or malformed data set");
-        return NULL;
-    }
-    if (batch < 1) {
-        tg_status_set(st, TG_EARG, "tg_batcher_new: batch size %lld, want >= 1", (long long)batch);
-        return NULL;
-    }
-    if (batch > ds->n) batch = ds->n;
-    tg_batcher *b = calloc(1, sizeof *b);
-    int64_t rest = ds->n % batch;
-    if (b) {
-        b->ds = ds, b->batch = batch, b->shuffle = shuffle;
-        b->perm = malloc(sizeof *b->perm * (size_t)ds->n);
-        int64_t xs[2] = {batch, ds->d}, xr[2] = {rest, ds->d};
-        tg_dtype dt = tg_tensor_dtype(ds->y);
-        b->x = ds->x ? like(ds->x, batch) : tg_tensor_new(dt, 2, xs), b->y = like(ds->y, batch);
-        if (rest)
-            b->x_last = ds->x ? like(ds->x, rest) : tg_tensor_new(dt, 2, xr),
-            b->y_last = like(ds->y, rest);
-    }
-    if (!b || !b->perm || !b->x || !b->y || (rest && (!b->x_last || !b->y_last))) {
-        tg_batcher_free(b);
-        tg_status_set(st, TG_ENOMEM, "tg_batcher_new: out of memory");
-        return NULL;
-    }
-    tg_rng_seed(&b->rng, seed);
-    for (int64_t i = 0; i < ds->n; i++) b->perm[i] = i;
-    tg_batcher_reset(b);
-    if (st) st->code = TG_OK, st->msg[0] = '\0';
-    return b;
+    return batcher_new("tg_batcher_new", ds, batch, shuffle, seed, 0, 1, st);
+}
+
+tg_batcher *tg_batcher_new_shard(const tg_dataset *ds, int64_t batch, bool shuffle, uint64_t seed,
+                                 int rank, int size, tg_status *st)
+{
+    return batcher_new("tg_batcher_new_shard", ds, batch, shuffle, seed, rank, size, st);
 }
 
 void tg_batcher_free(tg_batcher *b)
@@ -224,19 +262,26 @@ void tg_batcher_free(tg_batcher *b)
 void tg_batcher_reset(tg_batcher *b)
 {
     if (!b) return;
-    b->pos = 0;
+    b->pos = 0, b->grows = 0;
     if (b->shuffle) shuffle(b->perm, b->ds->n, &b->rng);
 }
 
 bool tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y)
 {
-    if (!b || b->pos >= b->ds->n) return false;
-    int64_t rows = b->ds->n - b->pos < b->batch ? b->ds->n - b->pos : b->batch;
-    tg_tensor *bx = rows == b->batch ? b->x : b->x_last, *by = rows == b->batch ? b->y : b->y_last;
-    if (b->ds->x) gather(bx, b->ds->x, b->perm + b->pos, rows);
-    else gather_bytes(bx, b->ds->x_bytes, b->ds->d, b->perm + b->pos, rows);
-    gather(by, b->ds->y, b->perm + b->pos, rows);
-    b->pos += rows;
+    if (!b || b->pos >= b->ds->n) {
+        if (b) b->grows = 0;
+        return false;
+    }
+    int64_t g = b->ds->n - b->pos < b->gbatch ? b->ds->n - b->pos : b->gbatch;
+    int64_t q = g / b->size, rem = g % b->size;
+    int64_t start = b->pos + b->rank * q + (b->rank < rem ? b->rank : rem);
+    int64_t rows = q + (b->rank < rem);
+    bool big = rows == b->batch && b->x;
+    tg_tensor *bx = big ? b->x : b->x_last, *by = big ? b->y : b->y_last;
+    if (b->ds->x) gather(bx, b->ds->x, b->perm + start, rows);
+    else gather_bytes(bx, b->ds->x_bytes, b->ds->d, b->perm + start, rows);
+    gather(by, b->ds->y, b->perm + start, rows);
+    b->pos += g, b->grows = g;
     if (x) *x = bx;
     if (y) *y = by;
     return true;
@@ -244,7 +289,73 @@ bool tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y)
 
 int64_t tg_batcher_count(const tg_batcher *b)
 {
-    return b ? (b->ds->n + b->batch - 1) / b->batch : 0;
+    return b ? (b->ds->n + b->gbatch - 1) / b->gbatch : 0;
+}
+
+int64_t tg_batcher_global_rows(const tg_batcher *b) { return b ? b->grows : 0; }
+
+/* The state: u64 rows, u64 position, u64 shuffle (0 or 1), u64 generator[4], u64 perm[n]. */
+#define STATE_WORDS 7
+
+size_t tg_batcher_state_size(const tg_batcher *b)
+{
+    return b ? 8 * (STATE_WORDS + (size_t)b->ds->n) : 0;
+}
+
+int tg_batcher_state_save(const tg_batcher *b, void *buf, size_t size, tg_status *st)
+{
+    if (!b || !buf) return tg_status_set(st, TG_EARG, "tg_batcher_state_save: NULL argument");
+    if (size != tg_batcher_state_size(b))
+        return tg_status_set(st, TG_EARG, "tg_batcher_state_save: buffer of %zu bytes, want %zu",
+                             size, tg_batcher_state_size(b));
+    uint64_t head[STATE_WORDS] = {(uint64_t)b->ds->n, (uint64_t)b->pos, b->shuffle, b->rng.s[0],
+                                  b->rng.s[1],        b->rng.s[2],      b->rng.s[3]};
+    memcpy(buf, head, sizeof head);
+    memcpy((char *)buf + sizeof head, b->perm, 8 * (size_t)b->ds->n);
+    return TG_OK;
+}
+
+int tg_batcher_state_load(tg_batcher *b, const void *buf, size_t size, tg_status *st)
+{
+    if (!b || !buf) return tg_status_set(st, TG_EARG, "tg_batcher_state_load: NULL argument");
+    int64_t n = b->ds->n;
+    uint64_t head[STATE_WORDS];
+    if (size < sizeof head)
+        return tg_status_set(st, TG_EFORMAT, "batcher state: %zu bytes, too short", size);
+    memcpy(head, buf, sizeof head);
+    if (head[0] != (uint64_t)n || size != tg_batcher_state_size(b))
+        return tg_status_set(st, TG_ESHAPE,
+                             "batcher state of %llu rows (%zu bytes), the data set has %lld",
+                             (unsigned long long)head[0], size, (long long)n);
+    if (head[2] != b->shuffle)
+        return tg_status_set(st, TG_EARG, "batcher state %s shuffling, the batcher %s",
+                             head[2] ? "with" : "without", b->shuffle ? "shuffles" : "does not");
+    if (head[1] > (uint64_t)n || (head[1] % (uint64_t)b->gbatch && head[1] != (uint64_t)n))
+        return tg_status_set(st, TG_EFORMAT,
+                             "batcher state: position %llu is no global batch's start in %lld "
+                             "rows of global batches of %lld",
+                             (unsigned long long)head[1], (long long)n, (long long)b->gbatch);
+    /* perm must be a permutation of 0..n-1: every row once */
+    const unsigned char *p = (const unsigned char *)buf + sizeof head;
+    unsigned char *seen = calloc((size_t)n, 1);
+    if (!seen) return tg_status_set(st, TG_ENOMEM, "tg_batcher_state_load: out of memory");
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++) {
+        uint64_t v;
+        memcpy(&v, p + 8 * i, 8);
+        if (v >= (uint64_t)n || seen[v]) bad = i;
+        else seen[v] = 1;
+    }
+    free(seen);
+    if (bad >= 0)
+        return tg_status_set(st, TG_EFORMAT,
+                             "batcher state: the order is no permutation of the rows (entry "
+                             "%lld)",
+                             (long long)bad);
+    memcpy(b->perm, p, 8 * (size_t)n);
+    b->pos = (int64_t)head[1], b->grows = 0;
+    for (int i = 0; i < 4; i++) b->rng.s[i] = head[3 + i];
+    return TG_OK;
 }
 
 /* ---- metrics ---- */

@@ -11,5 +11,6 @@
 #include "tapegrad/optim.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/data.h"
+#include "tapegrad/checkpoint.h"
 
 #endif

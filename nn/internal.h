@@ -56,4 +56,19 @@ int tg_nn_act_id(const char *name); /* -1 if unknown */
 int tg_nn_walk(const tg_module *m, bool with_buf, void (*fn)(tg_tensor *t, void *ctx), void *ctx);
 int tg_nn_collect(const tg_module *m, bool with_buf, tg_tensor **out, int max);
 
+/* io.c */
+/* The bytes tg_nn_save_meta writes for m, new in *out (the caller frees them); who names the
+ * caller in messages, path the file. */
+int tg_nn_image(const tg_module *m, const char *meta, const char *who, const char *path,
+                unsigned char **out, size_t *len, tg_status *st);
+/* The checks of tg_nn_load on the image p (len bytes; messages start with what), then with
+ * apply set the copy into m's tensors. Nothing changes on failure. */
+int tg_nn_image_load(tg_module *m, const char *what, const unsigned char *p, size_t len, bool apply,
+                     tg_status *st);
+/* Writes n bytes to path as tg_nn_save does: a temporary file beside it, fsync, rename, fsync
+ * of the directory; stale temporary files of path removed first. A failure leaves the old
+ * file as it was and no temporary file. */
+int tg_file_write_atomic(const char *who, const char *path, const unsigned char *p, size_t n,
+                         tg_status *st);
+
 #endif

@@ -104,16 +104,14 @@ static void model_file_free(model_file *mf)
     mf->p = NULL, mf->at = NULL;
 }
 
-/* Reads path and checks what depends on nothing else: magic, checksum, version, dtype, the
- * tensor count and the description's length. */
-static int parse(const char *path, model_file *mf, tg_status *st)
+/* Checks mf->p, mf->len (the bytes of path) for what depends on nothing else: magic,
+ * checksum, version, dtype, the tensor count and the description's length. On failure
+ * frees the bytes when owned. */
+static int parse_mem(const char *path, model_file *mf, bool owned, tg_status *st)
 {
-    memset(mf, 0, sizeof *mf);
-    if (!path) return tg_status_set(st, TG_EARG, "tg_nn_load: path is NULL");
-    int rc = tg_file_slurp(path, MAX_FILE, &mf->p, &mf->len, st);
-    if (rc) return rc;
     const unsigned char *p = mf->p;
     size_t n = mf->len;
+    int rc = TG_OK;
     if (n < 28 || memcmp(p, MAGIC, 8) != 0)
         rc = tg_status_set(st, TG_EFORMAT, "%s: not a tapegrad model (bad magic)", path);
     else if (get_u32(p + n - 4) != (uint32_t)crc32_z(0L, p, n - 4))
@@ -131,12 +129,22 @@ static int parse(const char *path, model_file *mf, tg_status *st)
     else if (!(mf->at = malloc(sizeof *mf->at * (mf->count ? mf->count : 1))))
         rc = tg_status_set(st, TG_ENOMEM, "%s: out of memory", path);
     if (rc) {
+        if (!owned) mf->p = NULL;
         model_file_free(mf);
         return rc;
     }
     mf->meta = (const char *)p + 24;
     mf->es = mf->dtype == 1 ? 4 : 8;
     return TG_OK;
+}
+
+/* Reads path and checks it as parse_mem does. */
+static int parse(const char *path, model_file *mf, tg_status *st)
+{
+    memset(mf, 0, sizeof *mf);
+    if (!path) return tg_status_set(st, TG_EARG, "tg_nn_load: path is NULL");
+    int rc = tg_file_slurp(path, MAX_FILE, &mf->p, &mf->len, st);
+    return rc ? rc : parse_mem(path, mf, true, st);
 }
 
 /* Tensor i's header at *off: at most TG_MAX_DIMS dimensions, and data that fits before the
@@ -475,18 +483,16 @@ static int sync_dir(const char *dir)
     return rc;
 }
 
-int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_status *st)
+int tg_nn_image(const tg_module *m, const char *meta, const char *who, const char *path,
+                unsigned char **out, size_t *out_len, tg_status *st)
 {
-    if (!m || !path || !*path) return tg_status_set(st, TG_EARG, "tg_nn_save: NULL module or path");
-    if (!little_endian())
-        return tg_status_set(st, TG_ESTATE, "tg_nn_save: big-endian hosts are not supported");
     size_t meta_len = meta ? strlen(meta) : 0;
     if (meta_len > MAX_META)
-        return tg_status_set(st, TG_EARG, "tg_nn_save: description longer than %d bytes", MAX_META);
+        return tg_status_set(st, TG_EARG, "%s: description longer than %d bytes", who, MAX_META);
     tg_tensor *ts[MAX_TENSORS];
     int n = tg_nn_collect(m, true, ts, MAX_TENSORS);
     if (n > MAX_TENSORS)
-        return tg_status_set(st, TG_EARG, "tg_nn_save: more than %d tensors", MAX_TENSORS);
+        return tg_status_set(st, TG_EARG, "%s: more than %d tensors", who, MAX_TENSORS);
     buf b = {0};
     put(&b, MAGIC, 8);
     put_u32(&b, VERSION);
@@ -497,7 +503,7 @@ int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_s
     for (int i = 0; i < n; i++) {
         if (tg_tensor_dtype(ts[i]) != m->dtype) {
             free(b.p);
-            return tg_status_set(st, TG_EDTYPE, "tg_nn_save: the module mixes dtypes");
+            return tg_status_set(st, TG_EDTYPE, "%s: the module mixes dtypes", who);
         }
         put_u32(&b, (uint32_t)tg_tensor_ndim(ts[i]));
         for (int d = 0; d < tg_tensor_ndim(ts[i]); d++)
@@ -519,12 +525,12 @@ int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_s
     }
     if (b.oom) {
         free(b.p);
-        return tg_status_set(st, TG_ENOMEM, "tg_nn_save: out of memory");
+        return tg_status_set(st, TG_ENOMEM, "%s: out of memory", who);
     }
     /* A description in tapegrad train's form must describe these tensors: the file would
      * be refused otherwise. */
     char what[300];
-    snprintf(what, sizeof what, "tg_nn_save: %.280s", path);
+    snprintf(what, sizeof what, "%s: %.280s", who, path);
     int rc = walk(what, &mf, NULL, st);
     if (!rc) rc = check_description(what, &mf, "the model has", st);
     free(mf.at);
@@ -533,36 +539,54 @@ int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_s
         if (st) st->code = TG_EARG; /* the caller's description, not a file */
         return TG_EARG;
     }
+    *out = b.p, *out_len = b.n;
+    return TG_OK;
+}
+
+int tg_file_write_atomic(const char *who, const char *path, const unsigned char *p, size_t n,
+                         tg_status *st)
+{
     size_t len = strlen(path);
     char *tmp = malloc(2 * len + 40);
-    if (!tmp) {
-        free(b.p);
-        return tg_status_set(st, TG_ENOMEM, "tg_nn_save: out of memory");
-    }
+    if (!tmp) return tg_status_set(st, TG_ENOMEM, "%s: out of memory", who);
     char *dir = tmp + len + 32;
+    int rc = TG_OK;
     remove_stale(dir, split_path(path, dir, len + 8));
     snprintf(tmp, len + 32, "%s.tmp.%d.XXXXXX", path, (int)getpid());
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        rc = tg_status_set(st, TG_EIO, "tg_nn_save: cannot create a file beside %s: %s", path,
+        rc = tg_status_set(st, TG_EIO, "%s: cannot create a file beside %s: %s", who, path,
                            strerror(errno));
     } else {
-        if (fchmod(fd, 0644) || write_all(fd, b.p, b.n) || fsync(fd))
-            rc = tg_status_set(st, TG_EIO, "tg_nn_save: cannot write %s: %s", tmp, strerror(errno));
+        if (fchmod(fd, 0644) || write_all(fd, p, n) || fsync(fd))
+            rc = tg_status_set(st, TG_EIO, "%s: cannot write %s: %s", who, tmp, strerror(errno));
         if (close(fd) && !rc)
-            rc = tg_status_set(st, TG_EIO, "tg_nn_save: cannot write %s: %s", tmp, strerror(errno));
+            rc = tg_status_set(st, TG_EIO, "%s: cannot write %s: %s", who, tmp, strerror(errno));
         if (!rc && rename(tmp, path))
-            rc = tg_status_set(st, TG_EIO, "tg_nn_save: cannot rename %s to %s: %s", tmp, path,
+            rc = tg_status_set(st, TG_EIO, "%s: cannot rename %s to %s: %s", who, tmp, path,
                                strerror(errno));
         if (rc) unlink(tmp);
         else if (sync_dir(dir))
             rc = tg_status_set(st, TG_EIO,
-                               "tg_nn_save: %s is written, but syncing its directory "
+                               "%s: %s is written, but syncing its directory "
                                "%s failed: %s",
-                               path, dir, strerror(errno));
+                               who, path, dir, strerror(errno));
     }
     free(tmp);
-    free(b.p);
+    return rc;
+}
+
+int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_status *st)
+{
+    if (!m || !path || !*path) return tg_status_set(st, TG_EARG, "tg_nn_save: NULL module or path");
+    if (!little_endian())
+        return tg_status_set(st, TG_ESTATE, "tg_nn_save: big-endian hosts are not supported");
+    unsigned char *p;
+    size_t n;
+    int rc = tg_nn_image(m, meta, "tg_nn_save", path, &p, &n, st);
+    if (rc) return rc;
+    rc = tg_file_write_atomic("tg_nn_save", path, p, n, st);
+    free(p);
     return rc;
 }
 
@@ -589,6 +613,31 @@ int tg_nn_read_meta(const char *path, char *out, size_t size, tg_status *st)
     return rc;
 }
 
+/* The checks of tg_nn_load on mf (parsed), and the copy into the module when they pass. */
+static int load_checked(tg_module *m, const char *path, model_file *mf, bool apply, tg_status *st)
+{
+    tg_tensor *ts[MAX_TENSORS];
+    int n = tg_nn_collect(m, true, ts, MAX_TENSORS), rc = TG_OK;
+    if (mf->dtype != dtype_code(m->dtype))
+        rc = tg_status_set(st, TG_EDTYPE, "%s: holds %s tensors, the model is %s", path,
+                           mf->dtype == 1 ? "f32" : "f64", tg_dtype_name(m->dtype));
+    else if ((int)mf->count != n)
+        rc = tg_status_set(st, TG_ESHAPE, "%s: holds %u tensors, the model has %d", path, mf->count,
+                           n);
+    /* Every tensor's header against the module, and the description, before anything is
+     * written. */
+    if (!rc) rc = walk(path, mf, ts, st);
+    if (!rc) rc = check_description(path, mf, "the file holds", st);
+    /* NOLINTBEGIN(clang-analyzer-core.NullDereference): walk filled mf->at when rc is 0 */
+    /* NOLINTBEGIN(clang-analyzer-core.UndefinedBinaryOperatorResult): the same */
+    for (int i = 0; !rc && apply && i < n; i++)
+        memcpy(tg_data(ts[i]), mf->p + mf->at[i] + 4 + 8 * (size_t)tg_tensor_ndim(ts[i]),
+               (size_t)tg_tensor_numel(ts[i]) * mf->es);
+    /* NOLINTEND(clang-analyzer-core.UndefinedBinaryOperatorResult) */
+    /* NOLINTEND(clang-analyzer-core.NullDereference) */
+    return rc;
+}
+
 int tg_nn_load(tg_module *m, const char *path, tg_status *st)
 {
     if (!m) return tg_status_set(st, TG_EARG, "tg_nn_load: module is NULL");
@@ -597,25 +646,22 @@ int tg_nn_load(tg_module *m, const char *path, tg_status *st)
     model_file mf;
     int rc = parse(path, &mf, st);
     if (rc) return rc;
-    tg_tensor *ts[MAX_TENSORS];
-    int n = tg_nn_collect(m, true, ts, MAX_TENSORS);
-    if (mf.dtype != dtype_code(m->dtype))
-        rc = tg_status_set(st, TG_EDTYPE, "%s: holds %s tensors, the model is %s", path,
-                           mf.dtype == 1 ? "f32" : "f64", tg_dtype_name(m->dtype));
-    else if ((int)mf.count != n)
-        rc = tg_status_set(st, TG_ESHAPE, "%s: holds %u tensors, the model has %d", path, mf.count,
-                           n);
-    /* Every tensor's header against the module, and the description, before anything is
-     * written. */
-    if (!rc) rc = walk(path, &mf, ts, st);
-    if (!rc) rc = check_description(path, &mf, "the file holds", st);
-    /* NOLINTBEGIN(clang-analyzer-core.NullDereference): walk filled mf.at when rc is 0 */
-    /* NOLINTBEGIN(clang-analyzer-core.UndefinedBinaryOperatorResult): the same */
-    for (int i = 0; !rc && i < n; i++)
-        memcpy(tg_data(ts[i]), mf.p + mf.at[i] + 4 + 8 * (size_t)tg_tensor_ndim(ts[i]),
-               (size_t)tg_tensor_numel(ts[i]) * mf.es);
-    /* NOLINTEND(clang-analyzer-core.UndefinedBinaryOperatorResult) */
-    /* NOLINTEND(clang-analyzer-core.NullDereference) */
+    rc = load_checked(m, path, &mf, true, st);
+    model_file_free(&mf);
+    return rc;
+}
+
+int tg_nn_image_load(tg_module *m, const char *what, const unsigned char *p, size_t len, bool apply,
+                     tg_status *st)
+{
+    if (!little_endian())
+        return tg_status_set(st, TG_ESTATE, "%s: big-endian hosts are not supported", what);
+    model_file mf = {0};
+    mf.p = (unsigned char *)(uintptr_t)p, mf.len = len;
+    int rc = parse_mem(what, &mf, false, st);
+    if (rc) return rc;
+    rc = load_checked(m, what, &mf, apply, st);
+    mf.p = NULL; /* borrowed */
     model_file_free(&mf);
     return rc;
 }

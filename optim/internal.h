@@ -80,6 +80,14 @@ struct tg_optim_class {
     void (*reset)(tg_optim *o);
     void (*destroy)(tg_optim *o);
     bool needs_closure; /* tg_optim_step is refused (TG_ESTATE) */
+    /* State beyond the slots and the step count that a checkpoint saves (NULL if none):
+     * state_size bytes, written by state_save; state_check tells whether bytes saved by an
+     * optimiser of the same method, dtype and weights can be loaded (0, or TG_EFORMAT with
+     * the reason in why), and state_load applies bytes that passed it. */
+    size_t (*state_size)(const tg_optim *o);
+    void (*state_save)(const tg_optim *o, unsigned char *p);
+    int (*state_check)(const tg_optim *o, const unsigned char *p, char *why, size_t size);
+    void (*state_load)(tg_optim *o, const unsigned char *p);
 };
 
 #define X(nm) extern const tg_optim_class tg_##nm##_class;

@@ -11,6 +11,7 @@
  * ARENA_BUDGET bytes, f and g are recorded afresh on a reset tape (the objective must give
  * the same function each call). A step that fails changes nothing: the parameters are only
  * moved, and lambda and the step count only changed, once every derivative is in. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -399,6 +400,29 @@ static void newton_reset(tg_optim *o)
     s->lambda = o->opts.damping;
 }
 
+/* A checkpoint keeps lambda; the rest is scratch of one step. */
+static size_t newton_state_size(const tg_optim *o)
+{
+    (void)o;
+    return sizeof(double);
+}
+static void newton_state_save(const tg_optim *o, unsigned char *p)
+{
+    memcpy(p, &((const newton *)o->extra)->lambda, sizeof(double));
+}
+static int newton_state_check(const tg_optim *o, const unsigned char *p, char *why, size_t size)
+{
+    double lambda;
+    memcpy(&lambda, p, sizeof lambda);
+    if (lambda >= 0 && isfinite(lambda)) return TG_OK;
+    snprintf(why, size, "%s's lambda is %g, want a finite lambda >= 0", o->cls->name, lambda);
+    return TG_EFORMAT;
+}
+static void newton_state_load(tg_optim *o, const unsigned char *p)
+{
+    memcpy(&((newton *)o->extra)->lambda, p, sizeof(double));
+}
+
 static void newton_defaults(tg_optim_opts *o) { o->damping = 0; }
 
 static void newton_cg_defaults(tg_optim_opts *o)
@@ -416,6 +440,10 @@ const tg_optim_class tg_newton_class = {
     .reset = newton_reset,
     .destroy = newton_destroy,
     .needs_closure = true,
+    .state_size = newton_state_size,
+    .state_save = newton_state_save,
+    .state_check = newton_state_check,
+    .state_load = newton_state_load,
 };
 
 const tg_optim_class tg_newton_cg_class = {
@@ -427,4 +455,8 @@ const tg_optim_class tg_newton_cg_class = {
     .reset = newton_reset,
     .destroy = newton_destroy,
     .needs_closure = true,
+    .state_size = newton_state_size,
+    .state_save = newton_state_save,
+    .state_check = newton_state_check,
+    .state_load = newton_state_load,
 };

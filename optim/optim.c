@@ -482,3 +482,133 @@ int tg_optim_set_step_count(tg_optim *o, int64_t k)
 const char *tg_optim_name(const tg_optim *o) { return o ? o->cls->name : NULL; }
 bool tg_optim_needs_closure(const tg_optim *o) { return o && o->cls->needs_closure; }
 const tg_optim_opts *tg_optim_options(const tg_optim *o) { return o ? &o->opts : NULL; }
+
+/* ---- state for checkpoints ----
+ * name[16] (NUL-padded), u32 dtype (1 f32, 2 f64), u32 parameters, u32 slots, u32 0,
+ * i64 step count, f64 base lr, u64 bytes of the method's extra state, u64 numel per
+ * parameter, then slot k of parameter p for every p and k (numel elements each), then the
+ * extra state. Host byte order: little-endian, the only order the file savers accept. */
+#define STATE_HEAD 56
+
+static size_t slots_bytes(const tg_optim *o)
+{
+    size_t b = 0;
+    for (int p = 0; p < o->n_params; p++)
+        b += (size_t)o->cls->n_slots * (size_t)tg_tensor_numel(o->params[p]) *
+             tg_dtype_size(o->dtype);
+    return b;
+}
+
+static size_t extra_bytes(const tg_optim *o)
+{
+    return o->cls->state_size ? o->cls->state_size(o) : 0;
+}
+
+size_t tg_optim_state_size(const tg_optim *o)
+{
+    return o ? STATE_HEAD + 8 * (size_t)o->n_params + slots_bytes(o) + extra_bytes(o) : 0;
+}
+
+static void put_u(unsigned char **at, uint64_t v, size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i++) (*at)[i] = (unsigned char)(v >> (8 * i));
+    *at += bytes;
+}
+
+static uint64_t get_u(const unsigned char **at, size_t bytes)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes; i++) v |= (uint64_t)(*at)[i] << (8 * i);
+    *at += bytes;
+    return v;
+}
+
+int tg_optim_state_save(const tg_optim *o, void *out, size_t size, tg_status *st)
+{
+    if (!o || !out) return tg_status_set(st, TG_EARG, "tg_optim_state_save: NULL argument");
+    if (size != tg_optim_state_size(o))
+        return tg_status_set(st, TG_EARG, "tg_optim_state_save: %s: buffer of %zu bytes, want %zu",
+                             o->cls->name, size, tg_optim_state_size(o));
+    unsigned char *at = out;
+    uint64_t lr_bits, es = tg_dtype_size(o->dtype);
+    memcpy(&lr_bits, &o->opts.lr, 8);
+    memset(at, 0, 16);
+    memcpy(at, o->cls->name, strlen(o->cls->name) < 15 ? strlen(o->cls->name) : 15);
+    at += 16;
+    put_u(&at, o->dtype == TG_F32 ? 1 : 2, 4), put_u(&at, (uint64_t)o->n_params, 4);
+    put_u(&at, (uint64_t)o->cls->n_slots, 4), put_u(&at, 0, 4);
+    put_u(&at, (uint64_t)o->t, 8), put_u(&at, lr_bits, 8), put_u(&at, extra_bytes(o), 8);
+    for (int p = 0; p < o->n_params; p++) put_u(&at, (uint64_t)tg_tensor_numel(o->params[p]), 8);
+    int k = o->cls->n_slots;
+    for (int p = 0; p < o->n_params; p++)
+        for (int s = 0; s < k; s++) {
+            size_t b = (size_t)tg_tensor_numel(o->params[p]) * es;
+            memcpy(at, o->s32 ? (void *)o->s32[p * k + s] : (void *)o->s64[p * k + s], b);
+            at += b;
+        }
+    if (o->cls->state_save) o->cls->state_save(o, at);
+    return TG_OK;
+}
+
+int tg_optim_state_load(tg_optim *o, const void *in, size_t size, tg_status *st)
+{
+    if (!o || !in) return tg_status_set(st, TG_EARG, "tg_optim_state_load: NULL argument");
+    const char *nm = o->cls->name;
+    const unsigned char *at = in;
+    if (size < STATE_HEAD)
+        return tg_status_set(st, TG_EFORMAT, "optimiser state: %zu bytes, too short for a header",
+                             size);
+    char name[17] = {0};
+    memcpy(name, at, 16), at += 16;
+    if (strcmp(name, nm) != 0)
+        return tg_status_set(st, TG_EARG, "optimiser state of method %.16s, the optimiser is %s",
+                             name, nm);
+    uint64_t dt = get_u(&at, 4), np = get_u(&at, 4), k = get_u(&at, 4), zero = get_u(&at, 4);
+    uint64_t t = get_u(&at, 8), lr_bits = get_u(&at, 8), extra = get_u(&at, 8);
+    double lr;
+    memcpy(&lr, &lr_bits, 8);
+    if (dt != (o->dtype == TG_F32 ? 1u : 2u))
+        return tg_status_set(st, TG_EDTYPE, "optimiser state of %s parameters, %s's are %s",
+                             dt == 1   ? "f32"
+                             : dt == 2 ? "f64"
+                                       : "unknown",
+                             nm, tg_dtype_name(o->dtype));
+    if (np != (uint64_t)o->n_params)
+        return tg_status_set(st, TG_ESHAPE, "optimiser state of %llu parameters, %s has %d",
+                             (unsigned long long)np, nm, o->n_params);
+    if (k != (uint64_t)o->cls->n_slots || zero || t > (uint64_t)INT64_MAX || !(lr >= 0) ||
+        !isfinite(lr))
+        return tg_status_set(st, TG_EFORMAT, "optimiser state of %s: a malformed header", nm);
+    if (size < STATE_HEAD + 8 * np)
+        return tg_status_set(st, TG_EFORMAT, "optimiser state of %s: truncated", nm);
+    for (int p = 0; p < o->n_params; p++) {
+        uint64_t numel = get_u(&at, 8);
+        if (numel != (uint64_t)tg_tensor_numel(o->params[p]))
+            return tg_status_set(
+                st, TG_ESHAPE, "optimiser state: parameter %d has %llu elements, %s's has %lld", p,
+                (unsigned long long)numel, nm, (long long)tg_tensor_numel(o->params[p]));
+    }
+    if (extra != extra_bytes(o) || size != tg_optim_state_size(o))
+        return tg_status_set(st, TG_EFORMAT,
+                             "optimiser state of %s: %zu bytes (%llu of extra state), this "
+                             "optimiser's is %zu (%zu of extra state: other options, such as "
+                             "the history?)",
+                             nm, size, (unsigned long long)extra, tg_optim_state_size(o),
+                             extra_bytes(o));
+    const unsigned char *ex = at + slots_bytes(o);
+    char why[200] = "";
+    if (o->cls->state_check && o->cls->state_check(o, ex, why, sizeof why))
+        return tg_status_set(st, TG_EFORMAT, "optimiser state: %s", why);
+    /* every check passed: apply */
+    size_t es = tg_dtype_size(o->dtype);
+    int nk = o->cls->n_slots;
+    for (int p = 0; p < o->n_params; p++)
+        for (int s = 0; s < nk; s++) {
+            size_t b = (size_t)tg_tensor_numel(o->params[p]) * es;
+            memcpy(o->s32 ? (void *)o->s32[p * nk + s] : (void *)o->s64[p * nk + s], at, b);
+            at += b;
+        }
+    if (o->cls->state_load) o->cls->state_load(o, ex);
+    o->t = (int64_t)t, o->opts.lr = lr;
+    return TG_OK;
+}

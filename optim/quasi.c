@@ -15,6 +15,7 @@
  * check_finite a non-finite gradient where the loss is finite) changes nothing: the
  * parameters are put back, and the state is only written once the line search has
  * succeeded. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,13 +320,14 @@ static int quasi_init(tg_optim *o, tg_status *st)
                              "tg_optim_new: bfgs: %lld weights need a %lld x %lld "
                              "matrix; use lbfgs",
                              (long long)n, (long long)n, (long long)n);
-    size_t v = sizeof(double) * (size_t)(n ? n : 1);
-    q->x = malloc(v), q->g = malloc(v), q->p = calloc((size_t)n ? (size_t)n : 1, sizeof(double));
-    q->d = malloc(v), q->xn = malloc(v), q->gn = malloc(v);
-    if (q->method == M_BFGS) q->V = malloc(v * (size_t)(n ? n : 1));
+    /* zeroed, so a checkpoint of history slots not yet used is the same in every run */
+    size_t v = (size_t)(n ? n : 1), d = sizeof(double);
+    q->x = calloc(v, d), q->g = calloc(v, d), q->p = calloc(v, d);
+    q->d = calloc(v, d), q->xn = calloc(v, d), q->gn = calloc(v, d);
+    if (q->method == M_BFGS) q->V = malloc(d * v * v);
     if (q->method == M_LBFGS) {
-        q->S = malloc(v * (size_t)q->m), q->Y = malloc(v * (size_t)q->m);
-        q->rho = malloc(sizeof(double) * 2 * (size_t)q->m);
+        q->S = calloc(v * (size_t)q->m, d), q->Y = calloc(v * (size_t)q->m, d);
+        q->rho = calloc(2 * (size_t)q->m, d);
     }
     if (!q->x || !q->g || !q->p || !q->d || !q->xn || !q->gn || (q->method == M_BFGS && !q->V) ||
         (q->method == M_LBFGS && (!q->S || !q->Y || !q->rho)))
@@ -352,6 +354,71 @@ static void quasi_destroy(tg_optim *o)
     o->extra = NULL;
 }
 
+/* A checkpoint keeps what carries from one step to the next: f, alpha, last_gp; k, hist,
+ * head, have; x, g, p; V (bfgs); S, Y and rho (lbfgs). d, xn and gn are one step's scratch. */
+#define QUASI_SCALARS 7
+static size_t quasi_state_size(const tg_optim *o)
+{
+    const quasi *q = o->extra;
+    size_t n = (size_t)q->n, m = (size_t)q->m;
+    return sizeof(double) * (QUASI_SCALARS + 3 * n + (q->V ? n * n : 0) + 2 * m * n + m);
+}
+
+/* Copies count doubles between the state and *at, moving *at on. */
+static void out_d(unsigned char **at, const double *v, size_t count)
+{
+    memcpy(*at, v, sizeof(double) * count), *at += sizeof(double) * count;
+}
+static void in_d(const unsigned char **at, double *v, size_t count)
+{
+    memcpy(v, *at, sizeof(double) * count), *at += sizeof(double) * count;
+}
+
+static void quasi_state_save(const tg_optim *o, unsigned char *p)
+{
+    const quasi *q = o->extra;
+    size_t n = (size_t)q->n, m = (size_t)q->m;
+    double sc[QUASI_SCALARS] = {q->f,           q->alpha,        q->last_gp,
+                                (double)q->k,   (double)q->hist, (double)q->head,
+                                (double)q->have};
+    out_d(&p, sc, QUASI_SCALARS);
+    out_d(&p, q->x, n), out_d(&p, q->g, n), out_d(&p, q->p, n);
+    if (q->V) out_d(&p, q->V, n * n);
+    if (m) out_d(&p, q->S, m * n), out_d(&p, q->Y, m * n), out_d(&p, q->rho, m);
+}
+
+static int quasi_state_check(const tg_optim *o, const unsigned char *p, char *why, size_t size)
+{
+    const quasi *q = o->extra;
+    double sc[QUASI_SCALARS];
+    memcpy(sc, p, sizeof sc);
+    bool whole = true;
+    for (int i = 3; i < QUASI_SCALARS; i++) whole = whole && sc[i] >= 0 && sc[i] == floor(sc[i]);
+    if (!whole || sc[3] > 9e15 || sc[4] > (double)q->m ||
+        (q->m ? sc[5] >= (double)q->m : sc[5] != 0) || sc[6] > 1) {
+        snprintf(why, size,
+                 "%s: iteration %g, history %g, head %g, have %g are not a state of "
+                 "history %lld",
+                 o->cls->name, sc[3], sc[4], sc[5], sc[6], (long long)q->m);
+        return TG_EFORMAT;
+    }
+    return TG_OK;
+}
+
+static void quasi_state_load(tg_optim *o, const unsigned char *p)
+{
+    quasi *q = o->extra;
+    size_t n = (size_t)q->n, m = (size_t)q->m;
+    double sc[QUASI_SCALARS];
+    const unsigned char *at = p;
+    in_d(&at, sc, QUASI_SCALARS);
+    q->f = sc[0], q->alpha = sc[1], q->last_gp = sc[2];
+    q->k = (int64_t)sc[3], q->hist = (int64_t)sc[4], q->head = (int64_t)sc[5], q->have = sc[6] != 0;
+    in_d(&at, q->x, n), in_d(&at, q->g, n), in_d(&at, q->p, n);
+    if (q->V) in_d(&at, q->V, n * n);
+    if (m) in_d(&at, q->S, m * n), in_d(&at, q->Y, m * n), in_d(&at, q->rho, m);
+}
+
 static void quasi_defaults(tg_optim_opts *o) { o->lr = 1; }
 static void lbfgs_defaults(tg_optim_opts *o) { o->lr = 1, o->history = 10; }
 
@@ -365,6 +432,10 @@ static void lbfgs_defaults(tg_optim_opts *o) { o->lr = 1, o->history = 10; }
         .reset = quasi_reset,                                                                      \
         .destroy = quasi_destroy,                                                                  \
         .needs_closure = true,                                                                     \
+        .state_size = quasi_state_size,                                                            \
+        .state_save = quasi_state_save,                                                            \
+        .state_check = quasi_state_check,                                                          \
+        .state_load = quasi_state_load,                                                            \
     };
 QUASI_CLASS(cg_fr, quasi_defaults, 0)
 QUASI_CLASS(cg_pr, quasi_defaults, 0)

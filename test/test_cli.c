@@ -4,6 +4,7 @@
  * leave nothing behind, a diverging run stops at its first non-finite loss, and a small
  * CSV data set trains, saves, evaluates and draws its graph. TG_CLI is the binary. */
 #include <dirent.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -218,6 +219,11 @@ static void test_every_option_is_checked(void)
         {"train --data %s --epochs 2.5", "--epochs 2.5"},
         {"train --data %s --init nope", "--init nope"},
         {"train --data %s --save ''", "--save"},
+        {"train --data %s --checkpoint ''", "--checkpoint: the path is empty"},
+        {"train --data %s --resume ''", "--resume: the path is empty"},
+        {"train --data %s --checkpoint x --checkpoint-every -1", "--checkpoint-every -1"},
+        {"train --data %s --checkpoint x --checkpoint-every abc", "--checkpoint-every abc"},
+        {"train --data %s --checkpoint-every 5", "--checkpoint-every: needs --checkpoint"},
         {"train --data %s --profile=1", "--profile takes no value"},
         {"train --data %s --bogus 1", "--bogus"},
         {"train --data %s --lr", "--lr needs a value"},
@@ -534,6 +540,141 @@ static void test_arch(void)
     }
 }
 
+/* The bytes of file p equal those of q (both readable). */
+static bool same_file(const char *p, const char *q)
+{
+    FILE *a = fopen(p, "rb"), *b = fopen(q, "rb");
+    bool same = a && b;
+    for (int ca = 0, cb = 0; same && ca != EOF;) {
+        ca = fgetc(a), cb = fgetc(b);
+        same = ca == cb;
+    }
+    if (a) fclose(a);
+    if (b) fclose(b);
+    return same;
+}
+
+/* --checkpoint and --resume: a run stopped (after fewer epochs, or killed at a random point
+ * after a checkpoint) and resumed ends with the bytes of the model an uninterrupted run
+ * saves; a resume with other options, or from a bad file, is refused. */
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, us % 1000000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void test_checkpoint_resume(void)
+{
+    char csv[128], ck[128], straight[128], resumed[128], args[2048], common[512];
+    path(csv, sizeof csv, "ck.csv");
+    path(ck, sizeof ck, "run.ckpt");
+    path(straight, sizeof straight, "straight.tg");
+    path(resumed, sizeof resumed, "resumed.tg");
+    write_csv(csv);
+    /* dropout, batch norm and shuffling: every generator and buffer must come back */
+    snprintf(common, sizeof common,
+             "train --data %s --layers 3,8,2 --batch 16 --dropout 0.3 --batchnorm --dtype f64 "
+             "--log ''",
+             csv);
+    const char *opts[] = {"--opt adam --schedule constant", "--opt momentum --schedule step",
+                          "--opt lbfgs --schedule constant"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "%s %s --epochs 4 --save %s", common, opts[i], straight);
+        CHECK(run(args) == 0);
+        snprintf(args, sizeof args, "%s %s --epochs 2 --checkpoint %s", common, opts[i], ck);
+        CHECK(run(args) == 0 && access(ck, R_OK) == 0);
+        snprintf(args, sizeof args, "%s %s --epochs 4 --resume %s --save %s", common, opts[i], ck,
+                 resumed);
+        CHECK(run(args) == 0);
+        CHECK_STR_HAS(out, "resumed: ");
+        CHECK_STR_HAS(out, "after 2 epochs and 0 steps");
+        CHECK(!strstr(out, "epoch 2:") && strstr(out, "epoch 3:"));
+        bool same = same_file(straight, resumed);
+        if (!same) printf("  %s: the resumed model differs\n", opts[i]);
+        CHECK(same);
+    }
+    /* kill -9 at a random point after the first checkpoint (every 3 steps, cosine), resume */
+    char kargs[1024];
+    snprintf(kargs, sizeof kargs, "%s --epochs 60 --opt adam --checkpoint-every 3", common);
+    char other[128];
+    path(other, sizeof other, "other.ckpt");
+    snprintf(args, sizeof args, "%s --checkpoint %s --save %s", kargs, other, straight);
+    CHECK(run(args) == 0);
+    srand((unsigned)time(NULL));
+    for (int round = 0; round < 3; round++) {
+        unlink(ck);
+        snprintf(args, sizeof args, "exec %s %s --checkpoint %s >/dev/null 2>&1", TG_CLI, kargs,
+                 ck);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl("/bin/sh", "sh", "-c", args, (char *)NULL);
+            _exit(127);
+        }
+        double t0 = now();
+        while (access(ck, F_OK) != 0 && now() - t0 < 20) sleep_us(1000);
+        sleep_us(rand() % 200000);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        snprintf(args, sizeof args, "%s --checkpoint %s --resume %s --save %s", kargs, ck, ck,
+                 resumed);
+        CHECK(run(args) == 0);
+        char *at = strstr(out, "resumed: ");
+        if (at)
+            printf("  killed %s: %.*s\n", WIFSIGNALED(status) ? "mid-run" : "after the end",
+                   (int)strcspn(at, "\n"), at);
+        CHECK(at && same_file(straight, resumed));
+    }
+    /* a finished run resumed: evaluated and saved as it is; the log goes on; the cosine
+     * schedule over more epochs is noted */
+    char log[128];
+    path(log, sizeof log, "ck_log.csv");
+    snprintf(args, sizeof args, "%s --opt adam --epochs 3 --checkpoint %s --save %s --log %s",
+             common, ck, straight, log);
+    CHECK(run(args) == 0);
+    snprintf(args, sizeof args, "%s --opt adam --epochs 3 --resume %s --save %s --log %s", common,
+             ck, resumed, log);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out, "after 3 epochs and 0 steps");
+    CHECK_STR_HAS(out, "test accuracy");
+    CHECK(!strstr(out, "epoch 1:") && same_file(straight, resumed));
+    snprintf(args, sizeof args, "%s --opt adam --epochs 5 --resume %s --log %s", common, ck, log);
+    CHECK(run(args) == 0);
+    CHECK_STR_HAS(out,
+                  "note: the checkpointed run had --epochs 3; the cosine schedule now spans 5");
+    CHECK(!strstr(out, "epoch 3:") && strstr(out, "epoch 5:"));
+    FILE *lf = fopen(log, "r");
+    char line[256];
+    int rows = 0, headers = 0;
+    while (lf && fgets(line, sizeof line, lf)) headers += line[0] == 'e', rows += line[0] != 'e';
+    if (lf) fclose(lf);
+    CHECK(headers == 1 && rows == 5); /* epochs 1-3, then 4-5 appended */
+    /* refusals */
+    snprintf(args, sizeof args, "%s --epochs 4 --opt adam --seed 5 --resume %s", common, ck);
+    CHECK(run(args) == 2);
+    CHECK_STR_HAS(out, "the checkpointed run had seed=1, this one has seed=5");
+    snprintf(args, sizeof args, "%s --epochs 4 --opt sgd --resume %s", common, ck);
+    CHECK(run(args) == 1);
+    CHECK_STR_HAS(out, "optimiser state of method adam, the optimiser is sgd");
+    snprintf(args, sizeof args,
+             "train --data %s --layers 3,9,2 --batch 16 --dropout 0.3 --batchnorm --dtype f64 "
+             "--log '' --resume %s",
+             csv, ck);
+    CHECK(run(args) == 1);
+    CHECK_STR_HAS(out, "dimension 1 is 8");
+    snprintf(args, sizeof args, "%s --epochs 4 --resume %s", common, csv);
+    CHECK(run(args) == 1);
+    CHECK_STR_HAS(out, "not a tapegrad checkpoint");
+    snprintf(args, sizeof args, "%s --epochs 4 --resume %s/nosuch.ckpt", common, dir);
+    CHECK(run(args) == 1);
+    CHECK_STR_HAS(out, "nosuch.ckpt: cannot open");
+    snprintf(args, sizeof args, "%s --epochs 4 --checkpoint %s", common, dir);
+    CHECK(run(args) == 1);
+    CHECK_STR_HAS(out, "--checkpoint");
+    CHECK_STR_HAS(out, "is a directory");
+}
+
 static void cleanup(void)
 {
     char cmd[128];
@@ -559,6 +700,7 @@ static const check_case cases[] = {
     TEST(test_divergence_stops_at_once),
     TEST(test_graph_and_gradcheck),
     TEST(test_arch),
+    TEST(test_checkpoint_resume),
     TEST(test_cleanup),
 };
 TEST_MAIN("test_cli", cases)

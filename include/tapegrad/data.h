@@ -107,6 +107,34 @@ TG_API void tg_batcher_reset(tg_batcher *b);
 TG_API bool tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y);
 TG_API int64_t tg_batcher_count(const tg_batcher *b); /* batches per epoch */
 
+/* Rank `rank` of `size` processes (data-parallel training): every epoch the same
+ * permutation of the rows as tg_batcher_new's for that seed, whatever size is (so
+ * tg_batcher_new(ds, b, sh, seed, st) is tg_batcher_new_shard(ds, b, sh, seed, 0, 1, st)),
+ * cut into global batches of size · batch rows; rank r gets rows [r · batch, (r + 1) · batch)
+ * of each. The last, shorter global batch (m rows; the only one when size · batch >= n) is
+ * cut into size contiguous parts in rank order, the first m mod size one row longer. A part
+ * may be empty: tg_batcher_next then returns true with 0-row tensors, so every rank makes
+ * the same number of steps (tg_batcher_count, the same on every rank). Errors (NULL, st):
+ * TG_EARG also for size < 1 or a rank outside [0, size). */
+TG_API tg_batcher *tg_batcher_new_shard(const tg_dataset *ds, int64_t batch, bool shuffle,
+                                        uint64_t seed, int rank, int size, tg_status *st);
+/* Rows of the global batch (all ranks' parts) that the last tg_batcher_next returned: what a
+ * sum of per-row losses over all ranks is divided by. 0 before an epoch's first batch, after
+ * its end and for NULL. */
+TG_API int64_t tg_batcher_global_rows(const tg_batcher *b);
+/* The batcher's state, for checkpoints (checkpoint.h): the shuffle generator, this epoch's
+ * order of the rows and the position in it (8 · (7 + n) bytes; 0 for NULL). A batcher over
+ * the same rows with the same shuffle flag, given a saved state, goes on with the batches
+ * the saved one would have given next, and with the same orders in the epochs after. The
+ * state is global: a shard of any size and rank may load it when the position is the start
+ * of one of its global batches. Save wants exactly tg_batcher_state_size bytes (TG_EARG).
+ * Load checks everything first: TG_ESHAPE for another row count, TG_EARG for another
+ * shuffle flag, TG_EFORMAT for a position that starts no global batch or an order that is no
+ * permutation; nothing changes then. */
+TG_API size_t tg_batcher_state_size(const tg_batcher *b);
+TG_API int tg_batcher_state_save(const tg_batcher *b, void *buf, size_t size, tg_status *st);
+TG_API int tg_batcher_state_load(tg_batcher *b, const void *buf, size_t size, tg_status *st);
+
 /* ---- metrics ---- */
 /* Labels are class indices: integers 0..C-1 stored as numbers. A fractional, negative, NaN
  * or too large label is a bad argument, never counted as a miss. */

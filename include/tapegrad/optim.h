@@ -215,6 +215,23 @@ TG_API const char *tg_optim_name(const tg_optim *opt);
 TG_API bool tg_optim_needs_closure(const tg_optim *opt);
 TG_API const tg_optim_opts *tg_optim_options(const tg_optim *opt);
 
+/* ---- state, for checkpoints (checkpoint.h saves it with the rest of a run) ---- */
+/* Bytes of the optimiser's whole state: method, dtype, the element count of every
+ * parameter, the step count (the schedule's position), the base lr, every slot (moments,
+ * RProp's step sizes, QuickProp's last step...) and the method's extra state (the BFGS
+ * matrix, the L-BFGS history and the line search's point, Levenberg-Marquardt's mu,
+ * Newton's lambda). 0 for NULL. The other options are not saved: they come from the code
+ * that makes the optimiser. */
+TG_API size_t tg_optim_state_size(const tg_optim *opt);
+/* Writes the state into buf (exactly tg_optim_state_size bytes, else TG_EARG). */
+TG_API int tg_optim_state_save(const tg_optim *opt, void *buf, size_t size, tg_status *st);
+/* Restores a state tg_optim_state_save wrote, after checking all of it: TG_EARG for another
+ * method, TG_EDTYPE for another dtype, TG_ESHAPE for other parameter counts or sizes,
+ * TG_EFORMAT for a malformed or truncated state or one of other options (an L-BFGS history
+ * of another length); nothing changes then. A step after it does what the saved optimiser's
+ * next step would have done, bit for bit. */
+TG_API int tg_optim_state_load(tg_optim *opt, const void *buf, size_t size, tg_status *st);
+
 /* ---- gradient clipping over a parameter list (parameters with a NULL grad are skipped) ---- */
 
 /* The global L2 norm of the gradients, sqrt(sum over all elements of g^2); a negative
