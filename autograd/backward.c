@@ -53,6 +53,83 @@ static inline void prefetch_below(const tg_node *n)
 #endif
 }
 
+/* ---- The gradient-ready hook (tg_tape_on_grad_ready) ----
+ * Before a sweep with a hook set, one pass walks the nodes in sweep order and finds the
+ * ones the sweep will reach (y's node, and the nodes of the inputs that require a gradient
+ * of a reached node, marked in n->mark and cleared as the pass goes), and for each leaf
+ * that requires a gradient the last reached node, in sweep order, that reads it: a table
+ * keyed by the leaf, overwritten at each reached reader. The sweep then calls the hook
+ * after that node's backward. */
+typedef struct tg_ready_slot {
+    const tg_tensor *leaf; /* NULL: empty */
+    const tg_node *node;
+    int in;
+} tg_ready_slot;
+
+static size_t ready_hash(const tg_tensor *t, size_t mask)
+{
+    return (size_t)(((uintptr_t)t >> 4) * 0x9e3779b97f4a7c15ull >> 17) & mask;
+}
+
+static tg_ready_slot *ready_find(tg_tape *tp, const tg_tensor *t)
+{
+    size_t mask = tp->ready_cap - 1, i = ready_hash(t, mask);
+    while (tp->ready_map[i].leaf && tp->ready_map[i].leaf != t) i = (i + 1) & mask;
+    return &tp->ready_map[i];
+}
+
+static int ready_plan(tg_tape *tp, const tg_tensor *y, const char *who)
+{
+    size_t leaves = 1; /* y itself may be one */
+    for (const tg_node *n = y->node; n; n = n->prev)
+        for (int i = 0; i < n->n_in; i++) leaves += n->in[i]->leaf && n->in[i]->requires_grad;
+    size_t cap = 16;
+    while (cap < 2 * leaves) cap *= 2;
+    if (cap > tp->ready_cap) {
+        tg_ready_slot *m = tp->alloc(tp->alloc_ctx, tp->ready_map, cap * sizeof *m);
+        tp->n_allocs++;
+        if (!m)
+            return tg_fail(tp, TG_ENOMEM,
+                           "%s: out of memory for the gradient-ready hook's table (%zu leaves)",
+                           who, leaves);
+        tp->ready_map = m, tp->ready_cap = cap;
+    }
+    memset(tp->ready_map, 0, tp->ready_cap * sizeof *tp->ready_map);
+    for (tg_node *n = y->node; n; n = n->prev) {
+        bool reached = n == y->node || n->mark;
+        n->mark = 0;
+        if (!reached) continue;
+        for (int i = 0; i < n->n_in; i++) {
+            tg_tensor *x = n->in[i];
+            if (!x->requires_grad) continue;
+            if (x->node) x->node->mark = 1;
+            else if (x->leaf) {
+                tg_ready_slot *s = ready_find(tp, x);
+                s->leaf = x, s->node = n, s->in = i;
+            }
+        }
+    }
+    return TG_OK;
+}
+
+/* Calls the hook for each leaf whose last reader is n. */
+static void ready_fire(tg_tape *tp, const tg_node *n, tg_grad_ready_fn fn, void *ctx)
+{
+    for (int i = 0; i < n->n_in; i++) {
+        tg_tensor *x = n->in[i];
+        if (!x->leaf || !x->requires_grad) continue;
+        const tg_ready_slot *s = ready_find(tp, x);
+        if (s->node == n && s->in == i) fn(x, ctx);
+    }
+}
+
+void tg_tape_on_grad_ready(tg_tape *tp, tg_grad_ready_fn fn, void *ctx)
+{
+    if (!tp) return;
+    tp->ready_fn = fn;
+    tp->ready_ctx = fn ? ctx : NULL;
+}
+
 /* The sweep from y with dy = seed (NULL: dy = 1, y scalar). */
 static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *who)
 {
@@ -80,6 +157,9 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
                        "%s: the %s does not require a gradient (no input of it requires one, "
                        "or grad mode was off)",
                        who, seed ? "output" : "loss");
+    tg_grad_ready_fn ready = tp->ready_fn; /* as set when the sweep starts */
+    void *ready_ctx = tp->ready_ctx;
+    if (ready && ready_plan(tp, y, who)) return tp->err;
     tp->sweep++;
     if (ensure_grad(tp, y)) return tp->err;
     tg_grad_settle(y);
@@ -87,6 +167,7 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
         for (int64_t i = 0; i < y->numel; i++)
             tg_set(y->grad, i, tg_get(y->grad, i) + tg_get(seed, i));
     else tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
+    if (ready && y->leaf) ready(y, ready_ctx);
     bool prof = tg_profiling(tp);
     if (prof) tp->prof->phase = 1;
     for (tg_node *n = y->node; n; n = n->prev) {
@@ -110,6 +191,7 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
         } else {
             op->backward(n);
         }
+        if (ready) ready_fire(tp, n, ready, ready_ctx);
     }
     if (prof) tp->prof->phase = 0;
     return TG_OK;

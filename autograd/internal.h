@@ -13,9 +13,14 @@ struct tg_tensor {
     tg_tape *tape;   /* owning tape for arena tensors, NULL for leaves */
     tg_node *node;   /* the node that produced it, if recorded */
     int64_t numel;
-    uint64_t grad_sweep; /* arena tensors: the sweep in which grad was last made ready */
-    uint32_t gen;        /* arena tensors: the tape generation they were made in (the
-                            staleness check, tg_tensor_usable) */
+    union {
+        uint64_t grad_sweep; /* arena tensors: the sweep in which grad was last made ready */
+        uint64_t serial;     /* leaves: a number no other leaf of the process has, so that
+                                tg_tape_replay can tell a leaf freed and replaced since
+                                recording (tensor.c) */
+    };
+    uint32_t gen; /* arena tensors: the tape generation they were made in (the
+                     staleness check, tg_tensor_usable) */
     int8_t ndim;
     uint8_t dtype;          /* tg_dtype */
     bool requires_grad : 1; /* leaves: set by the caller; outputs: some input requires it */
@@ -89,6 +94,8 @@ typedef union tg_attr {
 struct tg_node {
     uint16_t op; /* index into tg_op_table */
     uint16_t n_in;
+    uint32_t mark; /* scratch of the gradient-ready hook's pass (backward.c): 0
+                      between calls; fills what was padding */
     tg_tensor *out;
     tg_node *prev, *next; /* recording order */
     void *saved;          /* op context in the arena (masks, statistics), or NULL */
@@ -134,7 +141,31 @@ struct tg_tape {
     char msg[256];
     tg_rng rng;
     uintptr_t lo, hi; /* every block lies in [lo, hi): most leaves need no block walk */
+    /* The leaves the recorded nodes read, in recording order, for tg_tape_replay's check
+     * (record.c appends them; from the tape's allocator, kept across tg_tape_reset, which
+     * empties the list, so a loop of identical steps allocates nothing here either). */
+    struct tg_leaf_ref *leaves;
+    int64_t n_leaves, cap_leaves;
+    const tg_tensor *leaves_last; /* the last leaf noted: a leaf read again is not */
+    /* tg_tape_replay's structural check passed for this tail and generation */
+    const tg_node *replay_ok_tail;
+    uint32_t replay_ok_gen;
+    /* The gradient-ready hook (tg_tape_on_grad_ready; kept across resets) and its table,
+     * from the tape's allocator, kept between sweeps (backward.c). */
+    tg_grad_ready_fn ready_fn;
+    void *ready_ctx;
+    struct tg_ready_slot *ready_map;
+    size_t ready_cap; /* slots in ready_map: 0 or a power of two */
 };
+
+/* A leaf a recorded node reads, and its serial when recorded. */
+typedef struct tg_leaf_ref {
+    const tg_tensor *t;
+    uint64_t serial;
+} tg_leaf_ref;
+/* record.c: appends the leaves among n's inputs to tp->leaves, but for a leaf noted just
+ * before (read again); TG_ENOMEM with an error. */
+int tg_leaf_refs_add(tg_tape *tp, const tg_node *n);
 
 /* One row of the op table (ops/ops.def generates it). */
 typedef struct tg_op {

@@ -76,9 +76,38 @@ bool tg_op_records(const tg_tape *tp, int n_in, tg_tensor *const *in)
     return record;
 }
 
+int tg_leaf_refs_add(tg_tape *tp, const tg_node *n)
+{
+    for (int i = 0; i < n->n_in; i++) {
+        const tg_tensor *x = n->in[i];
+        if (!x->leaf || x == tp->leaves_last) continue;
+        if (tp->n_leaves == tp->cap_leaves) {
+            int64_t cap = tp->cap_leaves ? 2 * tp->cap_leaves : 64;
+            tg_leaf_ref *p = tp->alloc(tp->alloc_ctx, tp->leaves, (size_t)cap * sizeof *p);
+            tp->n_allocs++;
+            if (!p)
+                return tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory for the tape's leaf list",
+                               tg_op_table[n->op].name);
+            tp->leaves = p, tp->cap_leaves = cap;
+        }
+        tp->leaves[tp->n_leaves++] = (tg_leaf_ref){x, x->serial};
+        tp->leaves_last = x;
+    }
+    return TG_OK;
+}
+
 tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
 {
-    bool record = tg_op_records(tp, n->n_in, n->in);
+    bool record = false, leafy = false; /* tg_op_records; a leaf not noted last is read */
+    if (tp->grad_mode)
+        for (int i = 0; i < n->n_in; i++)
+            record |= n->in[i]->requires_grad,
+                leafy |= n->in[i]->leaf && n->in[i] != tp->leaves_last;
+    leafy &= record;
+    /* Before the forward, which may write leaves (batch_norm's running statistics), so
+     * that running out of memory here changes nothing. A failing forward leaves the list
+     * longer than the nodes need, harmlessly: the tape holds its error until a reset. */
+    if (leafy && tg_leaf_refs_add(tp, n)) return NULL;
     if (tg_profiling(tp)) {
         double t0 = tg_clock();
         tg_op_table[n->op].forward(n);

@@ -41,6 +41,8 @@ void tg_tape_free(tg_tape *tp)
     if (!tp) return;
     tg_arena_release(tp);
     if (tp->prof) tp->alloc(tp->alloc_ctx, tp->prof, 0);
+    if (tp->ready_map) tp->alloc(tp->alloc_ctx, tp->ready_map, 0);
+    if (tp->leaves) tp->alloc(tp->alloc_ctx, tp->leaves, 0);
     tp->alloc(tp->alloc_ctx, tp, 0);
 }
 
@@ -50,6 +52,8 @@ void tg_tape_reset(tg_tape *tp)
     tp->gen++;
     tg_arena_rewind(tp); /* at the new generation's stagger */
     tp->head = tp->tail = NULL;
+    tp->n_leaves = 0;
+    tp->leaves_last = NULL;
     tp->n_nodes = 0;
     tp->err = TG_OK;
     tp->msg[0] = '\0';

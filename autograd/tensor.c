@@ -1,5 +1,6 @@
 /* autograd/tensor.c: leaves (caller-owned tensors), accessors, fills, printing, the RNG. */
 #include <float.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,9 @@ char *tg_shape_str(const tg_tensor *t, char *buf, size_t size)
     return tg_shape_fmt(t->ndim, t->shape, buf, size);
 }
 
+/* Leaf serials (tg_tensor.serial): from 1 up, never reused. */
+static _Atomic uint64_t leaf_serials;
+
 static tg_tensor *leaf_new(tg_dtype dt, int ndim, const int64_t *shape)
 {
     int64_t numel = tg_shape_numel(ndim, shape); /* -1 for a bad shape */
@@ -147,6 +151,7 @@ static tg_tensor *leaf_new(tg_dtype dt, int ndim, const int64_t *shape)
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->dtype = (uint8_t)dt;
     t->leaf = true;
+    t->serial = atomic_fetch_add_explicit(&leaf_serials, 1, memory_order_relaxed) + 1;
     return t;
 }
 

@@ -41,15 +41,53 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
  * Eval: μ, σ² are the running statistics (constants), and dx = γ s dy.
  * Both: dγ += Σ dy x̂, dβ += Σ dy.
  * Saved (doubles, in the arena): μ[C], σ²[C], s[C], and a scratch of 2C for the backward's
- * sums. The wrapper fills μ, σ² from the running statistics in eval and updates those
- * from μ, σ² after a training forward, so the kernels touch nothing but the node.
+ * sums. The forward fills μ, σ² from the running statistics in eval and updates those
+ * from μ, σ² after a training forward (tg_batch_norm_fwd), so a replay does both again.
  * Attributes: n->attr.batch_norm (N, C, R, eps, training). Sums are in double for
  * both dtypes; the variance is two-pass (no E[x²] - μ² cancellation). */
 /* bn_fwd_f32, bn_bwd_f32, bn_fwd_f64 and bn_bwd_f64, from the template ops/batch_norm_t.h. */
 #define TG_TEMPLATE "batch_norm_t.h"
 #include "stamp.h"
 
-void tg_batch_norm_fwd(tg_node *n) { TG_DISPATCH(n, bn_fwd); }
+/* What the forward does besides the template's kernel, kept in the saved context after the
+ * 5C doubles so that a replay (tg_tape_replay) does it again: in eval, load μ, σ² from the
+ * running statistics (refusing a negative variance); after a training forward, update
+ * them. */
+typedef struct bn_running {
+    tg_tensor *mean, *var; /* NULL: not tracked (training only) */
+    double momentum;
+} bn_running;
+static bn_running *bn_run(const tg_node *n)
+{
+    return (bn_running *)((double *)n->saved + 5 * n->attr.batch_norm.C);
+}
+
+void tg_batch_norm_fwd(tg_node *n)
+{
+    const int64_t C = n->attr.batch_norm.C;
+    const bn_running *run = bn_run(n);
+    double *mean = n->saved, *var = mean + C;
+    if (!n->attr.batch_norm.training) {
+        for (int64_t c = 0; c < C; c++) {
+            mean[c] = tg_get(run->mean, c), var[c] = tg_get(run->var, c);
+            if (var[c] < 0) {
+                tg_fail(n->out->tape, TG_EARG,
+                        "tg_batch_norm: running variance[%lld] = %g is negative", (long long)c,
+                        var[c]);
+                return;
+            }
+        }
+        TG_DISPATCH(n, bn_fwd);
+        return;
+    }
+    TG_DISPATCH(n, bn_fwd);
+    /* r = (1-momentum) r + momentum · stat, with the unbiased variance (PyTorch's rule). */
+    const double M = (double)(n->attr.batch_norm.N * n->attr.batch_norm.R), k = run->momentum;
+    for (int64_t c = 0; c < C; c++) {
+        if (run->mean) tg_set(run->mean, c, (1 - k) * tg_get(run->mean, c) + k * mean[c]);
+        if (run->var) tg_set(run->var, c, (1 - k) * tg_get(run->var, c) + k * var[c] * M / (M - 1));
+    }
+}
 void tg_batch_norm_bwd(tg_node *n) { TG_DISPATCH(n, bn_bwd); }
 
 static bool is_vec(const tg_tensor *t, int64_t c) { return t->ndim == 1 && t->shape[0] == c; }
@@ -126,35 +164,13 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
                 tg_shape_str(x, buf, sizeof buf));
         return NULL;
     }
-    if (!training)
-        for (int64_t c = 0; c < C; c++)
-            if (tg_get(running_var, c) < 0) {
-                tg_fail(tp, TG_EARG, "tg_batch_norm: running variance[%lld] = %g is negative",
-                        (long long)c, tg_get(running_var, c));
-                return NULL;
-            }
     tg_node *n = tg_op_begin(tp, TG_OP_batch_norm, 3, in, x->ndim, x->shape);
     if (!n) return NULL;
-    double *stats = tg_op_save(tp, n, 5 * (size_t)C * sizeof(double));
-    if (!stats) return NULL;
+    if (!tg_op_save(tp, n, 5 * (size_t)C * sizeof(double) + sizeof(bn_running))) return NULL;
     n->attr.batch_norm.N = N, n->attr.batch_norm.C = C, n->attr.batch_norm.R = R;
     n->attr.batch_norm.eps = eps, n->attr.batch_norm.training = training;
-    double *mean = stats, *var = stats + C;
-    if (!training)
-        for (int64_t c = 0; c < C; c++)
-            mean[c] = tg_get(running_mean, c), var[c] = tg_get(running_var, c);
-    tg_tensor *y = tg_op_finish(tp, n);
-    if (!y || !training) return y;
-    /* r = (1-momentum) r + momentum · stat, with the unbiased variance (PyTorch's rule). */
-    double M = (double)(N * R);
-    for (int64_t c = 0; c < C; c++) {
-        if (running_mean)
-            tg_set(running_mean, c, (1 - momentum) * tg_get(running_mean, c) + momentum * mean[c]);
-        if (running_var)
-            tg_set(running_var, c,
-                   (1 - momentum) * tg_get(running_var, c) + momentum * var[c] * M / (M - 1));
-    }
-    return y;
+    *bn_run(n) = (bn_running){running_mean, running_var, momentum};
+    return tg_op_finish(tp, n); /* the forward loads or updates the running statistics */
 }
 
 /* ---- the same backwards in ops (tg_op.vjp) ---- */

@@ -91,6 +91,43 @@ TG_API int tg_backward(tg_tape *tp, tg_tensor *loss);
  * With a one-hot seed it gives one row of the Jacobian (Levenberg-Marquardt uses it). */
 TG_API int tg_backward_seed(tg_tape *tp, tg_tensor *y, const tg_tensor *seed);
 
+/* ---- Replay: the recorded tape again, on the leaves' current values ----
+ * tg_tape_replay re-runs every recorded node's forward kernel in recording order, reading
+ * the values the leaves hold now, without recording anything: no node, output or saved
+ * buffer is allocated, so a step that only changes values (a new batch copied into the
+ * same input leaf, weights updated in place) costs the kernels alone. Then tg_backward
+ * sweeps as after a recording (zero the leaf gradients first as usual). Control flow is
+ * frozen at recording, as in ADOL-C: a branch or loop of the caller's that looked at a
+ * value is not taken again, and every op keeps the shapes, attributes (axes, scalars, p)
+ * and leaves it was recorded with. A replay equals a fresh recording at the same values
+ * bit for bit, outputs and gradients: dropout draws a fresh mask from the tape's
+ * generator, in the order a recording would; batch_norm in training updates its running
+ * statistics again. The caller keeps every leaf a recorded node reads alive (a freed leaf
+ * cannot be detected), and a custom op's ctx too.
+ * Returns 0, or TG_ESTATE and changes nothing: a tape holding an error (the first error's
+ * message stays), no node recorded since the last reset, a leaf freed and replaced by
+ * another since recording (a leaf's shape and dtype cannot change otherwise), or a node
+ * input computed by ops that recorded no node (none of its inputs required a gradient, or
+ * grad mode was off, or a constant of tg_gradients), whose value a replay cannot
+ * recompute. A forward kernel may still fail on the new values (a label out of range):
+ * its error goes on the tape, the nodes before it have run. TG_EARG for NULL. */
+TG_API int tg_tape_replay(tg_tape *tp);
+
+/* ---- The gradient-ready hook ----
+ * While set, every sweep (tg_backward, tg_backward_seed, after a recording or a replay)
+ * calls fn(leaf, ctx) once for each leaf that requires a gradient and that the sweep
+ * reaches, as soon as that gradient is final: right after the backward of the last node,
+ * in sweep order, that adds into it (for a leaf loss, after it is seeded). Calls come from
+ * the sweeping thread, in sweep order, and by input position within a node, so the same
+ * tape gives the same order every time. Unreached leaves get no call. fn may read the
+ * gradient (tg_grad) and hand it on, but must not record on, replay, sweep or reset the
+ * tape. fn NULL removes the hook. tg_tape_reset keeps it. With a hook set a sweep first
+ * makes two passes over the nodes (to size and fill a table, which comes from the tape's
+ * allocator and is kept between sweeps: TG_ENOMEM); without one the sweep costs one
+ * branch per node more. */
+typedef void (*tg_grad_ready_fn)(tg_tensor *leaf, void *ctx);
+TG_API void tg_tape_on_grad_ready(tg_tape *tp, tg_grad_ready_fn fn, void *ctx);
+
 /* ---- Higher order: gradients as tensors on the tape ----
  * tg_gradients is PyTorch's autograd.grad: the gradients of y with respect to the chosen
  * tensors xs, returned as tensors on tp instead of added into leaf gradients. Its sweep
