@@ -18,10 +18,21 @@ ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibi
 LDLIBS    = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) $(OPENMP) -lblis -llapack -lz -lm -lpthread $(EXTRA_LDFLAGS)
 B        ?= build
 
-DIRS     ?= autograd ops nn optim data
+DIRS     ?= autograd ops nn optim data dist
 SKIP     ?=
-LIB_SRC  := $(filter-out $(SKIP),$(foreach d,$(DIRS),$(wildcard $(d)/*.c)))
+# dist/comm_mpi.c is libtapegrad_mpi's: the core library never links MPI.
+MPI_SRC  := dist/comm_mpi.c
+LIB_SRC  := $(filter-out $(SKIP) $(MPI_SRC),$(foreach d,$(DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+# MPI (Open MPI's mpicc and mpirun): libtapegrad_mpi and the test/mpi_*.c programs are
+# built when both are present (the deps step installs Debian's Open MPI as root).
+MPICC    ?= mpicc
+MPIRUN   ?= mpirun
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && command -v $(MPIRUN) >/dev/null 2>&1 && echo 1)
+MPI_CFLAGS = $(shell $(MPICC) --showme:compile 2>/dev/null)
+MPI_LIBS   = $(shell $(MPICC) --showme:link 2>/dev/null)
+MPI_OBJ  := $(B)/obj/dist/comm_mpi.o
+MPI_TESTS := $(patsubst test/%.c,$(B)/%,$(wildcard test/mpi_*.c))
 TEST_SRC := $(wildcard test/test_*.c)
 TESTS    := $(TEST_SRC:test/%.c=$(B)/%)
 CLI_SRC  := $(wildcard cli/*.c)
@@ -33,9 +44,10 @@ DEMO_OBJ := $(DEMO_SRC:%.c=$(B)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 FASHION  := /usr/share/datasets/fashion-mnist
 HEADERS  := $(wildcard include/*.h include/tapegrad/*.h autograd/*.h ops/*.h ops/*.def nn/*.h \
-                       optim/*.h data/*.h cli/*.h test/*.h examples/*.h)
+                       optim/*.h data/*.h dist/*.h cli/*.h test/*.h examples/*.h)
 DEPS_OK  := $(B)/.deps-ok
 
+.PHONY: mpi-lib mpi-tests bench-dist
 .PHONY: all lib test asan tsan valgrind install clean deps help run examples cli data-deps bench bench-deps fuzz FORCE \
         format format-check lint lint-tidy lint-cppcheck werror
 all: lib $(TESTS) $(B)/tapegrad
@@ -58,6 +70,7 @@ help:
 	@echo "make werror  build everything with -Werror under gcc and under clang (CI runs it)"
 	@echo "make examples build/examples/* (the README example and every demo as a program)"
 	@echo "make install PREFIX=/usr/local   headers, libraries, tapegrad.pc and the tapegrad command"
+	@echo "make mpi-lib  build/libtapegrad_mpi.{a,so}, the MPI communicator (needs mpicc; docs/distributed.md)"
 
 # BLIS (Debian's OpenMP build) is the matrix engine. Installed here when missing and we are
 # root with apt-get; otherwise one sentence says what to install.
@@ -79,6 +92,15 @@ $(DEPS_OK):
 	    echo "tapegrad needs zlib and LAPACK: run 'sudo apt-get install zlib1g-dev liblapack-dev'." >&2; exit 1; \
 	  fi; \
 	fi
+	@if ! command -v $(MPICC) >/dev/null 2>&1 || ! command -v $(MPIRUN) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Open MPI is missing: installing Debian's libopenmpi-dev openmpi-bin (for libtapegrad_mpi)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenmpi-dev openmpi-bin) >/dev/null \
+	      || echo "deps: could not install Open MPI; libtapegrad_mpi and the MPI tests are skipped" >&2; \
+	  else \
+	    echo "Without Open MPI, libtapegrad_mpi and the MPI tests are skipped: 'sudo apt-get install libopenmpi-dev openmpi-bin' builds them." >&2; \
+	  fi; \
+	fi
 	@touch $@
 deps: $(DEPS_OK)
 
@@ -92,6 +114,41 @@ $(B)/libtapegrad.a: $(LIB_OBJ)
 
 $(B)/libtapegrad.so: $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+# libtapegrad_mpi: the MPI communicator (dist/comm_mpi.c) alone; it needs libtapegrad.
+$(MPI_OBJ): dist/comm_mpi.c $(HEADERS) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -c $< -o $@
+mpi-lib: $(B)/libtapegrad_mpi.a $(B)/libtapegrad_mpi.so
+$(B)/libtapegrad_mpi.a: $(MPI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/libtapegrad_mpi.so: $(MPI_OBJ) $(B)/libtapegrad.so
+	$(CC) -shared -o $@ $(MPI_OBJ) -L$(B) -ltapegrad $(MPI_LIBS) $(EXTRA_LDFLAGS)
+# test/mpi_*.c: programs that start themselves under mpirun; `make test` runs them when
+# MPI is there (mpi-tests writes their list), and says it skipped them otherwise.
+$(B)/mpi_%: test/mpi_%.c $(LIB_OBJ) $(MPI_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -fvisibility=default $< $(MPI_OBJ) $(LIB_OBJ) -o $@ $(LDLIBS) $(MPI_LIBS)
+# bench/dist_bench.c under mpirun at 1 and 2 ranks (docs/distributed.md, Speed).
+$(B)/dist_bench: bench/dist_bench.c $(LIB_OBJ) $(MPI_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) $< $(MPI_OBJ) $(LIB_OBJ) -o $@ $(LDLIBS) $(MPI_LIBS)
+bench-dist: $(B)/dist_bench
+	for np in 1 2; do $(MPIRUN) -np $$np --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 $(B)/dist_bench $(ARGS); \
+	  /usr/bin/python3 bench/torch/ddp.py --np $$np; done
+# The scaling model's inputs (docs/distributed-scaling.md): allreduce times over MPI and the
+# per-step compute of the bench MLP and the demo CNN.
+$(B)/alpha_beta: bench/alpha_beta.c | $(DEPS_OK)
+	$(MPICC) -O2 -std=c11 $< -o $@ -lm
+$(B)/step_time: bench/step_time.c $(LIB_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
+mpi-tests: | $(DEPS_OK)
+ifeq ($(HAVE_MPI),1)
+	@echo $(MPI_TESTS) > $(B)/mpi-tests.list
+	@$(MAKE) --no-print-directory $(MPI_TESTS) mpi-lib || echo "mpi-tests: the build failed" >&2
+else
+	@echo "MPI tests skipped: $(MPICC) or $(MPIRUN) missing (apt-get install libopenmpi-dev openmpi-bin)"
+	@: > $(B)/mpi-tests.list
+endif
 
 # Tests link the objects directly (not the archive), so every kernel is in the link.
 $(B)/test_%: test/test_%.c $(LIB_OBJ) $(HEADERS)
@@ -149,8 +206,8 @@ $(B)/adolc_chain: bench/adolc_chain.cpp | bench-deps
 	  echo "$(CXX) -O3 -std=c++11 -DADOLC_PKG_VERSION='\"$$v\"' $< -o $@ -ladolc"; \
 	  $(CXX) -O3 -std=c++11 -DADOLC_PKG_VERSION="\"$$v\"" $< -o $@ -ladolc || exit 1; \
 	else rm -f $@; fi
-bench: bench-deps $(B)/bench $(B)/tapegrad $(B)/adolc_chain data-deps
-	$(B)/bench --cli $(B)/tapegrad --adolc $(B)/adolc_chain --json $(B)/bench.json $(ARGS)
+bench: bench-deps $(B)/bench $(B)/tapegrad $(B)/adolc_chain data-deps $(if $(HAVE_MPI),$(B)/dist_bench)
+	$(B)/bench --cli $(B)/tapegrad --adolc $(B)/adolc_chain $(if $(HAVE_MPI),--dist $(B)/dist_bench) --json $(B)/bench.json $(ARGS)
 # The revision the bench reports ("-dirty" with uncommitted changes); the stamp file is
 # rewritten only when it changes, so that the bench is rebuilt then.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -165,7 +222,8 @@ $(B)/test_cli: test/test_cli.c $(B)/tapegrad test/check.h
 	$(CC) $(ALL_CFLAGS) -DTG_CLI='"$(B)/tapegrad"' $< -o $@
 
 test: $(TESTS)
-	@sh test/run.sh $(TESTS)
+	@$(MAKE) --no-print-directory mpi-tests
+	@sh test/run.sh $(TESTS) $$(cat $(B)/mpi-tests.list)
 
 asan:
 	$(MAKE) --no-print-directory B=build/asan OPT=-O1 \
@@ -197,6 +255,13 @@ install: lib $(B)/tapegrad
 	install -m 755 $(B)/tapegrad $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLIS_LIB@|$(BLIS_LIB)|' tapegrad.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
+ifeq ($(HAVE_MPI),1)
+	$(MAKE) --no-print-directory mpi-lib
+	install -m 644 $(B)/libtapegrad_mpi.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libtapegrad_mpi.so $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@MPI_LIBS@|$(MPI_LIBS)|' tapegrad_mpi.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad_mpi.pc
+endif
 
 clean:
 	rm -rf build
@@ -223,7 +288,7 @@ CLANG_FORMAT ?= clang-format
 CLANG_TIDY   ?= clang-tidy
 CPPCHECK     ?= cppcheck
 FMT_SRC      := $(wildcard include/*.h include/tapegrad/*.h autograd/*.[ch] ops/*.[ch] nn/*.[ch] \
-                           optim/*.[ch] data/*.[ch] cli/*.[ch] examples/*.[ch] test/*.[ch] \
+                           optim/*.[ch] data/*.[ch] dist/*.[ch] cli/*.[ch] examples/*.[ch] test/*.[ch] \
                            bench/*.[ch])
 # Every C file, with the flags of its build: examples/ as programs, test_cli with its binary.
 LINT_SRC     := $(sort $(LIB_SRC) $(CLI_SRC) $(wildcard examples/*.c) $(TEST_SRC) \
@@ -283,7 +348,7 @@ lint-cppcheck: | $(LINT_DEPS_OK)
 	$(CPPCHECK) --enable=warning,performance,portability --std=c11 --inline-suppr -q \
 	  --error-exitcode=1 --suppressions-list=.cppcheck-suppressions -I include \
 	  --template='{file}:{line}: {severity}: {message} [{id}]' \
-	  autograd ops nn optim data cli examples test bench
+	  autograd ops nn optim data dist cli examples test bench
 
 # Every warning an error, under gcc and under clang (installed when missing, as root).
 werror:

@@ -12,5 +12,6 @@
 #include "tapegrad/nn.h"
 #include "tapegrad/data.h"
 #include "tapegrad/checkpoint.h"
+#include "tapegrad/dist.h"
 
 #endif

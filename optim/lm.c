@@ -1,4 +1,5 @@
 /* optim/lm.c: Levenberg-Marquardt for least-squares losses Σe² (tg_optim_step_lm). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,8 @@ typedef struct lm {
     double mu;
     tg_tape *tp;
     tg_tensor *seed; /* one-hot seed shaped like e */
+    tg_lm_reduce_fn reduce; /* distributed (dist.h): sums over the ranks, or NULL */
+    void *reduce_ctx;
 } lm;
 
 static void flat_get(const tg_optim *o, double *x)
@@ -40,9 +43,9 @@ static double sum_sq(lm *s, tg_residual_fn fn, void *ctx)
     tg_tape_set_grad_mode(s->tp, false);
     tg_tensor *e = fn(s->tp, ctx);
     tg_tape_set_grad_mode(s->tp, true);
-    if (!e) return (double)NAN;
-    double f = 0;
+    double f = e ? 0 : (double)NAN;
     for (int64_t i = 0; i < tg_tensor_numel(e); i++) f += tg_get(e, i) * tg_get(e, i);
+    if (s->reduce && s->reduce(s->reduce_ctx, &f, 1)) return (double)NAN; /* every rank's Σe² */
     return f;
 }
 
@@ -97,7 +100,7 @@ int tg_optim_step_lm(tg_optim *o, tg_residual_fn fn, void *ctx, double *loss, tg
             }
         }
     }
-    if (o->opts.check_finite && !finite) /* nothing has changed yet */
+    if (o->opts.check_finite && !finite && !s->reduce) /* nothing has changed yet */
         return tg_status_set(st, TG_EARG,
                              "tg_optim_step_lm: a residual or an element of its "
                              "Jacobian is not finite (check_finite)");
@@ -113,6 +116,18 @@ int tg_optim_step_lm(tg_optim *o, tg_residual_fn fn, void *ctx, double *loss, tg
     }
     for (int64_t a = 0; a < n; a++)
         for (int64_t c = 0; c < a; c++) s->A[c * n + a] = s->A[a * n + c];
+    if (s->reduce) { /* distributed: JᵀJ, Jᵀe and Σe² over every rank's residuals */
+        double fl[2] = {f, finite ? 0 : 1};
+        int rc = s->reduce(s->reduce_ctx, s->A, n * n);
+        if (!rc) rc = s->reduce(s->reduce_ctx, s->b, n);
+        if (!rc) rc = s->reduce(s->reduce_ctx, fl, 2);
+        if (rc) return tg_status_set(st, rc, "tg_optim_step_lm: the reduction over ranks failed");
+        f = fl[0], finite = fl[1] == 0;
+        if (o->opts.check_finite && !finite)
+            return tg_status_set(st, TG_EARG,
+                                 "tg_optim_step_lm: a residual or an element of its "
+                                 "Jacobian is not finite on some rank (check_finite)");
+    }
     flat_get(o, s->x);
     o->t++;
     for (int t = 0; t < LM_TRIES; t++) {
@@ -138,6 +153,14 @@ int tg_optim_step_lm(tg_optim *o, tg_residual_fn fn, void *ctx, double *loss, tg
     }
     flat_set(o, s->x); /* no step lowered Σe²: stay */
     if (loss) *loss = f;
+    return TG_OK;
+}
+
+int tg_optim_lm_set_reduce(tg_optim *o, tg_lm_reduce_fn fn, void *ctx)
+{
+    if (!o || o->cls != &tg_lm_class) return TG_EARG;
+    lm *s = o->extra;
+    s->reduce = fn, s->reduce_ctx = fn ? ctx : NULL;
     return TG_OK;
 }
 
@@ -188,6 +211,29 @@ static void lm_destroy(tg_optim *o)
 
 static void lm_defaults(tg_optim_opts *o) { o->damping = 1e-3; }
 
+/* A checkpoint keeps mu; the rest is scratch of one step. */
+static size_t lm_state_size(const tg_optim *o)
+{
+    (void)o;
+    return sizeof(double);
+}
+static void lm_state_save(const tg_optim *o, unsigned char *p)
+{
+    memcpy(p, &((const lm *)o->extra)->mu, sizeof(double));
+}
+static int lm_state_check(const tg_optim *o, const unsigned char *p, char *why, size_t size)
+{
+    double mu;
+    (void)o, memcpy(&mu, p, sizeof mu);
+    if (mu > 0 && isfinite(mu)) return TG_OK;
+    snprintf(why, size, "lm's mu is %g, want a finite mu > 0", mu);
+    return TG_EFORMAT;
+}
+static void lm_state_load(tg_optim *o, const unsigned char *p)
+{
+    memcpy(&((lm *)o->extra)->mu, p, sizeof(double));
+}
+
 const tg_optim_class tg_lm_class = {
     .name = "lm",
     .uses = TG_USES_DAMPING,
@@ -197,4 +243,8 @@ const tg_optim_class tg_lm_class = {
     .reset = lm_reset,
     .destroy = lm_destroy,
     .needs_closure = true,
+    .state_size = lm_state_size,
+    .state_save = lm_state_save,
+    .state_check = lm_state_check,
+    .state_load = lm_state_load,
 };
