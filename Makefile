@@ -135,6 +135,9 @@ $(B)/dist_bench: bench/dist_bench.c $(LIB_OBJ) $(MPI_OBJ) $(HEADERS)
 bench-dist: $(B)/dist_bench
 	for np in 1 2; do $(MPIRUN) -np $$np --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 $(B)/dist_bench $(ARGS); \
 	  /usr/bin/python3 bench/torch/ddp.py --np $$np; done
+# bench/ulp_scan.c: the accuracy of ops/vecmath.h over every float (docs/performance.md).
+$(B)/ulp_scan: bench/ulp_scan.c $(LIB_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
 # The scaling model's inputs (docs/distributed-scaling.md): allreduce times over MPI and the
 # per-step compute of the bench MLP and the demo CNN.
 $(B)/alpha_beta: bench/alpha_beta.c | $(DEPS_OK)
@@ -154,10 +157,15 @@ endif
 $(B)/test_%: test/test_%.c $(LIB_OBJ) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -fvisibility=default $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
-# The command: cli/ and the demos in examples/.
+# The command: cli/ and the demos in examples/. With MPI, `train --distributed` links the
+# MPI communicator (the command initialises MPI only under --distributed).
 cli: $(B)/tapegrad
-$(B)/tapegrad: $(CLI_OBJ) $(DEMO_OBJ) $(LIB_OBJ)
-	$(CC) -o $@ $^ $(LDLIBS)
+$(CLI_OBJ): ALL_CFLAGS += $(if $(HAVE_MPI),-DTG_HAVE_MPI)
+$(B)/tapegrad: $(CLI_OBJ) $(DEMO_OBJ) $(LIB_OBJ) $(if $(HAVE_MPI),$(MPI_OBJ))
+	$(CC) -o $@ $^ $(LDLIBS) $(if $(HAVE_MPI),$(MPI_LIBS))
+# test/mpi_cli.c runs the command under mpirun.
+$(B)/mpi_cli: test/mpi_cli.c $(B)/tapegrad $(LIB_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -fvisibility=default -DTG_CLI='"$(B)/tapegrad"' $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 $(B)/obj/examples/%.o: examples/%.c $(HEADERS) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
@@ -292,7 +300,7 @@ FMT_SRC      := $(wildcard include/*.h include/tapegrad/*.h autograd/*.[ch] ops/
                            bench/*.[ch])
 # Every C file, with the flags of its build: examples/ as programs, test_cli with its binary.
 LINT_SRC     := $(sort $(LIB_SRC) $(CLI_SRC) $(wildcard examples/*.c) $(TEST_SRC) \
-                       $(wildcard test/fuzz_*.c) bench/bench.c)
+                       $(wildcard test/fuzz_*.c) bench/bench.c bench/ulp_scan.c bench/step_time.c)
 LINT_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -Iinclude -Icli -isystem $(BLIS_INC) \
                 -DTG_EXAMPLE_MAIN -DTG_CLI='"$(B)/tapegrad"'
 LINT_OK      := $(LINT_SRC:%.c=$(B)/lint/%.ok)

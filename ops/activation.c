@@ -5,30 +5,63 @@
 /* ---- elementwise activations: the loop of ops/elem.h with an element function of
  * ops/elem_t.h, which also gives each formula's reasoning (linear_act applies the same
  * functions). n->attr.scalar holds alpha. ---- */
+/* The transcendental ones (sigmoid, tanh, elu, softplus) make their libm calls through the
+ * array functions of ops/vecmath.h, a block at a time (vm_part). */
+#define VM_PART(bwd, beta, pre, g, g2, post)                                                       \
+    vm_part(n, i0, i1, bwd, beta, pre##_f32, tg_vm_##g##_f32, g2##_f32, post##_f32, pre##_f64,     \
+            tg_vm_##g##_f64, g2##_f64, post##_f64)
+#define NONE_f32 NULL
+#define NONE_f64 NULL
 /* σ(x) = 1/(1+e^-x);  dx += dy σ(1-σ). */
-void tg_sigmoid_fwd(tg_node *n) { unary_fwd(n, sigmoid_f32, sigmoid_f64); }
-void tg_sigmoid_bwd(tg_node *n) { unary_bwd(n, sigmoid_dx_f32, sigmoid_dx_f64); }
+static void sigmoid_fwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
+{
+    VM_PART(false, beta, neg_abs, exp, NONE, vm_sigmoid);
+}
+void tg_sigmoid_fwd(tg_node *n) { tg_par_run(n, n->out->numel, sigmoid_fwd_part, 0); }
+TG_UNARY_BWD(sigmoid, sigmoid_dx)
 /* y = tanh(x);  dx += dy (1 - y²). */
-void tg_tanh_fwd(tg_node *n) { unary_fwd(n, tanh_f32, tanh_f64); }
-void tg_tanh_bwd(tg_node *n) { unary_bwd(n, tanh_dx_f32, tanh_dx_f64); }
+TG_VM_FWD(tanh, tanh)
+TG_UNARY_BWD(tanh, tanh_dx)
 /* max(0, x), NaN passing through;  dx += dy [x > 0]. */
-void tg_relu_fwd(tg_node *n) { unary_fwd(n, relu_f32, relu_f64); }
-void tg_relu_bwd(tg_node *n) { unary_bwd(n, relu_dx_f32, relu_dx_f64); }
+TG_UNARY_KERNELS(relu)
 /* max(0, x) + α min(0, x);  dx += dy (x > 0 ? 1 : α). */
-void tg_leaky_relu_fwd(tg_node *n) { unary_fwd(n, leaky_relu_f32, leaky_relu_f64); }
-void tg_leaky_relu_bwd(tg_node *n) { unary_bwd(n, leaky_relu_dx_f32, leaky_relu_dx_f64); }
+TG_UNARY_KERNELS(leaky_relu)
 /* x > 0 ? x : α(e^x - 1);  dx += dy (x > 0 ? 1 : α e^x). */
-void tg_elu_fwd(tg_node *n) { unary_fwd(n, elu_f32, elu_f64); }
-void tg_elu_bwd(tg_node *n) { unary_bwd(n, elu_dx_f32, elu_dx_f64); }
+static void elu_fwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
+{
+    VM_PART(false, beta, vm_id, expm1, NONE, vm_elu);
+}
+static void elu_bwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
+{
+    VM_PART(true, beta, vm_id, exp, NONE, vm_elu_dx);
+}
+void tg_elu_fwd(tg_node *n) { tg_par_run(n, n->out->numel, elu_fwd_part, 0); }
+void tg_elu_bwd(tg_node *n)
+{
+    if (n->in[0]->requires_grad) tg_par_run(n, n->out->numel, elu_bwd_part, tg_grad_beta(n->in[0]));
+}
 /* ln(1 + e^x), stable;  dx += dy σ(x). */
-void tg_softplus_fwd(tg_node *n) { unary_fwd(n, softplus_f32, softplus_f64); }
-void tg_softplus_bwd(tg_node *n) { unary_bwd(n, softplus_dx_f32, softplus_dx_f64); }
+static void softplus_fwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
+{
+    VM_PART(false, beta, neg_abs, exp, tg_vm_log1p, vm_softplus);
+}
+static void softplus_bwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
+{
+    VM_PART(true, beta, neg_abs, exp, NONE, vm_softplus_dx);
+}
+void tg_softplus_fwd(tg_node *n) { tg_par_run(n, n->out->numel, softplus_fwd_part, 0); }
+void tg_softplus_bwd(tg_node *n)
+{
+    if (n->in[0]->requires_grad)
+        tg_par_run(n, n->out->numel, softplus_bwd_part, tg_grad_beta(n->in[0]));
+}
+#undef VM_PART
 /* [x > 0] and sign(x). The true derivative is 0 wherever it exists and is taken as 0 at the
  * jump, so the backward has nothing to add: the input's gradient stays exactly 0 (see
  * tg_step in ops.h). */
-void tg_step_fwd(tg_node *n) { unary_fwd(n, step_f32, step_f64); }
+TG_UNARY_FWD(step, step)
 void tg_step_bwd(tg_node *n) { (void)n; }
-void tg_sign_fwd(tg_node *n) { unary_fwd(n, sign_f32, sign_f64); }
+TG_UNARY_FWD(sign, sign)
 void tg_sign_bwd(tg_node *n) { (void)n; }
 
 static tg_tensor *with_alpha(tg_tape *tp, int op, tg_tensor *x, double alpha)
@@ -85,15 +118,29 @@ tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha)
     return tg_op_finish(tp, n);
 }
 
-void tg_softmax_fwd(tg_node *n) { TG_DISPATCH(n, softmax_fwd); }
+/* Slices of softmax and log_softmax: split over threads for a large input when the axis
+ * is the last (inner 1: no shared scratch); each slice is one thread's, so any split gives
+ * the bits of one thread. */
+static void softmax_part(tg_node *n, int64_t o0, int64_t o1, int bwd)
+{
+    if (n->out->dtype == TG_F32) (bwd ? softmax_bwd_f32 : softmax_fwd_f32)(n, o0, o1);
+    else (bwd ? softmax_bwd_f64 : softmax_fwd_f64)(n, o0, o1);
+}
+static void softmax_run(tg_node *n, int bwd)
+{
+    const int64_t outer = n->attr.view.outer;
+    const int nt = n->attr.view.inner == 1 ? tg_par_threads(n->out->numel) : 1;
+    tg_par_range(n, outer, 1, nt, softmax_part, bwd);
+}
+void tg_softmax_fwd(tg_node *n) { softmax_run(n, 0); }
 void tg_softmax_bwd(tg_node *n)
 {
-    if (n->in[0]->requires_grad) TG_DISPATCH(n, softmax_bwd);
+    if (n->in[0]->requires_grad) softmax_run(n, 1);
 }
-void tg_log_softmax_fwd(tg_node *n) { TG_DISPATCH(n, softmax_fwd); }
+void tg_log_softmax_fwd(tg_node *n) { softmax_run(n, 0); }
 void tg_log_softmax_bwd(tg_node *n)
 {
-    if (n->in[0]->requires_grad) TG_DISPATCH(n, softmax_bwd);
+    if (n->in[0]->requires_grad) softmax_run(n, 1);
 }
 
 static tg_tensor *softmax(tg_tape *tp, int op, tg_tensor *x, int axis)

@@ -61,23 +61,28 @@ static void FN(prelu_bwd)(tg_node *n)
  * Each [len, inner] block is swept with inner as the innermost, contiguous loop; the
  * per-column maxima and sums live in the saved scratch (2 inner values). inner == 1 (the
  * last axis) is plain contiguous rows and needs no scratch. */
-static void FN(softmax_fwd)(tg_node *n)
+/* Slices [o0, o1) of the outer dimension; several threads may each take some when inner
+ * is 1 (the scratch is only used for inner > 1). The exponentials of a row are taken by
+ * ops/vecmath.h's array function (libmvec's vector code), over the output row as the
+ * buffer, and summed in order as before. */
+static void FN(softmax_fwd)(tg_node *n, int64_t o0, int64_t o1)
 {
-    const int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t len = n->attr.view.len, inner = n->attr.view.inner;
     const bool lg = n->op == TG_OP_log_softmax;
     if (len == 0 || inner == 0) return; /* empty: no slice to read */
-    for (int64_t o = 0; o < outer; o++) {
+    for (int64_t o = o0; o < o1; o++) {
         const T *restrict xb = (const T *)n->in[0]->data + o * len * inner;
         T *restrict yb = (T *)n->out->data + o * len * inner;
         if (inner == 1) {
             T m = xb[0], s = 0;
             for (int64_t l = 1; l < len; l++) m = xb[l] > m ? xb[l] : m;
+            for (int64_t l = 0; l < len; l++) yb[l] = xb[l] - m;
+            FN(tg_vm_exp)(yb, yb, len);
+            for (int64_t l = 0; l < len; l++) s += yb[l];
             if (lg) {
-                for (int64_t l = 0; l < len; l++) s += M(exp)(xb[l] - m);
                 const T ls = M(log)(s);
                 for (int64_t l = 0; l < len; l++) yb[l] = (xb[l] - m) - ls;
             } else {
-                for (int64_t l = 0; l < len; l++) s += (yb[l] = M(exp)(xb[l] - m));
                 const T r = 1 / s;
                 for (int64_t l = 0; l < len; l++) yb[l] *= r;
             }
@@ -105,12 +110,12 @@ static void FN(softmax_fwd)(tg_node *n)
         }
     }
 }
-static void FN(softmax_bwd)(tg_node *n)
+static void FN(softmax_bwd)(tg_node *n, int64_t o0, int64_t o1)
 {
-    const int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t len = n->attr.view.len, inner = n->attr.view.inner;
     const bool lg = n->op == TG_OP_log_softmax;
     if (len == 0 || inner == 0) return;
-    for (int64_t o = 0; o < outer; o++) {
+    for (int64_t o = o0; o < o1; o++) {
         const int64_t base = o * len * inner;
         const T *restrict yb = (const T *)n->out->data + base;
         const T *restrict dyb = (const T *)n->out->grad->data + base;
@@ -119,7 +124,12 @@ static void FN(softmax_bwd)(tg_node *n)
             T s = 0;
             if (lg) {
                 for (int64_t l = 0; l < len; l++) s += dyb[l];
-                for (int64_t l = 0; l < len; l++) dxb[l] += dyb[l] - M(exp)(yb[l]) * s;
+                T e[256]; /* e^y a block at a time */
+                for (int64_t b = 0; b < len; b += 256) {
+                    const int64_t w = len - b < 256 ? len - b : 256;
+                    FN(tg_vm_exp)(yb + b, e, w);
+                    for (int64_t l = 0; l < w; l++) dxb[b + l] += dyb[b + l] - e[l] * s;
+                }
             } else {
                 for (int64_t l = 0; l < len; l++) s += dyb[l] * yb[l];
                 for (int64_t l = 0; l < len; l++) dxb[l] += yb[l] * (dyb[l] - s);

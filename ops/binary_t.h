@@ -46,6 +46,19 @@ TG_INLINE void FN(ew_bcast)(const bcast *c, int64_t len, int pass, T *restrict o
     }
 }
 
+/* The pass over output elements [i0, i1) of a flat layout: SAME, B_SCALAR or A_SCALAR. */
+TG_INLINE void FN(ew_flat)(int64_t layout, int pass, T *restrict out, const T *restrict a,
+                           const T *restrict b, const T *restrict y, const T *restrict dy,
+                           T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y), int64_t i0, int64_t i1)
+{
+    if (layout == SAME)
+        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, i);
+    else if (layout == B_SCALAR)
+        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, 0);
+    else
+        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, 0, i);
+}
+
 /* The pass over every output element in the node's layout. */
 TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T *restrict a,
                            const T *restrict b, const T *restrict y, const T *restrict dy,
@@ -54,14 +67,8 @@ TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T 
     const int64_t len = n->out->numel, m = n->attr.binary.row;
     switch (n->attr.binary.layout) {
     case SAME:
-        for (int64_t i = 0; i < len; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, i);
-        break;
     case B_SCALAR:
-        for (int64_t i = 0; i < len; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, 0);
-        break;
-    case A_SCALAR:
-        for (int64_t i = 0; i < len; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, 0, i);
-        break;
+    case A_SCALAR: FN(ew_flat)(n->attr.binary.layout, pass, out, a, b, y, dy, f, df, 0, len); break;
     case B_ROW:
         for (int64_t r = 0; r < len; r += m)
             for (int64_t j = 0; j < m; j++)
@@ -80,46 +87,75 @@ TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T 
     }
 }
 
-/* d[0] += Σ_i df(...) over every output element: the gradient of a scalar operand s (a's if
+/* Σ_i df(...) over output elements [i0, i1): the gradient of a scalar operand s (a's if
  * pass is DA, b's if DB). Eight partial sums let the compiler keep them in one vector
  * register (a single running sum is a serial chain it may not reorder), and they lose less
  * precision over long f32 sums. */
-TG_INLINE void FN(ew_sum)(int64_t len, int pass, T *restrict d, const T *restrict a,
-                          const T *restrict b, const T s, const T *restrict y, const T *restrict dy,
-                          T (*df)(T dy, T a, T b, T y))
+TG_INLINE T FN(ew_sum_run)(int64_t i0, int64_t i1, int pass, const T *restrict a,
+                           const T *restrict b, const T s, const T *restrict y,
+                           const T *restrict dy, T (*df)(T dy, T a, T b, T y))
 {
 #define TERM(i) (pass == DA ? df(dy[i], s, b[i], y[i]) : df(dy[i], a[i], s, y[i]))
     T acc[8] = {0}, sum = 0;
-    int64_t i = 0;
-    for (; i + 8 <= len; i += 8)
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8)
         for (int k = 0; k < 8; k++) acc[k] += TERM(i + k);
-    for (; i < len; i++) sum += TERM(i);
+    for (; i < i1; i++) sum += TERM(i);
     for (int k = 0; k < 8; k++) sum += acc[k];
-    d[0] += sum;
+    return sum;
 #undef TERM
 }
 
+/* Part p of count (ops/vecmath.h's fixed cuts) of the gradient sum of the scalar operand:
+ * a's if pass is DA, b's if DB. */
+TG_INLINE T FN(ew_sum_part)(const tg_node *n, int pass, int p, int count,
+                            T (*df_da)(T dy, T a, T b, T y), T (*df_db)(T dy, T a, T b, T y))
+{
+    const T *a = n->in[0]->data, *b = n->in[1]->data;
+    const T *y = n->out->data, *dy = n->out->grad->data;
+    const int64_t len = n->out->numel;
+    const int64_t i0 = tg_sum_cut(len, count, p), i1 = tg_sum_cut(len, count, p + 1);
+    if (pass == DA) return FN(ew_sum_run)(i0, i1, DA, a, b, a[0], y, dy, df_da);
+    return FN(ew_sum_run)(i0, i1, DB, a, b, b[0], y, dy, df_db);
+}
+
+/* The forward on output elements [i0, i1) of a flat layout. */
+TG_INLINE void FN(binary_fwd_part)(tg_node *n, T (*f)(T a, T b), int64_t i0, int64_t i1)
+{
+    FN(ew_flat)
+    (n->attr.binary.layout, FWD, n->out->data, n->in[0]->data, n->in[1]->data, NULL, NULL, f, NULL,
+     i0, i1);
+}
 TG_INLINE void FN(binary_fwd)(tg_node *n, T (*f)(T a, T b))
 {
     FN(ew_pass)(n, FWD, n->out->data, n->in[0]->data, n->in[1]->data, NULL, NULL, f, NULL);
 }
 
-/* Each input's gradient is its own pass with its own restrict pointer: for mul(x, x) both
- * are x's gradient, and the two passes run one after the other. */
+/* The gradients of a flat layout's full-size operands on output elements [i0, i1): a's
+ * unless a is the scalar, then b's unless b is. Each is its own loop with its own restrict
+ * pointer: for mul(x, x) both are x's gradient, and the two loops run one after the other. */
+TG_INLINE void FN(binary_bwd_part)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
+                                   T (*df_db)(T dy, T a, T b, T y), int64_t i0, int64_t i1)
+{
+    const T *a = n->in[0]->data, *b = n->in[1]->data;
+    const T *y = n->out->data, *dy = n->out->grad->data;
+    const int64_t layout = n->attr.binary.layout;
+    if (n->in[0]->requires_grad && layout != A_SCALAR)
+        FN(ew_flat)(layout, DA, n->in[0]->grad->data, a, b, y, dy, NULL, df_da, i0, i1);
+    if (n->in[1]->requires_grad && layout != B_SCALAR)
+        FN(ew_flat)(layout, DB, n->in[1]->grad->data, a, b, y, dy, NULL, df_db, i0, i1);
+}
+
+/* The other layouts' gradients, in turn, and (any layout) a scalar operand's. */
 TG_INLINE void FN(binary_bwd)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
                               T (*df_db)(T dy, T a, T b, T y))
 {
     const T *a = n->in[0]->data, *b = n->in[1]->data;
     const T *y = n->out->data, *dy = n->out->grad->data;
-    const int64_t len = n->out->numel;
-    if (n->in[0]->requires_grad) {
-        T *da = n->in[0]->grad->data;
-        if (n->attr.binary.layout == A_SCALAR) FN(ew_sum)(len, DA, da, a, b, a[0], y, dy, df_da);
-        else FN(ew_pass)(n, DA, da, a, b, y, dy, NULL, df_da);
-    }
-    if (n->in[1]->requires_grad) {
-        T *db = n->in[1]->grad->data;
-        if (n->attr.binary.layout == B_SCALAR) FN(ew_sum)(len, DB, db, a, b, b[0], y, dy, df_db);
-        else FN(ew_pass)(n, DB, db, a, b, y, dy, NULL, df_db);
-    }
+    const int64_t layout = n->attr.binary.layout;
+    const bool flat = layout == SAME || layout == A_SCALAR || layout == B_SCALAR;
+    if (n->in[0]->requires_grad && !flat)
+        FN(ew_pass)(n, DA, n->in[0]->grad->data, a, b, y, dy, NULL, df_da);
+    if (n->in[1]->requires_grad && !flat)
+        FN(ew_pass)(n, DB, n->in[1]->grad->data, a, b, y, dy, NULL, df_db);
 }

@@ -56,11 +56,10 @@ static inline T FN(square_dx)(T dy, T x, T y, T a) { return 2 * x * dy; }
 /* σ(x) = 1/(1+e^-x);  dx += dy σ(1-σ), from the output alone. Stable for large |x|: e^-|x|
  * never overflows, and for x < 0 the result e^x / (1 + e^x) keeps its relative precision
  * (no 1 - (1 - ε)). */
-static inline T FN(sigmoid)(T x, T a)
-{
-    T e = M(exp)(-M(fabs)(x));
-    return (x >= 0 ? 1 : e) / (1 + e);
-}
+static inline T FN(neg_abs)(T x) { return -M(fabs)(x); }
+/* σ(x) from e = e^-|x| (the array forms below compute e apart). */
+static inline T FN(sigmoid_e)(T x, T e) { return (x >= 0 ? 1 : e) / (1 + e); }
+static inline T FN(sigmoid)(T x, T a) { return FN(sigmoid_e)(x, M(exp)(FN(neg_abs)(x))); }
 static inline T FN(sigmoid_dx)(T dy, T x, T y, T a) { return dy * y * (1 - y); }
 /* y = tanh(x);  dx += dy (1 - y²). */
 static inline T FN(tanh)(T x, T a) { return M(tanh)(x); }
@@ -74,11 +73,16 @@ static inline T FN(leaky_relu)(T x, T a) { return FN(pos_part)(x) + a * FN(neg_p
 static inline T FN(leaky_relu_dx)(T dy, T x, T y, T a) { return dy * (x > 0 ? 1 : a); }
 /* x > 0 ? x : α(e^x - 1), with expm1 for accuracy near 0; dx += dy or dy α e^x. α e^x is
  * computed afresh rather than as y + α, which cancels badly for very negative x. */
-static inline T FN(elu)(T x, T a) { return x > 0 ? x : a * M(expm1)(x); }
-static inline T FN(elu_dx)(T dy, T x, T y, T a) { return dy * (x > 0 ? 1 : a * M(exp)(x)); }
+static inline T FN(elu_m)(T x, T m, T a) { return x > 0 ? x : a * m; } /* m = e^x - 1 */
+static inline T FN(elu_dx_e)(T dy, T x, T e, T a) { return dy * (x > 0 ? 1 : a * e); } /* e^x */
+static inline T FN(elu)(T x, T a) { return FN(elu_m)(x, M(expm1)(x), a); }
+static inline T FN(elu_dx)(T dy, T x, T y, T a) { return FN(elu_dx_e)(dy, x, M(exp)(x), a); }
 /* ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): no overflow for large x, no loss for very
  * negative x. Its derivative is the sigmoid. */
-static inline T FN(softplus)(T x, T a) { return FN(pos_part)(x) + M(log1p)(M(exp)(-M(fabs)(x))); }
+static inline T FN(softplus)(T x, T a)
+{
+    return FN(pos_part)(x) + M(log1p)(M(exp)(FN(neg_abs)(x)));
+}
 static inline T FN(softplus_dx)(T dy, T x, T y, T a) { return dy * FN(sigmoid)(x, a); }
 /* [x > 0] and sign(x) (sign(0) = 0; a NaN passes through sign): exact, with no derivative to
  * add (tg_step in ops.h). */
@@ -105,26 +109,67 @@ static inline T FN(div_db)(T dy, T a, T b, T y) { return -dy * y / b; }
 
 #pragma GCC diagnostic pop
 
-/* ---- the loop of every one-input elementwise op ---- */
-/* y = f(x, a) over the node's elements. */
-TG_INLINE void FN(unary_fwd)(tg_node *n, T (*f)(T x, T a))
+/* ---- the loops of every one-input elementwise op, over elements [i0, i1) (a part of
+ * ops/vecmath.h's thread split) ---- */
+/* y = f(x, a). */
+TG_INLINE void FN(unary_fwd)(tg_node *n, T (*f)(T x, T a), int64_t i0, int64_t i1)
 {
     const T *restrict x = n->in[0]->data;
     T *restrict y = n->out->data;
     const T a = (T)n->attr.scalar;
-    for (int64_t i = 0, len = n->out->numel; i < len; i++) y[i] = f(x[i], a);
+    for (int64_t i = i0; i < i1; i++) y[i] = f(x[i], a);
 }
-/* dx += df(dy, x, y, a); dx = df(...) when dx holds no values yet (tg_grad_beta), rather
- * than adding to zeros. */
-TG_INLINE void FN(unary_bwd)(tg_node *n, T (*df)(T dy, T x, T y, T a))
+/* dx += df(dy, x, y, a), or dx = df(...) when beta is 0 (dx holds no values yet,
+ * tg_grad_beta), rather than adding to zeros. */
+TG_INLINE void FN(unary_bwd)(tg_node *n, T (*df)(T dy, T x, T y, T a), int64_t i0, int64_t i1,
+                             int beta)
 {
     const T *restrict x = n->in[0]->data, *restrict y = n->out->data;
     const T *restrict dy = n->out->grad->data;
     T *restrict dx = n->in[0]->grad->data;
     const T a = (T)n->attr.scalar;
-    const int64_t len = n->out->numel;
-    if (tg_grad_beta(n->in[0]))
-        for (int64_t i = 0; i < len; i++) dx[i] += df(dy[i], x[i], y[i], a);
+    if (beta)
+        for (int64_t i = i0; i < i1; i++) dx[i] += df(dy[i], x[i], y[i], a);
     else
-        for (int64_t i = 0; i < len; i++) dx[i] = df(dy[i], x[i], y[i], a);
+        for (int64_t i = i0; i < i1; i++) dx[i] = df(dy[i], x[i], y[i], a);
 }
+
+/* ---- the array forms of the transcendental ops: the same formulas with the libm call
+ * made on a whole block by ops/vecmath.h's array function g (g2 after it, if not NULL):
+ * u = g(pre(x)), then y = post(0, x, u, a) (forward) or dx (+)= post(dy, x, u, a)
+ * (backward, bwd true). With the scalar array functions of the plain build these give the
+ * element functions' bits above. ---- */
+TG_INLINE void FN(vm_part)(tg_node *n, int64_t i0, int64_t i1, bool bwd, int beta, T (*pre)(T x),
+                           void (*g)(const T *, T *, int64_t), void (*g2)(const T *, T *, int64_t),
+                           T (*post)(T dy, T x, T u, T a))
+{
+    const T *restrict x = n->in[0]->data;
+    const T *restrict dy = bwd ? n->out->grad->data : NULL;
+    T *restrict out = bwd ? n->in[0]->grad->data : n->out->data;
+    const T a = (T)n->attr.scalar;
+    T u[TG_VM_BLOCK];
+    for (int64_t b = i0; b < i1; b += TG_VM_BLOCK) {
+        const int64_t m = i1 - b < TG_VM_BLOCK ? i1 - b : TG_VM_BLOCK;
+        const T *restrict xb = x + b;
+        T *restrict ob = out + b;
+        for (int64_t k = 0; k < m; k++) u[k] = pre(xb[k]);
+        g(u, u, m);
+        if (g2) g2(u, u, m);
+        if (!bwd)
+            for (int64_t k = 0; k < m; k++) ob[k] = post(0, xb[k], u[k], a);
+        else if (beta)
+            for (int64_t k = 0; k < m; k++) ob[k] += post(dy[b + k], xb[k], u[k], a);
+        else
+            for (int64_t k = 0; k < m; k++) ob[k] = post(dy[b + k], xb[k], u[k], a);
+    }
+}
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+static inline T FN(vm_id)(T x) { return x; }
+static inline T FN(vm_u)(T dy, T x, T u, T a) { return u; }
+static inline T FN(vm_sigmoid)(T dy, T x, T u, T a) { return FN(sigmoid_e)(x, u); }
+static inline T FN(vm_softplus)(T dy, T x, T u, T a) { return FN(pos_part)(x) + u; }
+static inline T FN(vm_softplus_dx)(T dy, T x, T u, T a) { return dy * FN(sigmoid_e)(x, u); }
+static inline T FN(vm_elu)(T dy, T x, T u, T a) { return FN(elu_m)(x, u, a); }
+static inline T FN(vm_elu_dx)(T dy, T x, T u, T a) { return FN(elu_dx_e)(dy, x, u, a); }
+#pragma GCC diagnostic pop

@@ -104,36 +104,93 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
     return tg_op_finish(tp, n);
 }
 
-/* The kernels of each op: the element functions (ops/elem_t.h) of the node's dtype. */
-TG_INLINE void binary_fwd(tg_node *n, float (*f32)(float, float), double (*f64)(double, double))
+/* The kernels of each op, with the element functions (ops/elem_t.h) of the node's dtype.
+ * The flat layouts (SAME, A_SCALAR, B_SCALAR) run as parts over element ranges, split over
+ * threads for large tensors (tg_par_run, ops/vecmath.h); a scalar operand's gradient is a
+ * sum of fixed parts (tg_par_parts), so that both give the same bits at any thread count.
+ * The other layouts run on the calling thread. */
+static bool flat(const tg_node *n)
 {
-    if (n->out->dtype == TG_F32) binary_fwd_f32(n, f32);
-    else binary_fwd_f64(n, f64);
-}
-TG_INLINE void binary_bwd(tg_node *n, float (*da32)(float, float, float, float),
-                          float (*db32)(float, float, float, float),
-                          double (*da64)(double, double, double, double),
-                          double (*db64)(double, double, double, double))
-{
-    if (n->out->dtype == TG_F32) binary_bwd_f32(n, da32, db32);
-    else binary_bwd_f64(n, da64, db64);
+    return n->attr.binary.layout == SAME || n->attr.binary.layout == A_SCALAR ||
+           n->attr.binary.layout == B_SCALAR;
 }
 
+/* A scalar operand's gradient sum: its parts, and their sum in order. */
+typedef struct sum_ctx {
+    const tg_node *n;
+    int pass, count;
+    float f32[TG_SUM_PARTS];
+    double f64[TG_SUM_PARTS];
+} sum_ctx;
+static void scalar_grad(tg_node *n, int pass, void (*part)(void *ctx, int p))
+{
+    const int64_t len = n->out->numel;
+    sum_ctx c = {.n = n, .pass = pass, .count = tg_sum_parts(len)};
+    tg_par_parts(len, c.count, part, &c);
+    void *d = n->in[pass == DA ? 0 : 1]->grad->data;
+    if (n->out->dtype == TG_F32) {
+        float s = c.f32[0];
+        for (int p = 1; p < c.count; p++) s += c.f32[p];
+        *(float *)d += s;
+    } else {
+        double s = c.f64[0];
+        for (int p = 1; p < c.count; p++) s += c.f64[p];
+        *(double *)d += s;
+    }
+}
+
+#define BINARY_KERNELS(op)                                                                         \
+    static void op##_fwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)                        \
+    {                                                                                              \
+        (void)beta;                                                                                \
+        if (n->out->dtype == TG_F32) binary_fwd_part_f32(n, op##_f32, i0, i1);                     \
+        else binary_fwd_part_f64(n, op##_f64, i0, i1);                                             \
+    }                                                                                              \
+    static void op##_bwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)                        \
+    {                                                                                              \
+        (void)beta;                                                                                \
+        if (n->out->dtype == TG_F32) binary_bwd_part_f32(n, op##_da_f32, op##_db_f32, i0, i1);     \
+        else binary_bwd_part_f64(n, op##_da_f64, op##_db_f64, i0, i1);                             \
+    }                                                                                              \
+    static void op##_sum_part(void *ctx, int p)                                                    \
+    {                                                                                              \
+        sum_ctx *c = ctx;                                                                          \
+        if (c->n->out->dtype == TG_F32)                                                            \
+            c->f32[p] = ew_sum_part_f32(c->n, c->pass, p, c->count, op##_da_f32, op##_db_f32);     \
+        else c->f64[p] = ew_sum_part_f64(c->n, c->pass, p, c->count, op##_da_f64, op##_db_f64);    \
+    }                                                                                              \
+    void tg_##op##_fwd(tg_node *n)                                                                 \
+    {                                                                                              \
+        if (!flat(n)) {                                                                            \
+            if (n->out->dtype == TG_F32) binary_fwd_f32(n, op##_f32);                              \
+            else binary_fwd_f64(n, op##_f64);                                                      \
+        } else tg_par_run(n, n->out->numel, op##_fwd_part, 0);                                     \
+    }                                                                                              \
+    void tg_##op##_bwd(tg_node *n)                                                                 \
+    {                                                                                              \
+        if (!flat(n)) {                                                                            \
+            if (n->out->dtype == TG_F32) binary_bwd_f32(n, op##_da_f32, op##_db_f32);              \
+            else binary_bwd_f64(n, op##_da_f64, op##_db_f64);                                      \
+            return;                                                                                \
+        }                                                                                          \
+        tg_par_run(n, n->out->numel, op##_bwd_part, 0);                                            \
+        if (n->attr.binary.layout == A_SCALAR && n->in[0]->requires_grad)                          \
+            scalar_grad(n, DA, op##_sum_part);                                                     \
+        if (n->attr.binary.layout == B_SCALAR && n->in[1]->requires_grad)                          \
+            scalar_grad(n, DB, op##_sum_part);                                                     \
+    }
+
 /* y = a + b;  da += dy, db += dy. */
-void tg_add_fwd(tg_node *n) { binary_fwd(n, add_f32, add_f64); }
-void tg_add_bwd(tg_node *n) { binary_bwd(n, add_da_f32, add_db_f32, add_da_f64, add_db_f64); }
+BINARY_KERNELS(add)
 tg_tensor *tg_add(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_add, a, b); }
 /* y = a - b;  da += dy, db -= dy. */
-void tg_sub_fwd(tg_node *n) { binary_fwd(n, sub_f32, sub_f64); }
-void tg_sub_bwd(tg_node *n) { binary_bwd(n, sub_da_f32, sub_db_f32, sub_da_f64, sub_db_f64); }
+BINARY_KERNELS(sub)
 tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_sub, a, b); }
 /* y = a b;  da += dy b, db += dy a. */
-void tg_mul_fwd(tg_node *n) { binary_fwd(n, mul_f32, mul_f64); }
-void tg_mul_bwd(tg_node *n) { binary_bwd(n, mul_da_f32, mul_db_f32, mul_da_f64, mul_db_f64); }
+BINARY_KERNELS(mul)
 tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_mul, a, b); }
 /* y = a / b;  da += dy / b, db -= dy a / b² (as dy y / b, see div_db in ops/elem_t.h). */
-void tg_div_fwd(tg_node *n) { binary_fwd(n, div_f32, div_f64); }
-void tg_div_bwd(tg_node *n) { binary_bwd(n, div_da_f32, div_db_f32, div_da_f64, div_db_f64); }
+BINARY_KERNELS(div)
 tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_div, a, b); }
 
 /* ---- the same backwards in ops (tg_op.vjp): each contribution summed back to its

@@ -14,6 +14,29 @@ TG_INLINE void FN(bias_act)(T *restrict y, const T *restrict b, T a, int64_t r0,
     }
 }
 
+/* The same for tanh and sigmoid with their libm calls made a block at a time by
+ * ops/vecmath.h's array functions, as the standalone ops make them (ops/elem_t.h's
+ * vm_part), so the values are theirs bit for bit. */
+TG_INLINE void FN(bias_vm)(T *restrict y, const T *restrict b, int64_t r0, int64_t r1, int64_t cols,
+                           bool sigmoid)
+{
+    T u[TG_VM_BLOCK];
+    for (int64_t r = r0; r < r1; r++) {
+        T *restrict yr = y + r * cols;
+        for (int64_t c = 0; c < cols; c++) yr[c] += b[c];
+        if (!sigmoid) {
+            FN(tg_vm_tanh)(yr, yr, cols);
+            continue;
+        }
+        for (int64_t c0 = 0; c0 < cols; c0 += TG_VM_BLOCK) {
+            const int64_t m = cols - c0 < TG_VM_BLOCK ? cols - c0 : TG_VM_BLOCK;
+            for (int64_t k = 0; k < m; k++) u[k] = FN(neg_abs)(yr[c0 + k]);
+            FN(tg_vm_exp)(u, u, m);
+            for (int64_t k = 0; k < m; k++) yr[c0 + k] = FN(sigmoid_e)(yr[c0 + k], u[k]);
+        }
+    }
+}
+
 /* dz = df(dy, x, y, a) on elements [i0, i1), the gradient at the pre-activation x. x is not
  * kept and y stands in for it: of linear_act's activations only relu and leaky_relu read x,
  * and only its sign, which y shares (y > 0 exactly when x > 0, for alpha >= 0, and a NaN
@@ -38,9 +61,9 @@ static void FN(la_rows)(tg_node *n, int pass, int64_t r0, int64_t r1)
     case TG_ACT_RELU * 2 + 1: FN(act_dz)(dz, y, dy, a, i0, i1, FN(relu_dx)); break;
     case TG_ACT_LEAKY_RELU * 2: FN(bias_act)(y, b, a, r0, r1, cols, FN(leaky_relu)); break;
     case TG_ACT_LEAKY_RELU * 2 + 1: FN(act_dz)(dz, y, dy, a, i0, i1, FN(leaky_relu_dx)); break;
-    case TG_ACT_TANH * 2: FN(bias_act)(y, b, a, r0, r1, cols, FN(tanh)); break;
+    case TG_ACT_TANH * 2: FN(bias_vm)(y, b, r0, r1, cols, false); break;
     case TG_ACT_TANH * 2 + 1: FN(act_dz)(dz, y, dy, a, i0, i1, FN(tanh_dx)); break;
-    case TG_ACT_SIGMOID * 2: FN(bias_act)(y, b, a, r0, r1, cols, FN(sigmoid)); break;
+    case TG_ACT_SIGMOID * 2: FN(bias_vm)(y, b, r0, r1, cols, true); break;
     case TG_ACT_SIGMOID * 2 + 1: FN(act_dz)(dz, y, dy, a, i0, i1, FN(sigmoid_dx)); break;
     case TG_ACT_IDENTITY * 2: FN(bias_act)(y, b, a, r0, r1, cols, FN(identity)); break;
     default: FN(act_dz)(dz, y, dy, a, i0, i1, FN(identity_dx)); break;

@@ -3,8 +3,11 @@
  * is [outer, inner]. Attributes: n->attr.view (outer, len, inner). An empty output returns
  * at once: with inner = 0, outer · len can be up to 2^48 iterations of nothing.
  * max propagates NaN, as PyTorch's torch.max does: a slice holding a NaN has the maximum
- * NaN, and the first NaN is the element its gradient goes to. */
+ * NaN, and the first NaN is the element its gradient goes to.
+ * sum and mean split large inputs over threads (ops/vecmath.h), with the same bits at any
+ * thread count: a run of TG_PAR_MIN elements or more is summed in fixed parts. */
 #include "internal.h"
+#include "vecmath.h"
 
 /* sum_fwd, sum_bwd, max_fwd and max_bwd for f32 and f64, from the template ops/reduce_t.h. */
 #define TG_TEMPLATE "reduce_t.h"

@@ -15,42 +15,104 @@ static T FN(sum_run)(const T *restrict x, int64_t len)
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + r;
 }
 
-static void FN(sum_fwd)(tg_node *n)
+/* A sum of a long run as ops/vecmath.h's fixed parts, summed in parallel, then added in
+ * order: the same bits at any thread count. */
+typedef struct FN(sum_ctx) {
+    const T *x;
+    int64_t len;
+    int count;
+    T part[TG_SUM_PARTS];
+} FN(sum_ctx);
+static void FN(sum_part)(void *ctx, int p)
 {
-    int64_t outer = n->attr.view.outer, len = n->attr.view.len;
-    int64_t inner = n->attr.view.inner;
+    FN(sum_ctx) *c = ctx;
+    const int64_t i0 = tg_sum_cut(c->len, c->count, p), i1 = tg_sum_cut(c->len, c->count, p + 1);
+    c->part[p] = FN(sum_run)(c->x + i0, i1 - i0);
+}
+static T FN(sum_long)(const T *x, int64_t len)
+{
+    FN(sum_ctx) c = {.x = x, .len = len, .count = tg_sum_parts(len)};
+    tg_par_parts(len, c.count, FN(sum_part), &c);
+    T s = c.part[0];
+    for (int p = 1; p < c.count; p++) s += c.part[p];
+    return s;
+}
+
+/* Rows [o0, o1) of the forward: outputs y[o0 * inner ..  o1 * inner), or (inner > 1, for a
+ * split by columns, o0 = 0, o1 = outer) columns [k0, k1) of every row. */
+static void FN(sum_rows)(const tg_node *n, int64_t o0, int64_t o1, int64_t k0, int64_t k1)
+{
+    const int64_t len = n->attr.view.len, inner = n->attr.view.inner;
     const T *x = n->in[0]->data;
     T *y = n->out->data;
-    T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;
-    if (n->out->numel == 0) return;
+    const T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;
     if (inner == 1) { /* each output a contiguous run */
-        for (int64_t o = 0; o < outer; o++) y[o] = FN(sum_run)(x + o * len, len) * scale;
+        for (int64_t o = o0; o < o1; o++) y[o] = FN(sum_long)(x + o * len, len) * scale;
         return;
     }
-    for (int64_t o = 0; o < outer; o++) {
+    for (int64_t o = o0; o < o1; o++) {
         T *yo = y + o * inner;
-        for (int64_t k = 0; k < inner; k++) yo[k] = 0;
+        for (int64_t k = k0; k < k1; k++) yo[k] = 0;
         for (int64_t l = 0; l < len; l++) {
             const T *xr = x + (o * len + l) * inner;
-            for (int64_t k = 0; k < inner; k++) yo[k] += xr[k];
+            for (int64_t k = k0; k < k1; k++) yo[k] += xr[k];
         }
-        for (int64_t k = 0; k < inner; k++) yo[k] *= scale;
+        for (int64_t k = k0; k < k1; k++) yo[k] *= scale;
+    }
+}
+static void FN(sum_rows_part)(tg_node *n, int64_t o0, int64_t o1, int beta)
+{
+    (void)beta;
+    FN(sum_rows)(n, o0, o1, 0, n->attr.view.inner);
+}
+static void FN(sum_cols_part)(tg_node *n, int64_t k0, int64_t k1, int beta)
+{
+    (void)beta;
+    FN(sum_rows)(n, 0, n->attr.view.outer, k0, k1);
+}
+
+/* Threads (ops/vecmath.h) when the input is large: a long run is summed in fixed parts
+ * (sum_long), else the outputs are split, by rows or by columns of 16 (a cache line of
+ * f32): every output is then computed whole by one thread, in the order of one thread. */
+static void FN(sum_fwd)(tg_node *n)
+{
+    const int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    if (n->out->numel == 0) return;
+    const int nt = len >= TG_PAR_MIN && inner == 1 ? 1 : tg_par_threads(n->in[0]->numel);
+    if (nt > 1 && outer >= nt) tg_par_range(n, outer, 1, nt, FN(sum_rows_part), 0);
+    else if (nt > 1 && inner >= 16 * nt) tg_par_range(n, inner, 16, nt, FN(sum_cols_part), 0);
+    else FN(sum_rows)(n, 0, outer, 0, inner);
+}
+
+/* dx += scale dy repeated along the reduced axis, on dx's elements [i0, i1) (inner == 1)
+ * or its rows [i0, i1) of inner elements (inner > 1). */
+static void FN(sum_bwd_part)(tg_node *n, int64_t i0, int64_t i1, int beta)
+{
+    (void)beta;
+    const int64_t len = n->attr.view.len, inner = n->attr.view.inner;
+    const T *dy = n->out->grad->data;
+    T *dx = n->in[0]->grad->data;
+    const T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;
+    if (inner == 1) {
+        for (int64_t i = i0; i < i1;) {
+            const int64_t o = i / len, end = (o + 1) * len < i1 ? (o + 1) * len : i1;
+            const T g = scale * dy[o];
+            for (; i < end; i++) dx[i] += g;
+        }
+        return;
+    }
+    for (int64_t r = i0; r < i1; r++) {
+        T *dxr = dx + r * inner;
+        const T *dyo = dy + r / len * inner;
+        for (int64_t k = 0; k < inner; k++) dxr[k] += scale * dyo[k];
     }
 }
 static void FN(sum_bwd)(tg_node *n)
 {
-    int64_t outer = n->attr.view.outer, len = n->attr.view.len;
-    int64_t inner = n->attr.view.inner;
-    const T *dy = n->out->grad->data;
-    T *dx = n->in[0]->grad->data;
-    T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;
+    const int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
     if (n->out->numel == 0) return;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t l = 0; l < len; l++) {
-            T *dxr = dx + (o * len + l) * inner;
-            const T *dyo = dy + o * inner;
-            for (int64_t k = 0; k < inner; k++) dxr[k] += scale * dyo[k];
-        }
+    if (inner == 1) tg_par_run(n, outer * len, FN(sum_bwd_part), 0);
+    else tg_par_range(n, outer * len, 1, tg_par_threads(n->in[0]->numel), FN(sum_bwd_part), 0);
 }
 static void FN(max_fwd)(tg_node *n)
 {

@@ -1,35 +1,30 @@
 /* ops/unary.c: elementwise math of one input: neg, add_scalar, mul_scalar, pow_scalar, exp,
- * log, sqrt, abs, square. The scalar is n->attr.scalar. Each kernel is one flat loop. */
+ * log, sqrt, abs, square. The scalar is n->attr.scalar. Each kernel is one flat loop (in
+ * parts over threads for large tensors, ops/vecmath.h); exp and log call the array
+ * functions of ops/vecmath.h (libmvec's vector code). */
 #include "elem.h"
 
 /* The element functions, with the reasoning behind each formula, are in ops/elem_t.h. */
 /* y = -x;  dx -= dy. */
-void tg_neg_fwd(tg_node *n) { unary_fwd(n, neg_f32, neg_f64); }
-void tg_neg_bwd(tg_node *n) { unary_bwd(n, neg_dx_f32, neg_dx_f64); }
+TG_UNARY_KERNELS(neg)
 /* y = x + c;  dx += dy. */
-void tg_add_scalar_fwd(tg_node *n) { unary_fwd(n, add_scalar_f32, add_scalar_f64); }
-void tg_add_scalar_bwd(tg_node *n) { unary_bwd(n, add_scalar_dx_f32, add_scalar_dx_f64); }
+TG_UNARY_KERNELS(add_scalar)
 /* y = c x;  dx += c dy. */
-void tg_mul_scalar_fwd(tg_node *n) { unary_fwd(n, mul_scalar_f32, mul_scalar_f64); }
-void tg_mul_scalar_bwd(tg_node *n) { unary_bwd(n, mul_scalar_dx_f32, mul_scalar_dx_f64); }
+TG_UNARY_KERNELS(mul_scalar)
 /* y = x^p;  dx += dy p x^(p-1), 0 for p = 0. */
-void tg_pow_scalar_fwd(tg_node *n) { unary_fwd(n, pow_scalar_f32, pow_scalar_f64); }
-void tg_pow_scalar_bwd(tg_node *n) { unary_bwd(n, pow_scalar_dx_f32, pow_scalar_dx_f64); }
+TG_UNARY_KERNELS(pow_scalar)
 /* y = e^x;  dx += dy y. */
-void tg_exp_fwd(tg_node *n) { unary_fwd(n, exp_f32, exp_f64); }
-void tg_exp_bwd(tg_node *n) { unary_bwd(n, exp_dx_f32, exp_dx_f64); }
+TG_VM_FWD(exp, exp)
+TG_UNARY_BWD(exp, exp_dx)
 /* y = ln x;  dx += dy / x. */
-void tg_log_fwd(tg_node *n) { unary_fwd(n, log_f32, log_f64); }
-void tg_log_bwd(tg_node *n) { unary_bwd(n, log_dx_f32, log_dx_f64); }
+TG_VM_FWD(log, log)
+TG_UNARY_BWD(log, log_dx)
 /* y = √x;  dx += dy / (2y). */
-void tg_sqrt_fwd(tg_node *n) { unary_fwd(n, sqrt_f32, sqrt_f64); }
-void tg_sqrt_bwd(tg_node *n) { unary_bwd(n, sqrt_dx_f32, sqrt_dx_f64); }
+TG_UNARY_KERNELS(sqrt)
 /* y = |x|;  dx += dy sign(x), sign(0) = sign(NaN) = 0. */
-void tg_abs_fwd(tg_node *n) { unary_fwd(n, abs_f32, abs_f64); }
-void tg_abs_bwd(tg_node *n) { unary_bwd(n, abs_dx_f32, abs_dx_f64); }
+TG_UNARY_KERNELS(abs)
 /* y = x²;  dx += 2x dy. */
-void tg_square_fwd(tg_node *n) { unary_fwd(n, square_f32, square_f64); }
-void tg_square_bwd(tg_node *n) { unary_bwd(n, square_dx_f32, square_dx_f64); }
+TG_UNARY_KERNELS(square)
 
 /* ---- the same backwards in ops (tg_op.vjp) ---- */
 void tg_neg_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)

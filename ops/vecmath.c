@@ -1,0 +1,151 @@
+/* ops/vecmath.c: the array functions of ops/vecmath.h on libmvec, and the thread split. */
+#include "vecmath.h"
+
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../include/tapegrad.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__GLIBC__) && !defined(TG_PLAIN)
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)
+#define TG_MVEC 1
+#endif
+#endif
+
+#ifdef TG_MVEC
+/* libmvec's AVX2 entry points (x86-64 vector function ABI, ISA 'd'): 8 floats or 4 doubles
+ * in a ymm register. Only called from functions compiled for AVX2. */
+typedef float v8sf __attribute__((vector_size(32)));
+typedef double v4df __attribute__((vector_size(32)));
+#define MVEC_DECL(fn)                                                                              \
+    v8sf mv_##fn##f(v8sf) __asm__("_ZGVdN8v_" #fn "f") __attribute__((target("avx2")));            \
+    v4df mv_##fn(v4df) __asm__("_ZGVdN4v_" #fn) __attribute__((target("avx2")));
+MVEC_DECL(tanh)
+MVEC_DECL(exp)
+MVEC_DECL(expm1)
+MVEC_DECL(log)
+MVEC_DECL(log1p)
+#undef MVEC_DECL
+
+/* y = vf(x) over whole vectors of W elements of T, then the rest through a zero-padded
+ * vector, so every element is the vector function's. */
+#define MVEC_LOOP(name, T, V, vf)                                                                  \
+    __attribute__((noinline, target("avx2"))) static void name(const T *x, T *y, int64_t n)        \
+    {                                                                                              \
+        const int64_t w = (int64_t)(sizeof(V) / sizeof(T));                                        \
+        int64_t i = 0;                                                                             \
+        V v;                                                                                       \
+        for (; i + w <= n; i += w) {                                                               \
+            memcpy(&v, x + i, sizeof v);                                                           \
+            v = vf(v);                                                                             \
+            memcpy(y + i, &v, sizeof v);                                                           \
+        }                                                                                          \
+        if (i < n) {                                                                               \
+            memset(&v, 0, sizeof v);                                                               \
+            memcpy(&v, x + i, (size_t)(n - i) * sizeof(T));                                        \
+            v = vf(v);                                                                             \
+            memcpy(y + i, &v, (size_t)(n - i) * sizeof(T));                                        \
+        }                                                                                          \
+    }
+#define MVEC_LOOPS(fn)                                                                             \
+    MVEC_LOOP(fn##_f32_avx2, float, v8sf, mv_##fn##f)                                              \
+    MVEC_LOOP(fn##_f64_avx2, double, v4df, mv_##fn)
+MVEC_LOOPS(tanh)
+MVEC_LOOPS(exp)
+MVEC_LOOPS(expm1)
+MVEC_LOOPS(log)
+MVEC_LOOPS(log1p)
+#undef MVEC_LOOPS
+#undef MVEC_LOOP
+
+/* The CPU's answer, read once by the loader (before any thread runs). */
+static bool have_avx2;
+__attribute__((constructor)) static void vm_init(void)
+{
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2");
+}
+bool tg_vm_vector(void) { return have_avx2; }
+#define VEC_PATH(fn, dt)                                                                           \
+    if (have_avx2) {                                                                               \
+        fn##_##dt##_avx2(x, y, n);                                                                 \
+        return;                                                                                    \
+    }
+#else
+bool tg_vm_vector(void) { return false; }
+#define VEC_PATH(fn, dt)
+#endif
+
+/* The reference: scalar libm. */
+#define VM_FN(fn)                                                                                  \
+    void tg_vm_##fn##_f32(const float *x, float *y, int64_t n)                                     \
+    {                                                                                              \
+        VEC_PATH(fn, f32)                                                                          \
+        for (int64_t i = 0; i < n; i++) y[i] = fn##f(x[i]);                                        \
+    }                                                                                              \
+    void tg_vm_##fn##_f64(const double *x, double *y, int64_t n)                                   \
+    {                                                                                              \
+        VEC_PATH(fn, f64)                                                                          \
+        for (int64_t i = 0; i < n; i++) y[i] = fn(x[i]);                                           \
+    }
+VM_FN(tanh)
+VM_FN(exp)
+VM_FN(expm1)
+VM_FN(log)
+VM_FN(log1p)
+#undef VM_FN
+
+/* ---- the thread split ---- */
+int tg_par_threads(int64_t len)
+{
+#if defined(_OPENMP) && !defined(TG_PLAIN)
+    if (len < TG_PAR_MIN || omp_in_parallel()) return 1;
+    int nt = tg_get_num_threads();
+    int64_t most = len / TG_PAR_ALIGN; /* parts of at least TG_PAR_ALIGN elements */
+    return nt < 1 ? 1 : nt > most ? (int)most : nt;
+#else
+    (void)len;
+    return 1;
+#endif
+}
+
+void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_part_fn *part,
+                  int beta)
+{
+    if (nt > count / align) nt = (int)(count / align);
+    if (nt <= 1) {
+        part(n, 0, count, beta);
+        return;
+    }
+    const int64_t units = count / align;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        int64_t i0 = t == 0 ? 0 : units * t / nt * align;
+        int64_t i1 = t + 1 == nt ? count : units * (t + 1) / nt * align;
+        if (i0 < i1) part(n, i0, i1, beta);
+    }
+}
+
+void tg_par_split(struct tg_node *n, int64_t len, tg_part_fn *part, int beta)
+{
+    tg_par_range(n, len, TG_PAR_ALIGN, tg_par_threads(len), part, beta);
+}
+
+void tg_par_parts(int64_t len, int count, void (*fn)(void *ctx, int p), void *ctx)
+{
+    int nt = count > 1 ? tg_par_threads(len) : 1;
+    if (nt > count) nt = count;
+    if (nt <= 1) {
+        for (int p = 0; p < count; p++) fn(ctx, p);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int p = 0; p < count; p++) fn(ctx, p);
+}
