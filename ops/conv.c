@@ -3,8 +3,14 @@
  * once per call) and multiplies it by w viewed as [O, C/groups·kh·kw], one GEMM per group
  * and image; a 1x1 kernel with stride 1 and no padding multiplies x itself. Its backward
  * unfolds each image again for dw += dy·colsᵀ and folds dcols = wᵀ·dy into dx, the two
- * GEMMs side by side where tg_gemm_pair allows. Geometry: docs/ops-conv.md. */
+ * GEMMs side by side where tg_gemm_pair allows. At 2 or more threads the fast path splits the
+ * images of a batch over OpenMP threads instead, each part with buffers of its own and its
+ * GEMMs on one BLIS thread. Geometry and design: docs/ops-conv.md. */
 #include "internal.h"
+
+#if defined(_OPENMP) && !defined(TG_PLAIN)
+#include <omp.h>
+#endif
 
 /* ---- geometry ---- */
 /* The window of every op here: per axis (0 = H, 1 = W) the stride, padding and dilation
@@ -18,12 +24,17 @@ typedef struct geom {
 /* conv2d's saved context: the geometry (C, H, W of x), O and groups, whether b is given,
  * whether x itself is the column matrix (1x1, stride 1, no padding), and the buffers of
  * one image's columns: cols for the forward and for dw, dcols for dx (the same buffer
- * when the node is not recorded, NULL when none is needed). */
+ * when the node is not recorded, NULL when none is needed), colbytes apart. parts is how
+ * many parts the images may be split into (conv_parts): 0 for the reference path alone; with
+ * parts > 1, cols and dcols hold that many buffers each, and dw_part (when w needs a
+ * gradient) parts - 1 partial sums of dw, each w's size. */
 typedef struct conv_saved {
     geom g;
     int64_t O, G;
     bool bias, direct;
-    void *cols, *dcols;
+    int parts;
+    size_t colbytes;
+    void *cols, *dcols, *dw_part;
 } conv_saved;
 
 /* Sizes beyond this are refused (TG_EARG): no tensor size comes near them, and with every
@@ -141,14 +152,14 @@ enum { TO_COLS, ADD_COLS, ADD_IMG };
         for (int64_t o = 0; o < O; o++)                                                            \
             for (int64_t l = 0; l < L; l++) y[o * L + l] = b[o];                                   \
     }                                                                                              \
-    /* db[o] += Σ_{n,l} dy[n, o, l], each run of L in 8 partial sums (a loop the compiler         \
-     * vectorises; a fixed order, so the same bits every time) */                                  \
+    /* db[o] += Σ_{n,l} dy[n, o, l] for o in [o0, o1), each run of L in 8 partial sums (a loop    \
+     * the compiler vectorises; a fixed order, so the same bits whatever the split) */             \
     TG_VEC_CLONES                                                                                  \
     static void bias_grad_##SFX(T *restrict db, const T *restrict dy, int64_t N, int64_t O,        \
-                                int64_t L)                                                         \
+                                int64_t L, int64_t o0, int64_t o1)                                 \
     {                                                                                              \
         for (int64_t n = 0; n < N; n++)                                                            \
-            for (int64_t o = 0; o < O; o++) {                                                      \
+            for (int64_t o = o0; o < o1; o++) {                                                    \
                 const T *r = dy + (n * O + o) * L;                                                 \
                 T acc[8] = {0};                                                                    \
                 int64_t l = 0;                                                                     \
@@ -158,6 +169,12 @@ enum { TO_COLS, ADD_COLS, ADD_IMG };
                 db[o] += ((acc[0] + acc[4]) + (acc[1] + acc[5])) +                                 \
                          ((acc[2] + acc[6]) + (acc[3] + acc[7]));                                  \
             }                                                                                      \
+    }                                                                                              \
+    /* a[i] += b[i] */                                                                             \
+    TG_VEC_CLONES                                                                                  \
+    static void add_into_##SFX(T *restrict a, const T *restrict b, int64_t n)                      \
+    {                                                                                              \
+        for (int64_t i = 0; i < n; i++) a[i] += b[i];                                              \
     }
 WALK_KERNEL(float, f32)
 WALK_KERNEL(double, f64)
@@ -170,6 +187,100 @@ static void walk(const geom *g, int mode, tg_dtype dt, const void *img, void *co
 }
 
 /* ---- conv2d ---- */
+/* How a run of GEMMs is made: NULL, each by tg_gemm (the reference, on the threads of
+ * tg_set_num_threads); else on one BLIS thread (a part of the split over the images), timed
+ * into secs and calls when timed. */
+typedef struct part_ctx {
+    bool timed;
+    double secs;
+    int calls;
+} part_ctx;
+
+static void gemm(tg_tape *tp, tg_dtype dt, const tg_gemm_args *g, part_ctx *c)
+{
+    if (!c) {
+        tg_gemm(tp, dt, g);
+        return;
+    }
+    double t0 = c->timed ? tg_clock() : 0;
+    tg_gemm_1t(dt, g);
+    if (c->timed) c->secs += tg_clock() - t0, c->calls++;
+}
+
+/* Below this many multiply-adds a call (N·O·K·L) at 2 or more threads runs as one part, its
+ * GEMMs on one BLIS thread: a second thread gained nothing at 74K (51 against 56 us for
+ * forward + backward) and 1.7x at 295K; BLIS's own threads on such small GEMMs were 2.3x
+ * slower than one. */
+#define CONV_PARALLEL_MIN 131072
+
+/* How many parts a call on N images with m multiply-adds may be split into, at the thread
+ * count of now: 0 (the reference path) at 1 thread, for one image (BLIS's threads share its
+ * GEMMs), with -DTG_PLAIN and without OpenMP; 1 below CONV_PARALLEL_MIN; else the thread
+ * count, at most N. */
+static int conv_parts(int64_t N, double m)
+{
+#if defined(_OPENMP) && !defined(TG_PLAIN)
+    int nt = tg_get_num_threads();
+    if (nt < 2 || N < 2) return 0;
+    if (m < CONV_PARALLEL_MIN) return 1;
+    return nt > N ? (int)N : nt;
+#else
+    (void)N, (void)m;
+    return 0;
+#endif
+}
+
+/* The parts to run now: the thread count, at most the parts the buffers allow; 0 (the
+ * reference path) when the call took none, at 1 thread, or in a running OpenMP region. */
+static int parts_now(const conv_saved *s)
+{
+#if defined(_OPENMP) && !defined(TG_PLAIN)
+    int nt = tg_get_num_threads();
+    if (s->parts == 0 || nt < 2 || omp_in_parallel()) return 0;
+    return nt > s->parts ? s->parts : nt;
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
+/* Buffer t of the parts' buffers starting at base */
+static void *part_buf(const conv_saved *s, void *base, int t)
+{
+    return base ? (char *)base + (size_t)t * s->colbytes : NULL;
+}
+
+/* The forward of images [i0, i1) with the columns buffer cols. */
+static void fwd_images(const tg_node *n, int64_t i0, int64_t i1, void *colbuf, part_ctx *c)
+{
+    const conv_saved *s = n->saved;
+    const geom *g = &s->g;
+    tg_tape *tp = n->out->tape;
+    tg_dtype dt = (tg_dtype)n->out->dtype;
+    size_t es = tg_dtype_size(dt);
+    const int64_t G = s->G, Og = s->O / G, L = g->Ho * g->Wo;
+    const int64_t K = g->C / G * g->kh * g->kw, img = g->C * g->H * g->W;
+    const char *x = n->in[0]->data, *w = n->in[1]->data;
+    char *y = n->out->data;
+    for (int64_t i = i0; i < i1; i++) {
+        const char *xn = x + (size_t)(i * img) * es, *cols = xn;
+        char *yn = y + (size_t)(i * s->O * L) * es;
+        if (!s->direct) walk(g, TO_COLS, dt, xn, colbuf), cols = colbuf;
+        double beta = 0; /* the bias first, then the GEMM adds to it */
+        if (s->bias) {
+            if (dt == TG_F32) bias_fill_f32((float *)(void *)yn, n->in[2]->data, s->O, L);
+            else bias_fill_f64((double *)(void *)yn, n->in[2]->data, s->O, L);
+            beta = 1;
+        }
+        for (int64_t q = 0; q < G; q++) /* y_q = w_q [Og, K] · cols_q [K, L] */
+            gemm(tp, dt,
+                 &(tg_gemm_args){false, false, Og, L, K, w + (size_t)(q * Og * K) * es,
+                                 cols + (size_t)(q * K * L) * es, beta,
+                                 yn + (size_t)(q * Og * L) * es},
+                 c);
+    }
+}
+
 void tg_conv2d_fwd(tg_node *n)
 {
     const conv_saved *s = n->saved;
@@ -178,11 +289,9 @@ void tg_conv2d_fwd(tg_node *n)
     tg_dtype dt = (tg_dtype)n->out->dtype;
     size_t es = tg_dtype_size(dt);
     if (n->out->numel == 0) return; /* else every loop below is bounded by an allocation */
-    const int64_t N = n->out->shape[0], G = s->G, Og = s->O / G, L = g->Ho * g->Wo;
-    const int64_t K = g->C / G * g->kh * g->kw, img = g->C * g->H * g->W;
-    const char *x = n->in[0]->data, *w = n->in[1]->data;
-    char *y = n->out->data;
-    if (K == 0) { /* C = 0: no product, y = b (or 0) */
+    const int64_t N = n->out->shape[0], L = g->Ho * g->Wo;
+    if (g->C == 0) { /* K = 0: no product, y = b (or 0) */
+        char *y = n->out->data;
         for (int64_t i = 0; i < N; i++) {
             char *yn = y + (size_t)(i * s->O * L) * es;
             if (!s->bias) memset(yn, 0, (size_t)(s->O * L) * es);
@@ -191,48 +300,48 @@ void tg_conv2d_fwd(tg_node *n)
         }
         return;
     }
-    for (int64_t i = 0; i < N; i++) {
-        const char *xn = x + (size_t)(i * img) * es, *cols = xn;
-        char *yn = y + (size_t)(i * s->O * L) * es;
-        if (!s->direct) walk(g, TO_COLS, dt, xn, s->cols), cols = s->cols;
-        double beta = 0; /* the bias first, then the GEMM adds to it */
-        if (s->bias) {
-            if (dt == TG_F32) bias_fill_f32((float *)(void *)yn, n->in[2]->data, s->O, L);
-            else bias_fill_f64((double *)(void *)yn, n->in[2]->data, s->O, L);
-            beta = 1;
-        }
-        for (int64_t q = 0; q < G; q++) /* y_q = w_q [Og, K] · cols_q [K, L] */
-            tg_gemm(tp, dt,
-                    &(tg_gemm_args){false, false, Og, L, K, w + (size_t)(q * Og * K) * es,
-                                    cols + (size_t)(q * K * L) * es, beta,
-                                    yn + (size_t)(q * Og * L) * es});
+    const int nt = parts_now(s);
+    if (nt == 0) {
+        fwd_images(n, 0, N, s->cols, NULL);
+        return;
     }
+    /* the fast path: part t takes images [N·t/nt, N·(t+1)/nt) and columns buffer t */
+    const bool timed = tg_profiling(tp);
+    double secs = 0;
+    int calls = 0;
+    TG_OMP_FOR("omp parallel for num_threads(nt) if (nt > 1) reduction(+ : secs, calls)")
+    for (int t = 0; t < nt; t++) {
+        part_ctx c = {timed, 0, 0};
+        fwd_images(n, N * t / nt, N * (t + 1) / nt, part_buf(s, s->cols, t), &c);
+        secs += c.secs, calls += c.calls;
+    }
+    if (timed) tg_profile_gemm(tp, tg_clock() - secs / nt, calls); /* the parts' mean */
 }
 
-/* Per image: dw_q += dy_q · cols_qᵀ and dcols_q = w_qᵀ · dy_q (GEMMs with transposition
- * flags), dx += fold(dcols); db += Σ dy. The sweep zeroed every input gradient first (sets
- * = 0 in ops.def), so everything adds. */
-void tg_conv2d_bwd(tg_node *n)
+/* The backward of images [i0, i1) with the buffers cols and dcols: dw_q += dy_q · cols_qᵀ
+ * into dw (w's gradient or a partial sum, written rather than added to on the first image
+ * if dw_set), dcols_q = w_qᵀ · dy_q (GEMMs with transposition flags), dx += fold(dcols). */
+static void bwd_images(const tg_node *n, int64_t i0, int64_t i1, void *colbuf, void *dcolbuf,
+                       char *dw, bool dw_set, part_ctx *c)
 {
     const conv_saved *s = n->saved;
     const geom *g = &s->g;
     tg_tape *tp = n->out->tape;
     tg_dtype dt = (tg_dtype)n->out->dtype;
     size_t es = tg_dtype_size(dt);
-    if (n->out->numel == 0) return; /* dy is empty: the gradients stay zeros */
     tg_tensor *x = n->in[0], *w = n->in[1];
     const bool need_x = x->requires_grad, need_w = w->requires_grad;
-    const int64_t N = n->out->shape[0], O = s->O, G = s->G, Og = O / G, L = g->Ho * g->Wo;
+    const int64_t O = s->O, G = s->G, Og = O / G, L = g->Ho * g->Wo;
     const int64_t K = g->C / G * g->kh * g->kw, img = g->C * g->H * g->W;
     const char *dy = n->out->grad->data;
     /* direct: dx_n is written by the GEMM; the pair must not write one buffer twice */
-    const bool pair = !(s->direct && need_x && need_w && x->grad->data == w->grad->data);
-    for (int64_t i = 0; i < N && K > 0 && (need_x || need_w); i++) { /* K = 0: no dx, no dw */
+    const bool pair = !c && !(s->direct && need_x && need_w && x->grad->data == w->grad->data);
+    for (int64_t i = i0; i < i1; i++) {
         const char *xn = (const char *)x->data + (size_t)(i * img) * es, *cols = xn;
         const char *dyn = dy + (size_t)(i * O * L) * es;
         char *dxn = need_x ? (char *)x->grad->data + (size_t)(i * img) * es : NULL;
-        char *dcols = s->direct ? dxn : s->dcols;
-        if (need_w && !s->direct) walk(g, TO_COLS, dt, xn, s->cols), cols = s->cols;
+        char *dcols = s->direct ? dxn : dcolbuf;
+        if (need_w && !s->direct) walk(g, TO_COLS, dt, xn, colbuf), cols = colbuf;
         for (int64_t q = 0; q < G; q++) {
             const char *dyq = dyn + (size_t)(q * Og * L) * es;
             tg_gemm_args gx, gw;
@@ -254,20 +363,75 @@ void tg_conv2d_bwd(tg_node *n)
                                     L,
                                     dyq,
                                     cols + (size_t)(q * K * L) * es,
-                                    1.0,
-                                    (char *)w->grad->data + (size_t)(q * Og * K) * es};
+                                    dw_set && i == i0 ? 0.0 : 1.0,
+                                    dw + (size_t)(q * Og * K) * es};
             if (pair) {
                 tg_gemm_pair(tp, dt, need_x ? &gx : NULL, need_w ? &gw : NULL);
             } else {
-                tg_gemm(tp, dt, &gx);
-                tg_gemm(tp, dt, &gw);
+                if (need_x) gemm(tp, dt, &gx, c);
+                if (need_w) gemm(tp, dt, &gw, c);
             }
         }
-        if (need_x && !s->direct) walk(g, ADD_IMG, dt, dxn, s->dcols);
+        if (need_x && !s->direct) walk(g, ADD_IMG, dt, dxn, dcolbuf);
     }
-    if (s->bias && n->in[2]->requires_grad) {
-        if (dt == TG_F32) bias_grad_f32(n->in[2]->grad->data, n->out->grad->data, N, O, L);
-        else bias_grad_f64(n->in[2]->grad->data, n->out->grad->data, N, O, L);
+}
+
+/* db[o] += Σ dy[n, o, ·] for o in [o0, o1) */
+static void bias_grad(const tg_node *n, int64_t o0, int64_t o1)
+{
+    const int64_t N = n->out->shape[0], O = n->out->shape[1],
+                  L = n->out->shape[2] * n->out->shape[3];
+    if (n->out->dtype == TG_F32)
+        bias_grad_f32(n->in[2]->grad->data, n->out->grad->data, N, O, L, o0, o1);
+    else bias_grad_f64(n->in[2]->grad->data, n->out->grad->data, N, O, L, o0, o1);
+}
+
+/* Per image the GEMMs of bwd_images, then db += Σ dy. The sweep zeroed every input gradient
+ * first (sets = 0 in ops.def), so everything adds. The fast path splits the images as the
+ * forward does: part 0 adds into w's gradient, part t > 0 sums into partial t - 1, and the
+ * partials are added after, in order; db is split by channels (the same bits). Not when x
+ * and w share one gradient buffer (one tensor as both): parts would write it at once. */
+void tg_conv2d_bwd(tg_node *n)
+{
+    const conv_saved *s = n->saved;
+    const geom *g = &s->g;
+    tg_tape *tp = n->out->tape;
+    if (n->out->numel == 0) return; /* dy is empty: the gradients stay zeros */
+    tg_tensor *x = n->in[0], *w = n->in[1];
+    const bool need_x = x->requires_grad, need_w = w->requires_grad;
+    const bool need_b = s->bias && n->in[2]->requires_grad;
+    const int64_t N = n->out->shape[0], O = s->O;
+    const bool gemms = g->C > 0 && (need_x || need_w); /* C = 0: no dx, no dw */
+    int nt = parts_now(s);
+    if (nt > 1 && ((need_w && !s->dw_part) || (need_x && need_w && x->grad->data == w->grad->data)))
+        nt = 0;
+    if (nt == 0) {
+        if (gemms)
+            bwd_images(n, 0, N, s->cols, s->dcols, need_w ? w->grad->data : NULL, false, NULL);
+        if (need_b) bias_grad(n, 0, O);
+        return;
+    }
+    const bool timed = tg_profiling(tp);
+    const size_t wbytes = (size_t)w->numel * tg_dtype_size((tg_dtype)w->dtype);
+    double secs = 0;
+    int calls = 0;
+    TG_OMP_FOR("omp parallel for num_threads(nt) if (nt > 1) reduction(+ : secs, calls)")
+    for (int t = 0; t < nt; t++) {
+        part_ctx c = {timed, 0, 0};
+        char *dw = !need_w  ? NULL
+                   : t == 0 ? (char *)w->grad->data
+                            : (char *)s->dw_part + (size_t)(t - 1) * wbytes;
+        if (gemms)
+            bwd_images(n, N * t / nt, N * (t + 1) / nt, part_buf(s, s->cols, t),
+                       part_buf(s, s->dcols, t), dw, t > 0, &c);
+        if (need_b) bias_grad(n, O * t / nt, O * (t + 1) / nt);
+        secs += c.secs, calls += c.calls;
+    }
+    if (timed) tg_profile_gemm(tp, tg_clock() - secs / nt, calls); /* the parts' mean */
+    for (int t = 1; t < nt && need_w && gemms; t++) {
+        const void *p = (const char *)s->dw_part + (size_t)(t - 1) * wbytes;
+        if (w->dtype == TG_F32) add_into_f32(w->grad->data, p, w->numel);
+        else add_into_f64(w->grad->data, p, w->numel);
     }
 }
 
@@ -323,19 +487,32 @@ static tg_tensor *conv_record(tg_tape *tp, int n_in, tg_tensor *const *in, const
     s->g = *g, s->O = a->out[1], s->G = a->G, s->bias = n_in == 3;
     s->direct =
         g->kh == 1 && g->kw == 1 && g->s[0] == 1 && g->s[1] == 1 && g->p[0] == 0 && g->p[1] == 0;
-    /* One image's columns, two when recorded (dw's and dx's); none when x is its own column
-     * matrix, the output is empty or the kernel has no elements (C = 0). */
+    /* Per part, one image's columns, two when recorded (dw's and dx's); none when x is its
+     * own column matrix, the output is empty or the kernel has no elements (C = 0). With
+     * parts > 1 and w needing a gradient, parts - 1 partial sums of dw. */
     const int64_t cs[5] = {g->C, g->kh, g->kw, g->Ho, g->Wo};
     int64_t numel = tg_shape_numel(5, cs);
+    const bool records = tg_op_records(tp, n_in, in);
+    const size_t es = tg_dtype_size((tg_dtype)in[0]->dtype);
+    const int64_t N = a->out[0], L = g->Ho * g->Wo, K = g->C / a->G * g->kh * g->kw;
+    s->parts =
+        n->out->numel > 0 && g->C > 0 ? conv_parts(N, (double)(N * s->O) * (double)(K * L)) : 0;
+    const size_t sets = s->parts > 1 ? (size_t)s->parts : 1; /* of column buffers */
     if (!s->direct && n->out->numel > 0 && numel != 0) {
-        size_t bufs = tg_op_records(tp, n_in, in) ? 2 : 1;
-        size_t bytes = (size_t)numel * tg_dtype_size((tg_dtype)in[0]->dtype);
-        if (numel < 0 || !(s->cols = tg_arena_alloc(tp, bufs * bytes))) {
+        size_t bufs = records ? 2 : 1;
+        s->colbytes = (size_t)numel * es;
+        if (numel < 0 || !(s->cols = tg_arena_alloc(tp, sets * bufs * s->colbytes))) {
             tg_fail(tp, TG_ENOMEM, "tg_conv2d: out of memory for its columns (%lld elements)",
                     (long long)numel);
             return NULL;
         }
-        s->dcols = bufs == 2 ? (char *)s->cols + bytes : s->cols;
+        s->dcols = bufs == 2 ? (char *)s->cols + sets * s->colbytes : s->cols;
+    }
+    if (s->parts > 1 && records && in[1]->requires_grad &&
+        !(s->dw_part = tg_arena_alloc(tp, (size_t)(s->parts - 1) * (size_t)in[1]->numel * es))) {
+        tg_fail(tp, TG_ENOMEM, "tg_conv2d: out of memory for its partial sums of dw (%d x %lld)",
+                s->parts - 1, (long long)in[1]->numel);
+        return NULL;
     }
     return tg_op_finish(tp, n);
 }

@@ -95,6 +95,8 @@ void tg_gemm(tg_tape *tp, tg_dtype dt, const tg_gemm_args *g)
     if (tg_profiling(tp)) tg_profile_gemm(tp, t0, 1);
 }
 
+void tg_gemm_1t(tg_dtype dt, const tg_gemm_args *g) { gemm_run(dt, g, true); }
+
 #if defined(_OPENMP) && !defined(TG_PLAIN)
 /* Side by side at exactly 2 threads, one BLIS thread each, when each GEMM has m·n·k of at
  * least this (below, waking a thread costs more): a 256-wide layer's pair took 189 us

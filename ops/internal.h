@@ -73,6 +73,9 @@ typedef struct tg_gemm_args {
 } tg_gemm_args;
 /* g on the thread count of tg_set_num_threads, timed for tp's profile. */
 void tg_gemm(tg_tape *tp, tg_dtype dt, const tg_gemm_args *g);
+/* g on one BLIS thread, untimed: a part of a loop split over OpenMP threads (ops/conv.c),
+ * which times its GEMMs itself. With -DTG_PLAIN, on BLIS's own thread count, as tg_gemm. */
+void tg_gemm_1t(tg_dtype dt, const tg_gemm_args *g);
 /* The two gradient GEMMs of a backward (g0 the input's, g1 the weight's; either may be
  * NULL): side by side at 2 threads, one BLIS thread each, when both are large and write
  * different buffers (not with -DTG_PLAIN); otherwise in turn, as tg_gemm. */
