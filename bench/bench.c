@@ -135,6 +135,7 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
     tg_tape *tp = tg_tape_new();
     double *fwd = calloc((size_t)reps, sizeof *fwd), *bwd = calloc((size_t)reps, sizeof *bwd);
     double *nog = calloc((size_t)reps, sizeof *nog), *rw = calloc((size_t)reps, sizeof *rw);
+    double *rpl = calloc((size_t)reps, sizeof *rpl), *rpb = calloc((size_t)reps, sizeof *rpb);
     for (int r = -1; r < reps; r++) { /* r = -1 warms the arena and the caches */
         tg_tape_reset(tp);
         double t0 = now();
@@ -145,6 +146,13 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
         double t2 = now();
         if (tg_backward(tp, s)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
         double t3 = now();
+        /* the same tape replayed (tg_tape_replay) and swept again */
+        if (tg_tape_replay(tp)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+        double t3r = now();
+        tg_zero_grad(x);
+        double t3z = now();
+        if (tg_backward(tp, s)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+        double t3b = now();
         tg_tape_reset(tp);
         tg_tape_set_grad_mode(tp, false);
         double t4 = now();
@@ -156,6 +164,8 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
             fwd[r] = (t1 - t0) / (double)k * 1e9;
             bwd[r] = (t3 - t2) / (double)k * 1e9;
             nog[r] = (t5 - t4) / (double)k * 1e9;
+            rpl[r] = (t3r - t3) / (double)k * 1e9;
+            rpb[r] = (t3b - t3z) / (double)k * 1e9;
         }
     }
     if (raw) {
@@ -183,6 +193,11 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
     fig(key, "ns/op", summarise(nog, reps), false);
     snprintf(key, sizeof key, "overhead.%s.%s.fwd_bwd", d, tag);
     fig(key, "ns/op", (stat3){f.med + b.med, f.lo + b.lo, f.hi + b.hi}, false);
+    stat3 rp = summarise(rpl, reps), rb = summarise(rpb, reps);
+    snprintf(key, sizeof key, "replay.%s.%s.fwd", d, tag);
+    fig(key, "ns/op", rp, false);
+    snprintf(key, sizeof key, "replay.%s.%s.fwd_bwd", d, tag);
+    fig(key, "ns/op", (stat3){rp.med + rb.med, rp.lo + rb.lo, rp.hi + rb.hi}, false);
     if (raw) {
         stat3 rs = summarise(rw, reps);
         snprintf(key, sizeof key, "overhead.%s.%s.raw_kernels", d, tag);
@@ -200,7 +215,7 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
         fig("memory.tape_bytes_per_node_n1", "bytes",
             (stat3){(double)st.arena_used / (double)st.n_nodes, 0, 0}, false);
     }
-    free(fwd), free(bwd), free(nog), free(rw);
+    free(fwd), free(bwd), free(nog), free(rw), free(rpl), free(rpb);
     tg_tape_free(tp);
     tg_tensor_free(x);
 }
@@ -551,8 +566,9 @@ static void bench_mlp(int threads, int reps)
  * repetitions of the mean of CONV_INNER calls; beside them BLIS alone on the GEMMs of
  * those calls (one per image: the forward w·cols, [O, 9C]·[9C, HW]; the backward dw +=
  * dy·colsᵀ and, for l2, dcols = wᵀ·dy), so that the rest (unfold, fold, bias, the tape)
- * shows. PyTorch's figures (bench.py --part conv) are medians of its own repetitions, run
- * after tapegrad's, not alternating with them. */
+ * shows. PyTorch runs the same layer in a child (bench.py --part conv-serve), one
+ * repetition of CONV_INNER calls per request, alternating with tapegrad's repetitions as the
+ * MLP does: the ratios are medians of the per-repetition ratios. */
 #define CONV_INNER 10
 
 typedef struct conv_layer {
@@ -584,12 +600,25 @@ static double conv_raw_gemms(const conv_layer *l, bool bwd, float *const *b)
     return now() - t0;
 }
 
+/* One PyTorch repetition of layer name: its forward and forward + backward ms into ms[2];
+ * false if the child is gone. */
+static bool conv_peer_rep(torch_peer *p, const char *name, double ms[2])
+{
+    if (!p->to || fprintf(p->to, "%s\n", name) < 0 || fflush(p->to) != 0) return false;
+    /* NOLINTNEXTLINE(cert-err34-c): numbers our own helper printed */
+    bool ok = fscanf(p->from, "%lf %lf", &ms[0], &ms[1]) == 2;
+    usleep(PEER_QUIET_US);
+    return ok;
+}
+
 static void bench_conv(int threads, int reps)
 {
     tg_set_num_threads(threads);
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_tape *tp = tg_tape_new();
+    torch_peer peer;
+    bool torch = peer_start(&peer, threads, "conv-serve");
     for (int li = 0; li < 2; li++) {
         const conv_layer *l = &CONV_LAYERS[li];
         int64_t xs[4] = {MLP_BATCH, l->C, l->H, l->H}, ws[4] = {l->O, l->C, 3, 3}, bs[1] = {l->O};
@@ -606,8 +635,11 @@ static void bench_conv(int threads, int reps)
             rb[k] = aligned_alloc(64, (size_t)sizes[k] * 4);
             for (int64_t i = 0; i < sizes[k]; i++) rb[k][i] = 0.01f * (float)(i % (5 + k));
         }
-        double *v[4];
+        double *v[4], *tv[2], *ratio[2];
         for (int k = 0; k < 4; k++) v[k] = calloc((size_t)reps, sizeof *v[k]);
+        for (int k = 0; k < 2; k++)
+            tv[k] = calloc((size_t)reps, sizeof *tv[k]),
+            ratio[k] = calloc((size_t)reps, sizeof *ratio[k]);
         const tg_conv2d_opts o = {.padding = {1, 1}};
         for (int r = -1; r < reps; r++) {
             double t[4] = {0, 0, 0, 0};
@@ -624,7 +656,11 @@ static void bench_conv(int threads, int reps)
                 t[2] += conv_raw_gemms(l, false, rb);
                 t[3] += conv_raw_gemms(l, true, rb);
             }
+            double pt[2];
+            torch = torch && conv_peer_rep(&peer, l->name, pt);
             for (int k = 0; k < 4 && r >= 0; k++) v[k][r] = 1e3 * t[k] / CONV_INNER;
+            for (int k = 0; k < 2 && r >= 0 && torch; k++)
+                tv[k][r] = pt[k], ratio[k][r] = pt[k] / v[k][r];
         }
         tg_tape_reset(tp);
         static const char *const what[4] = {"fwd_ms", "fwd_bwd_ms", "raw_gemm_fwd_ms",
@@ -632,12 +668,16 @@ static void bench_conv(int threads, int reps)
         for (int k = 0; k < 4; k++) {
             char key[96];
             snprintf(key, sizeof key, "conv.%s.t%d.%s", l->name, threads, what[k]);
-            fig(key, "ms", summarise(v[k], reps), false);
+            figure *f = fig(key, "ms", summarise(v[k], reps), false);
+            if (k < 2 && torch && f)
+                f->torch = summarise(tv[k], reps).med, f->ratio = summarise(ratio[k], reps).med;
             free(v[k]);
         }
+        for (int k = 0; k < 2; k++) free(tv[k]), free(ratio[k]);
         for (int k = 0; k < 5; k++) free(rb[k]);
         tg_tensor_free(x), tg_tensor_free(w), tg_tensor_free(b);
     }
+    peer_stop(&peer);
     tg_tape_free(tp);
 }
 
@@ -752,6 +792,96 @@ static void bench_cnn(int threads, int reps)
     for (int b = 0; b < MLP_NB; b++) tg_tensor_free(bx[b]), tg_tensor_free(by[b]);
     tg_tensor_free(xin), tg_tensor_free(yin);
     tg_nn_free(net);
+}
+
+/* bench --only conv: parts 2b alone (both layers and the CNN at 1 and 2 threads, PyTorch
+ * alternating), their figures printed as the full table prints them; no JSON. */
+static int bench_only_conv(int reps)
+{
+    for (int th = 1; th <= 2; th++) bench_conv(th, reps), bench_cnn(th, reps);
+    tg_set_num_threads(1);
+    printf("%-44s %10s %10s %10s %9s %12s %8s\n", "figure", "unit", "median", "min", "max",
+           "PyTorch", "ratio");
+    for (int i = 0; i < n_figs; i++) {
+        const figure *f = &figs[i];
+        printf("%-44s %10s %10.4g %10.4g %9.4g", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
+        if (!isnan(f->torch)) printf(" %12.4g %7.2fx", f->torch, f->ratio);
+        printf("\n");
+    }
+    return 0;
+}
+
+/* ---- 1b. large elementwise ops on threads (ops/vecmath.h) ----
+ * On 10^6-element f32 tensors, forward + backward of the sum of all elements of: tanh(x),
+ * x * w (two tensors), and x itself (the sum alone), at 1 and at 2 threads, alternating one
+ * repetition of each. Figures elem.n1000000.<op>.t1 and .t2 (µs), and .t2_speedup, the
+ * median of the per-repetition ratios t1 / t2. */
+static double elem_once(tg_tape *tp, int op, tg_tensor *x, tg_tensor *w)
+{
+    tg_tape_reset(tp);
+    tg_zero_grad(x);
+    double t0 = now();
+    tg_tensor *y = op == 0 ? tg_tanh(tp, x) : op == 1 ? tg_mul(tp, x, w) : x;
+    if (tg_backward(tp, tg_sum(tp, y, TG_ALL_AXES, false)) != TG_OK)
+        fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+    double t = now() - t0;
+    sink += tg_get(tg_grad(x), 0);
+    return t * 1e6;
+}
+
+static void bench_elem(int reps)
+{
+    static const char *const names[3] = {"tanh", "mul", "sum"};
+    const int64_t n = 1000000;
+    tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    tg_tensor *x = tg_tensor_new(TG_F32, 1, &n), *w = tg_tensor_new(TG_F32, 1, &n);
+    tg_tensor_rand_uniform(x, -2, 2, &rng);
+    tg_tensor_rand_uniform(w, -1, 1, &rng);
+    tg_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    double *t1 = calloc((size_t)reps, sizeof *t1), *t2 = calloc((size_t)reps, sizeof *t2);
+    double *sp = calloc((size_t)reps, sizeof *sp);
+    for (int op = 0; op < 3; op++) {
+        for (int r = -1; r < reps; r++) { /* r = -1 warms up */
+            tg_set_num_threads(1);
+            double a = elem_once(tp, op, x, w);
+            tg_set_num_threads(2);
+            double b = elem_once(tp, op, x, w);
+            if (r >= 0) t1[r] = a, t2[r] = b, sp[r] = a / b;
+        }
+        char key[96];
+        snprintf(key, sizeof key, "elem.n1000000.%s.t1", names[op]);
+        fig(key, "us", summarise(t1, reps), false);
+        snprintf(key, sizeof key, "elem.n1000000.%s.t2", names[op]);
+        fig(key, "us", summarise(t2, reps), false);
+        snprintf(key, sizeof key, "elem.n1000000.%s.t2_speedup", names[op]);
+        fig(key, "x", summarise(sp, reps), true);
+    }
+    tg_set_num_threads(1);
+    free(t1), free(t2), free(sp);
+    tg_tape_free(tp);
+    tg_tensor_free(x), tg_tensor_free(w);
+}
+
+/* bench --only elem: part 1b alone; --only overhead: the 1-, 64- and 4096-element chains of
+ * part 1 alone (no PyTorch). Their figures printed as the full table prints them; no JSON. */
+static int bench_only_elem(bool overhead, int reps)
+{
+    tg_set_num_threads(1);
+    if (overhead)
+        for (int d = 0; d < 2; d++)
+            for (int64_t sz = 1; sz <= 4096; sz *= 64) {
+                char tag[16];
+                snprintf(tag, sizeof tag, "n%lld", (long long)sz);
+                bench_overhead(d ? TG_F64 : TG_F32, sz, 1000, reps, true, tag);
+            }
+    else bench_elem(reps);
+    for (int i = 0; i < n_figs; i++) {
+        const figure *f = &figs[i];
+        printf("%-44s %10s %10.4g %10.4g %9.4g\n", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
+    }
+    return 0;
 }
 
 /* ---- 3b. Hessian-vector product on the bench MLP ----
@@ -947,11 +1077,12 @@ static void tg_chain_grad(tg_tape *tp, tg_tensor *x, double v, double *f, double
 }
 
 /* One repetition of tapegrad's: ADOLC_INNER times, record (tape reset, chain, sum) and
- * sweep; the medians over the chains of the ns per chain op of the record, the sweep and
- * the two into t[0..2]. */
-static void tg_chain_rep(tg_tape *tp, tg_tensor *x, double t[3])
+ * sweep, then replay (tg_tape_replay) and sweep; the medians over the chains of the ns per
+ * chain op of the record, the sweep, the two, the replay and replay + sweep into t[0..4]. */
+static void tg_chain_rep(tg_tape *tp, tg_tensor *x, double t[5])
 {
     double tr[ADOLC_INNER], tb[ADOLC_INNER], tt[ADOLC_INNER], per = 1e9 / ADOLC_K;
+    double tp1[ADOLC_INNER], tpb[ADOLC_INNER];
     for (int j = 0; j < ADOLC_INNER; j++) {
         double t0 = now();
         tg_tape_reset(tp);
@@ -961,10 +1092,18 @@ static void tg_chain_rep(tg_tape *tp, tg_tensor *x, double t[3])
         double t2 = now();
         if (!s || tg_backward(tp, s)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
         double t3 = now();
+        if (tg_tape_replay(tp)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+        double t4 = now();
+        tg_zero_grad(x);
+        double t5 = now();
+        if (tg_backward(tp, s)) fprintf(stderr, "bench: %s\n", tg_tape_error(tp));
+        double t6 = now();
         tr[j] = (t1 - t0) * per, tb[j] = (t3 - t2) * per, tt[j] = tr[j] + tb[j];
+        tp1[j] = (t4 - t3) * per, tpb[j] = tp1[j] + (t6 - t5) * per;
     }
     t[0] = summarise(tr, ADOLC_INNER).med, t[1] = summarise(tb, ADOLC_INNER).med;
-    t[2] = summarise(tt, ADOLC_INNER).med;
+    t[2] = summarise(tt, ADOLC_INNER).med, t[3] = summarise(tp1, ADOLC_INNER).med;
+    t[4] = summarise(tpb, ADOLC_INNER).med;
 }
 
 /* an adolc.* figure: ADOL-C's value, tapegrad's alongside, the ratio */
@@ -1050,21 +1189,21 @@ static void bench_adolc(int reps)
              adolc.check_ok ? "ok (within 1e-12)" : "FAILED (beyond 1e-12)");
 
     /* the paired repetitions (r = -1 warms both up) */
-    double *v[14];
-    for (int i = 0; i < 14; i++) v[i] = calloc((size_t)reps, sizeof *v[i]);
+    double *v[16];
+    for (int i = 0; i < 16; i++) v[i] = calloc((size_t)reps, sizeof *v[i]);
     /* v[0..4]: ADOL-C record, reverse, record+reverse, replay, replay+reverse;
-     * v[5..6]: tapegrad record, sweep; v[7]: tapegrad record+sweep; v[8..12]: the ratios */
+     * v[5..6]: tapegrad record, sweep; v[7]: tapegrad record+sweep; v[8..12]: the ratios;
+     * v[13..14]: tapegrad replay, replay+sweep */
     bool ok = true;
     for (int r = -1; r < reps && ok; r++) {
-        double t[3], a[5];
+        double t[5], a[5];
         tg_chain_rep(tp, x, t);
         char rq[32];
         snprintf(rq, sizeof rq, "rep %d\n", ADOLC_INNER);
         ok = adolc_ask(&p, rq, a, 5);
         if (!ok || r < 0) continue;
-        double tg5[5] = {t[0], t[1], t[2], t[0], t[2]};
-        for (int i = 0; i < 5; i++) v[i][r] = a[i], v[8 + i][r] = a[i] / tg5[i];
-        v[5][r] = t[0], v[6][r] = t[1], v[7][r] = t[2];
+        for (int i = 0; i < 5; i++) v[i][r] = a[i], v[8 + i][r] = a[i] / t[i];
+        v[5][r] = t[0], v[6][r] = t[1], v[7][r] = t[2], v[13][r] = t[3], v[14][r] = t[4];
     }
     peer_stop(&p);
     if (!ok) {
@@ -1078,10 +1217,10 @@ static void bench_adolc(int reps)
                   summarise(v[9], reps).med);
         adolc_fig("adolc.n1.record_reverse", "ns/op", summarise(v[2], reps), tg_rr,
                   "record + sweep", summarise(v[10], reps).med);
-        adolc_fig("adolc.n1.replay", "ns/op", summarise(v[3], reps), tg_rec, "record (re-record)",
-                  summarise(v[11], reps).med);
-        adolc_fig("adolc.n1.replay_reverse", "ns/op", summarise(v[4], reps), tg_rr,
-                  "record + sweep", summarise(v[12], reps).med);
+        adolc_fig("adolc.n1.replay", "ns/op", summarise(v[3], reps), summarise(v[13], reps).med,
+                  "replay", summarise(v[11], reps).med);
+        adolc_fig("adolc.n1.replay_reverse", "ns/op", summarise(v[4], reps),
+                  summarise(v[14], reps).med, "replay + sweep", summarise(v[12], reps).med);
         /* bytes: ADOL-C's tape (operations, locations, values) against tapegrad's arena per
          * node, for the chain alone, as memory.tape_bytes_per_node_n1 but in f64 */
         tg_tape_reset(tp);
@@ -1100,7 +1239,7 @@ static void bench_adolc(int reps)
                   (double)NAN);
         adolc.ran = true;
     }
-    for (int i = 0; i < 14; i++) free(v[i]);
+    for (int i = 0; i < 16; i++) free(v[i]);
     tg_tape_free(tp);
     tg_tensor_free(x);
 }
@@ -1133,7 +1272,7 @@ static void print_adolc(int reps)
     printf("ratio: ADOL-C / tapegrad, how many times faster (or smaller) tapegrad is; the time "
            "ratios are medians of per-repetition ratios. ADOL-C's record and replay keep the "
            "Taylor values a reverse needs (trace_on(tag, 1), zos_forward keep = 1); tapegrad "
-           "evaluates at new inputs by recording again\n");
+           "replays its tape (tg_tape_replay)\n");
     printf("%s\n", adolc.check);
 }
 
@@ -1209,9 +1348,60 @@ static void cpu_model(char *buf, size_t size)
     fclose(f);
 }
 
+/* ---- distributed: data-parallel samples/s at 1 and 2 ranks, PyTorch DDP (gloo) beside ----
+ * build/dist_bench (bench/dist_bench.c) under mpirun, alternating with bench/torch/ddp.py,
+ * the same model, batch and step count; one thread per rank. Skipped without the binary. */
+static const char *dist_bench = NULL;
+
+static double dist_run(const char *cmd, const char *key, double *wait_share)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p) return (double)NAN;
+    char line[512], k[96];
+    double v = (double)NAN, x, w;
+    while (fgets(line, sizeof line, p)) {
+        int got = sscanf(line, "%95s %lf (wait share %lf", k, &x, &w);
+        if (got >= 2 && strcmp(k, key) == 0) v = x;
+        if (got == 3 && wait_share) *wait_share = w;
+    }
+    return pclose(p) == 0 ? v : (double)NAN;
+}
+
+static void bench_dist(int reps)
+{
+    if (!dist_bench || access(dist_bench, X_OK) != 0) return;
+    for (int np = 1; np <= 2; np++) {
+        double tg[16], th[16], ratio[16], wait[16];
+        int n = 0;
+        char cmd[512], key[64], tkey[64];
+        for (int r = 0; r < reps && r < 16; r++) {
+            snprintf(cmd, sizeof cmd,
+                     "mpirun -np %d --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 "
+                     "%s 200 256 2>/dev/null",
+                     np, dist_bench);
+            snprintf(key, sizeof key, "dist.np%d.samples_per_s", np);
+            wait[n] = (double)NAN;
+            tg[n] = dist_run(cmd, key, &wait[n]);
+            snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/ddp.py --np %d 2>/dev/null",
+                     "bench/torch", np);
+            snprintf(tkey, sizeof tkey, "torch.dist.np%d.samples_per_s", np);
+            th[n] = dist_run(cmd, tkey, NULL);
+            if (isnan(tg[n])) break;
+            ratio[n] = tg[n] / th[n];
+            n++;
+        }
+        if (n == 0) continue;
+        figure *f = fig(key, "samples/s", summarise(tg, n), true);
+        if (f && !isnan(th[0])) f->torch = summarise(th, n).med, f->ratio = summarise(ratio, n).med;
+        snprintf(key, sizeof key, "dist.np%d.wait_share", np);
+        fig(key, "%", summarise(wait, n), false);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    bool quick = false;
+    bool quick = false, only_conv = false;
+    const char *only_elem = NULL;
     const char *json = "build/bench.json", *cli = "build/tapegrad";
     signal(SIGPIPE, SIG_IGN); /* a PyTorch child that dies must not kill the bench */
     for (int i = 1; i < argc; i++) {
@@ -1220,13 +1410,21 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--cli") == 0 && i + 1 < argc) cli = argv[++i];
         else if (strcmp(argv[i], "--torch") == 0 && i + 1 < argc) torch_script = argv[++i];
         else if (strcmp(argv[i], "--adolc") == 0 && i + 1 < argc) adolc_helper = argv[++i];
+        else if (strcmp(argv[i], "--dist") == 0 && i + 1 < argc) dist_bench = argv[++i];
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc && !strcmp(argv[i + 1], "conv"))
+            only_conv = true, i++;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "elem") || !strcmp(argv[i + 1], "overhead")))
+            only_elem = argv[++i];
         else {
             fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] "
-                            "[--adolc HELPER]\n");
+                            "[--adolc HELPER] [--dist DIST_BENCH] [--only conv|elem|overhead]\n");
             return 2;
         }
     }
     int reps = quick ? 3 : 7;
+    if (only_conv) return bench_only_conv(reps);
+    if (only_elem) return bench_only_elem(!strcmp(only_elem, "overhead"), reps);
     fprintf(stderr, "bench: tape overhead...\n");
     tg_set_num_threads(1);
     int64_t sizes[3] = {1, 64, 4096};
@@ -1246,6 +1444,8 @@ int main(int argc, char **argv)
     if (k3 && k6)
         fig("overhead.flatness_kmax_over_k1000", "x", (stat3){k6->v.med / k3->v.med, 0, 0}, false);
 
+    fprintf(stderr, "bench: large elementwise ops on threads...\n");
+    bench_elem(reps);
     fprintf(stderr, "bench: ADOL-C side by side...\n");
     int adolc_reps = quick ? 11 : 61;
     bench_adolc(adolc_reps);
@@ -1285,6 +1485,8 @@ int main(int argc, char **argv)
         fig("memory.peak_rss_fashion_mnist_1_epoch", "MB", (stat3){rss, 0, 0}, false);
     }
 
+    fprintf(stderr, "bench: data-parallel training at 1 and 2 ranks...\n");
+    bench_dist(quick ? 1 : 3);
     fprintf(stderr, "bench: PyTorch...\n");
     bool have_torch = run_torch(torch_script, reps, quick);
 

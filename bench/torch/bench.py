@@ -88,6 +88,27 @@ def conv_layers(torch, threads, reps):
         print(f"conv.{name}.t{threads}.fwd_ms {statistics.median(fwd):.6g}")
         print(f"conv.{name}.t{threads}.fwd_bwd_ms {statistics.median(fb):.6g}")
 
+def conv_runner(torch):
+    """conv_layers' two layers, one repetition (10 calls of each timing) per call of the
+    returned function with the layer's name, returning (fwd ms, fwd + bwd ms): bench.c asks
+    for one after each of its own repetitions (--part conv-serve)."""
+    torch.manual_seed(1)
+    F = torch.nn.functional
+    layers = {}
+    for name, c, h, o, dx in (("l1", 1, 28, 32, False), ("l2", 32, 14, 64, True)):
+        x = torch.rand(128, c, h, h, requires_grad=dx)
+        w = (torch.rand(o, c, 3, 3) * 0.6 - 0.3).requires_grad_(True)
+        layers[name] = (x, w, torch.zeros(o, requires_grad=True))
+    def rep(name):
+        x, w, b = layers[name]
+        a = t = 0.0
+        for _ in range(10):
+            t0 = time.perf_counter(); y = F.conv2d(x, w, b, padding=1); t1 = time.perf_counter()
+            F.conv2d(x, w, b, padding=1).sum().backward(); t2 = time.perf_counter()
+            a += t1 - t0; t += t2 - t1
+        return a / 10 * 1e3, t / 10 * 1e3
+    return rep
+
 def cnn_runner(torch):
     """One repetition (8 steps) of bench.c's CNN per call, returning samples/s: the model of
     examples/cnn.c in torch.nn, Adam lr 1e-3, on the MLP's 16 batches (Fashion-MNIST or
@@ -184,9 +205,10 @@ def main():
     if a.part == "all":
         # Each part in its own process: thread settings must precede the import of torch.
         env = dict(os.environ)
-        # The MLP is run by bench.c itself through --part mlp-serve, alternating with its
-        # own repetitions; --part mlp runs it alone.
-        for part, th in (("overhead", 1), ("hvp", 1), ("conv", 1), ("conv", 2)):
+        # The MLP, the convolutions and the CNN are run by bench.c itself through --part
+        # mlp-serve, conv-serve and cnn-serve, alternating with its own repetitions; --part
+        # mlp and conv run them alone.
+        for part, th in (("overhead", 1), ("hvp", 1)):
             env["BLIS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(th)
             out = subprocess.run([sys.executable, __file__, "--part", part, "--threads", str(th),
                                   "--reps", str(a.reps)] + (["--quick"] if a.quick else []),
@@ -231,6 +253,12 @@ def main():
         print("ready", flush=True)
         for _ in sys.stdin:
             print(f"{rep():.6g}", flush=True)
+    elif a.part == "conv-serve":  # one repetition of the layer named on each line read
+        rep = conv_runner(torch)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            f, fb = rep(line.strip())
+            print(f"{f:.6g} {fb:.6g}", flush=True)
     elif a.part == "cnn-serve":  # the same for the CNN
         rep = cnn_runner(torch)
         print("ready", flush=True)
