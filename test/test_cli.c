@@ -108,6 +108,19 @@ static void test_train_eval_csv(void)
     CHECK_STR_HAS(out, "epoch 3:");
     CHECK_STR_HAS(out, "test accuracy");
     CHECK(access(log, R_OK) == 0 && access(model, R_OK) == 0);
+    /* the curves plotted beside the log as a PNG when gnuplot is there, else a note */
+    char png[128];
+    path(png, sizeof png, "log.png");
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
+        unsigned char magic[8] = {0};
+        FILE *pf = fopen(png, "rb");
+        CHECK(pf && fread(magic, 1, 8, pf) == 8 && memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0);
+        if (pf) fclose(pf);
+        CHECK_STR_HAS(out, png);
+    } else {
+        CHECK(access(png, F_OK) != 0);
+        CHECK_STR_HAS(out, "gnuplot is not installed");
+    }
     /* --profile: every op kind of the step, and the GEMM line */
     snprintf(args, sizeof args,
              "train --data %s --layers 3,8,2 --epochs 2 --batch 16 --log '' --profile", csv);
