@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tapegrad.h"
+#include "../ops/vecmath.h" /* the raw chain's tanh is the ops' own array tanh */
 
 #define MAX_FIG 256
 
@@ -93,7 +94,8 @@ static tg_tensor *chain(tg_tape *tp, tg_tensor *x, int64_t k)
     return y;
 }
 
-/* The same arithmetic as plain loops over two preallocated buffers. */
+/* The same arithmetic as plain loops over two preallocated buffers, tanh by the array tanh
+ * the op uses (libmvec, or libm in the plain build). */
 #define RAW_CHAIN(T, SFX, TANH)                                                                    \
     static void raw_chain_##SFX(const T *restrict x, T *restrict a, T *restrict b, int64_t n,      \
                                 int64_t k)                                                         \
@@ -108,9 +110,7 @@ static tg_tensor *chain(tg_tape *tp, tg_tensor *x, int64_t k)
             case 1:                                                                                \
                 for (int64_t j = 0; j < n; j++) dst[j] = src[j] + (T)0.1;                          \
                 break;                                                                             \
-            case 2:                                                                                \
-                for (int64_t j = 0; j < n; j++) dst[j] = TANH(src[j]);                             \
-                break;                                                                             \
+            case 2: TANH(src, dst, n); break;                                                      \
             default:                                                                               \
                 for (int64_t j = 0; j < n; j++) dst[j] = src[j] + x[j];                            \
                 break;                                                                             \
@@ -119,8 +119,8 @@ static tg_tensor *chain(tg_tape *tp, tg_tensor *x, int64_t k)
         }                                                                                          \
         __asm__ volatile("" : : "r"(src) : "memory");                                              \
     }
-RAW_CHAIN(float, f32, tanhf)
-RAW_CHAIN(double, f64, tanh)
+RAW_CHAIN(float, f32, tg_vm_tanh_f32)
+RAW_CHAIN(double, f64, tg_vm_tanh_f64)
 
 static volatile double sink;
 
