@@ -8,7 +8,6 @@
 #include "internal.h"
 
 #define FIRST_BLOCK ((size_t)64 << 10)
-#define WRITE_AHEAD 1024 /* bytes; best of 1, 2 and 4 KB on a chain of 10^6 scalar ops */
 
 static size_t round_up(size_t n) { return (n + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1); }
 
@@ -66,6 +65,18 @@ static tg_block *block_with(tg_tape *tp, size_t room)
     return b;
 }
 
+/* tg_arena_bump's room from the next block with room, or a new one: NULL when out of
+ * memory. Apart, so that the fast path needs no registers saved. */
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+static NOINLINE void *bump_next(tg_tape *tp, size_t room)
+{
+    return block_with(tp, room) ? tg_arena_bump(tp, room) : NULL;
+}
+
 /* bytes (rounded up to 16) at an address that is a multiple of align (16 or 64). Offsets
  * from a block's start are multiples of 16 and do not depend on the stagger: a 64-aligned
  * request takes 48 bytes more and starts on the first line of its room. */
@@ -76,21 +87,9 @@ void *tg_arena_alloc_align(tg_tape *tp, size_t bytes, size_t align)
     if (!need) need = 16;
     size_t room = align > 16 ? need + (TG_ALIGN - 16) : need;
     if (room < need) return NULL;
-    tg_block *b = tp->cur;
-    if (!b || (size_t)(b->end - b->top) < room) {
-        b = block_with(tp, room);
-        if (!b) return NULL;
-    }
-    unsigned char *p = b->top;
-    b->top += room;
-    if (align > 16) p = align_line(p);
-#if defined(__GNUC__)
-    /* Ops take arena memory in order: ask for the line a few nodes ahead for writing, so a
-     * long tape does not wait on each new line (a prefetch past the block never faults). */
-    __builtin_prefetch((const void *)((uintptr_t)p + WRITE_AHEAD), 1);
-#endif
-    tp->used += room;
-    if (tp->used > tp->high) tp->high = tp->used;
+    unsigned char *p = tg_arena_bump(tp, room);
+    if (!p) p = bump_next(tp, room);
+    if (p && align > 16) p = align_line(p);
     return p;
 }
 

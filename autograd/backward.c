@@ -15,7 +15,7 @@ static void poison(tg_tensor *g)
     for (int64_t i = 0; i < g->numel; i++) tg_set(g, i, (double)NAN);
 }
 
-static int ensure_grad(tg_tape *tp, tg_tensor *t)
+static int make_grad(tg_tape *tp, tg_tensor *t)
 {
     if (t->leaf) {
         if (t->grad) {
@@ -27,14 +27,29 @@ static int ensure_grad(tg_tape *tp, tg_tensor *t)
         return TG_OK;
     }
     if (t->grad_sweep == tp->sweep) return TG_OK;
-    if (!t->grad) {
-        t->grad = tg_arena_tensor(tp, "backward", (tg_dtype)t->dtype, t->ndim, t->shape);
+    if (!t->grad) { /* t's shape is valid: no check but for room in the current block */
+        size_t hdr, room = tg_tensor_room((tg_dtype)t->dtype, t->ndim, t->numel, &hdr);
+        unsigned char *p = tg_arena_bump(tp, room);
+        t->grad = p ? tg_tensor_place(tp, p, hdr, (tg_dtype)t->dtype, t->ndim, t->shape, t->numel)
+                    : tg_arena_tensor(tp, "backward", (tg_dtype)t->dtype, t->ndim, t->shape);
         if (!t->grad) return TG_ENOMEM;
     }
     t->grad_unset = true;
     t->grad_sweep = tp->sweep;
     if (tp->poison_grads) poison(t->grad);
     return TG_OK;
+}
+
+/* make_grad's common cases without a call: a gradient already made for this sweep, or a
+ * buffer to mark unset again. */
+static inline int ensure_grad(tg_tape *tp, tg_tensor *t)
+{
+    if (!tp->poison_grads && t->grad) {
+        if (t->leaf) return TG_OK;
+        if (t->grad_sweep != tp->sweep) t->grad_unset = true, t->grad_sweep = tp->sweep;
+        return TG_OK;
+    }
+    return make_grad(tp, t);
 }
 
 /* Nodes and their outputs are laid out in recording order in the arena, so the sweep walks

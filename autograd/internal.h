@@ -3,6 +3,9 @@
 #ifndef TAPEGRAD_AUTOGRAD_INTERNAL_H
 #define TAPEGRAD_AUTOGRAD_INTERNAL_H
 
+#include <stdint.h>
+#include <string.h>
+
 #include "tapegrad.h"
 
 #define TG_ALIGN 64 /* arena and leaf data alignment: a cache line, and room for AVX-512 */
@@ -219,8 +222,8 @@ static inline void tg_profile_gemm(tg_tape *tp, double t0, int calls)
  * kernel and links the node onto the tape if recording. */
 /* 0 if every input is usable: tp non-NULL without an error, inputs non-NULL, one dtype,
  * arena inputs from this tape and generation. Otherwise records the error (unless one is
- * already there) and returns nonzero. */
-int tg_op_check(tg_tape *tp, int op, int n_in, tg_tensor *const *in);
+ * already there) and returns nonzero. tg_op_check (below, inline) is its fast path. */
+int tg_op_check_full(tg_tape *tp, int op, int n_in, tg_tensor *const *in);
 /* A node for op with its output (dtype of in[0]) allocated; NULL when out of memory. */
 tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
                      const int64_t *shape);
@@ -240,6 +243,25 @@ const char *tg_custom_name(const tg_node *n);
 bool tg_custom_has_vjp(const tg_node *n);
 
 /* arena.c */
+#define TG_WRITE_AHEAD 1024 /* bytes; best of 1, 2 and 4 KB on a chain of 10^6 scalar ops */
+/* The allocators' fast path: room bytes (a multiple of 16) from the current block, or NULL
+ * when it has no room left (without calling the hook: tg_arena_alloc_align then takes the
+ * next block). Ops take arena memory in order, so it asks for the line a few nodes ahead
+ * for writing, so that a long tape does not wait on each new line (a prefetch past the
+ * block never faults). */
+static inline void *tg_arena_bump(tg_tape *tp, size_t room)
+{
+    tg_block *b = tp->cur;
+    if (!b || (size_t)(b->end - b->top) < room) return NULL;
+    unsigned char *p = b->top;
+    b->top += room;
+#if defined(__GNUC__)
+    __builtin_prefetch((const void *)((uintptr_t)p + TG_WRITE_AHEAD), 1);
+#endif
+    tp->used += room;
+    if (tp->used > tp->high) tp->high = tp->used;
+    return p;
+}
 void *tg_arena_alloc(tg_tape *tp, size_t bytes); /* TG_ALIGN-aligned; NULL when out of memory */
 /* align 16 or 64. A 64-aligned allocation takes 48 bytes more of the arena, so that it
  * takes the same room whatever the generation's stagger. */
@@ -259,6 +281,17 @@ static inline bool tg_tensor_usable(const tg_tape *tp, const tg_tensor *t)
     return t->leaf && !t->tape && !tg_arena_owns(tp, t);
 }
 
+/* tg_op_check_full's checks in the order it makes them; the first that fails hands over
+ * to it, which records the error. */
+static inline int tg_op_check(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
+{
+    if (!tp || tp->err) return tg_op_check_full(tp, op, n_in, in);
+    for (int i = 0; i < n_in; i++)
+        if (!in[i] || !tg_tensor_usable(tp, in[i]) || in[i]->dtype != in[0]->dtype)
+            return tg_op_check_full(tp, op, n_in, in);
+    return TG_OK;
+}
+
 /* tape.c */
 /* Records an error on the tape (the first only) and returns code: the public
  * tg_tape_fail, under the short name the library uses. */
@@ -270,6 +303,38 @@ int tg_cpu_count(void);
  * "tg_<who>") when out of memory. */
 tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
                            const int64_t *shape);
+/* How tg_arena_tensor lays out a tensor of numel elements (valid) of dtype dt (TG_F32 or
+ * TG_F64): small tensors pack at 16 bytes (a chain of scalar ops stays in cache); data of
+ * 64 bytes or more starts on a cache line, for vector loops and BLIS. The header is first
+ * either way, at an offset that is the same in every generation (arena.c): large data
+ * follows on the first line past it, in 48 bytes of slack whatever the stagger. Returns
+ * the room to allocate at 16 bytes, a multiple of 16; *hdr the header's bytes. */
+static inline size_t tg_tensor_room(tg_dtype dt, int ndim, int64_t numel, size_t *hdr)
+{
+    size_t bytes = (size_t)numel * (dt == TG_F64 ? sizeof(double) : sizeof(float));
+    *hdr = (TG_TENSOR_BYTES(ndim) + 15) & ~(size_t)15;
+    size_t room = *hdr + bytes + (bytes < TG_ALIGN ? 0 : TG_ALIGN - 16);
+    return (room + 15) & ~(size_t)15;
+}
+/* Writes the header of that tensor at p, room tg_tensor_room's; returns it. */
+static inline tg_tensor *tg_tensor_place(tg_tape *tp, unsigned char *p, size_t hdr, tg_dtype dt,
+                                         int ndim, const int64_t *shape, int64_t numel)
+{
+    tg_tensor *t = (tg_tensor *)p;
+    memset(t, 0, sizeof *t);
+    unsigned char *d = p + hdr;
+    if ((size_t)numel * (dt == TG_F64 ? sizeof(double) : sizeof(float)) >= TG_ALIGN)
+        d += (TG_ALIGN - (uintptr_t)d % TG_ALIGN) % TG_ALIGN;
+    t->data = d;
+    t->tape = tp;
+    t->gen = tp->gen;
+    t->numel = numel;
+    t->ndim = (int8_t)ndim;
+    t->dtype = (uint8_t)dt;
+    if (ndim > 0) t->shape[0] = shape[0]; /* most tensors: no loop set-up */
+    for (int i = 1; i < ndim; i++) t->shape[i] = shape[i];
+    return t;
+}
 
 /* A tensor on tp of the given shape with every element value, recorded nowhere and needing
  * no gradient: the ones, zeros and masks the backwards in ops use as constants. NULL (and
@@ -280,7 +345,12 @@ tg_tensor *tg_const(tg_tape *tp, const char *who, tg_dtype dt, int ndim, const i
 /* tensor.c */
 int tg_leaf_grad_alloc(tg_tensor *t); /* allocates t->grad zeroed; TG_ENOMEM */
 /* Zeroes t->grad if it is unset, so that it can be read or added to. */
-void tg_grad_settle(tg_tensor *t);
+static inline void tg_grad_settle(tg_tensor *t)
+{
+    if (!t->grad_unset) return;
+    memset(t->grad->data, 0, (size_t)t->numel * tg_dtype_size((tg_dtype)t->dtype));
+    t->grad_unset = false;
+}
 /* For a backward kernel about to accumulate into t->grad: 0 if the gradient is unset (write
  * it: GEMM beta = 0, dx = v), 1 if it holds values (add: beta = 1, dx += v). Either way the
  * gradient counts as written afterwards, so call it once, right before the write. Only ops

@@ -16,7 +16,7 @@ const char *tg_shapes_str(char *buf, size_t size, int n, tg_tensor *const *t)
     return buf;
 }
 
-int tg_op_check(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
+int tg_op_check_full(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
 {
     const char *name = tg_op_table[op].name;
     if (!tp) return TG_EARG;
@@ -38,8 +38,10 @@ int tg_op_check(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
     return TG_OK;
 }
 
-tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
-                     const int64_t *shape)
+/* tg_op_begin as two allocations, each of which may take a new block: the node, then its
+ * output (which checks the shape). */
+static tg_node *begin_apart(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
+                            const int64_t *shape)
 {
     const char *who = tg_op_table[op].name; /* formatted only if something fails */
     tg_node *n = tg_arena_alloc_align(tp, sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *), 16);
@@ -53,6 +55,36 @@ tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int nd
     for (int i = 0; i < n_in; i++) n->in[i] = in[i];
     n->out = tg_arena_tensor(tp, who, (tg_dtype)in[0]->dtype, ndim, shape);
     return n->out ? n : NULL;
+}
+
+/* When the current block holds both, the node and its output are one bump of the arena,
+ * at the offsets the two allocations would take; an output shaped like in[0] (the input's
+ * own shape array) needs no shape check. */
+tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
+                     const int64_t *shape)
+{
+    int64_t numel =
+        shape == in[0]->shape && ndim == in[0]->ndim ? in[0]->numel : tg_shape_numel(ndim, shape);
+    if (numel < 0) return begin_apart(tp, op, n_in, in, ndim, shape); /* fails with its error */
+    tg_dtype dt = (tg_dtype)in[0]->dtype;
+    size_t node = (sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *) + 15) & ~(size_t)15;
+    size_t hdr, room = tg_tensor_room(dt, ndim, numel, &hdr);
+    unsigned char *p = tg_arena_bump(tp, node + room);
+    if (!p) return begin_apart(tp, op, n_in, in, ndim, shape);
+#if defined(__GNUC__)
+    __builtin_prefetch((const void *)((uintptr_t)p + node + TG_WRITE_AHEAD), 1); /* as apart */
+#endif
+    tg_node *n = (tg_node *)p;
+    memset(n, 0, sizeof *n);
+    n->op = (uint16_t)op;
+    n->n_in = (uint16_t)n_in;
+    n->in[0] = in[0]; /* most ops have one or two inputs: no loop set-up for them */
+    if (n_in > 1) {
+        n->in[1] = in[1];
+        for (int i = 2; i < n_in; i++) n->in[i] = in[i];
+    }
+    n->out = tg_tensor_place(tp, p + node, hdr, dt, ndim, shape, numel);
+    return n;
 }
 
 void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes)

@@ -123,28 +123,11 @@ tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
         tg_shape_fail(tp, who, ndim, shape);
         return NULL;
     }
-    size_t bytes = (size_t)numel * tg_dtype_size(dt);
-    /* Small tensors pack at 16 bytes (a chain of scalar ops stays in cache); data of 64
-     * bytes or more starts on a cache line, for vector loops and BLIS. The header is first
-     * either way, at an offset that is the same in every generation (arena.c): large data
-     * follows on the first line past it, in 48 bytes of slack whatever the stagger. */
-    bool small = bytes < TG_ALIGN;
-    size_t hdr = (TG_TENSOR_BYTES(ndim) + 15) & ~(size_t)15;
-    size_t room = hdr + bytes + (small ? 0 : TG_ALIGN - 16);
+    size_t hdr, room = tg_tensor_room(dt, ndim, numel, &hdr);
     unsigned char *p = tg_arena_alloc_align(tp, room, 16);
     if (!p) {
         tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory (%zu bytes)", who, room);
         return NULL;
     }
-    tg_tensor *t = (tg_tensor *)p;
-    memset(t, 0, sizeof *t);
-    t->data = p + hdr;
-    if (!small) t->data = p + hdr + (TG_ALIGN - (uintptr_t)(p + hdr) % TG_ALIGN) % TG_ALIGN;
-    t->tape = tp;
-    t->gen = tp->gen;
-    t->numel = numel;
-    t->ndim = (int8_t)ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-    t->dtype = (uint8_t)dt;
-    return t;
+    return tg_tensor_place(tp, p, hdr, dt, ndim, shape, numel);
 }

@@ -231,13 +231,6 @@ tg_tensor *tg_grad(const tg_tensor *t)
     return t->grad;
 }
 
-void tg_grad_settle(tg_tensor *t)
-{
-    if (!t->grad_unset) return;
-    memset(t->grad->data, 0, (size_t)t->numel * tg_dtype_size((tg_dtype)t->dtype));
-    t->grad_unset = false;
-}
-
 int tg_set_requires_grad(tg_tensor *t, bool on)
 {
     if (!t || !t->leaf) return TG_EARG;
