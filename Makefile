@@ -138,6 +138,9 @@ bench-dist: $(B)/dist_bench
 # bench/ulp_scan.c: the accuracy of ops/vecmath.h over every float (docs/performance.md).
 $(B)/ulp_scan: bench/ulp_scan.c $(LIB_OBJ) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
+# bench/chain_phases.c: the 1-element chain phase by phase, for callgrind's instruction counts.
+$(B)/chain_phases: bench/chain_phases.c $(LIB_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
 # The scaling model's inputs (docs/distributed-scaling.md): allreduce times over MPI and the
 # per-step compute of the bench MLP and the demo CNN.
 $(B)/alpha_beta: bench/alpha_beta.c | $(DEPS_OK)
