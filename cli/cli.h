@@ -82,5 +82,9 @@ int cli_plot_csv(const char *csv, const char *png, const char *title, const char
                  const char *ylabel, int xcol, const int *ycols, int n_y, bool logy);
 bool cli_have_program(const char *name);
 double cli_now(void); /* seconds, monotonic */
+/* An error message to stderr: "tapegrad: " (then "rank R: " once cli_set_rank has set a
+ * rank >= 0, as train --distributed does on every rank), then fmt's text. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_set_rank(int rank);
 
 #endif

@@ -61,11 +61,10 @@ static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uin
         const char *dir = spec[0] == 'f' ? NULL : spec + 6;
         rc = tg_load_mnist_bytes(dir, dt, &d->train, &d->test, &st); /* 4x less memory */
         if (rc && !dir)
-            fprintf(stderr,
-                    "tapegrad: %s\n(install Debian's dataset-fashion-mnist package, or "
+            cli_err("%s\n(install Debian's dataset-fashion-mnist package, or "
                     "run 'make run' which installs it)\n",
                     st.msg);
-        else if (rc) fprintf(stderr, "tapegrad: %s\n", st.msg);
+        else if (rc) cli_err("%s\n", st.msg);
         d->classify = true;
         d->images = true;
         return rc ? 1 : 0;
@@ -78,22 +77,22 @@ static int load_data(const char *spec, tg_dtype dt, const cli_opt *o, int n, uin
         tg_dataset all;
         if ((rc = tg_csv_load(spec, dt, &co, &all, &st))) {
             /* the only TG_EARG of a readable file: a label column it does not have */
-            if (rc == TG_EARG) fprintf(stderr, "tapegrad: --label-col %lld: %s\n", label, st.msg);
-            else fprintf(stderr, "tapegrad: %s\n", st.msg);
+            if (rc == TG_EARG) cli_err("--label-col %lld: %s\n", label, st.msg);
+            else cli_err("%s\n", st.msg);
             return rc == TG_EARG ? 2 : 1;
         }
         rc = tg_dataset_split(&all, frac, seed, &d->train, &d->test, &st);
         tg_dataset_free(&all);
         if (rc) { /* too few rows for this share on one side */
-            if (rc == TG_EARG) fprintf(stderr, "tapegrad: --test-fraction %g: %s\n", frac, st.msg);
-            else fprintf(stderr, "tapegrad: %s\n", st.msg);
+            if (rc == TG_EARG) cli_err("--test-fraction %g: %s\n", frac, st.msg);
+            else cli_err("%s\n", st.msg);
             return rc == TG_EARG ? 2 : 1;
         }
         tg_dataset_standardize(&d->train, &d->test);
         d->classify = d->train.n_classes > 0;
         return 0;
     }
-    fprintf(stderr, "tapegrad: --data %s: want fashion-mnist, mnist:DIR or a .csv file\n", spec);
+    cli_err("--data %s: want fashion-mnist, mnist:DIR or a .csv file\n", spec);
     return 2;
 }
 
@@ -174,7 +173,7 @@ static tg_module *build_model(const model_desc *m)
     tg_module *net =
         m->arch ? tg_nn_from_spec(m->spec, m->in_nd, m->in, m->dtype, &st)
                 : tg_nn_mlp(m->n_sizes, sizes, m->act, m->dropout, m->batchnorm, m->dtype, &st);
-    if (!net) fprintf(stderr, "tapegrad: %s%s\n", m->arch ? "--arch: " : "", st.msg);
+    if (!net) cli_err("%s%s\n", m->arch ? "--arch: " : "", st.msg);
     return net;
 }
 
@@ -192,7 +191,7 @@ static int model_opts(const cli_opt *o, int n, model_desc *m)
         snprintf(m->act, sizeof m->act, "%s",
                  strstr(m->spec, "relu") || strstr(m->spec, "elu") ? "relu" : "tanh");
     } else if (cli_given(o, n, "input-shape")) {
-        fprintf(stderr, "tapegrad: --input-shape goes with --arch\n");
+        cli_err("--input-shape goes with --arch\n");
         return 2;
     } else if (cli_layers(o, n, "layers", m->sizes, MAX_LAYERS, &m->n_sizes) ||
                cli_act(o, n, "act", &act) || cli_double(o, n, "dropout", 0, 0.99, &m->dropout))
@@ -203,7 +202,7 @@ static int model_opts(const cli_opt *o, int n, model_desc *m)
     }
     const char *dt = cli_str(o, n, "dtype");
     if (strcmp(dt, "f32") != 0 && strcmp(dt, "f64") != 0) {
-        fprintf(stderr, "tapegrad: --dtype %s: want f32 or f64\n", dt);
+        cli_err("--dtype %s: want f32 or f64\n", dt);
         return 2;
     }
     m->dtype = strcmp(dt, "f64") == 0 ? TG_F64 : TG_F32;
@@ -232,8 +231,8 @@ static int model_fit_data(const cli_opt *o, int n, const run_data *d, model_desc
         if (cli_layers_bounded("layers", fitted, m->sizes, m->n_sizes)) return 2;
     }
     if (m->sizes[0] != d->train.d || m->sizes[m->n_sizes - 1] != out) {
-        fprintf(stderr, "tapegrad: --layers %s: the data has %lld features and %lld outputs\n",
-                layers, (long long)d->train.d, (long long)out);
+        cli_err("--layers %s: the data has %lld features and %lld outputs\n", layers,
+                (long long)d->train.d, (long long)out);
         return 2;
     }
     return 0;
@@ -272,7 +271,7 @@ static int evaluate(tg_module *net, const model_desc *md, tg_tape *tp, const tg_
     tg_status st = {0};
     tg_batcher *b = tg_batcher_new(ds, 1000, false, 0, &st);
     if (!b) {
-        fprintf(stderr, "tapegrad: %s\n", st.msg);
+        cli_err("%s\n", st.msg);
         return 1;
     }
     tg_nn_set_training(net, false);
@@ -287,7 +286,7 @@ static int evaluate(tg_module *net, const model_desc *md, tg_tape *tp, const tg_
         tg_tensor *out = model_forward(net, tp, x, md);
         tg_tensor *l = batch_loss(tp, out, y, classify);
         if (!l) {
-            fprintf(stderr, "tapegrad: %s\n", tg_tape_error(tp));
+            cli_err("%s\n", tg_tape_error(tp));
             rc = 1;
             break;
         }
@@ -366,8 +365,7 @@ static int init_kind(const char *s, const char *act, tg_init *k)
     }
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (strcmp(s, kinds[i].name) == 0) return *k = kinds[i].kind, 0;
-    fprintf(stderr,
-            "tapegrad: --init %s: want auto, uniform, xavier-normal, xavier-uniform, "
+    cli_err("--init %s: want auto, uniform, xavier-normal, xavier-uniform, "
             "he-normal, he-uniform or orthogonal\n",
             s);
     return 2;
@@ -384,6 +382,9 @@ typedef struct train_cfg {
     model_desc md;
     tg_init init;
     bool profile;
+    bool dist;           /* --distributed */
+    long long bucket_kb; /* --bucket-kb */
+    double timeout;      /* --timeout */
 } train_cfg;
 
 /* What a run holds; train_cleanup frees it whatever happened. */
@@ -394,6 +395,12 @@ typedef struct train_run {
     tg_optim *opt;
     tg_batcher *bt;
     tg_tensor *params[256];
+    int np;
+    /* --distributed: the communicator, this rank of size, the gradient averaging */
+    tg_comm *comm;
+    tg_ddp *ddp;
+    int rank, size;
+    int64_t global_batch; /* rows of a whole global batch (at most the training set's) */
     FILE *log;
     bool log_new;      /* made by this run: removed if the run fails before an epoch */
     bool log_reported; /* a write error of the log was reported */
@@ -443,6 +450,12 @@ static int train_opt_table(cli_opt *o)
         {"log", false, "tapegrad-log.csv",
          "CSV log of the curves (a PNG plot beside it with gnuplot)", NULL},
         {"profile", true, NULL, "print the time of every op kind in the training steps", NULL},
+        {"distributed", true, NULL,
+         "data-parallel over the ranks of 'mpirun -np N' (--batch per rank; docs/distributed.md)",
+         NULL},
+        {"bucket-kb", false, "1024", "--distributed: gradient allreduce bucket size in KiB", NULL},
+        {"timeout", false, "60",
+         "--distributed: seconds a rank waits for the others before the job is ended", NULL},
         {"help", true, NULL, "this help", NULL},
     };
     _Static_assert(N_COMMON + sizeof extra / sizeof extra[0] <= TRAIN_MAX_OPTS, "option table");
@@ -474,30 +487,29 @@ static int train_optim_config(const cli_opt *o, int n, train_cfg *c)
     const char *opt_name = cli_str(o, n, "opt"), *sched = cli_str(o, n, "schedule");
     c->opt_name = opt_name;
     if (tg_optim_defaults(opt_name, &c->oo)) {
-        fprintf(stderr, "tapegrad: --opt %s: unknown optimiser; one of:", opt_name);
+        cli_err("--opt %s: unknown optimiser; one of:", opt_name);
         for (int i = 0; tg_optim_method(i); i++)
             if (!c_api_only(tg_optim_method(i))) fprintf(stderr, " %s", tg_optim_method(i));
         fprintf(stderr, "\n");
         return 2;
     }
     if (strcmp(opt_name, "newton") == 0 || strcmp(opt_name, "newton_cg") == 0) {
-        fprintf(stderr,
-                "tapegrad: --opt %s steps on an objective recorded for second "
+        cli_err("--opt %s steps on an objective recorded for second "
                 "derivatives, which train does not build; use it from C "
                 "(tg_optim_step_newton) or in 'tapegrad demo optimizers-classic'\n",
                 opt_name);
         return 2;
     }
     if (strcmp(opt_name, "lm") == 0) {
-        fprintf(stderr, "tapegrad: --opt lm steps on residuals, not on the loss train "
-                        "minimises; use it from C (tg_optim_step_lm) or in 'tapegrad demo "
-                        "optimizers-classic'\n");
+        cli_err("--opt lm steps on residuals, not on the loss train "
+                "minimises; use it from C (tg_optim_step_lm) or in 'tapegrad demo "
+                "optimizers-classic'\n");
         return 2;
     }
     c->schedule = 0;
     while (c->schedule < N_SCHEDULES && strcmp(sched, schedules[c->schedule]) != 0) c->schedule++;
     if (c->schedule == N_SCHEDULES) {
-        fprintf(stderr, "tapegrad: --schedule %s: want constant, step, exp or cosine\n", sched);
+        cli_err("--schedule %s: want constant, step, exp or cosine\n", sched);
         return 2;
     }
     if (lr >= 0) c->oo.lr = lr;
@@ -514,21 +526,36 @@ static int train_config(const cli_opt *o, int n, train_cfg *c)
     if (model_opts(o, n, &c->md) || init_kind(cli_str(o, n, "init"), c->md.act, &c->init)) return 2;
     c->save = cli_str(o, n, "save"), c->log_path = cli_str(o, n, "log");
     if (c->save && !*c->save) {
-        fprintf(stderr, "tapegrad: --save: the path is empty\n");
+        cli_err("--save: the path is empty\n");
         return 2;
     }
     c->profile = cli_flag(o, n, "profile");
     c->ckpt = cli_str(o, n, "checkpoint"), c->resume = cli_str(o, n, "resume");
     if (cli_int(o, n, "checkpoint-every", 0, 1LL << 40, &c->ckpt_every)) return 2;
     if ((c->ckpt && !*c->ckpt) || (c->resume && !*c->resume)) {
-        fprintf(stderr, "tapegrad: --%s: the path is empty\n",
-                c->ckpt && !*c->ckpt ? "checkpoint" : "resume");
+        cli_err("--%s: the path is empty\n", c->ckpt && !*c->ckpt ? "checkpoint" : "resume");
         return 2;
     }
     if (cli_given(o, n, "checkpoint-every") && !c->ckpt) {
-        fprintf(stderr, "tapegrad: --checkpoint-every: needs --checkpoint PATH\n");
+        cli_err("--checkpoint-every: needs --checkpoint PATH\n");
         return 2;
     }
+    c->dist = cli_flag(o, n, "distributed");
+    if (cli_int(o, n, "bucket-kb", 1, 1LL << 30, &c->bucket_kb) ||
+        cli_double(o, n, "timeout", 0.1, 1e6, &c->timeout))
+        return 2;
+    if ((cli_given(o, n, "bucket-kb") || cli_given(o, n, "timeout")) && !c->dist) {
+        cli_err("--%s: goes with --distributed\n",
+                cli_given(o, n, "bucket-kb") ? "bucket-kb" : "timeout");
+        return 2;
+    }
+#ifndef TG_HAVE_MPI
+    if (c->dist) {
+        cli_err("--distributed: this tapegrad was built without MPI (install Debian's "
+                "libopenmpi-dev and openmpi-bin, then rebuild)\n");
+        return 2;
+    }
+#endif
     return 0;
 }
 
@@ -556,21 +583,39 @@ static int train_setup(train_cfg *c, train_run *r)
     tg_rng rng;
     tg_rng_seed(&rng, (uint64_t)c->seed);
     tg_nn_init(r->net, c->init, 0, &rng);
-    int np = tg_nn_params(r->net, r->params, 256);
-    if (c->batch == 0 || c->batch > r->d.train.n) c->batch = r->d.train.n;
-    r->steps_per_epoch = (r->d.train.n + c->batch - 1) / c->batch;
+    int np = r->np = tg_nn_params(r->net, r->params, 256);
+    int64_t n = r->d.train.n, size = r->comm ? r->size : 1;
+    /* --batch is per rank; a global batch beyond the set is the whole set, cut in parts */
+    if (c->batch == 0 || c->batch * size > n) c->batch = (n + size - 1) / size;
+    r->global_batch = c->batch * size < n ? c->batch * size : n;
+    r->steps_per_epoch = (n + r->global_batch - 1) / r->global_batch;
     set_schedule(&c->oo, c->schedule, r->steps_per_epoch, c->epochs);
     tg_status st = {0};
     if (!(r->opt = tg_optim_new(c->opt_name, np, r->params, &c->oo, &st))) {
         /* an option (or bfgs's size limit) the method does not take */
-        fprintf(stderr, "tapegrad: --opt %s: %s\n", c->opt_name, st.msg);
+        cli_err("--opt %s: %s\n", c->opt_name, st.msg);
         return st.code == TG_EARG ? 2 : 1;
     }
     r->full = tg_optim_needs_closure(r->opt);
-    if (r->full) c->batch = r->d.train.n; /* line searches compare values of one objective */
-    if (!(r->bt = tg_batcher_new(&r->d.train, c->batch, true, (uint64_t)c->seed, &st))) {
-        fprintf(stderr, "tapegrad: %s\n", st.msg);
+    if (r->full) { /* line searches compare values of one objective */
+        c->batch = (n + size - 1) / size;
+        r->global_batch = n;
+    }
+    r->bt = r->comm ? tg_batcher_new_shard(&r->d.train, c->batch, true, (uint64_t)c->seed, r->rank,
+                                           r->size, &st)
+                    : tg_batcher_new(&r->d.train, c->batch, true, (uint64_t)c->seed, &st);
+    if (!r->bt) {
+        cli_err("%s\n", st.msg);
         return 1;
+    }
+    if (r->comm) { /* broadcasts rank 0's initial parameters (collective) */
+        tg_ddp_opts dop;
+        tg_ddp_defaults(&dop);
+        dop.bucket_bytes = c->bucket_kb * 1024;
+        if (!(r->ddp = tg_ddp_new(r->comm, np, r->params, &dop, &st))) {
+            cli_err("%s\n", st.msg);
+            return 1;
+        }
     }
     /* a line-search method takes one step an epoch (its schedule was set from the batch) */
     r->steps_per_epoch = tg_batcher_count(r->bt);
@@ -582,7 +627,7 @@ static int train_setup(train_cfg *c, train_run *r)
 /* Reports that the log cannot be written (errno says why). */
 static void log_error(train_run *r, const char *log_path)
 {
-    fprintf(stderr, "tapegrad: --log %s: cannot write it: %s\n", log_path, strerror(errno));
+    cli_err("--log %s: cannot write it: %s\n", log_path, strerror(errno));
     r->log_reported = true;
 }
 
@@ -590,6 +635,7 @@ static void log_error(train_run *r, const char *log_path)
  * --save where tg_nn_save will write (nothing is left behind), then the log is opened. */
 static int train_open_outputs(const train_cfg *c, train_run *r)
 {
+    if (r->rank != 0) return 0; /* rank 0 alone logs and saves */
     if (c->save && cli_check_writable("save", c->save)) return 1;
     if (c->ckpt && cli_check_writable("checkpoint", c->ckpt)) return 1;
     if (!c->log_path || !*c->log_path) return 0;
@@ -613,8 +659,15 @@ static void train_banner(const train_cfg *c, train_run *r)
     printf("data: %lld training and %lld test examples, %lld features%s\n", (long long)r->d.train.n,
            (long long)r->d.test.n, (long long)r->d.train.d, r->d.classify ? "" : " (regression)");
     printf("model: %s, %lld weights\n", r->desc, (long long)tg_nn_n_weights(r->net));
-    printf("training: %s lr %g, batch %lld, %lld epochs, %lld thread%s, seed %lld\n", c->opt_name,
-           c->oo.lr, c->batch, c->epochs, c->threads, c->threads > 1 ? "s" : "", c->seed);
+    if (r->comm)
+        printf("training: %s lr %g, batch %d x %lld = %lld over %d rank%s, %lld epochs, %lld "
+               "thread%s per rank, seed %lld\n",
+               c->opt_name, c->oo.lr, r->size, c->batch, (long long)r->global_batch, r->size,
+               r->size > 1 ? "s" : "", c->epochs, c->threads, c->threads > 1 ? "s" : "", c->seed);
+    else
+        printf("training: %s lr %g, batch %lld, %lld epochs, %lld thread%s, seed %lld\n",
+               c->opt_name, c->oo.lr, c->batch, c->epochs, c->threads, c->threads > 1 ? "s" : "",
+               c->seed);
 }
 
 /* ---- checkpoints (--checkpoint, --resume) ----
@@ -632,7 +685,7 @@ static void run_signature(const train_cfg *c, const train_run *r, char *buf, siz
              "opt=%s lr=%.17g momentum=%.17g weight-decay=%.17g l2=%.17g clip-norm=%.17g "
              "schedule=%s batch=%lld seed=%lld init=%d model=%s",
              c->opt_name, o->lr, o->momentum, o->weight_decay, o->l2, o->clip_norm,
-             schedules[c->schedule], c->batch, c->seed, (int)c->init, r->desc);
+             schedules[c->schedule], (long long)r->global_batch, c->seed, (int)c->init, r->desc);
 }
 
 /* Saves the run after `epochs` whole epochs and `step` steps of the next (the loss summed
@@ -640,6 +693,15 @@ static void run_signature(const train_cfg *c, const train_run *r, char *buf, siz
 static int save_checkpoint(const train_cfg *c, train_run *r, int64_t epochs, int64_t step,
                            double sum, int64_t seen)
 {
+    if (r->comm) { /* the epoch's loss so far over every rank; rank 0 writes */
+        double v[2] = {sum, (double)seen};
+        if (tg_comm_allreduce(r->comm, v, 2, TG_COMM_F64)) {
+            cli_err("--checkpoint: %s\n", tg_comm_error(r->comm));
+            return 1;
+        }
+        if (r->rank != 0) return 0;
+        sum = v[0], seen = (int64_t)v[1];
+    }
     char blob[DESC_SIZE + 512], sig[DESC_SIZE + 300];
     run_signature(c, r, sig, sizeof sig);
     int len = snprintf(blob, sizeof blob, "%s\nsum %a\nseen %lld\nepochs %lld\n%s", CKPT_TAG, sum,
@@ -656,7 +718,7 @@ static int save_checkpoint(const train_cfg *c, train_run *r, int64_t epochs, int
     tg_status st = {0};
     if (tg_checkpoint_save(c->ckpt, &ck, &st)) {
         if (r->tty) fputc('\n', stderr);
-        fprintf(stderr, "tapegrad: --checkpoint: %s\n", st.msg);
+        cli_err("--checkpoint: %s\n", st.msg);
         return 1;
     }
     return 0;
@@ -676,7 +738,7 @@ static int load_checkpoint(const train_cfg *c, train_run *r)
     tg_status st = {0};
     desc_format(r->md, r->desc, sizeof r->desc);
     if (tg_checkpoint_load(c->resume, &ck, &st)) {
-        fprintf(stderr, "tapegrad: --resume: %s\n", st.msg);
+        cli_err("--resume: %s\n", st.msg);
         return 1;
     }
     blob[ck.user_len] = '\0';
@@ -687,12 +749,15 @@ static int load_checkpoint(const train_cfg *c, train_run *r)
     bool ok = at && (size_t)(at - blob) == strlen(CKPT_TAG) &&
               !strncmp(blob, CKPT_TAG, at - blob) && !strncmp(at + 1, "sum ", 4);
     if (ok) sum = strtod(at + 5, &end);
-    ok = ok && sscanf(end, "\nseen %lld\nepochs %lld\n", &seen, &epochs) == 2 && seen >= 0;
-    at = ok ? strstr(end, "\nepochs ") : NULL;
-    at = at ? strchr(at + 1, '\n') : NULL;
+    errno = 0; /* the numbers by strtoll, which says when one is out of range */
+    ok = ok && !strncmp(end, "\nseen ", 6);
+    if (ok) seen = strtoll(end + 6, &end, 10);
+    ok = ok && !strncmp(end, "\nepochs ", 8);
+    if (ok) epochs = strtoll(end + 8, &end, 10);
+    at = ok && *end == '\n' && seen >= 0 && errno != ERANGE ? end : NULL; /* the signature's \n */
     if (!at || !isfinite(sum) || ck.epoch < 0 || ck.epoch > 1000000 || ck.step < 0 ||
         ck.step > r->steps_per_epoch) {
-        fprintf(stderr, "tapegrad: --resume %s: not a checkpoint of 'tapegrad train'\n", c->resume);
+        cli_err("--resume %s: not a checkpoint of 'tapegrad train'\n", c->resume);
         return 1;
     }
     run_signature(c, r, sig, sizeof sig);
@@ -701,15 +766,13 @@ static int load_checkpoint(const train_cfg *c, train_run *r)
         const char *a = at + 1, *b = sig;
         while (*a && *a == *b) a++, b++;
         while (a > at + 1 && a[-1] != ' ') a--, b--;
-        fprintf(stderr,
-                "tapegrad: --resume %s: the checkpointed run had %.*s, this one has %.*s "
+        cli_err("--resume %s: the checkpointed run had %.*s, this one has %.*s "
                 "(give the options of that run)\n",
                 c->resume, (int)strcspn(a, " "), a, (int)strcspn(b, " "), b);
         return 2;
     }
     if (epochs != c->epochs && c->schedule >= 2)
-        fprintf(stderr,
-                "tapegrad: note: the checkpointed run had --epochs %lld; the %s schedule now "
+        cli_err("note: the checkpointed run had --epochs %lld; the %s schedule now "
                 "spans %lld\n",
                 epochs, schedules[c->schedule], c->epochs);
     r->resumed = true;
@@ -721,21 +784,73 @@ static int load_checkpoint(const train_cfg *c, train_run *r)
     return 0;
 }
 
+/* --distributed, full batch: one iteration of the method with the loss and gradient over
+ * every rank's part; the loss in *lv. */
+static int dist_full_step(train_run *r, closure_ctx *cc, double *lv)
+{
+    tg_status st = {0};
+    tg_dist_closure *dc = tg_dist_closure_new(r->comm, r->np, r->params, train_closure, cc,
+                                              tg_tensor_dim(cc->x, 0), &st);
+    if (!dc) {
+        cli_err("%s\n", st.msg);
+        return -1;
+    }
+    int rc = tg_optim_step_closure(r->opt, tg_dist_closure_call, dc, lv);
+    if (rc && *tg_dist_closure_error(dc) && !tg_tape_errcode(r->tp))
+        cli_err("%s\n", tg_dist_closure_error(dc)), rc = -1;
+    tg_dist_closure_free(dc);
+    return rc;
+}
+
+/* --distributed: this rank's part of the global batch; the gradients averaged over the ranks
+ * (a rank with no rows only takes part in the averaging); its mean loss in *lv. */
+static int dist_step(train_run *r, tg_tensor *x, tg_tensor *y, double *lv)
+{
+    int64_t rows = tg_tensor_dim(x, 0);
+    tg_optim_zero_grad(r->opt);
+    tg_tape_reset(r->tp);
+    *lv = 0;
+    if (tg_ddp_begin(r->ddp, r->tp, rows, tg_batcher_global_rows(r->bt))) goto comm_failed;
+    if (rows > 0) {
+        tg_tensor *loss =
+            batch_loss(r->tp, model_forward(r->net, r->tp, x, r->md), y, r->d.classify);
+        if (!loss || tg_backward(r->tp, loss)) {
+            if (r->tty) fputc('\n', stderr);
+            cli_err("%s\n", tg_tape_error(r->tp));
+            return 1;
+        }
+        *lv = tg_get(loss, 0);
+    }
+    if (tg_ddp_finish(r->ddp)) goto comm_failed;
+    double t_opt = cli_now();
+    int bad = tg_optim_step(r->opt);
+    r->optim_secs += cli_now() - t_opt;
+    if (bad) cli_err("%s\n", tg_tape_error(r->tp));
+    return bad ? 1 : 0;
+comm_failed:
+    if (r->tty) fputc('\n', stderr);
+    cli_err("%s\n", tg_ddp_error(r->ddp));
+    return 1;
+}
+
 /* One optimiser step on the batch (x, y), its loss in *lv; 1 with a message on a failure. */
 static int train_step(train_run *r, int epoch, tg_tensor *x, tg_tensor *y, double *lv)
 {
     if (r->full) { /* one iteration of the method over the whole training set */
         closure_ctx cc = {r->md, r->net, r->tp, x, y, r->d.classify};
-        if (tg_optim_step_closure(r->opt, train_closure, &cc, lv) == 0) return 0;
+        int rc = r->comm ? dist_full_step(r, &cc, lv)
+                         : tg_optim_step_closure(r->opt, train_closure, &cc, lv);
+        if (rc == 0) return 0;
         if (r->tty) fputc('\n', stderr);
-        if (tg_tape_errcode(r->tp)) fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
+        if (rc == -1) return 1; /* reported */
+        if (tg_tape_errcode(r->tp)) cli_err("%s\n", tg_tape_error(r->tp));
         else
-            fprintf(stderr,
-                    "tapegrad: epoch %d: the training loss is not finite: "
+            cli_err("epoch %d: the training loss is not finite: "
                     "the run diverged\n",
                     epoch);
         return 1;
     }
+    if (r->comm) return dist_step(r, x, y, lv);
     tg_tape_reset(r->tp);
     tg_tensor *loss = batch_loss(r->tp, model_forward(r->net, r->tp, x, r->md), y, r->d.classify);
     tg_optim_zero_grad(r->opt);
@@ -745,39 +860,55 @@ static int train_step(train_run *r, int epoch, tg_tensor *x, tg_tensor *y, doubl
     r->optim_secs += cli_now() - t_opt;
     if (bad) {
         if (r->tty) fputc('\n', stderr);
-        fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
+        cli_err("%s\n", tg_tape_error(r->tp));
         return 1;
     }
     *lv = tg_get(loss, 0);
     return 0;
 }
 
+/* --distributed over several ranks: the seed of the tape's generator (dropout) for a step of
+ * a rank, so that the masks depend on the step and the rank only and a resumed run draws
+ * the uninterrupted run's (splitmix64's finaliser). */
+static uint64_t step_seed(long long seed, int rank, int64_t step)
+{
+    uint64_t z = (uint64_t)seed ^ ((uint64_t)rank << 48) ^ ((uint64_t)step * 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
 /* One pass over the training set (started at time t0) with a progress bar: the summed loss
- * in *sum over *seen rows; 1 with a message on a failure or a diverging loss. */
+ * in *sum over *seen rows (over every rank with --distributed); 1 with a message on a
+ * failure or a diverging loss. */
 static int train_epoch(const train_cfg *c, train_run *r, int e, double t0, double *sum_out,
                        int64_t *seen_out)
 {
     double sum = 0, last = t0;
-    int64_t seen = 0, k = 0;
+    int64_t seen = 0, k = 0, gseen = 0; /* gseen: rows of the global batches, for the rate */
     tg_tensor *x, *y;
     tg_nn_set_training(r->net, true);
-    if (r->resumed && e == r->start_epoch + 1 && r->start_step > 0) /* in the batcher's place */
-        sum = r->start_sum, seen = r->start_seen, k = r->start_step;
-    else tg_batcher_reset(r->bt);
+    if (r->resumed && e == r->start_epoch + 1 && r->start_step > 0) { /* in the batcher's place */
+        k = r->start_step;
+        if (r->rank == 0) sum = r->start_sum, seen = r->start_seen; /* every rank's so far */
+    } else tg_batcher_reset(r->bt);
     if (c->profile && tg_tape_set_profiling(r->tp, true)) {
-        fprintf(stderr, "tapegrad: %s\n", tg_tape_error(r->tp));
+        cli_err("%s\n", tg_tape_error(r->tp));
         return 1;
     }
     while (tg_batcher_next(r->bt, &x, &y)) {
         double lv;
+        if (r->comm && r->size > 1)
+            tg_tape_seed(r->tp,
+                         step_seed(c->seed, r->rank, (int64_t)(e - 1) * r->steps_per_epoch + k));
         if (train_step(r, e, x, y, &lv)) return 1;
         int64_t rows = tg_tensor_dim(x, 0);
         sum += lv * (double)rows;
         seen += rows, k++;
+        gseen += r->comm ? tg_batcher_global_rows(r->bt) : rows;
         if (!isfinite(sum)) { /* every step: a diverging run stops at once */
             if (r->tty) fputc('\n', stderr);
-            fprintf(stderr,
-                    "tapegrad: epoch %d, step %lld: the training loss is %g: the run "
+            cli_err("epoch %d, step %lld: the training loss is %g: the run "
                     "diverged (try a smaller --lr, --clip-norm or another --opt)\n",
                     e, (long long)k, isfinite(lv) ? sum : lv);
             return 1;
@@ -789,9 +920,17 @@ static int train_epoch(const train_cfg *c, train_run *r, int e, double t0, doubl
         double now = cli_now();
         if (now - last > 0.1 || k == r->steps_per_epoch) {
             progress(r->tty, e, (int)c->epochs, k, r->steps_per_epoch, sum / (double)seen,
-                     (double)seen / (now - t0));
+                     (double)gseen / (now - t0));
             last = now;
         }
+    }
+    if (r->comm) { /* the loss over every rank's rows */
+        double v[2] = {sum, (double)seen};
+        if (tg_comm_allreduce(r->comm, v, 2, TG_COMM_F64)) {
+            cli_err("%s\n", tg_comm_error(r->comm));
+            return 1;
+        }
+        sum = v[0], seen = (int64_t)v[1];
     }
     *sum_out = sum, *seen_out = seen;
     return 0;
@@ -818,6 +957,32 @@ static int epoch_report(const train_cfg *c, train_run *r, int e, double train_lo
     return 0;
 }
 
+typedef struct fwd_ctx {
+    tg_module *net;
+    const model_desc *md;
+} fwd_ctx;
+
+static tg_tensor *dist_forward(tg_tape *tp, tg_tensor *x, void *ctx)
+{
+    fwd_ctx *f = ctx;
+    return model_forward(f->net, tp, x, f->md);
+}
+
+/* The test set's loss and metric into r->ev: with --distributed each rank evaluates a part
+ * and the sums are added over the ranks (every rank gets the whole set's figures). */
+static int run_evaluate(train_run *r)
+{
+    if (!r->comm) return evaluate(r->net, r->md, r->tp, &r->d.test, r->d.classify, &r->ev, NULL);
+    tg_status st = {0};
+    fwd_ctx f = {r->net, r->md};
+    tg_nn_set_training(r->net, false);
+    int rc = tg_dist_evaluate(r->comm, &r->d.test, 1000, r->tp, dist_forward, &f, &r->ev.loss,
+                              &r->ev.metric, &st);
+    tg_tape_reset(r->tp);
+    if (rc) cli_err("%s\n", st.msg);
+    return rc ? 1 : 0;
+}
+
 /* Every epoch: a pass over the training set, then the test set's loss, printed and logged. */
 static int train_loop(const train_cfg *c, train_run *r)
 {
@@ -829,15 +994,14 @@ static int train_loop(const train_cfg *c, train_run *r)
         r->train_secs += train_time;
         if (c->profile) tg_tape_set_profiling(r->tp, false); /* not the evaluation */
         if (r->tty) fputc('\n', stderr);
-        if (evaluate(r->net, r->md, r->tp, &r->d.test, r->d.classify, &r->ev, NULL)) return 1;
+        if (run_evaluate(r)) return 1;
         double secs = cli_now() - t0;
         if (epoch_report(c, r, e, sum / (double)seen, secs, (double)seen / train_time)) return 1;
         r->epochs_done = e;
         if (c->ckpt && c->ckpt_every == 0 && save_checkpoint(c, r, e, 0, 0, 0)) return 1;
     }
     /* resumed after the last epoch: the result is the evaluation of the model as it is */
-    if (r->start_epoch >= c->epochs)
-        return evaluate(r->net, r->md, r->tp, &r->d.test, r->d.classify, &r->ev, NULL);
+    if (r->start_epoch >= c->epochs) return run_evaluate(r);
     return 0;
 }
 
@@ -874,10 +1038,10 @@ static int train_finish(const train_cfg *c, train_run *r)
                r->train_secs, r->optim_secs);
         tg_tape_profile_print(r->tp, stdout);
     }
-    if (c->save) {
+    if (c->save && r->rank == 0) {
         tg_status st = {0};
         if (tg_nn_save_meta(r->net, c->save, r->desc, &st)) {
-            fprintf(stderr, "tapegrad: %s\n", st.msg);
+            cli_err("%s\n", st.msg);
             return 1;
         }
         printf("saved: %s\n", c->save);
@@ -890,12 +1054,51 @@ static void train_cleanup(const train_cfg *c, train_run *r, int rc)
 {
     if (r->log && fclose(r->log) && !r->log_reported) log_error(r, c->log_path);
     if (rc && r->log_new && r->epochs_done == 0) unlink(c->log_path); /* nothing to show: no file */
+    tg_ddp_free(r->ddp);
+    tg_comm_free(r->comm);
     tg_batcher_free(r->bt);
     tg_optim_free(r->opt);
     tg_tape_free(r->tp);
     tg_nn_free(r->net);
     tg_dataset_free(&r->d.train);
     tg_dataset_free(&r->d.test);
+}
+
+#ifdef TG_HAVE_MPI
+/* --distributed: joins the ranks of mpirun (one rank when started alone). Errors are
+ * prefixed with the rank when there are several; rank 0 alone writes to stdout. */
+static int dist_start(const train_cfg *c, train_run *r)
+{
+    tg_status st = {0};
+    if (!(r->comm = tg_comm_mpi_new(NULL, NULL, &st))) {
+        cli_err("--distributed: %s\n", st.msg);
+        return 1;
+    }
+    r->rank = tg_comm_rank(r->comm), r->size = tg_comm_size(r->comm);
+    if (r->size > 1) cli_set_rank(r->rank);
+    tg_comm_set_timeout(r->comm, c->timeout); /* in range: checked by train_config */
+    if (r->rank != 0 && !freopen("/dev/null", "w", stdout)) {
+        cli_err("--distributed: cannot silence the output: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+#endif
+
+/* With --distributed, ends MPI (after the communicator is freed): a clean finalize after a
+ * run that worked on this rank, else MPI_Abort, which ends every rank at once (a rank
+ * waiting for this one would wait for its timeout). Returns the exit status. */
+static int dist_end(const train_cfg *c, int rc)
+{
+#ifdef TG_HAVE_MPI
+    if (!c->dist) return rc;
+    fflush(stdout);
+    fflush(stderr);
+    if (tg_comm_mpi_finalize(rc != 0) && !rc) rc = 1;
+#else
+    (void)c;
+#endif
+    return rc;
 }
 
 int cmd_train(int argc, char **argv)
@@ -915,20 +1118,25 @@ int cmd_train(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.md = &c.md;
     r.ev = (eval_result){(double)NAN, (double)NAN};
-    if ((rc = load_data(cli_str(o, n, "data"), c.md.dtype, o, n, (uint64_t)c.seed, &r.d)))
-        return rc;
+#ifdef TG_HAVE_MPI
+    if (c.dist && (rc = dist_start(&c, &r))) return dist_end(&c, rc);
+#endif
+    if ((rc = load_data(cli_str(o, n, "data"), c.md.dtype, o, n, (uint64_t)c.seed, &r.d))) {
+        tg_comm_free(r.comm);
+        return dist_end(&c, rc);
+    }
     rc = model_fit_data(o, n, &r.d, &c.md);
     if (!rc) rc = train_setup(&c, &r);
     if (!rc && c.resume) rc = load_checkpoint(&c, &r);
     if (!rc) rc = train_open_outputs(&c, &r);
     if (!rc) {
         train_banner(&c, &r);
-        r.tty = isatty(2);
+        r.tty = isatty(2) && r.rank == 0;
         rc = train_loop(&c, &r);
     }
     if (!rc) rc = train_finish(&c, &r);
     train_cleanup(&c, &r, rc);
-    return rc;
+    return dist_end(&c, rc);
 }
 
 /* ---- eval ---- */
@@ -939,12 +1147,11 @@ static int eval_read_desc(const char *path, char *meta, size_t size, model_desc 
 {
     tg_status st = {0};
     if (tg_nn_read_meta(path, meta, size, &st)) {
-        fprintf(stderr, "tapegrad: %s\n", st.msg);
+        cli_err("%s\n", st.msg);
         return 1;
     }
     if (desc_parse(meta, md)) {
-        fprintf(stderr, "tapegrad: %s: not a model saved by 'tapegrad train' (description '%s')\n",
-                path, meta);
+        cli_err("%s: not a model saved by 'tapegrad train' (description '%s')\n", path, meta);
         return 1;
     }
     return 0;
@@ -982,7 +1189,7 @@ static int eval_model(tg_module *net, tg_tape *tp, const char *path, const char 
 {
     tg_status st = {0};
     if (tg_nn_load(net, path, &st)) {
-        fprintf(stderr, "tapegrad: %s\n", st.msg);
+        cli_err("%s\n", st.msg);
         return 1;
     }
     long long in = md->sizes[0], outs = md->sizes[md->n_sizes > 0 ? md->n_sizes - 1 : 0];
@@ -991,21 +1198,21 @@ static int eval_model(tg_module *net, tg_tape *tp, const char *path, const char 
         in = 1;
         for (int i = 0; i < md->in_nd; i++) in *= md->in[i];
         if (tg_nn_spec_check(md->spec, md->in_nd, md->in, &info, &st) || info.out_ndim != 1) {
-            fprintf(stderr, "tapegrad: %s: the model's output is not [N, classes]\n", path);
+            cli_err("%s: the model's output is not [N, classes]\n", path);
             return 1;
         }
         outs = info.out_shape[0];
     }
     if (in != d->test.d) {
-        fprintf(stderr, "tapegrad: --data %s: %s expects %lld features, the data has %lld\n", data,
-                path, in, (long long)d->test.d);
+        cli_err("--data %s: %s expects %lld features, the data has %lld\n", data, path, in,
+                (long long)d->test.d);
         return 2;
     }
     tg_set_num_threads((int)threads);
     printf("model: %s\n", meta);
     if (d->classify && outs < d->test.n_classes) {
-        fprintf(stderr, "tapegrad: --data %s: %s has %lld outputs, the data has %d classes\n", data,
-                path, outs, d->test.n_classes);
+        cli_err("--data %s: %s has %lld outputs, the data has %d classes\n", data, path, outs,
+                d->test.n_classes);
         return 2;
     }
     return eval_report(net, md, tp, d, strcmp(data, "fashion-mnist") == 0);

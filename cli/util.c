@@ -1,6 +1,7 @@
 /* cli/util.c: option parsing, plotting through gnuplot, timing. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,7 +26,7 @@ int cli_parse(int argc, char **argv, cli_opt *opts, int n_opts, const char **pos
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
             if (np >= max_pos) {
-                fprintf(stderr, "tapegrad: unexpected argument '%s'\n", a);
+                cli_err("unexpected argument '%s'\n", a);
                 return 2;
             }
             pos[np++] = a;
@@ -39,12 +40,12 @@ int cli_parse(int argc, char **argv, cli_opt *opts, int n_opts, const char **pos
         name[len] = '\0';
         cli_opt *o = find(opts, n_opts, name);
         if (!o) {
-            fprintf(stderr, "tapegrad: unknown option '--%s'\n", name);
+            cli_err("unknown option '--%s'\n", name);
             return 2;
         }
         if (o->flag) {
             if (eq) {
-                fprintf(stderr, "tapegrad: --%s takes no value\n", name);
+                cli_err("--%s takes no value\n", name);
                 return 2;
             }
             o->val = "1";
@@ -53,7 +54,7 @@ int cli_parse(int argc, char **argv, cli_opt *opts, int n_opts, const char **pos
         } else if (i + 1 < argc) {
             o->val = argv[++i];
         } else {
-            fprintf(stderr, "tapegrad: --%s needs a value\n", name);
+            cli_err("--%s needs a value\n", name);
             return 2;
         }
     }
@@ -81,7 +82,7 @@ int cli_double(const cli_opt *opts, int n, const char *name, double lo, double h
     errno = 0;
     double d = strtod(v, &end);
     if (errno || end == v || *end || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "tapegrad: --%s %s: want a number in [%g, %g]\n", name, v, lo, hi);
+        cli_err("--%s %s: want a number in [%g, %g]\n", name, v, lo, hi);
         return 2;
     }
     *out = d;
@@ -97,7 +98,7 @@ int cli_int(const cli_opt *opts, int n, const char *name, long long lo, long lon
     errno = 0;
     long long d = strtoll(v, &end, 10);
     if (errno || end == v || *end || d < lo || d > hi) {
-        fprintf(stderr, "tapegrad: --%s %s: want an integer in [%lld, %lld]\n", name, v, lo, hi);
+        cli_err("--%s %s: want an integer in [%lld, %lld]\n", name, v, lo, hi);
         return 2;
     }
     *out = d;
@@ -128,15 +129,14 @@ int cli_layers_bounded(const char *option, const char *value, const long long *s
     long long weights = 0;
     for (int i = 0; i < n; i++) {
         if (sizes[i] > CLI_MAX_LAYER_SIZE) {
-            fprintf(stderr, "tapegrad: --%s %s: size %lld is more than %d\n", option, value,
-                    sizes[i], CLI_MAX_LAYER_SIZE);
+            cli_err("--%s %s: size %lld is more than %d\n", option, value, sizes[i],
+                    CLI_MAX_LAYER_SIZE);
             return 2;
         }
         if (i) weights += (sizes[i - 1] + 1) * sizes[i]; /* at most 1e10 a layer: no overflow */
     }
     if (weights > CLI_MAX_WEIGHTS) {
-        fprintf(stderr, "tapegrad: --%s %s: %lld weights, more than %lld\n", option, value, weights,
-                CLI_MAX_WEIGHTS);
+        cli_err("--%s %s: %lld weights, more than %lld\n", option, value, weights, CLI_MAX_WEIGHTS);
         return 2;
     }
     return 0;
@@ -147,8 +147,7 @@ int cli_layers(const cli_opt *opts, int n, const char *name, long long *sizes, i
 {
     const char *v = cli_str(opts, n, name);
     if (!v || cli_int_list(v, sizes, max, n_sizes) || *n_sizes < 2) {
-        fprintf(stderr, "tapegrad: --%s %s: want 2 to %d sizes like 784,128,10\n", name, v ? v : "",
-                max);
+        cli_err("--%s %s: want 2 to %d sizes like 784,128,10\n", name, v ? v : "", max);
         return 2;
     }
     return cli_layers_bounded(name, v, sizes, *n_sizes);
@@ -160,8 +159,7 @@ int cli_act(const cli_opt *opts, int n, const char *name, const char **out)
     const char *v = cli_str(opts, n, name);
     for (size_t i = 0; v && i < sizeof acts / sizeof acts[0]; i++)
         if (strcmp(v, acts[i]) == 0) return *out = acts[i], 0;
-    fprintf(stderr, "tapegrad: --%s %s: want relu, tanh, sigmoid, leaky_relu, elu or softplus\n",
-            name, v ? v : "");
+    cli_err("--%s %s: want relu, tanh, sigmoid, leaky_relu, elu or softplus\n", name, v ? v : "");
     return 2;
 }
 
@@ -169,24 +167,24 @@ int cli_check_writable(const char *option, const char *path)
 {
     struct stat sb;
     if (!*path) {
-        fprintf(stderr, "tapegrad: --%s: the path is empty\n", option);
+        cli_err("--%s: the path is empty\n", option);
         return 1;
     }
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, "tapegrad: --%s %s: is a directory\n", option, path);
+        cli_err("--%s %s: is a directory\n", option, path);
         return 1;
     }
     char probe[4096];
     /* named as tg_nn_save names its own: a probe left by a killed run is cleaned up by it */
     int len = snprintf(probe, sizeof probe, "%s.tmp.%d.XXXXXX", path, (int)getpid());
     if (len < 0 || len >= (int)sizeof probe) {
-        fprintf(stderr, "tapegrad: --%s %s: the path is too long\n", option, path);
+        cli_err("--%s %s: the path is too long\n", option, path);
         return 1;
     }
     int fd = mkstemp(probe); /* where tg_nn_save's temporary file goes */
     if (fd < 0) {
         const char *slash = strrchr(path, '/');
-        fprintf(stderr, "tapegrad: --%s %s: cannot write in %.*s: %s\n", option, path,
+        cli_err("--%s %s: cannot write in %.*s: %s\n", option, path,
                 slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".",
                 strerror(errno));
         return 1;
@@ -249,6 +247,24 @@ int cli_plot_csv(const char *csv, const char *png, const char *title, const char
     return rc == 0 ? 0 : -1;
 }
 
+static int err_rank = -1;
+
+void cli_set_rank(int rank) { err_rank = rank; }
+
+/* One write for the whole line, so that the lines of several ranks sharing stderr do not
+ * interleave. */
+void cli_err(const char *fmt, ...)
+{
+    char buf[4096];
+    int k = err_rank >= 0 ? snprintf(buf, sizeof buf, "tapegrad: rank %d: ", err_rank)
+                          : snprintf(buf, sizeof buf, "tapegrad: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + k, sizeof buf - (size_t)k, fmt, ap);
+    va_end(ap);
+    fputs(buf, stderr);
+}
+
 double cli_now(void)
 {
     struct timespec ts;
@@ -267,8 +283,7 @@ int cli_arch_alone(const cli_opt *o, int n)
     static const char *const mlp_only[] = {"layers", "act", "dropout", "batchnorm"};
     for (size_t i = 0; i < sizeof mlp_only / sizeof mlp_only[0]; i++)
         if (cli_given(o, n, mlp_only[i])) {
-            fprintf(stderr, "tapegrad: --%s and --arch: give one (--arch describes every layer)\n",
-                    mlp_only[i]);
+            cli_err("--%s and --arch: give one (--arch describes every layer)\n", mlp_only[i]);
             return 1;
         }
     return 0;
@@ -278,8 +293,7 @@ int cli_arch(const char *spec, char *out, tg_nn_spec_info *info)
 {
     size_t k = 0, len = strlen(spec);
     if (len > TG_NN_SPEC_MAX_LEN) {
-        fprintf(stderr, "tapegrad: --arch: the spec has %zu characters, at most %d\n", len,
-                TG_NN_SPEC_MAX_LEN);
+        cli_err("--arch: the spec has %zu characters, at most %d\n", len, TG_NN_SPEC_MAX_LEN);
         return 2;
     }
     for (const char *p = spec; *p; p++)
@@ -287,7 +301,7 @@ int cli_arch(const char *spec, char *out, tg_nn_spec_info *info)
     out[k] = '\0';
     tg_status st = {0};
     if (tg_nn_spec_check(out, 0, NULL, info, &st)) {
-        fprintf(stderr, "tapegrad: --arch: %s\n", st.msg);
+        cli_err("--arch: %s\n", st.msg);
         return 2;
     }
     return 0;
@@ -307,22 +321,21 @@ int cli_arch_input(const char *spec, const char *shape_opt, bool images, int64_t
 {
     tg_status st = {0};
     if (tg_nn_spec_check(spec, 0, NULL, info, &st)) {
-        fprintf(stderr, "tapegrad: --arch: %s\n", st.msg);
+        cli_err("--arch: %s\n", st.msg);
         return 2;
     }
     if (shape_opt) {
         long long v[4];
         int n = 0;
         if (cli_int_list(shape_opt, v, 4, &n) || (n != 1 && n != 3)) {
-            fprintf(stderr, "tapegrad: --input-shape %s: want C,H,W or a width\n", shape_opt);
+            cli_err("--input-shape %s: want C,H,W or a width\n", shape_opt);
             return 2;
         }
         long long prod = 1;
         for (int i = 0; i < n; i++) prod = prod > (1LL << 40) ? prod : prod * v[i];
         if (prod != features) {
-            fprintf(stderr,
-                    "tapegrad: --input-shape %s: %lld elements, the data has %lld features\n",
-                    shape_opt, prod, (long long)features);
+            cli_err("--input-shape %s: %lld elements, the data has %lld features\n", shape_opt,
+                    prod, (long long)features);
             return 2;
         }
         *nd = n;
@@ -331,8 +344,7 @@ int cli_arch_input(const char *spec, const char *shape_opt, bool images, int64_t
         int64_t s = 1;
         while (s * s < features) s++;
         if (!images || s * s != features) {
-            fprintf(stderr,
-                    "tapegrad: --arch: the spec starts with a conv or pool, which needs images "
+            cli_err("--arch: the spec starts with a conv or pool, which needs images "
                     "[C,H,W]: give --input-shape C,H,W (the data has %lld features)\n",
                     (long long)features);
             return 2;
@@ -343,22 +355,21 @@ int cli_arch_input(const char *spec, const char *shape_opt, bool images, int64_t
     }
     if (tg_nn_spec_check(spec, *nd, shape, info, &st)) {
         char a[80];
-        fprintf(stderr, "tapegrad: --arch: %s (input %s)\n", st.msg,
-                shape_text(*nd, shape, a, sizeof a));
+        cli_err("--arch: %s (input %s)\n", st.msg, shape_text(*nd, shape, a, sizeof a));
         return 2;
     }
     char a[80];
     if ((out > 0 || min_out > 0) &&
         (info->out_ndim != 1 || (out > 0 && info->out_shape[0] != out) ||
          info->out_shape[0] < min_out)) {
-        fprintf(stderr, "tapegrad: --arch: the output is %s, the data needs [N,%lld]%s\n",
+        cli_err("--arch: the output is %s, the data needs [N,%lld]%s\n",
                 shape_text(info->out_ndim, info->out_shape, a, sizeof a),
                 (long long)(out > 0 ? out : min_out), out > 0 ? "" : " or more");
         return 2;
     }
     if (info->n_elems > CLI_MAX_WEIGHTS) {
-        fprintf(stderr, "tapegrad: --arch: %lld weights and buffers, more than %lld\n",
-                (long long)info->n_elems, CLI_MAX_WEIGHTS);
+        cli_err("--arch: %lld weights and buffers, more than %lld\n", (long long)info->n_elems,
+                CLI_MAX_WEIGHTS);
         return 2;
     }
     return 0;
