@@ -168,7 +168,7 @@ $(CLI_OBJ): ALL_CFLAGS += $(if $(HAVE_MPI),-DTG_HAVE_MPI)
 # step of this very run (seen by the recursive mpi-tests) rebuilds the command with it.
 $(CLI_OBJ): $(B)/have-mpi
 $(B)/have-mpi: FORCE
-	@mkdir -p $(B); if [ "$$(cat $@ 2>/dev/null)" != "$(HAVE_MPI)" ]; then echo "$(HAVE_MPI)" > $@; fi
+	@mkdir -p $(B); if [ ! -f $@ ] || [ "$$(cat $@)" != "$(HAVE_MPI)" ]; then echo "$(HAVE_MPI)" > $@; fi
 $(B)/tapegrad: $(CLI_OBJ) $(DEMO_OBJ) $(LIB_OBJ) $(if $(HAVE_MPI),$(MPI_OBJ))
 	$(CC) -o $@ $^ $(LDLIBS) $(if $(HAVE_MPI),$(MPI_LIBS))
 # test/mpi_cli.c runs the command under mpirun.
