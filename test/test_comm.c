@@ -89,7 +89,7 @@ static void allreduce_job(job *j)
     j->rc[0] = tg_comm_allreduce(j->c, x, 16, TG_COMM_F64);
     j->rc[1] = tg_comm_allreduce(j->c, f, 16, TG_COMM_F32);
     j->rc[2] = tg_comm_allreduce(j->c, k, 16, TG_COMM_I64);
-    for (int i = 0; i < 16; i++) j->out[i] = x[i], j->out[16 + i] = f[i];
+    for (int i = 0; i < 16; i++) j->out[i] = x[i], j->out[16 + i] = (double)f[i];
     for (int i = 0; i < 16; i++) j->out[32 + i] = (double)k[i];
 }
 
