@@ -22,7 +22,7 @@ size_t tg_comm_type_size(tg_comm_type t)
 {
     switch (t) {
     case TG_COMM_F32: return 4;
-    case TG_COMM_F64: return 8;
+    case TG_COMM_F64:
     case TG_COMM_I64: return 8;
     }
     return 0;

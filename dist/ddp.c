@@ -107,7 +107,7 @@ void tg_ddp_free(tg_ddp *d)
 {
     if (!d) return;
     if (d->active && d->tp) tg_tape_on_grad_ready(d->tp, NULL, NULL);
-    for (int k = 0; k < d->nb; k++)
+    for (int k = 0; d->b && k < d->nb; k++) /* b is NULL when tg_ddp_new ran out of memory */
         if (d->b[k].started) tg_comm_wait(&d->b[k].req);
     free(d->params), free(d->bucket_of), free(d->ready), free(d->offset), free(d->flat);
     free(d->b);
@@ -160,9 +160,11 @@ tg_ddp *tg_ddp_new(tg_comm *c, int n_params, tg_tensor *const *params, const tg_
     d->flat = malloc(tg_dtype_size(dt) * (size_t)(total ? total : 1));
     if (d->params) memcpy(d->params, params, sizeof *d->params * (size_t)n_params);
     int64_t bytes = o.bucket_bytes;
-    while (plan(d, bytes, NULL) > TG_COMM_MAX_PENDING) bytes *= 2;
-    d->nb = plan(d, bytes, NULL);
-    d->b = calloc((size_t)d->nb, sizeof *d->b);
+    if (d->params) { /* plan reads the parameters */
+        while (plan(d, bytes, NULL) > TG_COMM_MAX_PENDING) bytes *= 2;
+        d->nb = plan(d, bytes, NULL);
+        d->b = calloc((size_t)d->nb, sizeof *d->b);
+    }
     if (!d->params || !d->bucket_of || !d->ready || !d->offset || !d->flat || !d->b) {
         tg_ddp_free(d);
         tg_status_set(st, TG_ENOMEM, "tg_ddp_new: out of memory for %lld gradients",

@@ -234,6 +234,7 @@ static int walk(const char *path, model_file *mf, tg_tensor *const *ts, tg_statu
     for (uint32_t i = 0; !rc && i < mf->count; i++) {
         uint32_t nd = 0;
         uint64_t dims[TG_MAX_DIMS] = {0};
+        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): both callers allocate at */
         mf->at[i] = off;
         if ((rc = tensor_at(path, mf, i, &off, &nd, dims, st)) || !ts) continue;
         if (nd != (uint32_t)tg_tensor_ndim(ts[i])) {
@@ -581,8 +582,8 @@ int tg_nn_save_meta(const tg_module *m, const char *path, const char *meta, tg_s
     if (!m || !path || !*path) return tg_status_set(st, TG_EARG, "tg_nn_save: NULL module or path");
     if (!little_endian())
         return tg_status_set(st, TG_ESTATE, "tg_nn_save: big-endian hosts are not supported");
-    unsigned char *p;
-    size_t n;
+    unsigned char *p = NULL;
+    size_t n = 0;
     int rc = tg_nn_image(m, meta, "tg_nn_save", path, &p, &n, st);
     if (rc) return rc;
     rc = tg_file_write_atomic("tg_nn_save", path, p, n, st);

@@ -213,7 +213,7 @@ static bool resumes(const char *method, tg_dtype dt, int N, int k)
 {
     char p[128];
     path_of(p, sizeof p, "resume.ckpt");
-    run a, b;
+    run a = {0}, b = {0};
     bool ok = run_new(&a, method, 7, dt, 6) == 0;
     for (int i = 0; ok && i < N; i++) ok = run_step(&a) == 0;
     size_t na = 0, nb = 0;
@@ -535,7 +535,8 @@ static void test_kill_during_write(void)
     tg_checkpoint c = ckpt_of(&a);
     tg_status st;
     CHECK(tg_checkpoint_save(p, &c, &st) == 0);
-    srand((unsigned)time(NULL));
+    tg_rng kr; /* the kill's moment: another one every run */
+    tg_rng_seed(&kr, (uint64_t)time(NULL));
     int loadable = 0, killed_with_temp = 0, rounds = 20;
     for (int r = 0; r < rounds; r++) {
         fflush(stdout);
@@ -546,7 +547,7 @@ static void test_kill_during_write(void)
                 tg_checkpoint_save(p, &c, NULL);
             }
         }
-        usleep((useconds_t)(rand() % 30000));
+        usleep((useconds_t)tg_rng_below(&kr, 30000));
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         killed_with_temp += temp_files() > 0;

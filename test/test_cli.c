@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -613,7 +614,8 @@ static void test_checkpoint_resume(void)
     path(other, sizeof other, "other.ckpt");
     snprintf(args, sizeof args, "%s --checkpoint %s --save %s", kargs, other, straight);
     CHECK(run(args) == 0);
-    srand((unsigned)time(NULL));
+    /* the kill's moment, another one every run: xorshift64 seeded from the clock */
+    uint64_t kr = (uint64_t)time(NULL) * 6364136223846793005u + 1442695040888963407u;
     for (int round = 0; round < 3; round++) {
         unlink(ck);
         snprintf(args, sizeof args, "exec %s %s --checkpoint %s >/dev/null 2>&1", TG_CLI, kargs,
@@ -626,7 +628,8 @@ static void test_checkpoint_resume(void)
         }
         double t0 = now();
         while (access(ck, F_OK) != 0 && now() - t0 < 20) sleep_us(1000);
-        sleep_us(rand() % 200000);
+        kr ^= kr << 13, kr ^= kr >> 7, kr ^= kr << 17;
+        sleep_us((long)(kr % 200000));
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
