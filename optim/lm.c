@@ -18,7 +18,7 @@ typedef struct lm {
     double *A, *M, *b, *x, *dx, *e;
     double mu;
     tg_tape *tp;
-    tg_tensor *seed; /* one-hot seed shaped like e */
+    tg_tensor *seed;        /* one-hot seed shaped like e */
     tg_lm_reduce_fn reduce; /* distributed (dist.h): sums over the ranks, or NULL */
     void *reduce_ctx;
 } lm;
