@@ -55,27 +55,15 @@ static void on_ready(tg_tensor *leaf, void *ctx)
         if (m->params[i] == leaf) m->ready[i] = t;
 }
 
+/* The demo CNN (examples/cnn.c), from its spec as `tapegrad train --arch` takes it. */
 static tg_module *cnn_new(void)
 {
-    const tg_conv2d_opts conv = {.padding = {1, 1}};
-    const tg_pool2d_opts pool = {.kernel = {2, 2}};
-    tg_module *net = tg_nn_sequential();
-    int rc = net ? 0 : TG_ENOMEM;
-    if (!rc) rc = tg_nn_append(net, tg_nn_conv2d(1, 32, 3, 3, &conv, true, TG_F32));
-    if (!rc) rc = tg_nn_append(net, tg_nn_activation("relu", 0, TG_F32));
-    if (!rc) rc = tg_nn_append(net, tg_nn_max_pool2d(&pool));
-    if (!rc) rc = tg_nn_append(net, tg_nn_conv2d(32, 64, 3, 3, &conv, true, TG_F32));
-    if (!rc) rc = tg_nn_append(net, tg_nn_activation("relu", 0, TG_F32));
-    if (!rc) rc = tg_nn_append(net, tg_nn_max_pool2d(&pool));
-    if (!rc) rc = tg_nn_append(net, tg_nn_flatten());
-    if (!rc) rc = tg_nn_append(net, tg_nn_linear(64 * 7 * 7, 128, TG_F32));
-    if (!rc) rc = tg_nn_append(net, tg_nn_activation("relu", 0, TG_F32));
-    if (!rc) rc = tg_nn_append(net, tg_nn_linear(128, 10, TG_F32));
-    if (rc) {
-        fprintf(stderr, "step_time: %s\n", net ? tg_nn_last_status()->msg : "out of memory");
-        tg_nn_free(net);
-        return NULL;
-    }
+    static const char *spec = "conv(32,3,pad=1)-relu-maxpool(2)-conv(64,3,pad=1)-relu-"
+                              "maxpool(2)-flatten-linear(128)-relu-linear(10)";
+    static const int64_t in[3] = {1, 28, 28};
+    tg_status st = {0};
+    tg_module *net = tg_nn_from_spec(spec, 3, in, TG_F32, &st);
+    if (!net) fprintf(stderr, "step_time: %s\n", st.msg);
     return net;
 }
 
