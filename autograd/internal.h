@@ -102,11 +102,15 @@ struct tg_node {
     tg_tensor *out;
     tg_node *prev, *next; /* recording order */
     void *saved;          /* op context in the arena (masks, statistics), or NULL */
-    tg_attr attr;         /* the op's scalar attributes, by name: n->attr.matmul.k */
-    tg_tensor *in[];      /* n_in inputs, borrowed */
+    tg_tensor *in[];      /* n_in inputs, borrowed; then the op's attributes (tg_node_attr) */
 };
-/* 80 bytes on LP64 (96 with the positional double f[3], int64_t i[4] it replaces): one node
- * is recorded per op, so it stays small. */
+/* The op's scalar attributes, by name: tg_node_attr(n)->matmul.k. They follow the inputs and
+ * take only the bytes of the op's member of tg_attr (ops.def's attr column, tg_op.attr_bytes),
+ * so that a node of a scalar op is 48 bytes and not 88: one node is recorded per op. */
+static inline tg_attr *tg_node_attr(const tg_node *n)
+{
+    return (tg_attr *)(void *)(n->in + n->n_in);
+}
 _Static_assert(sizeof(tg_attr) <= 5 * sizeof(int64_t), "tg_attr: keep the node small");
 
 /* An arena block: this header at the start of one allocation from the tape's hook, then
@@ -181,10 +185,11 @@ typedef struct tg_op {
      * want[i], from dy (n->out's shape) and the node's inputs and output, so that the
      * gradient it builds can be differentiated again. Errors go on the tape. */
     void (*vjp)(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx);
-    bool sets; /* backward writes unset input gradients (tg_grad_beta) */
+    bool sets;                /* backward writes unset input gradients (tg_grad_beta) */
+    unsigned char attr_bytes; /* of the node's attributes: its member of tg_attr, rounded to 8 */
 } tg_op;
 
-#define TG_OP(nm, ar, sets) TG_OP_##nm,
+#define TG_OP(nm, ar, sets, at) TG_OP_##nm,
 typedef enum {
 #include "../ops/ops.def"
     TG_OP_COUNT

@@ -38,21 +38,51 @@ int tg_op_check_full(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
     return TG_OK;
 }
 
+/* A node's room: its inputs, then its attributes (tg_node_attr). With the self-checks on
+ * (tp->poison_grads) every node has the whole union, and the bytes past its op's member hold
+ * a pattern that tg_op_finish checks, so that an op writing beyond its ops.def column
+ * fails instead of overwriting its output's header. */
+#define ATTR_FILL 0xa5
+static size_t node_room(const tg_tape *tp, int op, int n_in)
+{
+    size_t attr = tp->poison_grads ? sizeof(tg_attr) : tg_op_table[op].attr_bytes;
+    return (sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *) + attr + 15) & ~(size_t)15;
+}
+
+/* Fills the node at n, which has node_room's bytes. With spill, sizeof(tg_attr) bytes past
+ * its inputs are writable (the rest lies in its output's header, written after it), so the
+ * attributes are zeroed by a store of constant size instead of a call. */
+static inline void node_init(tg_tape *tp, tg_node *n, int op, int n_in, tg_tensor *const *in,
+                             bool spill)
+{
+    memset(n, 0, sizeof *n);
+    n->op = (uint16_t)op;
+    n->n_in = (uint16_t)n_in;
+    n->in[0] = in[0]; /* most ops have one or two inputs: no loop set-up for them */
+    if (n_in > 1) {
+        n->in[1] = in[1];
+        for (int i = 2; i < n_in; i++) n->in[i] = in[i];
+    }
+    if (spill) *tg_node_attr(n) = (tg_attr){0};
+    else memset(tg_node_attr(n), 0, tg_op_table[op].attr_bytes);
+    if (tp->poison_grads) {
+        size_t a = tg_op_table[op].attr_bytes;
+        memset((unsigned char *)tg_node_attr(n) + a, ATTR_FILL, sizeof(tg_attr) - a);
+    }
+}
+
 /* tg_op_begin as two allocations, each of which may take a new block: the node, then its
  * output (which checks the shape). */
 static tg_node *begin_apart(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
                             const int64_t *shape)
 {
     const char *who = tg_op_table[op].name; /* formatted only if something fails */
-    tg_node *n = tg_arena_alloc_align(tp, sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *), 16);
+    tg_node *n = tg_arena_alloc_align(tp, node_room(tp, op, n_in), 16);
     if (!n) {
         tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory for its node", who);
         return NULL;
     }
-    memset(n, 0, sizeof *n);
-    n->op = (uint16_t)op;
-    n->n_in = (uint16_t)n_in;
-    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    node_init(tp, n, op, n_in, in, false);
     n->out = tg_arena_tensor(tp, who, (tg_dtype)in[0]->dtype, ndim, shape);
     return n->out ? n : NULL;
 }
@@ -67,7 +97,7 @@ tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int nd
         shape == in[0]->shape && ndim == in[0]->ndim ? in[0]->numel : tg_shape_numel(ndim, shape);
     if (numel < 0) return begin_apart(tp, op, n_in, in, ndim, shape); /* fails with its error */
     tg_dtype dt = (tg_dtype)in[0]->dtype;
-    size_t node = (sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *) + 15) & ~(size_t)15;
+    size_t node = node_room(tp, op, n_in);
     size_t hdr, room = tg_tensor_room(dt, ndim, numel, &hdr);
     unsigned char *p = tg_arena_bump(tp, node + room);
     if (!p) return begin_apart(tp, op, n_in, in, ndim, shape);
@@ -75,16 +105,18 @@ tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int nd
     __builtin_prefetch((const void *)((uintptr_t)p + node + TG_WRITE_AHEAD), 1); /* as apart */
 #endif
     tg_node *n = (tg_node *)p;
-    memset(n, 0, sizeof *n);
-    n->op = (uint16_t)op;
-    n->n_in = (uint16_t)n_in;
-    n->in[0] = in[0]; /* most ops have one or two inputs: no loop set-up for them */
-    if (n_in > 1) {
-        n->in[1] = in[1];
-        for (int i = 2; i < n_in; i++) n->in[i] = in[i];
-    }
+    node_init(tp, n, op, n_in, in, true);
     n->out = tg_tensor_place(tp, p + node, hdr, dt, ndim, shape, numel);
     return n;
+}
+
+/* Whether the bytes past n's attributes still hold node_init's pattern. */
+static bool attr_intact(const tg_node *n)
+{
+    const unsigned char *a = (const unsigned char *)tg_node_attr(n);
+    for (size_t i = tg_op_table[n->op].attr_bytes; i < sizeof(tg_attr); i++)
+        if (a[i] != ATTR_FILL) return false;
+    return true;
 }
 
 void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes)
@@ -148,6 +180,12 @@ tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
         tg_op_table[n->op].forward(n);
     }
     if (tp->err) return NULL; /* a forward kernel may reject values (e.g. bad labels) */
+    if (tp->poison_grads && !attr_intact(n)) {
+        tg_fail(tp, TG_ESTATE,
+                "tg_%s: its node's attributes go past the %d bytes of its ops.def attr column",
+                tg_op_table[n->op].name, (int)tg_op_table[n->op].attr_bytes);
+        return NULL;
+    }
     if (record) {
         n->prev = tp->tail;
         if (tp->tail) tp->tail->next = n;

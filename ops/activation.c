@@ -4,7 +4,7 @@
 
 /* ---- elementwise activations: the loop of ops/elem.h with an element function of
  * ops/elem_t.h, which also gives each formula's reasoning (linear_act applies the same
- * functions). n->attr.scalar holds alpha. ---- */
+ * functions). tg_node_attr(n)->scalar holds alpha. ---- */
 /* The transcendental ones (sigmoid, tanh, elu, softplus) make their libm calls through the
  * array functions of ops/vecmath.h, a block at a time (vm_part). */
 #define VM_PART(bwd, beta, pre, g, g2, post)                                                       \
@@ -73,7 +73,7 @@ static tg_tensor *with_alpha(tg_tape *tp, int op, tg_tensor *x, double alpha)
     }
     tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
     if (!n) return NULL;
-    n->attr.scalar = alpha;
+    tg_node_attr(n)->scalar = alpha;
     return tg_op_finish(tp, n);
 }
 
@@ -114,7 +114,7 @@ tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha)
     tg_node *n = tg_op_begin(tp, TG_OP_prelu, 2, in, x->ndim, x->shape);
     if (!n) return NULL;
     /* C = 0 only when x is empty: any positive row length then does nothing. */
-    n->attr.prelu.channels = alpha->shape[0] == 1 || last == 0 ? 1 : last;
+    tg_node_attr(n)->prelu.channels = alpha->shape[0] == 1 || last == 0 ? 1 : last;
     return tg_op_finish(tp, n);
 }
 
@@ -128,8 +128,8 @@ static void softmax_part(tg_node *n, int64_t o0, int64_t o1, int bwd)
 }
 static void softmax_run(tg_node *n, int bwd)
 {
-    const int64_t outer = n->attr.view.outer;
-    const int nt = n->attr.view.inner == 1 ? tg_par_threads(n->out->numel) : 1;
+    const int64_t outer = tg_node_attr(n)->view.outer;
+    const int nt = tg_node_attr(n)->view.inner == 1 ? tg_par_threads(n->out->numel) : 1;
     tg_par_range(n, outer, 1, nt, softmax_part, bwd);
 }
 void tg_softmax_fwd(tg_node *n) { softmax_run(n, 0); }
@@ -160,7 +160,8 @@ static tg_tensor *softmax(tg_tape *tp, int op, tg_tensor *x, int axis)
     }
     tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
     if (!n) return NULL;
-    n->attr.view.outer = outer, n->attr.view.len = x->shape[ax], n->attr.view.inner = inner;
+    tg_node_attr(n)->view.outer = outer, tg_node_attr(n)->view.len = x->shape[ax],
+    tg_node_attr(n)->view.inner = inner;
     /* Column maxima and sums when the axis is not the last (see the kernels). */
     if (inner > 1 && x->numel > 0 &&
         !tg_op_save(tp, n, 2 * (size_t)inner * tg_dtype_size((tg_dtype)x->dtype)))
@@ -218,7 +219,7 @@ void tg_leaky_relu_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
                        tg_tensor **dx)
 {
     (void)want;
-    dx[0] = tg_mul(tp, dy, pos_mask(tp, n->in[0], 1, n->attr.scalar));
+    dx[0] = tg_mul(tp, dy, pos_mask(tp, n->in[0], 1, tg_node_attr(n)->scalar));
 }
 /* dy (x > 0 ? 1 : α e^x) as dy ([x > 0] + α e^(x [x <= 0]) [x <= 0]): the exponent is 0
  * for a finite x > 0, so e^x cannot overflow where it is masked off. */
@@ -226,7 +227,7 @@ void tg_elu_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, 
 {
     (void)want;
     tg_tensor *x = n->in[0], *on = pos_mask(tp, x, 1, 0), *off = pos_mask(tp, x, 0, 1);
-    tg_tensor *neg = tg_mul_scalar(tp, tg_exp(tp, tg_mul(tp, x, off)), n->attr.scalar);
+    tg_tensor *neg = tg_mul_scalar(tp, tg_exp(tp, tg_mul(tp, x, off)), tg_node_attr(n)->scalar);
     dx[0] = tg_mul(tp, dy, tg_add(tp, on, tg_mul(tp, neg, off)));
 }
 /* dy σ(x). */
@@ -264,7 +265,8 @@ void tg_sign_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
 /* t viewed as [outer, len, inner] around the node's axis: the sums run along axis 1. */
 static tg_tensor *view3(tg_tape *tp, const tg_node *n, tg_tensor *t)
 {
-    const int64_t v[3] = {n->attr.view.outer, n->attr.view.len, n->attr.view.inner};
+    const int64_t v[3] = {tg_node_attr(n)->view.outer, tg_node_attr(n)->view.len,
+                          tg_node_attr(n)->view.inner};
     return tg_reshape(tp, t, 3, v);
 }
 static tg_tensor *unview3(tg_tape *tp, const tg_node *n, tg_tensor *t)

@@ -3,7 +3,7 @@
  * M(exp) = expf) and for double (name_f64, exp). No include guard, on purpose. */
 
 /* ---- prelu: max(0, x) + α min(0, x), α [1] or [C] (C = x's last dimension);
- * n->attr.prelu.channels = C ----
+ * tg_node_attr(n)->prelu.channels = C ----
  * dx += dy (x > 0 ? 1 : α); dα += Σ min(0, x) dy (over all of x for α [1], over every row
  * of channel j for α [C]). x is seen as [numel / C, C], so each loop is a flat one along
  * a row. Per element it is
@@ -12,7 +12,7 @@ static void FN(prelu_fwd)(tg_node *n)
 {
     const T *restrict x = n->in[0]->data, *restrict al = n->in[1]->data;
     T *restrict y = n->out->data;
-    const int64_t c = n->attr.prelu.channels, len = n->out->numel;
+    const int64_t c = tg_node_attr(n)->prelu.channels, len = n->out->numel;
     if (len == 0) return; /* α may be [0] too: read nothing */
     if (c == 1) {
         const T a = al[0];
@@ -26,7 +26,7 @@ static void FN(prelu_bwd)(tg_node *n)
 {
     const T *restrict x = n->in[0]->data, *restrict al = n->in[1]->data;
     const T *restrict y = n->out->data, *restrict dy = n->out->grad->data;
-    const int64_t c = n->attr.prelu.channels, len = n->out->numel;
+    const int64_t c = tg_node_attr(n)->prelu.channels, len = n->out->numel;
     if (len == 0) return;
     if (n->in[0]->requires_grad) {
         T *restrict dx = n->in[0]->grad->data;
@@ -53,7 +53,7 @@ static void FN(prelu_bwd)(tg_node *n)
     }
 }
 
-/* ---- softmax and log_softmax along an axis: n->attr.view (outer, len, inner) ----
+/* ---- softmax and log_softmax along an axis: tg_node_attr(n)->view (outer, len, inner) ----
  * y = e^(x - m) / Σ e^(x - m) with m the slice's maximum, so no exponent overflows and
  * logits of ±1000 give exact 0 and 1; log_softmax = (x - m) - ln Σ e^(x - m), with x - m
  * formed first so that large logits lose no digits to m + ln Σ.
@@ -67,7 +67,7 @@ static void FN(prelu_bwd)(tg_node *n)
  * buffer, and summed in order as before. */
 static void FN(softmax_fwd)(tg_node *n, int64_t o0, int64_t o1)
 {
-    const int64_t len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t len = tg_node_attr(n)->view.len, inner = tg_node_attr(n)->view.inner;
     const bool lg = n->op == TG_OP_log_softmax;
     if (len == 0 || inner == 0) return; /* empty: no slice to read */
     for (int64_t o = o0; o < o1; o++) {
@@ -112,7 +112,7 @@ static void FN(softmax_fwd)(tg_node *n, int64_t o0, int64_t o1)
 }
 static void FN(softmax_bwd)(tg_node *n, int64_t o0, int64_t o1)
 {
-    const int64_t len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t len = tg_node_attr(n)->view.len, inner = tg_node_attr(n)->view.inner;
     const bool lg = n->op == TG_OP_log_softmax;
     if (len == 0 || inner == 0) return;
     for (int64_t o = o0; o < o1; o++) {

@@ -5,15 +5,15 @@
 
 static void FN(bn_fwd)(tg_node *n)
 {
-    const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;
-    const int64_t R = n->attr.batch_norm.R;
+    const int64_t N = tg_node_attr(n)->batch_norm.N, C = tg_node_attr(n)->batch_norm.C;
+    const int64_t R = tg_node_attr(n)->batch_norm.R;
     double *mean = n->saved, *var = mean + C, *inv = var + C;
     const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;
     const T *restrict beta = n->in[2]->data;
     T *restrict y = n->out->data;
     /* empty x: no value to touch (and N · C may be 2^48 with R = 0) */
     const bool empty = n->in[0]->numel == 0;
-    if (n->attr.batch_norm.training && !empty) {
+    if (tg_node_attr(n)->batch_norm.training && !empty) {
         const double M = (double)(N * R);
         for (int64_t c = 0; c < C; c++) mean[c] = var[c] = 0;
         for (int64_t b = 0; b < N; b++)
@@ -37,7 +37,7 @@ static void FN(bn_fwd)(tg_node *n)
             }
         for (int64_t c = 0; c < C; c++) var[c] /= M;
     }
-    const double eps = n->attr.batch_norm.eps;
+    const double eps = tg_node_attr(n)->batch_norm.eps;
     for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + eps);
     if (empty) return;
     for (int64_t b = 0; b < N; b++)
@@ -51,12 +51,12 @@ static void FN(bn_fwd)(tg_node *n)
 }
 static void FN(bn_bwd)(tg_node *n)
 {
-    const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;
-    const int64_t R = n->attr.batch_norm.R;
+    const int64_t N = tg_node_attr(n)->batch_norm.N, C = tg_node_attr(n)->batch_norm.C;
+    const int64_t R = tg_node_attr(n)->batch_norm.R;
     const double M = (double)(N * R);
     double *saved = n->saved, *sdy = saved + 3 * C, *sdyx = saved + 4 * C;
     const double *mean = saved, *inv = saved + 2 * C;
-    const bool training = n->attr.batch_norm.training;
+    const bool training = tg_node_attr(n)->batch_norm.training;
     const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;
     const T *restrict dy = n->out->grad->data;
     const bool empty = n->in[0]->numel == 0;

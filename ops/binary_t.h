@@ -64,11 +64,13 @@ TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T 
                            const T *restrict b, const T *restrict y, const T *restrict dy,
                            T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y))
 {
-    const int64_t len = n->out->numel, m = n->attr.binary.row;
-    switch (n->attr.binary.layout) {
+    const int64_t len = n->out->numel, m = tg_node_attr(n)->binary.row;
+    switch (tg_node_attr(n)->binary.layout) {
     case SAME:
     case B_SCALAR:
-    case A_SCALAR: FN(ew_flat)(n->attr.binary.layout, pass, out, a, b, y, dy, f, df, 0, len); break;
+    case A_SCALAR:
+        FN(ew_flat)(tg_node_attr(n)->binary.layout, pass, out, a, b, y, dy, f, df, 0, len);
+        break;
     case B_ROW:
         for (int64_t r = 0; r < len; r += m)
             for (int64_t j = 0; j < m; j++)
@@ -123,8 +125,8 @@ TG_INLINE T FN(ew_sum_part)(const tg_node *n, int pass, int p, int count,
 TG_INLINE void FN(binary_fwd_part)(tg_node *n, T (*f)(T a, T b), int64_t i0, int64_t i1)
 {
     FN(ew_flat)
-    (n->attr.binary.layout, FWD, n->out->data, n->in[0]->data, n->in[1]->data, NULL, NULL, f, NULL,
-     i0, i1);
+    (tg_node_attr(n)->binary.layout, FWD, n->out->data, n->in[0]->data, n->in[1]->data, NULL, NULL,
+     f, NULL, i0, i1);
 }
 TG_INLINE void FN(binary_fwd)(tg_node *n, T (*f)(T a, T b))
 {
@@ -139,7 +141,7 @@ TG_INLINE void FN(binary_bwd_part)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
 {
     const T *a = n->in[0]->data, *b = n->in[1]->data;
     const T *y = n->out->data, *dy = n->out->grad->data;
-    const int64_t layout = n->attr.binary.layout;
+    const int64_t layout = tg_node_attr(n)->binary.layout;
     if (n->in[0]->requires_grad && layout != A_SCALAR)
         FN(ew_flat)(layout, DA, n->in[0]->grad->data, a, b, y, dy, NULL, df_da, i0, i1);
     if (n->in[1]->requires_grad && layout != B_SCALAR)
@@ -152,7 +154,7 @@ TG_INLINE void FN(binary_bwd)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
 {
     const T *a = n->in[0]->data, *b = n->in[1]->data;
     const T *y = n->out->data, *dy = n->out->grad->data;
-    const int64_t layout = n->attr.binary.layout;
+    const int64_t layout = tg_node_attr(n)->binary.layout;
     const bool flat = layout == SAME || layout == A_SCALAR || layout == B_SCALAR;
     if (n->in[0]->requires_grad && !flat)
         FN(ew_pass)(n, DA, n->in[0]->grad->data, a, b, y, dy, NULL, df_da);

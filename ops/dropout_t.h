@@ -8,7 +8,7 @@ static void FN(dropout_fwd)(tg_node *n)
     const T *restrict x = n->in[0]->data;
     T *restrict y = n->out->data;
     uint8_t *restrict keep = n->saved;
-    const double p = n->attr.dropout.p;
+    const double p = tg_node_attr(n)->dropout.p;
     const T scale = (T)(1.0 / (1.0 - p));
     tg_rng *r = &n->out->tape->rng;
     const int64_t len = n->out->numel;
@@ -20,6 +20,6 @@ static void FN(dropout_bwd)(tg_node *n)
     const T *restrict dy = n->out->grad->data;
     const uint8_t *restrict keep = n->saved;
     T *restrict dx = n->in[0]->grad->data;
-    const T scale = (T)(1.0 / (1.0 - n->attr.dropout.p));
+    const T scale = (T)(1.0 / (1.0 - tg_node_attr(n)->dropout.p));
     for (int64_t i = 0, len = n->out->numel; i < len; i++) dx[i] += keep[i] ? dy[i] * scale : (T)0;
 }

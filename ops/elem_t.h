@@ -116,7 +116,7 @@ TG_INLINE void FN(unary_fwd)(tg_node *n, T (*f)(T x, T a), int64_t i0, int64_t i
 {
     const T *restrict x = n->in[0]->data;
     T *restrict y = n->out->data;
-    const T a = (T)n->attr.scalar;
+    const T a = (T)tg_node_attr(n)->scalar;
     for (int64_t i = i0; i < i1; i++) y[i] = f(x[i], a);
 }
 /* dx += df(dy, x, y, a), or dx = df(...) when beta is 0 (dx holds no values yet,
@@ -127,7 +127,7 @@ TG_INLINE void FN(unary_bwd)(tg_node *n, T (*df)(T dy, T x, T y, T a), int64_t i
     const T *restrict x = n->in[0]->data, *restrict y = n->out->data;
     const T *restrict dy = n->out->grad->data;
     T *restrict dx = n->in[0]->grad->data;
-    const T a = (T)n->attr.scalar;
+    const T a = (T)tg_node_attr(n)->scalar;
     if (beta)
         for (int64_t i = i0; i < i1; i++) dx[i] += df(dy[i], x[i], y[i], a);
     else
@@ -146,7 +146,7 @@ TG_INLINE void FN(vm_part)(tg_node *n, int64_t i0, int64_t i1, bool bwd, int bet
     const T *restrict x = n->in[0]->data;
     const T *restrict dy = bwd ? n->out->grad->data : NULL;
     T *restrict out = bwd ? n->in[0]->grad->data : n->out->data;
-    const T a = (T)n->attr.scalar;
+    const T a = (T)tg_node_attr(n)->scalar;
     T u[TG_VM_BLOCK];
     for (int64_t b = i0; b < i1; b += TG_VM_BLOCK) {
         const int64_t m = i1 - b < TG_VM_BLOCK ? i1 - b : TG_VM_BLOCK;

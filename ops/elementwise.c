@@ -15,8 +15,8 @@ bool tg_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int 
 }
 
 /* ---- layouts: how a and b map onto the output, chosen once by the wrapper ----
- * n->attr.binary.layout holds the layout and n->attr.binary.row the row length m of a ROW
- * operand. A ROW operand is a suffix of the output's shape (a bias [n] against [B,n], or
+ * tg_node_attr(n)->binary.layout holds the layout and tg_node_attr(n)->binary.row the row length m
+ * of a ROW operand. A ROW operand is a suffix of the output's shape (a bias [n] against [B,n], or
  * [3,4] against [2,3,4]): output element i reads its element i % m, so a loop over rows of
  * m is plain and the inner loop vectorises. Anything else (a column [B,1], both operands broadcast)
  * takes the general path with strides. */
@@ -85,22 +85,40 @@ enum { FWD, DA, DB };
 #define TG_TEMPLATE "binary_t.h"
 #include "stamp.h"
 
-/* The wrapper of all four: the broadcast shape, then the layout the kernels will use. */
+/* Whether b's shape leaves a's as the broadcast shape: the same sizes, or only 1s and no
+ * more dimensions (a scalar operand). */
+static bool shape_is_a(const tg_tensor *a, const tg_tensor *b)
+{
+    if (b->ndim > a->ndim) return false;
+    if (b->numel == 1) return true;
+    if (b->ndim != a->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+/* The wrapper of all four: the broadcast shape, then the layout the kernels will use. An
+ * output shaped like a takes a's own shape array (no shape check in tg_op_begin). */
 static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
 {
     tg_tensor *in[2] = {a, b};
     if (tg_op_check(tp, op, 2, in)) return NULL;
-    int nd;
-    int64_t shape[TG_MAX_DIMS];
-    if (!tg_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd, shape)) {
-        char buf[256];
-        tg_fail(tp, TG_ESHAPE, "tg_%s: %s: shapes do not broadcast", tg_op_table[op].name,
-                tg_shapes_str(buf, sizeof buf, 2, in));
-        return NULL;
+    int nd = a->ndim;
+    int64_t buf[TG_MAX_DIMS];
+    const int64_t *shape = a->shape;
+    if (!shape_is_a(a, b)) {
+        if (!tg_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd, buf)) {
+            char msg[256];
+            tg_fail(tp, TG_ESHAPE, "tg_%s: %s: shapes do not broadcast", tg_op_table[op].name,
+                    tg_shapes_str(msg, sizeof msg, 2, in));
+            return NULL;
+        }
+        shape = buf;
     }
     tg_node *n = tg_op_begin(tp, op, 2, in, nd, shape);
     if (!n) return NULL;
-    n->attr.binary.layout = layout(a, b, nd, shape, n->out->numel, &n->attr.binary.row);
+    tg_node_attr(n)->binary.layout =
+        layout(a, b, nd, shape, n->out->numel, &tg_node_attr(n)->binary.row);
     return tg_op_finish(tp, n);
 }
 
@@ -111,8 +129,8 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
  * The other layouts run on the calling thread. */
 static bool flat(const tg_node *n)
 {
-    return n->attr.binary.layout == SAME || n->attr.binary.layout == A_SCALAR ||
-           n->attr.binary.layout == B_SCALAR;
+    return tg_node_attr(n)->binary.layout == SAME || tg_node_attr(n)->binary.layout == A_SCALAR ||
+           tg_node_attr(n)->binary.layout == B_SCALAR;
 }
 
 /* A scalar operand's gradient sum: its parts, and their sum in order. */
@@ -174,9 +192,9 @@ static void scalar_grad(tg_node *n, int pass, void (*part)(void *ctx, int p))
             return;                                                                                \
         }                                                                                          \
         tg_par_run(n, n->out->numel, op##_bwd_part, 0);                                            \
-        if (n->attr.binary.layout == A_SCALAR && n->in[0]->requires_grad)                          \
+        if (tg_node_attr(n)->binary.layout == A_SCALAR && n->in[0]->requires_grad)                 \
             scalar_grad(n, DA, op##_sum_part);                                                     \
-        if (n->attr.binary.layout == B_SCALAR && n->in[1]->requires_grad)                          \
+        if (tg_node_attr(n)->binary.layout == B_SCALAR && n->in[1]->requires_grad)                 \
             scalar_grad(n, DB, op##_sum_part);                                                     \
     }
 

@@ -10,7 +10,7 @@
 #include "../autograd/clones.h"
 #include "../autograd/internal.h"
 
-#define TG_OP(nm, ar, sets)                                                                        \
+#define TG_OP(nm, ar, sets, at)                                                                    \
     void tg_##nm##_fwd(tg_node *);                                                                 \
     void tg_##nm##_bwd(tg_node *);                                                                 \
     void tg_##nm##_vjp(tg_tape *, const tg_node *, tg_tensor *, const bool *, tg_tensor **);

@@ -165,11 +165,12 @@ static tg_tensor *pair(tg_tape *tp, int op, tg_tensor *p, tg_tensor *t, double c
     }
     tg_node *n = tg_op_begin(tp, op, 2, in, 0, NULL);
     if (!n) return NULL;
-    n->attr.loss.c = c;
-    n->attr.loss.scale = op == TG_OP_half_sse_loss ? 0.5
-                         : op == TG_OP_kl_div_loss ? 1.0 / (double)(p->ndim ? p->shape[0] : 1)
-                                                   : 1.0 / (double)p->numel;
-    n->attr.loss.eps = p->dtype == TG_F32 ? 1e-7 : 1e-12;
+    tg_node_attr(n)->loss.c = c;
+    tg_node_attr(n)->loss.scale = op == TG_OP_half_sse_loss ? 0.5
+                                  : op == TG_OP_kl_div_loss
+                                      ? 1.0 / (double)(p->ndim ? p->shape[0] : 1)
+                                      : 1.0 / (double)p->numel;
+    tg_node_attr(n)->loss.eps = p->dtype == TG_F32 ? 1e-7 : 1e-12;
     return tg_op_finish(tp, n);
 }
 
@@ -262,12 +263,13 @@ static tg_tensor *coef(tg_tape *tp, const tg_node *n, pair_fn f)
     tg_tensor *k = tg_const_like(tp, p, 0);
     if (!k) return NULL;
     for (int64_t i = 0; i < k->numel; i++)
-        tg_set(k, i, f(tg_get(p, i), tg_get(t, i), n->attr.loss.c, n->attr.loss.eps));
+        tg_set(k, i,
+               f(tg_get(p, i), tg_get(t, i), tg_node_attr(n)->loss.c, tg_node_attr(n)->loss.eps));
     return k;
 }
 static tg_tensor *scaled(tg_tape *tp, const tg_node *n, tg_tensor *dy)
 {
-    return tg_mul_scalar(tp, dy, n->attr.loss.scale);
+    return tg_mul_scalar(tp, dy, tg_node_attr(n)->loss.scale);
 }
 /* dp = g dphi/dp and dt = g dphi/dt with both derivatives constants (l1, ε-insensitive). */
 static void const_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,

@@ -11,14 +11,15 @@ static void gemm(tg_tape *tp, tg_dtype dt, bool ta, bool tb, int64_t m, int64_t 
 }
 
 /* ---- matmul: y = a · b, batched over a leading dimension ----
- * Attributes: n->attr.matmul (batch, m, k, n, a_batched, b_batched). A batched a with a
+ * Attributes: tg_node_attr(n)->matmul (batch, m, k, n, a_batched, b_batched). A batched a with a
  * shared b is one GEMM of B·m rows. */
 static void mm_dims(const tg_node *n, int64_t *B, int64_t *m, int64_t *k, int64_t *nn, bool *ab,
                     bool *bb)
 {
-    *B = n->attr.matmul.batch, *m = n->attr.matmul.m, *k = n->attr.matmul.k;
-    *nn = n->attr.matmul.n;
-    *ab = n->attr.matmul.a_batched, *bb = n->attr.matmul.b_batched;
+    *B = tg_node_attr(n)->matmul.batch, *m = tg_node_attr(n)->matmul.m,
+    *k = tg_node_attr(n)->matmul.k;
+    *nn = tg_node_attr(n)->matmul.n;
+    *ab = tg_node_attr(n)->matmul.a_batched, *bb = tg_node_attr(n)->matmul.b_batched;
 }
 
 void tg_matmul_fwd(tg_node *n)
@@ -121,27 +122,30 @@ tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
     tg_node *n =
         tg_op_begin(tp, TG_OP_matmul, 2, in, batched ? 3 : 2, batched ? shape3 : shape3 + 1);
     if (!n) return NULL;
-    n->attr.matmul.batch = B, n->attr.matmul.m = m, n->attr.matmul.k = k, n->attr.matmul.n = nn;
-    n->attr.matmul.a_batched = ab, n->attr.matmul.b_batched = bb;
+    tg_node_attr(n)->matmul.batch = B, tg_node_attr(n)->matmul.m = m, tg_node_attr(n)->matmul.k = k,
+    tg_node_attr(n)->matmul.n = nn;
+    tg_node_attr(n)->matmul.a_batched = ab, tg_node_attr(n)->matmul.b_batched = bb;
     return tg_op_finish(tp, n);
 }
 
 /* ---- matmul_t: y = op(a) · op(b) for 2-D a and b, op(t) = tᵀ where ta (tb) is set ----
- * Attributes: n->attr.matmul (m, k, n of the product, ta, tb). The flags go to the GEMM,
+ * Attributes: tg_node_attr(n)->matmul (m, k, n of the product, ta, tb). The flags go to the GEMM,
  * so no operand is copied; the backwards in ops use it to take transposed products. */
 void tg_matmul_t_fwd(tg_node *n)
 {
-    const int64_t m = n->attr.matmul.m, k = n->attr.matmul.k, nn = n->attr.matmul.n;
+    const int64_t m = tg_node_attr(n)->matmul.m, k = tg_node_attr(n)->matmul.k,
+                  nn = tg_node_attr(n)->matmul.n;
     if (n->out->numel == 0) return;
-    gemm(n->out->tape, (tg_dtype)n->out->dtype, n->attr.matmul.ta, n->attr.matmul.tb, m, nn, k,
-         n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
+    gemm(n->out->tape, (tg_dtype)n->out->dtype, tg_node_attr(n)->matmul.ta,
+         tg_node_attr(n)->matmul.tb, m, nn, k, n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
 }
 
 /* da = dy·op(b)ᵀ (ta: op(b)·dyᵀ), db = op(a)ᵀ·dy (tb: dyᵀ·op(a)), as GEMMs with flags. */
 void tg_matmul_t_bwd(tg_node *n)
 {
-    const int64_t m = n->attr.matmul.m, k = n->attr.matmul.k, nn = n->attr.matmul.n;
-    const bool ta = n->attr.matmul.ta, tb = n->attr.matmul.tb;
+    const int64_t m = tg_node_attr(n)->matmul.m, k = tg_node_attr(n)->matmul.k,
+                  nn = tg_node_attr(n)->matmul.n;
+    const bool ta = tg_node_attr(n)->matmul.ta, tb = tg_node_attr(n)->matmul.tb;
     tg_tensor *A = n->in[0], *Bt = n->in[1];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     size_t es = tg_dtype_size(dt);
@@ -185,8 +189,9 @@ tg_tensor *tg_matmul_t(tg_tape *tp, tg_tensor *a, tg_tensor *b, bool ta, bool tb
     const int64_t shape[2] = {m, nn};
     tg_node *n = tg_op_begin(tp, TG_OP_matmul_t, 2, in, 2, shape);
     if (!n) return NULL;
-    n->attr.matmul.batch = 1, n->attr.matmul.m = m, n->attr.matmul.k = k, n->attr.matmul.n = nn;
-    n->attr.matmul.ta = ta, n->attr.matmul.tb = tb;
+    tg_node_attr(n)->matmul.batch = 1, tg_node_attr(n)->matmul.m = m, tg_node_attr(n)->matmul.k = k,
+    tg_node_attr(n)->matmul.n = nn;
+    tg_node_attr(n)->matmul.ta = ta, tg_node_attr(n)->matmul.tb = tb;
     return tg_op_finish(tp, n);
 }
 
@@ -200,7 +205,8 @@ tg_tensor *tg_matmul_t(tg_tape *tp, tg_tensor *a, tg_tensor *b, bool ta, bool tb
 void tg_linear_fwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
-    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
+    int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
+            cols = tg_node_attr(n)->linear.cols;
     tg_dtype dt = (tg_dtype)n->out->dtype;
     if (n->out->numel == 0) return; /* rows may be 2^48 with cols = 0 */
     if (dt == TG_F32) linear_bias_f32(n, rows, cols);
@@ -211,7 +217,8 @@ void tg_linear_fwd(tg_node *n)
 void tg_linear_bwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
-    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
+    int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
+            cols = tg_node_attr(n)->linear.cols;
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     const void *dy = n->out->grad->data;
@@ -251,7 +258,8 @@ static tg_node *linear_node(tg_tape *tp, int op, tg_tensor *const *in)
     shape[x->ndim - 1] = cols;
     tg_node *n = tg_op_begin(tp, op, 3, in, x->ndim, shape);
     if (!n) return NULL;
-    n->attr.linear.rows = rows, n->attr.linear.k = k, n->attr.linear.cols = cols;
+    tg_node_attr(n)->linear.rows = rows, tg_node_attr(n)->linear.k = k,
+    tg_node_attr(n)->linear.cols = cols;
     return n;
 }
 
@@ -267,7 +275,7 @@ tg_tensor *tg_linear(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b)
  * one pass over y. The backward makes dz = dy ⊙ act'(y) and the bias gradient in one pass,
  * then the two GEMMs read dz. Every supported activation's derivative follows from its
  * output (leaky_relu needs alpha >= 0 for that), so the pre-activation is never stored.
- * Attributes: n->attr.linear (rows, k, cols, act the tg_act, alpha). saved: dz, rows x
+ * Attributes: tg_node_attr(n)->linear (rows, k, cols, act the tg_act, alpha). saved: dz, rows x
  * cols, allocated when the node is recorded.
  * Large passes are split over the BLIS threads by rows, as BLIS splits this GEMM's output
  * (measured after a 2-thread 128x256 GEMM: a row split of the forward pass 5.6 us, a column
@@ -323,7 +331,8 @@ static void la_pass(tg_node *n, int pass, bool db_set, int64_t rows, int64_t col
 void tg_linear_act_fwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
-    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
+    int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
+            cols = tg_node_attr(n)->linear.cols;
     tg_dtype dt = (tg_dtype)n->out->dtype;
     gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
     if (rows > 0 && cols > 0) la_pass(n, 0, false, rows, cols);
@@ -332,7 +341,8 @@ void tg_linear_act_fwd(tg_node *n)
 void tg_linear_act_bwd(tg_node *n)
 {
     tg_tape *tp = n->out->tape;
-    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
+    int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
+            cols = tg_node_attr(n)->linear.cols;
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     tg_dtype dt = (tg_dtype)n->out->dtype;
     bool db_set = b->requires_grad && tg_grad_beta(b); /* db holds values: add to them */
@@ -366,11 +376,11 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
     }
     tg_node *n = linear_node(tp, TG_OP_linear_act, in);
     if (!n) return NULL;
-    n->attr.linear.act = act;
-    n->attr.linear.alpha = act == TG_ACT_LEAKY_RELU ? alpha : 0;
+    tg_node_attr(n)->linear.act = act;
+    tg_node_attr(n)->linear.alpha = act == TG_ACT_LEAKY_RELU ? alpha : 0;
     if (tg_op_records(tp, 3, in)) { /* dz for the backward, written there: not zeroed */
-        size_t bytes =
-            (size_t)(n->attr.linear.rows * n->attr.linear.cols) * tg_dtype_size((tg_dtype)x->dtype);
+        size_t bytes = (size_t)(tg_node_attr(n)->linear.rows * tg_node_attr(n)->linear.cols) *
+                       tg_dtype_size((tg_dtype)x->dtype);
         if (!(n->saved = tg_arena_alloc(tp, bytes ? bytes : 1))) {
             tg_fail(tp, TG_ENOMEM, "tg_linear_act: out of memory for dz (%zu bytes)", bytes);
             return NULL;
@@ -386,7 +396,7 @@ tg_tensor *tg_linear_act(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b, 
 void tg_matmul_t_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     tg_tensor *a = n->in[0], *b = n->in[1];
-    const bool ta = n->attr.matmul.ta, tb = n->attr.matmul.tb;
+    const bool ta = tg_node_attr(n)->matmul.ta, tb = tg_node_attr(n)->matmul.tb;
     if (want[0]) dx[0] = ta ? tg_matmul_t(tp, b, dy, tb, true) : tg_matmul_t(tp, dy, b, false, !tb);
     if (want[1]) dx[1] = tb ? tg_matmul_t(tp, dy, a, true, ta) : tg_matmul_t(tp, a, dy, !ta, false);
 }
@@ -431,7 +441,8 @@ static tg_tensor *as_rows(tg_tape *tp, tg_tensor *t, int64_t rows, int64_t cols)
 static void linear_grads(tg_tape *tp, const tg_node *n, tg_tensor *dz, const bool *want,
                          tg_tensor **dx)
 {
-    int64_t rows = n->attr.linear.rows, k = n->attr.linear.k, cols = n->attr.linear.cols;
+    int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
+            cols = tg_node_attr(n)->linear.cols;
     tg_tensor *x = n->in[0], *w = n->in[1];
     tg_tensor *dz2 = as_rows(tp, dz, rows, cols);
     if (want[0]) {
@@ -473,9 +484,11 @@ void tg_linear_act_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
                        tg_tensor **dx)
 {
     tg_tensor *y = n->out, *dz = dy;
-    switch (n->attr.linear.act) {
+    switch (tg_node_attr(n)->linear.act) {
     case TG_ACT_RELU: dz = tg_mul(tp, dy, act_slope(tp, y, 0)); break;
-    case TG_ACT_LEAKY_RELU: dz = tg_mul(tp, dy, act_slope(tp, y, n->attr.linear.alpha)); break;
+    case TG_ACT_LEAKY_RELU:
+        dz = tg_mul(tp, dy, act_slope(tp, y, tg_node_attr(n)->linear.alpha));
+        break;
     case TG_ACT_TANH:
         dz = tg_mul(tp, dy, tg_add_scalar(tp, tg_neg(tp, tg_square(tp, y)), 1));
         break;

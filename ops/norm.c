@@ -5,7 +5,7 @@
  * dx += dy · m / (1-p): the gradient flows only through the kept elements, scaled like
  * them. The mask is drawn from the tape's generator (one uniform draw per element, in
  * order, so a seed fixes it whatever the dtype) and saved as one byte per element in the
- * arena. n->attr.dropout.p = p. */
+ * arena. tg_node_attr(n)->dropout.p = p. */
 /* dropout_fwd_f32, dropout_bwd_f32, dropout_fwd_f64 and dropout_bwd_f64, from the template
  * ops/dropout_t.h. */
 #define TG_TEMPLATE "dropout_t.h"
@@ -29,7 +29,7 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
     if (!training || p == 0) return x;
     tg_node *n = tg_op_begin(tp, TG_OP_dropout, 1, &x, x->ndim, x->shape);
     if (!n || !tg_op_save(tp, n, (size_t)x->numel)) return NULL;
-    n->attr.dropout.p = p;
+    tg_node_attr(n)->dropout.p = p;
     return tg_op_finish(tp, n);
 }
 
@@ -43,7 +43,7 @@ tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, bool training)
  * Saved (doubles, in the arena): μ[C], σ²[C], s[C], and a scratch of 2C for the backward's
  * sums. The forward fills μ, σ² from the running statistics in eval and updates those
  * from μ, σ² after a training forward (tg_batch_norm_fwd), so a replay does both again.
- * Attributes: n->attr.batch_norm (N, C, R, eps, training). Sums are in double for
+ * Attributes: tg_node_attr(n)->batch_norm (N, C, R, eps, training). Sums are in double for
  * both dtypes; the variance is two-pass (no E[x²] - μ² cancellation). */
 /* bn_fwd_f32, bn_bwd_f32, bn_fwd_f64 and bn_bwd_f64, from the template ops/batch_norm_t.h. */
 #define TG_TEMPLATE "batch_norm_t.h"
@@ -59,15 +59,15 @@ typedef struct bn_running {
 } bn_running;
 static bn_running *bn_run(const tg_node *n)
 {
-    return (bn_running *)((double *)n->saved + 5 * n->attr.batch_norm.C);
+    return (bn_running *)((double *)n->saved + 5 * tg_node_attr(n)->batch_norm.C);
 }
 
 void tg_batch_norm_fwd(tg_node *n)
 {
-    const int64_t C = n->attr.batch_norm.C;
+    const int64_t C = tg_node_attr(n)->batch_norm.C;
     const bn_running *run = bn_run(n);
     double *mean = n->saved, *var = mean + C;
-    if (!n->attr.batch_norm.training) {
+    if (!tg_node_attr(n)->batch_norm.training) {
         for (int64_t c = 0; c < C; c++) {
             mean[c] = tg_get(run->mean, c), var[c] = tg_get(run->var, c);
             if (var[c] < 0) {
@@ -82,7 +82,8 @@ void tg_batch_norm_fwd(tg_node *n)
     }
     TG_DISPATCH(n, bn_fwd);
     /* r = (1-momentum) r + momentum · stat, with the unbiased variance (PyTorch's rule). */
-    const double M = (double)(n->attr.batch_norm.N * n->attr.batch_norm.R), k = run->momentum;
+    const double M = (double)(tg_node_attr(n)->batch_norm.N * tg_node_attr(n)->batch_norm.R),
+                 k = run->momentum;
     for (int64_t c = 0; c < C; c++) {
         if (run->mean) tg_set(run->mean, c, (1 - k) * tg_get(run->mean, c) + k * mean[c]);
         if (run->var) tg_set(run->var, c, (1 - k) * tg_get(run->var, c) + k * var[c] * M / (M - 1));
@@ -167,8 +168,9 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *gamma, tg_tensor 
     tg_node *n = tg_op_begin(tp, TG_OP_batch_norm, 3, in, x->ndim, x->shape);
     if (!n) return NULL;
     if (!tg_op_save(tp, n, 5 * (size_t)C * sizeof(double) + sizeof(bn_running))) return NULL;
-    n->attr.batch_norm.N = N, n->attr.batch_norm.C = C, n->attr.batch_norm.R = R;
-    n->attr.batch_norm.eps = eps, n->attr.batch_norm.training = training;
+    tg_node_attr(n)->batch_norm.N = N, tg_node_attr(n)->batch_norm.C = C,
+    tg_node_attr(n)->batch_norm.R = R;
+    tg_node_attr(n)->batch_norm.eps = eps, tg_node_attr(n)->batch_norm.training = training;
     *bn_run(n) = (bn_running){running_mean, running_var, momentum};
     return tg_op_finish(tp, n); /* the forward loads or updates the running statistics */
 }
@@ -182,7 +184,7 @@ void tg_dropout_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *wa
     tg_tensor *x = n->in[0], *m = tg_const_like(tp, x, 0);
     if (!m) return;
     const uint8_t *keep = n->saved;
-    const double scale = 1.0 / (1.0 - n->attr.dropout.p);
+    const double scale = 1.0 / (1.0 - tg_node_attr(n)->dropout.p);
     for (int64_t i = 0; i < x->numel; i++)
         if (keep[i]) tg_set(m, i, scale);
     dx[0] = tg_mul(tp, dy, m);
@@ -207,8 +209,8 @@ static tg_tensor *channel_const(tg_tape *tp, const tg_tensor *like, int nd, cons
 void tg_batch_norm_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
                        tg_tensor **dx)
 {
-    const int64_t N = n->attr.batch_norm.N, C = n->attr.batch_norm.C;
-    const int64_t R = n->attr.batch_norm.R;
+    const int64_t N = tg_node_attr(n)->batch_norm.N, C = tg_node_attr(n)->batch_norm.C;
+    const int64_t R = tg_node_attr(n)->batch_norm.R;
     const double M = (double)(N * R),
                  im = M > 0 ? 1.0 / M : 1.0; /* training: M = 0 only if C = 0 */
     tg_tensor *x = n->in[0], *gamma = n->in[1];
@@ -219,11 +221,11 @@ void tg_batch_norm_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
     tg_tensor *dyv = dy->ndim == nd ? dy : tg_reshape(tp, dy, nd, v);
     tg_tensor *gc = tg_reshape(tp, gamma, nd, cs);
     tg_tensor *xh = NULL, *g = NULL;
-    if (n->attr.batch_norm.training) {
+    if (tg_node_attr(n)->batch_norm.training) {
         tg_tensor *mu = tg_mul_scalar(tp, tg_sum_to(tp, xv, nd, cs), im);
         tg_tensor *d = tg_sub(tp, xv, mu);
         tg_tensor *var = tg_mul_scalar(tp, tg_sum_to(tp, tg_square(tp, d), nd, cs), im);
-        tg_tensor *sig = tg_sqrt(tp, tg_add_scalar(tp, var, n->attr.batch_norm.eps));
+        tg_tensor *sig = tg_sqrt(tp, tg_add_scalar(tp, var, tg_node_attr(n)->batch_norm.eps));
         xh = tg_div(tp, d, sig);
         tg_tensor *sdy = tg_sum_to(tp, dyv, nd, cs);
         tg_tensor *sdyx = tg_sum_to(tp, tg_mul(tp, dyv, xh), nd, cs);

@@ -3,23 +3,23 @@
  * dphi/dt, with g = dL · scale. The per-element terms are double functions of one element
  * (losses are not the hot path, and sums over many elements keep precision). ops/loss.c
  * includes this file twice, for float (FN(name) = name_f32) and double (name_f64). No include
- * guard, on purpose. Attributes: n->attr.loss (c, scale, eps). */
+ * guard, on purpose. Attributes: tg_node_attr(n)->loss (c, scale, eps). */
 
 TG_INLINE void FN(pair_fwd)(tg_node *n, pair_fn phi)
 {
     const T *restrict p = n->in[0]->data, *restrict t = n->in[1]->data;
-    const double c = n->attr.loss.c, eps = n->attr.loss.eps;
+    const double c = tg_node_attr(n)->loss.c, eps = tg_node_attr(n)->loss.eps;
     double s = 0;
     for (int64_t i = 0, len = n->in[0]->numel; i < len; i++)
         s += phi((double)p[i], (double)t[i], c, eps);
-    *(T *)n->out->data = (T)(s * n->attr.loss.scale);
+    *(T *)n->out->data = (T)(s * tg_node_attr(n)->loss.scale);
 }
 
 TG_INLINE void FN(pair_bwd)(tg_node *n, pair_fn dphi_dp, pair_fn dphi_dt)
 {
     const T *restrict p = n->in[0]->data, *restrict t = n->in[1]->data;
-    const double c = n->attr.loss.c, eps = n->attr.loss.eps;
-    const double g = (double)*(const T *)n->out->grad->data * n->attr.loss.scale;
+    const double c = tg_node_attr(n)->loss.c, eps = tg_node_attr(n)->loss.eps;
+    const double g = (double)*(const T *)n->out->grad->data * tg_node_attr(n)->loss.scale;
     const int64_t len = n->in[0]->numel;
     if (n->in[0]->requires_grad) {
         T *dp = n->in[0]->grad->data;

@@ -1,6 +1,6 @@
 /* ops/reduce.c: sum, mean and max along one axis or over all elements. The input is viewed
  * as [outer, len, inner] around the reduced axis (all elements: [1, numel, 1]); the output
- * is [outer, inner]. Attributes: n->attr.view (outer, len, inner). An empty output returns
+ * is [outer, inner]. Attributes: tg_node_attr(n)->view (outer, len, inner). An empty output returns
  * at once: with inner = 0, outer · len can be up to 2^48 iterations of nothing.
  * max propagates NaN, as PyTorch's torch.max does: a slice holding a NaN has the maximum
  * NaN, and the first NaN is the element its gradient goes to.
@@ -62,7 +62,8 @@ static tg_tensor *reduce(tg_tape *tp, int op, tg_tensor *x, int axis, bool keepd
     }
     tg_node *n = tg_op_begin(tp, op, 1, &x, nd, shape);
     if (!n) return NULL;
-    n->attr.view.outer = outer, n->attr.view.len = len, n->attr.view.inner = inner;
+    tg_node_attr(n)->view.outer = outer, tg_node_attr(n)->view.len = len,
+    tg_node_attr(n)->view.inner = inner;
     if (op == TG_OP_max && !tg_op_save(tp, n, (size_t)(outer * inner) * sizeof(int64_t) + 1))
         return NULL;
     return tg_op_finish(tp, n);
@@ -85,8 +86,9 @@ tg_tensor *tg_max(tg_tape *tp, tg_tensor *x, int axis, bool keepdim)
  * along the reduced axis ---- */
 static tg_tensor *spread(tg_tape *tp, const tg_node *n, tg_tensor *dy)
 {
-    const int64_t v1[3] = {n->attr.view.outer, 1, n->attr.view.inner};
-    const int64_t v[3] = {n->attr.view.outer, n->attr.view.len, n->attr.view.inner};
+    const int64_t v1[3] = {tg_node_attr(n)->view.outer, 1, tg_node_attr(n)->view.inner};
+    const int64_t v[3] = {tg_node_attr(n)->view.outer, tg_node_attr(n)->view.len,
+                          tg_node_attr(n)->view.inner};
     tg_tensor *x = n->in[0];
     return tg_reshape(tp, tg_broadcast_to(tp, tg_reshape(tp, dy, 3, v1), 3, v), x->ndim, x->shape);
 }
@@ -98,7 +100,7 @@ void tg_sum_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, 
 void tg_mean_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     (void)want;
-    dx[0] = spread(tp, n, tg_mul_scalar(tp, dy, 1.0 / (double)n->attr.view.len));
+    dx[0] = spread(tp, n, tg_mul_scalar(tp, dy, 1.0 / (double)tg_node_attr(n)->view.len));
 }
 /* dy at the element the forward chose, by a constant 0/1 mask: the maximum is piecewise
  * linear, so its second derivative is 0. */
@@ -107,9 +109,9 @@ void tg_max_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, 
     (void)want;
     tg_tensor *x = n->in[0], *mask = tg_const_like(tp, x, 0);
     if (!mask) return;
-    int64_t len = n->attr.view.len, inner = n->attr.view.inner;
+    int64_t len = tg_node_attr(n)->view.len, inner = tg_node_attr(n)->view.inner;
     const int64_t *arg = n->saved;
-    for (int64_t o = 0; o < n->attr.view.outer && n->out->numel; o++)
+    for (int64_t o = 0; o < tg_node_attr(n)->view.outer && n->out->numel; o++)
         for (int64_t k = 0; k < inner; k++)
             tg_set(mask, (o * len + arg[o * inner + k]) * inner + k, 1);
     dx[0] = tg_mul(tp, spread(tp, n, dy), mask);

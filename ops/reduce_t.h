@@ -42,7 +42,7 @@ static T FN(sum_long)(const T *x, int64_t len)
  * split by columns, o0 = 0, o1 = outer) columns [k0, k1) of every row. */
 static void FN(sum_rows)(const tg_node *n, int64_t o0, int64_t o1, int64_t k0, int64_t k1)
 {
-    const int64_t len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t len = tg_node_attr(n)->view.len, inner = tg_node_attr(n)->view.inner;
     const T *x = n->in[0]->data;
     T *y = n->out->data;
     const T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;
@@ -63,12 +63,12 @@ static void FN(sum_rows)(const tg_node *n, int64_t o0, int64_t o1, int64_t k0, i
 static void FN(sum_rows_part)(tg_node *n, int64_t o0, int64_t o1, int beta)
 {
     (void)beta;
-    FN(sum_rows)(n, o0, o1, 0, n->attr.view.inner);
+    FN(sum_rows)(n, o0, o1, 0, tg_node_attr(n)->view.inner);
 }
 static void FN(sum_cols_part)(tg_node *n, int64_t k0, int64_t k1, int beta)
 {
     (void)beta;
-    FN(sum_rows)(n, 0, n->attr.view.outer, k0, k1);
+    FN(sum_rows)(n, 0, tg_node_attr(n)->view.outer, k0, k1);
 }
 
 /* Threads (ops/vecmath.h) when the input is large: a long run is summed in fixed parts
@@ -76,7 +76,8 @@ static void FN(sum_cols_part)(tg_node *n, int64_t k0, int64_t k1, int beta)
  * f32): every output is then computed whole by one thread, in the order of one thread. */
 static void FN(sum_fwd)(tg_node *n)
 {
-    const int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
+                  inner = tg_node_attr(n)->view.inner;
     if (n->out->numel == 0) return;
     const int nt = len >= TG_PAR_MIN && inner == 1 ? 1 : tg_par_threads(n->in[0]->numel);
     if (nt > 1 && outer >= nt) tg_par_range(n, outer, 1, nt, FN(sum_rows_part), 0);
@@ -89,7 +90,7 @@ static void FN(sum_fwd)(tg_node *n)
 static void FN(sum_bwd_part)(tg_node *n, int64_t i0, int64_t i1, int beta)
 {
     (void)beta;
-    const int64_t len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t len = tg_node_attr(n)->view.len, inner = tg_node_attr(n)->view.inner;
     const T *dy = n->out->grad->data;
     T *dx = n->in[0]->grad->data;
     const T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;
@@ -109,15 +110,16 @@ static void FN(sum_bwd_part)(tg_node *n, int64_t i0, int64_t i1, int beta)
 }
 static void FN(sum_bwd)(tg_node *n)
 {
-    const int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    const int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
+                  inner = tg_node_attr(n)->view.inner;
     if (n->out->numel == 0) return;
     if (inner == 1) tg_par_run(n, outer * len, FN(sum_bwd_part), 0);
     else tg_par_range(n, outer * len, 1, tg_par_threads(n->in[0]->numel), FN(sum_bwd_part), 0);
 }
 static void FN(max_fwd)(tg_node *n)
 {
-    int64_t outer = n->attr.view.outer, len = n->attr.view.len;
-    int64_t inner = n->attr.view.inner;
+    int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len;
+    int64_t inner = tg_node_attr(n)->view.inner;
     const T *x = n->in[0]->data;
     T *y = n->out->data;
     int64_t *arg = n->saved;
@@ -138,8 +140,8 @@ static void FN(max_fwd)(tg_node *n)
 }
 static void FN(max_bwd)(tg_node *n)
 {
-    int64_t outer = n->attr.view.outer, len = n->attr.view.len;
-    int64_t inner = n->attr.view.inner;
+    int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len;
+    int64_t inner = tg_node_attr(n)->view.inner;
     const T *dy = n->out->grad->data;
     T *dx = n->in[0]->grad->data;
     const int64_t *arg = n->saved;

@@ -75,7 +75,7 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
 }
 
 /* ---- transpose: swap axes a0 < a1. Viewed as [A, n0, B, n1, C] -> [A, n1, B, n0, C].
- * Attributes: n->attr.transpose (A, n0, B, n1, C). ---- */
+ * Attributes: tg_node_attr(n)->transpose (A, n0, B, n1, C). ---- */
 /* transpose_f32 and transpose_f64, from the template ops/transpose_t.h. */
 #define TG_TEMPLATE "transpose_t.h"
 #include "stamp.h"
@@ -119,13 +119,14 @@ tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int a0, int a1)
     shape[p] = x->shape[q], shape[q] = x->shape[p];
     tg_node *n = tg_op_begin(tp, TG_OP_transpose, 1, &x, x->ndim, shape);
     if (!n) return NULL;
-    n->attr.transpose.A = A, n->attr.transpose.n0 = x->shape[p], n->attr.transpose.B = B;
-    n->attr.transpose.n1 = p == q ? 1 : x->shape[q], n->attr.transpose.C = C;
+    tg_node_attr(n)->transpose.A = A, tg_node_attr(n)->transpose.n0 = x->shape[p],
+    tg_node_attr(n)->transpose.B = B;
+    tg_node_attr(n)->transpose.n1 = p == q ? 1 : x->shape[q], tg_node_attr(n)->transpose.C = C;
     return tg_op_finish(tp, n);
 }
 
 /* ---- slice and concat: copies of [outer, len, inner] blocks along an axis ----
- * Slice attributes: n->attr.view (outer, len the input length, inner, start, axis). */
+ * Slice attributes: tg_node_attr(n)->view (outer, len the input length, inner, start, axis). */
 static void copy_block(size_t es, char *dst, const char *src, int64_t outer, int64_t rows,
                        int64_t inner, int64_t dst_len, int64_t dst_off, int64_t src_len,
                        int64_t src_off)
@@ -157,8 +158,9 @@ static int64_t axis_extent(const tg_tensor *x, int ax, int64_t *outer, int64_t *
 
 void tg_slice_fwd(tg_node *n)
 {
-    int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
-    int64_t start = n->attr.view.start;
+    int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
+            inner = tg_node_attr(n)->view.inner;
+    int64_t start = tg_node_attr(n)->view.start;
     if (n->out->numel == 0) return;
     int64_t rows = n->out->numel / (outer * inner);
     copy_block(tg_dtype_size((tg_dtype)n->out->dtype), n->out->data, n->in[0]->data, outer, rows,
@@ -168,8 +170,9 @@ void tg_slice_fwd(tg_node *n)
 void tg_slice_bwd(tg_node *n)
 {
     if (!n->in[0]->requires_grad || n->out->numel == 0) return;
-    int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
-    int64_t start = n->attr.view.start;
+    int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
+            inner = tg_node_attr(n)->view.inner;
+    int64_t start = tg_node_attr(n)->view.start;
     int64_t rows = n->out->numel / (outer * inner);
     add_block((tg_dtype)n->out->dtype, n->in[0]->grad->data, n->out->grad->data, outer, rows, inner,
               len, start, rows, 0);
@@ -196,17 +199,19 @@ tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t 
     for (int i = 0; i < x->ndim; i++) shape[i] = i == ax ? e - s : x->shape[i];
     tg_node *n = tg_op_begin(tp, TG_OP_slice, 1, &x, x->ndim, shape);
     if (!n) return NULL;
-    n->attr.view.outer = outer, n->attr.view.len = len, n->attr.view.inner = inner;
-    n->attr.view.start = s, n->attr.view.axis = ax;
+    tg_node_attr(n)->view.outer = outer, tg_node_attr(n)->view.len = len,
+    tg_node_attr(n)->view.inner = inner;
+    tg_node_attr(n)->view.start = s, tg_node_attr(n)->view.axis = ax;
     return tg_op_finish(tp, n);
 }
 
-/* Concat attributes: n->attr.view (outer, len the output length, inner, axis). */
+/* Concat attributes: tg_node_attr(n)->view (outer, len the output length, inner, axis). */
 void tg_concat_fwd(tg_node *n)
 {
-    int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
+            inner = tg_node_attr(n)->view.inner;
     int64_t off = 0;
-    int ax = n->attr.view.axis;
+    int ax = tg_node_attr(n)->view.axis;
     size_t es = tg_dtype_size((tg_dtype)n->out->dtype);
     for (int k = 0; k < n->n_in; k++) {
         int64_t rows = n->in[k]->shape[ax];
@@ -218,9 +223,10 @@ void tg_concat_fwd(tg_node *n)
 
 void tg_concat_bwd(tg_node *n)
 {
-    int64_t outer = n->attr.view.outer, len = n->attr.view.len, inner = n->attr.view.inner;
+    int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
+            inner = tg_node_attr(n)->view.inner;
     int64_t off = 0;
-    int ax = n->attr.view.axis;
+    int ax = tg_node_attr(n)->view.axis;
     for (int k = 0; k < n->n_in; k++) {
         int64_t rows = n->in[k]->shape[ax];
         if (n->in[k]->requires_grad && rows && outer && inner)
@@ -270,13 +276,14 @@ tg_tensor *tg_concat(tg_tape *tp, int n_in, tg_tensor *const *xs, int axis)
     axis_extent(x0, ax, &outer, &inner);
     tg_node *n = tg_op_begin(tp, TG_OP_concat, n_in, xs, x0->ndim, shape);
     if (!n) return NULL;
-    n->attr.view.outer = outer, n->attr.view.len = total, n->attr.view.inner = inner;
-    n->attr.view.axis = ax;
+    tg_node_attr(n)->view.outer = outer, tg_node_attr(n)->view.len = total,
+    tg_node_attr(n)->view.inner = inner;
+    tg_node_attr(n)->view.axis = ax;
     return tg_op_finish(tp, n);
 }
 
 /* ---- pad: x inside a border of value, before[d] and after[d] elements along each axis d.
- * Saved context: the 2 ndim sizes, before then after (too many for n->attr). The interior
+ * Saved context: the 2 ndim sizes, before then after (too many for the attributes). The interior
  * is copied as rows: the axes after the last padded one k are whole in both, so a row is
  * x's block from axis k on, x->shape[k] · inner elements, placed before[k] · inner into
  * the output's block; an odometer steps through x's indices before axis k. ---- */
@@ -329,8 +336,8 @@ void tg_pad_fwd(tg_node *n)
 {
     tg_tensor *y = n->out;
     if (y->numel == 0) return;
-    if (y->dtype == TG_F32) fill_f32(y->data, (float)n->attr.scalar, y->numel);
-    else fill_f64(y->data, n->attr.scalar, y->numel);
+    if (y->dtype == TG_F32) fill_f32(y->data, (float)tg_node_attr(n)->scalar, y->numel);
+    else fill_f64(y->data, tg_node_attr(n)->scalar, y->numel);
     if (n->in[0]->numel) pad_rows(n, n->in[0]->data, y->data, false, false);
 }
 
@@ -372,7 +379,7 @@ tg_tensor *tg_pad(tg_tape *tp, tg_tensor *x, const int64_t *before, const int64_
     }
     tg_node *n = tg_op_begin(tp, TG_OP_pad, 1, &x, x->ndim, shape);
     if (!n) return NULL;
-    n->attr.scalar = value;
+    tg_node_attr(n)->scalar = value;
     if (x->ndim > 0) {
         int64_t *p = tg_op_save(tp, n, 2 * (size_t)x->ndim * sizeof(int64_t));
         if (!p) return NULL;
@@ -393,8 +400,9 @@ void tg_transpose_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *
                       tg_tensor **dx)
 {
     (void)want;
-    const int64_t v[5] = {n->attr.transpose.A, n->attr.transpose.n1, n->attr.transpose.B,
-                          n->attr.transpose.n0, n->attr.transpose.C};
+    const int64_t v[5] = {tg_node_attr(n)->transpose.A, tg_node_attr(n)->transpose.n1,
+                          tg_node_attr(n)->transpose.B, tg_node_attr(n)->transpose.n0,
+                          tg_node_attr(n)->transpose.C};
     tg_tensor *x = n->in[0];
     dx[0] = tg_reshape(tp, tg_transpose(tp, tg_reshape(tp, dy, 5, v), 1, 3), x->ndim, x->shape);
 }
@@ -403,15 +411,15 @@ void tg_slice_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want
 {
     (void)want;
     int64_t before[TG_MAX_DIMS] = {0}, after[TG_MAX_DIMS] = {0};
-    int ax = n->attr.view.axis;
-    before[ax] = n->attr.view.start;
-    after[ax] = n->attr.view.len - n->attr.view.start - dy->shape[ax];
+    int ax = tg_node_attr(n)->view.axis;
+    before[ax] = tg_node_attr(n)->view.start;
+    after[ax] = tg_node_attr(n)->view.len - tg_node_attr(n)->view.start - dy->shape[ax];
     dx[0] = tg_pad(tp, dy, before, after, 0);
 }
 /* Each input's window of dy, a slice along the axis. */
 void tg_concat_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
-    int ax = n->attr.view.axis;
+    int ax = tg_node_attr(n)->view.axis;
     int64_t off = 0;
     for (int k = 0; k < n->n_in; k++) {
         int64_t rows = n->in[k]->shape[ax];

@@ -5,9 +5,9 @@
 
 static void FN(transpose)(const tg_node *n, const T *restrict src, T *restrict dst, bool back)
 {
-    const int64_t A = n->attr.transpose.A, n0 = n->attr.transpose.n0;
-    const int64_t B = n->attr.transpose.B, n1 = n->attr.transpose.n1;
-    const int64_t C = n->attr.transpose.C;
+    const int64_t A = tg_node_attr(n)->transpose.A, n0 = tg_node_attr(n)->transpose.n0;
+    const int64_t B = tg_node_attr(n)->transpose.B, n1 = tg_node_attr(n)->transpose.n1;
+    const int64_t C = tg_node_attr(n)->transpose.C;
     for (int64_t a = 0; a < A; a++)
         for (int64_t i = 0; i < n0; i++)
             for (int64_t b = 0; b < B; b++)

@@ -1,5 +1,5 @@
 /* ops/unary.c: elementwise math of one input: neg, add_scalar, mul_scalar, pow_scalar, exp,
- * log, sqrt, abs, square. The scalar is n->attr.scalar. Each kernel is one flat loop (in
+ * log, sqrt, abs, square. The scalar is tg_node_attr(n)->scalar. Each kernel is one flat loop (in
  * parts over threads for large tensors, ops/vecmath.h); exp and log call the array
  * functions of ops/vecmath.h (libmvec's vector code). */
 #include "elem.h"
@@ -42,14 +42,14 @@ void tg_mul_scalar_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
                        tg_tensor **dx)
 {
     (void)want;
-    dx[0] = tg_mul_scalar(tp, dy, n->attr.scalar);
+    dx[0] = tg_mul_scalar(tp, dy, tg_node_attr(n)->scalar);
 }
 /* p x^(p-1) dy; for p = 0 the numeric backward's exact 0, as a constant. */
 void tg_pow_scalar_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
                        tg_tensor **dx)
 {
     (void)want;
-    double p = n->attr.scalar;
+    double p = tg_node_attr(n)->scalar;
     if (p == 0) {
         dx[0] = tg_const_like(tp, dy, 0);
         return;
@@ -93,7 +93,7 @@ static tg_tensor *with_scalar(tg_tape *tp, int op, tg_tensor *x, double c)
     }
     tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
     if (!n) return NULL;
-    n->attr.scalar = c;
+    tg_node_attr(n)->scalar = c;
     return tg_op_finish(tp, n);
 }
 
