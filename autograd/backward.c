@@ -28,9 +28,9 @@ static int make_grad(tg_tape *tp, tg_tensor *t)
     }
     if (t->grad_sweep == tp->sweep) return TG_OK;
     if (!t->grad) { /* t's shape is valid: no check but for room in the current block */
-        size_t hdr, room = tg_tensor_room((tg_dtype)t->dtype, t->ndim, t->numel, &hdr);
+        size_t off, room = tg_tensor_room((tg_dtype)t->dtype, t->ndim, t->numel, 0, &off);
         unsigned char *p = tg_arena_bump(tp, room);
-        t->grad = p ? tg_tensor_place(tp, p, hdr, (tg_dtype)t->dtype, t->ndim, t->shape, t->numel)
+        t->grad = p ? tg_tensor_place(tp, p, off, (tg_dtype)t->dtype, t->ndim, t->shape, t->numel)
                     : tg_arena_tensor(tp, "backward", (tg_dtype)t->dtype, t->ndim, t->shape);
         if (!t->grad) return TG_ENOMEM;
     }
@@ -54,7 +54,7 @@ static inline int ensure_grad(tg_tape *tp, tg_tensor *t)
 
 /* Nodes and their outputs are laid out in recording order in the arena, so the sweep walks
  * memory downwards. On a long tape that walk misses the cache at every node header (perf:
- * a third of the sweep on loading n->out->grad at 10^6 nodes). Asking for the lines a few
+ * a third of the sweep on loading tg_node_out(n)->grad at 10^6 nodes). Asking for the lines a few
  * nodes below the current one hides that latency. A prefetch never faults, so an address
  * below the arena block is harmless. */
 #define PREFETCH_DISTANCE 2048 /* bytes, about 8 nodes; best of 0.5, 1, 2 and 4 KB */
@@ -96,7 +96,7 @@ static tg_ready_slot *ready_find(tg_tape *tp, const tg_tensor *t)
 static int ready_plan(tg_tape *tp, const tg_tensor *y, const char *who)
 {
     size_t leaves = 1; /* y itself may be one */
-    for (const tg_node *n = y->node; n; n = n->prev)
+    for (const tg_node *n = tg_tensor_node(y); n; n = n->prev)
         for (int i = 0; i < n->n_in; i++) leaves += n->in[i]->leaf && n->in[i]->requires_grad;
     size_t cap = 16;
     while (cap < 2 * leaves) cap *= 2;
@@ -110,14 +110,14 @@ static int ready_plan(tg_tape *tp, const tg_tensor *y, const char *who)
         tp->ready_map = m, tp->ready_cap = cap;
     }
     memset(tp->ready_map, 0, tp->ready_cap * sizeof *tp->ready_map);
-    for (tg_node *n = y->node; n; n = n->prev) {
-        bool reached = n == y->node || n->mark;
+    for (tg_node *n = tg_tensor_node(y); n; n = n->prev) {
+        bool reached = n == tg_tensor_node(y) || n->mark;
         n->mark = 0;
         if (!reached) continue;
         for (int i = 0; i < n->n_in; i++) {
             tg_tensor *x = n->in[i];
             if (!x->requires_grad) continue;
-            if (x->node) x->node->mark = 1;
+            if (x->recorded) tg_tensor_node(x)->mark = 1;
             else if (x->leaf) {
                 tg_ready_slot *s = ready_find(tp, x);
                 s->leaf = x, s->node = n, s->in = i;
@@ -185,11 +185,12 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
     if (ready && y->leaf) ready(y, ready_ctx);
     bool prof = tg_profiling(tp);
     if (prof) tp->prof->phase = 1;
-    for (tg_node *n = y->node; n; n = n->prev) {
+    for (tg_node *n = tg_tensor_node(y); n; n = n->prev) {
         prefetch_below(n);
-        if (!n->out->grad || n->out->grad_sweep != tp->sweep) continue; /* no gradient here */
+        if (!tg_node_out(n)->grad || tg_node_out(n)->grad_sweep != tp->sweep)
+            continue; /* no gradient here */
         const tg_op *op = &tg_op_table[n->op];
-        tg_grad_settle(n->out); /* reached, but no kernel wrote it: zeros */
+        tg_grad_settle(tg_node_out(n)); /* reached, but no kernel wrote it: zeros */
         for (int i = 0; i < n->n_in; i++) {
             tg_tensor *x = n->in[i];
             if (!x->requires_grad) continue;

@@ -13,7 +13,7 @@ const char *tg_node_op(const tg_node *n)
     return n->op == TG_OP_custom ? tg_custom_name(n) : tg_op_table[n->op].name;
 }
 int tg_node_n_inputs(const tg_node *n) { return n ? n->n_in : 0; }
-const tg_tensor *tg_node_output(const tg_node *n) { return n ? n->out : NULL; }
+const tg_tensor *tg_node_output(const tg_node *n) { return n ? tg_node_out(n) : NULL; }
 
 const tg_tensor *tg_node_input(const tg_node *n, int i)
 {
@@ -22,8 +22,9 @@ const tg_tensor *tg_node_input(const tg_node *n, int i)
 
 bool tg_node_has_grad(const tg_node *n)
 {
-    return n && n->out->grad && n->out->tape && n->out->grad_sweep == n->out->tape->sweep &&
-           n->out->tape->sweep > 0;
+    return n && tg_node_out(n)->grad && tg_node_out(n)->tape &&
+           tg_node_out(n)->grad_sweep == tg_node_out(n)->tape->sweep &&
+           tg_node_out(n)->tape->sweep > 0;
 }
 
 int tg_export_dot_file(const tg_tape *tp, FILE *f)
@@ -35,20 +36,21 @@ int tg_export_dot_file(const tg_tape *tp, FILE *f)
     for (const tg_node *n = tp->head; n; n = n->next) {
         for (int i = 0; i < n->n_in; i++) {
             const tg_tensor *t = n->in[i];
-            if (t->node) continue;
+            if (t->recorded) continue;
             fprintf(f, "  t%p [shape=ellipse, label=\"%s %s%s\"%s];\n", (const void *)t,
                     t->leaf ? "leaf" : "const", tg_shape_str(t, buf, sizeof buf),
                     t->requires_grad ? "\\nrequires grad" : "",
                     t->requires_grad ? ", style=bold" : ", color=gray50");
         }
-        fprintf(f, "  t%p [shape=box, label=\"%s\\n%s %s\"%s];\n", (const void *)n->out,
-                tg_node_op(n), tg_shape_str(n->out, buf, sizeof buf),
-                tg_dtype_name((tg_dtype)n->out->dtype), tg_node_has_grad(n) ? ", style=bold" : "");
+        fprintf(f, "  t%p [shape=box, label=\"%s\\n%s %s\"%s];\n", (const void *)tg_node_out(n),
+                tg_node_op(n), tg_shape_str(tg_node_out(n), buf, sizeof buf),
+                tg_dtype_name((tg_dtype)tg_node_out(n)->dtype),
+                tg_node_has_grad(n) ? ", style=bold" : "");
     }
     for (const tg_node *n = tp->head; n; n = n->next)
         for (int i = 0; i < n->n_in; i++)
             fprintf(f, "  t%p -> t%p [label=\"%s\"];\n", (const void *)n->in[i],
-                    (const void *)n->out, tg_shape_str(n->in[i], buf, sizeof buf));
+                    (const void *)tg_node_out(n), tg_shape_str(n->in[i], buf, sizeof buf));
     fprintf(f, "}\n");
     return ferror(f) ? TG_EIO : TG_OK;
 }

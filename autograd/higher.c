@@ -120,7 +120,7 @@ static int64_t count_nodes(const tg_node *last, int64_t *n_inputs)
 static int sweep(tg_tape *tp, tg_tensor *y, tg_tensor *seed, int nx, tg_tensor *const *xs,
                  tg_tensor **grads)
 {
-    const tg_node *last = y->node;
+    const tg_node *last = tg_tensor_node(y);
     int64_t n_inputs = 0, n_nodes = last ? count_nodes(last, &n_inputs) : 0;
     size_t want = (size_t)(n_nodes + n_inputs + nx + 1) * 2, cap = 16;
     while (cap < want) cap *= 2;
@@ -138,7 +138,7 @@ static int sweep(tg_tape *tp, tg_tensor *y, tg_tensor *seed, int nx, tg_tensor *
             const gslot *s = gfind(&m, n->in[i], false);
             needed = s && s->flags;
         }
-        if (needed) gfind(&m, n->out, true)->flags |= G_NEEDED;
+        if (needed) gfind(&m, tg_node_out(n), true)->flags |= G_NEEDED;
         if (n == last) break;
     }
     /* Backward from y: which of those y depends on; every node to be swept must have a
@@ -146,7 +146,7 @@ static int sweep(tg_tape *tp, tg_tensor *y, tg_tensor *seed, int nx, tg_tensor *
     gslot *ys = gfind(&m, y, true);
     ys->flags |= G_REACHED;
     for (const tg_node *n = last; n; n = n->prev) {
-        gslot *o = gfind(&m, n->out, false);
+        gslot *o = gfind(&m, tg_node_out(n), false);
         if (!o || !(o->flags & G_REACHED) || !(o->flags & G_NEEDED)) continue;
         if (n->op == TG_OP_custom && !tg_custom_has_vjp(n))
             return tg_fail(tp, TG_ESTATE,
@@ -168,7 +168,7 @@ static int sweep(tg_tape *tp, tg_tensor *y, tg_tensor *seed, int nx, tg_tensor *
     bool want_small[SMALL_IN];
     tg_tensor *dx_small[SMALL_IN];
     for (const tg_node *n = last; n; n = n->prev) {
-        gslot *o = gfind(&m, n->out, false);
+        gslot *o = gfind(&m, tg_node_out(n), false);
         if (!o || !o->grad || !(o->flags & G_NEEDED)) continue;
         bool *w = want_small;
         tg_tensor **dx = dx_small;

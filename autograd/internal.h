@@ -14,7 +14,6 @@ struct tg_tensor {
     void *data;      /* numel elements of dtype, contiguous, row-major */
     tg_tensor *grad; /* same shape and dtype; NULL until a sweep reaches it */
     tg_tape *tape;   /* owning tape for arena tensors, NULL for leaves */
-    tg_node *node;   /* the node that produced it, if recorded */
     int64_t numel;
     union {
         uint64_t grad_sweep; /* arena tensors: the sweep in which grad was last made ready */
@@ -31,7 +30,9 @@ struct tg_tensor {
     bool grad_unset : 1;    /* grad holds no values yet and reads as zeros: the first backward
                                kernel to reach it writes it (GEMM beta = 0, dx = ... instead
                                of dx += ...), or it is zeroed on first use (tg_grad_settle) */
-    int64_t shape[];        /* ndim sizes: the header is TG_TENSOR_BYTES(ndim) bytes (56 +
+    bool recorded : 1;      /* an op output whose node is on the tape: right after this
+                               header (tg_tensor_node) */
+    int64_t shape[];        /* ndim sizes: the header is TG_TENSOR_BYTES(ndim) bytes (48 +
                                8 ndim: a long tape is memory-bound, every line counts) */
 };
 #define TG_TENSOR_BYTES(ndim) (sizeof(tg_tensor) + (size_t)(ndim) * sizeof(int64_t))
@@ -94,12 +95,15 @@ typedef union tg_attr {
     } batch_norm;
 } tg_attr;
 
+/* An op's output header, then its node, then the output's data: one piece of the arena
+ * (record.c), so that neither points at the other (tg_node_out, tg_tensor_node). */
 struct tg_node {
     uint16_t op; /* index into tg_op_table */
     uint16_t n_in;
-    uint32_t mark; /* scratch of the gradient-ready hook's pass (backward.c): 0
-                      between calls; fills what was padding */
-    tg_tensor *out;
+    uint16_t mark;        /* scratch of the gradient-ready hook's pass (backward.c): 0 between
+                             calls */
+    uint16_t out_back;    /* the output's header is the TG_TENSOR_BYTES(ndim) before n; not a
+                             char type, so that stores to float data need not reload it */
     tg_node *prev, *next; /* recording order */
     void *saved;          /* op context in the arena (masks, statistics), or NULL */
     tg_tensor *in[];      /* n_in inputs, borrowed; then the op's attributes (tg_node_attr) */
@@ -110,6 +114,16 @@ struct tg_node {
 static inline tg_attr *tg_node_attr(const tg_node *n)
 {
     return (tg_attr *)(void *)(n->in + n->n_in);
+}
+/* The node's output: the header right before it. */
+static inline tg_tensor *tg_node_out(const tg_node *n)
+{
+    return (tg_tensor *)(void *)((uintptr_t)n - n->out_back);
+}
+/* The node that produced t if it was recorded, else NULL. */
+static inline tg_node *tg_tensor_node(const tg_tensor *t)
+{
+    return t->recorded ? (tg_node *)(void *)((uintptr_t)t + TG_TENSOR_BYTES(t->ndim)) : NULL;
 }
 _Static_assert(sizeof(tg_attr) <= 5 * sizeof(int64_t), "tg_attr: keep the node small");
 
@@ -178,11 +192,11 @@ int tg_leaf_refs_add(tg_tape *tp, const tg_node *n);
 typedef struct tg_op {
     const char *name;            /* "tanh": for errors, DOT export, profiles */
     int arity;                   /* number of tensor inputs; -1 for variadic (concat) */
-    void (*forward)(tg_node *);  /* writes n->out from n->in[] and the attributes */
-    void (*backward)(tg_node *); /* adds into n->in[i]->grad from n->out->grad */
+    void (*forward)(tg_node *);  /* writes tg_node_out(n) from n->in[] and the attributes */
+    void (*backward)(tg_node *); /* adds into n->in[i]->grad from tg_node_out(n)->grad */
     /* The same backward written in public ops, for sweeps that record (autograd/higher.c):
      * sets dx[i], a tensor of n->in[i]'s shape on tp, to dyᵀ·∂out/∂in[i] for every i with
-     * want[i], from dy (n->out's shape) and the node's inputs and output, so that the
+     * want[i], from dy (tg_node_out(n)'s shape) and the node's inputs and output, so that the
      * gradient it builds can be differentiated again. Errors go on the tape. */
     void (*vjp)(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx);
     bool sets;                /* backward writes unset input gradients (tg_grad_beta) */
@@ -232,6 +246,8 @@ int tg_op_check_full(tg_tape *tp, int op, int n_in, tg_tensor *const *in);
 /* A node for op with its output (dtype of in[0]) allocated; NULL when out of memory. */
 tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
                      const int64_t *shape);
+/* tg_op_begin for an output of in[0]'s shape. */
+tg_node *tg_op_begin_like(tg_tape *tp, int op, int n_in, tg_tensor *const *in);
 /* saved context of bytes (zeroed), in the arena; NULL with an error when out of memory. */
 void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes);
 tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n);
@@ -308,34 +324,37 @@ int tg_cpu_count(void);
  * "tg_<who>") when out of memory. */
 tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
                            const int64_t *shape);
-/* How tg_arena_tensor lays out a tensor of numel elements (valid) of dtype dt (TG_F32 or
- * TG_F64): small tensors pack at 16 bytes (a chain of scalar ops stays in cache); data of
- * 64 bytes or more starts on a cache line, for vector loops and BLIS. The header is first
- * either way, at an offset that is the same in every generation (arena.c): large data
- * follows on the first line past it, in 48 bytes of slack whatever the stagger. Returns
- * the room to allocate at 16 bytes, a multiple of 16; *hdr the header's bytes. */
-static inline size_t tg_tensor_room(tg_dtype dt, int ndim, int64_t numel, size_t *hdr)
+/* How a tensor of numel elements (valid) of dtype dt (TG_F32 or TG_F64) is laid out in the
+ * arena: its header, then mid bytes (its node, for an op output: a multiple of 8; 0 for
+ * others), then its data. Small data follows at once (8-aligned: a chain of scalar ops
+ * stays in cache); data of 64 bytes or more starts on a cache line, for vector loops and
+ * BLIS, in 48 bytes of slack whatever the stagger. The header is first either way, at an
+ * offset that is the same in every generation (arena.c). Returns the room to allocate at
+ * 16 bytes, a multiple of 16 and at least 64; *off the data's offset from the header
+ * before that alignment. */
+static inline size_t tg_tensor_room(tg_dtype dt, int ndim, int64_t numel, size_t mid, size_t *off)
 {
     size_t bytes = (size_t)numel * (dt == TG_F64 ? sizeof(double) : sizeof(float));
-    *hdr = (TG_TENSOR_BYTES(ndim) + 15) & ~(size_t)15;
-    size_t room = *hdr + bytes + (bytes < TG_ALIGN ? 0 : TG_ALIGN - 16);
+    size_t head = TG_TENSOR_BYTES(ndim) + mid, room;
+    if (bytes < TG_ALIGN) {
+        *off = head;
+        room = head + bytes;
+    } else {
+        *off = (head + 15) & ~(size_t)15;
+        room = *off + (TG_ALIGN - 16) + bytes;
+    }
     return (room + 15) & ~(size_t)15;
 }
-/* Writes the header of that tensor at p, room tg_tensor_room's; returns it. */
-static inline tg_tensor *tg_tensor_place(tg_tape *tp, unsigned char *p, size_t hdr, tg_dtype dt,
+/* Writes the header of that tensor at p, off tg_tensor_room's; returns it. */
+static inline tg_tensor *tg_tensor_place(tg_tape *tp, unsigned char *p, size_t off, tg_dtype dt,
                                          int ndim, const int64_t *shape, int64_t numel)
 {
     tg_tensor *t = (tg_tensor *)p;
-    memset(t, 0, sizeof *t);
-    unsigned char *d = p + hdr;
+    unsigned char *d = p + off;
     if ((size_t)numel * (dt == TG_F64 ? sizeof(double) : sizeof(float)) >= TG_ALIGN)
         d += (TG_ALIGN - (uintptr_t)d % TG_ALIGN) % TG_ALIGN;
-    t->data = d;
-    t->tape = tp;
-    t->gen = tp->gen;
-    t->numel = numel;
-    t->ndim = (int8_t)ndim;
-    t->dtype = (uint8_t)dt;
+    *t = (tg_tensor){.data = d, .tape = tp, .numel = numel, .gen = tp->gen,
+                     .ndim = (int8_t)ndim, .dtype = (uint8_t)dt};
     if (ndim > 0) t->shape[0] = shape[0]; /* most tensors: no loop set-up */
     for (int i = 1; i < ndim; i++) t->shape[i] = shape[i];
     return t;

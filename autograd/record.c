@@ -38,85 +38,107 @@ int tg_op_check_full(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
     return TG_OK;
 }
 
-/* A node's room: its inputs, then its attributes (tg_node_attr). With the self-checks on
- * (tp->poison_grads) every node has the whole union, and the bytes past its op's member hold
- * a pattern that tg_op_finish checks, so that an op writing beyond its ops.def column
- * fails instead of overwriting its output's header. */
+/* A node's bytes: its inputs, then its attributes (tg_node_attr), attr of them (its op's
+ * tg_op.attr_bytes); a multiple of 8. With the self-checks on (tp->poison_grads) every node
+ * has the whole union, and the bytes past its op's member hold a pattern that tg_op_finish
+ * checks, so that an op writing beyond its ops.def column fails instead of overwriting its
+ * output's data. */
 #define ATTR_FILL 0xa5
-static size_t node_room(const tg_tape *tp, int op, int n_in)
+static inline size_t node_bytes(const tg_tape *tp, int n_in, size_t attr)
 {
-    size_t attr = tp->poison_grads ? sizeof(tg_attr) : tg_op_table[op].attr_bytes;
-    return (sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *) + attr + 15) & ~(size_t)15;
+    return sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *) +
+           (tp->poison_grads ? sizeof(tg_attr) : attr);
 }
 
-/* Fills the node at n, which has node_room's bytes. With spill, sizeof(tg_attr) bytes past
- * its inputs are writable (the rest lies in its output's header, written after it), so the
- * attributes are zeroed by a store of constant size instead of a call. */
+/* Fills the node at n, node_bytes long, for an output of ndim dimensions. */
 static inline void node_init(tg_tape *tp, tg_node *n, int op, int n_in, tg_tensor *const *in,
-                             bool spill)
+                             int ndim, size_t attr)
 {
-    memset(n, 0, sizeof *n);
-    n->op = (uint16_t)op;
-    n->n_in = (uint16_t)n_in;
+    *n = (tg_node){.op = (uint16_t)op, .n_in = (uint16_t)n_in,
+                   .out_back = (uint16_t)TG_TENSOR_BYTES(ndim)};
     n->in[0] = in[0]; /* most ops have one or two inputs: no loop set-up for them */
     if (n_in > 1) {
         n->in[1] = in[1];
         for (int i = 2; i < n_in; i++) n->in[i] = in[i];
     }
-    if (spill) *tg_node_attr(n) = (tg_attr){0};
-    else memset(tg_node_attr(n), 0, tg_op_table[op].attr_bytes);
-    if (tp->poison_grads) {
-        size_t a = tg_op_table[op].attr_bytes;
-        memset((unsigned char *)tg_node_attr(n) + a, ATTR_FILL, sizeof(tg_attr) - a);
-    }
+    unsigned char *a = (unsigned char *)tg_node_attr(n);
+    if (attr) memset(a, 0, 8); /* stores of constant size: most ops have 8 or 16 bytes */
+    if (attr > 8) memset(a + 8, 0, 8);
+    if (attr > 16) memset(a + 16, 0, attr - 16);
+    if (tp->poison_grads) memset(a + attr, ATTR_FILL, sizeof(tg_attr) - attr);
 }
 
-/* tg_op_begin as two allocations, each of which may take a new block: the node, then its
- * output (which checks the shape). */
-static tg_node *begin_apart(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
-                            const int64_t *shape)
+#if defined(__GNUC__)
+#define COLD __attribute__((noinline, cold))
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define COLD
+#define INLINE static inline
+#endif
+
+/* tg_op_begin's failures, apart so that its fast path keeps few registers. */
+static COLD tg_node *begin_fail(tg_tape *tp, int op, int ndim, const int64_t *shape, size_t room)
 {
-    const char *who = tg_op_table[op].name; /* formatted only if something fails */
-    tg_node *n = tg_arena_alloc_align(tp, node_room(tp, op, n_in), 16);
-    if (!n) {
-        tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory for its node", who);
-        return NULL;
-    }
-    node_init(tp, n, op, n_in, in, false);
-    n->out = tg_arena_tensor(tp, who, (tg_dtype)in[0]->dtype, ndim, shape);
-    return n->out ? n : NULL;
+    if (!room) tg_shape_fail(tp, tg_op_table[op].name, ndim, shape);
+    else tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory (%zu bytes)", tg_op_table[op].name, room);
+    return NULL;
 }
 
-/* When the current block holds both, the node and its output are one bump of the arena,
- * at the offsets the two allocations would take; an output shaped like in[0] (the input's
- * own shape array) needs no shape check. */
+/* The piece from the next block (or a new one), when the current one has no room left. */
+static COLD unsigned char *begin_next(tg_tape *tp, int op, int ndim, const int64_t *shape,
+                                      size_t room)
+{
+    unsigned char *p = tg_arena_alloc_align(tp, room, 16);
+    if (!p) begin_fail(tp, op, ndim, shape, room);
+    return p;
+}
+
+/* tg_op_begin once numel (valid) is known. */
+INLINE tg_node *begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
+                      const int64_t *shape, int64_t numel)
+{
+    tg_dtype dt = (tg_dtype)in[0]->dtype;
+    size_t attr = tg_op_table[op].attr_bytes, node = node_bytes(tp, n_in, attr);
+    size_t off, room = tg_tensor_room(dt, ndim, numel, node, &off);
+    unsigned char *p = tg_arena_bump(tp, room);
+    if (!p && !(p = begin_next(tp, op, ndim, shape, room))) return NULL;
+    tg_tensor_place(tp, p, off, dt, ndim, shape, numel);
+    tg_node *n = (tg_node *)(void *)(p + TG_TENSOR_BYTES(ndim));
+    node_init(tp, n, op, n_in, in, ndim, attr);
+    return n;
+}
+
+/* The output's header, then the node, then the output's data: one piece of the arena, one
+ * bump of the current block when it has room. An output shaped like in[0] (the input's own
+ * shape array) needs no shape check. */
 tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
                      const int64_t *shape)
 {
     int64_t numel =
         shape == in[0]->shape && ndim == in[0]->ndim ? in[0]->numel : tg_shape_numel(ndim, shape);
-    if (numel < 0) return begin_apart(tp, op, n_in, in, ndim, shape); /* fails with its error */
-    tg_dtype dt = (tg_dtype)in[0]->dtype;
-    size_t node = node_room(tp, op, n_in);
-    size_t hdr, room = tg_tensor_room(dt, ndim, numel, &hdr);
-    unsigned char *p = tg_arena_bump(tp, node + room);
-    if (!p) return begin_apart(tp, op, n_in, in, ndim, shape);
-#if defined(__GNUC__)
-    __builtin_prefetch((const void *)((uintptr_t)p + node + TG_WRITE_AHEAD), 1); /* as apart */
-#endif
-    tg_node *n = (tg_node *)p;
-    node_init(tp, n, op, n_in, in, true);
-    n->out = tg_tensor_place(tp, p + node, hdr, dt, ndim, shape, numel);
-    return n;
+    if (numel < 0) return begin_fail(tp, op, ndim, shape, 0); /* too large or negative */
+    return begin(tp, op, n_in, in, ndim, shape, numel);
 }
 
-/* Whether the bytes past n's attributes still hold node_init's pattern. */
-static bool attr_intact(const tg_node *n)
+tg_node *tg_op_begin_like(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
+{
+    return begin(tp, op, n_in, in, in[0]->ndim, in[0]->shape, in[0]->numel);
+}
+
+/* With the self-checks on: whether the bytes past n's attributes still hold node_init's
+ * pattern; if not, the error. */
+static COLD bool attr_overrun(tg_tape *tp, const tg_node *n)
 {
     const unsigned char *a = (const unsigned char *)tg_node_attr(n);
     for (size_t i = tg_op_table[n->op].attr_bytes; i < sizeof(tg_attr); i++)
-        if (a[i] != ATTR_FILL) return false;
-    return true;
+        if (a[i] != ATTR_FILL) {
+            tg_fail(tp, TG_ESTATE,
+                    "tg_%s: its node's attributes go past the %d bytes of its ops.def attr "
+                    "column",
+                    tg_op_table[n->op].name, (int)tg_op_table[n->op].attr_bytes);
+            return true;
+        }
+    return false;
 }
 
 void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes)
@@ -180,27 +202,23 @@ tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
         tg_op_table[n->op].forward(n);
     }
     if (tp->err) return NULL; /* a forward kernel may reject values (e.g. bad labels) */
-    if (tp->poison_grads && !attr_intact(n)) {
-        tg_fail(tp, TG_ESTATE,
-                "tg_%s: its node's attributes go past the %d bytes of its ops.def attr column",
-                tg_op_table[n->op].name, (int)tg_op_table[n->op].attr_bytes);
-        return NULL;
-    }
+    if (tp->poison_grads && attr_overrun(tp, n)) return NULL;
+    tg_tensor *out = tg_node_out(n);
     if (record) {
         n->prev = tp->tail;
         if (tp->tail) tp->tail->next = n;
         else tp->head = n;
         tp->tail = n;
         tp->n_nodes++;
-        n->out->node = n;
-        n->out->requires_grad = true;
+        out->recorded = true;
+        out->requires_grad = true;
     }
-    return n->out;
+    return out;
 }
 
 tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x)
 {
     if (tg_op_check(tp, op, 1, &x)) return NULL;
-    tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
+    tg_node *n = begin(tp, op, 1, &x, x->ndim, x->shape, x->numel);
     return n ? tg_op_finish(tp, n) : NULL;
 }

@@ -12,7 +12,7 @@ static int check_inputs(tg_tape *tp)
     for (const tg_node *n = tp->head; n; n = n->next, k++)
         for (int i = 0; i < n->n_in; i++) {
             const tg_tensor *x = n->in[i];
-            if (x->leaf || x->node) continue;
+            if (x->leaf || x->recorded) continue;
             return tg_fail(tp, TG_ESTATE,
                            "tg_tape_replay: input %d of node %lld (%s) was computed by ops that "
                            "recorded no node (none of their inputs required a gradient, or grad "

@@ -123,11 +123,11 @@ tg_tensor *tg_arena_tensor(tg_tape *tp, const char *who, tg_dtype dt, int ndim,
         tg_shape_fail(tp, who, ndim, shape);
         return NULL;
     }
-    size_t hdr, room = tg_tensor_room(dt, ndim, numel, &hdr);
+    size_t off, room = tg_tensor_room(dt, ndim, numel, 0, &off);
     unsigned char *p = tg_arena_alloc_align(tp, room, 16);
     if (!p) {
         tg_fail(tp, TG_ENOMEM, "tg_%s: out of memory (%zu bytes)", who, room);
         return NULL;
     }
-    return tg_tensor_place(tp, p, hdr, dt, ndim, shape, numel);
+    return tg_tensor_place(tp, p, off, dt, ndim, shape, numel);
 }

@@ -17,7 +17,7 @@ static void sigmoid_fwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
 {
     VM_PART(false, beta, neg_abs, exp, NONE, vm_sigmoid);
 }
-void tg_sigmoid_fwd(tg_node *n) { tg_par_run(n, n->out->numel, sigmoid_fwd_part, 0); }
+void tg_sigmoid_fwd(tg_node *n) { tg_par_run(n, tg_node_out(n)->numel, sigmoid_fwd_part, 0); }
 TG_UNARY_BWD(sigmoid, sigmoid_dx)
 /* y = tanh(x);  dx += dy (1 - y²). */
 TG_VM_FWD(tanh, tanh)
@@ -35,10 +35,11 @@ static void elu_bwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
 {
     VM_PART(true, beta, vm_id, exp, NONE, vm_elu_dx);
 }
-void tg_elu_fwd(tg_node *n) { tg_par_run(n, n->out->numel, elu_fwd_part, 0); }
+void tg_elu_fwd(tg_node *n) { tg_par_run(n, tg_node_out(n)->numel, elu_fwd_part, 0); }
 void tg_elu_bwd(tg_node *n)
 {
-    if (n->in[0]->requires_grad) tg_par_run(n, n->out->numel, elu_bwd_part, tg_grad_beta(n->in[0]));
+    if (n->in[0]->requires_grad)
+        tg_par_run(n, tg_node_out(n)->numel, elu_bwd_part, tg_grad_beta(n->in[0]));
 }
 /* ln(1 + e^x), stable;  dx += dy σ(x). */
 static void softplus_fwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
@@ -49,11 +50,11 @@ static void softplus_bwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)
 {
     VM_PART(true, beta, neg_abs, exp, NONE, vm_softplus_dx);
 }
-void tg_softplus_fwd(tg_node *n) { tg_par_run(n, n->out->numel, softplus_fwd_part, 0); }
+void tg_softplus_fwd(tg_node *n) { tg_par_run(n, tg_node_out(n)->numel, softplus_fwd_part, 0); }
 void tg_softplus_bwd(tg_node *n)
 {
     if (n->in[0]->requires_grad)
-        tg_par_run(n, n->out->numel, softplus_bwd_part, tg_grad_beta(n->in[0]));
+        tg_par_run(n, tg_node_out(n)->numel, softplus_bwd_part, tg_grad_beta(n->in[0]));
 }
 #undef VM_PART
 /* [x > 0] and sign(x). The true derivative is 0 wherever it exists and is taken as 0 at the
@@ -123,13 +124,13 @@ tg_tensor *tg_prelu(tg_tape *tp, tg_tensor *x, tg_tensor *alpha)
  * the bits of one thread. */
 static void softmax_part(tg_node *n, int64_t o0, int64_t o1, int bwd)
 {
-    if (n->out->dtype == TG_F32) (bwd ? softmax_bwd_f32 : softmax_fwd_f32)(n, o0, o1);
+    if (tg_node_out(n)->dtype == TG_F32) (bwd ? softmax_bwd_f32 : softmax_fwd_f32)(n, o0, o1);
     else (bwd ? softmax_bwd_f64 : softmax_fwd_f64)(n, o0, o1);
 }
 static void softmax_run(tg_node *n, int bwd)
 {
     const int64_t outer = tg_node_attr(n)->view.outer;
-    const int nt = tg_node_attr(n)->view.inner == 1 ? tg_par_threads(n->out->numel) : 1;
+    const int nt = tg_node_attr(n)->view.inner == 1 ? tg_par_threads(tg_node_out(n)->numel) : 1;
     tg_par_range(n, outer, 1, nt, softmax_part, bwd);
 }
 void tg_softmax_fwd(tg_node *n) { softmax_run(n, 0); }
@@ -200,13 +201,13 @@ static tg_tensor *one_minus(tg_tape *tp, tg_tensor *t)
 void tg_sigmoid_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     (void)want;
-    dx[0] = tg_mul(tp, tg_mul(tp, dy, n->out), one_minus(tp, n->out));
+    dx[0] = tg_mul(tp, tg_mul(tp, dy, tg_node_out(n)), one_minus(tp, tg_node_out(n)));
 }
 /* dy (1 - y²). */
 void tg_tanh_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     (void)want;
-    dx[0] = tg_mul(tp, dy, one_minus(tp, tg_square(tp, n->out)));
+    dx[0] = tg_mul(tp, dy, one_minus(tp, tg_square(tp, tg_node_out(n))));
 }
 /* dy [x > 0]: the second derivative is 0 (0 at the kink too). */
 void tg_relu_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
@@ -277,7 +278,7 @@ static tg_tensor *unview3(tg_tape *tp, const tg_node *n, tg_tensor *t)
 void tg_softmax_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     (void)want;
-    tg_tensor *y = view3(tp, n, n->out), *g = view3(tp, n, dy);
+    tg_tensor *y = view3(tp, n, tg_node_out(n)), *g = view3(tp, n, dy);
     tg_tensor *s = tg_sum(tp, tg_mul(tp, g, y), 1, true);
     dx[0] = unview3(tp, n, tg_mul(tp, y, tg_sub(tp, g, s)));
 }
@@ -286,7 +287,7 @@ void tg_log_softmax_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool
                         tg_tensor **dx)
 {
     (void)want;
-    tg_tensor *y = view3(tp, n, n->out), *g = view3(tp, n, dy);
+    tg_tensor *y = view3(tp, n, tg_node_out(n)), *g = view3(tp, n, dy);
     tg_tensor *s = tg_sum(tp, g, 1, true);
     dx[0] = unview3(tp, n, tg_sub(tp, g, tg_mul(tp, tg_exp(tp, y), s)));
 }

@@ -11,8 +11,8 @@
 static void FN(prelu_fwd)(tg_node *n)
 {
     const T *restrict x = n->in[0]->data, *restrict al = n->in[1]->data;
-    T *restrict y = n->out->data;
-    const int64_t c = tg_node_attr(n)->prelu.channels, len = n->out->numel;
+    T *restrict y = tg_node_out(n)->data;
+    const int64_t c = tg_node_attr(n)->prelu.channels, len = tg_node_out(n)->numel;
     if (len == 0) return; /* α may be [0] too: read nothing */
     if (c == 1) {
         const T a = al[0];
@@ -25,8 +25,8 @@ static void FN(prelu_fwd)(tg_node *n)
 static void FN(prelu_bwd)(tg_node *n)
 {
     const T *restrict x = n->in[0]->data, *restrict al = n->in[1]->data;
-    const T *restrict y = n->out->data, *restrict dy = n->out->grad->data;
-    const int64_t c = tg_node_attr(n)->prelu.channels, len = n->out->numel;
+    const T *restrict y = tg_node_out(n)->data, *restrict dy = tg_node_out(n)->grad->data;
+    const int64_t c = tg_node_attr(n)->prelu.channels, len = tg_node_out(n)->numel;
     if (len == 0) return;
     if (n->in[0]->requires_grad) {
         T *restrict dx = n->in[0]->grad->data;
@@ -72,7 +72,7 @@ static void FN(softmax_fwd)(tg_node *n, int64_t o0, int64_t o1)
     if (len == 0 || inner == 0) return; /* empty: no slice to read */
     for (int64_t o = o0; o < o1; o++) {
         const T *restrict xb = (const T *)n->in[0]->data + o * len * inner;
-        T *restrict yb = (T *)n->out->data + o * len * inner;
+        T *restrict yb = (T *)tg_node_out(n)->data + o * len * inner;
         if (inner == 1) {
             T m = xb[0], s = 0;
             for (int64_t l = 1; l < len; l++) m = xb[l] > m ? xb[l] : m;
@@ -117,8 +117,8 @@ static void FN(softmax_bwd)(tg_node *n, int64_t o0, int64_t o1)
     if (len == 0 || inner == 0) return;
     for (int64_t o = o0; o < o1; o++) {
         const int64_t base = o * len * inner;
-        const T *restrict yb = (const T *)n->out->data + base;
-        const T *restrict dyb = (const T *)n->out->grad->data + base;
+        const T *restrict yb = (const T *)tg_node_out(n)->data + base;
+        const T *restrict dyb = (const T *)tg_node_out(n)->grad->data + base;
         T *restrict dxb = (T *)n->in[0]->grad->data + base;
         if (inner == 1) {
             T s = 0;

@@ -10,7 +10,7 @@ static void FN(bn_fwd)(tg_node *n)
     double *mean = n->saved, *var = mean + C, *inv = var + C;
     const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;
     const T *restrict beta = n->in[2]->data;
-    T *restrict y = n->out->data;
+    T *restrict y = tg_node_out(n)->data;
     /* empty x: no value to touch (and N · C may be 2^48 with R = 0) */
     const bool empty = n->in[0]->numel == 0;
     if (tg_node_attr(n)->batch_norm.training && !empty) {
@@ -58,7 +58,7 @@ static void FN(bn_bwd)(tg_node *n)
     const double *mean = saved, *inv = saved + 2 * C;
     const bool training = tg_node_attr(n)->batch_norm.training;
     const T *restrict x = n->in[0]->data, *restrict gamma = n->in[1]->data;
-    const T *restrict dy = n->out->grad->data;
+    const T *restrict dy = tg_node_out(n)->grad->data;
     const bool empty = n->in[0]->numel == 0;
     for (int64_t c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;
     for (int64_t b = 0; b < (empty ? 0 : N); b++)

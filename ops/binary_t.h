@@ -64,7 +64,7 @@ TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T 
                            const T *restrict b, const T *restrict y, const T *restrict dy,
                            T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y))
 {
-    const int64_t len = n->out->numel, m = tg_node_attr(n)->binary.row;
+    const int64_t len = tg_node_out(n)->numel, m = tg_node_attr(n)->binary.row;
     switch (tg_node_attr(n)->binary.layout) {
     case SAME:
     case B_SCALAR:
@@ -114,8 +114,8 @@ TG_INLINE T FN(ew_sum_part)(const tg_node *n, int pass, int p, int count,
                             T (*df_da)(T dy, T a, T b, T y), T (*df_db)(T dy, T a, T b, T y))
 {
     const T *a = n->in[0]->data, *b = n->in[1]->data;
-    const T *y = n->out->data, *dy = n->out->grad->data;
-    const int64_t len = n->out->numel;
+    const T *y = tg_node_out(n)->data, *dy = tg_node_out(n)->grad->data;
+    const int64_t len = tg_node_out(n)->numel;
     const int64_t i0 = tg_sum_cut(len, count, p), i1 = tg_sum_cut(len, count, p + 1);
     if (pass == DA) return FN(ew_sum_run)(i0, i1, DA, a, b, a[0], y, dy, df_da);
     return FN(ew_sum_run)(i0, i1, DB, a, b, b[0], y, dy, df_db);
@@ -125,12 +125,12 @@ TG_INLINE T FN(ew_sum_part)(const tg_node *n, int pass, int p, int count,
 TG_INLINE void FN(binary_fwd_part)(tg_node *n, T (*f)(T a, T b), int64_t i0, int64_t i1)
 {
     FN(ew_flat)
-    (tg_node_attr(n)->binary.layout, FWD, n->out->data, n->in[0]->data, n->in[1]->data, NULL, NULL,
-     f, NULL, i0, i1);
+    (tg_node_attr(n)->binary.layout, FWD, tg_node_out(n)->data, n->in[0]->data, n->in[1]->data,
+     NULL, NULL, f, NULL, i0, i1);
 }
 TG_INLINE void FN(binary_fwd)(tg_node *n, T (*f)(T a, T b))
 {
-    FN(ew_pass)(n, FWD, n->out->data, n->in[0]->data, n->in[1]->data, NULL, NULL, f, NULL);
+    FN(ew_pass)(n, FWD, tg_node_out(n)->data, n->in[0]->data, n->in[1]->data, NULL, NULL, f, NULL);
 }
 
 /* The gradients of a flat layout's full-size operands on output elements [i0, i1): a's
@@ -140,7 +140,7 @@ TG_INLINE void FN(binary_bwd_part)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
                                    T (*df_db)(T dy, T a, T b, T y), int64_t i0, int64_t i1)
 {
     const T *a = n->in[0]->data, *b = n->in[1]->data;
-    const T *y = n->out->data, *dy = n->out->grad->data;
+    const T *y = tg_node_out(n)->data, *dy = tg_node_out(n)->grad->data;
     const int64_t layout = tg_node_attr(n)->binary.layout;
     if (n->in[0]->requires_grad && layout != A_SCALAR)
         FN(ew_flat)(layout, DA, n->in[0]->grad->data, a, b, y, dy, NULL, df_da, i0, i1);
@@ -153,7 +153,7 @@ TG_INLINE void FN(binary_bwd)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
                               T (*df_db)(T dy, T a, T b, T y))
 {
     const T *a = n->in[0]->data, *b = n->in[1]->data;
-    const T *y = n->out->data, *dy = n->out->grad->data;
+    const T *y = tg_node_out(n)->data, *dy = tg_node_out(n)->grad->data;
     const int64_t layout = tg_node_attr(n)->binary.layout;
     const bool flat = layout == SAME || layout == A_SCALAR || layout == B_SCALAR;
     if (n->in[0]->requires_grad && !flat)

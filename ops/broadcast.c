@@ -116,19 +116,24 @@ static void reduce(const tg_tensor *small, void *small_data, const tg_tensor *bi
  * unset dx is written (tg_grad_beta). */
 void tg_broadcast_to_fwd(tg_node *n)
 {
-    expand(n->in[0], n->in[0]->data, n->out, n->out->data, false);
+    expand(n->in[0], n->in[0]->data, tg_node_out(n), tg_node_out(n)->data, false);
 }
 void tg_broadcast_to_bwd(tg_node *n)
 {
     tg_tensor *x = n->in[0];
-    if (x->requires_grad) reduce(x, x->grad->data, n->out, n->out->grad->data, tg_grad_beta(x));
+    if (x->requires_grad)
+        reduce(x, x->grad->data, tg_node_out(n), tg_node_out(n)->grad->data, tg_grad_beta(x));
 }
 /* y = x summed to the target shape;  dx (+)= dy repeated to x's shape. */
-void tg_sum_to_fwd(tg_node *n) { reduce(n->out, n->out->data, n->in[0], n->in[0]->data, false); }
+void tg_sum_to_fwd(tg_node *n)
+{
+    reduce(tg_node_out(n), tg_node_out(n)->data, n->in[0], n->in[0]->data, false);
+}
 void tg_sum_to_bwd(tg_node *n)
 {
     tg_tensor *x = n->in[0];
-    if (x->requires_grad) expand(n->out, n->out->grad->data, x, x->grad->data, tg_grad_beta(x));
+    if (x->requires_grad)
+        expand(tg_node_out(n), tg_node_out(n)->grad->data, x, x->grad->data, tg_grad_beta(x));
 }
 
 /* ---- the wrappers ---- */

@@ -40,7 +40,7 @@ static void FN(ce_fwd)(tg_node *n)
         /* range first: converting a NaN or huge value to an integer is undefined */
         const T lab = t[r];
         if (!(lab >= 0 && lab < (T)C) || (T)(int64_t)lab != lab) {
-            tg_fail(n->out->tape, TG_EARG,
+            tg_fail(tg_node_out(n)->tape, TG_EARG,
                     "tg_cross_entropy: label %g of row %lld is not a class index in "
                     "0..%lld",
                     (double)lab, (long long)r, (long long)(C - 1));
@@ -49,7 +49,7 @@ static void FN(ce_fwd)(tg_node *n)
         idx[r] = (int64_t)lab;
         total += (double)(m - zr[idx[r]]) + (double)ls;
     }
-    *(T *)n->out->data = (T)(total / (double)N);
+    *(T *)tg_node_out(n)->data = (T)(total / (double)N);
 }
 static void FN(ce_bwd)(tg_node *n)
 {
@@ -58,7 +58,7 @@ static void FN(ce_bwd)(tg_node *n)
     const T *z = n->in[0]->data, *t = n->in[1]->data;
     const int64_t *idx = n->saved;
     const T *prob = (const T *)(idx + N), *mx = prob + N * C, *lsv = mx + N;
-    const T g = *(const T *)n->out->grad->data / (T)N;
+    const T g = *(const T *)tg_node_out(n)->grad->data / (T)N;
     /* not restrict: cross_entropy_soft(x, x) makes dz and dq one buffer */
     if (n->in[0]->requires_grad) {
         T *dz = n->in[0]->grad->data;

@@ -255,13 +255,13 @@ static void fwd_images(const tg_node *n, int64_t i0, int64_t i1, void *colbuf, p
 {
     const conv_saved *s = n->saved;
     const geom *g = &s->g;
-    tg_tape *tp = n->out->tape;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_tape *tp = tg_node_out(n)->tape;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
     const int64_t G = s->G, Og = s->O / G, L = g->Ho * g->Wo;
     const int64_t K = g->C / G * g->kh * g->kw, img = g->C * g->H * g->W;
     const char *x = n->in[0]->data, *w = n->in[1]->data;
-    char *y = n->out->data;
+    char *y = tg_node_out(n)->data;
     for (int64_t i = i0; i < i1; i++) {
         const char *xn = x + (size_t)(i * img) * es, *cols = xn;
         char *yn = y + (size_t)(i * s->O * L) * es;
@@ -285,13 +285,13 @@ void tg_conv2d_fwd(tg_node *n)
 {
     const conv_saved *s = n->saved;
     const geom *g = &s->g;
-    tg_tape *tp = n->out->tape;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_tape *tp = tg_node_out(n)->tape;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
-    if (n->out->numel == 0) return; /* else every loop below is bounded by an allocation */
-    const int64_t N = n->out->shape[0], L = g->Ho * g->Wo;
+    if (tg_node_out(n)->numel == 0) return; /* else every loop below is bounded by an allocation */
+    const int64_t N = tg_node_out(n)->shape[0], L = g->Ho * g->Wo;
     if (g->C == 0) { /* K = 0: no product, y = b (or 0) */
-        char *y = n->out->data;
+        char *y = tg_node_out(n)->data;
         for (int64_t i = 0; i < N; i++) {
             char *yn = y + (size_t)(i * s->O * L) * es;
             if (!s->bias) memset(yn, 0, (size_t)(s->O * L) * es);
@@ -328,14 +328,14 @@ static void bwd_images(const tg_node *n, int64_t i0, int64_t i1, void *colbuf, v
 {
     const conv_saved *s = n->saved;
     const geom *g = &s->g;
-    tg_tape *tp = n->out->tape;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_tape *tp = tg_node_out(n)->tape;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
     tg_tensor *x = n->in[0], *w = n->in[1];
     const bool need_x = x->requires_grad, need_w = w->requires_grad;
     const int64_t O = s->O, G = s->G, Og = O / G, L = g->Ho * g->Wo;
     const int64_t K = g->C / G * g->kh * g->kw, img = g->C * g->H * g->W;
-    const char *dy = n->out->grad->data;
+    const char *dy = tg_node_out(n)->grad->data;
     /* direct: dx_n is written by the GEMM; the pair must not write one buffer twice */
     const bool pair = !c && !(s->direct && need_x && need_w && x->grad->data == w->grad->data);
     for (int64_t i = i0; i < i1; i++) {
@@ -381,11 +381,11 @@ static void bwd_images(const tg_node *n, int64_t i0, int64_t i1, void *colbuf, v
 /* db[o] += Σ dy[n, o, ·] for o in [o0, o1) */
 static void bias_grad(const tg_node *n, int64_t o0, int64_t o1)
 {
-    const int64_t N = n->out->shape[0], O = n->out->shape[1],
-                  L = n->out->shape[2] * n->out->shape[3];
-    if (n->out->dtype == TG_F32)
-        bias_grad_f32(n->in[2]->grad->data, n->out->grad->data, N, O, L, o0, o1);
-    else bias_grad_f64(n->in[2]->grad->data, n->out->grad->data, N, O, L, o0, o1);
+    const int64_t N = tg_node_out(n)->shape[0], O = tg_node_out(n)->shape[1],
+                  L = tg_node_out(n)->shape[2] * tg_node_out(n)->shape[3];
+    if (tg_node_out(n)->dtype == TG_F32)
+        bias_grad_f32(n->in[2]->grad->data, tg_node_out(n)->grad->data, N, O, L, o0, o1);
+    else bias_grad_f64(n->in[2]->grad->data, tg_node_out(n)->grad->data, N, O, L, o0, o1);
 }
 
 /* Per image the GEMMs of bwd_images, then db += Σ dy. The sweep zeroed every input gradient
@@ -397,12 +397,12 @@ void tg_conv2d_bwd(tg_node *n)
 {
     const conv_saved *s = n->saved;
     const geom *g = &s->g;
-    tg_tape *tp = n->out->tape;
-    if (n->out->numel == 0) return; /* dy is empty: the gradients stay zeros */
+    tg_tape *tp = tg_node_out(n)->tape;
+    if (tg_node_out(n)->numel == 0) return; /* dy is empty: the gradients stay zeros */
     tg_tensor *x = n->in[0], *w = n->in[1];
     const bool need_x = x->requires_grad, need_w = w->requires_grad;
     const bool need_b = s->bias && n->in[2]->requires_grad;
-    const int64_t N = n->out->shape[0], O = s->O;
+    const int64_t N = tg_node_out(n)->shape[0], O = s->O;
     const bool gemms = g->C > 0 && (need_x || need_w); /* C = 0: no dx, no dw */
     int nt = parts_now(s);
     if (nt > 1 && ((need_w && !s->dw_part) || (need_x && need_w && x->grad->data == w->grad->data)))
@@ -497,10 +497,11 @@ static tg_tensor *conv_record(tg_tape *tp, int n_in, tg_tensor *const *in, const
     const bool records = tg_op_records(tp, n_in, in);
     const size_t es = tg_dtype_size((tg_dtype)in[0]->dtype);
     const int64_t N = a->out[0], L = g->Ho * g->Wo, K = g->C / a->G * g->kh * g->kw;
-    s->parts =
-        n->out->numel > 0 && g->C > 0 ? conv_parts(N, (double)(N * s->O) * (double)(K * L)) : 0;
+    s->parts = tg_node_out(n)->numel > 0 && g->C > 0
+                   ? conv_parts(N, (double)(N * s->O) * (double)(K * L))
+                   : 0;
     const size_t sets = s->parts > 1 ? (size_t)s->parts : 1; /* of column buffers */
-    if (!s->direct && n->out->numel > 0 && numel != 0) {
+    if (!s->direct && tg_node_out(n)->numel > 0 && numel != 0) {
         size_t bufs = records ? 2 : 1;
         s->colbytes = (size_t)numel * es;
         if (numel < 0 || !(s->cols = tg_arena_alloc(tp, sets * bufs * s->colbytes))) {
@@ -597,26 +598,28 @@ static int kernel_opts(tg_tape *tp, const char *who, int64_t kh, int64_t kw,
 void tg_unfold_fwd(tg_node *n)
 {
     const geom *g = n->saved;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
-    if (n->out->numel == 0) return;
-    const int64_t N = n->out->shape[0], img = g->C * g->H * g->W, ncols = n->out->numel / N;
+    if (tg_node_out(n)->numel == 0) return;
+    const int64_t N = tg_node_out(n)->shape[0], img = g->C * g->H * g->W,
+                  ncols = tg_node_out(n)->numel / N;
     for (int64_t i = 0; i < N; i++)
         walk(g, TO_COLS, dt, (const char *)n->in[0]->data + (size_t)(i * img) * es,
-             (char *)n->out->data + (size_t)(i * ncols) * es);
+             (char *)tg_node_out(n)->data + (size_t)(i * ncols) * es);
 }
 
 /* dx += fold(dy) */
 void tg_unfold_bwd(tg_node *n)
 {
     const geom *g = n->saved;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
-    if (n->out->numel == 0) return;
-    const int64_t N = n->out->shape[0], img = g->C * g->H * g->W, ncols = n->out->numel / N;
+    if (tg_node_out(n)->numel == 0) return;
+    const int64_t N = tg_node_out(n)->shape[0], img = g->C * g->H * g->W,
+                  ncols = tg_node_out(n)->numel / N;
     for (int64_t i = 0; i < N; i++)
         walk(g, ADD_IMG, dt, (char *)n->in[0]->grad->data + (size_t)(i * img) * es,
-             (char *)n->out->grad->data + (size_t)(i * ncols) * es);
+             (char *)tg_node_out(n)->grad->data + (size_t)(i * ncols) * es);
 }
 
 tg_tensor *tg_unfold(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw, const tg_conv2d_opts *o)
@@ -654,13 +657,14 @@ tg_tensor *tg_unfold(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw, const tg
 void tg_fold_fwd(tg_node *n)
 {
     const geom *g = n->saved;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
-    memset(n->out->data, 0, (size_t)n->out->numel * es);
-    if (n->out->numel == 0 || n->in[0]->numel == 0) return;
-    const int64_t N = n->out->shape[0], img = n->out->numel / N, ncols = n->in[0]->numel / N;
+    memset(tg_node_out(n)->data, 0, (size_t)tg_node_out(n)->numel * es);
+    if (tg_node_out(n)->numel == 0 || n->in[0]->numel == 0) return;
+    const int64_t N = tg_node_out(n)->shape[0], img = tg_node_out(n)->numel / N,
+                  ncols = n->in[0]->numel / N;
     for (int64_t i = 0; i < N; i++)
-        walk(g, ADD_IMG, dt, (char *)n->out->data + (size_t)(i * img) * es,
+        walk(g, ADD_IMG, dt, (char *)tg_node_out(n)->data + (size_t)(i * img) * es,
              (char *)n->in[0]->data + (size_t)(i * ncols) * es);
 }
 
@@ -668,12 +672,13 @@ void tg_fold_fwd(tg_node *n)
 void tg_fold_bwd(tg_node *n)
 {
     const geom *g = n->saved;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
-    if (n->out->numel == 0 || n->in[0]->numel == 0) return;
-    const int64_t N = n->out->shape[0], img = n->out->numel / N, ncols = n->in[0]->numel / N;
+    if (tg_node_out(n)->numel == 0 || n->in[0]->numel == 0) return;
+    const int64_t N = tg_node_out(n)->shape[0], img = tg_node_out(n)->numel / N,
+                  ncols = n->in[0]->numel / N;
     for (int64_t i = 0; i < N; i++)
-        walk(g, ADD_COLS, dt, (const char *)n->out->grad->data + (size_t)(i * img) * es,
+        walk(g, ADD_COLS, dt, (const char *)tg_node_out(n)->grad->data + (size_t)(i * img) * es,
              (char *)n->in[0]->grad->data + (size_t)(i * ncols) * es);
 }
 

@@ -12,7 +12,7 @@ typedef struct custom_saved {
 void tg_custom_fwd(tg_node *n)
 {
     const custom_saved *s = n->saved;
-    s->op->forward(s->ctx, n->n_in, (const tg_tensor *const *)n->in, n->out);
+    s->op->forward(s->ctx, n->n_in, (const tg_tensor *const *)n->in, tg_node_out(n));
 }
 
 void tg_custom_bwd(tg_node *n)
@@ -20,7 +20,8 @@ void tg_custom_bwd(tg_node *n)
     const custom_saved *s = n->saved;
     tg_tensor *din[CUSTOM_MAX_IN];
     for (int i = 0; i < n->n_in; i++) din[i] = n->in[i]->requires_grad ? n->in[i]->grad : NULL;
-    s->op->backward(s->ctx, n->n_in, (const tg_tensor *const *)n->in, n->out, n->out->grad, din);
+    s->op->backward(s->ctx, n->n_in, (const tg_tensor *const *)n->in, tg_node_out(n),
+                    tg_node_out(n)->grad, din);
 }
 
 void tg_custom_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
@@ -28,7 +29,7 @@ void tg_custom_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *wan
     const custom_saved *s = n->saved;
     for (int i = 0; i < n->n_in && !tp->err; i++) {
         if (!want[i]) continue;
-        dx[i] = s->op->vjp(s->ctx, tp, n->n_in, n->in, n->out, dy, i);
+        dx[i] = s->op->vjp(s->ctx, tp, n->n_in, n->in, tg_node_out(n), dy, i);
         if (!dx[i] && !tp->err)
             tg_fail(tp, TG_EARG,
                     "tg_gradients: the vjp of custom op %s returned NULL for input "

@@ -115,7 +115,7 @@ static inline T FN(div_db)(T dy, T a, T b, T y) { return -dy * y / b; }
 TG_INLINE void FN(unary_fwd)(tg_node *n, T (*f)(T x, T a), int64_t i0, int64_t i1)
 {
     const T *restrict x = n->in[0]->data;
-    T *restrict y = n->out->data;
+    T *restrict y = tg_node_out(n)->data;
     const T a = (T)tg_node_attr(n)->scalar;
     for (int64_t i = i0; i < i1; i++) y[i] = f(x[i], a);
 }
@@ -124,8 +124,8 @@ TG_INLINE void FN(unary_fwd)(tg_node *n, T (*f)(T x, T a), int64_t i0, int64_t i
 TG_INLINE void FN(unary_bwd)(tg_node *n, T (*df)(T dy, T x, T y, T a), int64_t i0, int64_t i1,
                              int beta)
 {
-    const T *restrict x = n->in[0]->data, *restrict y = n->out->data;
-    const T *restrict dy = n->out->grad->data;
+    const T *restrict x = n->in[0]->data, *restrict y = tg_node_out(n)->data;
+    const T *restrict dy = tg_node_out(n)->grad->data;
     T *restrict dx = n->in[0]->grad->data;
     const T a = (T)tg_node_attr(n)->scalar;
     if (beta)
@@ -144,8 +144,8 @@ TG_INLINE void FN(vm_part)(tg_node *n, int64_t i0, int64_t i1, bool bwd, int bet
                            T (*post)(T dy, T x, T u, T a))
 {
     const T *restrict x = n->in[0]->data;
-    const T *restrict dy = bwd ? n->out->grad->data : NULL;
-    T *restrict out = bwd ? n->in[0]->grad->data : n->out->data;
+    const T *restrict dy = bwd ? tg_node_out(n)->grad->data : NULL;
+    T *restrict out = bwd ? n->in[0]->grad->data : tg_node_out(n)->data;
     const T a = (T)tg_node_attr(n)->scalar;
     T u[TG_VM_BLOCK];
     for (int64_t b = i0; b < i1; b += TG_VM_BLOCK) {

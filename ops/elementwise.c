@@ -55,7 +55,7 @@ typedef struct bcast {
 
 static void bcast_init(bcast *c, const tg_node *n)
 {
-    const tg_tensor *y = n->out, *a = n->in[0], *b = n->in[1];
+    const tg_tensor *y = tg_node_out(n), *a = n->in[0], *b = n->in[1];
     int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS], ta = 1, tb = 1;
     for (int d = y->ndim - 1; d >= 0; d--) { /* row-major strides, 0 where broadcast */
         int ja = d - (y->ndim - a->ndim), jb = d - (y->ndim - b->ndim);
@@ -115,10 +115,11 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
         }
         shape = buf;
     }
-    tg_node *n = tg_op_begin(tp, op, 2, in, nd, shape);
+    tg_node *n =
+        shape == a->shape ? tg_op_begin_like(tp, op, 2, in) : tg_op_begin(tp, op, 2, in, nd, shape);
     if (!n) return NULL;
     tg_node_attr(n)->binary.layout =
-        layout(a, b, nd, shape, n->out->numel, &tg_node_attr(n)->binary.row);
+        layout(a, b, nd, shape, tg_node_out(n)->numel, &tg_node_attr(n)->binary.row);
     return tg_op_finish(tp, n);
 }
 
@@ -142,11 +143,11 @@ typedef struct sum_ctx {
 } sum_ctx;
 static void scalar_grad(tg_node *n, int pass, void (*part)(void *ctx, int p))
 {
-    const int64_t len = n->out->numel;
+    const int64_t len = tg_node_out(n)->numel;
     sum_ctx c = {.n = n, .pass = pass, .count = tg_sum_parts(len)};
     tg_par_parts(len, c.count, part, &c);
     void *d = n->in[pass == DA ? 0 : 1]->grad->data;
-    if (n->out->dtype == TG_F32) {
+    if (tg_node_out(n)->dtype == TG_F32) {
         float s = c.f32[0];
         for (int p = 1; p < c.count; p++) s += c.f32[p];
         *(float *)d += s;
@@ -158,40 +159,41 @@ static void scalar_grad(tg_node *n, int pass, void (*part)(void *ctx, int p))
 }
 
 #define BINARY_KERNELS(op)                                                                         \
-    static void op##_fwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)                        \
+    static inline void op##_fwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)                 \
     {                                                                                              \
         (void)beta;                                                                                \
-        if (n->out->dtype == TG_F32) binary_fwd_part_f32(n, op##_f32, i0, i1);                     \
+        if (tg_node_out(n)->dtype == TG_F32) binary_fwd_part_f32(n, op##_f32, i0, i1);             \
         else binary_fwd_part_f64(n, op##_f64, i0, i1);                                             \
     }                                                                                              \
-    static void op##_bwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)                        \
+    static inline void op##_bwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)                 \
     {                                                                                              \
         (void)beta;                                                                                \
-        if (n->out->dtype == TG_F32) binary_bwd_part_f32(n, op##_da_f32, op##_db_f32, i0, i1);     \
+        if (tg_node_out(n)->dtype == TG_F32)                                                       \
+            binary_bwd_part_f32(n, op##_da_f32, op##_db_f32, i0, i1);                              \
         else binary_bwd_part_f64(n, op##_da_f64, op##_db_f64, i0, i1);                             \
     }                                                                                              \
     static void op##_sum_part(void *ctx, int p)                                                    \
     {                                                                                              \
         sum_ctx *c = ctx;                                                                          \
-        if (c->n->out->dtype == TG_F32)                                                            \
+        if (tg_node_out(c->n)->dtype == TG_F32)                                                    \
             c->f32[p] = ew_sum_part_f32(c->n, c->pass, p, c->count, op##_da_f32, op##_db_f32);     \
         else c->f64[p] = ew_sum_part_f64(c->n, c->pass, p, c->count, op##_da_f64, op##_db_f64);    \
     }                                                                                              \
     void tg_##op##_fwd(tg_node *n)                                                                 \
     {                                                                                              \
         if (!flat(n)) {                                                                            \
-            if (n->out->dtype == TG_F32) binary_fwd_f32(n, op##_f32);                              \
+            if (tg_node_out(n)->dtype == TG_F32) binary_fwd_f32(n, op##_f32);                      \
             else binary_fwd_f64(n, op##_f64);                                                      \
-        } else tg_par_run(n, n->out->numel, op##_fwd_part, 0);                                     \
+        } else TG_PAR_RUN(n, tg_node_out(n)->numel, op##_fwd_part, 0);                             \
     }                                                                                              \
     void tg_##op##_bwd(tg_node *n)                                                                 \
     {                                                                                              \
         if (!flat(n)) {                                                                            \
-            if (n->out->dtype == TG_F32) binary_bwd_f32(n, op##_da_f32, op##_db_f32);              \
+            if (tg_node_out(n)->dtype == TG_F32) binary_bwd_f32(n, op##_da_f32, op##_db_f32);      \
             else binary_bwd_f64(n, op##_da_f64, op##_db_f64);                                      \
             return;                                                                                \
         }                                                                                          \
-        tg_par_run(n, n->out->numel, op##_bwd_part, 0);                                            \
+        TG_PAR_RUN(n, tg_node_out(n)->numel, op##_bwd_part, 0);                                    \
         if (tg_node_attr(n)->binary.layout == A_SCALAR && n->in[0]->requires_grad)                 \
             scalar_grad(n, DA, op##_sum_part);                                                     \
         if (tg_node_attr(n)->binary.layout == B_SCALAR && n->in[1]->requires_grad)                 \
@@ -242,5 +244,5 @@ void tg_div_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, 
 {
     tg_tensor *q = tg_div(tp, dy, n->in[1]);
     if (want[0]) dx[0] = to(tp, q, n->in[0]);
-    if (want[1]) dx[1] = to(tp, tg_neg(tp, tg_mul(tp, q, n->out)), n->in[1]);
+    if (want[1]) dx[1] = to(tp, tg_neg(tp, tg_mul(tp, q, tg_node_out(n))), n->in[1]);
 }

@@ -1,6 +1,6 @@
 /* ops/internal.h: what op kernels share. Kernels serve TG_F32 and TG_F64: the scalar math of
  * the elementwise ops and activations is written once per element in ops/elem_t.h and
- * applied by a loop per dtype (ops/elem.h); other kernels dispatch on n->out->dtype. */
+ * applied by a loop per dtype (ops/elem.h); other kernels dispatch on tg_node_out(n)->dtype. */
 #ifndef TAPEGRAD_OPS_INTERNAL_H
 #define TAPEGRAD_OPS_INTERNAL_H
 
@@ -37,7 +37,7 @@ static inline tg_tensor *tg_const_like(tg_tape *tp, const tg_tensor *t, double v
 /* Calls fn##_f32(n) or fn##_f64(n) by the output's dtype. */
 #define TG_DISPATCH(n, fn)                                                                         \
     do {                                                                                           \
-        if ((n)->out->dtype == TG_F32) fn##_f32(n);                                                \
+        if (tg_node_out(n)->dtype == TG_F32) fn##_f32(n);                                          \
         else fn##_f64(n);                                                                          \
     } while (0)
 

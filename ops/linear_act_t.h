@@ -53,8 +53,8 @@ TG_VEC_CLONES
 static void FN(la_rows)(tg_node *n, int pass, int64_t r0, int64_t r1)
 {
     const int64_t cols = tg_node_attr(n)->linear.cols, i0 = r0 * cols, i1 = r1 * cols;
-    T *y = n->out->data, *dz = n->saved;
-    const T *b = n->in[2]->data, *dy = pass ? n->out->grad->data : NULL;
+    T *y = tg_node_out(n)->data, *dz = n->saved;
+    const T *b = n->in[2]->data, *dy = pass ? tg_node_out(n)->grad->data : NULL;
     const T a = (T)tg_node_attr(n)->linear.alpha;
     switch (tg_node_attr(n)->linear.act * 2 + pass) {
     case TG_ACT_RELU * 2: FN(bias_act)(y, b, a, r0, r1, cols, FN(relu)); break;

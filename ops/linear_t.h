@@ -6,12 +6,12 @@
 static void FN(linear_bias)(tg_node *n, int64_t rows, int64_t cols)
 {
     const T *b = n->in[2]->data;
-    T *y = n->out->data;
+    T *y = tg_node_out(n)->data;
     for (int64_t r = 0; r < rows; r++) memcpy(y + r * cols, b, (size_t)cols * sizeof(T));
 }
 static void FN(linear_dbias)(tg_node *n, int64_t rows, int64_t cols, bool add)
 {
-    const T *dy = n->out->grad->data;
+    const T *dy = tg_node_out(n)->grad->data;
     T *db = n->in[2]->grad->data;
     if (!add) memset(db, 0, (size_t)cols * sizeof(T));
     if (cols == 0) return; /* rows may be 2^48 */

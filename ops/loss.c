@@ -13,12 +13,12 @@ typedef double (*pair_fn)(double p, double t, double c, double eps);
 
 TG_INLINE void pair_fwd(tg_node *n, pair_fn phi)
 {
-    if (n->out->dtype == TG_F32) pair_fwd_f32(n, phi);
+    if (tg_node_out(n)->dtype == TG_F32) pair_fwd_f32(n, phi);
     else pair_fwd_f64(n, phi);
 }
 TG_INLINE void pair_bwd(tg_node *n, pair_fn dphi_dp, pair_fn dphi_dt)
 {
-    if (n->out->dtype == TG_F32) pair_bwd_f32(n, dphi_dp, dphi_dt);
+    if (tg_node_out(n)->dtype == TG_F32) pair_bwd_f32(n, dphi_dp, dphi_dt);
     else pair_bwd_f64(n, dphi_dp, dphi_dt);
 }
 

@@ -24,16 +24,16 @@ static void mm_dims(const tg_node *n, int64_t *B, int64_t *m, int64_t *k, int64_
 
 void tg_matmul_fwd(tg_node *n)
 {
-    tg_tape *tp = n->out->tape;
+    tg_tape *tp = tg_node_out(n)->tape;
     int64_t B, m, k, nn;
     bool ab, bb;
     mm_dims(n, &B, &m, &k, &nn, &ab, &bb);
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
     const char *a = n->in[0]->data, *b = n->in[1]->data;
-    char *y = n->out->data;
-    if (n->out->numel == 0) return; /* else B <= numel: the loop below is bounded */
-    if (!bb) {                      /* shared b: fold the batch into the rows */
+    char *y = tg_node_out(n)->data;
+    if (tg_node_out(n)->numel == 0) return; /* else B <= numel: the loop below is bounded */
+    if (!bb) {                              /* shared b: fold the batch into the rows */
         gemm(tp, dt, false, false, (ab ? B : 1) * m, nn, k, a, b, 0.0, y);
         return;
     }
@@ -44,17 +44,17 @@ void tg_matmul_fwd(tg_node *n)
 
 void tg_matmul_bwd(tg_node *n)
 {
-    tg_tape *tp = n->out->tape;
+    tg_tape *tp = tg_node_out(n)->tape;
     int64_t B, m, k, nn;
     bool ab, bb;
     mm_dims(n, &B, &m, &k, &nn, &ab, &bb);
     tg_tensor *A = n->in[0], *Bt = n->in[1];
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
-    const char *dy = n->out->grad->data;
+    const char *dy = tg_node_out(n)->grad->data;
     /* beta 0 writes a gradient nothing has reached yet (tg_grad_beta), 1 adds to it. Each
      * beta is taken right before the first write, so matmul(a, a) adds its second part. */
-    if (n->out->numel == 0) { /* dy is empty: the gradients get zeros, B may be 2^40 */
+    if (tg_node_out(n)->numel == 0) { /* dy is empty: the gradients get zeros, B may be 2^40 */
         if (A->requires_grad && !tg_grad_beta(A)) memset(A->grad->data, 0, (size_t)A->numel * es);
         if (Bt->requires_grad && !tg_grad_beta(Bt))
             memset(Bt->grad->data, 0, (size_t)Bt->numel * es);
@@ -135,9 +135,10 @@ void tg_matmul_t_fwd(tg_node *n)
 {
     const int64_t m = tg_node_attr(n)->matmul.m, k = tg_node_attr(n)->matmul.k,
                   nn = tg_node_attr(n)->matmul.n;
-    if (n->out->numel == 0) return;
-    gemm(n->out->tape, (tg_dtype)n->out->dtype, tg_node_attr(n)->matmul.ta,
-         tg_node_attr(n)->matmul.tb, m, nn, k, n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
+    if (tg_node_out(n)->numel == 0) return;
+    gemm(tg_node_out(n)->tape, (tg_dtype)tg_node_out(n)->dtype, tg_node_attr(n)->matmul.ta,
+         tg_node_attr(n)->matmul.tb, m, nn, k, n->in[0]->data, n->in[1]->data, 0.0,
+         tg_node_out(n)->data);
 }
 
 /* da = dy·op(b)ᵀ (ta: op(b)·dyᵀ), db = op(a)ᵀ·dy (tb: dyᵀ·op(a)), as GEMMs with flags. */
@@ -147,15 +148,15 @@ void tg_matmul_t_bwd(tg_node *n)
                   nn = tg_node_attr(n)->matmul.n;
     const bool ta = tg_node_attr(n)->matmul.ta, tb = tg_node_attr(n)->matmul.tb;
     tg_tensor *A = n->in[0], *Bt = n->in[1];
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     size_t es = tg_dtype_size(dt);
-    if (n->out->numel == 0) { /* dy is empty: the gradients get zeros */
+    if (tg_node_out(n)->numel == 0) { /* dy is empty: the gradients get zeros */
         if (A->requires_grad && !tg_grad_beta(A)) memset(A->grad->data, 0, (size_t)A->numel * es);
         if (Bt->requires_grad && !tg_grad_beta(Bt))
             memset(Bt->grad->data, 0, (size_t)Bt->numel * es);
         return;
     }
-    const void *dy = n->out->grad->data;
+    const void *dy = tg_node_out(n)->grad->data;
     tg_gemm_args ga, gb;
     if (A->requires_grad)
         ga =
@@ -165,7 +166,8 @@ void tg_matmul_t_bwd(tg_node *n)
         gb = tb ? (tg_gemm_args){true, ta, nn, k, m, dy, A->data, tg_grad_beta(Bt), Bt->grad->data}
                 : (tg_gemm_args){!ta,           false, k, nn, m, A->data, dy, tg_grad_beta(Bt),
                                  Bt->grad->data};
-    tg_gemm_pair(n->out->tape, dt, A->requires_grad ? &ga : NULL, Bt->requires_grad ? &gb : NULL);
+    tg_gemm_pair(tg_node_out(n)->tape, dt, A->requires_grad ? &ga : NULL,
+                 Bt->requires_grad ? &gb : NULL);
 }
 
 tg_tensor *tg_matmul_t(tg_tape *tp, tg_tensor *a, tg_tensor *b, bool ta, bool tb)
@@ -204,24 +206,25 @@ tg_tensor *tg_matmul_t(tg_tape *tp, tg_tensor *a, tg_tensor *b, bool ta, bool tb
 
 void tg_linear_fwd(tg_node *n)
 {
-    tg_tape *tp = n->out->tape;
+    tg_tape *tp = tg_node_out(n)->tape;
     int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
             cols = tg_node_attr(n)->linear.cols;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
-    if (n->out->numel == 0) return; /* rows may be 2^48 with cols = 0 */
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
+    if (tg_node_out(n)->numel == 0) return; /* rows may be 2^48 with cols = 0 */
     if (dt == TG_F32) linear_bias_f32(n, rows, cols);
     else linear_bias_f64(n, rows, cols);
-    gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 1.0, n->out->data);
+    gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 1.0,
+         tg_node_out(n)->data);
 }
 
 void tg_linear_bwd(tg_node *n)
 {
-    tg_tape *tp = n->out->tape;
+    tg_tape *tp = tg_node_out(n)->tape;
     int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
             cols = tg_node_attr(n)->linear.cols;
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    tg_dtype dt = (tg_dtype)n->out->dtype;
-    const void *dy = n->out->grad->data;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
+    const void *dy = tg_node_out(n)->grad->data;
     /* beta 0 writes a gradient nothing has reached yet (tg_grad_beta), 1 adds to it */
     tg_gemm_args gx, gw;
     if (x->requires_grad)
@@ -300,7 +303,7 @@ static int act_threads(int64_t rows, int64_t cols)
 static void la_rows(tg_node *n, int pass, int64_t rows, int t, int nt)
 {
     int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-    if (n->out->dtype == TG_F32) la_rows_f32(n, pass, r0, r1);
+    if (tg_node_out(n)->dtype == TG_F32) la_rows_f32(n, pass, r0, r1);
     else la_rows_f64(n, pass, r0, r1);
 }
 
@@ -310,7 +313,7 @@ static void la_db(tg_node *n, int64_t rows, int64_t cols, bool db_set, int t, in
     int64_t c0 = t == 0 ? 0 : cols * t / nt / 16 * 16;
     int64_t c1 = t + 1 == nt ? cols : cols * (t + 1) / nt / 16 * 16;
     if (c0 >= c1) return;
-    if (n->out->dtype == TG_F32)
+    if (tg_node_out(n)->dtype == TG_F32)
         la_db_f32(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
     else la_db_f64(n->in[2]->grad->data, n->saved, rows, cols, c0, c1, db_set);
 }
@@ -330,21 +333,22 @@ static void la_pass(tg_node *n, int pass, bool db_set, int64_t rows, int64_t col
 
 void tg_linear_act_fwd(tg_node *n)
 {
-    tg_tape *tp = n->out->tape;
+    tg_tape *tp = tg_node_out(n)->tape;
     int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
             cols = tg_node_attr(n)->linear.cols;
-    tg_dtype dt = (tg_dtype)n->out->dtype;
-    gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 0.0, n->out->data);
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
+    gemm(tp, dt, false, false, rows, cols, k, n->in[0]->data, n->in[1]->data, 0.0,
+         tg_node_out(n)->data);
     if (rows > 0 && cols > 0) la_pass(n, 0, false, rows, cols);
 }
 
 void tg_linear_act_bwd(tg_node *n)
 {
-    tg_tape *tp = n->out->tape;
+    tg_tape *tp = tg_node_out(n)->tape;
     int64_t rows = tg_node_attr(n)->linear.rows, k = tg_node_attr(n)->linear.k,
             cols = tg_node_attr(n)->linear.cols;
     tg_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    tg_dtype dt = (tg_dtype)n->out->dtype;
+    tg_dtype dt = (tg_dtype)tg_node_out(n)->dtype;
     bool db_set = b->requires_grad && tg_grad_beta(b); /* db holds values: add to them */
     if (b->requires_grad && rows == 0 && !db_set)      /* no rows: db is a sum of nothing */
         memset(b->grad->data, 0, (size_t)cols * tg_dtype_size(dt));
@@ -483,7 +487,7 @@ static tg_tensor *act_slope(tg_tape *tp, const tg_tensor *y, double alpha)
 void tg_linear_act_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want,
                        tg_tensor **dx)
 {
-    tg_tensor *y = n->out, *dz = dy;
+    tg_tensor *y = tg_node_out(n), *dz = dy;
     switch (tg_node_attr(n)->linear.act) {
     case TG_ACT_RELU: dz = tg_mul(tp, dy, act_slope(tp, y, 0)); break;
     case TG_ACT_LEAKY_RELU:

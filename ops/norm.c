@@ -71,7 +71,7 @@ void tg_batch_norm_fwd(tg_node *n)
         for (int64_t c = 0; c < C; c++) {
             mean[c] = tg_get(run->mean, c), var[c] = tg_get(run->var, c);
             if (var[c] < 0) {
-                tg_fail(n->out->tape, TG_EARG,
+                tg_fail(tg_node_out(n)->tape, TG_EARG,
                         "tg_batch_norm: running variance[%lld] = %g is negative", (long long)c,
                         var[c]);
                 return;

@@ -12,14 +12,14 @@ TG_INLINE void FN(pair_fwd)(tg_node *n, pair_fn phi)
     double s = 0;
     for (int64_t i = 0, len = n->in[0]->numel; i < len; i++)
         s += phi((double)p[i], (double)t[i], c, eps);
-    *(T *)n->out->data = (T)(s * tg_node_attr(n)->loss.scale);
+    *(T *)tg_node_out(n)->data = (T)(s * tg_node_attr(n)->loss.scale);
 }
 
 TG_INLINE void FN(pair_bwd)(tg_node *n, pair_fn dphi_dp, pair_fn dphi_dt)
 {
     const T *restrict p = n->in[0]->data, *restrict t = n->in[1]->data;
     const double c = tg_node_attr(n)->loss.c, eps = tg_node_attr(n)->loss.eps;
-    const double g = (double)*(const T *)n->out->grad->data * tg_node_attr(n)->loss.scale;
+    const double g = (double)*(const T *)tg_node_out(n)->grad->data * tg_node_attr(n)->loss.scale;
     const int64_t len = n->in[0]->numel;
     if (n->in[0]->requires_grad) {
         T *dp = n->in[0]->grad->data;

@@ -54,28 +54,28 @@ static void run_planes(const pool_geom *g, int which, bool f32, const void *in, 
 static void pass(const tg_node *n, int which, const void *in, void *out)
 {
     const pool_geom *g = n->saved;
-    if (n->out->numel == 0) return;
+    if (tg_node_out(n)->numel == 0) return;
     /* per output, the window clipped to the plane: at most kh·kw and at most H·W */
     double per = fmin((double)g->kh * (double)g->kw, (double)(g->H * g->W));
-    double work = (double)n->out->numel * (which == MAX_BWD ? 1.0 : per);
+    double work = (double)tg_node_out(n)->numel * (which == MAX_BWD ? 1.0 : per);
     int nt = tg_get_num_threads();
     if (nt < 1 || work < POOL_PARALLEL_MIN || g->planes < 2) nt = 1;
     if (nt > g->planes) nt = (int)g->planes;
-    bool f32 = n->out->dtype == TG_F32;
+    bool f32 = tg_node_out(n)->dtype == TG_F32;
     TG_OMP_FOR("omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)")
     for (int t = 0; t < nt; t++)
         run_planes(g, which, f32, in, out, g->planes * t / nt, g->planes * (t + 1) / nt);
 }
 
-void tg_max_pool2d_fwd(tg_node *n) { pass(n, MAX_FWD, n->in[0]->data, n->out->data); }
+void tg_max_pool2d_fwd(tg_node *n) { pass(n, MAX_FWD, n->in[0]->data, tg_node_out(n)->data); }
 void tg_max_pool2d_bwd(tg_node *n)
 {
-    if (n->in[0]->requires_grad) pass(n, MAX_BWD, n->out->grad->data, n->in[0]->grad->data);
+    if (n->in[0]->requires_grad) pass(n, MAX_BWD, tg_node_out(n)->grad->data, n->in[0]->grad->data);
 }
-void tg_avg_pool2d_fwd(tg_node *n) { pass(n, AVG_FWD, n->in[0]->data, n->out->data); }
+void tg_avg_pool2d_fwd(tg_node *n) { pass(n, AVG_FWD, n->in[0]->data, tg_node_out(n)->data); }
 void tg_avg_pool2d_bwd(tg_node *n)
 {
-    if (n->in[0]->requires_grad) pass(n, AVG_BWD, n->out->grad->data, n->in[0]->grad->data);
+    if (n->in[0]->requires_grad) pass(n, AVG_BWD, tg_node_out(n)->grad->data, n->in[0]->grad->data);
 }
 
 /* ---- the wrappers ---- */
@@ -126,7 +126,7 @@ static tg_tensor *pool(tg_tape *tp, int op, tg_tensor *x, const tg_pool2d_opts *
     tg_node *n = tg_op_begin(tp, op, 1, &x, 4, shape);
     if (!n) return NULL;
     bool args = op == TG_OP_max_pool2d && tg_op_records(tp, 1, &x);
-    size_t bytes = sizeof(pool_geom) + (args ? (size_t)n->out->numel * sizeof(int64_t) : 0);
+    size_t bytes = sizeof(pool_geom) + (args ? (size_t)tg_node_out(n)->numel * sizeof(int64_t) : 0);
     pool_geom *g = tg_op_save(tp, n, bytes);
     if (!g) return NULL;
     *g = (pool_geom){x->shape[0] * x->shape[1],
@@ -224,7 +224,7 @@ void tg_max_pool2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
     (void)want;
     const pool_geom *g = n->saved;
     int64_t s[4];
-    if (n->out->numel == 0) {
+    if (tg_node_out(n)->numel == 0) {
         dx[0] = tg_const_like(tp, n->in[0], 0);
         return;
     }
@@ -248,7 +248,7 @@ void tg_avg_pool2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
     (void)want;
     const pool_geom *g = n->saved;
     int64_t s[4];
-    if (n->out->numel == 0) {
+    if (tg_node_out(n)->numel == 0) {
         dx[0] = tg_const_like(tp, n->in[0], 0);
         return;
     }

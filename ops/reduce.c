@@ -111,7 +111,7 @@ void tg_max_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, 
     if (!mask) return;
     int64_t len = tg_node_attr(n)->view.len, inner = tg_node_attr(n)->view.inner;
     const int64_t *arg = n->saved;
-    for (int64_t o = 0; o < tg_node_attr(n)->view.outer && n->out->numel; o++)
+    for (int64_t o = 0; o < tg_node_attr(n)->view.outer && tg_node_out(n)->numel; o++)
         for (int64_t k = 0; k < inner; k++)
             tg_set(mask, (o * len + arg[o * inner + k]) * inner + k, 1);
     dx[0] = tg_mul(tp, spread(tp, n, dy), mask);

@@ -44,7 +44,7 @@ static void FN(sum_rows)(const tg_node *n, int64_t o0, int64_t o1, int64_t k0, i
 {
     const int64_t len = tg_node_attr(n)->view.len, inner = tg_node_attr(n)->view.inner;
     const T *x = n->in[0]->data;
-    T *y = n->out->data;
+    T *y = tg_node_out(n)->data;
     const T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;
     if (inner == 1) { /* each output a contiguous run */
         for (int64_t o = o0; o < o1; o++) y[o] = FN(sum_long)(x + o * len, len) * scale;
@@ -78,7 +78,7 @@ static void FN(sum_fwd)(tg_node *n)
 {
     const int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
                   inner = tg_node_attr(n)->view.inner;
-    if (n->out->numel == 0) return;
+    if (tg_node_out(n)->numel == 0) return;
     const int nt = len >= TG_PAR_MIN && inner == 1 ? 1 : tg_par_threads(n->in[0]->numel);
     if (nt > 1 && outer >= nt) tg_par_range(n, outer, 1, nt, FN(sum_rows_part), 0);
     else if (nt > 1 && inner >= 16 * nt) tg_par_range(n, inner, 16, nt, FN(sum_cols_part), 0);
@@ -91,7 +91,7 @@ static void FN(sum_bwd_part)(tg_node *n, int64_t i0, int64_t i1, int beta)
 {
     (void)beta;
     const int64_t len = tg_node_attr(n)->view.len, inner = tg_node_attr(n)->view.inner;
-    const T *dy = n->out->grad->data;
+    const T *dy = tg_node_out(n)->grad->data;
     T *dx = n->in[0]->grad->data;
     const T scale = n->op == TG_OP_mean ? (T)(1.0 / (double)len) : (T)1;
     if (inner == 1) {
@@ -112,7 +112,7 @@ static void FN(sum_bwd)(tg_node *n)
 {
     const int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
                   inner = tg_node_attr(n)->view.inner;
-    if (n->out->numel == 0) return;
+    if (tg_node_out(n)->numel == 0) return;
     if (inner == 1) tg_par_run(n, outer * len, FN(sum_bwd_part), 0);
     else tg_par_range(n, outer * len, 1, tg_par_threads(n->in[0]->numel), FN(sum_bwd_part), 0);
 }
@@ -121,9 +121,9 @@ static void FN(max_fwd)(tg_node *n)
     int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len;
     int64_t inner = tg_node_attr(n)->view.inner;
     const T *x = n->in[0]->data;
-    T *y = n->out->data;
+    T *y = tg_node_out(n)->data;
     int64_t *arg = n->saved;
-    if (n->out->numel == 0) return; /* else len >= 1 (the wrapper checks) */
+    if (tg_node_out(n)->numel == 0) return; /* else len >= 1 (the wrapper checks) */
     for (int64_t o = 0; o < outer; o++)
         for (int64_t k = 0; k < inner; k++) {
             const T *xs = x + o * len * inner + k;
@@ -142,10 +142,10 @@ static void FN(max_bwd)(tg_node *n)
 {
     int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len;
     int64_t inner = tg_node_attr(n)->view.inner;
-    const T *dy = n->out->grad->data;
+    const T *dy = tg_node_out(n)->grad->data;
     T *dx = n->in[0]->grad->data;
     const int64_t *arg = n->saved;
-    if (n->out->numel == 0) return;
+    if (tg_node_out(n)->numel == 0) return;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t k = 0; k < inner; k++)
             dx[(o * len + arg[o * inner + k]) * inner + k] += dy[o * inner + k];

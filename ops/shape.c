@@ -5,8 +5,8 @@
 /* ---- reshape: the same elements in a new shape ---- */
 void tg_reshape_fwd(tg_node *n)
 {
-    memcpy(n->out->data, n->in[0]->data,
-           (size_t)n->out->numel * tg_dtype_size((tg_dtype)n->out->dtype));
+    memcpy(tg_node_out(n)->data, n->in[0]->data,
+           (size_t)tg_node_out(n)->numel * tg_dtype_size((tg_dtype)tg_node_out(n)->dtype));
 }
 
 #define ADD_KERNEL(T, SFX)                                                                         \
@@ -26,7 +26,8 @@ static void add_into(tg_dtype dt, void *d, const void *s, int64_t len)
 void tg_reshape_bwd(tg_node *n)
 {
     if (n->in[0]->requires_grad)
-        add_into((tg_dtype)n->out->dtype, n->in[0]->grad->data, n->out->grad->data, n->out->numel);
+        add_into((tg_dtype)tg_node_out(n)->dtype, n->in[0]->grad->data, tg_node_out(n)->grad->data,
+                 tg_node_out(n)->numel);
 }
 
 tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
@@ -83,16 +84,18 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
 /* Empty tensors return first: [2^40, 2^8, 0] would otherwise loop 2^48 times over nothing. */
 void tg_transpose_fwd(tg_node *n)
 {
-    if (n->out->numel == 0) return;
-    if (n->out->dtype == TG_F32) transpose_f32(n, n->in[0]->data, n->out->data, false);
-    else transpose_f64(n, n->in[0]->data, n->out->data, false);
+    if (tg_node_out(n)->numel == 0) return;
+    if (tg_node_out(n)->dtype == TG_F32)
+        transpose_f32(n, n->in[0]->data, tg_node_out(n)->data, false);
+    else transpose_f64(n, n->in[0]->data, tg_node_out(n)->data, false);
 }
 
 void tg_transpose_bwd(tg_node *n)
 {
-    if (!n->in[0]->requires_grad || n->out->numel == 0) return;
-    if (n->out->dtype == TG_F32) transpose_f32(n, n->out->grad->data, n->in[0]->grad->data, true);
-    else transpose_f64(n, n->out->grad->data, n->in[0]->grad->data, true);
+    if (!n->in[0]->requires_grad || tg_node_out(n)->numel == 0) return;
+    if (tg_node_out(n)->dtype == TG_F32)
+        transpose_f32(n, tg_node_out(n)->grad->data, n->in[0]->grad->data, true);
+    else transpose_f64(n, tg_node_out(n)->grad->data, n->in[0]->grad->data, true);
 }
 
 tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int a0, int a1)
@@ -161,21 +164,21 @@ void tg_slice_fwd(tg_node *n)
     int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
             inner = tg_node_attr(n)->view.inner;
     int64_t start = tg_node_attr(n)->view.start;
-    if (n->out->numel == 0) return;
-    int64_t rows = n->out->numel / (outer * inner);
-    copy_block(tg_dtype_size((tg_dtype)n->out->dtype), n->out->data, n->in[0]->data, outer, rows,
-               inner, rows, 0, len, start);
+    if (tg_node_out(n)->numel == 0) return;
+    int64_t rows = tg_node_out(n)->numel / (outer * inner);
+    copy_block(tg_dtype_size((tg_dtype)tg_node_out(n)->dtype), tg_node_out(n)->data, n->in[0]->data,
+               outer, rows, inner, rows, 0, len, start);
 }
 
 void tg_slice_bwd(tg_node *n)
 {
-    if (!n->in[0]->requires_grad || n->out->numel == 0) return;
+    if (!n->in[0]->requires_grad || tg_node_out(n)->numel == 0) return;
     int64_t outer = tg_node_attr(n)->view.outer, len = tg_node_attr(n)->view.len,
             inner = tg_node_attr(n)->view.inner;
     int64_t start = tg_node_attr(n)->view.start;
-    int64_t rows = n->out->numel / (outer * inner);
-    add_block((tg_dtype)n->out->dtype, n->in[0]->grad->data, n->out->grad->data, outer, rows, inner,
-              len, start, rows, 0);
+    int64_t rows = tg_node_out(n)->numel / (outer * inner);
+    add_block((tg_dtype)tg_node_out(n)->dtype, n->in[0]->grad->data, tg_node_out(n)->grad->data,
+              outer, rows, inner, len, start, rows, 0);
 }
 
 tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t end)
@@ -212,11 +215,12 @@ void tg_concat_fwd(tg_node *n)
             inner = tg_node_attr(n)->view.inner;
     int64_t off = 0;
     int ax = tg_node_attr(n)->view.axis;
-    size_t es = tg_dtype_size((tg_dtype)n->out->dtype);
+    size_t es = tg_dtype_size((tg_dtype)tg_node_out(n)->dtype);
     for (int k = 0; k < n->n_in; k++) {
         int64_t rows = n->in[k]->shape[ax];
         if (rows && outer && inner)
-            copy_block(es, n->out->data, n->in[k]->data, outer, rows, inner, len, off, rows, 0);
+            copy_block(es, tg_node_out(n)->data, n->in[k]->data, outer, rows, inner, len, off, rows,
+                       0);
         off += rows;
     }
 }
@@ -230,8 +234,8 @@ void tg_concat_bwd(tg_node *n)
     for (int k = 0; k < n->n_in; k++) {
         int64_t rows = n->in[k]->shape[ax];
         if (n->in[k]->requires_grad && rows && outer && inner)
-            add_block((tg_dtype)n->out->dtype, n->in[k]->grad->data, n->out->grad->data, outer,
-                      rows, inner, rows, 0, len, off);
+            add_block((tg_dtype)tg_node_out(n)->dtype, n->in[k]->grad->data,
+                      tg_node_out(n)->grad->data, outer, rows, inner, rows, 0, len, off);
         off += rows;
     }
 }
@@ -299,7 +303,7 @@ FILL_KERNEL(double, f64)
  * (add) added from dy into dx (xd and yd then being the gradients). */
 static void pad_rows(const tg_node *n, void *xd, void *yd, bool back, bool add)
 {
-    const tg_tensor *x = n->in[0], *y = n->out;
+    const tg_tensor *x = n->in[0], *y = tg_node_out(n);
     const int64_t *before = n->saved;
     tg_dtype dt = (tg_dtype)y->dtype;
     size_t es = tg_dtype_size(dt);
@@ -334,7 +338,7 @@ static void pad_rows(const tg_node *n, void *xd, void *yd, bool back, bool add)
  * (tg_grad_beta). An empty x leaves only the border; an empty y has an empty x. */
 void tg_pad_fwd(tg_node *n)
 {
-    tg_tensor *y = n->out;
+    tg_tensor *y = tg_node_out(n);
     if (y->numel == 0) return;
     if (y->dtype == TG_F32) fill_f32(y->data, (float)tg_node_attr(n)->scalar, y->numel);
     else fill_f64(y->data, tg_node_attr(n)->scalar, y->numel);
@@ -346,7 +350,7 @@ void tg_pad_bwd(tg_node *n)
     tg_tensor *x = n->in[0];
     if (!x->requires_grad) return;
     bool add = tg_grad_beta(x);
-    if (x->numel) pad_rows(n, x->grad->data, n->out->grad->data, true, add);
+    if (x->numel) pad_rows(n, x->grad->data, tg_node_out(n)->grad->data, true, add);
 }
 
 tg_tensor *tg_pad(tg_tape *tp, tg_tensor *x, const int64_t *before, const int64_t *after,

@@ -60,7 +60,7 @@ void tg_pow_scalar_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool 
 void tg_exp_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     (void)want;
-    dx[0] = tg_mul(tp, dy, n->out);
+    dx[0] = tg_mul(tp, dy, tg_node_out(n));
 }
 void tg_log_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
@@ -70,7 +70,7 @@ void tg_log_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, 
 void tg_sqrt_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
 {
     (void)want;
-    dx[0] = tg_div(tp, tg_mul_scalar(tp, dy, 0.5), n->out);
+    dx[0] = tg_div(tp, tg_mul_scalar(tp, dy, 0.5), tg_node_out(n));
 }
 /* sign(x) has derivative 0, so the second derivative of |x| is 0 (away from 0). */
 void tg_abs_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx)
@@ -91,7 +91,7 @@ static tg_tensor *with_scalar(tg_tape *tp, int op, tg_tensor *x, double c)
         tg_fail(tp, TG_EARG, "tg_%s: the scalar %g is not finite", tg_op_table[op].name, c);
         return NULL;
     }
-    tg_node *n = tg_op_begin(tp, op, 1, &x, x->ndim, x->shape);
+    tg_node *n = tg_op_begin_like(tp, op, 1, &x);
     if (!n) return NULL;
     tg_node_attr(n)->scalar = c;
     return tg_op_finish(tp, n);

@@ -1,4 +1,6 @@
-/* test/test_node.c: the recorded node's layout (autograd/internal.h): each op's attributes
+/* test/test_node.c: the recorded node's layout (autograd/internal.h): an op's output header,
+ * its node and the output's data are one piece, so that each finds the other without a
+ * pointer (tg_node_out, tg_tensor_node), over block boundaries too; each op's attributes
  * take only the bytes of its ops.def attr column, and with the self-checks on
  * (tp->poison_grads) an op that writes past them fails with TG_ESTATE instead of
  * overwriting its output. */
@@ -54,5 +56,64 @@ static void test_attr_overrun(void)
     tg_tensor_free(x);
 }
 
-static const check_case cases[] = {TEST(test_attr_bytes), TEST(test_attr_overrun)};
+/* For every recorded node: its output's header right before it, the output's data right
+ * after its inputs and attributes (on a cache line from 64 bytes), and back. */
+static int bad_layout(tg_tape *tp)
+{
+    int bad = 0;
+    for (const tg_node *n = tp->head; n; n = n->next) {
+        const tg_tensor *y = tg_node_out(n);
+        size_t bytes = (size_t)y->numel * tg_dtype_size((tg_dtype)y->dtype);
+        const unsigned char *end =
+            (const unsigned char *)tg_node_attr(n) + tg_op_table[n->op].attr_bytes;
+        const unsigned char *d = y->data;
+        bad += (const unsigned char *)n != (const unsigned char *)y + TG_TENSOR_BYTES(y->ndim);
+        bad += tg_tensor_node(y) != n || !y->recorded || (uintptr_t)y % 16 || (uintptr_t)n % 8;
+        bad += bytes < 64 ? d != end : d < end || d >= end + 64 || (uintptr_t)d % 64;
+    }
+    return bad;
+}
+
+static void test_layout(void)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        tg_dtype t = dt ? TG_F64 : TG_F32;
+        tg_tensor *s = tg_tensor_new(t, 0, NULL), *v = tg_tensor_new(t, 1, (int64_t[]){40});
+        tg_tensor *m = tg_tensor_new(t, 2, (int64_t[]){3, 40}),
+                  *w = tg_tensor_new(t, 2, (int64_t[]){40, 5});
+        tg_tensor *b = tg_tensor_new(t, 1, (int64_t[]){5});
+        tg_tensor *leaves[5] = {s, v, m, w, b};
+        for (int i = 0; i < 5; i++) {
+            tg_tensor_fill(leaves[i], 0.25);
+            tg_set_requires_grad(leaves[i], true);
+        }
+        tg_tape *tp = tg_tape_new();
+        for (int gen = 0; gen < 4; gen++) { /* every stagger */
+            tg_tape_reset(tp);
+            tg_tensor *y = s;
+            for (int i = 0; i < 3000; i++) /* 0-D nodes over several blocks */
+                y = i % 2 ? tg_tanh(tp, y) : tg_mul_scalar(tp, y, 0.5);
+            tg_tensor *h = tg_linear(tp, m, w, b); /* 3 inputs, [3,5] */
+            tg_tensor *c = tg_concat(tp, 5, (tg_tensor *[]){v, v, v, v, v}, 0); /* 5 inputs */
+            tg_tensor *r = tg_reshape(tp, tg_exp(tp, m), 4, (int64_t[]){3, 2, 4, 5});
+            tg_tensor *loss = tg_add(
+                tp, tg_add(tp, y, tg_sum(tp, h, TG_ALL_AXES, false)),
+                tg_add(tp, tg_sum(tp, c, TG_ALL_AXES, false), tg_sum(tp, r, TG_ALL_AXES, false)));
+            CHECK(loss && tp->n_nodes > 3000);
+            CHECK(bad_layout(tp) == 0);
+            CHECK(tg_backward(tp, loss) == TG_OK);
+            CHECK(tg_tensor_node(s) == NULL && !s->recorded); /* a leaf */
+        }
+        /* An output that recorded no node says so. */
+        tg_tape_reset(tp);
+        tg_tape_set_grad_mode(tp, false);
+        tg_tensor *y = tg_tanh(tp, v);
+        CHECK(y && !y->recorded && tg_tensor_node(y) == NULL && tp->n_nodes == 0);
+        tg_tape_free(tp);
+        for (int i = 0; i < 5; i++) tg_tensor_free(leaves[i]);
+    }
+}
+
+static const check_case cases[] = {TEST(test_attr_bytes), TEST(test_attr_overrun),
+                                   TEST(test_layout)};
 TEST_MAIN("test_node", cases)
