@@ -14,6 +14,11 @@ static void test_attr_bytes(void)
     CHECK(tg_op_table[TG_OP_add].attr_bytes == sizeof(((tg_attr *)0)->binary));
     CHECK(tg_op_table[TG_OP_matmul].attr_bytes == sizeof(((tg_attr *)0)->matmul));
     CHECK(tg_op_table[TG_OP_reshape].attr_bytes == 0);
+    /* the sizes docs/design.md gives: a 48-byte header and a 32-byte node before its
+     * inputs; 8 bytes of attributes for a scalar op, 16 for add, 40 for matmul */
+    CHECK(sizeof(tg_tensor) == 48 && TG_TENSOR_BYTES(1) == 56 && sizeof(tg_node) == 32);
+    CHECK(tg_op_table[TG_OP_mul_scalar].attr_bytes == 8);
+    CHECK(tg_op_table[TG_OP_add].attr_bytes == 16 && tg_op_table[TG_OP_matmul].attr_bytes == 40);
     for (int op = 0; op < TG_OP_COUNT; op++) {
         CHECK(tg_op_table[op].attr_bytes % 8 == 0);
         CHECK(tg_op_table[op].attr_bytes <= sizeof(tg_attr));
