@@ -864,6 +864,15 @@ static void bench_elem(int reps)
     tg_tensor_free(x), tg_tensor_free(w);
 }
 
+/* The figures so far, one a line (the --only runs: no JSON). */
+static void print_figs(void)
+{
+    for (int i = 0; i < n_figs; i++) {
+        const figure *f = &figs[i];
+        printf("%-44s %10s %10.4g %10.4g %9.4g\n", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
+    }
+}
+
 /* bench --only elem: part 1b alone; --only overhead: the 1-, 64- and 4096-element chains of
  * part 1 alone (no PyTorch). Their figures printed as the full table prints them; no JSON. */
 static int bench_only_elem(bool overhead, int reps)
@@ -877,10 +886,7 @@ static int bench_only_elem(bool overhead, int reps)
                 bench_overhead(d ? TG_F64 : TG_F32, sz, 1000, reps, true, tag);
             }
     else bench_elem(reps);
-    for (int i = 0; i < n_figs; i++) {
-        const figure *f = &figs[i];
-        printf("%-44s %10s %10.4g %10.4g %9.4g\n", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
-    }
+    print_figs();
     return 0;
 }
 
@@ -1397,6 +1403,41 @@ static void bench_dist(int reps)
         snprintf(key, sizeof key, "dist.np%d.wait_share", np);
         fig(key, "%", summarise(wait, n), false);
     }
+    /* What two ranks could reach on this machine: two independent 1-rank runs at once (not
+     * bound to a core, or mpirun would bind both to core 0), their samples/s summed,
+     * alternating with a 2-rank run; the ratio of the two is the share the lock step and
+     * the allreduce leave */
+    double pair[16], over[16];
+    int n = 0;
+    for (int r = 0; r < reps && r < 16; r++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "mpirun -np 1 --bind-to none --oversubscribe --allow-run-as-root "
+                 "-x OMP_NUM_THREADS=1 %s 200 256 2>/dev/null",
+                 dist_bench);
+        FILE *p[2] = {popen(cmd, "r"), popen(cmd, "r")};
+        double v[2] = {(double)NAN, (double)NAN};
+        for (int i = 0; i < 2; i++) {
+            char line[512], k[96];
+            double x;
+            /* NOLINTNEXTLINE(cert-err34-c): the line of our own program; a miss leaves NAN */
+            while (p[i] && fgets(line, sizeof line, p[i]))
+                if (sscanf(line, "%95s %lf", k, &x) == 2 && !strcmp(k, "dist.np1.samples_per_s"))
+                    v[i] = x;
+            if (p[i] && pclose(p[i]) != 0) v[i] = (double)NAN;
+        }
+        snprintf(cmd, sizeof cmd,
+                 "mpirun -np 2 --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 "
+                 "%s 200 256 2>/dev/null",
+                 dist_bench);
+        double two = dist_run(cmd, "dist.np2.samples_per_s", NULL);
+        if (isnan(v[0] + v[1] + two)) break;
+        pair[n] = v[0] + v[1], over[n] = two / pair[n];
+        n++;
+    }
+    if (n == 0) return;
+    fig("dist.np1_pair.samples_per_s", "samples/s", summarise(pair, n), true);
+    fig("dist.np2_over_np1_pair", "x", summarise(over, n), true);
 }
 
 int main(int argc, char **argv)
@@ -1415,16 +1456,24 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc && !strcmp(argv[i + 1], "conv"))
             only_conv = true, i++;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc &&
-                 (!strcmp(argv[i + 1], "elem") || !strcmp(argv[i + 1], "overhead")))
+                 (!strcmp(argv[i + 1], "elem") || !strcmp(argv[i + 1], "overhead") ||
+                  !strcmp(argv[i + 1], "dist")))
             only_elem = argv[++i];
         else {
-            fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] "
-                            "[--adolc HELPER] [--dist DIST_BENCH] [--only conv|elem|overhead]\n");
+            fprintf(stderr,
+                    "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] "
+                    "[--adolc HELPER] [--dist DIST_BENCH] [--only conv|elem|overhead|dist]\n");
             return 2;
         }
     }
     int reps = quick ? 3 : 7;
     if (only_conv) return bench_only_conv(reps);
+    if (only_elem && !strcmp(only_elem, "dist")) {
+        if (!dist_bench) dist_bench = "build/dist_bench";
+        bench_dist(reps);
+        print_figs();
+        return 0;
+    }
     if (only_elem) return bench_only_elem(!strcmp(only_elem, "overhead"), reps);
     fprintf(stderr, "bench: tape overhead...\n");
     tg_set_num_threads(1);
