@@ -430,7 +430,7 @@ static int train_opt_table(cli_opt *o)
         {"opt", false, "adam",
          "optimiser (sgd momentum nesterov adagrad rmsprop adadelta adam ...)", NULL},
         {"lr", false, NULL, "learning rate (default: the optimiser's)", NULL},
-        {"momentum", false, NULL, "momentum of sgd-type optimisers", NULL},
+        {"momentum", false, NULL, "momentum of --opt momentum, nesterov and momentum_ema", NULL},
         {"weight-decay", false, "0", "decoupled weight decay", NULL},
         {"l2", false, "0", "L2 regularisation added to the gradient", NULL},
         {"clip-norm", false, "0", "clip gradients to this global norm (0: off)", NULL},
@@ -510,6 +510,13 @@ static int train_optim_config(const cli_opt *o, int n, train_cfg *c)
     while (c->schedule < N_SCHEDULES && strcmp(sched, schedules[c->schedule]) != 0) c->schedule++;
     if (c->schedule == N_SCHEDULES) {
         cli_err("--schedule %s: want constant, step, exp or cosine\n", sched);
+        return 2;
+    }
+    if (momentum >= 0 && strcmp(opt_name, "momentum") != 0 && strcmp(opt_name, "nesterov") != 0 &&
+        strcmp(opt_name, "momentum_ema") != 0) {
+        cli_err("--momentum: --opt %s has no momentum term; it goes with --opt momentum, "
+                "nesterov or momentum_ema\n",
+                opt_name);
         return 2;
     }
     if (lr >= 0) c->oo.lr = lr;
