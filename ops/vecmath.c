@@ -131,6 +131,24 @@ void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_pa
     }
 }
 
+void tg_par_zero(void *p, int64_t numel, size_t esize)
+{
+    const int nt = tg_par_threads(numel);
+    if (nt <= 1) {
+        if (numel > 0) memset(p, 0, (size_t)numel * esize);
+        return;
+    }
+    const int64_t units = numel / TG_PAR_ALIGN;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        int64_t i0 = t == 0 ? 0 : units * t / nt * TG_PAR_ALIGN;
+        int64_t i1 = t + 1 == nt ? numel : units * (t + 1) / nt * TG_PAR_ALIGN;
+        memset((char *)p + (size_t)i0 * esize, 0, (size_t)(i1 - i0) * esize);
+    }
+}
+
 void tg_par_split(struct tg_node *n, int64_t len, tg_part_fn *part, int beta)
 {
     tg_par_range(n, len, TG_PAR_ALIGN, tg_par_threads(len), part, beta);
