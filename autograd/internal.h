@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tapegrad.h"
+#include "../ops/vecmath.h" /* tg_par_zero, for tg_grad_settle */
 
 #define TG_ALIGN 64 /* arena and leaf data alignment: a cache line, and room for AVX-512 */
 
@@ -372,7 +373,8 @@ int tg_leaf_grad_alloc(tg_tensor *t); /* allocates t->grad zeroed; TG_ENOMEM */
 static inline void tg_grad_settle(tg_tensor *t)
 {
     if (!t->grad_unset) return;
-    memset(t->grad->data, 0, (size_t)t->numel * tg_dtype_size((tg_dtype)t->dtype));
+    /* over the threads for a large gradient (ops/vecmath.h: one memset below TG_PAR_MIN) */
+    tg_par_zero(t->grad->data, t->numel, tg_dtype_size((tg_dtype)t->dtype));
     t->grad_unset = false;
 }
 /* For a backward kernel about to accumulate into t->grad: 0 if the gradient is unset (write

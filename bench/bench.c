@@ -557,6 +557,44 @@ static void bench_mlp(int threads, int reps)
     mlp_free(&m);
 }
 
+/* The MLP's step replayed (tg_tape_replay on the tape of the first step, the new batch
+ * copied into the same input tensors) against recorded again, alternating 30-step
+ * repetitions of each: mlp.t<T>.replay_over_record is the median of their samples/s ratios
+ * (above 1: the replay is faster), the figure by which tapegrad train records every step. */
+static void bench_mlp_replay(int threads, int reps)
+{
+    tg_set_num_threads(threads);
+    mlp m;
+    mlp_new(&m);
+    tg_tape *tp = tg_tape_new(), *rp = tg_tape_new();
+    double *ratio = calloc((size_t)reps, sizeof *ratio);
+    tg_tensor *loss = NULL;
+    const int steps = 30;
+    bool ok = ratio && tp && rp;
+    for (int r = -1; r < reps && ok; r++) {
+        double phase[3] = {0, 0, 0}, rec, rep = 0;
+        for (int s = 0; s < steps && ok; s++) ok = mlp_step(&m, tp, phase) == 0;
+        rec = phase[0] + phase[1] + phase[2];
+        for (int s = 0; s < steps && ok; s++) {
+            tg_tensor_copy(m.xin, m.x[m.next]);
+            tg_tensor_copy(m.yin, m.y[m.next]);
+            m.next = (m.next + 1) % MLP_NB;
+            double t0 = now();
+            if (!loss) loss = tg_cross_entropy(rp, tg_nn_forward(m.net, rp, m.xin), m.yin);
+            else ok = tg_tape_replay(rp) == TG_OK;
+            tg_optim_zero_grad(m.opt);
+            ok = ok && loss && tg_backward(rp, loss) == TG_OK && tg_optim_step(m.opt) == TG_OK;
+            rep += now() - t0;
+        }
+        if (r >= 0) ratio[r] = rec / rep;
+    }
+    if (!ok) fprintf(stderr, "bench: replayed MLP: %s\n", tg_tape_error(rp));
+    else fig_t("mlp.t%d.replay_over_record", threads, "x", summarise(ratio, reps));
+    free(ratio);
+    tg_tape_free(tp), tg_tape_free(rp);
+    mlp_free(&m);
+}
+
 /* ---- 2b. convolution layers and the CNN of `tapegrad demo cnn` ----
  * The two convolutions of examples/cnn.c at its batch of 128, f32, 3x3 kernels, padding 1:
  * l1 1→32 channels on 28x28 (its input needs no gradient: it is the data), l2 32→64 on
@@ -815,7 +853,8 @@ static int bench_only_conv(int reps)
  * On 10^6-element f32 tensors, forward + backward of the sum of all elements of: tanh(x),
  * x * w (two tensors), and x itself (the sum alone), at 1 and at 2 threads, alternating one
  * repetition of each. Figures elem.n1000000.<op>.t1 and .t2 (µs), and .t2_speedup, the
- * median of the per-repetition ratios t1 / t2. */
+ * median of the per-repetition ratios t1 / t2; .raw_<op>.t2_speedup the same for raw loops
+ * doing the same passes (elem_raw_once), alternating with them, and .raw_copy a copy. */
 static double elem_once(tg_tape *tp, int op, tg_tensor *x, tg_tensor *w)
 {
     tg_tape_reset(tp);
@@ -829,9 +868,64 @@ static double elem_once(tg_tape *tp, int op, tg_tensor *x, tg_tensor *w)
     return t * 1e6;
 }
 
+/* The same passes as raw OpenMP loops over preallocated buffers, split in th equal parts:
+ * the least memory traffic of tapegrad's fwd + bwd of each op (forward, the sum, the sum's
+ * gradient filled with 1, the op's gradient), and (op 3) a plain copy y = x. Their 2-thread
+ * speedup is the ceiling the machine sets for the elem figures. */
+typedef struct elem_bufs {
+    float *x, *w, *y, *gy, *gx;
+} elem_bufs;
+static float raw_sum(const float *a, int64_t n, int th)
+{
+    float s = 0;
+#pragma omp parallel for num_threads(th) reduction(+ : s)
+    for (int t = 0; t < th; t++) {
+        const int64_t i0 = n * t / th, i1 = n * (t + 1) / th;
+        float acc[8] = {0};
+        int64_t i = i0;
+        for (; i + 8 <= i1; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += a[i + k];
+        for (; i < i1; i++) acc[0] += a[i];
+        for (int k = 0; k < 8; k++) s += acc[k];
+    }
+    return s;
+}
+static double elem_raw_once(int op, const elem_bufs *b, int64_t n, int th)
+{
+    float *restrict x = b->x, *restrict w = b->w, *restrict y = b->y, *restrict gy = b->gy,
+                    *restrict gx = b->gx;
+    double t0 = now();
+    if (op == 3) {
+#pragma omp parallel for num_threads(th)
+        for (int64_t i = 0; i < n; i++) y[i] = x[i];
+        return (now() - t0) * 1e6;
+    }
+    if (op == 0) {
+#pragma omp parallel for num_threads(th)
+        for (int t = 0; t < th; t++)
+            tg_vm_tanh_f32(x + n * t / th, y + n * t / th, n * (t + 1) / th - n * t / th);
+    } else if (op == 1) {
+#pragma omp parallel for num_threads(th)
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * w[i];
+    }
+    sink += (double)raw_sum(op == 2 ? x : y, n, th);
+    float *g = op == 2 ? gx : gy;
+#pragma omp parallel for num_threads(th)
+    for (int64_t i = 0; i < n; i++) g[i] = 1;
+    if (op == 0) {
+#pragma omp parallel for num_threads(th)
+        for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * (1 - y[i] * y[i]);
+    } else if (op == 1) {
+#pragma omp parallel for num_threads(th)
+        for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * w[i];
+    }
+    sink += (double)gx[n / 2];
+    return (now() - t0) * 1e6;
+}
+
 static void bench_elem(int reps)
 {
-    static const char *const names[3] = {"tanh", "mul", "sum"};
+    static const char *const names[4] = {"tanh", "mul", "sum", "copy"};
     const int64_t n = 1000000;
     tg_rng rng;
     tg_rng_seed(&rng, 3);
@@ -840,28 +934,56 @@ static void bench_elem(int reps)
     tg_tensor_rand_uniform(w, -1, 1, &rng);
     tg_set_requires_grad(x, true);
     tg_tape *tp = tg_tape_new();
+    elem_bufs rb = {NULL, NULL, NULL, NULL, NULL};
+    float **bufs[5] = {&rb.x, &rb.w, &rb.y, &rb.gy, &rb.gx};
+    for (int i = 0; i < 5; i++) {
+        *bufs[i] = aligned_alloc(64, (size_t)n * sizeof(float));
+        if (*bufs[i]) memcpy(*bufs[i], tg_data(i == 1 ? w : x), (size_t)n * sizeof(float));
+    }
     double *t1 = calloc((size_t)reps, sizeof *t1), *t2 = calloc((size_t)reps, sizeof *t2);
-    double *sp = calloc((size_t)reps, sizeof *sp);
-    for (int op = 0; op < 3; op++) {
+    double *sp = calloc((size_t)reps, sizeof *sp), *rsp = calloc((size_t)reps, sizeof *rsp);
+    for (int op = 0; op < 4; op++) {
+        const bool raw = rb.x && rb.w && rb.y && rb.gy && rb.gx;
+        if (op == 3 && !raw) break;
         for (int r = -1; r < reps; r++) { /* r = -1 warms up */
-            tg_set_num_threads(1);
-            double a = elem_once(tp, op, x, w);
-            tg_set_num_threads(2);
-            double b = elem_once(tp, op, x, w);
-            if (r >= 0) t1[r] = a, t2[r] = b, sp[r] = a / b;
+            double a = 0, b = 1, ra = 0, rbt = 1;
+            if (op < 3) {
+                tg_set_num_threads(1);
+                a = elem_once(tp, op, x, w);
+                tg_set_num_threads(2);
+                b = elem_once(tp, op, x, w);
+            }
+            if (raw) ra = elem_raw_once(op, &rb, n, 1), rbt = elem_raw_once(op, &rb, n, 2);
+            if (r >= 0) t1[r] = a, t2[r] = b, sp[r] = a / b, rsp[r] = ra / rbt;
         }
         char key[96];
-        snprintf(key, sizeof key, "elem.n1000000.%s.t1", names[op]);
-        fig(key, "us", summarise(t1, reps), false);
-        snprintf(key, sizeof key, "elem.n1000000.%s.t2", names[op]);
-        fig(key, "us", summarise(t2, reps), false);
-        snprintf(key, sizeof key, "elem.n1000000.%s.t2_speedup", names[op]);
-        fig(key, "x", summarise(sp, reps), true);
+        if (op < 3) {
+            snprintf(key, sizeof key, "elem.n1000000.%s.t1", names[op]);
+            fig(key, "us", summarise(t1, reps), false);
+            snprintf(key, sizeof key, "elem.n1000000.%s.t2", names[op]);
+            fig(key, "us", summarise(t2, reps), false);
+            snprintf(key, sizeof key, "elem.n1000000.%s.t2_speedup", names[op]);
+            fig(key, "x", summarise(sp, reps), true);
+        }
+        if (raw) {
+            snprintf(key, sizeof key, "elem.n1000000.raw_%s.t2_speedup", names[op]);
+            fig(key, "x", summarise(rsp, reps), true);
+        }
     }
     tg_set_num_threads(1);
-    free(t1), free(t2), free(sp);
+    for (int i = 0; i < 5; i++) free(*bufs[i]);
+    free(t1), free(t2), free(sp), free(rsp);
     tg_tape_free(tp);
     tg_tensor_free(x), tg_tensor_free(w);
+}
+
+/* The figures so far, one a line (the --only runs: no JSON). */
+static void print_figs(void)
+{
+    for (int i = 0; i < n_figs; i++) {
+        const figure *f = &figs[i];
+        printf("%-44s %10s %10.4g %10.4g %9.4g\n", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
+    }
 }
 
 /* bench --only elem: part 1b alone; --only overhead: the 1-, 64- and 4096-element chains of
@@ -877,10 +999,7 @@ static int bench_only_elem(bool overhead, int reps)
                 bench_overhead(d ? TG_F64 : TG_F32, sz, 1000, reps, true, tag);
             }
     else bench_elem(reps);
-    for (int i = 0; i < n_figs; i++) {
-        const figure *f = &figs[i];
-        printf("%-44s %10s %10.4g %10.4g %9.4g\n", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
-    }
+    print_figs();
     return 0;
 }
 
@@ -1397,6 +1516,41 @@ static void bench_dist(int reps)
         snprintf(key, sizeof key, "dist.np%d.wait_share", np);
         fig(key, "%", summarise(wait, n), false);
     }
+    /* What two ranks could reach on this machine: two independent 1-rank runs at once (not
+     * bound to a core, or mpirun would bind both to core 0), their samples/s summed,
+     * alternating with a 2-rank run; the ratio of the two is the share the lock step and
+     * the allreduce leave */
+    double pair[16], over[16];
+    int n = 0;
+    for (int r = 0; r < reps && r < 16; r++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "mpirun -np 1 --bind-to none --oversubscribe --allow-run-as-root "
+                 "-x OMP_NUM_THREADS=1 %s 200 256 2>/dev/null",
+                 dist_bench);
+        FILE *p[2] = {popen(cmd, "r"), popen(cmd, "r")};
+        double v[2] = {(double)NAN, (double)NAN};
+        for (int i = 0; i < 2; i++) {
+            char line[512], k[96];
+            double x;
+            /* NOLINTNEXTLINE(cert-err34-c): the line of our own program; a miss leaves NAN */
+            while (p[i] && fgets(line, sizeof line, p[i]))
+                if (sscanf(line, "%95s %lf", k, &x) == 2 && !strcmp(k, "dist.np1.samples_per_s"))
+                    v[i] = x;
+            if (p[i] && pclose(p[i]) != 0) v[i] = (double)NAN;
+        }
+        snprintf(cmd, sizeof cmd,
+                 "mpirun -np 2 --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 "
+                 "%s 200 256 2>/dev/null",
+                 dist_bench);
+        double two = dist_run(cmd, "dist.np2.samples_per_s", NULL);
+        if (isnan(v[0] + v[1] + two)) break;
+        pair[n] = v[0] + v[1], over[n] = two / pair[n];
+        n++;
+    }
+    if (n == 0) return;
+    fig("dist.np1_pair.samples_per_s", "samples/s", summarise(pair, n), true);
+    fig("dist.np2_over_np1_pair", "x", summarise(over, n), true);
 }
 
 int main(int argc, char **argv)
@@ -1415,16 +1569,30 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc && !strcmp(argv[i + 1], "conv"))
             only_conv = true, i++;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc &&
-                 (!strcmp(argv[i + 1], "elem") || !strcmp(argv[i + 1], "overhead")))
+                 (!strcmp(argv[i + 1], "elem") || !strcmp(argv[i + 1], "overhead") ||
+                  !strcmp(argv[i + 1], "dist") || !strcmp(argv[i + 1], "replay")))
             only_elem = argv[++i];
         else {
-            fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] "
-                            "[--adolc HELPER] [--dist DIST_BENCH] [--only conv|elem|overhead]\n");
+            fprintf(
+                stderr,
+                "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] "
+                "[--adolc HELPER] [--dist DIST_BENCH] [--only conv|elem|overhead|dist|replay]\n");
             return 2;
         }
     }
     int reps = quick ? 3 : 7;
     if (only_conv) return bench_only_conv(reps);
+    if (only_elem && !strcmp(only_elem, "replay")) {
+        for (int th = 1; th <= 2; th++) bench_mlp_replay(th, reps);
+        print_figs();
+        return 0;
+    }
+    if (only_elem && !strcmp(only_elem, "dist")) {
+        if (!dist_bench) dist_bench = "build/dist_bench";
+        bench_dist(reps);
+        print_figs();
+        return 0;
+    }
     if (only_elem) return bench_only_elem(!strcmp(only_elem, "overhead"), reps);
     fprintf(stderr, "bench: tape overhead...\n");
     tg_set_num_threads(1);
@@ -1462,6 +1630,7 @@ int main(int argc, char **argv)
     int mlp_reps = quick ? 5 : 15;
     bench_mlp(1, mlp_reps);
     bench_mlp(2, mlp_reps);
+    for (int th = 1; th <= 2; th++) bench_mlp_replay(th, mlp_reps);
     fprintf(stderr, "bench: convolution layers and the CNN training step...\n");
     for (int th = 1; th <= 2; th++) bench_conv(th, reps), bench_cnn(th, reps);
     tg_set_num_threads(1);

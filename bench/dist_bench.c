@@ -3,13 +3,22 @@
  *     mpirun -np 2 --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 build/dist_bench
  * Arguments: steps (200), bucket size in KiB (1024), overlap (1). Rank 0 prints, for the bench MLP
  * (784-256-256-10, ReLU, f32, batch 128 per rank, SGD-momentum, Fashion-MNIST-shaped random data):
- * samples/s over all ranks and the share of the step spent waiting in tg_ddp_finish; then allreduce
- * times of 8 B to 4 MiB and the alpha-beta fit t = alpha + beta * bytes. */
+ * samples/s over all ranks and the share of the step spent waiting in tg_ddp_finish; each rank's
+ * median and 90th percentile of a step's forward + backward, tg_ddp_finish and optimiser step; then
+ * allreduce times of 8 B to 4 MiB and the alpha-beta fit t = alpha + beta * bytes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "tapegrad.h"
+
+#define MAX_STEPS 100000
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static double now_s(void)
 {
@@ -46,6 +55,7 @@ int main(int argc, char **argv)
     tg_tensor_rand_uniform(x, 0, 1, &g);
     for (int64_t i = 0; i < B; i++) tg_set(y, i, (double)tg_rng_below(&g, 10));
     tg_tape *tp = tg_tape_new();
+    static double phase[3][MAX_STEPS]; /* per step: forward + backward, finish, optimiser */
     int rc = 0;
     double t0 = 0, w0 = 0;
     for (int s = 0; s < steps + 20 && !rc; s++) {
@@ -55,10 +65,17 @@ int main(int argc, char **argv)
         }
         tg_optim_zero_grad(opt);
         tg_tape_reset(tp);
+        double ta = now_s();
         rc = tg_ddp_begin(d, tp, B, B * n);
         if (!rc) rc = tg_backward(tp, tg_cross_entropy(tp, tg_nn_forward(m, tp, x), y));
+        double tb = now_s();
         if (!rc) rc = tg_ddp_finish(d);
+        double tc = now_s();
         if (!rc) rc = tg_optim_step(opt);
+        if (s >= 20 && s - 20 < MAX_STEPS) {
+            phase[0][s - 20] = tb - ta, phase[1][s - 20] = tc - tb;
+            phase[2][s - 20] = now_s() - tc;
+        }
     }
     double secs = now_s() - t0, wait = tg_ddp_wait_seconds(d) - w0;
     if (rc) fprintf(stderr, "dist_bench: rank %d: %s %s\n", r, tg_ddp_error(d), tg_tape_error(tp));
@@ -66,6 +83,22 @@ int main(int argc, char **argv)
     if (r == 0 && !rc)
         printf("dist.np%d.samples_per_s %.0f  (wait share %.1f%%, %d buckets)\n", n, sps,
                100 * wait / secs, tg_ddp_n_buckets(d));
+    /* each rank's median and 90th percentile of the three phases of a step, in us */
+    double q[3 * 2 * 64] = {0};
+    int kept = steps < MAX_STEPS ? steps : MAX_STEPS;
+    for (int k = 0; k < 3 && r < 64 && kept > 0; k++) {
+        qsort(phase[k], (size_t)kept, sizeof(double), cmp_double);
+        q[(k * 2) * 64 + r] = 1e6 * phase[k][kept / 2];
+        q[(k * 2 + 1) * 64 + r] = 1e6 * phase[k][kept * 9 / 10];
+    }
+    if (!rc) rc = tg_comm_allreduce(c, q, 3 * 2 * 64, TG_COMM_F64);
+    const char *names[3] = {"forward+backward", "tg_ddp_finish", "optimiser step"};
+    for (int k = 0; k < 3 && r == 0 && !rc; k++) {
+        printf("  %-16s median / p90 us:", names[k]);
+        for (int i = 0; i < n && i < 64; i++)
+            printf("  rank %d %.0f / %.0f", i, q[(k * 2) * 64 + i], q[(k * 2 + 1) * 64 + i]);
+        printf("\n");
+    }
     /* alpha-beta: alpha the fastest small sum (<= 2 KiB: latency only), beta the slope of
      * the larger ones above it (median over 32 KiB to 4 MiB) */
     if (n > 1 && !rc) {

@@ -430,7 +430,7 @@ static int train_opt_table(cli_opt *o)
         {"opt", false, "adam",
          "optimiser (sgd momentum nesterov adagrad rmsprop adadelta adam ...)", NULL},
         {"lr", false, NULL, "learning rate (default: the optimiser's)", NULL},
-        {"momentum", false, NULL, "momentum of sgd-type optimisers", NULL},
+        {"momentum", false, NULL, "momentum of --opt momentum, nesterov and momentum_ema", NULL},
         {"weight-decay", false, "0", "decoupled weight decay", NULL},
         {"l2", false, "0", "L2 regularisation added to the gradient", NULL},
         {"clip-norm", false, "0", "clip gradients to this global norm (0: off)", NULL},
@@ -510,6 +510,13 @@ static int train_optim_config(const cli_opt *o, int n, train_cfg *c)
     while (c->schedule < N_SCHEDULES && strcmp(sched, schedules[c->schedule]) != 0) c->schedule++;
     if (c->schedule == N_SCHEDULES) {
         cli_err("--schedule %s: want constant, step, exp or cosine\n", sched);
+        return 2;
+    }
+    if (momentum >= 0 && strcmp(opt_name, "momentum") != 0 && strcmp(opt_name, "nesterov") != 0 &&
+        strcmp(opt_name, "momentum_ema") != 0) {
+        cli_err("--momentum: --opt %s has no momentum term; it goes with --opt momentum, "
+                "nesterov or momentum_ema\n",
+                opt_name);
         return 2;
     }
     if (lr >= 0) c->oo.lr = lr;
@@ -1085,18 +1092,46 @@ static int dist_start(const train_cfg *c, train_run *r)
 }
 #endif
 
+/* --distributed over several ranks: the ranks compare the status of a setup stage (one
+ * sum of small integers), so that a stage that failed on some of them ends all of them with
+ * a clean MPI_Finalize instead of leaving the others in the next collective until their
+ * timeout. A rank that failed keeps its status (2 for a usage error) and has printed its
+ * message; the others return 1, rank 0 saying which ranks failed. *agreed turns false when
+ * the comparison itself fails. */
+static int dist_agree(const train_run *r, int rc, bool *agreed)
+{
+    if (!r->comm || r->size < 2) return rc;
+    int64_t v[2] = {rc != 0, rc != 0 ? (int64_t)1 << (r->rank < 62 ? r->rank : 62) : 0};
+    if (tg_comm_allreduce(r->comm, v, 2, TG_COMM_I64)) {
+        cli_err("%s\n", tg_comm_error(r->comm));
+        *agreed = false; /* a rank is gone or stuck: MPI_Abort ends them all */
+        return rc ? rc : 1;
+    }
+    if (rc || !v[0]) return rc;
+    if (r->rank == 0) {
+        char who[128] = "";
+        size_t k = 0;
+        for (int i = 0; i < 62 && i < r->size && k + 8 < sizeof who; i++)
+            if (v[1] >> i & 1) k += (size_t)snprintf(who + k, sizeof who - k, " %d", i);
+        cli_err("stopping: %lld rank%s failed (rank%s%s; see above)\n", (long long)v[0],
+                v[0] == 1 ? "" : "s", v[0] == 1 ? "" : "s", who);
+    }
+    return 1;
+}
+
 /* With --distributed, ends MPI (after the communicator is freed): a clean finalize after a
- * run that worked on this rank, else MPI_Abort, which ends every rank at once (a rank
- * waiting for this one would wait for its timeout). Returns the exit status. */
-static int dist_end(const train_cfg *c, int rc)
+ * run that worked on this rank or a failure every rank agreed on (dist_agree), else
+ * MPI_Abort, which ends every rank at once (a rank waiting for this one would wait for its
+ * timeout). Returns the exit status. */
+static int dist_end(const train_cfg *c, int rc, bool agreed)
 {
 #ifdef TG_HAVE_MPI
     if (!c->dist) return rc;
     fflush(stdout);
     fflush(stderr);
-    if (tg_comm_mpi_finalize(rc != 0) && !rc) rc = 1;
+    if (tg_comm_mpi_finalize(rc != 0 && !agreed) && !rc) rc = 1;
 #else
-    (void)c;
+    (void)c, (void)agreed;
 #endif
     return rc;
 }
@@ -1119,24 +1154,28 @@ int cmd_train(int argc, char **argv)
     r.md = &c.md;
     r.ev = (eval_result){(double)NAN, (double)NAN};
 #ifdef TG_HAVE_MPI
-    if (c.dist && (rc = dist_start(&c, &r))) return dist_end(&c, rc);
+    if (c.dist && (rc = dist_start(&c, &r))) return dist_end(&c, rc, false);
 #endif
-    if ((rc = load_data(cli_str(o, n, "data"), c.md.dtype, o, n, (uint64_t)c.seed, &r.d))) {
-        tg_comm_free(r.comm);
-        return dist_end(&c, rc);
+    rc = load_data(cli_str(o, n, "data"), c.md.dtype, o, n, (uint64_t)c.seed, &r.d);
+    if (!rc) rc = model_fit_data(o, n, &r.d, &c.md);
+    bool agreed = true; /* every rank knows of the failure, if any: a clean finalize */
+    if (!(rc = dist_agree(&r, rc,
+                          &agreed))) { /* before the first collective, tg_ddp_new's broadcast */
+        rc = train_setup(&c, &r);
+        agreed = rc == 0; /* a rank that failed there left the others in that broadcast */
+        if (!rc && c.resume) rc = load_checkpoint(&c, &r);
+        if (!rc) rc = train_open_outputs(&c, &r);
+        if (agreed) rc = dist_agree(&r, rc, &agreed);
     }
-    rc = model_fit_data(o, n, &r.d, &c.md);
-    if (!rc) rc = train_setup(&c, &r);
-    if (!rc && c.resume) rc = load_checkpoint(&c, &r);
-    if (!rc) rc = train_open_outputs(&c, &r);
     if (!rc) {
         train_banner(&c, &r);
         r.tty = isatty(2) && r.rank == 0;
         rc = train_loop(&c, &r);
+        if (!rc) rc = train_finish(&c, &r);
+        agreed = rc == 0; /* a failure in training is this rank's alone */
     }
-    if (!rc) rc = train_finish(&c, &r);
     train_cleanup(&c, &r, rc);
-    return dist_end(&c, rc);
+    return dist_end(&c, rc, agreed);
 }
 
 /* ---- eval ---- */

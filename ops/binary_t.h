@@ -7,36 +7,48 @@
 
 /* What a pass does at output element i, with a's element ia and b's element ib: FWD writes
  * out[i] = y[i] = f(a[ia], b[ib]); DA adds df(dy[i], a[ia], b[ib], y[i]) into out[ia] = da[ia]
- * and DB the same into out[ib] = db[ib]. */
-TG_INLINE void FN(ew_at)(int pass, T *restrict out, const T *restrict a, const T *restrict b,
-                         const T *restrict y, const T *restrict dy, T (*f)(T a, T b),
-                         T (*df)(T dy, T a, T b, T y), int64_t i, int64_t ia, int64_t ib)
+ * (or, beta 0, writes it: da holds no values yet, tg_grad_beta) and DB the same into
+ * out[ib] = db[ib]. */
+TG_INLINE void FN(ew_at)(int pass, int beta, T *restrict out, const T *restrict a,
+                         const T *restrict b, const T *restrict y, const T *restrict dy,
+                         T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y), int64_t i, int64_t ia,
+                         int64_t ib)
 {
-    if (pass == FWD) out[i] = f(a[ia], b[ib]);
-    else if (pass == DA) out[ia] += df(dy[i], a[ia], b[ib], y[i]);
-    else out[ib] += df(dy[i], a[ia], b[ib], y[i]);
+    if (pass == FWD) {
+        out[i] = f(a[ia], b[ib]);
+        return;
+    }
+    const int64_t k = pass == DA ? ia : ib;
+    const T v = df(dy[i], a[ia], b[ib], y[i]);
+    if (beta) out[k] += v;
+    else out[k] = v;
 }
 
-/* The general layout: the inner loop runs along the last (merged) dimension of c, in a
- * version per stride pair so that the common ones are plain loops; an odometer steps
- * through the outer indices. */
-TG_INLINE void FN(ew_bcast)(const bcast *c, int64_t len, int pass, T *restrict out,
+/* The general layout on the lines [l0, l1) of the output, a line being a run along the last
+ * (merged) dimension of c: the inner loop in a version per stride pair so that the common
+ * ones are plain loops; an odometer, started at line l0, steps through the outer indices.
+ * Adds (beta 1) to a gradient. */
+TG_INLINE void FN(ew_bcast)(const bcast *c, int64_t l0, int64_t l1, int pass, T *restrict out,
                             const T *restrict a, const T *restrict b, const T *restrict y,
                             const T *restrict dy, T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y))
 {
     int64_t idx[TG_MAX_DIMS] = {0}, ia = 0, ib = 0;
     const int last = c->nd - 1;
     const int64_t w = c->shape[last], sa = c->sa[last], sb = c->sb[last];
-    for (int64_t i = 0; i < len; i += w) {
+    for (int64_t d = last - 1, rem = l0; d >= 0; d--) {
+        idx[d] = rem % c->shape[d], rem /= c->shape[d];
+        ia += idx[d] * c->sa[d], ib += idx[d] * c->sb[d];
+    }
+    for (int64_t i = l0 * w; i < l1 * w; i += w) {
         if (sa == 1 && sb == 0)
             for (int64_t j = 0; j < w; j++)
-                FN(ew_at)(pass, out, a, b, y, dy, f, df, i + j, ia + j, ib);
+                FN(ew_at)(pass, 1, out, a, b, y, dy, f, df, i + j, ia + j, ib);
         else if (sa == 0 && sb == 1)
             for (int64_t j = 0; j < w; j++)
-                FN(ew_at)(pass, out, a, b, y, dy, f, df, i + j, ia, ib + j);
+                FN(ew_at)(pass, 1, out, a, b, y, dy, f, df, i + j, ia, ib + j);
         else
             for (int64_t j = 0; j < w; j++)
-                FN(ew_at)(pass, out, a, b, y, dy, f, df, i + j, ia + j * sa, ib + j * sb);
+                FN(ew_at)(pass, 1, out, a, b, y, dy, f, df, i + j, ia + j * sa, ib + j * sb);
         for (int d = last - 1; d >= 0; d--) {
             ia += c->sa[d], ib += c->sb[d];
             if (++idx[d] < c->shape[d]) break;
@@ -46,47 +58,74 @@ TG_INLINE void FN(ew_bcast)(const bcast *c, int64_t len, int pass, T *restrict o
     }
 }
 
-/* The pass over output elements [i0, i1) of a flat layout: SAME, B_SCALAR or A_SCALAR. */
-TG_INLINE void FN(ew_flat)(int64_t layout, int pass, T *restrict out, const T *restrict a,
+/* The pass over output elements [i0, i1) of a flat layout (SAME, B_SCALAR or A_SCALAR),
+ * with beta a constant once inlined. */
+TG_INLINE void FN(ew_flat_beta)(int64_t layout, int pass, int beta, T *restrict out,
+                                const T *restrict a, const T *restrict b, const T *restrict y,
+                                const T *restrict dy, T (*f)(T a, T b),
+                                T (*df)(T dy, T a, T b, T y), int64_t i0, int64_t i1)
+{
+    if (layout == SAME)
+        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, beta, out, a, b, y, dy, f, df, i, i, i);
+    else if (layout == B_SCALAR)
+        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, beta, out, a, b, y, dy, f, df, i, i, 0);
+    else
+        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, beta, out, a, b, y, dy, f, df, i, 0, i);
+}
+TG_INLINE void FN(ew_flat)(int64_t layout, int pass, int beta, T *restrict out, const T *restrict a,
                            const T *restrict b, const T *restrict y, const T *restrict dy,
                            T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y), int64_t i0, int64_t i1)
 {
-    if (layout == SAME)
-        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, i);
-    else if (layout == B_SCALAR)
-        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, i, 0);
-    else
-        for (int64_t i = i0; i < i1; i++) FN(ew_at)(pass, out, a, b, y, dy, f, df, i, 0, i);
+    if (beta) FN(ew_flat_beta)(layout, pass, 1, out, a, b, y, dy, f, df, i0, i1);
+    else FN(ew_flat_beta)(layout, pass, 0, out, a, b, y, dy, f, df, i0, i1);
 }
 
-/* The pass over every output element in the node's layout. */
-TG_INLINE void FN(ew_pass)(const tg_node *n, int pass, T *restrict out, const T *restrict a,
-                           const T *restrict b, const T *restrict y, const T *restrict dy,
-                           T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y))
+/* A ROW layout (B_ROW: b is a row of m elements, a full; A_ROW the other way round) on rows
+ * [r0, r1) of the output and columns [j0, j1) of each. beta as in ew_at, a constant once
+ * inlined. */
+TG_INLINE void FN(ew_rows_beta)(int64_t layout, int pass, int beta, int64_t m, T *restrict out,
+                                const T *restrict a, const T *restrict b, const T *restrict y,
+                                const T *restrict dy, T (*f)(T a, T b),
+                                T (*df)(T dy, T a, T b, T y), int64_t r0, int64_t r1, int64_t j0,
+                                int64_t j1)
 {
-    const int64_t len = tg_node_out(n)->numel, m = tg_node_attr(n)->binary.row;
-    switch (tg_node_attr(n)->binary.layout) {
-    case SAME:
-    case B_SCALAR:
-    case A_SCALAR:
-        FN(ew_flat)(tg_node_attr(n)->binary.layout, pass, out, a, b, y, dy, f, df, 0, len);
-        break;
-    case B_ROW:
-        for (int64_t r = 0; r < len; r += m)
-            for (int64_t j = 0; j < m; j++)
-                FN(ew_at)(pass, out, a, b, y, dy, f, df, r + j, r + j, j);
-        break;
-    case A_ROW:
-        for (int64_t r = 0; r < len; r += m)
-            for (int64_t j = 0; j < m; j++)
-                FN(ew_at)(pass, out, a, b, y, dy, f, df, r + j, j, r + j);
-        break;
-    default: {
-        bcast c;
-        bcast_init(&c, n);
-        FN(ew_bcast)(&c, len, pass, out, a, b, y, dy, f, df);
+    for (int64_t r = r0 * m; r < r1 * m; r += m)
+        if (layout == B_ROW)
+            for (int64_t j = j0; j < j1; j++)
+                FN(ew_at)(pass, beta, out, a, b, y, dy, f, df, r + j, r + j, j);
+        else
+            for (int64_t j = j0; j < j1; j++)
+                FN(ew_at)(pass, beta, out, a, b, y, dy, f, df, r + j, j, r + j);
+}
+TG_INLINE void FN(ew_rows)(int64_t layout, int pass, int beta, int64_t m, T *restrict out,
+                           const T *restrict a, const T *restrict b, const T *restrict y,
+                           const T *restrict dy, T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y),
+                           int64_t r0, int64_t r1, int64_t j0, int64_t j1)
+{
+    if (beta) FN(ew_rows_beta)(layout, pass, 1, m, out, a, b, y, dy, f, df, r0, r1, j0, j1);
+    else FN(ew_rows_beta)(layout, pass, 0, m, out, a, b, y, dy, f, df, r0, r1, j0, j1);
+}
+
+/* One part of a pass of the non-flat layouts (ops/elementwise.c picks the split): rows
+ * [i0, i1) (ROW layouts, split by rows), columns [i0, i1) of every row (ROW layouts, the row
+ * operand's gradient, split by columns), or lines [i0, i1) (the general layout). */
+TG_INLINE void FN(ew_part)(const tg_node *n, int pass, int beta, int by_cols, int64_t i0,
+                           int64_t i1, T (*f)(T a, T b), T (*df)(T dy, T a, T b, T y))
+{
+    const T *a = n->in[0]->data, *b = n->in[1]->data;
+    const T *y = pass == FWD ? NULL : tg_node_out(n)->data,
+            *dy = pass == FWD ? NULL : tg_node_out(n)->grad->data;
+    T *out = pass == FWD ? tg_node_out(n)->data : n->in[pass == DA ? 0 : 1]->grad->data;
+    const int64_t layout = tg_node_attr(n)->binary.layout, m = tg_node_attr(n)->binary.row;
+    if (layout == B_ROW || layout == A_ROW) {
+        const int64_t rows = tg_node_out(n)->numel / m;
+        if (by_cols) FN(ew_rows)(layout, pass, beta, m, out, a, b, y, dy, f, df, 0, rows, i0, i1);
+        else FN(ew_rows)(layout, pass, beta, m, out, a, b, y, dy, f, df, i0, i1, 0, m);
+        return;
     }
-    }
+    bcast c;
+    bcast_init(&c, n);
+    FN(ew_bcast)(&c, i0, i1, pass, out, a, b, y, dy, f, df);
 }
 
 /* Σ_i df(...) over output elements [i0, i1): the gradient of a scalar operand s (a's if
@@ -125,39 +164,23 @@ TG_INLINE T FN(ew_sum_part)(const tg_node *n, int pass, int p, int count,
 TG_INLINE void FN(binary_fwd_part)(tg_node *n, T (*f)(T a, T b), int64_t i0, int64_t i1)
 {
     FN(ew_flat)
-    (tg_node_attr(n)->binary.layout, FWD, tg_node_out(n)->data, n->in[0]->data, n->in[1]->data,
+    (tg_node_attr(n)->binary.layout, FWD, 0, tg_node_out(n)->data, n->in[0]->data, n->in[1]->data,
      NULL, NULL, f, NULL, i0, i1);
-}
-TG_INLINE void FN(binary_fwd)(tg_node *n, T (*f)(T a, T b))
-{
-    FN(ew_pass)(n, FWD, tg_node_out(n)->data, n->in[0]->data, n->in[1]->data, NULL, NULL, f, NULL);
 }
 
 /* The gradients of a flat layout's full-size operands on output elements [i0, i1): a's
- * unless a is the scalar, then b's unless b is. Each is its own loop with its own restrict
- * pointer: for mul(x, x) both are x's gradient, and the two loops run one after the other. */
+ * unless a is the scalar, then b's unless b is, with beta_a and beta_b as in ew_at. Each is
+ * its own loop with its own restrict pointer: for mul(x, x) both are x's gradient, and the
+ * two loops run one after the other (beta_b then 1). */
 TG_INLINE void FN(binary_bwd_part)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
-                                   T (*df_db)(T dy, T a, T b, T y), int64_t i0, int64_t i1)
+                                   T (*df_db)(T dy, T a, T b, T y), int64_t i0, int64_t i1,
+                                   int beta_a, int beta_b)
 {
     const T *a = n->in[0]->data, *b = n->in[1]->data;
     const T *y = tg_node_out(n)->data, *dy = tg_node_out(n)->grad->data;
     const int64_t layout = tg_node_attr(n)->binary.layout;
     if (n->in[0]->requires_grad && layout != A_SCALAR)
-        FN(ew_flat)(layout, DA, n->in[0]->grad->data, a, b, y, dy, NULL, df_da, i0, i1);
+        FN(ew_flat)(layout, DA, beta_a, n->in[0]->grad->data, a, b, y, dy, NULL, df_da, i0, i1);
     if (n->in[1]->requires_grad && layout != B_SCALAR)
-        FN(ew_flat)(layout, DB, n->in[1]->grad->data, a, b, y, dy, NULL, df_db, i0, i1);
-}
-
-/* The other layouts' gradients, in turn, and (any layout) a scalar operand's. */
-TG_INLINE void FN(binary_bwd)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
-                              T (*df_db)(T dy, T a, T b, T y))
-{
-    const T *a = n->in[0]->data, *b = n->in[1]->data;
-    const T *y = tg_node_out(n)->data, *dy = tg_node_out(n)->grad->data;
-    const int64_t layout = tg_node_attr(n)->binary.layout;
-    const bool flat = layout == SAME || layout == A_SCALAR || layout == B_SCALAR;
-    if (n->in[0]->requires_grad && !flat)
-        FN(ew_pass)(n, DA, n->in[0]->grad->data, a, b, y, dy, NULL, df_da);
-    if (n->in[1]->requires_grad && !flat)
-        FN(ew_pass)(n, DB, n->in[1]->grad->data, a, b, y, dy, NULL, df_db);
+        FN(ew_flat)(layout, DB, beta_b, n->in[1]->grad->data, a, b, y, dy, NULL, df_db, i0, i1);
 }

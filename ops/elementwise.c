@@ -123,11 +123,17 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
     return tg_op_finish(tp, n);
 }
 
-/* The kernels of each op, with the element functions (ops/elem_t.h) of the node's dtype.
- * The flat layouts (SAME, A_SCALAR, B_SCALAR) run as parts over element ranges, split over
- * threads for large tensors (tg_par_run, ops/vecmath.h); a scalar operand's gradient is a
- * sum of fixed parts (tg_par_parts), so that both give the same bits at any thread count.
- * The other layouts run on the calling thread. */
+/* The kernels of each op, with the element functions (ops/elem_t.h) of the node's dtype,
+ * split over threads for large tensors (ops/vecmath.h) in ways that give the same bits at
+ * any thread count. The flat layouts (SAME, A_SCALAR, B_SCALAR) run as parts over element
+ * ranges (tg_par_run), and a scalar operand's gradient is a sum of fixed parts
+ * (tg_par_parts). The ROW layouts run by rows, except the row operand's gradient, a sum
+ * over the rows, which runs by columns (each column summed in row order by one thread); the
+ * general layout runs by lines (runs along its last merged dimension), except a smaller
+ * operand's gradient when two lines add into the same element (it is broadcast along an
+ * outer dimension), which runs on one thread. A backward writes a full-size operand's
+ * gradient that holds no values yet (tg_grad_beta) where it can, instead of adding to
+ * zeros. */
 static bool flat(const tg_node *n)
 {
     return tg_node_attr(n)->binary.layout == SAME || tg_node_attr(n)->binary.layout == A_SCALAR ||
@@ -146,16 +152,56 @@ static void scalar_grad(tg_node *n, int pass, void (*part)(void *ctx, int p))
     const int64_t len = tg_node_out(n)->numel;
     sum_ctx c = {.n = n, .pass = pass, .count = tg_sum_parts(len)};
     tg_par_parts(len, c.count, part, &c);
-    void *d = n->in[pass == DA ? 0 : 1]->grad->data;
+    tg_tensor *x = n->in[pass == DA ? 0 : 1];
+    const int beta = tg_grad_beta(x);
+    void *d = x->grad->data;
     if (tg_node_out(n)->dtype == TG_F32) {
         float s = c.f32[0];
         for (int p = 1; p < c.count; p++) s += c.f32[p];
-        *(float *)d += s;
+        *(float *)d = beta ? *(float *)d + s : s;
     } else {
         double s = c.f64[0];
         for (int p = 1; p < c.count; p++) s += c.f64[p];
-        *(double *)d += s;
+        *(double *)d = beta ? *(double *)d + s : s;
     }
+}
+
+/* The non-flat layouts' parts get mode = pass << 2 | by_cols << 1 | beta as their beta. */
+#define MODE(pass, by_cols, beta) ((pass) << 2 | (by_cols) << 1 | (beta))
+
+/* Whether two lines of the general layout never add into the same element of the operand of
+ * pass (DA or DB): its stride along every outer dimension is non-zero. */
+static bool lines_disjoint(const bcast *c, int pass)
+{
+    for (int d = 0; d < c->nd - 1; d++)
+        if ((pass == DA ? c->sa[d] : c->sb[d]) == 0) return false;
+    return true;
+}
+
+/* Pass (FWD, DA or DB) over a non-flat layout, split as the comment above says: part runs
+ * rows, columns or lines. */
+static void nonflat(tg_node *n, int pass, tg_part_fn *part)
+{
+    const int64_t len = tg_node_out(n)->numel, m = tg_node_attr(n)->binary.row;
+    if (len == 0) return;
+    tg_tensor *x = pass == FWD ? NULL : n->in[pass == DA ? 0 : 1];
+    const bool full = !x || x->numel == len;
+    int nt = tg_par_threads(len), beta = x ? tg_grad_beta(x) : 0;
+    const bool rows =
+        tg_node_attr(n)->binary.layout == B_ROW || tg_node_attr(n)->binary.layout == A_ROW;
+    if (x && !beta && (!full || !rows)) { /* these passes add: zeros first */
+        tg_par_zero(x->grad->data, x->numel, tg_dtype_size((tg_dtype)x->dtype));
+        beta = 1;
+    }
+    if (rows) {
+        if (full) tg_par_range(n, len / m, 1, nt, part, MODE(pass, 0, beta));
+        else tg_par_range(n, m, 16, nt, part, MODE(pass, 1, 1)); /* 16: a line of f32 */
+        return;
+    }
+    bcast c;
+    bcast_init(&c, n);
+    if (!full && !lines_disjoint(&c, pass)) nt = 1;
+    tg_par_range(n, len / c.shape[c.nd - 1], 1, nt, part, MODE(pass, 0, 1));
 }
 
 #define BINARY_KERNELS(op)                                                                         \
@@ -167,10 +213,20 @@ static void scalar_grad(tg_node *n, int pass, void (*part)(void *ctx, int p))
     }                                                                                              \
     static inline void op##_bwd_part(tg_node *n, int64_t i0, int64_t i1, int beta)                 \
     {                                                                                              \
-        (void)beta;                                                                                \
         if (tg_node_out(n)->dtype == TG_F32)                                                       \
-            binary_bwd_part_f32(n, op##_da_f32, op##_db_f32, i0, i1);                              \
-        else binary_bwd_part_f64(n, op##_da_f64, op##_db_f64, i0, i1);                             \
+            binary_bwd_part_f32(n, op##_da_f32, op##_db_f32, i0, i1, beta & 1, beta >> 1);         \
+        else binary_bwd_part_f64(n, op##_da_f64, op##_db_f64, i0, i1, beta & 1, beta >> 1);        \
+    }                                                                                              \
+    /* mode: see MODE; the pass picks the element function */                                      \
+    static void op##_nonflat_part(tg_node *n, int64_t i0, int64_t i1, int mode)                    \
+    {                                                                                              \
+        const int pass = mode >> 2, cols = mode >> 1 & 1, beta = mode & 1;                         \
+        if (tg_node_out(n)->dtype == TG_F32)                                                       \
+            ew_part_f32(n, pass, beta, cols, i0, i1, op##_f32,                                     \
+                        pass == DA ? op##_da_f32 : op##_db_f32);                                   \
+        else                                                                                       \
+            ew_part_f64(n, pass, beta, cols, i0, i1, op##_f64,                                     \
+                        pass == DA ? op##_da_f64 : op##_db_f64);                                   \
     }                                                                                              \
     static void op##_sum_part(void *ctx, int p)                                                    \
     {                                                                                              \
@@ -181,23 +237,24 @@ static void scalar_grad(tg_node *n, int pass, void (*part)(void *ctx, int p))
     }                                                                                              \
     void tg_##op##_fwd(tg_node *n)                                                                 \
     {                                                                                              \
-        if (!flat(n)) {                                                                            \
-            if (tg_node_out(n)->dtype == TG_F32) binary_fwd_f32(n, op##_f32);                      \
-            else binary_fwd_f64(n, op##_f64);                                                      \
-        } else TG_PAR_RUN(n, tg_node_out(n)->numel, op##_fwd_part, 0);                             \
+        if (!flat(n)) nonflat(n, FWD, op##_nonflat_part);                                          \
+        else TG_PAR_RUN(n, tg_node_out(n)->numel, op##_fwd_part, 0);                               \
     }                                                                                              \
     void tg_##op##_bwd(tg_node *n)                                                                 \
     {                                                                                              \
+        tg_tensor *a = n->in[0], *b = n->in[1];                                                    \
+        const int64_t layout = tg_node_attr(n)->binary.layout;                                     \
         if (!flat(n)) {                                                                            \
-            if (tg_node_out(n)->dtype == TG_F32) binary_bwd_f32(n, op##_da_f32, op##_db_f32);      \
-            else binary_bwd_f64(n, op##_da_f64, op##_db_f64);                                      \
+            if (a->requires_grad) nonflat(n, DA, op##_nonflat_part);                               \
+            if (b->requires_grad) nonflat(n, DB, op##_nonflat_part);                               \
             return;                                                                                \
         }                                                                                          \
-        TG_PAR_RUN(n, tg_node_out(n)->numel, op##_bwd_part, 0);                                    \
-        if (tg_node_attr(n)->binary.layout == A_SCALAR && n->in[0]->requires_grad)                 \
-            scalar_grad(n, DA, op##_sum_part);                                                     \
-        if (tg_node_attr(n)->binary.layout == B_SCALAR && n->in[1]->requires_grad)                 \
-            scalar_grad(n, DB, op##_sum_part);                                                     \
+        /* read in this order: for mul(x, x) a's pass writes, b's adds */                          \
+        const int beta_a = a->requires_grad && layout != A_SCALAR ? tg_grad_beta(a) : 1;           \
+        const int beta_b = b->requires_grad && layout != B_SCALAR ? tg_grad_beta(b) : 1;           \
+        TG_PAR_RUN(n, tg_node_out(n)->numel, op##_bwd_part, beta_a | beta_b << 1);                 \
+        if (layout == A_SCALAR && a->requires_grad) scalar_grad(n, DA, op##_sum_part);             \
+        if (layout == B_SCALAR && b->requires_grad) scalar_grad(n, DB, op##_sum_part);             \
     }
 
 /* y = a + b;  da += dy, db += dy. */

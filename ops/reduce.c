@@ -4,8 +4,9 @@
  * at once: with inner = 0, outer · len can be up to 2^48 iterations of nothing.
  * max propagates NaN, as PyTorch's torch.max does: a slice holding a NaN has the maximum
  * NaN, and the first NaN is the element its gradient goes to.
- * sum and mean split large inputs over threads (ops/vecmath.h), with the same bits at any
- * thread count: a run of TG_PAR_MIN elements or more is summed in fixed parts. */
+ * sum, mean and max split large inputs over threads (ops/vecmath.h), with the same bits at
+ * any thread count: a run of TG_PAR_MIN elements or more is summed (or its maximum found) in
+ * fixed parts. */
 #include "internal.h"
 #include "vecmath.h"
 

@@ -112,6 +112,15 @@ int tg_par_threads(int64_t len)
 #endif
 }
 
+/* Part t of nt of [0, count), cut at multiples of align (the last part takes the rest). */
+static inline void part_bounds(int64_t count, int64_t align, int nt, int t, int64_t *i0,
+                               int64_t *i1)
+{
+    const int64_t units = count / align;
+    *i0 = t == 0 ? 0 : units * t / nt * align;
+    *i1 = t + 1 == nt ? count : units * (t + 1) / nt * align;
+}
+
 void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_part_fn *part,
                   int beta)
 {
@@ -120,14 +129,30 @@ void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_pa
         part(n, 0, count, beta);
         return;
     }
-    const int64_t units = count / align;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static, 1) num_threads(nt)
 #endif
     for (int t = 0; t < nt; t++) {
-        int64_t i0 = t == 0 ? 0 : units * t / nt * align;
-        int64_t i1 = t + 1 == nt ? count : units * (t + 1) / nt * align;
+        int64_t i0, i1;
+        part_bounds(count, align, nt, t, &i0, &i1);
         if (i0 < i1) part(n, i0, i1, beta);
+    }
+}
+
+void tg_par_zero(void *p, int64_t numel, size_t esize)
+{
+    const int nt = tg_par_threads(numel);
+    if (nt <= 1) {
+        if (numel > 0) memset(p, 0, (size_t)numel * esize);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        int64_t i0, i1;
+        part_bounds(numel, TG_PAR_ALIGN, nt, t, &i0, &i1);
+        memset((char *)p + (size_t)i0 * esize, 0, (size_t)(i1 - i0) * esize);
     }
 }
 

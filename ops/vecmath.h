@@ -14,6 +14,7 @@
 #define TAPEGRAD_OPS_VECMATH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TG_VM_DECL(fn)                                                                             \
@@ -57,6 +58,9 @@ int tg_par_threads(int64_t len);
  * one thread each: for loops over rows rather than elements. */
 void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_part_fn *part,
                   int beta);
+/* Zeroes numel elements of esize bytes at p: one memset below TG_PAR_MIN elements, else
+ * tg_par_threads(numel) memsets of parts cut at multiples of TG_PAR_ALIGN elements. */
+void tg_par_zero(void *p, int64_t numel, size_t esize);
 
 /* ---- sums that give the same bits at any thread count ----
  * A sum over len >= TG_PAR_MIN terms is cut into TG_SUM_PARTS parts at fixed places

@@ -403,6 +403,8 @@ static int first_order_step(tg_optim *o)
     }
     /* before the clipping, which would hide an infinity, and before anything changes */
     if (o->opts.check_finite && !grads_finite(o)) return TG_EARG;
+    /* a growing schedule (gamma > 1) whose lr has overflowed: refused, not an infinite step */
+    if (!isfinite(tg_lr_at(&o->opts.schedule, o->opts.lr, o->t))) return TG_EARG;
     tg_optim_begin_step(o);
     int nt = tg_get_num_threads();
     if (nt > 1 && total >= PARALLEL_MIN_ELEMENTS) return threaded_update(o, nt);

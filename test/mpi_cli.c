@@ -207,6 +207,26 @@ static void test_equivalence(void)
     CHECK(run(2, args) != 0);
     CHECK_STR_HAS(out, "tapegrad: rank 0: --layers 4,8,2: the data has 3 features");
     CHECK_STR_HAS(out, "tapegrad: rank 1: --layers 4,8,2: the data has 3 features");
+    /* a failure of the setup that every rank shares ends them all with a clean finalize and
+     * the failing ranks' status (2: a usage error), not through MPI_Abort */
+    CHECK(run(2, "train --distributed --data /nonexistent/x") == 2);
+    CHECK_STR_HAS(out, "tapegrad: rank 0: --data /nonexistent/x: want ");
+    CHECK_STR_HAS(out, "tapegrad: rank 1: --data /nonexistent/x: want ");
+    CHECK(!strstr(out, "MPI_ABORT"));
+    CHECK(run(2, "train --distributed --data /nonexistent/x.csv") == 1); /* cannot open */
+    CHECK_STR_HAS(out, "tapegrad: rank 1: /nonexistent/x.csv: cannot open");
+    CHECK(!strstr(out, "MPI_ABORT"));
+    /* one that only rank 0 meets (its outputs): the other rank stops too, at once */
+    char ck[128];
+    path(ck, sizeof ck, "no/such/dir/m.tgm");
+    snprintf(args, sizeof args,
+             "train --distributed --data %s --layers 3,8,2 --epochs 1 --log '' --save %s", csv, ck);
+    double t0 = now();
+    CHECK(run(2, args) == 1);
+    CHECK(now() - t0 < 20); /* well inside the 60 s timeout */
+    CHECK_STR_HAS(out, "tapegrad: rank 0: --save ");
+    CHECK(!strstr(out, "MPI_ABORT") && !strstr(out, "timed out"));
+    CHECK(!strstr(out, "test accuracy:"));
     CHECK(run(0, "train --bucket-kb 5") == 2);
     CHECK_STR_HAS(out, "--bucket-kb: goes with --distributed");
     CHECK(run(0, "train --distributed --bucket-kb 0") == 2);

@@ -78,6 +78,16 @@ static void test_usage_errors(void)
     CHECK_STR_HAS(out, "needs a value");
     CHECK(run("train --opt nosuch") == 2);
     CHECK_STR_HAS(out, "unknown optimiser");
+    /* an option the method does not read is refused, not ignored */
+    const char *no_momentum[] = {"sgd",     "adam",     "adamw", "nadam",     "rmsprop",
+                                 "adagrad", "adadelta", "rprop", "quickprop", "lbfgs"};
+    for (size_t i = 0; i < sizeof no_momentum / sizeof no_momentum[0]; i++) {
+        char a[128];
+        snprintf(a, sizeof a, "train --opt %s --momentum 0.5", no_momentum[i]);
+        CHECK(run(a) == 2);
+        CHECK_STR_HAS(out, "--momentum: --opt ");
+        CHECK_STR_HAS(out, no_momentum[i]);
+    }
     CHECK(run("train --data nosuch.txt") == 2);
     CHECK(run("train --data /nonexistent/x.csv") == 1);
     CHECK_STR_HAS(out, "/nonexistent/x.csv");

@@ -522,6 +522,43 @@ static void test_schedule_steps(void)
     }
 }
 
+/* A growing schedule (gamma > 1) is allowed, but a step whose lr has overflowed to infinity
+ * is refused and changes nothing, for step and exponential decay, the first-order methods
+ * and both dtypes; the step before the overflow still runs. */
+static void test_schedule_overflow(void)
+{
+    const char *m[] = {"sgd", "momentum", "nesterov", "adam", "rmsprop", "adamw"};
+    for (int c = 0; c < 2; c++)
+        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+            for (int d = 0; d < 2; d++) {
+                check_test = m[i];
+                tg_tensor *p = tg_tensor_new(d ? TG_F32 : TG_F64, 1, (int64_t[]){2});
+                tg_set_requires_grad(p, true);
+                tg_zero_grad(p);
+                tg_optim_opts o = defaults(m[i]);
+                o.lr = 1e-300;
+                o.schedule = c ? (tg_lr_schedule){.kind = TG_LR_STEP, .step_size = 2, .gamma = 2}
+                               : (tg_lr_schedule){.kind = TG_LR_EXP, .gamma = 2};
+                tg_optim *opt = tg_optim_new(m[i], 1, &p, &o, NULL);
+                CHECK(opt != NULL);
+                int64_t last = c ? 2 * 1000 : 1000; /* 1e-300 2^1000: about 10.7 */
+                CHECK(tg_optim_set_step_count(opt, last) == TG_OK);
+                CHECK(isfinite(tg_optim_lr(opt)));
+                tg_set(tg_grad(p), 0, 1e-9), tg_set(tg_grad(p), 1, -1e-9);
+                CHECK(tg_optim_step(opt) == TG_OK);
+                CHECK(tg_optim_step_count(opt) == last + 1);
+                CHECK(tg_optim_set_step_count(opt, c ? 2 * 1030 : 1030) == TG_OK); /* 2^1030: inf */
+                CHECK(!isfinite(tg_optim_lr(opt)));
+                double w0 = tg_get(p, 0), w1 = tg_get(p, 1);
+                CHECK(tg_optim_step(opt) == TG_EARG);
+                CHECK(tg_optim_step_count(opt) == (c ? 2 * 1030 : 1030));
+                CHECK(tg_get(p, 0) == w0 && tg_get(p, 1) == w1);
+                tg_optim_free(opt);
+                tg_tensor_free(p);
+            }
+    check_test = "";
+}
+
 /* L2 is coupled (rho w joins the gradient, so Adam rescales it), weight decay decoupled:
  * with Adam they differ; with SGD they are the same step. */
 static void test_l2_vs_weight_decay(void)
@@ -2198,6 +2235,7 @@ static const check_case cases[] = {
     TEST(test_clipping),
     TEST(test_schedules),
     TEST(test_schedule_steps),
+    TEST(test_schedule_overflow),
     TEST(test_l2_vs_weight_decay),
     TEST(test_convergence),
     TEST(test_errors),

@@ -131,8 +131,9 @@ TG_API void tg_optim_free(tg_optim *opt);
 
 /* One update of every parameter from its current gradient: clip (value, then norm), then the
  * method's rule with the scheduled lr; the step count goes up by one. Returns 0, TG_EARG for
- * NULL or (with opts.check_finite) a gradient holding NaN or inf, checked before anything
- * changes, or TG_ESTATE for a method that needs a closure (use tg_optim_step_closure). */
+ * NULL, a scheduled lr that has overflowed to infinity (gamma > 1) or (with
+ * opts.check_finite) a gradient holding NaN or inf, each checked before anything changes, or
+ * TG_ESTATE for a method that needs a closure (use tg_optim_step_closure). */
 TG_API int tg_optim_step(tg_optim *opt);
 /* One update that may re-evaluate the objective through fn (see tg_loss_fn). First-order
  * methods zero the gradients, call fn once, then do tg_optim_step. *loss (if non-NULL)
