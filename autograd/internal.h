@@ -354,8 +354,12 @@ static inline tg_tensor *tg_tensor_place(tg_tape *tp, unsigned char *p, size_t o
     unsigned char *d = p + off;
     if ((size_t)numel * (dt == TG_F64 ? sizeof(double) : sizeof(float)) >= TG_ALIGN)
         d += (TG_ALIGN - (uintptr_t)d % TG_ALIGN) % TG_ALIGN;
-    *t = (tg_tensor){.data = d, .tape = tp, .numel = numel, .gen = tp->gen,
-                     .ndim = (int8_t)ndim, .dtype = (uint8_t)dt};
+    *t = (tg_tensor){.data = d,
+                     .tape = tp,
+                     .numel = numel,
+                     .gen = tp->gen,
+                     .ndim = (int8_t)ndim,
+                     .dtype = (uint8_t)dt};
     if (ndim > 0) t->shape[0] = shape[0]; /* most tensors: no loop set-up */
     for (int i = 1; i < ndim; i++) t->shape[i] = shape[i];
     return t;

@@ -54,8 +54,8 @@ static inline size_t node_bytes(const tg_tape *tp, int n_in, size_t attr)
 static inline void node_init(tg_tape *tp, tg_node *n, int op, int n_in, tg_tensor *const *in,
                              int ndim, size_t attr)
 {
-    *n = (tg_node){.op = (uint16_t)op, .n_in = (uint16_t)n_in,
-                   .out_back = (uint16_t)TG_TENSOR_BYTES(ndim)};
+    *n = (tg_node){
+        .op = (uint16_t)op, .n_in = (uint16_t)n_in, .out_back = (uint16_t)TG_TENSOR_BYTES(ndim)};
     n->in[0] = in[0]; /* most ops have one or two inputs: no loop set-up for them */
     if (n_in > 1) {
         n->in[1] = in[1];
