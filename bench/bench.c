@@ -1533,10 +1533,11 @@ static void bench_dist(int reps)
         for (int i = 0; i < 2; i++) {
             char line[512], k[96];
             double x;
-            /* NOLINTNEXTLINE(cert-err34-c): the line of our own program; a miss leaves NAN */
-            while (p[i] && fgets(line, sizeof line, p[i]))
+            while (p[i] && fgets(line, sizeof line, p[i])) {
+                /* NOLINTNEXTLINE(cert-err34-c): the line of our own program; a miss leaves NAN */
                 if (sscanf(line, "%95s %lf", k, &x) == 2 && !strcmp(k, "dist.np1.samples_per_s"))
                     v[i] = x;
+            }
             if (p[i] && pclose(p[i]) != 0) v[i] = (double)NAN;
         }
         snprintf(cmd, sizeof cmd,

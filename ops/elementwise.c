@@ -103,7 +103,7 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
 {
     tg_tensor *in[2] = {a, b};
     if (tg_op_check(tp, op, 2, in)) return NULL;
-    int nd = a->ndim;
+    int nd = a->ndim; /* NOLINT(bugprone-signed-char-misuse,cert-str34-c): 0..TG_MAX_DIMS */
     int64_t buf[TG_MAX_DIMS];
     const int64_t *shape = a->shape;
     if (!shape_is_a(a, b)) {

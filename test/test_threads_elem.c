@@ -214,7 +214,7 @@ static void test_ce_bad_label(void)
         tg_tape *tp = tg_tape_new();
         tg_tensor *y = tg_cross_entropy(tp, z, t);
         char want[96];
-        snprintf(want, sizeof want, "label -1 of row %lld ", (long long)(rows / 2 + 1));
+        snprintf(want, sizeof want, "label -1 of row %lld ", (long long)rows / 2 + 1);
         CHECK(!y && tg_tape_errcode(tp) == TG_EARG && strstr(tg_tape_error(tp), want));
         tg_tape_free(tp);
         tg_tensor_free(z), tg_tensor_free(t);
