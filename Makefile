@@ -172,7 +172,7 @@ $(B)/have-mpi: FORCE
 $(B)/tapegrad: $(CLI_OBJ) $(DEMO_OBJ) $(LIB_OBJ) $(if $(HAVE_MPI),$(MPI_OBJ))
 	$(CC) -o $@ $^ $(LDLIBS) $(if $(HAVE_MPI),$(MPI_LIBS))
 # test/mpi_cli.c runs the command under mpirun.
-$(B)/mpi_cli: test/mpi_cli.c $(B)/tapegrad $(LIB_OBJ) $(HEADERS)
+$(B)/mpi_cli: test/mpi_cli.c test/run_cli.h $(B)/tapegrad $(LIB_OBJ) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -fvisibility=default -DTG_CLI='"$(B)/tapegrad"' $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 $(B)/obj/examples/%.o: examples/%.c $(HEADERS) | $(DEPS_OK)
@@ -234,7 +234,7 @@ $(B)/bench: bench/bench.c $(LIB_OBJ) $(HEADERS) $(B)/git-rev
 	$(CC) $(ALL_CFLAGS) -O3 -DTG_GIT_REV='"$(GIT_REV)"' $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 # The command's test runs the binary.
-$(B)/test_cli: test/test_cli.c $(B)/tapegrad test/check.h
+$(B)/test_cli: test/test_cli.c $(B)/tapegrad test/check.h test/run_cli.h
 	$(CC) $(ALL_CFLAGS) -DTG_CLI='"$(B)/tapegrad"' $< -o $@
 
 test: $(TESTS)

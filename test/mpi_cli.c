@@ -20,36 +20,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "run_cli.h"
 #include "tapegrad.h"
 
-static char out[1 << 16], dir[64];
 static const char *mpirun;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, us % 1000000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
-/* Runs the shell command with its output in out; the exit status (-1: a signal). */
-static int sh(const char *cmd)
-{
-    char full[4200];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -100;
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* `tapegrad ARGS` on np ranks under mpirun (np 0: alone, without mpirun). */
 static int run(int np, const char *args)
@@ -64,11 +38,6 @@ static int run(int np, const char *args)
                  "-x ASAN_OPTIONS=detect_leaks=0 %s %s",
                  mpirun, np, TG_CLI, args);
     return sh(cmd);
-}
-
-static void path(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "%s/%s", dir, name);
 }
 
 /* Two overlapping Gaussian-ish blobs in 3 features, 400 rows (320 for training). */
@@ -89,19 +58,6 @@ static void write_csv(const char *p)
         fprintf(f, "%.5f,%.5f,%.5f,%d\n", v[0], v[1], v[2], c);
     }
     fclose(f);
-}
-
-static bool same_file(const char *p, const char *q)
-{
-    FILE *a = fopen(p, "rb"), *b = fopen(q, "rb");
-    bool same = a && b;
-    for (int ca = 0, cb = 0; same && ca != EOF;) {
-        ca = fgetc(a), cb = fgetc(b);
-        same = ca == cb;
-    }
-    if (a) fclose(a);
-    if (b) fclose(b);
-    return same;
 }
 
 /* The largest difference between the weights of two saved 3-8-2 f64 MLPs (1 if either

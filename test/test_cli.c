@@ -14,34 +14,14 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "run_cli.h"
 
-static char out[1 << 16];
-
-/* Runs the command with its output captured in out; returns its exit status (-1: signal). */
+/* `tapegrad ARGS` with its output captured in out; returns its exit status (-1: signal). */
 static int run(const char *args)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", TG_CLI, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -100;
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char dir[64];
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void path(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "%s/%s", dir, name);
+    snprintf(cmd, sizeof cmd, "%s %s", TG_CLI, args);
+    return sh(cmd);
 }
 
 /* Two Gaussian blobs in 3 features: an easy 2-class problem. */
@@ -564,29 +544,9 @@ static void test_arch(void)
     }
 }
 
-/* The bytes of file p equal those of q (both readable). */
-static bool same_file(const char *p, const char *q)
-{
-    FILE *a = fopen(p, "rb"), *b = fopen(q, "rb");
-    bool same = a && b;
-    for (int ca = 0, cb = 0; same && ca != EOF;) {
-        ca = fgetc(a), cb = fgetc(b);
-        same = ca == cb;
-    }
-    if (a) fclose(a);
-    if (b) fclose(b);
-    return same;
-}
-
 /* --checkpoint and --resume: a run stopped (after fewer epochs, or killed at a random point
  * after a checkpoint) and resumed ends with the bytes of the model an uninterrupted run
  * saves; a resume with other options, or from a bad file, is refused. */
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, us % 1000000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
 static void test_checkpoint_resume(void)
 {
     char csv[128], ck[128], straight[128], resumed[128], args[2048], common[512];
