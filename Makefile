@@ -139,7 +139,7 @@ bench-dist: $(B)/dist_bench
 $(B)/ulp_scan: bench/ulp_scan.c $(LIB_OBJ) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
 # bench/chain_phases.c: the 1-element chain phase by phase, for callgrind's instruction counts.
-$(B)/chain_phases: bench/chain_phases.c $(LIB_OBJ) $(HEADERS)
+$(B)/chain_phases: bench/chain_phases.c bench/chain.h $(LIB_OBJ) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
 # The scaling model's inputs (docs/distributed-scaling.md): allreduce times over MPI and the
 # per-step compute of the bench MLP and the demo CNN.
@@ -230,7 +230,7 @@ GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(B)/git-rev: FORCE
 	@mkdir -p $(B); if [ "$$(cat $@ 2>/dev/null)" != "$(GIT_REV)" ]; then echo "$(GIT_REV)" > $@; fi
 FORCE:
-$(B)/bench: bench/bench.c $(LIB_OBJ) $(HEADERS) $(B)/git-rev
+$(B)/bench: bench/bench.c bench/chain.h $(LIB_OBJ) $(HEADERS) $(B)/git-rev
 	$(CC) $(ALL_CFLAGS) -O3 -DTG_GIT_REV='"$(GIT_REV)"' $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 # The command's test runs the binary.

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tapegrad.h"
+#include "chain.h"
 #include "../ops/vecmath.h" /* the raw chain's tanh is the ops' own array tanh */
 
 #define MAX_FIG 256
@@ -78,21 +79,7 @@ static figure *find_fig(const char *key)
     return NULL;
 }
 
-/* ---- 1. tape overhead: chains of K elementwise ops ----
- * The chain repeats (mul_scalar 0.5, add_scalar 0.1, tanh, add x): values stay bounded. */
-static tg_tensor *chain(tg_tape *tp, tg_tensor *x, int64_t k)
-{
-    tg_tensor *y = x;
-    for (int64_t i = 0; i < k; i++) {
-        switch (i & 3) {
-        case 0: y = tg_mul_scalar(tp, y, 0.5); break;
-        case 1: y = tg_add_scalar(tp, y, 0.1); break;
-        case 2: y = tg_tanh(tp, y); break;
-        default: y = tg_add(tp, y, x); break;
-        }
-    }
-    return y;
-}
+/* ---- 1. tape overhead: chains of K elementwise ops (bench/chain.h) ---- */
 
 /* The same arithmetic as plain loops over two preallocated buffers, tanh by the array tanh
  * the op uses (libmvec, or libm in the plain build). */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "chain.h"
 #include "tapegrad.h"
 
 static double now(void)
@@ -15,19 +16,6 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-__attribute__((noinline)) static tg_tensor *chain(tg_tape *tp, tg_tensor *x, long k)
-{
-    tg_tensor *y = x;
-    for (long i = 0; i < k; i++) {
-        switch (i & 3) {
-        case 0: y = tg_mul_scalar(tp, y, 0.5); break;
-        case 1: y = tg_add_scalar(tp, y, 0.1); break;
-        case 2: y = tg_tanh(tp, y); break;
-        default: y = tg_add(tp, y, x); break;
-        }
-    }
-    return y;
-}
 __attribute__((noinline)) tg_tensor *phase_record(tg_tape *tp, tg_tensor *x, long k)
 {
     return tg_sum(tp, chain(tp, x, k), TG_ALL_AXES, false);
