@@ -18,29 +18,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "ddp_data.h"
 #include "tapegrad.h"
 
 #define STEPS 20
-#define NROWS 98
-#define DIN 5
-#define NCLS 3
-
-static tg_dataset data;
-
-static void make_data(void)
-{
-    int64_t sx[2] = {NROWS, DIN}, sy[1] = {NROWS};
-    data.x = tg_tensor_new(TG_F64, 2, sx);
-    data.y = tg_tensor_new(TG_F64, 1, sy);
-    data.n = NROWS, data.d = DIN, data.n_classes = NCLS;
-    tg_rng g;
-    tg_rng_seed(&g, 7);
-    tg_tensor_rand_normal(data.x, 0, 1, &g);
-    for (int64_t i = 0; i < NROWS; i++) {
-        double s = tg_get(data.x, i * DIN) + 0.5 * tg_get(data.x, i * DIN + 1);
-        tg_set(data.y, i, s > 0.4 ? 2 : s > -0.4 ? 1 : 0);
-    }
-}
 
 static tg_module *make_model(void)
 {
