@@ -30,9 +30,47 @@ MVEC_DECL(log)
 MVEC_DECL(log1p)
 #undef MVEC_DECL
 
-/* y = vf(x) over whole vectors of W elements of T, then the rest through a zero-padded
- * vector, so every element is the vector function's. */
-#define MVEC_LOOP(name, T, V, vf)                                                                  \
+/* The last r (1 <= r < W) elements of x in the low lanes of a vector, the others zero, and
+ * back: element by element, with constant lane numbers, so that the vector is built in
+ * registers. A copy through the stack (memcpy into a zeroed vector) is a wide load of bytes
+ * just stored narrowly, which waits for the stores (store-to-load forwarding fails); that
+ * cost 20 ns of the 30 a 1-element tanh took (bench/bench.c, overhead.f32.n1). */
+#define TAIL_LANE(j)                                                                               \
+    if (r > (j)) v[j] = x[j];
+#define TAIL_BACK(j)                                                                               \
+    if (r > (j)) y[j] = v[j];
+__attribute__((always_inline, target("avx2"))) static inline v8sf tail_in_f32(const float *x,
+                                                                             int64_t r)
+{
+    v8sf v = {x[0]};
+    TAIL_LANE(1) TAIL_LANE(2) TAIL_LANE(3) TAIL_LANE(4) TAIL_LANE(5) TAIL_LANE(6)
+    return v;
+}
+__attribute__((always_inline, target("avx2"))) static inline void tail_out_f32(v8sf v, float *y,
+                                                                              int64_t r)
+{
+    y[0] = v[0];
+    TAIL_BACK(1) TAIL_BACK(2) TAIL_BACK(3) TAIL_BACK(4) TAIL_BACK(5) TAIL_BACK(6)
+}
+__attribute__((always_inline, target("avx2"))) static inline v4df tail_in_f64(const double *x,
+                                                                             int64_t r)
+{
+    v4df v = {x[0]};
+    TAIL_LANE(1) TAIL_LANE(2)
+    return v;
+}
+__attribute__((always_inline, target("avx2"))) static inline void tail_out_f64(v4df v, double *y,
+                                                                              int64_t r)
+{
+    y[0] = v[0];
+    TAIL_BACK(1) TAIL_BACK(2)
+}
+#undef TAIL_LANE
+#undef TAIL_BACK
+
+/* y = vf(x) over whole vectors of W elements of T, then the rest zero-padded in one vector,
+ * so every element is the vector function's. */
+#define MVEC_LOOP(name, T, V, vf, sfx)                                                             \
     __attribute__((noinline, target("avx2"))) static void name(const T *x, T *y, int64_t n)        \
     {                                                                                              \
         const int64_t w = (int64_t)(sizeof(V) / sizeof(T));                                        \
@@ -43,16 +81,11 @@ MVEC_DECL(log1p)
             v = vf(v);                                                                             \
             memcpy(y + i, &v, sizeof v);                                                           \
         }                                                                                          \
-        if (i < n) {                                                                               \
-            memset(&v, 0, sizeof v);                                                               \
-            memcpy(&v, x + i, (size_t)(n - i) * sizeof(T));                                        \
-            v = vf(v);                                                                             \
-            memcpy(y + i, &v, (size_t)(n - i) * sizeof(T));                                        \
-        }                                                                                          \
+        if (i < n) tail_out_##sfx(vf(tail_in_##sfx(x + i, n - i)), y + i, n - i);                  \
     }
 #define MVEC_LOOPS(fn)                                                                             \
-    MVEC_LOOP(fn##_f32_avx2, float, v8sf, mv_##fn##f)                                              \
-    MVEC_LOOP(fn##_f64_avx2, double, v4df, mv_##fn)
+    MVEC_LOOP(fn##_f32_avx2, float, v8sf, mv_##fn##f, f32)                                         \
+    MVEC_LOOP(fn##_f64_avx2, double, v4df, mv_##fn, f64)
 /* f64 tanh as expm1(2x) / (expm1(2x) + 2), and ±1 where |x| > 20 (tanh rounds to ±1 from
  * 19.1 on; expm1 would overflow from 355): on libmvec's expm1 it takes 1.7 ns per double
  * here against 3.4-3.9 for libmvec's own tanh, one ulp further from libm (5 against 4;
@@ -67,8 +100,8 @@ __attribute__((target("avx2"))) static inline v4df mv_tanh_em1(v4df x)
     const v4di one = sign | (v4di)(v4df){1.0, 1.0, 1.0, 1.0};
     return (v4df)((one & big) | ((v4di)y & ~big));
 }
-MVEC_LOOP(tanh_f32_avx2, float, v8sf, mv_tanhf)
-MVEC_LOOP(tanh_f64_avx2, double, v4df, mv_tanh_em1)
+MVEC_LOOP(tanh_f32_avx2, float, v8sf, mv_tanhf, f32)
+MVEC_LOOP(tanh_f64_avx2, double, v4df, mv_tanh_em1, f64)
 MVEC_LOOPS(exp)
 MVEC_LOOPS(expm1)
 MVEC_LOOPS(log)

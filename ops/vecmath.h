@@ -4,7 +4,7 @@
  * tg_vm_<fn>_f32/_f64(x, y, n) set y[i] = fn(x[i]) for i < n (x == y allowed). On x86-64
  * with glibc's libmvec (glibc 2.35 or later) and a CPU with AVX2 they call libmvec's AVX2
  * entry points (_ZGVdN8v_tanhf, _ZGVdN4v_tanh, ...) on blocks of 8 floats or 4 doubles, and
- * the last, partial block through a zero-padded copy, so that every element gets the vector
+ * the last, partial block zero-padded in a register, so that every element gets the vector
  * function's value whatever its position in the array or the array's length (which is what
  * makes a split over threads give the same bits). Otherwise, and always in the plain build
  * (-DTG_PLAIN), they are loops over the scalar libm function. test/test_vecmath.c compares
