@@ -212,6 +212,27 @@ typedef enum {
 #undef TG_OP
 extern const tg_op tg_op_table[TG_OP_COUNT];
 
+/* The bytes of each tg_attr member (ops.def's attr column), rounded to 8, and each op's as a
+ * constant, TG_OP_ATTR_tanh: the op table's attr_bytes, for the wrappers that pass it to
+ * tg_op_begin_k at compile time. */
+#define TG_ATTR_BYTES(m) ((sizeof(((tg_attr *)0)->m) + 7) & ~(size_t)7)
+#define TG_ATTR_none 0
+#define TG_ATTR_scalar TG_ATTR_BYTES(scalar)
+#define TG_ATTR_matmul TG_ATTR_BYTES(matmul)
+#define TG_ATTR_linear TG_ATTR_BYTES(linear)
+#define TG_ATTR_binary TG_ATTR_BYTES(binary)
+#define TG_ATTR_prelu TG_ATTR_BYTES(prelu)
+#define TG_ATTR_view TG_ATTR_BYTES(view)
+#define TG_ATTR_transpose TG_ATTR_BYTES(transpose)
+#define TG_ATTR_loss TG_ATTR_BYTES(loss)
+#define TG_ATTR_dropout TG_ATTR_BYTES(dropout)
+#define TG_ATTR_batch_norm TG_ATTR_BYTES(batch_norm)
+#define TG_OP(nm, ar, sets, at) TG_OP_ATTR_##nm = TG_ATTR_##at,
+enum tg_op_attr {
+#include "../ops/ops.def"
+};
+#undef TG_OP
+
 /* profile.c: time per op kind while profiling is on (tg_tape_set_profiling), owned by the
  * tape. phase is 1 while a sweep runs, so GEMM time splits into forward and backward. */
 typedef struct tg_profile {
@@ -363,6 +384,118 @@ static inline tg_tensor *tg_tensor_place(tg_tape *tp, unsigned char *p, size_t o
     if (ndim > 0) t->shape[0] = shape[0]; /* most tensors: no loop set-up */
     for (int i = 1; i < ndim; i++) t->shape[i] = shape[i];
     return t;
+}
+
+/* ---- what every op does, inline (record.c has the calls) ----
+ * tg_op_begin_k and tg_op_finish_k are tg_op_begin's and tg_op_finish's bodies, for
+ * wrappers that know their op at compile time (TG_OP_K): its attribute bytes, arity and
+ * forward kernel are then constants, the kernel is a direct call, and the whole op is one
+ * function instead of four calls deep (docs/performance.md). */
+#if defined(__GNUC__)
+#define TG_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define TG_ALWAYS_INLINE static inline
+#endif
+/* The constants of op nm, for the _k functions: id, attribute bytes, forward kernel. */
+#define TG_OP_K(nm) TG_OP_##nm, TG_OP_ATTR_##nm, tg_##nm##_fwd
+
+/* record.c: the cold ends of tg_op_begin_k (the piece from another block; NULL with the
+ * error when out of memory or the shape is refused) and of tg_op_finish_k (with the
+ * self-checks on, whether an op wrote past its attributes; then the error). */
+unsigned char *tg_op_begin_next(tg_tape *tp, int op, int ndim, const int64_t *shape, size_t room);
+bool tg_op_attr_overrun(tg_tape *tp, const tg_node *n);
+#define TG_ATTR_FILL 0xa5
+
+/* A node's bytes: its inputs, then its attributes (tg_node_attr), attr of them (its op's
+ * tg_op.attr_bytes); a multiple of 8. With the self-checks on (tp->poison_grads) every node
+ * has the whole union, and the bytes past its op's member hold a pattern that tg_op_finish
+ * checks, so that an op writing beyond its ops.def column fails instead of overwriting its
+ * output's data. */
+TG_ALWAYS_INLINE size_t tg_node_bytes(const tg_tape *tp, int n_in, size_t attr)
+{
+    return sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *) +
+           (tp->poison_grads ? sizeof(tg_attr) : attr);
+}
+
+/* Fills the node at n, tg_node_bytes long, for an output of ndim dimensions. */
+TG_ALWAYS_INLINE void tg_node_init(tg_tape *tp, tg_node *n, int op, int n_in, tg_tensor *const *in,
+                                   int ndim, size_t attr)
+{
+    *n = (tg_node){
+        .op = (uint16_t)op, .n_in = (uint16_t)n_in, .out_back = (uint16_t)TG_TENSOR_BYTES(ndim)};
+    n->in[0] = in[0]; /* most ops have one or two inputs: no loop set-up for them */
+    if (n_in > 1) {
+        n->in[1] = in[1];
+        for (int i = 2; i < n_in; i++) n->in[i] = in[i];
+    }
+    unsigned char *a = (unsigned char *)tg_node_attr(n);
+    if (attr) memset(a, 0, 8); /* stores of constant size: most ops have 8 or 16 bytes */
+    if (attr > 8) memset(a + 8, 0, 8);
+    if (attr > 16) memset(a + 16, 0, attr - 16);
+    if (tp->poison_grads) memset(a + attr, TG_ATTR_FILL, sizeof(tg_attr) - attr);
+}
+
+/* tg_op_begin once numel (valid) is known, with the op's attribute bytes: the output's
+ * header, then the node, then the output's data, one bump of the current block when it has
+ * room. */
+TG_ALWAYS_INLINE tg_node *tg_op_begin_k(tg_tape *tp, int op, size_t attr, int n_in,
+                                        tg_tensor *const *in, int ndim, const int64_t *shape,
+                                        int64_t numel)
+{
+    tg_dtype dt = (tg_dtype)in[0]->dtype;
+    size_t node = tg_node_bytes(tp, n_in, attr);
+    size_t off, room = tg_tensor_room(dt, ndim, numel, node, &off);
+    unsigned char *p = tg_arena_bump(tp, room);
+    if (!p && !(p = tg_op_begin_next(tp, op, ndim, shape, room))) return NULL;
+    tg_tensor_place(tp, p, off, dt, ndim, shape, numel);
+    tg_node *n = (tg_node *)(void *)(p + TG_TENSOR_BYTES(ndim));
+    tg_node_init(tp, n, op, n_in, in, ndim, attr);
+    return n;
+}
+
+/* tg_op_finish with the node's arity and forward kernel known. */
+TG_ALWAYS_INLINE tg_tensor *tg_op_finish_k(tg_tape *tp, tg_node *n, int n_in,
+                                           void (*forward)(tg_node *))
+{
+    bool record = false, leafy = false; /* tg_op_records; a leaf not noted last is read */
+    if (tp->grad_mode)
+        for (int i = 0; i < n_in; i++)
+            record |= n->in[i]->requires_grad,
+                leafy |= n->in[i]->leaf && n->in[i] != tp->leaves_last;
+    leafy &= record;
+    /* Before the forward, which may write leaves (batch_norm's running statistics), so
+     * that running out of memory here changes nothing. A failing forward leaves the list
+     * longer than the nodes need, harmlessly: the tape holds its error until a reset. */
+    if (leafy && tg_leaf_refs_add(tp, n)) return NULL;
+    if (tg_profiling(tp)) {
+        double t0 = tg_clock();
+        forward(n);
+        tg_profile_kernel(tp, n->op, t0);
+    } else {
+        forward(n);
+    }
+    if (tp->err) return NULL; /* a forward kernel may reject values (e.g. bad labels) */
+    if (tp->poison_grads && tg_op_attr_overrun(tp, n)) return NULL;
+    tg_tensor *out = tg_node_out(n);
+    if (record) {
+        n->prev = tp->tail;
+        if (tp->tail) tp->tail->next = n;
+        else tp->head = n;
+        tp->tail = n;
+        tp->n_nodes++;
+        out->recorded = true;
+        out->requires_grad = true;
+    }
+    return out;
+}
+
+/* tg_op_unary with the op's constants (TG_OP_K(tanh)): check, begin, finish. */
+TG_ALWAYS_INLINE tg_tensor *tg_op_unary_k(tg_tape *tp, int op, size_t attr,
+                                          void (*forward)(tg_node *), tg_tensor *x)
+{
+    if (tg_op_check(tp, op, 1, &x)) return NULL;
+    tg_node *n = tg_op_begin_k(tp, op, attr, 1, &x, x->ndim, x->shape, x->numel);
+    return n ? tg_op_finish_k(tp, n, 1, forward) : NULL;
 }
 
 /* A tensor on tp of the given shape with every element value, recorded nowhere and needing

@@ -38,42 +38,10 @@ int tg_op_check_full(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
     return TG_OK;
 }
 
-/* A node's bytes: its inputs, then its attributes (tg_node_attr), attr of them (its op's
- * tg_op.attr_bytes); a multiple of 8. With the self-checks on (tp->poison_grads) every node
- * has the whole union, and the bytes past its op's member hold a pattern that tg_op_finish
- * checks, so that an op writing beyond its ops.def column fails instead of overwriting its
- * output's data. */
-#define ATTR_FILL 0xa5
-static inline size_t node_bytes(const tg_tape *tp, int n_in, size_t attr)
-{
-    return sizeof(tg_node) + (size_t)n_in * sizeof(tg_tensor *) +
-           (tp->poison_grads ? sizeof(tg_attr) : attr);
-}
-
-/* Fills the node at n, node_bytes long, for an output of ndim dimensions. */
-static inline void node_init(tg_tape *tp, tg_node *n, int op, int n_in, tg_tensor *const *in,
-                             int ndim, size_t attr)
-{
-    *n = (tg_node){
-        .op = (uint16_t)op, .n_in = (uint16_t)n_in, .out_back = (uint16_t)TG_TENSOR_BYTES(ndim)};
-    n->in[0] = in[0]; /* most ops have one or two inputs: no loop set-up for them */
-    if (n_in > 1) {
-        n->in[1] = in[1];
-        for (int i = 2; i < n_in; i++) n->in[i] = in[i];
-    }
-    unsigned char *a = (unsigned char *)tg_node_attr(n);
-    if (attr) memset(a, 0, 8); /* stores of constant size: most ops have 8 or 16 bytes */
-    if (attr > 8) memset(a + 8, 0, 8);
-    if (attr > 16) memset(a + 16, 0, attr - 16);
-    if (tp->poison_grads) memset(a + attr, ATTR_FILL, sizeof(tg_attr) - attr);
-}
-
 #if defined(__GNUC__)
 #define COLD __attribute__((noinline, cold))
-#define INLINE static inline __attribute__((always_inline))
 #else
 #define COLD
-#define INLINE static inline
 #endif
 
 /* tg_op_begin's failures, apart so that its fast path keeps few registers. */
@@ -85,27 +53,12 @@ static COLD tg_node *begin_fail(tg_tape *tp, int op, int ndim, const int64_t *sh
 }
 
 /* The piece from the next block (or a new one), when the current one has no room left. */
-static COLD unsigned char *begin_next(tg_tape *tp, int op, int ndim, const int64_t *shape,
-                                      size_t room)
+COLD unsigned char *tg_op_begin_next(tg_tape *tp, int op, int ndim, const int64_t *shape,
+                                     size_t room)
 {
     unsigned char *p = tg_arena_alloc_align(tp, room, 16);
     if (!p) begin_fail(tp, op, ndim, shape, room);
     return p;
-}
-
-/* tg_op_begin once numel (valid) is known. */
-INLINE tg_node *begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
-                      const int64_t *shape, int64_t numel)
-{
-    tg_dtype dt = (tg_dtype)in[0]->dtype;
-    size_t attr = tg_op_table[op].attr_bytes, node = node_bytes(tp, n_in, attr);
-    size_t off, room = tg_tensor_room(dt, ndim, numel, node, &off);
-    unsigned char *p = tg_arena_bump(tp, room);
-    if (!p && !(p = begin_next(tp, op, ndim, shape, room))) return NULL;
-    tg_tensor_place(tp, p, off, dt, ndim, shape, numel);
-    tg_node *n = (tg_node *)(void *)(p + TG_TENSOR_BYTES(ndim));
-    node_init(tp, n, op, n_in, in, ndim, attr);
-    return n;
 }
 
 /* The output's header, then the node, then the output's data: one piece of the arena, one
@@ -117,21 +70,22 @@ tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int nd
     int64_t numel =
         shape == in[0]->shape && ndim == in[0]->ndim ? in[0]->numel : tg_shape_numel(ndim, shape);
     if (numel < 0) return begin_fail(tp, op, ndim, shape, 0); /* too large or negative */
-    return begin(tp, op, n_in, in, ndim, shape, numel);
+    return tg_op_begin_k(tp, op, tg_op_table[op].attr_bytes, n_in, in, ndim, shape, numel);
 }
 
 tg_node *tg_op_begin_like(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
 {
-    return begin(tp, op, n_in, in, in[0]->ndim, in[0]->shape, in[0]->numel);
+    return tg_op_begin_k(tp, op, tg_op_table[op].attr_bytes, n_in, in, in[0]->ndim, in[0]->shape,
+                         in[0]->numel);
 }
 
-/* With the self-checks on: whether the bytes past n's attributes still hold node_init's
+/* With the self-checks on: whether the bytes past n's attributes still hold tg_node_init's
  * pattern; if not, the error. */
-static COLD bool attr_overrun(tg_tape *tp, const tg_node *n)
+COLD bool tg_op_attr_overrun(tg_tape *tp, const tg_node *n)
 {
     const unsigned char *a = (const unsigned char *)tg_node_attr(n);
     for (size_t i = tg_op_table[n->op].attr_bytes; i < sizeof(tg_attr); i++)
-        if (a[i] != ATTR_FILL) {
+        if (a[i] != TG_ATTR_FILL) {
             tg_fail(tp, TG_ESTATE,
                     "tg_%s: its node's attributes go past the %d bytes of its ops.def attr "
                     "column",
@@ -184,41 +138,13 @@ int tg_leaf_refs_add(tg_tape *tp, const tg_node *n)
 
 tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
 {
-    bool record = false, leafy = false; /* tg_op_records; a leaf not noted last is read */
-    if (tp->grad_mode)
-        for (int i = 0; i < n->n_in; i++)
-            record |= n->in[i]->requires_grad,
-                leafy |= n->in[i]->leaf && n->in[i] != tp->leaves_last;
-    leafy &= record;
-    /* Before the forward, which may write leaves (batch_norm's running statistics), so
-     * that running out of memory here changes nothing. A failing forward leaves the list
-     * longer than the nodes need, harmlessly: the tape holds its error until a reset. */
-    if (leafy && tg_leaf_refs_add(tp, n)) return NULL;
-    if (tg_profiling(tp)) {
-        double t0 = tg_clock();
-        tg_op_table[n->op].forward(n);
-        tg_profile_kernel(tp, n->op, t0);
-    } else {
-        tg_op_table[n->op].forward(n);
-    }
-    if (tp->err) return NULL; /* a forward kernel may reject values (e.g. bad labels) */
-    if (tp->poison_grads && attr_overrun(tp, n)) return NULL;
-    tg_tensor *out = tg_node_out(n);
-    if (record) {
-        n->prev = tp->tail;
-        if (tp->tail) tp->tail->next = n;
-        else tp->head = n;
-        tp->tail = n;
-        tp->n_nodes++;
-        out->recorded = true;
-        out->requires_grad = true;
-    }
-    return out;
+    return tg_op_finish_k(tp, n, n->n_in, tg_op_table[n->op].forward);
 }
 
 tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x)
 {
     if (tg_op_check(tp, op, 1, &x)) return NULL;
-    tg_node *n = begin(tp, op, 1, &x, x->ndim, x->shape, x->numel);
+    tg_node *n =
+        tg_op_begin_k(tp, op, tg_op_table[op].attr_bytes, 1, &x, x->ndim, x->shape, x->numel);
     return n ? tg_op_finish(tp, n) : NULL;
 }

@@ -78,12 +78,15 @@ static tg_tensor *with_alpha(tg_tape *tp, int op, tg_tensor *x, double alpha)
     return tg_op_finish(tp, n);
 }
 
-tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x) { return tg_op_unary(tp, TG_OP_sigmoid, x); }
-tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x) { return tg_op_unary(tp, TG_OP_tanh, x); }
-tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x) { return tg_op_unary(tp, TG_OP_relu, x); }
-tg_tensor *tg_softplus(tg_tape *tp, tg_tensor *x) { return tg_op_unary(tp, TG_OP_softplus, x); }
-tg_tensor *tg_step(tg_tape *tp, tg_tensor *x) { return tg_op_unary(tp, TG_OP_step, x); }
-tg_tensor *tg_sign(tg_tape *tp, tg_tensor *x) { return tg_op_unary(tp, TG_OP_sign, x); }
+tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(sigmoid), x); }
+tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(tanh), x); }
+tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(relu), x); }
+tg_tensor *tg_softplus(tg_tape *tp, tg_tensor *x)
+{
+    return tg_op_unary_k(tp, TG_OP_K(softplus), x);
+}
+tg_tensor *tg_step(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(step), x); }
+tg_tensor *tg_sign(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(sign), x); }
 tg_tensor *tg_leaky_relu(tg_tape *tp, tg_tensor *x, double alpha)
 {
     return with_alpha(tp, TG_OP_leaky_relu, x, alpha);

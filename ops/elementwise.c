@@ -99,7 +99,8 @@ static bool shape_is_a(const tg_tensor *a, const tg_tensor *b)
 
 /* The wrapper of all four: the broadcast shape, then the layout the kernels will use. An
  * output shaped like a takes a's own shape array (no shape check in tg_op_begin). */
-static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
+TG_ALWAYS_INLINE tg_tensor *binary(tg_tape *tp, int op, size_t attr, void (*forward)(tg_node *),
+                                   tg_tensor *a, tg_tensor *b)
 {
     tg_tensor *in[2] = {a, b};
     if (tg_op_check(tp, op, 2, in)) return NULL;
@@ -115,12 +116,12 @@ static tg_tensor *binary(tg_tape *tp, int op, tg_tensor *a, tg_tensor *b)
         }
         shape = buf;
     }
-    tg_node *n =
-        shape == a->shape ? tg_op_begin_like(tp, op, 2, in) : tg_op_begin(tp, op, 2, in, nd, shape);
+    tg_node *n = shape == a->shape ? tg_op_begin_k(tp, op, attr, 2, in, nd, shape, a->numel)
+                                   : tg_op_begin(tp, op, 2, in, nd, shape);
     if (!n) return NULL;
     tg_node_attr(n)->binary.layout =
         layout(a, b, nd, shape, tg_node_out(n)->numel, &tg_node_attr(n)->binary.row);
-    return tg_op_finish(tp, n);
+    return tg_op_finish_k(tp, n, 2, forward);
 }
 
 /* The kernels of each op, with the element functions (ops/elem_t.h) of the node's dtype,
@@ -259,16 +260,28 @@ static void nonflat(tg_node *n, int pass, tg_part_fn *part)
 
 /* y = a + b;  da += dy, db += dy. */
 BINARY_KERNELS(add)
-tg_tensor *tg_add(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_add, a, b); }
+tg_tensor *tg_add(tg_tape *tp, tg_tensor *a, tg_tensor *b)
+{
+    return binary(tp, TG_OP_K(add), a, b);
+}
 /* y = a - b;  da += dy, db -= dy. */
 BINARY_KERNELS(sub)
-tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_sub, a, b); }
+tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b)
+{
+    return binary(tp, TG_OP_K(sub), a, b);
+}
 /* y = a b;  da += dy b, db += dy a. */
 BINARY_KERNELS(mul)
-tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_mul, a, b); }
+tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b)
+{
+    return binary(tp, TG_OP_K(mul), a, b);
+}
 /* y = a / b;  da += dy / b, db -= dy a / b² (as dy y / b, see div_db in ops/elem_t.h). */
 BINARY_KERNELS(div)
-tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, TG_OP_div, a, b); }
+tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b)
+{
+    return binary(tp, TG_OP_K(div), a, b);
+}
 
 /* ---- the same backwards in ops (tg_op.vjp): each contribution summed back to its
  * operand's shape ---- */

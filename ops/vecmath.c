@@ -31,42 +31,49 @@ MVEC_DECL(log1p)
 #undef MVEC_DECL
 
 /* The last r (1 <= r < W) elements of x in the low lanes of a vector, the others zero, and
- * back: element by element, with constant lane numbers, so that the vector is built in
- * registers. A copy through the stack (memcpy into a zeroed vector) is a wide load of bytes
- * just stored narrowly, which waits for the stores (store-to-load forwarding fails); that
- * cost 20 ns of the 30 a 1-element tanh took (bench/bench.c, overhead.f32.n1). */
-#define TAIL_LANE(j)                                                                               \
-    if (r > (j)) v[j] = x[j];
-#define TAIL_BACK(j)                                                                               \
-    if (r > (j)) y[j] = v[j];
+ * back: element by element, with constant lane numbers (a loop over the lanes compiles to
+ * a copy through the stack), so that the vector is built in registers. A copy through the
+ * stack (memcpy into a zeroed vector) is a wide load of bytes just stored narrowly, which
+ * waits for the stores (store-to-load forwarding fails): it took 20 of the 32 ns of a
+ * 1-element tanh (docs/performance.md). */
 __attribute__((always_inline, target("avx2"))) static inline v8sf tail_in_f32(const float *x,
-                                                                             int64_t r)
+                                                                              int64_t r)
 {
     v8sf v = {x[0]};
-    TAIL_LANE(1) TAIL_LANE(2) TAIL_LANE(3) TAIL_LANE(4) TAIL_LANE(5) TAIL_LANE(6)
+    if (r > 1) v[1] = x[1];
+    if (r > 2) v[2] = x[2];
+    if (r > 3) v[3] = x[3];
+    if (r > 4) v[4] = x[4];
+    if (r > 5) v[5] = x[5];
+    if (r > 6) v[6] = x[6];
     return v;
 }
 __attribute__((always_inline, target("avx2"))) static inline void tail_out_f32(v8sf v, float *y,
-                                                                              int64_t r)
+                                                                               int64_t r)
 {
     y[0] = v[0];
-    TAIL_BACK(1) TAIL_BACK(2) TAIL_BACK(3) TAIL_BACK(4) TAIL_BACK(5) TAIL_BACK(6)
+    if (r > 1) y[1] = v[1];
+    if (r > 2) y[2] = v[2];
+    if (r > 3) y[3] = v[3];
+    if (r > 4) y[4] = v[4];
+    if (r > 5) y[5] = v[5];
+    if (r > 6) y[6] = v[6];
 }
 __attribute__((always_inline, target("avx2"))) static inline v4df tail_in_f64(const double *x,
-                                                                             int64_t r)
+                                                                              int64_t r)
 {
     v4df v = {x[0]};
-    TAIL_LANE(1) TAIL_LANE(2)
+    if (r > 1) v[1] = x[1];
+    if (r > 2) v[2] = x[2];
     return v;
 }
 __attribute__((always_inline, target("avx2"))) static inline void tail_out_f64(v4df v, double *y,
-                                                                              int64_t r)
+                                                                               int64_t r)
 {
     y[0] = v[0];
-    TAIL_BACK(1) TAIL_BACK(2)
+    if (r > 1) y[1] = v[1];
+    if (r > 2) y[2] = v[2];
 }
-#undef TAIL_LANE
-#undef TAIL_BACK
 
 /* y = vf(x) over whole vectors of W elements of T, then the rest zero-padded in one vector,
  * so every element is the vector function's. */
