@@ -40,14 +40,26 @@ static int make_grad(tg_tape *tp, tg_tensor *t)
     return TG_OK;
 }
 
-/* make_grad's common cases without a call: a gradient already made for this sweep, or a
- * buffer to mark unset again. */
+/* make_grad's common cases without a call: a gradient already made for this sweep, a buffer
+ * to mark unset again, or a new one from the current block. */
 static inline int ensure_grad(tg_tape *tp, tg_tensor *t)
 {
-    if (!tp->poison_grads && t->grad) {
-        if (t->leaf) return TG_OK;
-        if (t->grad_sweep != tp->sweep) t->grad_unset = true, t->grad_sweep = tp->sweep;
-        return TG_OK;
+    if (!tp->poison_grads) {
+        if (t->leaf) {
+            if (t->grad) return TG_OK;
+        } else if (t->grad_sweep != tp->sweep) {
+            if (!t->grad) { /* the first sweep since recording: one bump when there is room */
+                size_t off, room = tg_tensor_room((tg_dtype)t->dtype, t->ndim, t->numel, 0, &off);
+                unsigned char *p = tg_arena_bump(tp, room);
+                if (!p) return make_grad(tp, t);
+                t->grad =
+                    tg_tensor_place(tp, p, off, (tg_dtype)t->dtype, t->ndim, t->shape, t->numel);
+            }
+            t->grad_unset = true, t->grad_sweep = tp->sweep;
+            return TG_OK;
+        } else {
+            return TG_OK;
+        }
     }
     return make_grad(tp, t);
 }

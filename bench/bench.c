@@ -109,6 +109,58 @@ static figure *find_fig(const char *key)
 RAW_CHAIN(float, f32, tg_vm_tanh_f32)
 RAW_CHAIN(double, f64, tg_vm_tanh_f64)
 
+/* The chain and its gradient as plain loops, each op's output in a slot of its own (v, k + 1
+ * slots of n: v[0] is x) and the gradient of sum(y) swept back from slot k to x through
+ * g (two buffers): what a replay and a sweep compute, with nothing else. The ops depend on
+ * one another, so at small n this is the chain's latency, the limit of replay + sweep. */
+#define RAW_CHAIN_BWD(T, SFX, TANH)                                                                \
+    static void raw_fwd_bwd_##SFX(T *restrict v, T *restrict ga, T *restrict gb, T *restrict gx,   \
+                                  int64_t n, int64_t k)                                            \
+    {                                                                                              \
+        const T *x = v;                                                                            \
+        for (int64_t i = 0; i < k; i++) {                                                          \
+            const T *src = v + i * n;                                                              \
+            T *dst = v + (i + 1) * n;                                                              \
+            switch (i & 3) {                                                                       \
+            case 0:                                                                                \
+                for (int64_t j = 0; j < n; j++) dst[j] = (T)0.5 * src[j];                          \
+                break;                                                                             \
+            case 1:                                                                                \
+                for (int64_t j = 0; j < n; j++) dst[j] = src[j] + (T)0.1;                          \
+                break;                                                                             \
+            case 2: TANH(src, dst, n); break;                                                      \
+            default:                                                                               \
+                for (int64_t j = 0; j < n; j++) dst[j] = src[j] + x[j];                            \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        T *g = ga, *h = gb;                                                                        \
+        for (int64_t j = 0; j < n; j++) g[j] = 1, gx[j] = 0;                                       \
+        for (int64_t i = k - 1; i >= 0; i--) {                                                     \
+            const T *y = v + (i + 1) * n;                                                          \
+            switch (i & 3) {                                                                       \
+            case 0:                                                                                \
+                for (int64_t j = 0; j < n; j++) h[j] = (T)0.5 * g[j];                              \
+                break;                                                                             \
+            case 1:                                                                                \
+                for (int64_t j = 0; j < n; j++) h[j] = g[j];                                       \
+                break;                                                                             \
+            case 2:                                                                                \
+                for (int64_t j = 0; j < n; j++) h[j] = g[j] * (1 - y[j] * y[j]);                   \
+                break;                                                                             \
+            default:                                                                               \
+                for (int64_t j = 0; j < n; j++) h[j] = g[j], gx[j] += g[j];                        \
+                break;                                                                             \
+            }                                                                                      \
+            T *t = g;                                                                              \
+            g = h, h = t;                                                                          \
+        }                                                                                          \
+        for (int64_t j = 0; j < n; j++) gx[j] += g[j];                                             \
+        __asm__ volatile("" : : "r"(gx) : "memory");                                               \
+    }
+RAW_CHAIN_BWD(float, f32, tg_vm_tanh_f32)
+RAW_CHAIN_BWD(double, f64, tg_vm_tanh_f64)
+
 static volatile double sink;
 
 static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw, const char *tag)
@@ -123,6 +175,7 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
     double *fwd = calloc((size_t)reps, sizeof *fwd), *bwd = calloc((size_t)reps, sizeof *bwd);
     double *nog = calloc((size_t)reps, sizeof *nog), *rw = calloc((size_t)reps, sizeof *rw);
     double *rpl = calloc((size_t)reps, sizeof *rpl), *rpb = calloc((size_t)reps, sizeof *rpb);
+    double *rwb = calloc((size_t)reps, sizeof *rwb);
     for (int r = -1; r < reps; r++) { /* r = -1 warms the arena and the caches */
         tg_tape_reset(tp);
         double t0 = now();
@@ -167,6 +220,23 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
             if (r >= 0) rw[r] = (t1 - t0) / (double)k * 1e9;
         }
         free(a), free(b);
+        /* the chain and its gradient, plain (raw_fwd_bwd_*) */
+        size_t slot = ((size_t)n * es + 63) / 64 * 64;
+        unsigned char *v = aligned_alloc(64, slot * (size_t)(k + 1)),
+                      *g = aligned_alloc(64, 3 * slot);
+        for (int r = -1; r < reps; r++) {
+            memcpy(v, tg_data(x), (size_t)n * es);
+            double t0 = now();
+            if (dt == TG_F32)
+                raw_fwd_bwd_f32((float *)v, (float *)g, (float *)(g + slot),
+                                (float *)(g + 2 * slot), n, k);
+            else
+                raw_fwd_bwd_f64((double *)v, (double *)g, (double *)(g + slot),
+                                (double *)(g + 2 * slot), n, k);
+            double t1 = now();
+            if (r >= 0) rwb[r] = (t1 - t0) / (double)k * 1e9;
+        }
+        free(v), free(g);
     }
     char key[96];
     const char *d = tg_dtype_name(dt);
@@ -191,6 +261,8 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
         fig(key, "ns/op", rs, false);
         snprintf(key, sizeof key, "overhead.%s.%s.overhead", d, tag);
         fig(key, "ns/op", (stat3){f.med - rs.med, f.lo - rs.hi, f.hi - rs.lo}, false);
+        snprintf(key, sizeof key, "overhead.%s.%s.raw_fwd_bwd", d, tag);
+        fig(key, "ns/op", summarise(rwb, reps), false);
     }
     tg_tape_stats st;
     tg_tape_get_stats(tp, &st);
@@ -202,7 +274,7 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
         fig("memory.tape_bytes_per_node_n1", "bytes",
             (stat3){(double)st.arena_used / (double)st.n_nodes, 0, 0}, false);
     }
-    free(fwd), free(bwd), free(nog), free(rw), free(rpl), free(rpb);
+    free(fwd), free(bwd), free(nog), free(rw), free(rpl), free(rpb), free(rwb);
     tg_tape_free(tp);
     tg_tensor_free(x);
 }
