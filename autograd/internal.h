@@ -157,9 +157,9 @@ struct tg_tape {
     bool grad_mode;
     bool poison_grads; /* self-checks: an unset gradient holds NaN, not stale bytes, so
                           a kernel that adds to it instead of writing it shows */
+    bool profiling;    /* tg_tape_set_profiling on (prof is then non-NULL); read by every op */
     int err;
-    struct tg_profile *prof; /* NULL until profiling is first turned on (profile.c); read
-                                by every op, so kept on the line of the fields above */
+    struct tg_profile *prof; /* NULL until profiling is first turned on (profile.c) */
     char msg[256];
     tg_rng rng;
     uintptr_t lo, hi; /* every block lies in [lo, hi): most leaves need no block walk */
@@ -240,11 +240,10 @@ typedef struct tg_profile {
     double secs[2][TG_OP_COUNT];
     int64_t gemm_calls[2];
     double gemm_secs[2];
-    bool on;
     int phase;
 } tg_profile;
 double tg_clock(void); /* seconds, monotonic */
-static inline bool tg_profiling(const tg_tape *tp) { return tp->prof && tp->prof->on; }
+static inline bool tg_profiling(const tg_tape *tp) { return tp->profiling; }
 static inline void tg_profile_kernel(tg_tape *tp, int op, double t0)
 {
     tp->prof->calls[tp->prof->phase][op]++;
@@ -321,7 +320,10 @@ bool tg_arena_owns(const tg_tape *tp, const void *p);
 static inline bool tg_tensor_usable(const tg_tape *tp, const tg_tensor *t)
 {
     if (t->tape == tp && t->gen == tp->gen && !t->leaf) return true;
-    return t->leaf && !t->tape && !tg_arena_owns(tp, t);
+    if (!t->leaf || t->tape) return false;
+    /* tg_arena_owns's first test, inline: most leaves lie outside the arena's span */
+    if ((uintptr_t)t < tp->lo || (uintptr_t)t >= tp->hi) return true;
+    return !tg_arena_owns(tp, t);
 }
 
 /* tg_op_check_full's checks in the order it makes them; the first that fails hands over

@@ -25,16 +25,14 @@ int tg_tape_set_profiling(tg_tape *tp, bool on)
         tp->n_allocs++;
         tp->prof = p;
     }
-    if (tp->prof) tp->prof->on = on;
+    tp->profiling = on && tp->prof;
     return TG_OK;
 }
 
 void tg_tape_profile_clear(tg_tape *tp)
 {
     if (!tp || !tp->prof) return;
-    bool on = tp->prof->on;
     memset(tp->prof, 0, sizeof *tp->prof);
-    tp->prof->on = on;
 }
 
 int tg_tape_profile(const tg_tape *tp, tg_profile_row *rows, int max_rows, tg_profile_row *gemm)
