@@ -1041,7 +1041,10 @@ static void print_figs(void)
 {
     for (int i = 0; i < n_figs; i++) {
         const figure *f = &figs[i];
-        printf("%-44s %10s %10.4g %10.4g %9.4g\n", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
+        printf("%-44s %10s %10.4g %10.4g %9.4g", f->key, f->unit, f->v.med, f->v.lo, f->v.hi);
+        if (f->tg_what[0]) /* a side-by-side figure: tapegrad's, and the ratio */
+            printf("   tapegrad %s %.4g, x%.3g", f->tg_what, f->tg, f->ratio);
+        printf("\n");
     }
 }
 
@@ -1630,13 +1633,13 @@ int main(int argc, char **argv)
             only_conv = true, i++;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc &&
                  (!strcmp(argv[i + 1], "elem") || !strcmp(argv[i + 1], "overhead") ||
-                  !strcmp(argv[i + 1], "dist") || !strcmp(argv[i + 1], "replay")))
+                  !strcmp(argv[i + 1], "dist") || !strcmp(argv[i + 1], "replay") ||
+                  !strcmp(argv[i + 1], "adolc")))
             only_elem = argv[++i];
         else {
-            fprintf(
-                stderr,
-                "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] "
-                "[--adolc HELPER] [--dist DIST_BENCH] [--only conv|elem|overhead|dist|replay]\n");
+            fprintf(stderr, "usage: bench [--quick] [--json FILE] [--cli PATH] [--torch SCRIPT] "
+                            "[--adolc HELPER] [--dist DIST_BENCH] [--only "
+                            "conv|elem|overhead|dist|replay|adolc]\n");
             return 2;
         }
     }
@@ -1644,6 +1647,13 @@ int main(int argc, char **argv)
     if (only_conv) return bench_only_conv(reps);
     if (only_elem && !strcmp(only_elem, "replay")) {
         for (int th = 1; th <= 2; th++) bench_mlp_replay(th, reps);
+        print_figs();
+        return 0;
+    }
+    if (only_elem && !strcmp(only_elem, "adolc")) {
+        if (!adolc_helper) adolc_helper = "build/adolc_chain";
+        bench_adolc(quick ? 11 : 61);
+        if (adolc.ran && !adolc.check_ok) fprintf(stderr, "bench: %s\n", adolc.check);
         print_figs();
         return 0;
     }
