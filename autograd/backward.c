@@ -158,6 +158,23 @@ void tg_tape_on_grad_ready(tg_tape *tp, tg_grad_ready_fn fn, void *ctx)
 }
 
 /* The sweep from y with dy = seed (NULL: dy = 1, y scalar). */
+/* g += seed, elementwise (same shape; the seed's dtype may differ: it is converted). */
+static void add_seed(tg_tensor *g, const tg_tensor *seed)
+{
+    const int64_t n = g->numel;
+    if (g->dtype == TG_F32 && seed->dtype == TG_F32) {
+        float *d = g->data; /* no restrict: the seed may be a gradient */
+        const float *s = seed->data;
+        for (int64_t i = 0; i < n; i++) d[i] += s[i];
+    } else if (g->dtype == TG_F64 && seed->dtype == TG_F64) {
+        double *d = g->data;
+        const double *s = seed->data;
+        for (int64_t i = 0; i < n; i++) d[i] += s[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) tg_set(g, i, tg_get(g, i) + tg_get(seed, i));
+    }
+}
+
 static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *who)
 {
     char buf[96], sb[96];
@@ -190,9 +207,7 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
     tp->sweep++;
     if (ensure_grad(tp, y)) return tp->err;
     tg_grad_settle(y);
-    if (seed)
-        for (int64_t i = 0; i < y->numel; i++)
-            tg_set(y->grad, i, tg_get(y->grad, i) + tg_get(seed, i));
+    if (seed) add_seed(y->grad, seed);
     else tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
     if (ready && y->leaf) ready(y, ready_ctx);
     bool prof = tg_profiling(tp);

@@ -176,12 +176,12 @@ static inline void part_bounds(int64_t count, int64_t align, int nt, int t, int6
     *i1 = t + 1 == nt ? count : units * (t + 1) / nt * align;
 }
 
-void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_part_fn *part,
-                  int beta)
+void tg_par_ranges(int64_t count, int64_t align, int nt,
+                   void (*fn)(void *ctx, int64_t i0, int64_t i1), void *ctx)
 {
     if (nt > count / align) nt = (int)(count / align);
     if (nt <= 1) {
-        part(n, 0, count, beta);
+        fn(ctx, 0, count);
         return;
     }
 #ifdef _OPENMP
@@ -190,25 +190,45 @@ void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_pa
     for (int t = 0; t < nt; t++) {
         int64_t i0, i1;
         part_bounds(count, align, nt, t, &i0, &i1);
-        if (i0 < i1) part(n, i0, i1, beta);
+        if (i0 < i1) fn(ctx, i0, i1);
     }
 }
 
+/* tg_par_range's parts as tg_par_ranges's */
+typedef struct node_part {
+    struct tg_node *n;
+    tg_part_fn *part;
+    int beta;
+} node_part;
+static void node_part_run(void *ctx, int64_t i0, int64_t i1)
+{
+    const node_part *c = ctx;
+    c->part(c->n, i0, i1, c->beta);
+}
+void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_part_fn *part,
+                  int beta)
+{
+    node_part c = {n, part, beta};
+    tg_par_ranges(count, align, nt, node_part_run, &c);
+}
+
+typedef struct zero_ctx {
+    char *p;
+    size_t esize;
+} zero_ctx;
+static void zero_run(void *ctx, int64_t i0, int64_t i1)
+{
+    const zero_ctx *c = ctx;
+    if (i1 > i0) memset(c->p + (size_t)i0 * c->esize, 0, (size_t)(i1 - i0) * c->esize);
+}
 void tg_par_zero(void *p, int64_t numel, size_t esize)
 {
-    const int nt = tg_par_threads(numel);
-    if (nt <= 1) {
+    if (numel < TG_PAR_MIN) { /* one memset, without the split's calls */
         if (numel > 0) memset(p, 0, (size_t)numel * esize);
         return;
     }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static, 1) num_threads(nt)
-#endif
-    for (int t = 0; t < nt; t++) {
-        int64_t i0, i1;
-        part_bounds(numel, TG_PAR_ALIGN, nt, t, &i0, &i1);
-        memset((char *)p + (size_t)i0 * esize, 0, (size_t)(i1 - i0) * esize);
-    }
+    zero_ctx c = {p, esize};
+    tg_par_ranges(numel, TG_PAR_ALIGN, tg_par_threads(numel), zero_run, &c);
 }
 
 void tg_par_split(struct tg_node *n, int64_t len, tg_part_fn *part, int beta)

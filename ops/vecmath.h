@@ -58,6 +58,11 @@ int tg_par_threads(int64_t len);
  * one thread each: for loops over rows rather than elements. */
 void tg_par_range(struct tg_node *n, int64_t count, int64_t align, int nt, tg_part_fn *part,
                   int beta);
+/* fn(ctx, i0, i1) over [0, count) split into nt ranges (cut at multiples of align), one
+ * thread each; nt <= 1 (or count < 2 align) runs fn(ctx, 0, count) on the calling thread. For
+ * kernels whose parts are not a node's (ops/broadcast.c). */
+void tg_par_ranges(int64_t count, int64_t align, int nt,
+                   void (*fn)(void *ctx, int64_t i0, int64_t i1), void *ctx);
 /* Zeroes numel elements of esize bytes at p: one memset below TG_PAR_MIN elements, else
  * tg_par_threads(numel) memsets of parts cut at multiples of TG_PAR_ALIGN elements. */
 void tg_par_zero(void *p, int64_t numel, size_t esize);

@@ -2,7 +2,7 @@
  * threads of tg_set_num_threads (ops/vecmath.h) give the bits of one thread, forward and
  * gradients, in f32 and f64, at sizes straddling the threshold TG_PAR_MIN; the split is
  * made only above it, never inside a running parallel region, never in the plain build; a
- * long sum holds every element. */
+ * long sum holds every element. broadcast_to and sum_to too. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,14 +16,40 @@
 #include "../ops/vecmath.h"
 #include "check.h"
 
-enum { NCASE = 26 };
-static const char *const names[NCASE] = {
-    "tanh",      "sigmoid",      "softplus",      "elu",           "exp",
-    "log",       "scalars",      "add",           "mul scalar b",  "div scalar a",
-    "sum all",   "mean axis 0",  "sum -1",        "softmax",       "log_softmax",
-    "relu",      "max all",      "max axis 0",    "max -1",        "mul row b",
-    "sub row a", "mul column b", "add broadcast", "cross_entropy", "cross_entropy_soft",
-    "mul x x"};
+enum { NCASE = 33 };
+static const char *const names[NCASE] = {"tanh",
+                                         "sigmoid",
+                                         "softplus",
+                                         "elu",
+                                         "exp",
+                                         "log",
+                                         "scalars",
+                                         "add",
+                                         "mul scalar b",
+                                         "div scalar a",
+                                         "sum all",
+                                         "mean axis 0",
+                                         "sum -1",
+                                         "softmax",
+                                         "log_softmax",
+                                         "relu",
+                                         "max all",
+                                         "max axis 0",
+                                         "max -1",
+                                         "mul row b",
+                                         "sub row a",
+                                         "mul column b",
+                                         "add broadcast",
+                                         "cross_entropy",
+                                         "cross_entropy_soft",
+                                         "mul x x",
+                                         "sum_to row",
+                                         "sum_to column",
+                                         "sum_to all",
+                                         "broadcast_to row",
+                                         "broadcast_to column",
+                                         "broadcast_to scalar",
+                                         "broadcast_to outer"};
 
 /* A deterministic fill in [-3, 3). */
 static void fill(tg_tensor *t, unsigned seed)
@@ -39,9 +65,12 @@ static int p_shape(int c, int64_t rows, int64_t *shape)
 {
     switch (c) {
     case 19:
-    case 20: shape[0] = 97; return 1;
-    case 21: shape[0] = rows, shape[1] = 1; return 2;
-    case 22: shape[0] = 1, shape[1] = 3, shape[2] = 1; return 3;
+    case 20:
+    case 29: shape[0] = 97; return 1;
+    case 21:
+    case 30: shape[0] = rows, shape[1] = 1; return 2;
+    case 22:
+    case 32: shape[0] = 1, shape[1] = 3, shape[2] = 1; return 3;
     case 23: shape[0] = rows; return 1;
     case 24: shape[0] = rows, shape[1] = 97; return 2;
     default: shape[0] = 1; return 1;
@@ -49,7 +78,7 @@ static int p_shape(int c, int64_t rows, int64_t *shape)
 }
 
 /* Whether case c reads p as an operand that gets a gradient. */
-static bool uses_p(int c) { return c == 8 || c == 9 || (c >= 19 && c <= 22) || c == 24; }
+static bool uses_p(int c) { return c == 8 || c == 9 || (c >= 19 && c <= 22) || c == 24 || c >= 29; }
 
 /* The op of case c on x (and p). */
 static tg_tensor *op(tg_tape *tp, int c, tg_tensor *x, tg_tensor *p)
@@ -81,6 +110,17 @@ static tg_tensor *op(tg_tape *tp, int c, tg_tensor *x, tg_tensor *p)
     case 22: return tg_add(tp, tg_reshape(tp, x, 3, (int64_t[]){xs[0], 1, xs[1]}), p);
     case 23: return tg_cross_entropy(tp, x, p);
     case 24: return tg_cross_entropy_soft(tp, x, p);
+    /* broadcast.c: sum_to by columns, by rows, of everything; broadcast_to, whose gradient
+     * is the same sums, of a row, a column, a scalar, and along an outer axis */
+    case 26: return tg_sum_to(tp, x, 1, (int64_t[]){97});
+    case 27: return tg_sum_to(tp, x, 2, (int64_t[]){xs[0], 1});
+    case 28: return tg_sum_to(tp, x, 1, (int64_t[]){1});
+    case 29:
+    case 30:
+    case 31: return tg_mul(tp, x, tg_broadcast_to(tp, p, 2, xs));
+    case 32:
+        return tg_mul(tp, tg_reshape(tp, x, 3, (int64_t[]){xs[0], 1, xs[1]}),
+                      tg_broadcast_to(tp, p, 3, (int64_t[]){xs[0], 3, xs[1]}));
     default: return tg_mul(tp, x, x);
     }
 }
@@ -93,7 +133,7 @@ typedef struct run {
 static run run_case(int c, tg_dtype dt, int64_t n, int threads)
 {
     tg_set_num_threads(threads);
-    const bool rows = (c >= 11 && c <= 14) || (c >= 17 && c <= 24);
+    const bool rows = (c >= 11 && c <= 14) || (c >= 17 && c <= 24) || c >= 26;
     int64_t shape[2] = {rows ? n / 97 : n, 97}, ps[3];
     const int pd = p_shape(c, shape[0], ps);
     tg_tensor *x = tg_tensor_new(dt, rows ? 2 : 1, shape), *p = tg_tensor_new(dt, pd, ps);
@@ -255,8 +295,20 @@ static void test_values(void)
             loss += m + logl(z) - (long double)tg_get(x, i * 97 + i * 7 % 97);
         }
         CHECK(ok && fabs(tg_get(e.y, 0) - (double)(loss / rows)) <= tol);
+        /* sum_to of everything in its fixed parts, and broadcast_to's row sums for a column */
+        run a = run_case(28, dt, n, 2), b = run_case(30, dt, n, 2);
+        long double all = 0;
+        for (int64_t i = 0; i < rows * 97; i++) all += (long double)tg_get(x, i);
+        ok = a.y && b.gc && fabs(tg_get(a.y, 0) - (double)all) <= tol * (1 + fabsl(all));
+        for (int64_t i = 0; ok && i < rows; i++) {
+            long double s = 0;
+            for (int64_t j = 0; j < 97; j++)
+                s += (long double)tg_get(x, i * 97 + j) * (long double)tg_get(w, i * 97 + j);
+            ok = fabs(tg_get(b.gc, i) - (double)s) <= tol * (1 + fabs((double)s));
+        }
+        CHECK(ok);
         tg_tensor_free(x), tg_tensor_free(w);
-        run_free(&r), run_free(&c), run_free(&e);
+        run_free(&r), run_free(&c), run_free(&e), run_free(&a), run_free(&b);
     }
 }
 
