@@ -4,8 +4,10 @@
  * was built, and prints one table with tapegrad/PyTorch and ADOL-C/tapegrad ratios plus a
  * JSON file with every figure. Each figure is the median (and range) of repeated runs. */
 #define _DEFAULT_SOURCE /* wait4 */
+#define _GNU_SOURCE     /* sched_setaffinity, sched_getcpu: the ADOL-C part pins itself */
 #include <blis.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1166,10 +1168,11 @@ typedef struct adolc_result {
     char note[320];  /* why it was skipped, or what went wrong */
     char check[512]; /* the check line */
     bool in_memory;  /* no part of ADOL-C's tape went to a file */
+    int cpu;         /* the CPU both processes were pinned to, or -1 */
     double ops_kind[4], ops_fixed, ops_per_op;
     double max_diff;
 } adolc_result;
-static adolc_result adolc = {.version = "", .note = ""};
+static adolc_result adolc = {.version = "", .note = "", .cpu = -1};
 
 /* the "key value" lines the helper prints before "ready" */
 typedef struct adolc_kv {
@@ -1297,36 +1300,11 @@ static void adolc_fig(const char *key, const char *unit, stat3 v, double tg, con
     snprintf(f->tg_what, sizeof f->tg_what, "%s", what);
 }
 
-static void bench_adolc(int reps)
+/* bench_adolc's part with the helper running. */
+static void adolc_run(torch_peer *pp, tg_tape *tp, tg_tensor *x, double x0, double x1, adolc_kv *kv,
+                      int nkv, int reps)
 {
-    if (!adolc_helper) {
-        snprintf(adolc.note, sizeof adolc.note,
-                 "not asked for (bench --adolc PATH; make bench passes it)");
-        return;
-    }
-    if (access(adolc_helper, X_OK) != 0) {
-        snprintf(adolc.note, sizeof adolc.note,
-                 "%s was not built: ADOL-C is not installed (make bench-deps as root, or "
-                 "apt-get install libadolc-dev)",
-                 adolc_helper);
-        return;
-    }
-    int64_t shape[1] = {1};
-    tg_tensor *x = tg_tensor_new(TG_F64, 1, shape); /* x as in section 1's f64 n1 chain */
-    tg_rng rng;
-    tg_rng_seed(&rng, 1);
-    tg_tensor_rand_uniform(x, -1, 1, &rng);
-    tg_set_requires_grad(x, true);
-    double x0 = tg_get(x, 0), x1 = x0 + 0.5; /* x1: the check's replay input */
-    tg_tape *tp = tg_tape_new();
-    torch_peer p;
-    adolc_kv kv[64];
-    int nkv;
-    if (!adolc_start(&p, adolc_helper, x0, kv, &nkv)) {
-        snprintf(adolc.note, sizeof adolc.note, "%s did not start", adolc_helper);
-        tg_tape_free(tp), tg_tensor_free(x);
-        return;
-    }
+    torch_peer p = *pp; /* stopped here */
     snprintf(adolc.version, sizeof adolc.version, "%s",
              kv_str(kv, nkv, "version") ? kv_str(kv, nkv, "version") : "unknown");
     const char *kind[4] = {"ops_mul", "ops_add", "ops_tanh", "ops_addx"};
@@ -1340,7 +1318,6 @@ static void bench_adolc(int reps)
     if (k != ADOLC_K || isnan(adolc.ops_per_op) || isnan(spilled)) {
         snprintf(adolc.note, sizeof adolc.note, "%s described its tape incompletely", adolc_helper);
         peer_stop(&p);
-        tg_tape_free(tp), tg_tensor_free(x);
         return;
     }
 
@@ -1355,7 +1332,6 @@ static void bench_adolc(int reps)
     if (!adolc_ask(&p, req, ad, 4)) {
         snprintf(adolc.note, sizeof adolc.note, "%s stopped answering", adolc_helper);
         peer_stop(&p);
-        tg_tape_free(tp), tg_tensor_free(x);
         return;
     }
     double d0 = fabs(ad[1] - g0), d1 = fabs(ad[3] - g1);
@@ -1421,8 +1397,47 @@ static void bench_adolc(int reps)
         adolc.ran = true;
     }
     for (int i = 0; i < 16; i++) free(v[i]);
-    tg_tape_free(tp);
-    tg_tensor_free(x);
+}
+
+static void bench_adolc(int reps)
+{
+    if (!adolc_helper) {
+        snprintf(adolc.note, sizeof adolc.note,
+                 "not asked for (bench --adolc PATH; make bench passes it)");
+        return;
+    }
+    if (access(adolc_helper, X_OK) != 0) {
+        snprintf(adolc.note, sizeof adolc.note,
+                 "%s was not built: ADOL-C is not installed (make bench-deps as root, or "
+                 "apt-get install libadolc-dev)",
+                 adolc_helper);
+        return;
+    }
+    int64_t shape[1] = {1};
+    tg_tensor *x = tg_tensor_new(TG_F64, 1, shape); /* x as in section 1's f64 n1 chain */
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_tensor_rand_uniform(x, -1, 1, &rng);
+    tg_set_requires_grad(x, true);
+    double x0 = tg_get(x, 0), x1 = x0 + 0.5; /* x1: the check's replay input */
+    tg_tape *tp = tg_tape_new();
+    torch_peer p;
+    adolc_kv kv[64];
+    int nkv;
+    /* Both engines on one CPU: this machine's two CPUs are not always equally fast
+     * (docs/performance.md, "Which CPU"), and the helper is a process of its own, which
+     * inherits the mask. */
+    cpu_set_t mask, one;
+    adolc.cpu = -1;
+    if (sched_getaffinity(0, sizeof mask, &mask) == 0 && (adolc.cpu = sched_getcpu()) >= 0) {
+        CPU_ZERO(&one);
+        CPU_SET(adolc.cpu, &one);
+        if (sched_setaffinity(0, sizeof one, &one) != 0) adolc.cpu = -1;
+    }
+    if (adolc_start(&p, adolc_helper, x0, kv, &nkv)) adolc_run(&p, tp, x, x0, x1, kv, nkv, reps);
+    else snprintf(adolc.note, sizeof adolc.note, "%s did not start", adolc_helper);
+    if (adolc.cpu >= 0) sched_setaffinity(0, sizeof mask, &mask);
+    tg_tape_free(tp), tg_tensor_free(x);
 }
 
 /* the ADOL-C part of the table */
@@ -1432,14 +1447,18 @@ static void print_adolc(int reps)
         printf("ADOL-C comparison skipped: %s\n", adolc.note[0] ? adolc.note : "not run");
         return;
     }
-    printf("ADOL-C %s side by side (bench/adolc_chain.cpp): the 1-element f64 chain of %d ops, "
-           "%d repetitions of %d chains alternating with tapegrad's, the tape %s; per op of the "
-           "chain, i.e. per tapegrad node; ADOL-C records %.2f primitive ops per chain op (mul "
-           "%g, add %g, tanh %g, add x %g; %g more per tape)\n",
-           adolc.version, ADOLC_K, reps, ADOLC_INNER,
-           adolc.in_memory ? "in memory (no tape file written)" : "SPILLED TO FILES (see build/)",
-           adolc.ops_per_op, adolc.ops_kind[0], adolc.ops_kind[1], adolc.ops_kind[2],
-           adolc.ops_kind[3], adolc.ops_fixed);
+    char cpu[48];
+    if (adolc.cpu >= 0) snprintf(cpu, sizeof cpu, "both processes on CPU %d", adolc.cpu);
+    else snprintf(cpu, sizeof cpu, "not pinned to one CPU");
+    printf(
+        "ADOL-C %s side by side (bench/adolc_chain.cpp): the 1-element f64 chain of %d ops, "
+        "%d repetitions of %d chains alternating with tapegrad's, %s, the tape %s; per op of the "
+        "chain, i.e. per tapegrad node; ADOL-C records %.2f primitive ops per chain op (mul "
+        "%g, add %g, tanh %g, add x %g; %g more per tape)\n",
+        adolc.version, ADOLC_K, reps, ADOLC_INNER, cpu,
+        adolc.in_memory ? "in memory (no tape file written)" : "SPILLED TO FILES (see build/)",
+        adolc.ops_per_op, adolc.ops_kind[0], adolc.ops_kind[1], adolc.ops_kind[2],
+        adolc.ops_kind[3], adolc.ops_fixed);
     printf("%-32s %6s %9s %9s %9s %10s  %-22s %7s\n", "figure", "unit", "ADOL-C", "min", "max",
            "tapegrad", "(tapegrad figure)", "ratio");
     for (int i = 0; i < n_figs; i++) {
@@ -1791,9 +1810,9 @@ int main(int argc, char **argv)
                     "  \"adolc_run\": {\"chain_ops\": %d, \"repetitions\": %d, "
                     "\"chains_per_repetition\": %d, "
                     "\"tape_in_memory\": %s, \"gradient_check\": \"%s\", "
-                    "\"gradient_max_abs_diff\": %.3g},\n",
+                    "\"gradient_max_abs_diff\": %.3g, \"cpu\": %d},\n",
                     ADOLC_K, adolc_reps, ADOLC_INNER, adolc.in_memory ? "true" : "false",
-                    adolc.check_ok ? "ok" : "failed", adolc.max_diff);
+                    adolc.check_ok ? "ok" : "failed", adolc.max_diff, adolc.cpu);
         fprintf(jf, "  \"figures\": {\n");
         for (int i = 0; i < n_figs; i++) {
             figure *f = &figs[i];
