@@ -1050,11 +1050,31 @@ static void print_figs(void)
     }
 }
 
+/* The chain recorded and swept untimed for secs before the first timed figures: a fresh
+ * process's first tenths of a second ran the 1-element chain up to 1.8x slower here (f32
+ * record + sweep 53-56 ns in two runs of three, against 30.6 in all three after 0.3 s of
+ * this). */
+#define WARM_UP_S 0.3
+static void warm_up(double secs)
+{
+    int64_t one = 1;
+    tg_tensor *x = tg_tensor_new(TG_F32, 1, &one);
+    tg_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    for (double t0 = now(); now() - t0 < secs;) {
+        tg_tape_reset(tp);
+        tg_backward(tp, tg_sum(tp, chain(tp, x, 1000), TG_ALL_AXES, false));
+    }
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+
 /* bench --only elem: part 1b alone; --only overhead: the 1-, 64- and 4096-element chains of
  * part 1 alone (no PyTorch). Their figures printed as the full table prints them; no JSON. */
 static int bench_only_elem(bool overhead, int reps)
 {
     tg_set_num_threads(1);
+    warm_up(WARM_UP_S);
     if (overhead)
         for (int d = 0; d < 2; d++)
             for (int64_t sz = 1; sz <= 4096; sz *= 64) {
@@ -1671,6 +1691,7 @@ int main(int argc, char **argv)
     }
     if (only_elem && !strcmp(only_elem, "adolc")) {
         if (!adolc_helper) adolc_helper = "build/adolc_chain";
+        warm_up(WARM_UP_S);
         bench_adolc(quick ? 11 : 61);
         if (adolc.ran && !adolc.check_ok) fprintf(stderr, "bench: %s\n", adolc.check);
         print_figs();
@@ -1685,6 +1706,7 @@ int main(int argc, char **argv)
     if (only_elem) return bench_only_elem(!strcmp(only_elem, "overhead"), reps);
     fprintf(stderr, "bench: tape overhead...\n");
     tg_set_num_threads(1);
+    warm_up(WARM_UP_S);
     int64_t sizes[3] = {1, 64, 4096};
     for (int d = 0; d < 2; d++)
         for (int s = 0; s < 3; s++) {
