@@ -83,59 +83,53 @@ static figure *find_fig(const char *key)
 
 /* ---- 1. tape overhead: chains of K elementwise ops (bench/chain.h) ---- */
 
-/* The same arithmetic as plain loops over two preallocated buffers, tanh by the array tanh
- * the op uses (libmvec, or libm in the plain build). */
-#define RAW_CHAIN(T, SFX, TANH)                                                                    \
+/* Op i of the chain as a plain loop, tanh by the array tanh the op uses (libmvec, or libm in
+ * the plain build). */
+#define RAW_OP(T, SFX, TANH)                                                                       \
+    static inline void raw_op_##SFX(int64_t i, const T *restrict src, T *restrict dst,             \
+                                    const T *restrict x, int64_t n)                                \
+    {                                                                                              \
+        switch (i & 3) {                                                                           \
+        case 0:                                                                                    \
+            for (int64_t j = 0; j < n; j++) dst[j] = (T)0.5 * src[j];                              \
+            break;                                                                                 \
+        case 1:                                                                                    \
+            for (int64_t j = 0; j < n; j++) dst[j] = src[j] + (T)0.1;                              \
+            break;                                                                                 \
+        case 2: TANH(src, dst, n); break;                                                          \
+        default:                                                                                   \
+            for (int64_t j = 0; j < n; j++) dst[j] = src[j] + x[j];                                \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+RAW_OP(float, f32, tg_vm_tanh_f32)
+RAW_OP(double, f64, tg_vm_tanh_f64)
+
+/* The same arithmetic over two preallocated buffers. */
+#define RAW_CHAIN(T, SFX)                                                                          \
     static void raw_chain_##SFX(const T *restrict x, T *restrict a, T *restrict b, int64_t n,      \
                                 int64_t k)                                                         \
     {                                                                                              \
         const T *src = x;                                                                          \
         for (int64_t i = 0; i < k; i++) {                                                          \
             T *dst = (i & 1) ? b : a;                                                              \
-            switch (i & 3) {                                                                       \
-            case 0:                                                                                \
-                for (int64_t j = 0; j < n; j++) dst[j] = (T)0.5 * src[j];                          \
-                break;                                                                             \
-            case 1:                                                                                \
-                for (int64_t j = 0; j < n; j++) dst[j] = src[j] + (T)0.1;                          \
-                break;                                                                             \
-            case 2: TANH(src, dst, n); break;                                                      \
-            default:                                                                               \
-                for (int64_t j = 0; j < n; j++) dst[j] = src[j] + x[j];                            \
-                break;                                                                             \
-            }                                                                                      \
+            raw_op_##SFX(i, src, dst, x, n);                                                       \
             src = dst;                                                                             \
         }                                                                                          \
         __asm__ volatile("" : : "r"(src) : "memory");                                              \
     }
-RAW_CHAIN(float, f32, tg_vm_tanh_f32)
-RAW_CHAIN(double, f64, tg_vm_tanh_f64)
+RAW_CHAIN(float, f32)
+RAW_CHAIN(double, f64)
 
 /* The chain and its gradient as plain loops, each op's output in a slot of its own (v, k + 1
  * slots of n: v[0] is x) and the gradient of sum(y) swept back from slot k to x through
  * g (two buffers): what a replay and a sweep compute, with nothing else. The ops depend on
  * one another, so at small n this is the chain's latency, the limit of replay + sweep. */
-#define RAW_CHAIN_BWD(T, SFX, TANH)                                                                \
+#define RAW_CHAIN_BWD(T, SFX)                                                                      \
     static void raw_fwd_bwd_##SFX(T *restrict v, T *restrict ga, T *restrict gb, T *restrict gx,   \
                                   int64_t n, int64_t k)                                            \
     {                                                                                              \
-        const T *x = v;                                                                            \
-        for (int64_t i = 0; i < k; i++) {                                                          \
-            const T *src = v + i * n;                                                              \
-            T *dst = v + (i + 1) * n;                                                              \
-            switch (i & 3) {                                                                       \
-            case 0:                                                                                \
-                for (int64_t j = 0; j < n; j++) dst[j] = (T)0.5 * src[j];                          \
-                break;                                                                             \
-            case 1:                                                                                \
-                for (int64_t j = 0; j < n; j++) dst[j] = src[j] + (T)0.1;                          \
-                break;                                                                             \
-            case 2: TANH(src, dst, n); break;                                                      \
-            default:                                                                               \
-                for (int64_t j = 0; j < n; j++) dst[j] = src[j] + x[j];                            \
-                break;                                                                             \
-            }                                                                                      \
-        }                                                                                          \
+        for (int64_t i = 0; i < k; i++) raw_op_##SFX(i, v + i * n, v + (i + 1) * n, v, n);         \
         T *g = ga, *h = gb;                                                                        \
         for (int64_t j = 0; j < n; j++) g[j] = 1, gx[j] = 0;                                       \
         for (int64_t i = k - 1; i >= 0; i--) {                                                     \
@@ -160,8 +154,8 @@ RAW_CHAIN(double, f64, tg_vm_tanh_f64)
         for (int64_t j = 0; j < n; j++) gx[j] += g[j];                                             \
         __asm__ volatile("" : : "r"(gx) : "memory");                                               \
     }
-RAW_CHAIN_BWD(float, f32, tg_vm_tanh_f32)
-RAW_CHAIN_BWD(double, f64, tg_vm_tanh_f64)
+RAW_CHAIN_BWD(float, f32)
+RAW_CHAIN_BWD(double, f64)
 
 static volatile double sink;
 
