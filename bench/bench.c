@@ -218,17 +218,13 @@ static void bench_overhead(tg_dtype dt, int64_t n, int64_t k, int reps, bool raw
         free(a), free(b);
         /* the chain and its gradient, plain (raw_fwd_bwd_*) */
         size_t slot = ((size_t)n * es + 63) / 64 * 64;
-        unsigned char *v = aligned_alloc(64, slot * (size_t)(k + 1)),
-                      *g = aligned_alloc(64, 3 * slot);
+        void *v = aligned_alloc(64, slot * (size_t)(k + 1)), *g = aligned_alloc(64, 3 * slot);
+        void *g1 = (char *)g + slot, *g2 = (char *)g + 2 * slot;
         for (int r = -1; r < reps; r++) {
             memcpy(v, tg_data(x), (size_t)n * es);
             double t0 = now();
-            if (dt == TG_F32)
-                raw_fwd_bwd_f32((float *)v, (float *)g, (float *)(g + slot),
-                                (float *)(g + 2 * slot), n, k);
-            else
-                raw_fwd_bwd_f64((double *)v, (double *)g, (double *)(g + slot),
-                                (double *)(g + 2 * slot), n, k);
+            if (dt == TG_F32) raw_fwd_bwd_f32(v, g, g1, g2, n, k);
+            else raw_fwd_bwd_f64(v, g, g1, g2, n, k);
             double t1 = now();
             if (r >= 0) rwb[r] = (t1 - t0) / (double)k * 1e9;
         }
