@@ -299,7 +299,7 @@ static void test_values(void)
         run a = run_case(28, dt, n, 2), b = run_case(30, dt, n, 2);
         long double all = 0;
         for (int64_t i = 0; i < rows * 97; i++) all += (long double)tg_get(x, i);
-        ok = a.y && b.gc && fabs(tg_get(a.y, 0) - (double)all) <= tol * (1 + fabsl(all));
+        ok = a.y && b.gc && fabs(tg_get(a.y, 0) - (double)all) <= tol * (1 + fabs((double)all));
         for (int64_t i = 0; ok && i < rows; i++) {
             long double s = 0;
             for (int64_t j = 0; j < 97; j++)
