@@ -119,8 +119,11 @@ TG_ALWAYS_INLINE tg_tensor *binary(tg_tape *tp, int op, size_t attr, void (*forw
     tg_node *n = shape == a->shape ? tg_op_begin_k(tp, op, attr, 2, in, nd, shape, a->numel)
                                    : tg_op_begin(tp, op, 2, in, nd, shape);
     if (!n) return NULL;
-    tg_node_attr(n)->binary.layout =
-        layout(a, b, nd, shape, tg_node_out(n)->numel, &tg_node_attr(n)->binary.row);
+    if (shape == a->shape && b->numel == a->numel) /* the same shapes: no search */
+        tg_node_attr(n)->binary.layout = SAME;
+    else
+        tg_node_attr(n)->binary.layout =
+            layout(a, b, nd, shape, tg_node_out(n)->numel, &tg_node_attr(n)->binary.row);
     return tg_op_finish_k(tp, n, 2, forward);
 }
 

@@ -78,6 +78,10 @@ __attribute__((always_inline, target("avx2"))) static inline void tail_out_f64(v
 /* y = vf(x) over whole vectors of W elements of T, then the rest zero-padded in one vector,
  * so every element is the vector function's. */
 #define MVEC_LOOP(name, T, V, vf, sfx)                                                             \
+    __attribute__((noinline, target("avx2"))) static void name##_tail(const T *x, T *y, int64_t r) \
+    {                                                                                              \
+        tail_out_##sfx(vf(tail_in_##sfx(x, r)), y, r);                                             \
+    }                                                                                              \
     __attribute__((noinline, target("avx2"))) static void name(const T *x, T *y, int64_t n)        \
     {                                                                                              \
         const int64_t w = (int64_t)(sizeof(V) / sizeof(T));                                        \
@@ -88,7 +92,7 @@ __attribute__((always_inline, target("avx2"))) static inline void tail_out_f64(v
             v = vf(v);                                                                             \
             memcpy(y + i, &v, sizeof v);                                                           \
         }                                                                                          \
-        if (i < n) tail_out_##sfx(vf(tail_in_##sfx(x + i, n - i)), y + i, n - i);                  \
+        if (i < n) name##_tail(x + i, y + i, n - i);                                               \
     }
 #define MVEC_LOOPS(fn)                                                                             \
     MVEC_LOOP(fn##_f32_avx2, float, v8sf, mv_##fn##f, f32)                                         \
@@ -125,8 +129,9 @@ __attribute__((constructor)) static void vm_init(void)
 }
 bool tg_vm_vector(void) { return have_avx2; }
 #define VEC_PATH(fn, dt)                                                                           \
-    if (have_avx2) {                                                                               \
-        fn##_##dt##_avx2(x, y, n);                                                                 \
+    if (have_avx2) { /* under one vector: the part vector alone, without the loop's registers */   \
+        if (n >= (int64_t)(32 / sizeof *x)) fn##_##dt##_avx2(x, y, n);                             \
+        else if (n > 0) fn##_##dt##_avx2_tail(x, y, n);                                            \
         return;                                                                                    \
     }
 #else
