@@ -3,6 +3,7 @@
 #ifndef TAPEGRAD_AUTOGRAD_INTERNAL_H
 #define TAPEGRAD_AUTOGRAD_INTERNAL_H
 
+#include <math.h> /* isfinite, for tg_op_scalar_k */
 #include <stdint.h>
 #include <string.h>
 
@@ -267,16 +268,12 @@ int tg_op_check_full(tg_tape *tp, int op, int n_in, tg_tensor *const *in);
 /* A node for op with its output (dtype of in[0]) allocated; NULL when out of memory. */
 tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int ndim,
                      const int64_t *shape);
-/* tg_op_begin for an output of in[0]'s shape. */
-tg_node *tg_op_begin_like(tg_tape *tp, int op, int n_in, tg_tensor *const *in);
 /* saved context of bytes (zeroed), in the arena; NULL with an error when out of memory. */
 void *tg_op_save(tg_tape *tp, tg_node *n, size_t bytes);
 tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n);
 /* Whether tg_op_finish will record a node with these inputs: grad mode is on and some input
  * requires a gradient. For ops that keep context only a recorded node needs. */
 bool tg_op_records(const tg_tape *tp, int n_in, tg_tensor *const *in);
-/* Shortcut for ops whose output has the shape of in[0]: check, begin, finish. */
-tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x);
 /* Formats the shapes of n tensors as "[2,3] and [4]" for messages. */
 const char *tg_shapes_str(char *buf, size_t size, int n, tg_tensor *const *t);
 
@@ -498,6 +495,23 @@ TG_ALWAYS_INLINE tg_tensor *tg_op_unary_k(tg_tape *tp, int op, size_t attr,
     if (tg_op_check(tp, op, 1, &x)) return NULL;
     tg_node *n = tg_op_begin_k(tp, op, attr, 1, &x, x->ndim, x->shape, x->numel);
     return n ? tg_op_finish_k(tp, n, 1, forward) : NULL;
+}
+
+/* The same for ops with one scalar attribute c (add_scalar's c, leaky_relu's alpha, ...),
+ * refused when not finite: "tg_<op>: <what> <c> is not finite". */
+TG_ALWAYS_INLINE tg_tensor *tg_op_scalar_k(tg_tape *tp, int op, size_t attr,
+                                           void (*forward)(tg_node *), tg_tensor *x, double c,
+                                           const char *what)
+{
+    if (tg_op_check(tp, op, 1, &x)) return NULL;
+    if (!isfinite(c)) {
+        tg_fail(tp, TG_EARG, "tg_%s: %s %g is not finite", tg_op_table[op].name, what, c);
+        return NULL;
+    }
+    tg_node *n = tg_op_begin_k(tp, op, attr, 1, &x, x->ndim, x->shape, x->numel);
+    if (!n) return NULL;
+    tg_node_attr(n)->scalar = c;
+    return tg_op_finish_k(tp, n, 1, forward);
 }
 
 /* A tensor on tp of the given shape with every element value, recorded nowhere and needing

@@ -73,12 +73,6 @@ tg_node *tg_op_begin(tg_tape *tp, int op, int n_in, tg_tensor *const *in, int nd
     return tg_op_begin_k(tp, op, tg_op_table[op].attr_bytes, n_in, in, ndim, shape, numel);
 }
 
-tg_node *tg_op_begin_like(tg_tape *tp, int op, int n_in, tg_tensor *const *in)
-{
-    return tg_op_begin_k(tp, op, tg_op_table[op].attr_bytes, n_in, in, in[0]->ndim, in[0]->shape,
-                         in[0]->numel);
-}
-
 /* With the self-checks on: whether the bytes past n's attributes still hold tg_node_init's
  * pattern; if not, the error. */
 COLD bool tg_op_attr_overrun(tg_tape *tp, const tg_node *n)
@@ -139,12 +133,4 @@ int tg_leaf_refs_add(tg_tape *tp, const tg_node *n)
 tg_tensor *tg_op_finish(tg_tape *tp, tg_node *n)
 {
     return tg_op_finish_k(tp, n, n->n_in, tg_op_table[n->op].forward);
-}
-
-tg_tensor *tg_op_unary(tg_tape *tp, int op, tg_tensor *x)
-{
-    if (tg_op_check(tp, op, 1, &x)) return NULL;
-    tg_node *n =
-        tg_op_begin_k(tp, op, tg_op_table[op].attr_bytes, 1, &x, x->ndim, x->shape, x->numel);
-    return n ? tg_op_finish(tp, n) : NULL;
 }

@@ -65,20 +65,6 @@ void tg_step_bwd(tg_node *n) { (void)n; }
 TG_UNARY_FWD(sign, sign)
 void tg_sign_bwd(tg_node *n) { (void)n; }
 
-TG_ALWAYS_INLINE tg_tensor *with_alpha(tg_tape *tp, int op, size_t attr, void (*forward)(tg_node *),
-                                       tg_tensor *x, double alpha)
-{
-    if (tg_op_check(tp, op, 1, &x)) return NULL;
-    if (!isfinite(alpha)) {
-        tg_fail(tp, TG_EARG, "tg_%s: alpha %g is not finite", tg_op_table[op].name, alpha);
-        return NULL;
-    }
-    tg_node *n = tg_op_begin_k(tp, op, attr, 1, &x, x->ndim, x->shape, x->numel);
-    if (!n) return NULL;
-    tg_node_attr(n)->scalar = alpha;
-    return tg_op_finish_k(tp, n, 1, forward);
-}
-
 tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(sigmoid), x); }
 tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(tanh), x); }
 tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(relu), x); }
@@ -90,11 +76,11 @@ tg_tensor *tg_step(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K
 tg_tensor *tg_sign(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(sign), x); }
 tg_tensor *tg_leaky_relu(tg_tape *tp, tg_tensor *x, double alpha)
 {
-    return with_alpha(tp, TG_OP_K(leaky_relu), x, alpha);
+    return tg_op_scalar_k(tp, TG_OP_K(leaky_relu), x, alpha, "alpha");
 }
 tg_tensor *tg_elu(tg_tape *tp, tg_tensor *x, double alpha)
 {
-    return with_alpha(tp, TG_OP_K(elu), x, alpha);
+    return tg_op_scalar_k(tp, TG_OP_K(elu), x, alpha, "alpha");
 }
 
 /* ---- prelu, softmax and log_softmax: prelu_fwd_f32 ... softmax_bwd_f64, from the template

@@ -84,32 +84,18 @@ void tg_square_vjp(tg_tape *tp, const tg_node *n, tg_tensor *dy, const bool *wan
     dx[0] = tg_mul(tp, dy, tg_mul_scalar(tp, n->in[0], 2));
 }
 
-TG_ALWAYS_INLINE tg_tensor *with_scalar(tg_tape *tp, int op, size_t attr,
-                                        void (*forward)(tg_node *), tg_tensor *x, double c)
-{
-    if (tg_op_check(tp, op, 1, &x)) return NULL;
-    if (!isfinite(c)) {
-        tg_fail(tp, TG_EARG, "tg_%s: the scalar %g is not finite", tg_op_table[op].name, c);
-        return NULL;
-    }
-    tg_node *n = tg_op_begin_k(tp, op, attr, 1, &x, x->ndim, x->shape, x->numel);
-    if (!n) return NULL;
-    tg_node_attr(n)->scalar = c;
-    return tg_op_finish_k(tp, n, 1, forward);
-}
-
 tg_tensor *tg_neg(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(neg), x); }
 tg_tensor *tg_add_scalar(tg_tape *tp, tg_tensor *x, double c)
 {
-    return with_scalar(tp, TG_OP_K(add_scalar), x, c);
+    return tg_op_scalar_k(tp, TG_OP_K(add_scalar), x, c, "the scalar");
 }
 tg_tensor *tg_mul_scalar(tg_tape *tp, tg_tensor *x, double c)
 {
-    return with_scalar(tp, TG_OP_K(mul_scalar), x, c);
+    return tg_op_scalar_k(tp, TG_OP_K(mul_scalar), x, c, "the scalar");
 }
 tg_tensor *tg_pow_scalar(tg_tape *tp, tg_tensor *x, double p)
 {
-    return with_scalar(tp, TG_OP_K(pow_scalar), x, p);
+    return tg_op_scalar_k(tp, TG_OP_K(pow_scalar), x, p, "the scalar");
 }
 tg_tensor *tg_exp(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(exp), x); }
 tg_tensor *tg_log(tg_tape *tp, tg_tensor *x) { return tg_op_unary_k(tp, TG_OP_K(log), x); }
