@@ -168,10 +168,24 @@ TG_INLINE void FN(binary_fwd_part)(tg_node *n, T (*f)(T a, T b), int64_t i0, int
      NULL, NULL, f, NULL, i0, i1);
 }
 
-/* The gradients of a flat layout's full-size operands on output elements [i0, i1): a's
- * unless a is the scalar, then b's unless b is, with beta_a and beta_b as in ew_at. Each is
- * its own loop with its own restrict pointer: for mul(x, x) both are x's gradient, and the
- * two loops run one after the other (beta_b then 1). */
+/* The gradient of a SAME layout's operand (a's if pass is DA, b's if DB) on elements
+ * [i0, i1): one plain loop, beta as in ew_at. For mul(x, x) both passes write x's gradient,
+ * one after the other (the second with beta 1). */
+TG_INLINE void FN(same_bwd)(const tg_node *n, int pass, int beta, T (*df)(T dy, T a, T b, T y),
+                            int64_t i0, int64_t i1)
+{
+    const T *restrict a = n->in[0]->data, *restrict b = n->in[1]->data;
+    const T *restrict y = tg_node_out(n)->data, *restrict dy = tg_node_out(n)->grad->data;
+    T *restrict out = n->in[pass == DA ? 0 : 1]->grad->data;
+    if (beta)
+        for (int64_t i = i0; i < i1; i++) out[i] += df(dy[i], a[i], b[i], y[i]);
+    else
+        for (int64_t i = i0; i < i1; i++) out[i] = df(dy[i], a[i], b[i], y[i]);
+}
+
+/* The gradients of a scalar layout's (A_SCALAR, B_SCALAR) full-size operand on output
+ * elements [i0, i1): a's unless a is the scalar, then b's unless b is, with beta_a and beta_b
+ * as in ew_at (SAME takes same_bwd, which the compiler makes simpler loops of). */
 TG_INLINE void FN(binary_bwd_part)(tg_node *n, T (*df_da)(T dy, T a, T b, T y),
                                    T (*df_db)(T dy, T a, T b, T y), int64_t i0, int64_t i1,
                                    int beta_a, int beta_b)

@@ -221,6 +221,19 @@ static void nonflat(tg_node *n, int pass, tg_part_fn *part)
             binary_bwd_part_f32(n, op##_da_f32, op##_db_f32, i0, i1, beta & 1, beta >> 1);         \
         else binary_bwd_part_f64(n, op##_da_f64, op##_db_f64, i0, i1, beta & 1, beta >> 1);        \
     }                                                                                              \
+    /* SAME: a's pass, then b's (for mul(x, x) the second adds to what the first wrote) */         \
+    static inline void op##_same_part(tg_node *n, int64_t i0, int64_t i1, int beta)                \
+    {                                                                                              \
+        const bool f32 = tg_node_out(n)->dtype == TG_F32;                                          \
+        if (n->in[0]->requires_grad) {                                                             \
+            if (f32) same_bwd_f32(n, DA, beta & 1, op##_da_f32, i0, i1);                           \
+            else same_bwd_f64(n, DA, beta & 1, op##_da_f64, i0, i1);                               \
+        }                                                                                          \
+        if (n->in[1]->requires_grad) {                                                             \
+            if (f32) same_bwd_f32(n, DB, beta >> 1, op##_db_f32, i0, i1);                          \
+            else same_bwd_f64(n, DB, beta >> 1, op##_db_f64, i0, i1);                              \
+        }                                                                                          \
+    }                                                                                              \
     /* mode: see MODE; the pass picks the element function */                                      \
     static void op##_nonflat_part(tg_node *n, int64_t i0, int64_t i1, int mode)                    \
     {                                                                                              \
@@ -254,6 +267,12 @@ static void nonflat(tg_node *n, int pass, tg_part_fn *part)
             return;                                                                                \
         }                                                                                          \
         /* read in this order: for mul(x, x) a's pass writes, b's adds */                          \
+        if (layout == SAME) {                                                                      \
+            const int beta_a = a->requires_grad ? tg_grad_beta(a) : 1;                             \
+            const int beta_b = b->requires_grad ? tg_grad_beta(b) : 1;                             \
+            TG_PAR_RUN(n, tg_node_out(n)->numel, op##_same_part, beta_a | beta_b << 1);            \
+            return;                                                                                \
+        }                                                                                          \
         const int beta_a = a->requires_grad && layout != A_SCALAR ? tg_grad_beta(a) : 1;           \
         const int beta_b = b->requires_grad && layout != B_SCALAR ? tg_grad_beta(b) : 1;           \
         TG_PAR_RUN(n, tg_node_out(n)->numel, op##_bwd_part, beta_a | beta_b << 1);                 \
