@@ -1,7 +1,9 @@
 /* bench/chain_phases.c: bench_overhead's 1-element f32 chain, phase by phase, for callgrind
  * (inclusive Ir of the phase_* functions / (reps K)) and for alternating timing runs.
  * usage: chain_phases [reps] [k]  -> prints ns/op of record, sweep, nograd, replay, replay
- * sweep. Build: make build/chain_phases. Count: valgrind --tool=callgrind
+ * sweep, and indep: the no-grad chain's ops all reading x instead of the op before, so that
+ * none waits for another's result (the same time as nograd: the chain is not bound by its
+ * ops' latency). Build: make build/chain_phases. Count: valgrind --tool=callgrind
  * build/chain_phases 21 1000, then callgrind_annotate --inclusive=yes callgrind.out.PID. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,20 @@ __attribute__((noinline)) tg_tensor *phase_nograd(tg_tape *tp, tg_tensor *x, lon
 {
     return chain(tp, x, k);
 }
+/* chain's ops, each on x */
+__attribute__((noinline)) tg_tensor *phase_indep(tg_tape *tp, tg_tensor *x, long k)
+{
+    tg_tensor *y = x;
+    for (long i = 0; i < k; i++) {
+        switch (i & 3) {
+        case 0: y = tg_mul_scalar(tp, x, 0.5); break;
+        case 1: y = tg_add_scalar(tp, x, 0.1); break;
+        case 2: y = tg_tanh(tp, x); break;
+        default: y = tg_add(tp, x, x); break;
+        }
+    }
+    return y;
+}
 
 static int cmp(const void *a, const void *b)
 {
@@ -54,8 +70,8 @@ int main(int argc, char **argv)
     tg_tensor_rand_uniform(x, -1, 1, &rng);
     tg_set_requires_grad(x, true);
     tg_tape *tp = tg_tape_new();
-    double *t[5];
-    for (int j = 0; j < 5; j++) t[j] = calloc((size_t)reps, sizeof(double));
+    double *t[6];
+    for (int j = 0; j < 6; j++) t[j] = calloc((size_t)reps, sizeof(double));
     double g = 0, v = 0;
     for (int r = -1; r < reps; r++) {
         tg_tape_reset(tp);
@@ -78,6 +94,10 @@ int main(int argc, char **argv)
         double t7 = now();
         tg_tensor *y = phase_nograd(tp, x, k);
         double t8 = now();
+        tg_tape_reset(tp);
+        double t9 = now();
+        y = phase_indep(tp, x, k);
+        double t10 = now();
         tg_tape_set_grad_mode(tp, true);
         v += tg_get(y, 0);
         if (r >= 0) {
@@ -86,14 +106,16 @@ int main(int argc, char **argv)
             t[2][r] = (t8 - t7) / (double)k * 1e9;
             t[3][r] = (t4 - t3) / (double)k * 1e9;
             t[4][r] = (t6 - t5) / (double)k * 1e9;
+            t[5][r] = (t10 - t9) / (double)k * 1e9;
         }
     }
-    printf("record sweep nograd replay rsweep (median ns/op)  g=%.9g v=%.9g\n", g, v);
-    for (int j = 0; j < 5; j++) {
+    printf("record sweep nograd replay rsweep indep (median ns/op)  g=%.9g v=%.9g\n", g, v);
+    for (int j = 0; j < 6; j++) {
         qsort(t[j], (size_t)reps, sizeof(double), cmp);
         printf("%.2f ", t[j][reps / 2]);
     }
     printf("\n");
+    for (int j = 0; j < 6; j++) free(t[j]);
     tg_tape_free(tp);
     tg_tensor_free(x);
     return 0;
