@@ -55,15 +55,15 @@ static NOINLINE int make_grad(tg_tape *tp, tg_tensor *t)
 
 /* make_grad's common cases without a call: a gradient already made for this sweep, a buffer
  * to mark unset again, or a new one from the current block. */
-static inline int ensure_grad(tg_tape *tp, tg_tensor *t)
+static inline int ensure_grad(tg_tape *tp, tg_tensor *t, uint64_t sweep, bool poison)
 {
-    if (!tp->poison_grads) {
+    if (!poison) {
         if (t->leaf) {
             if (t->grad) return TG_OK;
         } else {
-            if (t->grad_sweep == tp->sweep) return TG_OK;
+            if (t->grad_sweep == sweep) return TG_OK;
             if (t->grad || new_grad(tp, t)) { /* new: the first sweep since recording */
-                t->grad_unset = true, t->grad_sweep = tp->sweep;
+                t->grad_unset = true, t->grad_sweep = sweep;
                 return TG_OK;
             }
         }
@@ -211,8 +211,10 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
     tg_grad_ready_fn ready = tp->ready_fn; /* as set when the sweep starts */
     void *ready_ctx = tp->ready_ctx;
     if (ready && ready_plan(tp, y, who)) return tp->err;
-    tp->sweep++;
-    if (ensure_grad(tp, y)) return tp->err;
+    /* read once: a backward kernel changes neither */
+    const uint64_t sweep_id = ++tp->sweep;
+    const bool poison = tp->poison_grads;
+    if (ensure_grad(tp, y, sweep_id, poison)) return tp->err;
     tg_grad_settle(y);
     if (seed) add_seed(y->grad, seed);
     else tg_set(y->grad, 0, tg_get(y->grad, 0) + 1.0); /* d loss / d loss */
@@ -221,14 +223,14 @@ static int sweep(tg_tape *tp, tg_tensor *y, const tg_tensor *seed, const char *w
     if (prof) tp->prof->phase = 1;
     for (tg_node *n = tg_tensor_node(y); n; n = n->prev) {
         prefetch_below(n);
-        if (!tg_node_out(n)->grad || tg_node_out(n)->grad_sweep != tp->sweep)
+        if (!tg_node_out(n)->grad || tg_node_out(n)->grad_sweep != sweep_id)
             continue; /* no gradient here */
         const tg_op *op = &tg_op_table[n->op];
         tg_grad_settle(tg_node_out(n)); /* reached, but no kernel wrote it: zeros */
         for (int i = 0; i < n->n_in; i++) {
             tg_tensor *x = n->in[i];
             if (!x->requires_grad) continue;
-            if (ensure_grad(tp, x)) {
+            if (ensure_grad(tp, x, sweep_id, poison)) {
                 if (prof) tp->prof->phase = 0;
                 return tp->err;
             }
