@@ -488,7 +488,8 @@ TG_ALWAYS_INLINE tg_tensor *tg_op_finish_k(tg_tape *tp, tg_node *n, int n_in,
     return out;
 }
 
-/* tg_op_unary with the op's constants (TG_OP_K(tanh)): check, begin, finish. */
+/* A one-input op whose output is shaped like its input, with the op's constants
+ * (TG_OP_K(tanh)): check, begin, finish. */
 TG_ALWAYS_INLINE tg_tensor *tg_op_unary_k(tg_tape *tp, int op, size_t attr,
                                           void (*forward)(tg_node *), tg_tensor *x)
 {

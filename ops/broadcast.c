@@ -140,15 +140,8 @@ static void walk(const bview *v, tg_dtype dt, int pass, bool add, void *big, voi
     if (pass == REDUCE && !st && last == 0) { /* one run into small[0]: parts at any count */
         run_ctx r = {.dt = dt, .big = big, .w = w, .count = tg_sum_parts(w)};
         tg_par_parts(w, r.count, run_part, &r);
-        if (dt == TG_F32) {
-            float t = r.f32[0];
-            for (int p = 1; p < r.count; p++) t += r.f32[p];
-            *(float *)small += t;
-        } else {
-            double t = r.f64[0];
-            for (int p = 1; p < r.count; p++) t += r.f64[p];
-            *(double *)small += t;
-        }
+        if (dt == TG_F32) *(float *)small += tg_parts_sum_f32(r.f32, r.count);
+        else *(double *)small += tg_parts_sum_f64(r.f64, r.count);
         return;
     }
     if (pass == EXPAND || nt <= 1) {

@@ -160,12 +160,10 @@ static void scalar_grad(tg_node *n, int pass, void (*part)(void *ctx, int p))
     const int beta = tg_grad_beta(x);
     void *d = x->grad->data;
     if (tg_node_out(n)->dtype == TG_F32) {
-        float s = c.f32[0];
-        for (int p = 1; p < c.count; p++) s += c.f32[p];
+        const float s = tg_parts_sum_f32(c.f32, c.count);
         *(float *)d = beta ? *(float *)d + s : s;
     } else {
-        double s = c.f64[0];
-        for (int p = 1; p < c.count; p++) s += c.f64[p];
+        const double s = tg_parts_sum_f64(c.f64, c.count);
         *(double *)d = beta ? *(double *)d + s : s;
     }
 }

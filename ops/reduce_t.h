@@ -33,9 +33,7 @@ static T FN(sum_long)(const T *x, int64_t len)
 {
     FN(sum_ctx) c = {.x = x, .len = len, .count = tg_sum_parts(len)};
     tg_par_parts(len, c.count, FN(sum_part), &c);
-    T s = c.part[0];
-    for (int p = 1; p < c.count; p++) s += c.part[p];
-    return s;
+    return FN(tg_parts_sum)(c.part, c.count);
 }
 
 /* Rows [o0, o1) of the forward: outputs y[o0 * inner ..  o1 * inner), or (inner > 1, for a

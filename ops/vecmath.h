@@ -75,6 +75,19 @@ void tg_par_zero(void *p, int64_t numel, size_t esize);
 static inline int tg_sum_parts(int64_t len) { return len < TG_PAR_MIN ? 1 : TG_SUM_PARTS; }
 /* Where part p of count starts (p = count: len). */
 static inline int64_t tg_sum_cut(int64_t len, int count, int p) { return len * p / count; }
+/* The part sums added in order 0, 1, ..., count - 1 (count >= 1). */
+static inline float tg_parts_sum_f32(const float *part, int count)
+{
+    float s = part[0];
+    for (int p = 1; p < count; p++) s += part[p];
+    return s;
+}
+static inline double tg_parts_sum_f64(const double *part, int count)
+{
+    double s = part[0];
+    for (int p = 1; p < count; p++) s += part[p];
+    return s;
+}
 /* fn(ctx, p) for p in [0, count), over tg_par_threads(len) threads when count > 1. */
 void tg_par_parts(int64_t len, int count, void (*fn)(void *ctx, int p), void *ctx);
 
